@@ -1,0 +1,121 @@
+//! The shared, append-only event log. Producers (proxy tasks, actors, the
+//! runner) hold a cheap [`Recorder`] handle; the runner takes the finished
+//! [`History`] at the end.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::{Event, EventKind};
+
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    start: Instant,
+    events: Mutex<Vec<Event>>,
+    live: tokio::sync::broadcast::Sender<Event>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        let (live, _) = tokio::sync::broadcast::channel(4096);
+        Recorder {
+            inner: Arc::new(Inner {
+                start: Instant::now(),
+                events: Mutex::new(Vec::new()),
+                live,
+            }),
+        }
+    }
+
+    /// Appends an event stamped with the time since the recorder was made.
+    /// Timestamp and sequence are taken under one lock so they never disagree.
+    pub fn record(&self, kind: EventKind) -> Event {
+        let mut events = self.inner.events.lock().expect("history lock poisoned");
+        let ev = Event {
+            seq: events.len() as u64,
+            at: self.inner.start.elapsed(),
+            kind,
+        };
+        events.push(ev.clone());
+        drop(events);
+        let _ = self.inner.live.send(ev.clone());
+        ev
+    }
+
+    /// A live feed of events recorded from now on (for waits and `-v`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.inner.live.subscribe()
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.inner.start.elapsed()
+    }
+
+    /// A copy of everything recorded so far.
+    pub fn snapshot(&self) -> History {
+        History {
+            events: self.inner.events.lock().expect("history lock poisoned").clone(),
+        }
+    }
+}
+
+/// A finished (or copied) log, in recording order.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub events: Vec<Event>,
+}
+
+impl History {
+    pub fn from_events(events: Vec<Event>) -> History {
+        History { events }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter()
+    }
+
+    /// Builds a history from kinds with synthetic timestamps, for tests of
+    /// checkers: the n-th event is at n milliseconds unless `at` is given.
+    pub fn build() -> HistoryBuilder {
+        HistoryBuilder::default()
+    }
+}
+
+#[derive(Default)]
+pub struct HistoryBuilder {
+    events: Vec<Event>,
+    now: std::time::Duration,
+}
+
+impl HistoryBuilder {
+    /// Advances the synthetic clock.
+    pub fn wait(mut self, d: std::time::Duration) -> Self {
+        self.now += d;
+        self
+    }
+
+    pub fn push(mut self, kind: EventKind) -> Self {
+        self.now += std::time::Duration::from_millis(1);
+        self.events.push(Event {
+            seq: self.events.len() as u64,
+            at: self.now,
+            kind,
+        });
+        self
+    }
+
+    pub fn finish(self) -> History {
+        History {
+            events: self.events,
+        }
+    }
+}
