@@ -5,5 +5,19 @@
 //! observation lands in one [`history::History`], and checkers, the trace
 //! normalizer and the reports read that history.
 
+pub mod agent;
+pub mod broker;
+pub mod check;
+pub mod client;
+pub mod error;
+pub mod exit_codes;
 pub mod history;
 pub mod mqtt;
+pub mod process;
+pub mod proxy;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod splice;
+pub mod target;
+pub mod trace;

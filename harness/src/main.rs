@@ -1,1 +1,191 @@
-fn main() {}
+//! The `mqtt-hil` command line: a thin dispatcher over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use mqtt_hil::broker::BrokerSpec;
+use mqtt_hil::error::Error;
+use mqtt_hil::exit_codes;
+use mqtt_hil::runner::{self, RunConfig, Status};
+use mqtt_hil::scenario;
+use mqtt_hil::target::TargetSpec;
+
+#[derive(Parser)]
+#[command(name = "mqtt-hil", version, about = "Hardware-in-the-loop test harness for MQTT devices and brokers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run scenario files or folders and print a verdict per scenario.
+    Run {
+        /// Scenario files or folders of them.
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// mosquitto (a local process the harness starts) or external:HOST:PORT.
+        #[arg(long, default_value = "mosquitto")]
+        broker: String,
+        /// What plays the device: virtual, host, qemu, serial:PORT.
+        #[arg(long, default_value = "virtual")]
+        target: String,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Folder for traces and broker files.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Only scenarios whose id contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print each scenario's normalized trace.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// List scenarios with their one-line descriptions.
+    List {
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+    },
+    /// Splice stdin/stdout to a TCP address (QEMU's guestfwd runs this).
+    #[command(hide = true)]
+    Splice { addr: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(async {
+        match cli.command {
+            Cmd::List { paths } => list(&paths),
+            Cmd::Run {
+                paths,
+                broker,
+                target,
+                junit,
+                out,
+                filter,
+                verbose,
+            } => {
+                let run = run(paths, broker, target, junit, out, filter, verbose);
+                tokio::select! {
+                    code = run => code,
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("interrupted: stopping everything that was started");
+                        Ok(exit_codes::INTERRUPTED)
+                    }
+                }
+            }
+            Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
+        }
+    });
+    // Dropping the runtime drops every task, and with them the child
+    // processes (killed on drop), before we exit.
+    drop(runtime);
+    match code {
+        Ok(c) => ExitCode::from(c as u8),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_codes::INVALID as u8)
+        }
+    }
+}
+
+fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Scenario>, Error> {
+    let files = scenario::discover(paths)?;
+    let mut out = Vec::new();
+    for f in files {
+        let s = scenario::load(&f)?;
+        if filter.is_none_or(|flt| s.id.contains(flt)) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn list(paths: &[PathBuf]) -> Result<i32, Error> {
+    let all = load_all(paths, None)?;
+    let width = all.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    for s in &all {
+        println!("{:<width$}  {}", s.id, s.name);
+    }
+    Ok(exit_codes::OK)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    paths: Vec<PathBuf>,
+    broker: String,
+    target: String,
+    junit: Option<PathBuf>,
+    out: PathBuf,
+    filter: Option<String>,
+    verbose: bool,
+) -> Result<i32, Error> {
+    let broker: BrokerSpec = broker.parse()?;
+    let target: TargetSpec = target.parse()?;
+    // Every file is checked before anything starts.
+    let scenarios = load_all(&paths, filter.as_deref())?;
+    if scenarios.is_empty() {
+        return Err(Error::Usage("no scenario matches".into()));
+    }
+    std::fs::create_dir_all(out.join("traces")).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let cfg = RunConfig {
+        broker: broker.clone(),
+        target: target.clone(),
+        workdir: out.join("work"),
+    };
+    println!("running {} scenario(s) against {broker}, device: {target}", scenarios.len());
+    let mut outcomes = Vec::new();
+    for s in &scenarios {
+        let o = runner::run(s, &cfg).await;
+        let trace = mqtt_hil::trace::render(&s.name, &o.history);
+        let trace_path = out.join("traces").join(format!("{}.trace", s.id));
+        let _ = std::fs::write(&trace_path, &trace);
+        let label = match &o.status {
+            Status::Passed => "PASS",
+            Status::Failed => "FAIL",
+            Status::Skipped(_) => "SKIP",
+            Status::Error(_) => "ERROR",
+        };
+        println!("{label:<5} {:<40} {:>6.1}s  {}", s.id, o.duration.as_secs_f64(), s.name);
+        if !o.passed() {
+            for line in o.failure_text().lines() {
+                println!("      {line}");
+            }
+        }
+        if verbose {
+            println!("{trace}");
+        }
+        if let Status::Error(e) = &o.status {
+            if e.contains("hint:") {
+                // An environment problem will fail every scenario alike.
+                eprintln!("error: {e}");
+                return Ok(exit_codes::INVALID);
+            }
+        }
+        outcomes.push(o);
+    }
+    let passed = outcomes.iter().filter(|o| o.passed()).count();
+    let skipped = outcomes.iter().filter(|o| matches!(o.status, Status::Skipped(_))).count();
+    let failed = outcomes.len() - passed - skipped;
+    if let Some(path) = &junit {
+        std::fs::write(path, mqtt_hil::report::junit::render("scenarios", &outcomes))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        println!("junit: {}", path.display());
+    }
+    println!("traces: {}", out.join("traces").display());
+    if skipped > 0 {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(if failed == 0 { exit_codes::OK } else { exit_codes::FAILED })
+}

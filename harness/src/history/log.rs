@@ -60,6 +60,21 @@ impl Recorder {
         self.inner.start.elapsed()
     }
 
+    /// Number of events recorded so far.
+    pub fn len(&self) -> usize {
+        self.inner.events.lock().expect("history lock poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of the events from position `from` on.
+    pub fn since(&self, from: usize) -> Vec<Event> {
+        let events = self.inner.events.lock().expect("history lock poisoned");
+        events[from.min(events.len())..].to_vec()
+    }
+
     /// A copy of everything recorded so far.
     pub fn snapshot(&self) -> History {
         History {

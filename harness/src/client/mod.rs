@@ -1,0 +1,77 @@
+//! Harness-side MQTT clients: the observers of a scenario and the `virtual`
+//! device. [`session`] is the sans-IO state machine; [`actor`] is the thin
+//! tokio shell that owns the socket. Devices and observers are driven through
+//! the same [`Command`] vocabulary that the firmware's agent speaks, so the
+//! runner cannot tell a virtual device from an emulated board.
+
+pub mod actor;
+pub mod session;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use session::{AckPolicy, ClientEvent, ConnectOptions, Session};
+
+use crate::mqtt::QoS;
+
+/// Automatic reconnection after a lost connection, with exponential backoff.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reconnect {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+/// What a scenario can ask of a device or an observer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Connect {
+        opts: ConnectOptions,
+        reconnect: Option<Reconnect>,
+    },
+    Subscribe(Vec<(String, QoS)>),
+    Unsubscribe(Vec<String>),
+    Publish {
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        /// Force a packet id (observers only; the agent chooses its own).
+        pid: Option<u16>,
+    },
+    /// DISCONNECT, then close; no automatic reconnection afterwards.
+    Disconnect,
+    /// Close the TCP connection without DISCONNECT (the client "vanishes").
+    Drop,
+    /// Restart the device's software; its persisted state survives.
+    Reboot,
+    /// Change which acknowledgements the client withholds.
+    SetAcks(AckPolicy),
+    /// Send a withheld PUBREL for one of our QoS 2 messages.
+    Release(u16),
+    /// Turn keepalive pings on or off (off: a silent client).
+    SetPings(bool),
+}
+
+impl Command {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Connect { .. } => "connect",
+            Command::Subscribe(_) => "subscribe",
+            Command::Unsubscribe(_) => "unsubscribe",
+            Command::Publish { .. } => "publish",
+            Command::Disconnect => "disconnect",
+            Command::Drop => "drop",
+            Command::Reboot => "reboot",
+            Command::SetAcks(_) => "set_acks",
+            Command::Release(_) => "release",
+            Command::SetPings(_) => "set_pings",
+        }
+    }
+}
+
+/// The answer to a command: the packet id it used, if any.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reply {
+    pub pid: Option<u16>,
+}

@@ -1,0 +1,11 @@
+//! Exit codes of the `mqtt-hil` binary: stable, other tools depend on them.
+
+/// Every scenario passed (skipped ones are listed but do not fail the run).
+pub const OK: i32 = 0;
+/// At least one scenario failed or errored.
+pub const FAILED: i32 = 1;
+/// Invalid input (a bad scenario file, a bad flag) or a missing piece of the
+/// environment (no mosquitto, no QEMU): nothing was judged.
+pub const INVALID: i32 = 2;
+/// Interrupted by Ctrl-C; everything started was stopped.
+pub const INTERRUPTED: i32 = 130;

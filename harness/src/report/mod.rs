@@ -1,0 +1,3 @@
+//! Files a run leaves behind for people and tools.
+
+pub mod junit;

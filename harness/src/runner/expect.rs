@@ -1,0 +1,260 @@
+//! Expectations evaluated over the history, as pure functions: the runner
+//! polls them while a step waits, and re-checks exact counts at the end.
+
+use crate::history::{CloseReason, Dir, Event, EventKind};
+use crate::mqtt::{topic, Packet};
+use crate::scenario::Expect;
+
+/// How far an expectation has got over a slice of events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Satisfied; waiting can stop.
+    Met,
+    /// Not yet; `seen` says what was observed so far, for the failure message.
+    Pending { seen: String },
+    /// Can no longer be met (e.g. a forbidden message arrived).
+    Broken { why: String, seq: u64 },
+}
+
+pub fn delivered_matches(
+    ev: &Event,
+    actor: &str,
+    want_topic: &Option<String>,
+    want_payload: &Option<bytes::Bytes>,
+) -> bool {
+    match &ev.kind {
+        EventKind::Delivered { actor: a, msg } if a == actor => {
+            want_topic.as_ref().is_none_or(|t| t == &msg.topic || topic::matches(t, &msg.topic))
+                && want_payload.as_ref().is_none_or(|p| p == &msg.payload)
+        }
+        _ => false,
+    }
+}
+
+pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
+    match expect {
+        Expect::Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            count,
+            ..
+        } => {
+            let mut n = 0;
+            for ev in events {
+                if !delivered_matches(ev, actor, topic, payload) {
+                    continue;
+                }
+                if let EventKind::Delivered { msg, .. } = &ev.kind {
+                    if qos.is_some_and(|q| q != msg.qos) {
+                        return Progress::Broken {
+                            why: format!("message on `{}` arrived with QoS {}, expected QoS {}", msg.topic, msg.qos.as_u8(), qos.unwrap().as_u8()),
+                            seq: ev.seq,
+                        };
+                    }
+                    if retain.is_some_and(|r| r != msg.retain) {
+                        return Progress::Broken {
+                            why: format!("message on `{}` arrived with retain={}, expected retain={}", msg.topic, msg.retain, retain.unwrap()),
+                            seq: ev.seq,
+                        };
+                    }
+                }
+                n += 1;
+            }
+            if n >= *count {
+                Progress::Met
+            } else {
+                Progress::Pending {
+                    seen: format!("{n} of {count} matching message(s) delivered to {actor}"),
+                }
+            }
+        }
+        Expect::NoMessage { topic, payload } => {
+            match events.iter().find(|ev| delivered_matches(ev, actor, topic, payload)) {
+                Some(ev) => Progress::Broken {
+                    why: format!("{actor} received a message it must not get ({})", describe_delivery(ev)),
+                    seq: ev.seq,
+                },
+                // Absence is only proven when the whole window has passed;
+                // the runner turns Pending at the deadline into success.
+                None => Progress::Pending {
+                    seen: "no matching message".into(),
+                },
+            }
+        }
+        Expect::Connected { session_present } => {
+            for ev in events {
+                if let Some((code, sp)) = connack(ev, actor) {
+                    if code != 0 {
+                        return Progress::Broken {
+                            why: format!("{actor}'s connection was refused (return code {code})"),
+                            seq: ev.seq,
+                        };
+                    }
+                    return match session_present {
+                        Some(want) if *want != sp => Progress::Broken {
+                            why: format!("{actor} connected with session present = {sp}, expected {want}"),
+                            seq: ev.seq,
+                        },
+                        _ => Progress::Met,
+                    };
+                }
+            }
+            Progress::Pending {
+                seen: format!("no CONNACK to {actor} yet"),
+            }
+        }
+        Expect::Refused => {
+            for ev in events {
+                if let Some((code, _)) = connack(ev, actor) {
+                    if code == 0 {
+                        return Progress::Broken {
+                            why: format!("{actor}'s connection was accepted, expected a refusal"),
+                            seq: ev.seq,
+                        };
+                    }
+                    return Progress::Met;
+                }
+            }
+            Progress::Pending {
+                seen: format!("no CONNACK to {actor} yet"),
+            }
+        }
+        Expect::Packet { packet, dir, count } => {
+            let n = events
+                .iter()
+                .filter(|ev| match &ev.kind {
+                    EventKind::Packet { actor: a, dir: d, packet: p, .. } => {
+                        a == actor && p.packet_type() == *packet && dir.is_none_or(|want| want == *d)
+                    }
+                    _ => false,
+                })
+                .count() as u32;
+            if n >= *count {
+                Progress::Met
+            } else {
+                Progress::Pending {
+                    seen: format!("{n} of {count} {packet} packet(s) on {actor}'s connection"),
+                }
+            }
+        }
+        Expect::Closed { by } => {
+            for ev in events {
+                if let EventKind::ConnClosed { actor: a, reason, .. } = &ev.kind {
+                    if a != actor {
+                        continue;
+                    }
+                    let who = match reason {
+                        CloseReason::BrokerClosed => "broker",
+                        CloseReason::ClientClosed => "client",
+                        _ => "proxy",
+                    };
+                    if by.as_deref().is_none_or(|b| b == who) {
+                        return Progress::Met;
+                    }
+                }
+            }
+            Progress::Pending {
+                seen: format!("{actor}'s connection is still open"),
+            }
+        }
+    }
+}
+
+fn connack(ev: &Event, actor: &str) -> Option<(u8, bool)> {
+    match &ev.kind {
+        EventKind::Packet {
+            actor: a,
+            dir: Dir::ToClient,
+            packet: Packet::ConnAck(c),
+            fate,
+            ..
+        } if a == actor && *fate != crate::history::Fate::Dropped => Some((c.code, c.session_present)),
+        _ => None,
+    }
+}
+
+pub fn describe_delivery(ev: &Event) -> String {
+    match &ev.kind {
+        EventKind::Delivered { msg, .. } => format!(
+            "topic `{}`, payload {:?}, QoS {}, event #{}",
+            msg.topic,
+            String::from_utf8_lossy(&msg.payload),
+            msg.qos.as_u8(),
+            ev.seq
+        ),
+        _ => format!("event #{}", ev.seq),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Delivery, History};
+    use crate::mqtt::QoS;
+    use bytes::Bytes;
+
+    fn delivered(actor: &str, topic: &str, payload: &'static str) -> EventKind {
+        EventKind::Delivered {
+            actor: actor.into(),
+            msg: Delivery {
+                topic: topic.into(),
+                payload: Bytes::from_static(payload.as_bytes()),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                dup: false,
+            },
+        }
+    }
+
+    fn msg(count: u32) -> Expect {
+        Expect::Message {
+            topic: Some("dut/+/status".into()),
+            payload: Some(Bytes::from_static(b"offline")),
+            qos: None,
+            retain: None,
+            count,
+            at_least: false,
+        }
+    }
+
+    #[test]
+    fn message_counts_only_the_right_actor_topic_and_payload() {
+        let h = History::build()
+            .push(delivered("other", "dut/1/status", "offline"))
+            .push(delivered("cloud", "dut/1/status", "online"))
+            .push(delivered("cloud", "dut/1/data", "offline"))
+            .finish();
+        assert!(matches!(evaluate(&msg(1), "cloud", &h.events), Progress::Pending { .. }));
+        let h = History::build().push(delivered("cloud", "dut/1/status", "offline")).finish();
+        assert_eq!(evaluate(&msg(1), "cloud", &h.events), Progress::Met);
+        assert!(matches!(evaluate(&msg(2), "cloud", &h.events), Progress::Pending { .. }));
+    }
+
+    #[test]
+    fn wrong_qos_breaks_the_expectation() {
+        let h = History::build().push(delivered("cloud", "dut/1/status", "offline")).finish();
+        let e = Expect::Message {
+            topic: None,
+            payload: None,
+            qos: Some(QoS::ExactlyOnce),
+            retain: None,
+            count: 1,
+            at_least: false,
+        };
+        assert!(matches!(evaluate(&e, "cloud", &h.events), Progress::Broken { .. }));
+    }
+
+    #[test]
+    fn no_message_breaks_on_the_first_match() {
+        let e = Expect::NoMessage {
+            topic: Some("dut/1/status".into()),
+            payload: None,
+        };
+        let h = History::build().push(delivered("cloud", "dut/1/status", "x")).finish();
+        assert!(matches!(evaluate(&e, "cloud", &h.events), Progress::Broken { seq: 0, .. }));
+        let h = History::build().push(delivered("cloud", "dut/2/status", "x")).finish();
+        assert!(matches!(evaluate(&e, "cloud", &h.events), Progress::Pending { .. }));
+    }
+}

@@ -1,0 +1,408 @@
+//! Runs scenarios: starts the broker, the proxy lanes, the device and the
+//! observers; executes the steps, each bounded by its timeout; then judges
+//! the recorded history with the checkers. Everything it starts is stopped
+//! again on every path out, including timeouts.
+
+pub mod expect;
+mod outcome;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use outcome::{Outcome, Status, StepFailure};
+
+use crate::broker::{Broker, BrokerSpec};
+use crate::check::{self, Checker};
+use crate::client::actor::{spawn_client, ActorHandle};
+use crate::client::{ClientEvent, Command};
+use crate::history::{EventKind, Recorder};
+use crate::proxy::{Hub, Lane};
+use crate::scenario::{Action, ClientAction, ClientSpec, Expect, Scenario, Step};
+use crate::target::{Device, TargetSpec};
+use expect::Progress;
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub broker: BrokerSpec,
+    pub target: TargetSpec,
+    /// Where brokers keep their files; a fresh folder per scenario below it.
+    pub workdir: std::path::PathBuf,
+}
+
+/// Runs one scenario to its verdict. Never hangs: the scenario's own timeout
+/// bounds everything, teardown included.
+pub async fn run(scenario: &Scenario, cfg: &RunConfig) -> Outcome {
+    let recorder = Recorder::new();
+    let started = Instant::now();
+    if let Some(missing) = unmet_requirement(scenario, cfg) {
+        return Outcome::skipped(scenario, missing);
+    }
+    let dir = cfg.workdir.join(&scenario.id);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return Outcome::error(scenario, format!("cannot create {}: {e}", dir.display()), recorder.snapshot());
+    }
+    let mut world = match World::start(scenario, cfg, &dir, &recorder).await {
+        Ok(w) => w,
+        Err(e) => return Outcome::error(scenario, e, recorder.snapshot()),
+    };
+    let steps = tokio::time::timeout(scenario.timeout, world.run_steps(scenario));
+    let failure = match steps.await {
+        Ok(r) => r.err(),
+        Err(_) => Some(StepFailure {
+            step: 0,
+            line: 0,
+            message: format!(
+                "the scenario did not finish within its timeout of {}",
+                crate::scenario::duration::format(scenario.timeout)
+            ),
+        }),
+    };
+    world.stop().await;
+    let history = recorder.snapshot();
+    let mut checkers: Vec<Box<dyn Checker>> = check::always();
+    checkers.extend(scenario.invariants.iter().map(|i| check::build(&i.spec)));
+    let verdicts = checkers.iter().map(|c| c.check(&history)).collect();
+    let end_failures = outcome::recheck_counts(scenario, &history);
+    Outcome::finished(scenario, failure, end_failures, verdicts, history, started.elapsed())
+}
+
+fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
+    let controlled = matches!(cfg.broker, BrokerSpec::Mosquitto);
+    for r in &scenario.requires {
+        let ok = match r.as_str() {
+            "broker_control" | "persistence" => controlled,
+            // mosquitto 2.0 supports $share; nothing else is known to.
+            "shared_subscriptions" => controlled,
+            "queue_subscriptions" => false,
+            _ => true,
+        };
+        if !ok {
+            return Some(format!("needs `{r}`, which broker {} does not offer", cfg.broker));
+        }
+    }
+    None
+}
+
+/// Everything a scenario runs against.
+struct World {
+    recorder: Recorder,
+    broker: Option<Broker>,
+    hub: Hub,
+    lanes: BTreeMap<String, Lane>,
+    device: Option<Device>,
+    observers: BTreeMap<String, ActorHandle>,
+    specs: BTreeMap<String, ClientSpec>,
+    /// History position where the last action step began.
+    anchor: usize,
+}
+
+impl World {
+    async fn start(
+        scenario: &Scenario,
+        cfg: &RunConfig,
+        dir: &std::path::Path,
+        recorder: &Recorder,
+    ) -> Result<World, String> {
+        let broker = Broker::start(&cfg.broker, dir).await.map_err(|e| e.to_string())?;
+        recorder.record(EventKind::Broker {
+            what: format!("started ({})", broker.describe()),
+        });
+        let hub = Hub::new(recorder.clone());
+        let mut world = World {
+            recorder: recorder.clone(),
+            broker: None,
+            hub,
+            lanes: BTreeMap::new(),
+            device: None,
+            observers: BTreeMap::new(),
+            specs: BTreeMap::new(),
+            anchor: 0,
+        };
+        let upstream = broker.addr();
+        world.broker = Some(broker);
+        let mut actors: Vec<&str> = scenario.observers.keys().map(String::as_str).collect();
+        if scenario.device.is_some() {
+            actors.push("device");
+        }
+        for actor in actors {
+            let lane = world
+                .hub
+                .lane(actor, upstream)
+                .await
+                .map_err(|e| format!("starting the proxy for {actor}: {e}"))?;
+            world.lanes.insert(actor.to_string(), lane);
+        }
+        if let Some(spec) = &scenario.device {
+            let lane = world.lanes["device"].addr();
+            let device = Device::start(&cfg.target, lane, recorder).await.map_err(|e| e.to_string())?;
+            world.device = Some(device);
+            world.specs.insert("device".into(), spec.clone());
+        }
+        for (name, spec) in &scenario.observers {
+            let actor = spawn_client(name, world.lanes[name].addr(), recorder.clone());
+            if spec.acks != Default::default() {
+                let _ = actor.command(Command::SetAcks(spec.acks.clone())).await;
+            }
+            if !spec.pings {
+                let _ = actor.command(Command::SetPings(false)).await;
+            }
+            world.observers.insert(name.clone(), actor);
+            world.specs.insert(name.clone(), spec.clone());
+        }
+        for (name, spec) in &scenario.observers {
+            if spec.auto_connect {
+                world
+                    .connect(name, None, None, true, None)
+                    .await
+                    .map_err(|e| format!("observer {name} could not connect before the first step: {e}"))?;
+            }
+        }
+        Ok(world)
+    }
+
+    fn actor(&self, name: &str) -> Result<&ActorHandle, String> {
+        if name == "device" {
+            return self
+                .device
+                .as_ref()
+                .map(|d| &d.actor)
+                .ok_or_else(|| "the scenario has no device".to_string());
+        }
+        self.observers
+            .get(name)
+            .ok_or_else(|| format!("no actor `{name}`"))
+    }
+
+    async fn run_steps(&mut self, scenario: &Scenario) -> Result<(), StepFailure> {
+        for step in &scenario.steps {
+            if !matches!(step.action, Action::Expect(_) | Action::Wait(_)) {
+                self.anchor = self.recorder.len();
+            }
+            self.recorder.record(EventKind::Step {
+                index: step.index,
+                summary: outcome::summarize(&step.action),
+            });
+            let fail = |message: String| StepFailure {
+                step: step.index,
+                line: step.line,
+                message,
+            };
+            match tokio::time::timeout(step.timeout, self.step(step)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(msg)) => return Err(fail(msg)),
+                Err(_) => {
+                    return Err(fail(format!(
+                        "timed out after {}",
+                        crate::scenario::duration::format(step.timeout)
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), String> {
+        match &step.action {
+            Action::Client { actor, action } => self.client_action(actor, action).await,
+            Action::Net { actor, fault } => {
+                let lane = self.lanes.get(actor).ok_or_else(|| format!("no proxy lane for {actor}"))?;
+                lane.apply(fault.clone());
+                Ok(())
+            }
+            Action::Broker(what) => {
+                let broker = self.broker.as_mut().ok_or("no broker")?;
+                broker.act(what).await.map_err(|e| e.to_string())?;
+                self.recorder.record(EventKind::Broker { what: what.clone() });
+                Ok(())
+            }
+            Action::Board(action) => {
+                let device = self.device.as_mut().ok_or("the scenario has no device")?;
+                device.board(*action, &self.recorder).await
+            }
+            Action::Wait(d) => {
+                tokio::time::sleep(*d).await;
+                Ok(())
+            }
+            Action::Expect(e) => self.expect(step.index, &e.actor, &e.what, e.within).await,
+        }
+    }
+
+    async fn client_action(&mut self, actor: &str, action: &ClientAction) -> Result<(), String> {
+        let cmd = match action {
+            ClientAction::Connect {
+                clean_session,
+                keepalive,
+                wait,
+                session_present,
+            } => return self.connect(actor, *clean_session, *keepalive, *wait, *session_present).await,
+            ClientAction::Subscribe { filter, qos } => {
+                return self.subscribe(actor, filter, *qos).await;
+            }
+            ClientAction::Unsubscribe { filter } => Command::Unsubscribe(vec![filter.clone()]),
+            ClientAction::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+                pid,
+                repeat,
+            } => {
+                let handle = self.actor(actor)?;
+                for n in 1..=*repeat {
+                    let payload = if *repeat > 1 {
+                        let text = String::from_utf8_lossy(payload).replace("{n}", &n.to_string());
+                        bytes::Bytes::from(text)
+                    } else {
+                        payload.clone()
+                    };
+                    handle
+                        .command(Command::Publish {
+                            topic: topic.clone(),
+                            payload,
+                            qos: *qos,
+                            retain: *retain,
+                            pid: *pid,
+                        })
+                        .await?;
+                }
+                return Ok(());
+            }
+            ClientAction::Disconnect => Command::Disconnect,
+            ClientAction::Drop => Command::Drop,
+            ClientAction::Reboot => Command::Reboot,
+            ClientAction::Acks(p) => Command::SetAcks(p.clone()),
+            ClientAction::Release(pid) => Command::Release(*pid),
+        };
+        self.actor(actor)?.command(cmd).await.map(|_| ())
+    }
+
+    /// Subscribes and waits for the SUBACK, so later steps can rely on the
+    /// subscription being in place.
+    async fn subscribe(&self, actor: &str, filter: &str, qos: crate::mqtt::QoS) -> Result<(), String> {
+        let handle = self.actor(actor)?;
+        let mut events = handle.events();
+        let reply = handle
+            .command(Command::Subscribe(vec![(filter.to_string(), qos)]))
+            .await?;
+        loop {
+            match events.recv().await {
+                Ok(ClientEvent::SubAck { pid, codes }) if reply.pid.is_none_or(|p| p == pid) => {
+                    if codes.iter().any(|c| *c >= 0x80) {
+                        return Err(format!("the broker refused {actor}'s subscription to `{filter}` (SUBACK {codes:?})"));
+                    }
+                    return Ok(());
+                }
+                Ok(ClientEvent::Disconnected { reason }) => {
+                    return Err(format!("{actor} lost its connection before SUBACK ({reason})"))
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return Err(format!("{actor} stopped")),
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        actor: &str,
+        clean: Option<bool>,
+        keepalive: Option<u16>,
+        wait: bool,
+        session_present: Option<bool>,
+    ) -> Result<(), String> {
+        let spec = self.specs.get(actor).ok_or_else(|| format!("no actor `{actor}`"))?;
+        let mut opts = spec.connect.clone();
+        if let Some(c) = clean {
+            opts.clean_session = c;
+        }
+        if let Some(k) = keepalive {
+            opts.keepalive = k;
+        }
+        let handle = self.actor(actor)?;
+        let mut events = handle.events();
+        handle
+            .command(Command::Connect {
+                opts,
+                reconnect: spec.reconnect.clone(),
+            })
+            .await?;
+        if !wait {
+            return Ok(());
+        }
+        loop {
+            match events.recv().await {
+                Ok(ClientEvent::Connected { session_present: sp }) => {
+                    return match session_present {
+                        Some(want) if want != sp => Err(format!(
+                            "{actor} connected with session present = {sp}, expected {want}"
+                        )),
+                        _ => Ok(()),
+                    }
+                }
+                Ok(ClientEvent::Refused { code }) => {
+                    return Err(format!("the broker refused {actor}'s connection (return code {code})"))
+                }
+                Ok(ClientEvent::Disconnected { reason }) if spec.reconnect.is_none() => {
+                    return Err(format!("{actor} could not connect: {reason}"))
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return Err(format!("{actor} stopped")),
+            }
+        }
+    }
+
+    /// Waits for an expectation. It is judged over everything since the
+    /// last action step, since what an action causes may already have
+    /// happened by the time the expectation starts looking.
+    async fn expect(&self, step: usize, actor: &str, what: &Expect, within: Duration) -> Result<(), String> {
+        let from = self.anchor;
+        let deadline = Instant::now() + within;
+        loop {
+            let events = self.recorder.since(from);
+            let progress = expect::evaluate(what, actor, &events);
+            let done = Instant::now() >= deadline;
+            let result = match (&progress, done) {
+                (Progress::Met, _) => Some(Ok(())),
+                (Progress::Broken { why, .. }, _) => Some(Err(why.clone())),
+                (Progress::Pending { .. }, true) if matches!(what, Expect::NoMessage { .. }) => Some(Ok(())),
+                (Progress::Pending { seen }, true) => Some(Err(format!(
+                    "not met within {}: {seen}",
+                    crate::scenario::duration::format(within)
+                ))),
+                _ => None,
+            };
+            if let Some(r) = result {
+                self.recorder.record(EventKind::Expect {
+                    step,
+                    ok: r.is_ok(),
+                    detail: match &r {
+                        Ok(()) => outcome::describe_expect(actor, what),
+                        Err(e) => e.clone(),
+                    },
+                });
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops everything, in the order that lets each part record its end.
+    async fn stop(mut self) {
+        let bounded = async {
+            if let Some(d) = self.device.take() {
+                d.shutdown().await;
+            }
+            for (_, o) in std::mem::take(&mut self.observers) {
+                o.shutdown().await;
+            }
+            self.hub.shutdown().await;
+            if let Some(b) = self.broker.take() {
+                b.shutdown().await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(15), bounded).await;
+    }
+}

@@ -1,0 +1,268 @@
+//! The result of one scenario: its status, why it failed, the checkers'
+//! verdicts and the history they judged.
+
+use std::time::Duration;
+
+use crate::check::Verdict;
+use crate::history::{EventKind, History};
+use crate::scenario::{duration, Action, ClientAction, Expect, Scenario};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    Failed,
+    /// The scenario could not run here (e.g. it needs a broker the harness
+    /// controls); reported, never counted as a pass.
+    Skipped(String),
+    /// The environment broke (broker would not start, ...).
+    Error(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepFailure {
+    pub step: usize,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub id: String,
+    pub name: String,
+    pub path: std::path::PathBuf,
+    pub status: Status,
+    pub failures: Vec<StepFailure>,
+    pub verdicts: Vec<Verdict>,
+    pub history: History,
+    pub duration: Duration,
+}
+
+impl Outcome {
+    fn base(s: &Scenario, status: Status, history: History) -> Outcome {
+        Outcome {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            path: s.path.clone(),
+            status,
+            failures: Vec::new(),
+            verdicts: Vec::new(),
+            history,
+            duration: Duration::ZERO,
+        }
+    }
+
+    pub fn skipped(s: &Scenario, why: String) -> Outcome {
+        Outcome::base(s, Status::Skipped(why), History::default())
+    }
+
+    pub fn error(s: &Scenario, why: String, history: History) -> Outcome {
+        Outcome::base(s, Status::Error(why), history)
+    }
+
+    pub fn finished(
+        s: &Scenario,
+        failure: Option<StepFailure>,
+        end_failures: Vec<StepFailure>,
+        verdicts: Vec<Verdict>,
+        history: History,
+        duration: Duration,
+    ) -> Outcome {
+        let mut failures: Vec<StepFailure> = failure.into_iter().collect();
+        failures.extend(end_failures);
+        let ok = failures.is_empty() && verdicts.iter().all(Verdict::ok);
+        Outcome {
+            failures,
+            verdicts,
+            duration,
+            ..Outcome::base(s, if ok { Status::Passed } else { Status::Failed }, history)
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.status == Status::Passed
+    }
+
+    /// Every reason this scenario failed, one per line, for terminals and JUnit.
+    pub fn failure_text(&self) -> String {
+        let mut lines = Vec::new();
+        if let Status::Error(e) | Status::Skipped(e) = &self.status {
+            lines.push(e.clone());
+        }
+        for f in &self.failures {
+            if f.step == 0 {
+                lines.push(f.message.clone());
+            } else {
+                lines.push(format!(
+                    "step {} ({}:{}): {}",
+                    f.step,
+                    self.path.display(),
+                    f.line,
+                    f.message
+                ));
+            }
+        }
+        for v in self.verdicts.iter().filter(|v| !v.ok()) {
+            for viol in &v.violations {
+                let evs: Vec<String> = viol.events.iter().map(|e| format!("#{e}")).collect();
+                lines.push(format!(
+                    "{} [{}]: {} (events {})",
+                    v.checker,
+                    viol.rule,
+                    viol.message,
+                    evs.join(", ")
+                ));
+            }
+        }
+        lines.join("\n")
+    }
+}
+
+/// Message expectations without `at_least` promise an exact count: after
+/// the run, matching deliveries from the step on must not exceed it.
+pub fn recheck_counts(s: &Scenario, history: &History) -> Vec<StepFailure> {
+    let mut out = Vec::new();
+    for step in &s.steps {
+        let Action::Expect(e) = &step.action else { continue };
+        let Expect::Message {
+            topic,
+            payload,
+            count,
+            at_least: false,
+            ..
+        } = &e.what
+        else {
+            continue;
+        };
+        // Counted from the action the expectation follows, as when it waited.
+        let anchor = s.steps[..step.index - 1]
+            .iter()
+            .rev()
+            .find(|st| !matches!(st.action, Action::Expect(_) | Action::Wait(_)))
+            .map_or(0, |st| st.index);
+        let Some(start) = history.events.iter().position(
+            |ev| matches!(&ev.kind, EventKind::Step { index, .. } if *index == anchor),
+        ) else {
+            continue;
+        };
+        let n = history.events[start..]
+            .iter()
+            .filter(|ev| super::expect::delivered_matches(ev, &e.actor, topic, payload))
+            .count();
+        if n > *count as usize {
+            out.push(StepFailure {
+                step: step.index,
+                line: step.line,
+                message: format!(
+                    "{} received {n} matching messages by the end of the run, expected exactly {count} (write at_least = true if more are fine)",
+                    e.actor
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// One line per step, for the history and the trace.
+pub fn summarize(a: &Action) -> String {
+    match a {
+        Action::Client { actor, action } => match action {
+            ClientAction::Connect {
+                clean_session,
+                keepalive,
+                session_present,
+                ..
+            } => {
+                let mut s = format!("{actor} connect");
+                if let Some(c) = clean_session {
+                    s += &format!(" clean_session={c}");
+                }
+                if let Some(k) = keepalive {
+                    s += &format!(" keepalive={k}");
+                }
+                if let Some(sp) = session_present {
+                    s += &format!(" expecting session_present={sp}");
+                }
+                s
+            }
+            ClientAction::Subscribe { filter, qos } => format!("{actor} subscribe {filter} qos={}", qos.as_u8()),
+            ClientAction::Unsubscribe { filter } => format!("{actor} unsubscribe {filter}"),
+            ClientAction::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+                pid,
+                repeat,
+            } => {
+                let mut s = format!(
+                    "{actor} publish {topic} {:?} qos={}",
+                    String::from_utf8_lossy(payload),
+                    qos.as_u8()
+                );
+                if *retain {
+                    s += " retain";
+                }
+                if let Some(p) = pid {
+                    s += &format!(" pid={p}");
+                }
+                if *repeat > 1 {
+                    s += &format!(" x{repeat}");
+                }
+                s
+            }
+            ClientAction::Disconnect => format!("{actor} disconnect"),
+            ClientAction::Drop => format!("{actor} drop"),
+            ClientAction::Reboot => format!("{actor} reboot"),
+            ClientAction::Acks(p) => format!("{actor} acks {p:?}"),
+            ClientAction::Release(pid) => format!("{actor} release pid={pid}"),
+        },
+        Action::Net { actor, fault } => format!("net {} on {actor}", fault.name()),
+        Action::Broker(w) => format!("broker {w}"),
+        Action::Board(b) => format!("board {b:?}").to_lowercase(),
+        Action::Wait(d) => format!("wait {}", duration::format(*d)),
+        Action::Expect(e) => format!("expect {}", describe_expect(&e.actor, &e.what)),
+    }
+}
+
+pub fn describe_expect(actor: &str, e: &Expect) -> String {
+    match e {
+        Expect::Message {
+            topic,
+            payload,
+            count,
+            at_least,
+            ..
+        } => format!(
+            "{actor} receives {}{count} message(s){}{}",
+            if *at_least { "at least " } else { "" },
+            topic.as_ref().map(|t| format!(" on {t}")).unwrap_or_default(),
+            payload
+                .as_ref()
+                .map(|p| format!(" {:?}", String::from_utf8_lossy(p)))
+                .unwrap_or_default()
+        ),
+        Expect::NoMessage { topic, .. } => format!(
+            "{actor} receives nothing{}",
+            topic.as_ref().map(|t| format!(" on {t}")).unwrap_or_default()
+        ),
+        Expect::Connected { session_present } => format!(
+            "{actor} connected{}",
+            session_present
+                .map(|s| format!(" session_present={s}"))
+                .unwrap_or_default()
+        ),
+        Expect::Refused => format!("{actor} refused"),
+        Expect::Packet { packet, dir, count } => format!(
+            "{count} {packet}{} on {actor}'s connection",
+            match dir {
+                Some(crate::history::Dir::ToBroker) => " to broker",
+                Some(crate::history::Dir::ToClient) => " to client",
+                None => "",
+            }
+        ),
+        Expect::Closed { by } => format!(
+            "{actor} connection closed{}",
+            by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default()
+        ),
+    }
+}

@@ -1,0 +1,148 @@
+//! The checked, in-memory form of a scenario: what the runner executes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::client::{AckPolicy, ConnectOptions, Reconnect};
+use crate::mqtt::QoS;
+use crate::proxy::Fault;
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub path: PathBuf,
+    /// File stem: the scenario's id in reports and snapshot names.
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    /// Bound on the whole scenario, steps and checks included.
+    pub timeout: Duration,
+    /// Broker capabilities the scenario needs (e.g. `broker_control`).
+    pub requires: Vec<String>,
+    pub device: Option<ClientSpec>,
+    /// Observers in the order the file names them.
+    pub observers: BTreeMap<String, ClientSpec>,
+    pub steps: Vec<Step>,
+    pub invariants: Vec<Invariant>,
+}
+
+/// How an actor's client connects, from `[device]` or `[observer.NAME]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientSpec {
+    pub connect: ConnectOptions,
+    pub reconnect: Option<Reconnect>,
+    pub acks: AckPolicy,
+    /// Observers connect (and are connected) before the first step unless
+    /// `connect = false`; the device always waits for a `connect` step.
+    pub auto_connect: bool,
+    /// Send PINGREQ when idle (default); `pings = false` makes a client that
+    /// stays silent, to test the broker's keepalive enforcement.
+    pub pings: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// 1-based position in the file.
+    pub index: usize,
+    /// Line of the `[[step]]` header.
+    pub line: usize,
+    pub timeout: Duration,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Client { actor: String, action: ClientAction },
+    Net { actor: String, fault: Fault },
+    Broker(String),
+    Board(BoardAction),
+    Wait(Duration),
+    Expect(Expectation),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientAction {
+    /// Connect with the actor's options, overridden by the step's fields.
+    Connect {
+        clean_session: Option<bool>,
+        keepalive: Option<u16>,
+        /// Wait for the CONNACK (default) or go on at once.
+        wait: bool,
+        /// Demand this session-present flag in the CONNACK.
+        session_present: Option<bool>,
+    },
+    Subscribe { filter: String, qos: QoS },
+    Unsubscribe { filter: String },
+    Publish {
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        pid: Option<u16>,
+        /// Publish this many messages; `{n}` in the payload counts from 1.
+        repeat: u32,
+    },
+    Disconnect,
+    Drop,
+    Reboot,
+    Acks(AckPolicy),
+    Release(u16),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardAction {
+    /// Hardware reset (QMP system_reset, DTR/RTS): RAM is lost, flash kept.
+    Reset,
+    /// Power loss: the emulator is killed and booted again from its flash.
+    PowerCycle,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expectation {
+    pub actor: String,
+    pub what: Expect,
+    /// How long to wait for it.
+    pub within: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect {
+    /// Messages delivered to the actor's application. `count` are awaited;
+    /// unless `at_least`, the end-of-run check also demands no more than
+    /// `count` (so "exactly once" is checked over the whole rest of the run).
+    Message {
+        topic: Option<String>,
+        payload: Option<Bytes>,
+        qos: Option<QoS>,
+        retain: Option<bool>,
+        count: u32,
+        at_least: bool,
+    },
+    /// No matching message during the whole `within`.
+    NoMessage {
+        topic: Option<String>,
+        payload: Option<Bytes>,
+    },
+    /// A successful CONNACK on the actor's connection.
+    Connected { session_present: Option<bool> },
+    /// A CONNACK refusing the connection.
+    Refused,
+    /// The actor's connection ended; `by` = `broker` or `client` if given.
+    Closed { by: Option<String> },
+    /// Packets of a type seen by the proxy on the actor's lane, for
+    /// sequencing a fault right after a protocol step.
+    Packet {
+        packet: crate::mqtt::PacketType,
+        dir: Option<crate::history::Dir>,
+        count: u32,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Invariant {
+    pub line: usize,
+    pub spec: crate::check::InvariantSpec,
+}

@@ -1,0 +1,316 @@
+//! The normalized traffic trace: a human-readable text rendering of a
+//! history that is the same every time the same behaviour happens, so it
+//! can be snapshotted and reviewed. Normalization:
+//! - no times; events are grouped by step, and within a step by actor
+//!   (device first, then observers by name), each actor's events in order;
+//! - connections are numbered per actor (`device#1`), packet ids renumbered
+//!   by first use, separately for ids the client chose (`c1`) and ids the
+//!   broker chose (`b1`);
+//! - PINGREQ/PINGRESP are left out (their timing is the clock's, not the
+//!   protocol's); passwords are replaced by `***`;
+//! - payloads print as text when printable, as hex otherwise, cut at 64 bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate, History};
+use crate::mqtt::{Packet, PacketType};
+
+pub fn render(title: &str, history: &History) -> String {
+    let mut n = Normalizer::default();
+    let mut out = String::new();
+    let _ = writeln!(out, "# {title}");
+    let mut section = "setup".to_string();
+    let mut groups: BTreeMap<(u8, String), Vec<String>> = BTreeMap::new();
+    for ev in &history.events {
+        if let EventKind::Step { index, summary } = &ev.kind {
+            flush(&mut out, &section, &mut groups);
+            section = format!("step {index}: {summary}");
+            continue;
+        }
+        if let Some((actor, line)) = n.line(ev) {
+            let rank = match actor.as_str() {
+                "device" => 0,
+                "broker" | "board" | "net" => 2,
+                _ => 1,
+            };
+            groups.entry((rank, actor)).or_default().push(line);
+        }
+    }
+    flush(&mut out, &section, &mut groups);
+    out
+}
+
+fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<(u8, String), Vec<String>>) {
+    let _ = writeln!(out, "{section}");
+    for ((_, actor), lines) in std::mem::take(groups) {
+        for l in lines {
+            let _ = writeln!(out, "  {actor:<8} {l}");
+        }
+    }
+}
+
+#[derive(Default)]
+struct Normalizer {
+    /// Connection ordinal per actor.
+    conns: HashMap<ConnId, usize>,
+    conn_count: HashMap<String, usize>,
+    /// Renumbered packet ids per (actor, client-chosen?).
+    pids: HashMap<(String, bool, u16), usize>,
+    pid_count: HashMap<(String, bool), usize>,
+}
+
+impl Normalizer {
+    fn conn(&mut self, actor: &str, conn: ConnId) -> String {
+        let next = self.conn_count.entry(actor.to_string()).or_default();
+        let n = *self.conns.entry(conn).or_insert_with(|| {
+            *next += 1;
+            *next
+        });
+        format!("#{n}")
+    }
+
+    fn pid(&mut self, actor: &str, client_chosen: bool, pid: u16) -> String {
+        let count = self
+            .pid_count
+            .entry((actor.to_string(), client_chosen))
+            .or_default();
+        let n = *self
+            .pids
+            .entry((actor.to_string(), client_chosen, pid))
+            .or_insert_with(|| {
+                *count += 1;
+                *count
+            });
+        format!("{}{n}", if client_chosen { 'c' } else { 'b' })
+    }
+
+    fn line(&mut self, ev: &Event) -> Option<(String, String)> {
+        Some(match &ev.kind {
+            EventKind::ConnOpened { conn, actor } => {
+                let c = self.conn(actor, *conn);
+                (actor.clone(), format!("{c} open"))
+            }
+            EventKind::ConnClosed { conn, actor, reason } => {
+                let c = self.conn(actor, *conn);
+                let why = match reason {
+                    CloseReason::ClientClosed => "closed by client".to_string(),
+                    CloseReason::BrokerClosed => "closed by broker".to_string(),
+                    CloseReason::Severed => "severed (RST)".to_string(),
+                    CloseReason::Closed => "closed by fault (FIN)".to_string(),
+                    CloseReason::Refused => "refused".to_string(),
+                    CloseReason::UpstreamUnreachable(_) => "broker unreachable".to_string(),
+                    CloseReason::RunEnded => "open at end of run".to_string(),
+                };
+                (actor.clone(), format!("{c} {why}"))
+            }
+            EventKind::Packet {
+                conn,
+                actor,
+                dir,
+                packet,
+                fate,
+                ..
+            } => {
+                if matches!(packet.packet_type(), PacketType::PingReq | PacketType::PingResp) {
+                    return None;
+                }
+                let c = self.conn(actor, *conn);
+                let body = self.packet(actor, *dir, packet);
+                let fate = match fate {
+                    Fate::Forwarded => "",
+                    Fate::Dropped => " [dropped by proxy]",
+                    Fate::Duplicated => " [duplicated by proxy]",
+                    Fate::Held => " [held by proxy]",
+                    Fate::Released => " [released by proxy]",
+                };
+                (actor.clone(), format!("{c} {} {body}{fate}", dir.arrow()))
+            }
+            EventKind::Malformed { conn, actor, dir, raw, error } => {
+                let c = self.conn(actor, *conn);
+                (
+                    actor.clone(),
+                    format!("{c} {} MALFORMED ({} bytes): {error}", dir.arrow(), raw.len()),
+                )
+            }
+            EventKind::Fault { target, fault } => ("net".into(), format!("{fault} on {target}")),
+            EventKind::Delivered { actor, msg } => (
+                actor.clone(),
+                format!(
+                    "delivered {} {} q{}{}{}",
+                    msg.topic,
+                    payload(&msg.payload),
+                    msg.qos.as_u8(),
+                    if msg.retain { " retain" } else { "" },
+                    if msg.dup { " dup" } else { "" }
+                ),
+            ),
+            EventKind::Actor { actor, what } => {
+                // Acks and ready banners repeat what packets already show or
+                // carry build details; keep what only the actor knows.
+                if what.starts_with("disconnected") || what.starts_with("anomaly") {
+                    (actor.clone(), what.clone())
+                } else {
+                    return None;
+                }
+            }
+            EventKind::Broker { what } => {
+                let what = if what.starts_with("started") { "started" } else { what };
+                ("broker".into(), what.to_string())
+            }
+            EventKind::Board { what } => ("board".into(), what.clone()),
+            EventKind::Uart { .. } => return None,
+            EventKind::Expect { ok, detail, .. } => (
+                "expect".into(),
+                if *ok { format!("ok: {detail}") } else { format!("FAILED: {detail}") },
+            ),
+            EventKind::Step { .. } => return None,
+        })
+    }
+
+    fn packet(&mut self, actor: &str, dir: Dir, p: &Packet) -> String {
+        let to_broker = dir == Dir::ToBroker;
+        match p {
+            Packet::Connect(c) => {
+                let mut s = format!(
+                    "CONNECT v{} id={} clean={} ka={}",
+                    c.version.level(),
+                    c.client_id,
+                    c.clean_start as u8,
+                    c.keep_alive
+                );
+                if let Some(w) = &c.will {
+                    let _ = write!(s, " will={} {} q{}", w.topic, payload(&w.payload), w.qos.as_u8());
+                    if w.retain {
+                        s += " retain";
+                    }
+                }
+                if let Some(u) = &c.username {
+                    let _ = write!(s, " user={u}");
+                }
+                if c.password.is_some() {
+                    s += " pass=***";
+                }
+                s
+            }
+            Packet::ConnAck(c) => format!("CONNACK sp={} rc={}", c.session_present as u8, c.code),
+            Packet::Publish(pb) => {
+                let mut s = "PUBLISH".to_string();
+                if let Some(pid) = pb.pid {
+                    let _ = write!(s, " {}", self.pid(actor, to_broker, pid));
+                }
+                let _ = write!(s, " q{} {} {}", pb.qos.as_u8(), pb.topic, payload(&pb.payload));
+                if pb.dup {
+                    s += " dup";
+                }
+                if pb.retain {
+                    s += " retain";
+                }
+                s
+            }
+            Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) => {
+                format!("{} {}", p.packet_type(), self.pid(actor, !to_broker, a.pid))
+            }
+            Packet::PubRel(a) => format!("PUBREL {}", self.pid(actor, to_broker, a.pid)),
+            Packet::Subscribe(s) => {
+                let f: Vec<String> = s
+                    .filters
+                    .iter()
+                    .map(|f| format!("{} q{}", f.filter, f.qos.as_u8()))
+                    .collect();
+                format!("SUBSCRIBE {} [{}]", self.pid(actor, true, s.pid), f.join(", "))
+            }
+            Packet::SubAck(s) => format!("SUBACK {} {:?}", self.pid(actor, true, s.pid), s.codes),
+            Packet::Unsubscribe(u) => {
+                format!("UNSUBSCRIBE {} [{}]", self.pid(actor, true, u.pid), u.filters.join(", "))
+            }
+            Packet::UnsubAck(u) => format!("UNSUBACK {}", self.pid(actor, true, u.pid)),
+            Packet::Disconnect(d) if d.code == 0 => "DISCONNECT".into(),
+            Packet::Disconnect(d) => format!("DISCONNECT rc={}", d.code),
+            Packet::Auth(a) => format!("AUTH rc={}", a.code),
+            Packet::PingReq | Packet::PingResp => p.packet_type().to_string(),
+        }
+    }
+}
+
+/// Printable payloads as quoted text, others as hex; long ones cut.
+pub fn payload(p: &[u8]) -> String {
+    const MAX: usize = 64;
+    let shown = &p[..p.len().min(MAX)];
+    let more = if p.len() > MAX {
+        format!("…({} bytes)", p.len())
+    } else {
+        String::new()
+    };
+    match std::str::from_utf8(shown) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}{more}"),
+        _ => {
+            let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}{more}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+    use crate::mqtt::{Ack, Properties, Publish, QoS};
+    use bytes::Bytes;
+
+    fn publish(conn: u32, pid: u16, dir: Dir) -> EventKind {
+        EventKind::Packet {
+            conn: ConnId(conn),
+            actor: "device".into(),
+            dir,
+            packet: Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::ExactlyOnce,
+                retain: false,
+                topic: "t".into(),
+                pid: Some(pid),
+                payload: Bytes::from_static(b"m"),
+                properties: Properties::default(),
+            }),
+            raw: Bytes::new(),
+            fate: Fate::Forwarded,
+        }
+    }
+
+    fn ack(conn: u32, pid: u16, dir: Dir) -> EventKind {
+        EventKind::Packet {
+            conn: ConnId(conn),
+            actor: "device".into(),
+            dir,
+            packet: Packet::PubRec(Ack::new(pid)),
+            raw: Bytes::new(),
+            fate: Fate::Forwarded,
+        }
+    }
+
+    #[test]
+    fn renumbers_ids_and_connections_so_equal_behaviour_renders_equal() {
+        let a = History::build()
+            .push(publish(7, 4242, Dir::ToBroker))
+            .push(ack(7, 4242, Dir::ToClient))
+            .push(publish(7, 9, Dir::ToClient))
+            .finish();
+        let b = History::build()
+            .push(publish(3, 17, Dir::ToBroker))
+            .push(ack(3, 17, Dir::ToClient))
+            .push(publish(3, 1, Dir::ToClient))
+            .finish();
+        assert_eq!(render("x", &a), render("x", &b));
+        let text = render("x", &a);
+        assert!(text.contains("#1 -> PUBLISH c1 q2 t \"m\""), "{text}");
+        assert!(text.contains("#1 <- PUBREC c1"), "{text}");
+        assert!(text.contains("#1 <- PUBLISH b1"), "{text}");
+    }
+
+    #[test]
+    fn binary_payloads_print_as_hex_and_long_ones_are_cut() {
+        assert_eq!(payload(b"hi"), "\"hi\"");
+        assert_eq!(payload(&[0, 255]), "0x00ff");
+        assert!(payload(&[b'a'; 100]).ends_with("…(100 bytes)"));
+    }
+}

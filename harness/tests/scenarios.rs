@@ -1,0 +1,38 @@
+//! Every scenario file is its own test: run against a real mosquitto with
+//! the virtual device, it must pass, and its normalized traffic must match
+//! the reviewed snapshot in scenarios/snapshots/.
+
+use std::path::PathBuf;
+
+use mqtt_hil::broker::BrokerSpec;
+use mqtt_hil::runner::{self, RunConfig, Status};
+use mqtt_hil::target::TargetSpec;
+use rstest::rstest;
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario(#[files("../scenarios/*.toml")] path: PathBuf) {
+    let s = mqtt_hil::scenario::load(&path).expect("scenario loads");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        target: TargetSpec::Virtual,
+        workdir: work.path().to_path_buf(),
+    };
+    let outcome = runner::run(&s, &cfg).await;
+    let trace = mqtt_hil::trace::render(&s.name, &outcome.history);
+    assert_eq!(
+        outcome.status,
+        Status::Passed,
+        "{}\n--- trace ---\n{trace}",
+        outcome.failure_text()
+    );
+    insta::with_settings!({
+        snapshot_path => "../../scenarios/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        description => s.name.clone(),
+    }, {
+        insta::assert_snapshot!(s.id.clone(), trace);
+    });
+}
