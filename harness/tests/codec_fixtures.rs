@@ -126,7 +126,7 @@ fn types(list: &[Packet]) -> Vec<PacketType> {
     list.iter().map(Packet::packet_type).collect()
 }
 
-fn prop<'a>(props: &'a Properties, id: u8) -> Vec<&'a PropValue> {
+fn prop(props: &Properties, id: u8) -> Vec<&PropValue> {
     props
         .0
         .iter()

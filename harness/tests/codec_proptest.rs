@@ -666,7 +666,7 @@ proptest! {
         data in vec(any::<u8>(), 0..300),
         cuts in vec(any::<usize>(), 0..20),
     ) {
-        let whole = run_decoder(v, &[data.clone()]);
+        let whole = run_decoder(v, std::slice::from_ref(&data));
         let split = run_decoder(v, &chunks(&data, &cuts));
         prop_assert_eq!(whole, split);
     }
