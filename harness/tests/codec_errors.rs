@@ -647,7 +647,7 @@ fn raw_frame_builds_malformed_packets_on_purpose() {
     assert_eq!(&f[..], b"\x3f\x03\x00\x01a");
     assert_eq!(frame_len(&f), Ok(Some(5)));
     assert!(decode(&f, Version::V311).is_err());
-    let big = raw_frame(0x30, &vec![0u8; 200]);
+    let big = raw_frame(0x30, &[0u8; 200]);
     assert_eq!(&big[..3], &[0x30, 0xc8, 0x01]);
 }
 
