@@ -1,0 +1,357 @@
+//! Checkers: pure functions from a finished [`History`] to a [`Verdict`].
+//!
+//! A verdict is the product of a run, so every checker here follows two
+//! rules. It must be able to fail: each rule is written down in its module's
+//! doc and tested with a history that breaks it. And it must not cry wolf:
+//! where the MQTT specification leaves a broker or client freedom, or where
+//! the history cannot show what happened (a subscriber behind a fault, a
+//! message still in flight when the run ended), the checker says so in a
+//! note instead of reporting a violation.
+//!
+//! Scenario files ask for checkers with `[[invariant]]` tables, parsed into
+//! [`InvariantSpec`]; [`always`] lists the checkers that run in every
+//! scenario. Durations in those tables are written as in the rest of the
+//! scenario format (`"500ms"`, `"2s"`) or as a number of seconds.
+//!
+//! How the checkers read the log (see [`index`]): a packet event is one send
+//! by its sender; its [`Fate`](crate::history::Fate) says whether the peer
+//! got it (`Dropped` and `Held` mean not yet, a later `Released` event is the
+//! peer receiving a held packet, not a second send).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::history::History;
+
+pub mod backoff;
+pub mod delivery;
+pub mod exactly_once;
+pub mod index;
+pub mod keepalive;
+pub mod protocol;
+pub mod retained;
+pub mod session;
+pub mod shared;
+pub mod will;
+
+/// One broken rule, with the events that show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// A specification rule (`MQTT-4.3.3-2`) or a harness rule name
+    /// (`qos2-lost`).
+    pub rule: String,
+    /// What happened: which actor, topic and packet id, expected against seen.
+    pub message: String,
+    /// Sequence numbers of the offending events, in log order.
+    pub events: Vec<u64>,
+}
+
+impl Violation {
+    pub fn new(rule: impl Into<String>, message: impl Into<String>, mut events: Vec<u64>) -> Violation {
+        events.sort_unstable();
+        events.dedup();
+        Violation {
+            rule: rule.into(),
+            message: message.into(),
+            events,
+        }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}", self.rule, self.message)?;
+        if !self.events.is_empty() {
+            let seqs: Vec<String> = self.events.iter().map(|s| format!("#{s}")).collect();
+            write!(f, " (events {})", seqs.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// What one checker concluded about one history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub checker: String,
+    pub violations: Vec<Violation>,
+    /// What was checked and what could not be decided, for the report.
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    pub fn new(checker: impl Into<String>) -> Verdict {
+        Verdict {
+            checker: checker.into(),
+            ..Verdict::default()
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    pub fn fail(&mut self, rule: impl Into<String>, message: impl Into<String>, events: Vec<u64>) {
+        self.violations.push(Violation::new(rule, message, events));
+    }
+
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// Rules of the violations, for tests and summaries.
+    pub fn rules(&self) -> Vec<&str> {
+        self.violations.iter().map(|v| v.rule.as_str()).collect()
+    }
+}
+
+pub trait Checker: Send + Sync {
+    fn name(&self) -> &str;
+    fn check(&self, history: &History) -> Verdict;
+}
+
+/// The `[[invariant]]` tables of a scenario file. `check` names the checker;
+/// every other field is optional and has the default shown.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InvariantSpec {
+    /// Last will: published once after an abnormal end, never after DISCONNECT.
+    Will {
+        /// Only judge wills of this actor (default: every actor with a will).
+        #[serde(default)]
+        actor: Option<String>,
+        /// Added to every deadline (default `1s`).
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+    },
+    /// QoS 2 exactly once, QoS 1 at least once, QoS 0 at most once, per
+    /// subscriber and across reconnects.
+    ExactlyOnce {
+        /// Only messages on topics matching this filter (default: all).
+        #[serde(default)]
+        topic: Option<String>,
+        /// Only messages from this publisher actor (default: all).
+        #[serde(default)]
+        publisher: Option<String>,
+        /// Time a subscriber gets to receive a message (default `2s`); a
+        /// message completed later than this before the run ended is in flight.
+        #[serde(default = "secs2", deserialize_with = "de_duration")]
+        settle: Duration,
+    },
+    /// Routing: every message a subscriber gets matches its filters, and
+    /// every message on a subscribed topic reaches connected subscribers.
+    #[serde(alias = "wildcards")]
+    Delivery {
+        #[serde(default)]
+        topic: Option<String>,
+        #[serde(default = "secs2", deserialize_with = "de_duration")]
+        settle: Duration,
+    },
+    /// Packet-level rules for clients and the broker (packet ids, DUP, acks,
+    /// resending after reconnect).
+    Protocol {
+        /// Actors whose own (client-side) conduct is judged; `"*"` for all
+        /// (default `["*"]`). The broker's conduct towards every actor is
+        /// always judged.
+        #[serde(default = "all_actors")]
+        clients: Vec<String>,
+        /// How long a reconnected sender has to resend its unacknowledged
+        /// packets before that counts as not resent (default `2s`).
+        #[serde(default = "secs2", deserialize_with = "de_duration")]
+        resend_within: Duration,
+    },
+    /// Session present flags, resumed subscriptions, offline queues.
+    Session {
+        /// The broker keeps persistent sessions across `restart`/`stop`
+        /// (default true).
+        #[serde(default = "yes")]
+        restart_keeps: bool,
+        /// The broker keeps persistent sessions across `kill` (default false).
+        #[serde(default)]
+        kill_keeps: bool,
+        #[serde(default = "secs2", deserialize_with = "de_duration")]
+        settle: Duration,
+    },
+    /// Retained messages are sent on subscribe; an empty one clears them.
+    Retained {
+        /// Time a subscriber gets to receive retained messages after
+        /// SUBSCRIBE (default `2s`).
+        #[serde(default = "secs2", deserialize_with = "de_duration")]
+        within: Duration,
+        /// The broker keeps retained messages across restarts and kills
+        /// (default false: after one, the retained store is unknown).
+        #[serde(default)]
+        persistent: bool,
+    },
+    /// Shared subscriptions: one member of each group gets each message.
+    Shared {
+        /// Only this share group (default: all groups).
+        #[serde(default)]
+        group: Option<String>,
+        #[serde(default = "secs2", deserialize_with = "de_duration")]
+        settle: Duration,
+        /// When a group got at least this many messages, every member that
+        /// was subscribed throughout must have got at least one (off by default).
+        #[serde(default)]
+        balance_after: Option<u32>,
+    },
+    /// Keep alive: the broker drops silent clients in time, clients ping.
+    Keepalive {
+        #[serde(default)]
+        actor: Option<String>,
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+        /// Judge the clients' ping cadence (default true).
+        #[serde(default = "yes")]
+        client: bool,
+        /// Judge the broker's timeout (default true).
+        #[serde(default = "yes")]
+        broker: bool,
+    },
+    /// Reconnect backoff: a client does not hammer the broker with
+    /// connection attempts.
+    Backoff {
+        /// The actor judged (default `device`).
+        #[serde(default = "device")]
+        actor: String,
+        /// Most connection attempts allowed in any one-second window (default 5).
+        #[serde(default = "five")]
+        max_per_second: u32,
+    },
+}
+
+fn secs1() -> Duration {
+    Duration::from_secs(1)
+}
+fn secs2() -> Duration {
+    Duration::from_secs(2)
+}
+fn yes() -> bool {
+    true
+}
+fn device() -> String {
+    "device".to_string()
+}
+fn five() -> u32 {
+    5
+}
+fn all_actors() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+/// A duration as scenario files write it (`"1.5s"`, `"250ms"`, `"1m"`) or a
+/// plain number of seconds.
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    let secs = match Raw::deserialize(d)? {
+        Raw::Secs(s) => s,
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom)?,
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err(serde::de::Error::custom(format!(
+            "duration of {secs}s is out of range (0 to a day)"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("`{s}` has no unit: write e.g. `500ms`, `2s` or `1m`"))?;
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number followed by a unit (e.g. `1.5s`)"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        other => return Err(format!("unknown time unit `{other}` in `{s}`: use ms, s or m")),
+    };
+    Ok(v * scale)
+}
+
+/// Builds the checker an `[[invariant]]` table asks for.
+pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
+    match spec.clone() {
+        InvariantSpec::Will { actor, slack } => Box::new(will::WillChecker { actor, slack }),
+        InvariantSpec::ExactlyOnce {
+            topic,
+            publisher,
+            settle,
+        } => Box::new(exactly_once::ExactlyOnce {
+            topic,
+            publisher,
+            settle,
+        }),
+        InvariantSpec::Delivery { topic, settle } => Box::new(delivery::DeliveryChecker { topic, settle }),
+        InvariantSpec::Protocol {
+            clients,
+            resend_within,
+        } => Box::new(protocol::ProtocolChecker {
+            clients,
+            resend_within,
+        }),
+        InvariantSpec::Session {
+            restart_keeps,
+            kill_keeps,
+            settle,
+        } => Box::new(session::SessionChecker {
+            restart_keeps,
+            kill_keeps,
+            settle,
+        }),
+        InvariantSpec::Retained { within, persistent } => {
+            Box::new(retained::RetainedChecker { within, persistent })
+        }
+        InvariantSpec::Shared {
+            group,
+            settle,
+            balance_after,
+        } => Box::new(shared::SharedChecker {
+            group,
+            settle,
+            balance_after,
+        }),
+        InvariantSpec::Keepalive {
+            actor,
+            slack,
+            client,
+            broker,
+        } => Box::new(keepalive::KeepaliveChecker {
+            actor,
+            slack,
+            client,
+            broker,
+        }),
+        InvariantSpec::Backoff { actor, max_per_second } => Box::new(backoff::BackoffChecker { actor, max_per_second }),
+    }
+}
+
+/// Checkers that run in every scenario: the packet-level protocol rules,
+/// judging the broker towards every actor and the device's own conduct.
+/// Observers are left out of the client-side rules because scenarios make
+/// them misbehave on purpose (chosen packet ids, no DUP).
+pub fn always() -> Vec<Box<dyn Checker>> {
+    vec![Box::new(protocol::ProtocolChecker {
+        clients: vec!["device".to_string()],
+        resend_within: secs2(),
+    })]
+}
+
+/// `1.5s`-style formatting for messages.
+pub(crate) fn fmt_d(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    }
+}

@@ -1,0 +1,466 @@
+//! `protocol`: packet-level rules for both senders of PUBLISH — each client
+//! towards the broker, and the broker towards each client — read from the
+//! packet stream. State is kept per client id and direction and survives
+//! reconnects of a resumed session; a CONNECT with clean session/start 1
+//! clears it (and the broker's side when the CONNACK says no session).
+//!
+//! Sender rules:
+//! - QoS > 0 PUBLISH, SUBSCRIBE and UNSUBSCRIBE carry a non-zero packet id
+//!   [MQTT-2.3.1-1]; a QoS 0 PUBLISH carries none [MQTT-2.3.1-5] and has
+//!   DUP=0 [MQTT-3.3.1-2];
+//! - a new packet does not reuse a packet id still in flight (QoS 1 until
+//!   PUBACK, QoS 2 until PUBCOMP, SUBSCRIBE/UNSUBSCRIBE until their ack, as
+//!   the sender received them) [MQTT-2.3.1-2];
+//! - a retransmitted PUBLISH (same id, topic and payload while in flight)
+//!   has DUP=1 [MQTT-3.3.1-1];
+//! - a QoS 2 PUBLISH is not sent again after its PUBREL [MQTT-4.3.3-1];
+//!   PUBREL only after the PUBREC arrived (`pubrel-without-pubrec`);
+//! - after reconnecting with a resumed session, the sender resends each
+//!   unacknowledged PUBLISH and the PUBREL of each PUBREC'd message within
+//!   `resend_within`, if the connection lives that long without faults
+//!   [MQTT-4.4.0-1].
+//!
+//! Receiver rules: PUBACK/PUBREC answer a QoS 1/2 PUBLISH the receiver got
+//! with that id, PUBCOMP answers a PUBREL it got (`ack-without-publish`,
+//! `pubcomp-without-pubrel`); a broker's SUBACK/UNSUBACK answers a request
+//! it got. A receiver may ack the same id twice (retransmissions), so only
+//! acks for ids never received are flagged.
+//!
+//! Client-side rules apply to the actors listed in `clients`; the broker is
+//! always judged.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::index::{seen, sent, show, Index};
+use super::{fmt_d, Checker, Verdict};
+use crate::history::{Dir, EventKind, History};
+use crate::mqtt::{Packet, QoS};
+
+pub struct ProtocolChecker {
+    pub clients: Vec<String>,
+    pub resend_within: Duration,
+}
+
+#[derive(Clone, Debug)]
+struct Flow {
+    qos: QoS,
+    topic: String,
+    payload: Bytes,
+    seq: u64,
+    rec_seen: bool,
+    rel_sent: bool,
+}
+
+#[derive(Default, Clone)]
+struct Side {
+    /// Sender view: PUBLISH flows in flight.
+    inflight: HashMap<u16, Flow>,
+    /// Sender view (clients): SUBSCRIBE/UNSUBSCRIBE ids in flight.
+    requests: HashMap<u16, u64>,
+    /// Receiver view: ids of QoS 1 / QoS 2 PUBLISH and PUBREL received.
+    got_q1: HashSet<u16>,
+    got_q2: HashSet<u16>,
+    got_rel: HashSet<u16>,
+    /// Receiver view (broker): SUBSCRIBE/UNSUBSCRIBE ids received.
+    got_req: HashSet<u16>,
+}
+
+impl Side {
+    fn reset_sender(&mut self) {
+        self.inflight.clear();
+        self.requests.clear();
+    }
+    fn reset_receiver(&mut self) {
+        self.got_q1.clear();
+        self.got_q2.clear();
+        self.got_rel.clear();
+        self.got_req.clear();
+    }
+}
+
+struct Resend {
+    conn: usize,
+    from: Duration,
+    connack_seq: u64,
+    up: bool,
+    /// (pid, expects PUBREL, flow)
+    owed: Vec<(u16, bool, Flow)>,
+}
+
+impl ProtocolChecker {
+    fn judged(&self, actor: &str) -> bool {
+        self.clients.iter().any(|c| c == "*" || c == actor)
+    }
+}
+
+impl Checker for ProtocolChecker {
+    fn name(&self) -> &str {
+        "protocol"
+    }
+
+    fn check(&self, history: &History) -> Verdict {
+        let ix = Index::new(history);
+        let mut v = Verdict::new(self.name());
+        // (client id, up?) -> side; "up" = client sends PUBLISH to broker.
+        let mut sides: HashMap<(String, bool), Side> = HashMap::new();
+        let mut resends: Vec<Resend> = Vec::new();
+        let mut packets = 0usize;
+        for ev in &history.events {
+            let EventKind::Packet {
+                conn,
+                actor,
+                dir,
+                packet,
+                fate,
+                ..
+            } = &ev.kind
+            else {
+                continue;
+            };
+            let Some(&ci) = ix.by_id.get(conn) else { continue };
+            let c = &ix.conns[ci];
+            let Some(cid) = c.client_id().map(str::to_string) else { continue };
+            packets += 1;
+            let to_broker = *dir == Dir::ToBroker;
+            let (fate_sent, fate_seen) = (sent(*fate), seen(*fate));
+            let who_sends = if to_broker { actor.clone() } else { format!("the broker (to {actor})") };
+            let judge_sender = !to_broker || self.judged(actor);
+            let seqs = vec![ev.seq];
+            match packet {
+                Packet::Connect(cp) if to_broker && fate_sent => {
+                    if cp.clean_start {
+                        sides.entry((cid.clone(), true)).or_default().reset_sender();
+                        sides.entry((cid.clone(), true)).or_default().reset_receiver();
+                        sides.entry((cid.clone(), false)).or_default().reset_sender();
+                        sides.entry((cid.clone(), false)).or_default().reset_receiver();
+                    }
+                }
+                Packet::ConnAck(a) if !to_broker && fate_sent && a.code == 0 => {
+                    if !a.session_present {
+                        // The broker has no session: its state is gone. The
+                        // client keeps its own in 3.1.1, so only reset ours of it
+                        // when it asked for a clean start (done at CONNECT).
+                        sides.entry((cid.clone(), false)).or_default().reset_sender();
+                        sides.entry((cid.clone(), true)).or_default().reset_receiver();
+                    } else if c.resumed {
+                        for up in [true, false] {
+                            if up && !self.judged(actor) {
+                                continue;
+                            }
+                            let side = sides.entry((cid.clone(), up)).or_default();
+                            let mut owed: Vec<(u16, bool, Flow)> =
+                                side.inflight.iter().map(|(p, f)| (*p, f.rec_seen, f.clone())).collect();
+                            owed.sort_by_key(|o| o.0);
+                            if !owed.is_empty() {
+                                resends.push(Resend {
+                                    conn: ci,
+                                    from: ev.at,
+                                    connack_seq: ev.seq,
+                                    up,
+                                    owed,
+                                });
+                            }
+                        }
+                    }
+                }
+                Packet::Publish(p) => {
+                    let side = sides.entry((cid.clone(), to_broker)).or_default();
+                    if fate_sent && judge_sender {
+                        if p.qos == QoS::AtMostOnce {
+                            if p.pid.is_some() {
+                                v.fail(
+                                    "MQTT-2.3.1-5",
+                                    format!("{who_sends} sent a QoS 0 PUBLISH on `{}` with a packet id", p.topic),
+                                    seqs.clone(),
+                                );
+                            }
+                            if p.dup {
+                                v.fail(
+                                    "MQTT-3.3.1-2",
+                                    format!("{who_sends} sent a QoS 0 PUBLISH on `{}` with DUP=1", p.topic),
+                                    seqs.clone(),
+                                );
+                            }
+                        } else {
+                            match p.pid {
+                                None | Some(0) => v.fail(
+                                    "MQTT-2.3.1-1",
+                                    format!(
+                                        "{who_sends} sent a QoS {} PUBLISH on `{}` without a non-zero packet id",
+                                        p.qos.as_u8(),
+                                        p.topic
+                                    ),
+                                    seqs.clone(),
+                                ),
+                                Some(pid) => {
+                                    let same = side.inflight.get(&pid).map(|f| {
+                                        (f.topic == p.topic && f.payload == p.payload && f.qos == p.qos, f.clone())
+                                    });
+                                    match same {
+                                        Some((true, f)) => {
+                                            if !p.dup {
+                                                v.fail(
+                                                    "MQTT-3.3.1-1",
+                                                    format!(
+                                                        "{who_sends} resent PUBLISH pid {pid} ({} on `{}`, first sent in event #{}) with DUP=0",
+                                                        show(&p.payload),
+                                                        p.topic,
+                                                        f.seq
+                                                    ),
+                                                    vec![f.seq, ev.seq],
+                                                );
+                                            }
+                                            if f.rel_sent {
+                                                v.fail(
+                                                    "MQTT-4.3.3-1",
+                                                    format!("{who_sends} resent the QoS 2 PUBLISH pid {pid} after sending its PUBREL"),
+                                                    vec![f.seq, ev.seq],
+                                                );
+                                            }
+                                        }
+                                        Some((false, f)) => {
+                                            v.fail(
+                                                "MQTT-2.3.1-2",
+                                                format!(
+                                                    "{who_sends} sent a new PUBLISH ({} on `{}`) with pid {pid}, still in flight for {} on `{}` (event #{}){}",
+                                                    show(&p.payload),
+                                                    p.topic,
+                                                    show(&f.payload),
+                                                    f.topic,
+                                                    f.seq,
+                                                    if f.qos == QoS::ExactlyOnce { "; a QoS 2 id is free only after PUBCOMP" } else { "" }
+                                                ),
+                                                vec![f.seq, ev.seq],
+                                            );
+                                            side.inflight.insert(pid, new_flow(p, ev.seq));
+                                        }
+                                        None => {
+                                            if let Some(&rs) = side.requests.get(&pid) {
+                                                v.fail(
+                                                    "MQTT-2.3.1-2",
+                                                    format!("{who_sends} sent PUBLISH with pid {pid}, still in flight for a SUBSCRIBE/UNSUBSCRIBE (event #{rs})"),
+                                                    vec![rs, ev.seq],
+                                                );
+                                            }
+                                            side.inflight.insert(pid, new_flow(p, ev.seq));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    } else if fate_sent {
+                        if let (Some(pid), true) = (p.pid, p.qos != QoS::AtMostOnce) {
+                            let keep = side
+                                .inflight
+                                .get(&pid)
+                                .is_some_and(|f| f.topic == p.topic && f.payload == p.payload);
+                            if !keep {
+                                side.inflight.insert(pid, new_flow(p, ev.seq));
+                            }
+                        }
+                    }
+                    if fate_seen {
+                        if let Some(pid) = p.pid {
+                            match p.qos {
+                                QoS::AtLeastOnce => {
+                                    side.got_q1.insert(pid);
+                                }
+                                QoS::ExactlyOnce => {
+                                    side.got_q2.insert(pid);
+                                }
+                                QoS::AtMostOnce => {}
+                            }
+                        }
+                    }
+                }
+                Packet::PubAck(a) | Packet::PubRec(a) => {
+                    // Sent by the receiver of the flow: direction is reversed.
+                    let is_rec = matches!(packet, Packet::PubRec(_));
+                    let side = sides.entry((cid.clone(), !to_broker)).or_default();
+                    let got = if is_rec { &side.got_q2 } else { &side.got_q1 };
+                    if fate_sent && (!to_broker || self.judged(actor)) && !got.contains(&a.pid) {
+                        let acker = if to_broker { actor.clone() } else { format!("the broker (to {actor})") };
+                        v.fail(
+                            "ack-without-publish",
+                            format!(
+                                "{acker} sent {} for pid {} but never received a QoS {} PUBLISH with that id",
+                                packet.packet_type(),
+                                a.pid,
+                                if is_rec { 2 } else { 1 }
+                            ),
+                            seqs.clone(),
+                        );
+                    }
+                    if fate_seen {
+                        if let Some(f) = side.inflight.get_mut(&a.pid) {
+                            let want = if is_rec { QoS::ExactlyOnce } else { QoS::AtLeastOnce };
+                            if f.qos == want {
+                                if is_rec && a.code < 0x80 {
+                                    f.rec_seen = true;
+                                } else {
+                                    side.inflight.remove(&a.pid);
+                                }
+                            }
+                        }
+                    }
+                }
+                Packet::PubRel(a) => {
+                    // Sent by the flow's sender.
+                    let side = sides.entry((cid.clone(), to_broker)).or_default();
+                    if fate_sent {
+                        match side.inflight.get_mut(&a.pid) {
+                            Some(f) if f.rec_seen => f.rel_sent = true,
+                            other => {
+                                if judge_sender {
+                                    let why = if other.is_some() {
+                                        "before the PUBREC reached it"
+                                    } else {
+                                        "for no QoS 2 message in flight"
+                                    };
+                                    v.fail(
+                                        "pubrel-without-pubrec",
+                                        format!("{who_sends} sent PUBREL pid {} {why}", a.pid),
+                                        seqs.clone(),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    if fate_seen {
+                        side.got_rel.insert(a.pid);
+                    }
+                }
+                Packet::PubComp(a) => {
+                    let side = sides.entry((cid.clone(), !to_broker)).or_default();
+                    let judge = if to_broker { self.judged(actor) } else { true };
+                    if fate_sent && judge && !side.got_rel.contains(&a.pid) {
+                        let acker = if to_broker { actor.clone() } else { format!("the broker (to {actor})") };
+                        v.fail(
+                            "pubcomp-without-pubrel",
+                            format!("{acker} sent PUBCOMP pid {} but never received a PUBREL with that id", a.pid),
+                            seqs.clone(),
+                        );
+                    }
+                    if fate_seen {
+                        side.inflight.remove(&a.pid);
+                        side.got_rel.remove(&a.pid);
+                    }
+                }
+                Packet::Subscribe(_) | Packet::Unsubscribe(_) if to_broker => {
+                    let pid = packet.pid().unwrap_or(0);
+                    let side = sides.entry((cid.clone(), true)).or_default();
+                    if fate_sent && self.judged(actor) {
+                        if pid == 0 {
+                            v.fail(
+                                "MQTT-2.3.1-1",
+                                format!("{actor} sent {} with packet id 0", packet.packet_type()),
+                                seqs.clone(),
+                            );
+                        } else if let Some(prev) = side.inflight.get(&pid).map(|f| f.seq).or(side.requests.get(&pid).copied()) {
+                            v.fail(
+                                "MQTT-2.3.1-2",
+                                format!("{actor} sent {} with pid {pid}, still in flight (event #{prev})", packet.packet_type()),
+                                vec![prev, ev.seq],
+                            );
+                        }
+                    }
+                    if fate_sent {
+                        side.requests.insert(pid, ev.seq);
+                    }
+                    if fate_seen {
+                        side.got_req.insert(pid);
+                    }
+                }
+                Packet::SubAck(_) | Packet::UnsubAck(_) if !to_broker => {
+                    let pid = packet.pid().unwrap_or(0);
+                    let side = sides.entry((cid.clone(), true)).or_default();
+                    if fate_sent && !side.got_req.contains(&pid) {
+                        v.fail(
+                            "ack-without-request",
+                            format!("the broker sent {} pid {pid} to {actor}, which sent no such request", packet.packet_type()),
+                            seqs.clone(),
+                        );
+                    }
+                    if fate_seen {
+                        side.requests.remove(&pid);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Resending after a resumed session.
+        for r in &resends {
+            let c = &ix.conns[r.conn];
+            let end = c.end(ix.end);
+            let sender_is_client = r.up;
+            let who = if sender_is_client {
+                c.actor.clone()
+            } else {
+                format!("the broker (to {})", c.actor)
+            };
+            for (pid, rel, flow) in &r.owed {
+                let found = c_packets(history, c.id, r.up).find(|(_, p)| match p {
+                    Packet::Publish(pb) => !*rel && pb.pid == Some(*pid),
+                    Packet::PubRel(a) => *rel && a.pid == *pid,
+                    _ => false,
+                });
+                if found.is_some() {
+                    continue;
+                }
+                let long_enough = end.saturating_sub(r.from) >= self.resend_within;
+                if !long_enough || !ix.undisturbed(&c.actor, r.from, r.from + self.resend_within) {
+                    v.note(format!(
+                        "{who} did not resend pid {pid} on {}, but the connection was too short or under a fault to judge",
+                        c.id
+                    ));
+                    continue;
+                }
+                v.fail(
+                    "MQTT-4.4.0-1",
+                    format!(
+                        "{who} resumed its session on {} but did not resend {} for pid {pid} ({} on `{}`) within {}",
+                        c.id,
+                        if *rel { "the PUBREL" } else { "the unacknowledged PUBLISH" },
+                        show(&flow.payload),
+                        flow.topic,
+                        fmt_d(self.resend_within)
+                    ),
+                    vec![flow.seq, r.connack_seq],
+                );
+            }
+        }
+        v.notes.insert(
+            0,
+            format!(
+                "{packets} packets on {} connections; client rules for {}",
+                ix.conns.len(),
+                self.clients.join(", ")
+            ),
+        );
+        v
+    }
+}
+
+fn new_flow(p: &crate::mqtt::Publish, seq: u64) -> Flow {
+    Flow {
+        qos: p.qos,
+        topic: p.topic.clone(),
+        payload: p.payload.clone(),
+        seq,
+        rec_seen: false,
+        rel_sent: false,
+    }
+}
+
+/// Packets sent on a connection in one direction (`up`: by the client).
+fn c_packets(history: &History, id: crate::history::ConnId, up: bool) -> impl Iterator<Item = (u64, &Packet)> {
+    history.events.iter().filter_map(move |e| match &e.kind {
+        EventKind::Packet {
+            conn, dir, packet, fate, ..
+        } if *conn == id && (*dir == Dir::ToBroker) == up && sent(*fate) => Some((e.seq, packet)),
+        _ => None,
+    })
+}
