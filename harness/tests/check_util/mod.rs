@@ -1,0 +1,332 @@
+//! Shared helpers for the checker tests: a terse history builder, and a
+//! loader for recorded histories kept as text fixtures under
+//! `tests/fixtures/histories/` (format documented in that folder's README).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_hil::check::{InvariantSpec, Verdict};
+use mqtt_hil::history::{CloseReason, ConnId, Delivery, Dir, Event, EventKind, Fate, History};
+use mqtt_hil::mqtt::*;
+
+#[derive(Default)]
+pub struct T {
+    pub ev: Vec<Event>,
+    pub now: Duration,
+    actors: HashMap<ConnId, String>,
+    next: u32,
+}
+
+pub fn check(spec: &str, h: &History) -> Verdict {
+    let spec: InvariantSpec = toml::from_str(spec).expect("spec parses");
+    mqtt_hil::check::build(&spec).check(h)
+}
+
+pub fn will(topic: &str, payload: &str, qos: u8) -> Will {
+    Will {
+        topic: topic.into(),
+        payload: Bytes::from(payload.to_string()),
+        qos: QoS::from_u8(qos).unwrap(),
+        retain: false,
+        properties: Properties::default(),
+    }
+}
+
+pub fn connect_pkt(id: &str, clean: bool, ka: u16, will: Option<Will>) -> Connect {
+    Connect {
+        version: Version::V311,
+        client_id: id.into(),
+        clean_start: clean,
+        keep_alive: ka,
+        will,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }
+}
+
+pub fn publish(pid: Option<u16>, qos: u8, topic: &str, payload: &str, dup: bool, retain: bool) -> Packet {
+    Packet::Publish(Publish {
+        dup,
+        qos: QoS::from_u8(qos).unwrap(),
+        retain,
+        topic: topic.into(),
+        pid,
+        payload: Bytes::from(payload.to_string()),
+        properties: Properties::default(),
+    })
+}
+
+impl T {
+    pub fn new() -> T {
+        T::default()
+    }
+    /// Sets the clock to `ms` since the start (never backwards).
+    pub fn at(&mut self, ms: u64) -> &mut Self {
+        self.now = self.now.max(Duration::from_millis(ms));
+        self
+    }
+    pub fn wait(&mut self, ms: u64) -> &mut Self {
+        self.now += Duration::from_millis(ms);
+        self
+    }
+    pub fn push(&mut self, kind: EventKind) -> u64 {
+        self.now += Duration::from_millis(1);
+        let seq = self.ev.len() as u64;
+        self.ev.push(Event { seq, at: self.now, kind });
+        seq
+    }
+    pub fn open(&mut self, actor: &str) -> ConnId {
+        self.next += 1;
+        let c = ConnId(self.next);
+        self.actors.insert(c, actor.to_string());
+        self.push(EventKind::ConnOpened { conn: c, actor: actor.into() });
+        c
+    }
+    pub fn pkt(&mut self, c: ConnId, dir: Dir, packet: Packet, fate: Fate) -> u64 {
+        let actor = self.actors[&c].clone();
+        self.push(EventKind::Packet { conn: c, actor, dir, packet, raw: Bytes::new(), fate })
+    }
+    pub fn up(&mut self, c: ConnId, p: Packet) -> u64 {
+        self.pkt(c, Dir::ToBroker, p, Fate::Forwarded)
+    }
+    pub fn down(&mut self, c: ConnId, p: Packet) -> u64 {
+        self.pkt(c, Dir::ToClient, p, Fate::Forwarded)
+    }
+    pub fn connect_full(&mut self, actor: &str, connect: Connect, session_present: bool) -> ConnId {
+        let c = self.open(actor);
+        self.up(c, Packet::Connect(connect));
+        self.down(c, Packet::ConnAck(ConnAck { session_present, code: 0, properties: Properties::default() }));
+        c
+    }
+    pub fn connect(&mut self, actor: &str, id: &str, clean: bool, ka: u16) -> ConnId {
+        self.connect_full(actor, connect_pkt(id, clean, ka, None), false)
+    }
+    pub fn subscribe(&mut self, c: ConnId, pid: u16, filter: &str, qos: u8) -> &mut Self {
+        self.up(
+            c,
+            Packet::Subscribe(Subscribe {
+                pid,
+                filters: vec![SubscribeFilter { filter: filter.into(), qos: QoS::from_u8(qos).unwrap(), options: 0 }],
+                properties: Properties::default(),
+            }),
+        );
+        self.down(c, Packet::SubAck(SubAck { pid, codes: vec![qos], properties: Properties::default() }));
+        self
+    }
+    pub fn ack(&mut self, c: ConnId, up: bool, kind: &str, pid: u16) -> u64 {
+        let a = Ack::new(pid);
+        let p = match kind {
+            "puback" => Packet::PubAck(a),
+            "pubrec" => Packet::PubRec(a),
+            "pubrel" => Packet::PubRel(a),
+            _ => Packet::PubComp(a),
+        };
+        if up {
+            self.up(c, p)
+        } else {
+            self.down(c, p)
+        }
+    }
+    /// A complete client -> broker publish flow.
+    pub fn publish(&mut self, c: ConnId, pid: u16, qos: u8, topic: &str, payload: &str) -> &mut Self {
+        let pidv = (qos > 0).then_some(pid);
+        self.up(c, publish(pidv, qos, topic, payload, false, false));
+        match qos {
+            1 => {
+                self.ack(c, false, "puback", pid);
+            }
+            2 => {
+                self.ack(c, false, "pubrec", pid);
+                self.ack(c, true, "pubrel", pid);
+                self.ack(c, false, "pubcomp", pid);
+            }
+            _ => {}
+        }
+        self
+    }
+    /// A complete broker -> client flow plus the application delivery.
+    pub fn receive(&mut self, c: ConnId, pid: u16, qos: u8, topic: &str, payload: &str) -> &mut Self {
+        let pidv = (qos > 0).then_some(pid);
+        self.down(c, publish(pidv, qos, topic, payload, false, false));
+        let actor = self.actors[&c].clone();
+        self.deliver(&actor, topic, payload, qos);
+        match qos {
+            1 => {
+                self.ack(c, true, "puback", pid);
+            }
+            2 => {
+                self.ack(c, true, "pubrec", pid);
+                self.ack(c, false, "pubrel", pid);
+                self.ack(c, true, "pubcomp", pid);
+            }
+            _ => {}
+        }
+        self
+    }
+    pub fn deliver(&mut self, actor: &str, topic: &str, payload: &str, qos: u8) -> u64 {
+        self.push(EventKind::Delivered {
+            actor: actor.into(),
+            msg: Delivery {
+                topic: topic.into(),
+                payload: Bytes::from(payload.to_string()),
+                qos: QoS::from_u8(qos).unwrap(),
+                retain: false,
+                dup: false,
+            },
+        })
+    }
+    pub fn disconnect(&mut self, c: ConnId) -> &mut Self {
+        self.up(c, Packet::Disconnect(Disconnect::default()));
+        self.close(c, CloseReason::ClientClosed)
+    }
+    pub fn close(&mut self, c: ConnId, reason: CloseReason) -> &mut Self {
+        let actor = self.actors[&c].clone();
+        self.push(EventKind::ConnClosed { conn: c, actor, reason });
+        self
+    }
+    pub fn fault(&mut self, target: &str, fault: &str) -> &mut Self {
+        self.push(EventKind::Fault { target: target.into(), fault: fault.into() });
+        self
+    }
+    pub fn broker(&mut self, what: &str) -> &mut Self {
+        self.push(EventKind::Broker { what: what.into() });
+        self
+    }
+    pub fn board(&mut self, what: &str) -> &mut Self {
+        self.push(EventKind::Board { what: what.into() });
+        self
+    }
+    pub fn step(&mut self, s: &str) -> &mut Self {
+        let index = self.ev.len();
+        self.push(EventKind::Step { index, summary: s.into() });
+        self
+    }
+    pub fn history(&self) -> History {
+        History::from_events(self.ev.clone())
+    }
+}
+
+/// Loads a recorded history fixture (see `tests/fixtures/histories/README.md`).
+pub fn load_fixture(name: &str) -> History {
+    let path = format!("{}/tests/fixtures/histories/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut t = T::new();
+    let mut conns: HashMap<String, ConnId> = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        macro_rules! bad {
+            () => {
+                panic!("{path}:{}: cannot read `{line}`", n + 1)
+            };
+        }
+        let kv = |k: &str| -> Option<&str> { w.iter().find_map(|x| x.strip_prefix(&format!("{k}="))) };
+        let flag = |k: &str| w.contains(&k);
+        let fate = match kv("fate") {
+            None => Fate::Forwarded,
+            Some("dropped") => Fate::Dropped,
+            Some("held") => Fate::Held,
+            Some("released") => Fate::Released,
+            Some("duplicated") => Fate::Duplicated,
+            Some(_) => bad!(),
+        };
+        match w[0] {
+            x if x.starts_with('@') => {
+                t.at(x[1..].parse().unwrap_or_else(|_| bad!()));
+            }
+            "open" => {
+                let c = t.open(w[1]);
+                conns.insert(w[2].to_string(), c);
+            }
+            "close" => {
+                let reason = match w[2] {
+                    "client" => CloseReason::ClientClosed,
+                    "broker" => CloseReason::BrokerClosed,
+                    "severed" => CloseReason::Severed,
+                    "closed" => CloseReason::Closed,
+                    "run_ended" => CloseReason::RunEnded,
+                    _ => bad!(),
+                };
+                t.close(conns[w[1]], reason);
+            }
+            "fault" => {
+                t.fault(w[1], &w[2..].join(" "));
+            }
+            "broker" => {
+                t.broker(w[1]);
+            }
+            "board" => {
+                t.board(w[1]);
+            }
+            "deliver" => {
+                t.deliver(w[1], w[2], w[3], kv("q").unwrap_or("0").parse().unwrap());
+            }
+            c if conns.contains_key(c) => {
+                let c = conns[c];
+                let dir = match w[1] {
+                    ">" => Dir::ToBroker,
+                    "<" => Dir::ToClient,
+                    _ => bad!(),
+                };
+                let num = |i: usize| -> u16 { w.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| bad!()) };
+                let p = match w[2] {
+                    "CONNECT" => {
+                        let wl = kv("will").map(|s| {
+                            let parts: Vec<&str> = s.split(':').collect();
+                            will(parts[0], parts[1], parts.get(2).map(|q| q.parse().unwrap()).unwrap_or(0))
+                        });
+                        Packet::Connect(connect_pkt(
+                            w[3],
+                            kv("clean") != Some("0"),
+                            kv("ka").map(|k| k.parse().unwrap()).unwrap_or(0),
+                            wl,
+                        ))
+                    }
+                    "CONNACK" => Packet::ConnAck(ConnAck {
+                        session_present: kv("sp") == Some("1"),
+                        code: kv("code").map(|k| k.parse().unwrap()).unwrap_or(0),
+                        properties: Properties::default(),
+                    }),
+                    "PUBLISH" => {
+                        let q: u8 = kv("q").unwrap_or("0").parse().unwrap();
+                        publish(
+                            kv("pid").map(|p| p.parse().unwrap()),
+                            q,
+                            kv("t").unwrap_or_else(|| bad!()),
+                            kv("p").unwrap_or(""),
+                            flag("dup"),
+                            flag("retain"),
+                        )
+                    }
+                    "PUBACK" => Packet::PubAck(Ack::new(num(3))),
+                    "PUBREC" => Packet::PubRec(Ack::new(num(3))),
+                    "PUBREL" => Packet::PubRel(Ack::new(num(3))),
+                    "PUBCOMP" => Packet::PubComp(Ack::new(num(3))),
+                    "SUBSCRIBE" => Packet::Subscribe(Subscribe {
+                        pid: num(3),
+                        filters: vec![SubscribeFilter {
+                            filter: w[4].into(),
+                            qos: QoS::from_u8(kv("q").unwrap_or("0").parse().unwrap()).unwrap(),
+                            options: 0,
+                        }],
+                        properties: Properties::default(),
+                    }),
+                    "SUBACK" => Packet::SubAck(SubAck { pid: num(3), codes: vec![num(4) as u8], properties: Properties::default() }),
+                    "PINGREQ" => Packet::PingReq,
+                    "PINGRESP" => Packet::PingResp,
+                    "DISCONNECT" => Packet::Disconnect(Disconnect::default()),
+                    _ => bad!(),
+                };
+                t.pkt(c, dir, p, fate);
+            }
+            _ => bad!(),
+        }
+    }
+    t.history()
+}
