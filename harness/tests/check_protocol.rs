@@ -1,0 +1,142 @@
+//! Protocol rules over the packet stream, both directions.
+mod check_util;
+use check_util::*;
+use mqtt_hil::history::{CloseReason, Dir, Fate};
+use mqtt_hil::mqtt::{Ack, Packet};
+
+const SPEC: &str = r#"check = "protocol""#;
+
+#[test]
+fn clean_flows_pass() {
+    let mut t = T::new();
+    let cloud = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(cloud, 1, "a/#", 2);
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.publish(dev, 1, 2, "a/b", "m1").publish(dev, 1, 2, "a/b", "m2").publish(dev, 2, 1, "a/c", "m3");
+    t.receive(cloud, 1, 2, "a/b", "m1").receive(cloud, 1, 2, "a/b", "m2");
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{:?}", v);
+}
+
+#[test]
+fn retransmission_without_dup_fails() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-3.3.1-1"], "{:?}", v);
+}
+
+#[test]
+fn pid_reuse_before_pubcomp_fails_for_client_and_broker() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 2, "a/b", "m1", false, false));
+    t.ack(dev, false, "pubrec", 1);
+    t.ack(dev, true, "pubrel", 1);
+    t.up(dev, publish(Some(1), 2, "a/b", "m2", false, false));
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-2"], "{:?}", v);
+    // The broker as sender.
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(c, 1, "#", 1);
+    t.down(c, publish(Some(9), 1, "a/b", "x", false, false));
+    t.down(c, publish(Some(9), 1, "a/c", "y", false, false));
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-2"], "{:?}", v);
+    assert!(v.violations[0].message.contains("the broker"));
+}
+
+#[test]
+fn qos0_with_pid_and_pubrel_without_pubrec_fail() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(3), 0, "a/b", "m1", false, false));
+    t.up(dev, publish(Some(4), 2, "a/b", "m2", false, false));
+    t.ack(dev, true, "pubrel", 4);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-5", "pubrel-without-pubrec"], "{:?}", v);
+}
+
+#[test]
+fn ack_for_unknown_pid_fails() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.ack(dev, false, "puback", 42);
+    t.ack(dev, false, "pubcomp", 43);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["ack-without-publish", "pubcomp-without-pubrel"], "{:?}", v);
+}
+
+#[test]
+fn resumed_session_must_resend() {
+    for resend in [true, false] {
+        let mut t = T::new();
+        let dev = t.connect("device", "dut-1", false, 60);
+        t.up(dev, publish(Some(1), 2, "a/b", "m1", false, false));
+        t.ack(dev, false, "pubrec", 1);
+        t.up(dev, publish(Some(2), 1, "a/c", "m2", false, false));
+        t.close(dev, CloseReason::Severed);
+        let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+        if resend {
+            t.up(dev2, publish(Some(2), 1, "a/c", "m2", true, false));
+            t.ack(dev2, false, "puback", 2);
+            t.ack(dev2, true, "pubrel", 1);
+            t.ack(dev2, false, "pubcomp", 1);
+        }
+        t.wait(3000).step("end");
+        let v = check(SPEC, &t.history());
+        if resend {
+            assert!(v.ok(), "{:?}", v);
+        } else {
+            assert_eq!(v.rules(), vec!["MQTT-4.4.0-1", "MQTT-4.4.0-1"], "{:?}", v);
+        }
+    }
+}
+
+#[test]
+fn resend_without_dup_after_reconnect_fails() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", false, 60);
+    t.up(dev, publish(Some(2), 1, "a/c", "m2", false, false));
+    t.close(dev, CloseReason::Severed);
+    let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+    t.up(dev2, publish(Some(2), 1, "a/c", "m2", false, false));
+    t.ack(dev2, false, "puback", 2);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-3.3.1-1"], "{:?}", v);
+}
+
+#[test]
+fn held_and_released_packet_is_one_send_and_dropped_ack_keeps_pid_busy() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    let p = publish(Some(1), 1, "a/b", "m1", false, false);
+    t.pkt(dev, Dir::ToBroker, p.clone(), Fate::Held);
+    t.pkt(dev, Dir::ToBroker, p, Fate::Released);
+    // The PUBACK is dropped: the client never saw it, so a resend with DUP is right.
+    t.pkt(dev, Dir::ToClient, Packet::PubAck(Ack::new(1)), Fate::Dropped);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", true, false));
+    t.ack(dev, false, "puback", 1);
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{:?}", v);
+}
+
+#[test]
+fn always_judges_the_device_but_not_scripted_observers() {
+    let mut t = T::new();
+    let obs = t.connect("cloud", "cloud", true, 60);
+    t.up(obs, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.up(obs, publish(Some(1), 1, "a/b", "m2", false, false));
+    let h = t.history();
+    let always = mqtt_hil::check::always();
+    assert!(always.iter().all(|c| c.check(&h).ok()));
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.up(dev, publish(Some(1), 1, "a/b", "m2", false, false));
+    let h = t.history();
+    assert!(always.iter().any(|c| !c.check(&h).ok()));
+}
