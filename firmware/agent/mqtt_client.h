@@ -1,0 +1,150 @@
+/* MQTT 3.1.1 client state machine, sans-IO.
+ *
+ * The owner feeds it events (connection opened/closed, bytes received, the
+ * time, application commands); it answers through callbacks: open/close the
+ * TCP connection, send bytes, report application events. Time is a free
+ * running millisecond counter that may wrap.
+ *
+ * QoS 2 receive uses method B of the spec (4.3.3, figure 4.3): the message is
+ * delivered when its PUBLISH first arrives and its packet id is remembered
+ * (persisted) until PUBREL; a PUBLISH with a remembered id is acknowledged
+ * with PUBREC but not delivered again. The id is persisted before delivery,
+ * so a reset between the two loses at most that one delivery instead of
+ * duplicating it. */
+#ifndef MQTT_CLIENT_H
+#define MQTT_CLIENT_H
+
+#include "mqtt_codec.h"
+#include "mqtt_session.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MQTT_RX_MAX 1536  /* largest packet accepted from the broker */
+#define MQTT_TX_MAX 1280  /* largest packet we build */
+#define MQTT_ID_MAX 64
+#define MQTT_USER_MAX 64
+#define MQTT_PASS_MAX 64
+#define MQTT_WILL_TOPIC_MAX 128
+#define MQTT_WILL_PAYLOAD_MAX 256
+#define MQTT_TCP_TIMEOUT_MS 10000u
+
+typedef enum {
+    MQTT_ST_IDLE,    /* no connection, none wanted */
+    MQTT_ST_TCP,     /* TCP connection being opened */
+    MQTT_ST_CONNACK, /* CONNECT sent, waiting for CONNACK */
+    MQTT_ST_UP,      /* connected */
+    MQTT_ST_BACKOFF, /* lost, waiting to reconnect */
+} mqtt_state;
+
+typedef enum {
+    MQTT_C_OK = 0,
+    MQTT_C_NOT_CONNECTED,
+    MQTT_C_ALREADY_CONNECTED,
+    MQTT_C_INFLIGHT_FULL,
+    MQTT_C_TOO_BIG,
+    MQTT_C_BAD_TOPIC,
+    MQTT_C_BAD_ARG,
+    MQTT_C_STORE_FAILED,
+    MQTT_C_SEND_FAILED,
+} mqtt_result;
+
+const char *mqtt_result_str(mqtt_result r);
+const char *mqtt_state_str(mqtt_state s);
+
+typedef struct {
+    mqtt_slice client_id, user, pass, will_topic, will_payload;
+    bool has_user, has_pass, has_will, will_retain, clean;
+    uint8_t will_qos;
+    uint16_t keepalive; /* seconds, 0 = off */
+    bool reconnect;
+    uint32_t backoff_ms, backoff_max_ms;
+} mqtt_connect_opts;
+
+typedef enum {
+    MQTT_EV_CONNECTED,    /* sp */
+    MQTT_EV_REFUSED,      /* rc: CONNACK with a non-zero return code */
+    MQTT_EV_SUBACK,       /* pid, packet (list = granted codes) */
+    MQTT_EV_UNSUBACK,     /* pid */
+    MQTT_EV_PUBACK,       /* pid */
+    MQTT_EV_PUBREC,       /* pid */
+    MQTT_EV_PUBCOMP,      /* pid */
+    MQTT_EV_MESSAGE,      /* packet (a PUBLISH) */
+    MQTT_EV_DISCONNECTED, /* reason */
+    MQTT_EV_LOG,          /* reason = free text */
+} mqtt_event_type;
+
+typedef struct {
+    mqtt_event_type type;
+    uint16_t pid;
+    bool sp;
+    uint8_t rc;
+    const mqtt_packet *packet;
+    const char *reason;
+} mqtt_event;
+
+typedef struct {
+    void *ctx;
+    /* Start opening the TCP connection; report the outcome later with
+     * mqtt_client_on_open or mqtt_client_on_closed. */
+    void (*open)(void *ctx);
+    void (*close)(void *ctx);
+    /* Queue bytes for the connection; all or nothing. */
+    bool (*send)(void *ctx, const uint8_t *data, size_t len);
+    void (*event)(void *ctx, const mqtt_event *ev);
+} mqtt_client_cb;
+
+typedef struct {
+    mqtt_client_cb cb;
+    mqtt_session s;
+    mqtt_state state;
+    int restored;
+
+    /* The connect options, copied: reconnects need them after the command
+     * line that carried them is gone. */
+    mqtt_connect_opts opts;
+    uint8_t id_buf[MQTT_ID_MAX], user_buf[MQTT_USER_MAX], pass_buf[MQTT_PASS_MAX];
+    uint8_t will_topic_buf[MQTT_WILL_TOPIC_MAX], will_payload_buf[MQTT_WILL_PAYLOAD_MAX];
+
+    uint32_t state_since;  /* when the current state was entered */
+    uint32_t backoff_at;   /* BACKOFF: when to reconnect */
+    uint32_t backoff_cur;  /* the next backoff delay */
+    uint32_t last_tx;
+    uint32_t ping_at;
+    bool ping_out;
+
+    mqtt_decoder dec;
+    uint8_t rx[MQTT_RX_MAX];
+    uint8_t tx[MQTT_TX_MAX];
+} mqtt_client;
+
+/* Loads the persisted session; mqtt_client_restored tells how much. */
+void mqtt_client_init(mqtt_client *c, const mqtt_client_cb *cb, const mqtt_store *store);
+int mqtt_client_restored(const mqtt_client *c);
+
+mqtt_result mqtt_client_connect(mqtt_client *c, const mqtt_connect_opts *o, uint32_t now);
+void mqtt_client_on_open(mqtt_client *c, uint32_t now);
+/* The connection closed, or (in MQTT_ST_TCP) could not be opened. */
+void mqtt_client_on_closed(mqtt_client *c, uint32_t now);
+void mqtt_client_on_bytes(mqtt_client *c, const uint8_t *data, size_t len, uint32_t now);
+void mqtt_client_tick(mqtt_client *c, uint32_t now);
+
+mqtt_result mqtt_client_publish(mqtt_client *c, const uint8_t *topic, size_t topic_len,
+                                const uint8_t *payload, size_t payload_len, uint8_t qos,
+                                bool retain, uint16_t *pid, uint32_t now);
+mqtt_result mqtt_client_subscribe(mqtt_client *c, const uint8_t *filter, size_t len,
+                                  uint8_t qos, uint16_t *pid, uint32_t now);
+mqtt_result mqtt_client_unsubscribe(mqtt_client *c, const uint8_t *filter, size_t len,
+                                    uint16_t *pid, uint32_t now);
+/* Sends DISCONNECT (if connected), closes, stops reconnecting. */
+mqtt_result mqtt_client_disconnect(mqtt_client *c, uint32_t now);
+/* Closes without DISCONNECT, as a network loss would; reconnects if set. */
+mqtt_result mqtt_client_drop(mqtt_client *c, uint32_t now);
+/* Wipes the session in RAM and in the store. */
+mqtt_result mqtt_client_erase(mqtt_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
