@@ -1,0 +1,71 @@
+//! Recorded histories (tests/fixtures/histories) judged by the checkers,
+//! and the scenario-file syntax of `[[invariant]]` tables.
+mod check_util;
+use check_util::*;
+use mqtt_hil::check::InvariantSpec;
+use std::time::Duration;
+
+#[test]
+fn recorded_qos2_duplicate_after_reconnect_fails() {
+    let h = load_fixture("qos2_duplicate_after_reconnect.hist");
+    let v = check(r#"check = "exactly_once""#, &h);
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{:?}", v);
+    assert!(v.violations[0].message.contains("2 times as a new message"));
+}
+
+#[test]
+fn recorded_will_after_clean_disconnect_fails() {
+    let h = load_fixture("will_after_clean_disconnect.hist");
+    let v = check(r#"check = "will""#, &h);
+    assert_eq!(v.rules(), vec!["MQTT-3.14.4-3"], "{:?}", v);
+    assert!(!v.violations[0].events.is_empty());
+}
+
+#[test]
+fn recorded_will_on_blackhole_passes() {
+    let h = load_fixture("will_on_blackhole_good.hist");
+    let v = check(r#"check = "will""#, &h);
+    assert!(v.ok(), "{:?}", v);
+    let v = check("check = \"keepalive\"\nclient = false", &h);
+    assert!(v.ok(), "{:?}", v);
+    // A tighter slack turns the same history into a late will.
+    let v = check("check = \"will\"\nslack = \"0ms\"", &h);
+    assert_eq!(v.rules(), vec!["will-late"], "{:?}", v);
+}
+
+#[test]
+fn recorded_missing_resend_fails() {
+    let h = load_fixture("resend_missing_after_resume.hist");
+    let v = check(r#"check = "protocol""#, &h);
+    assert_eq!(v.rules(), vec!["MQTT-4.4.0-1"], "{:?}", v);
+}
+
+#[test]
+fn invariant_tables_parse_with_defaults() {
+    let s: InvariantSpec = toml::from_str(r#"check = "will""#).unwrap();
+    assert_eq!(s, InvariantSpec::Will { actor: None, slack: Duration::from_secs(1) });
+    let s: InvariantSpec = toml::from_str("check = \"exactly_once\"\nsettle = \"500ms\"\ntopic = \"dut/#\"").unwrap();
+    assert_eq!(
+        s,
+        InvariantSpec::ExactlyOnce { topic: Some("dut/#".into()), publisher: None, settle: Duration::from_millis(500) }
+    );
+    let s: InvariantSpec = toml::from_str("check = \"wildcards\"").unwrap();
+    assert!(matches!(s, InvariantSpec::Delivery { .. }));
+    let s: InvariantSpec = toml::from_str("check = \"keepalive\"\nslack = 1.5").unwrap();
+    assert!(matches!(s, InvariantSpec::Keepalive { slack, client: true, broker: true, .. } if slack == Duration::from_millis(1500)));
+    for spec in ["session", "retained", "shared", "protocol", "delivery"] {
+        let s: InvariantSpec = toml::from_str(&format!("check = \"{spec}\"")).unwrap();
+        assert_eq!(mqtt_hil::check::build(&s).name(), spec);
+    }
+    let s: InvariantSpec = toml::from_str("check = \"backoff\"\nmax_per_second = 3").unwrap();
+    assert_eq!(s, InvariantSpec::Backoff { actor: "device".into(), max_per_second: 3 });
+}
+
+#[test]
+fn invariant_tables_reject_mistakes() {
+    let e = toml::from_str::<InvariantSpec>("check = \"will\"\nslak = \"1s\"").unwrap_err();
+    assert!(e.to_string().contains("slak"), "{e}");
+    assert!(toml::from_str::<InvariantSpec>("check = \"exactly_twice\"").is_err());
+    let e = toml::from_str::<InvariantSpec>("check = \"will\"\nslack = \"1h\"").unwrap_err();
+    assert!(e.to_string().contains("unknown time unit"), "{e}");
+}
