@@ -1,0 +1,61 @@
+/* Emulated ESP8266 board: the lx106 core on QEMU's XTFPGA "lx60-nommu"
+ * machine. Addresses below were read from `info mtree` on QEMU 7.2. */
+#ifndef BOARD_H
+#define BOARD_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BOARD_IO_BASE        0x90000000u
+#define BOARD_FPGA_BASE      0x9d020000u
+#define BOARD_ETH_REGS       0x9d030000u
+#define BOARD_ETH_DESC       0x9d030400u
+#define BOARD_ETH_BUF        0x9d800000u
+#define BOARD_ETH_BUF_SIZE   0x4000u
+#define BOARD_UART_BASE      0x9d050020u
+#define BOARD_FLASH_BASE     0x98000000u
+#define BOARD_FLASH_SIZE     0x00400000u
+#define BOARD_FLASH_SECTOR   0x00010000u
+
+#define REG32(addr) (*(volatile uint32_t *)(addr))
+
+/* Hot code that must run from IRAM (vectors, start-up, panic path). */
+#define IRAM_ATTR __attribute__((section(".iram.text")))
+
+void board_init(void);
+/* Runs the periodic work the firmware relies on without interrupts:
+ * drains the UART into its ring and keeps the 64-bit clock extended. */
+void board_poll(void);
+__attribute__((noreturn)) void board_reset(void);
+uint32_t board_cpu_hz(void);
+size_t board_free_heap(void);
+
+/* clock.c */
+void clock_init(void);
+uint64_t clock_us(void);
+uint32_t clock_ms(void);
+
+/* uart.c: 16550, polled. */
+void uart_init(uint32_t baud);
+void uart_putc(char c);
+void uart_write(const void *buf, size_t len);
+void uart_puts(const char *s);
+int uart_poll_rx(void);        /* moves hardware FIFO into the ring; returns bytes buffered */
+int uart_available(void);
+int uart_read(void);            /* -1 when empty */
+int uart_peek(void);
+
+/* flash.c: CFI (Intel command set) pflash; offsets are from BOARD_FLASH_BASE. */
+int flash_present(void);
+int flash_read(uint32_t offset, void *dst, size_t len);
+int flash_erase_sector(uint32_t offset);
+int flash_write(uint32_t offset, const void *src, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,92 @@
+/* 16550 UART at BOARD_UART_BASE, registers 4 bytes apart. Receive is polled
+ * into a ring so bytes arriving while the sketch is busy are kept; QEMU
+ * back-pressures its chardev while the 16-byte FIFO is full, so nothing is
+ * lost between polls. */
+#include "board.h"
+
+#define UART_REG(n)  REG32(BOARD_UART_BASE + 4 * (n))
+#define RBR 0
+#define THR 0
+#define IER 1
+#define DLL 0
+#define DLM 1
+#define FCR 2
+#define LCR 3
+#define MCR 4
+#define LSR 5
+#define LSR_DR   0x01
+#define LSR_THRE 0x20
+
+#define RX_RING 1024
+
+static uint8_t rx_ring[RX_RING];
+static volatile uint16_t rx_head, rx_tail;
+
+void uart_init(uint32_t baud)
+{
+    /* The divisor assumes the 1.8432 MHz reference of the 16550; QEMU ignores
+     * the rate but a real-chip-like init keeps the code honest. */
+    uint32_t div = 1843200u / (16u * (baud ? baud : 115200u));
+    UART_REG(IER) = 0;
+    UART_REG(LCR) = 0x80;
+    UART_REG(DLL) = div & 0xff;
+    UART_REG(DLM) = (div >> 8) & 0xff;
+    UART_REG(LCR) = 0x03;          /* 8N1 */
+    /* FIFOs on but not cleared, and the ring kept: Serial.begin() in a
+     * sketch must not throw away commands that arrived during boot. */
+    UART_REG(FCR) = 0x01;
+    UART_REG(MCR) = 0x03;          /* DTR, RTS */
+}
+
+IRAM_ATTR void uart_putc(char c)
+{
+    while (!(UART_REG(LSR) & LSR_THRE))
+        ;
+    UART_REG(THR) = (uint8_t)c;
+}
+
+void uart_write(const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len--)
+        uart_putc(*p++);
+}
+
+IRAM_ATTR void uart_puts(const char *s)
+{
+    while (*s)
+        uart_putc(*s++);
+}
+
+int uart_poll_rx(void)
+{
+    while (UART_REG(LSR) & LSR_DR) {
+        uint16_t next = (rx_head + 1) % RX_RING;
+        if (next == rx_tail)
+            break;                 /* ring full: leave bytes in the FIFO */
+        rx_ring[rx_head] = (uint8_t)UART_REG(RBR);
+        rx_head = next;
+    }
+    return uart_available();
+}
+
+int uart_available(void)
+{
+    return (rx_head + RX_RING - rx_tail) % RX_RING;
+}
+
+int uart_peek(void)
+{
+    uart_poll_rx();
+    return rx_head == rx_tail ? -1 : rx_ring[rx_tail];
+}
+
+int uart_read(void)
+{
+    uart_poll_rx();
+    if (rx_head == rx_tail)
+        return -1;
+    int c = rx_ring[rx_tail];
+    rx_tail = (rx_tail + 1) % RX_RING;
+    return c;
+}
