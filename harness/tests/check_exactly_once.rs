@@ -73,7 +73,10 @@ fn qos1_duplicate_is_only_a_note() {
     t.wait(3000).step("end");
     let v = check(SPEC, &t.history());
     assert!(v.ok(), "{:?}", v);
-    assert!(v.notes.iter().any(|n| n.contains("QoS 1 allows duplicates")));
+    assert!(v
+        .notes
+        .iter()
+        .any(|n| n.contains("QoS 1 allows duplicates")));
 }
 
 #[test]
@@ -117,7 +120,12 @@ fn publish_without_pubrel_is_not_required() {
     let (_cloud, dev) = setup(&mut t, 2);
     t.up(dev, publish(Some(1), 2, "dut/a", "m1", false, false));
     t.ack(dev, false, "pubrec", 1);
-    t.pkt(dev, mqtt_hil::history::Dir::ToBroker, Packet::PubRel(mqtt_hil::mqtt::Ack::new(1)), Fate::Dropped);
+    t.pkt(
+        dev,
+        mqtt_hil::history::Dir::ToBroker,
+        Packet::PubRel(mqtt_hil::mqtt::Ack::new(1)),
+        Fate::Dropped,
+    );
     t.wait(3000).step("end");
     assert!(check(SPEC, &t.history()).ok());
 }

@@ -43,22 +43,41 @@ fn recorded_missing_resend_fails() {
 #[test]
 fn invariant_tables_parse_with_defaults() {
     let s: InvariantSpec = toml::from_str(r#"check = "will""#).unwrap();
-    assert_eq!(s, InvariantSpec::Will { actor: None, slack: Duration::from_secs(1) });
-    let s: InvariantSpec = toml::from_str("check = \"exactly_once\"\nsettle = \"500ms\"\ntopic = \"dut/#\"").unwrap();
     assert_eq!(
         s,
-        InvariantSpec::ExactlyOnce { topic: Some("dut/#".into()), publisher: None, settle: Duration::from_millis(500) }
+        InvariantSpec::Will {
+            actor: None,
+            slack: Duration::from_secs(1)
+        }
+    );
+    let s: InvariantSpec =
+        toml::from_str("check = \"exactly_once\"\nsettle = \"500ms\"\ntopic = \"dut/#\"").unwrap();
+    assert_eq!(
+        s,
+        InvariantSpec::ExactlyOnce {
+            topic: Some("dut/#".into()),
+            publisher: None,
+            settle: Duration::from_millis(500)
+        }
     );
     let s: InvariantSpec = toml::from_str("check = \"wildcards\"").unwrap();
     assert!(matches!(s, InvariantSpec::Delivery { .. }));
     let s: InvariantSpec = toml::from_str("check = \"keepalive\"\nslack = 1.5").unwrap();
-    assert!(matches!(s, InvariantSpec::Keepalive { slack, client: true, broker: true, .. } if slack == Duration::from_millis(1500)));
+    assert!(
+        matches!(s, InvariantSpec::Keepalive { slack, client: true, broker: true, .. } if slack == Duration::from_millis(1500))
+    );
     for spec in ["session", "retained", "shared", "protocol", "delivery"] {
         let s: InvariantSpec = toml::from_str(&format!("check = \"{spec}\"")).unwrap();
         assert_eq!(mqtt_hil::check::build(&s).name(), spec);
     }
     let s: InvariantSpec = toml::from_str("check = \"backoff\"\nmax_per_second = 3").unwrap();
-    assert_eq!(s, InvariantSpec::Backoff { actor: "device".into(), max_per_second: 3 });
+    assert_eq!(
+        s,
+        InvariantSpec::Backoff {
+            actor: "device".into(),
+            max_per_second: 3
+        }
+    );
 }
 
 #[test]

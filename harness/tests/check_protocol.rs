@@ -12,8 +12,11 @@ fn clean_flows_pass() {
     let cloud = t.connect("cloud", "cloud", true, 60);
     t.subscribe(cloud, 1, "a/#", 2);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 2, "a/b", "m1").publish(dev, 1, 2, "a/b", "m2").publish(dev, 2, 1, "a/c", "m3");
-    t.receive(cloud, 1, 2, "a/b", "m1").receive(cloud, 1, 2, "a/b", "m2");
+    t.publish(dev, 1, 2, "a/b", "m1")
+        .publish(dev, 1, 2, "a/b", "m2")
+        .publish(dev, 2, 1, "a/c", "m3");
+    t.receive(cloud, 1, 2, "a/b", "m1")
+        .receive(cloud, 1, 2, "a/b", "m2");
     let v = check(SPEC, &t.history());
     assert!(v.ok(), "{:?}", v);
 }
@@ -57,7 +60,12 @@ fn qos0_with_pid_and_pubrel_without_pubrec_fail() {
     t.up(dev, publish(Some(4), 2, "a/b", "m2", false, false));
     t.ack(dev, true, "pubrel", 4);
     let v = check(SPEC, &t.history());
-    assert_eq!(v.rules(), vec!["MQTT-2.3.1-5", "pubrel-without-pubrec"], "{:?}", v);
+    assert_eq!(
+        v.rules(),
+        vec!["MQTT-2.3.1-5", "pubrel-without-pubrec"],
+        "{:?}",
+        v
+    );
 }
 
 #[test]
@@ -67,7 +75,12 @@ fn ack_for_unknown_pid_fails() {
     t.ack(dev, false, "puback", 42);
     t.ack(dev, false, "pubcomp", 43);
     let v = check(SPEC, &t.history());
-    assert_eq!(v.rules(), vec!["ack-without-publish", "pubcomp-without-pubrel"], "{:?}", v);
+    assert_eq!(
+        v.rules(),
+        vec!["ack-without-publish", "pubcomp-without-pubrel"],
+        "{:?}",
+        v
+    );
 }
 
 #[test]
@@ -117,7 +130,12 @@ fn held_and_released_packet_is_one_send_and_dropped_ack_keeps_pid_busy() {
     t.pkt(dev, Dir::ToBroker, p.clone(), Fate::Held);
     t.pkt(dev, Dir::ToBroker, p, Fate::Released);
     // The PUBACK is dropped: the client never saw it, so a resend with DUP is right.
-    t.pkt(dev, Dir::ToClient, Packet::PubAck(Ack::new(1)), Fate::Dropped);
+    t.pkt(
+        dev,
+        Dir::ToClient,
+        Packet::PubAck(Ack::new(1)),
+        Fate::Dropped,
+    );
     t.up(dev, publish(Some(1), 1, "a/b", "m1", true, false));
     t.ack(dev, false, "puback", 1);
     let v = check(SPEC, &t.history());

@@ -83,7 +83,13 @@ fn retained_unknown_after_restart_is_not_judged() {
     assert!(!check("check = \"retained\"\npersistent = true", &t.history()).ok());
 }
 
-fn shared_setup(t: &mut T) -> (mqtt_hil::history::ConnId, mqtt_hil::history::ConnId, mqtt_hil::history::ConnId) {
+fn shared_setup(
+    t: &mut T,
+) -> (
+    mqtt_hil::history::ConnId,
+    mqtt_hil::history::ConnId,
+    mqtt_hil::history::ConnId,
+) {
     let a = t.connect("w1", "w1", true, 60);
     t.subscribe(a, 1, "$share/g/jobs/#", 1);
     let b = t.connect("w2", "w2", true, 60);
@@ -96,15 +102,19 @@ fn shared_setup(t: &mut T) -> (mqtt_hil::history::ConnId, mqtt_hil::history::Con
 fn shared_one_member_each_passes_and_both_fails() {
     let mut t = T::new();
     let (a, b, dev) = shared_setup(&mut t);
-    t.publish(dev, 1, 1, "jobs/1", "j1").receive(a, 1, 1, "jobs/1", "j1");
-    t.publish(dev, 2, 1, "jobs/2", "j2").receive(b, 1, 1, "jobs/2", "j2");
+    t.publish(dev, 1, 1, "jobs/1", "j1")
+        .receive(a, 1, 1, "jobs/1", "j1");
+    t.publish(dev, 2, 1, "jobs/2", "j2")
+        .receive(b, 1, 1, "jobs/2", "j2");
     t.wait(3000).step("end");
     let spec = "check = \"shared\"\nbalance_after = 2";
     assert!(check(spec, &t.history()).ok());
 
     let mut t = T::new();
     let (a, b, dev) = shared_setup(&mut t);
-    t.publish(dev, 1, 1, "jobs/1", "j1").receive(a, 1, 1, "jobs/1", "j1").receive(b, 1, 1, "jobs/1", "j1");
+    t.publish(dev, 1, 1, "jobs/1", "j1")
+        .receive(a, 1, 1, "jobs/1", "j1")
+        .receive(b, 1, 1, "jobs/1", "j1");
     t.wait(3000).step("end");
     let v = check(spec, &t.history());
     assert_eq!(v.rules(), vec!["shared-duplicate"], "{:?}", v);
@@ -115,8 +125,10 @@ fn shared_lost_and_unbalanced_fail() {
     let mut t = T::new();
     let (a, _b, dev) = shared_setup(&mut t);
     t.publish(dev, 1, 1, "jobs/1", "j1");
-    t.publish(dev, 2, 1, "jobs/2", "j2").receive(a, 1, 1, "jobs/2", "j2");
-    t.publish(dev, 3, 1, "jobs/3", "j3").receive(a, 2, 1, "jobs/3", "j3");
+    t.publish(dev, 2, 1, "jobs/2", "j2")
+        .receive(a, 1, 1, "jobs/2", "j2");
+    t.publish(dev, 3, 1, "jobs/3", "j3")
+        .receive(a, 2, 1, "jobs/3", "j3");
     t.wait(3000).step("end");
     let v = check("check = \"shared\"\nbalance_after = 2", &t.history());
     assert_eq!(v.rules(), vec!["shared-lost", "shared-balance"], "{:?}", v);
@@ -140,7 +152,13 @@ fn wildcards_mismatch_and_missing_fail() {
     let cloud = t.connect("cloud", "cloud", true, 60);
     t.subscribe(cloud, 1, "sport/+/score", 1);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 1, "sport/tennis/score", "s1").receive(cloud, 1, 1, "sport/tennis/score", "s1");
+    t.publish(dev, 1, 1, "sport/tennis/score", "s1").receive(
+        cloud,
+        1,
+        1,
+        "sport/tennis/score",
+        "s1",
+    );
     t.publish(dev, 2, 1, "sport/tennis/player/score", "s2");
     t.wait(3000).step("end");
     assert!(check(r#"check = "wildcards""#, &t.history()).ok());
@@ -150,10 +168,16 @@ fn wildcards_mismatch_and_missing_fail() {
     t.subscribe(cloud, 1, "sport/+/score", 1);
     let dev = t.connect("device", "dut-1", true, 60);
     t.publish(dev, 1, 1, "sport/tennis/score", "s1");
-    t.publish(dev, 2, 1, "sport/tennis/player/score", "s2").receive(cloud, 1, 1, "sport/tennis/player/score", "s2");
+    t.publish(dev, 2, 1, "sport/tennis/player/score", "s2")
+        .receive(cloud, 1, 1, "sport/tennis/player/score", "s2");
     t.wait(3000).step("end");
     let v = check(r#"check = "delivery""#, &t.history());
-    assert_eq!(v.rules(), vec!["MQTT-3.3.2-3", "delivery-missing"], "{:?}", v);
+    assert_eq!(
+        v.rules(),
+        vec!["MQTT-3.3.2-3", "delivery-missing"],
+        "{:?}",
+        v
+    );
 }
 
 #[test]
@@ -183,7 +207,10 @@ fn keepalive_good_client_and_broker_pass() {
 fn keepalive_broker_that_never_drops_fails() {
     let mut t = T::new();
     let dev = t.connect("device", "dut-1", true, 2);
-    t.push(EventKind::Actor { actor: "device".into(), what: "pings off".into() });
+    t.push(EventKind::Actor {
+        actor: "device".into(),
+        what: "pings off".into(),
+    });
     t.at(9000).step("end");
     let v = check(r#"check = "keepalive""#, &t.history());
     assert_eq!(v.rules(), vec!["MQTT-3.1.2-24"], "{:?}", v);
@@ -195,7 +222,10 @@ fn keepalive_broker_in_time_passes_and_early_close_fails() {
     for (close_ms, rule) in [(3_000u64, None), (1_200, Some("keepalive-early-close"))] {
         let mut t = T::new();
         let dev = t.connect("device", "dut-1", true, 2);
-        t.push(EventKind::Actor { actor: "device".into(), what: "pings off".into() });
+        t.push(EventKind::Actor {
+            actor: "device".into(),
+            what: "pings off".into(),
+        });
         t.at(close_ms).close(dev, CloseReason::BrokerClosed);
         t.at(9000).step("end");
         let v = check(r#"check = "keepalive""#, &t.history());

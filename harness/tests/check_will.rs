@@ -10,7 +10,11 @@ const SPEC: &str = r#"check = "will""#;
 fn base(t: &mut T) -> (mqtt_hil::history::ConnId, mqtt_hil::history::ConnId) {
     let cloud = t.connect("cloud", "cloud", true, 60);
     t.subscribe(cloud, 1, "dut/+/status", 1);
-    let dev = t.connect_full("device", connect_pkt("dut-1", true, 2, Some(will("dut/1/status", "offline", 1))), false);
+    let dev = t.connect_full(
+        "device",
+        connect_pkt("dut-1", true, 2, Some(will("dut/1/status", "offline", 1))),
+        false,
+    );
     (cloud, dev)
 }
 
@@ -18,7 +22,9 @@ fn base(t: &mut T) -> (mqtt_hil::history::ConnId, mqtt_hil::history::ConnId) {
 fn will_after_sever_passes() {
     let mut t = T::new();
     let (cloud, dev) = base(&mut t);
-    t.at(1000).fault("device", "sever").close(dev, CloseReason::Severed);
+    t.at(1000)
+        .fault("device", "sever")
+        .close(dev, CloseReason::Severed);
     t.wait(50).receive(cloud, 7, 1, "dut/1/status", "offline");
     t.wait(3000).step("end");
     let v = check(SPEC, &t.history());
@@ -29,7 +35,9 @@ fn will_after_sever_passes() {
 fn missing_will_after_sever_fails() {
     let mut t = T::new();
     let (_cloud, dev) = base(&mut t);
-    t.at(1000).fault("device", "sever").close(dev, CloseReason::Severed);
+    t.at(1000)
+        .fault("device", "sever")
+        .close(dev, CloseReason::Severed);
     t.wait(3000).step("end");
     let v = check(SPEC, &t.history());
     assert_eq!(v.rules(), vec!["MQTT-3.1.2-8"], "{:?}", v);
@@ -82,7 +90,11 @@ fn will_during_takeover_is_not_flagged_either_way() {
         let mut t = T::new();
         let (cloud, _dev) = base(&mut t);
         t.at(500);
-        let _dev2 = t.connect_full("device", connect_pkt("dut-1", true, 2, Some(will("dut/1/status", "offline", 1))), false);
+        let _dev2 = t.connect_full(
+            "device",
+            connect_pkt("dut-1", true, 2, Some(will("dut/1/status", "offline", 1))),
+            false,
+        );
         if publish {
             t.wait(10).receive(cloud, 7, 1, "dut/1/status", "offline");
         }
@@ -136,7 +148,9 @@ fn subscriber_under_fault_or_run_ending_is_not_judged() {
 fn broker_kill_lifts_the_requirement() {
     let mut t = T::new();
     let (_cloud, dev) = base(&mut t);
-    t.at(1000).broker("kill").close(dev, CloseReason::BrokerClosed);
+    t.at(1000)
+        .broker("kill")
+        .close(dev, CloseReason::BrokerClosed);
     t.wait(3000).step("end");
     assert!(check(SPEC, &t.history()).ok());
 }

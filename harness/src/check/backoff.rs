@@ -24,8 +24,15 @@ impl Checker for BackoffChecker {
     fn check(&self, history: &History) -> Verdict {
         let ix = Index::new(history);
         let mut v = Verdict::new(self.name());
-        let attempts: Vec<(Duration, u64)> = ix.conns_of(&self.actor).map(|(_, c)| (c.first.at, c.first.seq)).collect();
-        v.note(format!("{} connection attempt(s) by {}", attempts.len(), self.actor));
+        let attempts: Vec<(Duration, u64)> = ix
+            .conns_of(&self.actor)
+            .map(|(_, c)| (c.first.at, c.first.seq))
+            .collect();
+        v.note(format!(
+            "{} connection attempt(s) by {}",
+            attempts.len(),
+            self.actor
+        ));
         let max = self.max_per_second as usize;
         for i in 0..attempts.len() {
             let window: Vec<&(Duration, u64)> = attempts[i..]

@@ -43,10 +43,18 @@ impl Checker for DeliveryChecker {
             if p.dir != Dir::ToClient || !sent(p.fate) || !in_scope(&p.publish.topic) {
                 continue;
             }
-            let Some(&ci) = ix.by_id.get(&p.conn) else { continue };
+            let Some(&ci) = ix.by_id.get(&p.conn) else {
+                continue;
+            };
             let lineage = ix.conns[ci].lineage;
             let first = &ix.conns[lineage];
-            if first.resumed || (!first.clean_start() && first.connack.as_ref().is_some_and(|(_, a)| a.session_present)) {
+            if first.resumed
+                || (!first.clean_start()
+                    && first
+                        .connack
+                        .as_ref()
+                        .is_some_and(|(_, a)| a.session_present))
+            {
                 if !unknown.contains(&p.actor) {
                     unknown.push(p.actor.clone());
                 }
@@ -78,6 +86,7 @@ impl Checker for DeliveryChecker {
         }
         let amb = ambiguous(&ix);
         let mut required = 0;
+        #[allow(clippy::needless_range_loop)] // `mi` indexes several tables
         for mi in 0..ix.msgs.len() {
             let m = &ix.msgs[mi];
             if amb[mi] || !in_scope(&m.topic) {
@@ -91,7 +100,10 @@ impl Checker for DeliveryChecker {
                 required += 1;
                 let conn = ix.conns[o.sub_conn].id;
                 let got = ix.pubs.iter().any(|p| {
-                    p.conn == conn && p.dir == Dir::ToClient && p.publish.topic == m.topic && p.publish.payload == m.payload
+                    p.conn == conn
+                        && p.dir == Dir::ToClient
+                        && p.publish.topic == m.topic
+                        && p.publish.payload == m.payload
                 });
                 if !got {
                     let mut ev = m.events.clone();

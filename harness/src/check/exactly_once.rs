@@ -69,7 +69,12 @@ pub(crate) struct Obligation {
 }
 
 /// Who must get message `mi`, and notes on who was skipped and why.
-pub(crate) fn obligations(ix: &Index, mi: usize, settle: Duration, reach: Reach) -> (Vec<Obligation>, Vec<String>) {
+pub(crate) fn obligations(
+    ix: &Index,
+    mi: usize,
+    settle: Duration,
+    reach: Reach,
+) -> (Vec<Obligation>, Vec<String>) {
     let m = &ix.msgs[mi];
     let mut out = Vec::new();
     let mut skipped = Vec::new();
@@ -96,7 +101,10 @@ pub(crate) fn obligations(ix: &Index, mi: usize, settle: Duration, reach: Reach)
             continue;
         }
         // The subscription of the newest session counts.
-        let last = *subs.iter().max_by_key(|&&i| ix.subs[i].conn).expect("non-empty");
+        let last = *subs
+            .iter()
+            .max_by_key(|&&i| ix.subs[i].conn)
+            .expect("non-empty");
         let sub_conn = ix.subs[last].conn;
         let lineage = ix.conns[sub_conn].lineage;
         let subs: Vec<usize> = subs
@@ -112,8 +120,7 @@ pub(crate) fn obligations(ix: &Index, mi: usize, settle: Duration, reach: Reach)
         let pre = line
             .iter()
             .copied()
-            .filter(|&i| ix.conns[i].accepted_at().is_some_and(|a| a <= ta))
-            .last();
+            .rfind(|&i| ix.conns[i].accepted_at().is_some_and(|a| a <= ta));
         let Some(pre) = pre else { continue };
         let online = ix.conns[pre].open_at(ta, ix.end);
         if !online {
@@ -186,10 +193,10 @@ pub(crate) fn obligations(ix: &Index, mi: usize, settle: Duration, reach: Reach)
 }
 
 trait AfterExt {
-    fn is_none_or_after(self, t: Duration) -> bool;
+    fn is_none_or_after(&self, t: Duration) -> bool;
 }
 impl AfterExt for Option<&super::index::Stamp> {
-    fn is_none_or_after(self, t: Duration) -> bool {
+    fn is_none_or_after(&self, t: Duration) -> bool {
         match self {
             None => true,
             Some(s) => s.at > t,
@@ -236,7 +243,10 @@ impl Checker for ExactlyOnce {
         let mut not_done = 0;
         let mut amb_keys: Vec<String> = Vec::new();
         for (mi, m) in ix.msgs.iter().enumerate() {
-            if self.topic.as_ref().is_some_and(|f| !topic::matches(f, &m.topic))
+            if self
+                .topic
+                .as_ref()
+                .is_some_and(|f| !topic::matches(f, &m.topic))
                 || self.publisher.as_ref().is_some_and(|p| *p != m.publisher)
             {
                 continue;
@@ -274,7 +284,11 @@ impl Checker for ExactlyOnce {
                 if o.qos != QoS::AtMostOnce && live.is_empty() && kept.is_empty() {
                     let mut ev = m.events.clone();
                     ev.extend(&o.sub_events);
-                    let rule = if o.qos == QoS::ExactlyOnce { "qos2-lost" } else { "qos1-lost" };
+                    let rule = if o.qos == QoS::ExactlyOnce {
+                        "qos2-lost"
+                    } else {
+                        "qos1-lost"
+                    };
                     v.fail(
                         rule,
                         format!(
@@ -296,12 +310,18 @@ impl Checker for ExactlyOnce {
                 let subs: Vec<_> = ix
                     .subs
                     .iter()
-                    .filter(|s| s.actor == *actor && !s.shared() && topic::matches(&s.filter, &m.topic))
+                    .filter(|s| {
+                        s.actor == *actor && !s.shared() && topic::matches(&s.filter, &m.topic)
+                    })
                     .collect();
                 let mut filters: Vec<&str> = subs.iter().map(|s| s.filter.as_str()).collect();
                 filters.sort();
                 filters.dedup();
-                let granted = subs.iter().filter_map(|s| s.granted()).max().unwrap_or(m.qos);
+                let granted = subs
+                    .iter()
+                    .filter_map(|s| s.granted())
+                    .max()
+                    .unwrap_or(m.qos);
                 let eff = m.qos.min(granted);
                 if filters.len() > 1 {
                     v.note(format!(
@@ -326,7 +346,10 @@ impl Checker for ExactlyOnce {
                     .map(|p| p.stamp.seq)
                     .collect();
                 let blame = if new_sends.len() > 1 {
-                    format!("the broker sent it {} times as a new message (DUP=0)", new_sends.len())
+                    format!(
+                        "the broker sent it {} times as a new message (DUP=0)",
+                        new_sends.len()
+                    )
                 } else {
                     "the broker sent it once as a new message, so the subscriber's client failed to discard a retransmission".to_string()
                 };
@@ -368,14 +391,18 @@ impl Checker for ExactlyOnce {
                 counted[0],
                 subscribers.len(),
                 if not_done > 0 {
-                    format!("; {not_done} message(s) never completed at the broker, so not required")
+                    format!(
+                        "; {not_done} message(s) never completed at the broker, so not required"
+                    )
                 } else {
                     String::new()
                 }
             ),
         );
         for k in amb_keys {
-            v.note(format!("cannot decide for {k}: more than one message has this topic and payload"));
+            v.note(format!(
+                "cannot decide for {k}: more than one message has this topic and payload"
+            ));
         }
         v
     }

@@ -33,12 +33,16 @@ pub fn sent(f: Fate) -> bool {
 }
 
 pub fn prop_u32(props: &Properties, id: u8) -> Option<u32> {
-    props.0.iter().find(|p| p.id == id).and_then(|p| match &p.value {
-        PropValue::U32(v) | PropValue::VarInt(v) => Some(*v),
-        PropValue::U16(v) => Some(*v as u32),
-        PropValue::Byte(v) => Some(*v as u32),
-        _ => None,
-    })
+    props
+        .0
+        .iter()
+        .find(|p| p.id == id)
+        .and_then(|p| match &p.value {
+            PropValue::U32(v) | PropValue::VarInt(v) => Some(*v),
+            PropValue::U16(v) => Some(*v as u32),
+            PropValue::Byte(v) => Some(*v as u32),
+            _ => None,
+        })
 }
 
 pub fn show(payload: &Bytes) -> String {
@@ -85,20 +89,29 @@ impl Conn {
         self.connect.as_ref().map(|(_, c)| c.client_id.as_str())
     }
     pub fn version(&self) -> Version {
-        self.connect.as_ref().map(|(_, c)| c.version).unwrap_or(Version::V311)
+        self.connect
+            .as_ref()
+            .map(|(_, c)| c.version)
+            .unwrap_or(Version::V311)
     }
     /// The broker accepted the connection (CONNACK with code 0).
     pub fn accepted(&self) -> bool {
         self.connack.as_ref().is_some_and(|(_, a)| a.code == 0)
     }
     pub fn accepted_at(&self) -> Option<Duration> {
-        self.connack.as_ref().filter(|(_, a)| a.code == 0).map(|(s, _)| s.at)
+        self.connack
+            .as_ref()
+            .filter(|(_, a)| a.code == 0)
+            .map(|(s, _)| s.at)
     }
     pub fn clean_start(&self) -> bool {
         self.connect.as_ref().map_or(true, |(_, c)| c.clean_start)
     }
     pub fn keep_alive(&self) -> u16 {
-        self.connect.as_ref().map(|(_, c)| c.keep_alive).unwrap_or(0)
+        self.connect
+            .as_ref()
+            .map(|(_, c)| c.keep_alive)
+            .unwrap_or(0)
     }
     /// When the connection ended, or `run_end` if it never did.
     pub fn end(&self, run_end: Duration) -> Duration {
@@ -113,7 +126,9 @@ impl Conn {
     pub fn persistent(&self) -> bool {
         match &self.connect {
             None => false,
-            Some((_, c)) if c.version == Version::V5 => prop_u32(&c.properties, 0x11).unwrap_or(0) > 0,
+            Some((_, c)) if c.version == Version::V5 => {
+                prop_u32(&c.properties, 0x11).unwrap_or(0) > 0
+            }
             Some((_, c)) => !c.clean_start,
         }
     }
@@ -256,7 +271,11 @@ impl Index {
                 EventKind::ConnOpened { conn, actor } => {
                     ix.conn_mut(*conn, actor, &stamp);
                 }
-                EventKind::ConnClosed { conn, actor, reason } => {
+                EventKind::ConnClosed {
+                    conn,
+                    actor,
+                    reason,
+                } => {
                     let c = ix.conn_mut(*conn, actor, &stamp);
                     if c.closed.is_none() {
                         c.closed = Some((stamp.clone(), reason.clone()));
@@ -326,10 +345,14 @@ impl Index {
                                     c.connect_seen = true;
                                 }
                             }
-                            Packet::ConnAck(a) if !to_broker && sent(fate) && c.connack.is_none() => {
+                            Packet::ConnAck(a)
+                                if !to_broker && sent(fate) && c.connack.is_none() =>
+                            {
                                 c.connack = Some((stamp.clone(), a.clone()));
                             }
-                            Packet::Disconnect(d) if to_broker && seen(fate) && c.disconnect.is_none() => {
+                            Packet::Disconnect(d)
+                                if to_broker && seen(fate) && c.disconnect.is_none() =>
+                            {
                                 c.disconnect = Some((stamp.clone(), d.code));
                             }
                             _ => {}
@@ -367,7 +390,11 @@ impl Index {
                             let is_rec = matches!(packet, Packet::PubRec(_));
                             if let Some(&mi) = open.get(actor).and_then(|o| o.get(&a.pid)) {
                                 let m = &mut ix.msgs[mi];
-                                let want = if is_rec { QoS::ExactlyOnce } else { QoS::AtLeastOnce };
+                                let want = if is_rec {
+                                    QoS::ExactlyOnce
+                                } else {
+                                    QoS::AtLeastOnce
+                                };
                                 if m.qos == want && m.acked.is_none() && a.code < 0x80 {
                                     m.acked = Some(stamp.clone());
                                     m.events.push(stamp.seq);
@@ -383,7 +410,10 @@ impl Index {
                         Packet::PubRel(a) if to_broker && seen(fate) => {
                             if let Some(&mi) = open.get(actor).and_then(|o| o.get(&a.pid)) {
                                 let m = &mut ix.msgs[mi];
-                                if m.qos == QoS::ExactlyOnce && m.acked.is_some() && m.done.is_none() {
+                                if m.qos == QoS::ExactlyOnce
+                                    && m.acked.is_some()
+                                    && m.done.is_none()
+                                {
                                     m.done = Some(stamp.clone());
                                     m.events.push(stamp.seq);
                                 }
@@ -421,7 +451,10 @@ impl Index {
                         }
                         Packet::Unsubscribe(u) if to_broker && seen(fate) => {
                             for s in ix.subs.iter_mut() {
-                                if s.actor == *actor && s.unsub.is_none() && u.filters.contains(&s.filter) {
+                                if s.actor == *actor
+                                    && s.unsub.is_none()
+                                    && u.filters.contains(&s.filter)
+                                {
                                     s.unsub = Some(stamp.clone());
                                 }
                             }
@@ -443,7 +476,9 @@ impl Index {
             let prev = last_of_actor.get(&actor).copied();
             let c = &ix.conns[i];
             let resumed = !c.clean_start()
-                && c.connack.as_ref().is_some_and(|(_, a)| a.code == 0 && a.session_present)
+                && c.connack
+                    .as_ref()
+                    .is_some_and(|(_, a)| a.code == 0 && a.session_present)
                 && prev.is_some();
             let lineage = match (resumed, prev) {
                 (true, Some(p)) => ix.conns[p].lineage,
@@ -497,13 +532,17 @@ impl Index {
         let opens = open.entry(actor.to_string()).or_default();
         let same = |m: &Msg| m.topic == p.topic && m.payload == p.payload && m.qos == p.qos;
         let existing = match p.pid {
-            Some(pid) if p.qos != QoS::AtMostOnce => opens.get(&pid).copied().filter(|&i| same(&self.msgs[i])),
+            Some(pid) if p.qos != QoS::AtMostOnce => {
+                opens.get(&pid).copied().filter(|&i| same(&self.msgs[i]))
+            }
             _ => None,
         };
         // A release of a held packet belongs to the message it was sent for.
         let existing = existing.or_else(|| {
             if fate == Fate::Released {
-                self.msgs.iter().rposition(|m| m.publisher == actor && same(m))
+                self.msgs
+                    .iter()
+                    .rposition(|m| m.publisher == actor && same(m))
             } else {
                 None
             }
@@ -544,7 +583,10 @@ impl Index {
 
     /// Connections of an actor, in order.
     pub fn conns_of<'a>(&'a self, actor: &'a str) -> impl Iterator<Item = (usize, &'a Conn)> + 'a {
-        self.conns.iter().enumerate().filter(move |(_, c)| c.actor == actor)
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.actor == actor)
     }
 
     pub fn actors(&self) -> Vec<String> {
@@ -607,7 +649,13 @@ impl Index {
 
     /// A run of at least `len` in `[from, to]` during which `actor` was not
     /// disturbed; returns its start.
-    pub fn quiet_window(&self, actor: &str, from: Duration, to: Duration, len: Duration) -> Option<Duration> {
+    pub fn quiet_window(
+        &self,
+        actor: &str,
+        from: Duration,
+        to: Duration,
+        len: Duration,
+    ) -> Option<Duration> {
         if to < from {
             return None;
         }
@@ -638,7 +686,9 @@ impl Index {
     pub fn msgs_by_key(&self) -> HashMap<(String, Bytes), Vec<usize>> {
         let mut map: HashMap<(String, Bytes), Vec<usize>> = HashMap::new();
         for (i, m) in self.msgs.iter().enumerate() {
-            map.entry((m.topic.clone(), m.payload.clone())).or_default().push(i);
+            map.entry((m.topic.clone(), m.payload.clone()))
+                .or_default()
+                .push(i);
         }
         map
     }

@@ -65,7 +65,11 @@ impl Checker for KeepaliveChecker {
             let ka = Duration::from_secs(ka_s as u64);
             let grace = ka.mul_f64(1.5) + self.slack;
             let end = c.end(ix.end);
-            let cs = c.connect.as_ref().map(|(s, _)| s.clone()).expect("accepted");
+            let cs = c
+                .connect
+                .as_ref()
+                .map(|(s, _)| s.clone())
+                .expect("accepted");
             // Broker-side timeout.
             if self.broker {
                 let mut marks: Vec<(Duration, u64)> = vec![(cs.at, cs.seq)];
@@ -89,11 +93,17 @@ impl Checker for KeepaliveChecker {
                             if quiet {
                                 evidence = Some((nseq, "received a packet".to_string()));
                             } else if let Some(a) = answers(n) {
-                                evidence = Some((a.seq, "received a later packet on it and answered".to_string()));
+                                evidence = Some((
+                                    a.seq,
+                                    "received a later packet on it and answered".to_string(),
+                                ));
                             }
                         }
                         None if end > due && quiet && ix.end > due => {
-                            evidence = Some((c.closed.as_ref().map(|(s, _)| s.seq).unwrap_or(gseq), format!("kept it open until {}", fmt_d(end))));
+                            evidence = Some((
+                                c.closed.as_ref().map(|(s, _)| s.seq).unwrap_or(gseq),
+                                format!("kept it open until {}", fmt_d(end)),
+                            ));
                         }
                         _ => {}
                     }
@@ -115,20 +125,35 @@ impl Checker for KeepaliveChecker {
                 }
                 // Too early.
                 if let Some((cl, CloseReason::BrokerClosed)) = &c.closed {
-                    let last = marks.iter().filter(|(t, _)| *t <= cl.at).last().copied().unwrap_or((acc, cs.seq));
+                    let last = marks
+                        .iter()
+                        .rfind(|(t, _)| *t <= cl.at)
+                        .copied()
+                        .unwrap_or((acc, cs.seq));
                     let idle = cl.at.saturating_sub(last.0);
                     let takeover = ix.conns.iter().any(|o| {
                         o.id != c.id
                             && o.client_id() == c.client_id()
-                            && o.connect.as_ref().is_some_and(|(s, _)| s.at >= acc && s.at <= cl.at + Duration::from_millis(100))
+                            && o.connect.as_ref().is_some_and(|(s, _)| {
+                                s.at >= acc && s.at <= cl.at + Duration::from_millis(100)
+                            })
                     });
                     let broker_event = ix
-                        .broker_down_between(cl.at.saturating_sub(Duration::from_secs(1)), cl.at + Duration::from_secs(1))
+                        .broker_down_between(
+                            cl.at.saturating_sub(Duration::from_secs(1)),
+                            cl.at + Duration::from_secs(1),
+                        )
                         .is_some();
                     let malformed = history.events.iter().any(
                         |e| matches!(&e.kind, EventKind::Malformed { conn, .. } if *conn == c.id),
                     );
-                    if idle < ka && idle >= Duration::from_millis(500) && c.disconnect.is_none() && !takeover && !broker_event && !malformed {
+                    if idle < ka
+                        && idle >= Duration::from_millis(500)
+                        && c.disconnect.is_none()
+                        && !takeover
+                        && !broker_event
+                        && !malformed
+                    {
                         v.fail(
                             "keepalive-early-close",
                             format!(
@@ -149,11 +174,10 @@ impl Checker for KeepaliveChecker {
                     && what.contains("pings") && (what.contains("off") || what.contains("false")))
             });
             if self.client && !silenced {
-                let mut sends: Vec<(Duration, u64, bool)> = c
-                    .tx
-                    .iter()
-                    .map(|(s, p)| (s.at, s.seq, matches!(p, Packet::PingReq)))
-                    .collect();
+                let mut sends: Vec<(Duration, u64, bool)> =
+                    c.tx.iter()
+                        .map(|(s, p)| (s.at, s.seq, matches!(p, Packet::PingReq)))
+                        .collect();
                 sends.sort_by_key(|s| s.0);
                 for w in 0..sends.len() {
                     let (t, seq, ping) = sends[w];
@@ -205,7 +229,8 @@ impl Checker for KeepaliveChecker {
                 }
             }
         }
-        v.notes.insert(0, format!("{judged} connection(s) with a keep alive"));
+        v.notes
+            .insert(0, format!("{judged} connection(s) with a keep alive"));
         v
     }
 }

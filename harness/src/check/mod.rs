@@ -48,7 +48,11 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(rule: impl Into<String>, message: impl Into<String>, mut events: Vec<u64>) -> Violation {
+    pub fn new(
+        rule: impl Into<String>,
+        message: impl Into<String>,
+        mut events: Vec<u64>,
+    ) -> Violation {
         events.sort_unstable();
         events.dedup();
         Violation {
@@ -273,7 +277,11 @@ fn parse_duration(s: &str) -> Result<f64, String> {
         "ms" => 0.001,
         "s" => 1.0,
         "m" | "min" => 60.0,
-        other => return Err(format!("unknown time unit `{other}` in `{s}`: use ms, s or m")),
+        other => {
+            return Err(format!(
+                "unknown time unit `{other}` in `{s}`: use ms, s or m"
+            ))
+        }
     };
     Ok(v * scale)
 }
@@ -291,7 +299,9 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
             publisher,
             settle,
         }),
-        InvariantSpec::Delivery { topic, settle } => Box::new(delivery::DeliveryChecker { topic, settle }),
+        InvariantSpec::Delivery { topic, settle } => {
+            Box::new(delivery::DeliveryChecker { topic, settle })
+        }
         InvariantSpec::Protocol {
             clients,
             resend_within,
@@ -331,7 +341,13 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
             client,
             broker,
         }),
-        InvariantSpec::Backoff { actor, max_per_second } => Box::new(backoff::BackoffChecker { actor, max_per_second }),
+        InvariantSpec::Backoff {
+            actor,
+            max_per_second,
+        } => Box::new(backoff::BackoffChecker {
+            actor,
+            max_per_second,
+        }),
     }
 }
 

@@ -120,22 +120,29 @@ impl Checker for ProtocolChecker {
             else {
                 continue;
             };
-            let Some(&ci) = ix.by_id.get(conn) else { continue };
+            let Some(&ci) = ix.by_id.get(conn) else {
+                continue;
+            };
             let c = &ix.conns[ci];
-            let Some(cid) = c.client_id().map(str::to_string) else { continue };
+            let Some(cid) = c.client_id().map(str::to_string) else {
+                continue;
+            };
             packets += 1;
             let to_broker = *dir == Dir::ToBroker;
             let (fate_sent, fate_seen) = (sent(*fate), seen(*fate));
-            let who_sends = if to_broker { actor.clone() } else { format!("the broker (to {actor})") };
+            let who_sends = if to_broker {
+                actor.clone()
+            } else {
+                format!("the broker (to {actor})")
+            };
             let judge_sender = !to_broker || self.judged(actor);
             let seqs = vec![ev.seq];
             match packet {
-                Packet::Connect(cp) if to_broker && fate_sent => {
-                    if cp.clean_start {
-                        sides.entry((cid.clone(), true)).or_default().reset_sender();
-                        sides.entry((cid.clone(), true)).or_default().reset_receiver();
-                        sides.entry((cid.clone(), false)).or_default().reset_sender();
-                        sides.entry((cid.clone(), false)).or_default().reset_receiver();
+                Packet::Connect(cp) if to_broker && fate_sent && cp.clean_start => {
+                    for up in [true, false] {
+                        let side = sides.entry((cid.clone(), up)).or_default();
+                        side.reset_sender();
+                        side.reset_receiver();
                     }
                 }
                 Packet::ConnAck(a) if !to_broker && fate_sent && a.code == 0 => {
@@ -143,16 +150,25 @@ impl Checker for ProtocolChecker {
                         // The broker has no session: its state is gone. The
                         // client keeps its own in 3.1.1, so only reset ours of it
                         // when it asked for a clean start (done at CONNECT).
-                        sides.entry((cid.clone(), false)).or_default().reset_sender();
-                        sides.entry((cid.clone(), true)).or_default().reset_receiver();
+                        sides
+                            .entry((cid.clone(), false))
+                            .or_default()
+                            .reset_sender();
+                        sides
+                            .entry((cid.clone(), true))
+                            .or_default()
+                            .reset_receiver();
                     } else if c.resumed {
                         for up in [true, false] {
                             if up && !self.judged(actor) {
                                 continue;
                             }
                             let side = sides.entry((cid.clone(), up)).or_default();
-                            let mut owed: Vec<(u16, bool, Flow)> =
-                                side.inflight.iter().map(|(p, f)| (*p, f.rec_seen, f.clone())).collect();
+                            let mut owed: Vec<(u16, bool, Flow)> = side
+                                .inflight
+                                .iter()
+                                .map(|(p, f)| (*p, f.rec_seen, f.clone()))
+                                .collect();
                             owed.sort_by_key(|o| o.0);
                             if !owed.is_empty() {
                                 resends.push(Resend {
@@ -173,14 +189,20 @@ impl Checker for ProtocolChecker {
                             if p.pid.is_some() {
                                 v.fail(
                                     "MQTT-2.3.1-5",
-                                    format!("{who_sends} sent a QoS 0 PUBLISH on `{}` with a packet id", p.topic),
+                                    format!(
+                                        "{who_sends} sent a QoS 0 PUBLISH on `{}` with a packet id",
+                                        p.topic
+                                    ),
                                     seqs.clone(),
                                 );
                             }
                             if p.dup {
                                 v.fail(
                                     "MQTT-3.3.1-2",
-                                    format!("{who_sends} sent a QoS 0 PUBLISH on `{}` with DUP=1", p.topic),
+                                    format!(
+                                        "{who_sends} sent a QoS 0 PUBLISH on `{}` with DUP=1",
+                                        p.topic
+                                    ),
                                     seqs.clone(),
                                 );
                             }
@@ -282,7 +304,11 @@ impl Checker for ProtocolChecker {
                     let side = sides.entry((cid.clone(), !to_broker)).or_default();
                     let got = if is_rec { &side.got_q2 } else { &side.got_q1 };
                     if fate_sent && (!to_broker || self.judged(actor)) && !got.contains(&a.pid) {
-                        let acker = if to_broker { actor.clone() } else { format!("the broker (to {actor})") };
+                        let acker = if to_broker {
+                            actor.clone()
+                        } else {
+                            format!("the broker (to {actor})")
+                        };
                         v.fail(
                             "ack-without-publish",
                             format!(
@@ -296,7 +322,11 @@ impl Checker for ProtocolChecker {
                     }
                     if fate_seen {
                         if let Some(f) = side.inflight.get_mut(&a.pid) {
-                            let want = if is_rec { QoS::ExactlyOnce } else { QoS::AtLeastOnce };
+                            let want = if is_rec {
+                                QoS::ExactlyOnce
+                            } else {
+                                QoS::AtLeastOnce
+                            };
                             if f.qos == want {
                                 if is_rec && a.code < 0x80 {
                                     f.rec_seen = true;
@@ -337,7 +367,11 @@ impl Checker for ProtocolChecker {
                     let side = sides.entry((cid.clone(), !to_broker)).or_default();
                     let judge = if to_broker { self.judged(actor) } else { true };
                     if fate_sent && judge && !side.got_rel.contains(&a.pid) {
-                        let acker = if to_broker { actor.clone() } else { format!("the broker (to {actor})") };
+                        let acker = if to_broker {
+                            actor.clone()
+                        } else {
+                            format!("the broker (to {actor})")
+                        };
                         v.fail(
                             "pubcomp-without-pubrel",
                             format!("{acker} sent PUBCOMP pid {} but never received a PUBREL with that id", a.pid),
@@ -359,7 +393,12 @@ impl Checker for ProtocolChecker {
                                 format!("{actor} sent {} with packet id 0", packet.packet_type()),
                                 seqs.clone(),
                             );
-                        } else if let Some(prev) = side.inflight.get(&pid).map(|f| f.seq).or(side.requests.get(&pid).copied()) {
+                        } else if let Some(prev) = side
+                            .inflight
+                            .get(&pid)
+                            .map(|f| f.seq)
+                            .or(side.requests.get(&pid).copied())
+                        {
                             v.fail(
                                 "MQTT-2.3.1-2",
                                 format!("{actor} sent {} with pid {pid}, still in flight (event #{prev})", packet.packet_type()),
@@ -456,10 +495,18 @@ fn new_flow(p: &crate::mqtt::Publish, seq: u64) -> Flow {
 }
 
 /// Packets sent on a connection in one direction (`up`: by the client).
-fn c_packets(history: &History, id: crate::history::ConnId, up: bool) -> impl Iterator<Item = (u64, &Packet)> {
+fn c_packets(
+    history: &History,
+    id: crate::history::ConnId,
+    up: bool,
+) -> impl Iterator<Item = (u64, &Packet)> {
     history.events.iter().filter_map(move |e| match &e.kind {
         EventKind::Packet {
-            conn, dir, packet, fate, ..
+            conn,
+            dir,
+            packet,
+            fate,
+            ..
         } if *conn == id && (*dir == Dir::ToBroker) == up && sent(*fate) => Some((e.seq, packet)),
         _ => None,
     })

@@ -45,7 +45,12 @@ pub struct RetainedChecker {
 const TOL: Duration = Duration::from_millis(100);
 
 /// The possible stored values of a topic at a moment; `None` = unknown.
-fn store_at(ix: &Index, persistent: bool, t: &str, at: Duration) -> Option<(Vec<Option<Bytes>>, Vec<u64>)> {
+fn store_at(
+    ix: &Index,
+    persistent: bool,
+    t: &str,
+    at: Duration,
+) -> Option<(Vec<Option<Bytes>>, Vec<u64>)> {
     let mut vals: Option<Vec<Option<Bytes>>> = None;
     let mut events = Vec::new();
     let resets: Vec<Duration> = if persistent {
@@ -70,7 +75,11 @@ fn store_at(ix: &Index, persistent: bool, t: &str, at: Duration) -> Option<(Vec<
             vals = None;
         }
         last_arrival = arr;
-        let val = if m.payload.is_empty() { None } else { Some(m.payload.clone()) };
+        let val = if m.payload.is_empty() {
+            None
+        } else {
+            Some(m.payload.clone())
+        };
         let settled = m.done.as_ref().is_some_and(|d| d.at + TOL <= at);
         events.extend(m.events.iter().copied());
         if settled {
@@ -95,7 +104,12 @@ impl Checker for RetainedChecker {
     fn check(&self, history: &History) -> Verdict {
         let ix = Index::new(history);
         let mut v = Verdict::new(self.name());
-        let mut topics: Vec<String> = ix.msgs.iter().filter(|m| m.retain).map(|m| m.topic.clone()).collect();
+        let mut topics: Vec<String> = ix
+            .msgs
+            .iter()
+            .filter(|m| m.retain)
+            .map(|m| m.topic.clone())
+            .collect();
         topics.sort();
         topics.dedup();
         let mut judged = 0;
@@ -113,14 +127,20 @@ impl Checker for RetainedChecker {
                 .pubs
                 .iter()
                 .filter(|p| {
-                    p.conn == c.id && p.dir == Dir::ToClient && sent(p.fate) && p.publish.retain && p.stamp.at >= ts && p.stamp.at <= until
+                    p.conn == c.id
+                        && p.dir == Dir::ToClient
+                        && sent(p.fate)
+                        && p.publish.retain
+                        && p.stamp.at >= ts
+                        && p.stamp.at <= until
                 })
                 .collect();
             for t in topics.iter().filter(|t| topic::matches(&s.filter, t)) {
                 let Some((vals, store_ev)) = store_at(&ix, self.persistent, t, ts) else {
                     continue;
                 };
-                let got: Vec<&&super::index::PubEv> = sends.iter().filter(|p| p.publish.topic == *t).collect();
+                let got: Vec<&&super::index::PubEv> =
+                    sends.iter().filter(|p| p.publish.topic == *t).collect();
                 let mut ev = store_ev.clone();
                 ev.push(s.sent.seq);
                 ev.extend(got.iter().map(|p| p.stamp.seq));
@@ -163,7 +183,9 @@ impl Checker for RetainedChecker {
                     continue;
                 }
                 if got.is_empty() {
-                    let stays = c.end(ix.end) >= until && ix.end >= until && ix.undisturbed(&s.actor, ts, until);
+                    let stays = c.end(ix.end) >= until
+                        && ix.end >= until
+                        && ix.undisturbed(&s.actor, ts, until);
                     if !stays {
                         v.note(format!(
                             "{} left or was under a fault within {} of subscribing to `{}`: retained `{t}` not judged",
@@ -194,7 +216,9 @@ impl Checker for RetainedChecker {
             if p.dir != Dir::ToClient || !sent(p.fate) || !p.publish.retain {
                 continue;
             }
-            let Some(&ci) = ix.by_id.get(&p.conn) else { continue };
+            let Some(&ci) = ix.by_id.get(&p.conn) else {
+                continue;
+            };
             if ix.conns[ci].version() == Version::V5 {
                 continue;
             }
@@ -209,7 +233,9 @@ impl Checker for RetainedChecker {
                 );
                 continue;
             }
-            let Some(ms) = key.get(&(p.publish.topic.clone(), p.publish.payload.clone())) else { continue };
+            let Some(ms) = key.get(&(p.publish.topic.clone(), p.publish.payload.clone())) else {
+                continue;
+            };
             if ms.len() != 1 {
                 continue;
             }
@@ -218,7 +244,11 @@ impl Checker for RetainedChecker {
             let subs: Vec<_> = ix
                 .subs
                 .iter()
-                .filter(|s| s.actor == p.actor && topic::matches(&s.filter, &m.topic) && s.sent.at <= p.stamp.at)
+                .filter(|s| {
+                    s.actor == p.actor
+                        && topic::matches(&s.filter, &m.topic)
+                        && s.sent.at <= p.stamp.at
+                })
                 .collect();
             let established = subs.iter().any(|s| s.sent.at + TOL < arr.at);
             let resubscribed = subs.iter().any(|s| s.sent.at + TOL >= arr.at);
@@ -237,7 +267,10 @@ impl Checker for RetainedChecker {
         }
         v.notes.insert(
             0,
-            format!("{} retained topic(s), {judged} subscription/topic pair(s) with a known store", topics.len()),
+            format!(
+                "{} retained topic(s), {judged} subscription/topic pair(s) with a known store",
+                topics.len()
+            ),
         );
         v
     }

@@ -47,7 +47,11 @@ impl Checker for SessionChecker {
         let mut v = Verdict::new(self.name());
         let mut judged = 0;
         for actor in ix.actors() {
-            let conns: Vec<usize> = ix.conns_of(&actor).filter(|(_, c)| c.accepted()).map(|(i, _)| i).collect();
+            let conns: Vec<usize> = ix
+                .conns_of(&actor)
+                .filter(|(_, c)| c.accepted())
+                .map(|(i, _)| i)
+                .collect();
             for (k, &ci) in conns.iter().enumerate() {
                 let c = &ix.conns[ci];
                 let (cs, connect) = c.connect.as_ref().expect("accepted has CONNECT");
@@ -107,8 +111,14 @@ impl Checker for SessionChecker {
                             .as_ref()
                             .and_then(|(_, pc)| prop_u32(&pc.properties, 0x11))
                             .unwrap_or(0);
-                        if sei != u32::MAX && cs.at.saturating_sub(prev_end) + Duration::from_secs(1) >= Duration::from_secs(sei as u64) {
-                            v.note(format!("{actor} ({}): session expiry {sei}s may have passed; not judged", c.id));
+                        if sei != u32::MAX
+                            && cs.at.saturating_sub(prev_end) + Duration::from_secs(1)
+                                >= Duration::from_secs(sei as u64)
+                        {
+                            v.note(format!(
+                                "{actor} ({}): session expiry {sei}s may have passed; not judged",
+                                c.id
+                            ));
                             continue;
                         }
                     }
@@ -125,7 +135,10 @@ impl Checker for SessionChecker {
                             vec![pcs, cs.seq, as_.seq],
                         );
                     }
-                } else if prev.version() != Version::V5 && prev.closed.as_ref().is_some_and(|(s, _)| s.at < cs.at) && ack.session_present {
+                } else if prev.version() != Version::V5
+                    && prev.closed.as_ref().is_some_and(|(s, _)| s.at < cs.at)
+                    && ack.session_present
+                {
                     let pcs = prev.connect.as_ref().map(|(s, _)| s.seq).unwrap_or(0);
                     v.fail(
                         "MQTT-3.2.2-3",
@@ -142,6 +155,7 @@ impl Checker for SessionChecker {
         // Resumed subscriptions and offline queues.
         let amb = ambiguous(&ix);
         let mut resumed = 0;
+        #[allow(clippy::needless_range_loop)] // `mi` indexes several tables
         for mi in 0..ix.msgs.len() {
             if amb[mi] {
                 continue;
@@ -181,7 +195,9 @@ impl Checker for SessionChecker {
 
         // Clean sessions discard queued messages.
         for (ci, c) in ix.conns.iter().enumerate() {
-            let Some((cs, connect)) = &c.connect else { continue };
+            let Some((cs, connect)) = &c.connect else {
+                continue;
+            };
             if !connect.clean_start || !c.accepted() {
                 continue;
             }
@@ -197,7 +213,9 @@ impl Checker for SessionChecker {
             }
             let offline_from = prev.end(ix.end);
             let (from, to) = (c.accepted_at().unwrap_or_default(), c.end(ix.end));
-            for d in ix.dlvs.iter().filter(|d| d.actor == c.actor && !d.retain && d.stamp.at >= from && d.stamp.at <= to) {
+            for d in ix.dlvs.iter().filter(|d| {
+                d.actor == c.actor && !d.retain && d.stamp.at >= from && d.stamp.at <= to
+            }) {
                 let Some(&mi) = ix
                     .msgs
                     .iter()
@@ -210,7 +228,10 @@ impl Checker for SessionChecker {
                     continue;
                 };
                 let m = &ix.msgs[mi];
-                if m.arrived.as_ref().is_some_and(|a| a.at > offline_from && a.at < cs.at) {
+                if m.arrived
+                    .as_ref()
+                    .is_some_and(|a| a.at > offline_from && a.at < cs.at)
+                {
                     let mut ev = m.events.clone();
                     ev.extend([cs.seq, d.stamp.seq]);
                     v.fail(

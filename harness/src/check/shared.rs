@@ -51,7 +51,10 @@ impl Checker for SharedChecker {
             if s.acked.is_none() || self.group.as_ref().is_some_and(|w| w != g) {
                 continue;
             }
-            groups.entry((g.to_string(), s.filter.clone())).or_default().push(i);
+            groups
+                .entry((g.to_string(), s.filter.clone()))
+                .or_default()
+                .push(i);
         }
         if groups.is_empty() {
             v.note("no granted shared subscription");
@@ -59,7 +62,8 @@ impl Checker for SharedChecker {
         }
         for ((g, filter), members) in &groups {
             let pattern = topic::parse_filter(filter).pattern;
-            let mut actors: Vec<&str> = members.iter().map(|&i| ix.subs[i].actor.as_str()).collect();
+            let mut actors: Vec<&str> =
+                members.iter().map(|&i| ix.subs[i].actor.as_str()).collect();
             actors.sort();
             actors.dedup();
             let mut per_member: BTreeMap<&str, usize> = actors.iter().map(|a| (*a, 0)).collect();
@@ -77,7 +81,8 @@ impl Checker for SharedChecker {
                     .copied()
                     .filter(|&i| {
                         let s = &ix.subs[i];
-                        s.acked.as_ref().is_some_and(|(a, _)| a.at <= arr.at) && s.unsub.as_ref().map_or(true, |u| u.at > arr.at)
+                        s.acked.as_ref().is_some_and(|(a, _)| a.at <= arr.at)
+                            && s.unsub.as_ref().map_or(true, |u| u.at > arr.at)
                     })
                     .collect();
                 if live.is_empty() {
@@ -86,7 +91,11 @@ impl Checker for SharedChecker {
                 let extra = actors.iter().any(|a| {
                     ix.subs
                         .iter()
-                        .filter(|s| s.actor == *a && s.filter != *filter && topic::matches(&s.filter, &m.topic))
+                        .filter(|s| {
+                            s.actor == *a
+                                && s.filter != *filter
+                                && topic::matches(&s.filter, &m.topic)
+                        })
                         .count()
                         > 0
                 });
@@ -123,7 +132,11 @@ impl Checker for SharedChecker {
                 if got.len() > 1 {
                     let broke = actors.iter().any(|a| {
                         !ix.undisturbed(a, arr.at, last_send)
-                            || ix.conns_of(a).any(|(_, c)| c.closed.as_ref().is_some_and(|(s, _)| s.at >= arr.at && s.at <= last_send))
+                            || ix.conns_of(a).any(|(_, c)| {
+                                c.closed
+                                    .as_ref()
+                                    .is_some_and(|(s, _)| s.at >= arr.at && s.at <= last_send)
+                            })
                     });
                     if broke {
                         v.note(format!(
@@ -171,11 +184,17 @@ impl Checker for SharedChecker {
                             ev,
                         );
                     } else {
-                        v.note(format!("{}: no member of `{g}` was ready to receive it; not judged", describe(m)));
+                        v.note(format!(
+                            "{}: no member of `{g}` was ready to receive it; not judged",
+                            describe(m)
+                        ));
                     }
                 }
             }
-            v.note(format!("group `{g}` (`{filter}`): {} member(s), {count} message(s)", actors.len()));
+            v.note(format!(
+                "group `{g}` (`{filter}`): {} member(s), {count} message(s)",
+                actors.len()
+            ));
             if let (Some(n), Some(first), Some(last)) = (self.balance_after, first_at, last_at) {
                 if count >= n {
                     for (a, got) in &per_member {

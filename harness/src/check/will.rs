@@ -93,7 +93,9 @@ impl Checker for WillChecker {
         let mut v = Verdict::new(self.name());
         let mut wills: Vec<WillConn> = Vec::new();
         for (ci, c) in ix.conns.iter().enumerate() {
-            let Some((cs, connect)) = &c.connect else { continue };
+            let Some((cs, connect)) = &c.connect else {
+                continue;
+            };
             let Some(will) = &connect.will else { continue };
             if self.actor.as_ref().is_some_and(|a| *a != c.actor) || !c.accepted() {
                 continue;
@@ -116,7 +118,10 @@ impl Checker for WillChecker {
             return v;
         }
         // Attribute the broker's new publications of each will.
-        let mut keys: Vec<(String, Bytes)> = wills.iter().map(|w| (w.will.topic.clone(), w.will.payload.clone())).collect();
+        let mut keys: Vec<(String, Bytes)> = wills
+            .iter()
+            .map(|w| (w.will.topic.clone(), w.will.payload.clone()))
+            .collect();
         keys.sort();
         keys.dedup();
         let mut unattributed = Vec::new();
@@ -150,7 +155,11 @@ impl Checker for WillChecker {
                     }
                 });
                 match owing.or_else(|| cands.last().copied()) {
-                    Some(k) => wills[k].got.entry(p.actor.clone()).or_default().push((p.stamp.seq, at)),
+                    Some(k) => wills[k]
+                        .got
+                        .entry(p.actor.clone())
+                        .or_default()
+                        .push((p.stamp.seq, at)),
                     None => unattributed.push(p),
                 }
             }
@@ -173,7 +182,10 @@ impl Checker for WillChecker {
                     ev.extend(sends.iter().map(|x| x.0));
                     v.fail(
                         "will-twice",
-                        format!("{what} was published to {s} {} times as a new message; expected once", sends.len()),
+                        format!(
+                            "{what} was published to {s} {} times as a new message; expected once",
+                            sends.len()
+                        ),
                         ev,
                     );
                 }
@@ -185,7 +197,10 @@ impl Checker for WillChecker {
                         ev.extend(sends.iter().map(|x| x.0));
                         v.fail(
                             *rule,
-                            format!("{what} was published to {s} at {}; expected never", fmt_d(sends[0].1)),
+                            format!(
+                                "{what} was published to {s} at {}; expected never",
+                                fmt_d(sends[0].1)
+                            ),
                             ev,
                         );
                     }
@@ -240,7 +255,9 @@ impl Checker for WillChecker {
                 .iter()
                 .filter(|w| w.will.topic == p.publish.topic && w.will.payload == p.publish.payload)
                 .collect();
-            let disturbed = owners.iter().any(|w| !ix.disturbances(&ix.conns[w.conn].actor).is_empty());
+            let disturbed = owners
+                .iter()
+                .any(|w| !ix.disturbances(&ix.conns[w.conn].actor).is_empty());
             let desc = format!(
                 "the will {} on `{}` was published to {} at {} while no connection with that will had ended",
                 show(&p.publish.payload),
@@ -249,7 +266,9 @@ impl Checker for WillChecker {
                 fmt_d(p.stamp.at)
             );
             if disturbed {
-                v.note(format!("{desc}; its owner was under a fault, so this is not judged"));
+                v.note(format!(
+                    "{desc}; its owner was under a fault, so this is not judged"
+                ));
             } else {
                 let mut ev: Vec<u64> = owners.iter().flat_map(|w| w.events.clone()).collect();
                 ev.push(p.stamp.seq);
@@ -265,17 +284,20 @@ impl Checker for WillChecker {
             ),
         );
         for w in &wills {
-            v.note(format!("{} {}: {}", ix.conns[w.conn].actor, ix.conns[w.conn].id, w.why));
+            v.note(format!(
+                "{} {}: {}",
+                ix.conns[w.conn].actor, ix.conns[w.conn].id, w.why
+            ));
         }
         v
     }
 }
 
 trait EmptyExt {
-    fn is_none_or_empty(self) -> bool;
+    fn is_none_or_empty(&self) -> bool;
 }
 impl EmptyExt for Option<&Vec<(u64, Duration)>> {
-    fn is_none_or_empty(self) -> bool {
+    fn is_none_or_empty(&self) -> bool {
         self.map_or(true, |v| v.is_empty())
     }
 }
@@ -324,7 +346,9 @@ impl WillChecker {
                 );
             }
             return (
-                Need::Forbidden { rule: "MQTT-3.14.4-3" },
+                Need::Forbidden {
+                    rule: "MQTT-3.14.4-3",
+                },
                 d.at,
                 format!("ended with DISCONNECT at {}", fmt_d(d.at)),
                 vec![d.seq],
@@ -334,11 +358,19 @@ impl WillChecker {
         // Silence: the first blackhole-like fault or board loss while open.
         let mut silence: Option<(Duration, Duration, u64)> = None;
         for f in &ix.faults {
-            if f.hits(&c.actor) && SILENCE.contains(&f.kind.as_str()) && f.stamp.at >= accepted && f.stamp.at <= end {
+            if f.hits(&c.actor)
+                && SILENCE.contains(&f.kind.as_str())
+                && f.stamp.at >= accepted
+                && f.stamp.at <= end
+            {
                 let heal = ix
                     .faults
                     .iter()
-                    .find(|h| h.kind == "heal" && h.stamp.at > f.stamp.at && (h.target == f.target || h.target == "*"))
+                    .find(|h| {
+                        h.kind == "heal"
+                            && h.stamp.at > f.stamp.at
+                            && (h.target == f.target || h.target == "*")
+                    })
                     .map(|h| h.stamp.at)
                     .unwrap_or(Duration::MAX);
                 silence = Some((f.stamp.at, heal, f.stamp.seq));
@@ -346,17 +378,23 @@ impl WillChecker {
             }
         }
         if c.actor == "device" && silence.is_none() {
-            if let Some((s, _)) = ix.boards.iter().find(|(s, _)| s.at >= accepted && s.at <= end) {
+            if let Some((s, _)) = ix
+                .boards
+                .iter()
+                .find(|(s, _)| s.at >= accepted && s.at <= end)
+            {
                 silence = Some((s.at, Duration::MAX, s.seq));
             }
         }
         let last_rx = |before: Duration| {
             c.rx.iter()
-                .filter(|s| s.at <= before)
-                .last()
+                .rfind(|s| s.at <= before)
                 .cloned()
                 .map(|s| (s.at, s.seq))
-                .unwrap_or((accepted, c.connack.as_ref().map(|(s, _)| s.seq).unwrap_or(0)))
+                .unwrap_or((
+                    accepted,
+                    c.connack.as_ref().map(|(s, _)| s.seq).unwrap_or(0),
+                ))
         };
         // Keep-alive based end.
         let mut ka_end: Option<(Duration, Duration, Vec<u64>)> = None; // (start, deadline)
@@ -395,23 +433,33 @@ impl WillChecker {
             *k != ci
                 && o.client_id() == c.client_id()
                 && o.connect_seen
-                && o.connect.as_ref().is_some_and(|(s, _)| s.at > accepted && s.at <= limit.saturating_add(TOL))
+                && o.connect
+                    .as_ref()
+                    .is_some_and(|(s, _)| s.at > accepted && s.at <= limit.saturating_add(TOL))
         });
         if let Some((_, o)) = takeover {
             let (s, oc) = o.connect.as_ref().expect("checked");
             let mut need = Need::Optional;
             if v5 && delay > Duration::ZERO && !oc.clean_start {
-                need = Need::Forbidden { rule: "MQTT-3.1.3-9" };
+                need = Need::Forbidden {
+                    rule: "MQTT-3.1.3-9",
+                };
             }
             return (
                 need,
                 s.at.min(t_end.unwrap_or(s.at)),
-                format!("taken over by {} at {} (the will is not required)", o.id, fmt_d(s.at)),
+                format!(
+                    "taken over by {} at {} (the will is not required)",
+                    o.id,
+                    fmt_d(s.at)
+                ),
                 vec![s.seq],
             );
         }
         // 3. The broker went away first.
-        if let Some((s, a)) = ix.broker_down_between(accepted, t_end.unwrap_or(end).saturating_add(TOL)) {
+        if let Some((s, a)) =
+            ix.broker_down_between(accepted, t_end.unwrap_or(end).saturating_add(TOL))
+        {
             return (
                 Need::Optional,
                 s.at,
@@ -451,7 +499,10 @@ impl WillChecker {
                 return (
                     Need::Optional,
                     start,
-                    format!("{why}; the run ended before the will was due at {}", fmt_d(deadline)),
+                    format!(
+                        "{why}; the run ended before the will was due at {}",
+                        fmt_d(deadline)
+                    ),
                     ev,
                 );
             }
@@ -469,15 +520,27 @@ impl WillChecker {
             return (
                 Need::Optional,
                 start,
-                "silence healed between 1 and 1.5 x keep alive (the will is allowed, not required)".into(),
+                "silence healed between 1 and 1.5 x keep alive (the will is allowed, not required)"
+                    .into(),
                 vec![],
             );
         }
-        (Need::Alive, Duration::MAX, "still connected at the end of the run".into(), vec![])
+        (
+            Need::Alive,
+            Duration::MAX,
+            "still connected at the end of the run".into(),
+            vec![],
+        )
     }
 
     /// Subscribers that must get the will of `w`, with their subscription events.
-    fn eligible(&self, ix: &Index, w: &WillConn, deadline: Duration, v: &mut Verdict) -> Vec<(String, Vec<u64>)> {
+    fn eligible(
+        &self,
+        ix: &Index,
+        w: &WillConn,
+        deadline: Duration,
+        v: &mut Verdict,
+    ) -> Vec<(String, Vec<u64>)> {
         let owner = &ix.conns[w.conn];
         let mut out: Vec<(String, Vec<u64>)> = Vec::new();
         for s in &ix.subs {

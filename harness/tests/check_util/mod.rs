@@ -47,7 +47,14 @@ pub fn connect_pkt(id: &str, clean: bool, ka: u16, will: Option<Will>) -> Connec
     }
 }
 
-pub fn publish(pid: Option<u16>, qos: u8, topic: &str, payload: &str, dup: bool, retain: bool) -> Packet {
+pub fn publish(
+    pid: Option<u16>,
+    qos: u8,
+    topic: &str,
+    payload: &str,
+    dup: bool,
+    retain: bool,
+) -> Packet {
     Packet::Publish(Publish {
         dup,
         qos: QoS::from_u8(qos).unwrap(),
@@ -75,19 +82,33 @@ impl T {
     pub fn push(&mut self, kind: EventKind) -> u64 {
         self.now += Duration::from_millis(1);
         let seq = self.ev.len() as u64;
-        self.ev.push(Event { seq, at: self.now, kind });
+        self.ev.push(Event {
+            seq,
+            at: self.now,
+            kind,
+        });
         seq
     }
     pub fn open(&mut self, actor: &str) -> ConnId {
         self.next += 1;
         let c = ConnId(self.next);
         self.actors.insert(c, actor.to_string());
-        self.push(EventKind::ConnOpened { conn: c, actor: actor.into() });
+        self.push(EventKind::ConnOpened {
+            conn: c,
+            actor: actor.into(),
+        });
         c
     }
     pub fn pkt(&mut self, c: ConnId, dir: Dir, packet: Packet, fate: Fate) -> u64 {
         let actor = self.actors[&c].clone();
-        self.push(EventKind::Packet { conn: c, actor, dir, packet, raw: Bytes::new(), fate })
+        self.push(EventKind::Packet {
+            conn: c,
+            actor,
+            dir,
+            packet,
+            raw: Bytes::new(),
+            fate,
+        })
     }
     pub fn up(&mut self, c: ConnId, p: Packet) -> u64 {
         self.pkt(c, Dir::ToBroker, p, Fate::Forwarded)
@@ -98,7 +119,14 @@ impl T {
     pub fn connect_full(&mut self, actor: &str, connect: Connect, session_present: bool) -> ConnId {
         let c = self.open(actor);
         self.up(c, Packet::Connect(connect));
-        self.down(c, Packet::ConnAck(ConnAck { session_present, code: 0, properties: Properties::default() }));
+        self.down(
+            c,
+            Packet::ConnAck(ConnAck {
+                session_present,
+                code: 0,
+                properties: Properties::default(),
+            }),
+        );
         c
     }
     pub fn connect(&mut self, actor: &str, id: &str, clean: bool, ka: u16) -> ConnId {
@@ -109,11 +137,22 @@ impl T {
             c,
             Packet::Subscribe(Subscribe {
                 pid,
-                filters: vec![SubscribeFilter { filter: filter.into(), qos: QoS::from_u8(qos).unwrap(), options: 0 }],
+                filters: vec![SubscribeFilter {
+                    filter: filter.into(),
+                    qos: QoS::from_u8(qos).unwrap(),
+                    options: 0,
+                }],
                 properties: Properties::default(),
             }),
         );
-        self.down(c, Packet::SubAck(SubAck { pid, codes: vec![qos], properties: Properties::default() }));
+        self.down(
+            c,
+            Packet::SubAck(SubAck {
+                pid,
+                codes: vec![qos],
+                properties: Properties::default(),
+            }),
+        );
         self
     }
     pub fn ack(&mut self, c: ConnId, up: bool, kind: &str, pid: u16) -> u64 {
@@ -131,7 +170,14 @@ impl T {
         }
     }
     /// A complete client -> broker publish flow.
-    pub fn publish(&mut self, c: ConnId, pid: u16, qos: u8, topic: &str, payload: &str) -> &mut Self {
+    pub fn publish(
+        &mut self,
+        c: ConnId,
+        pid: u16,
+        qos: u8,
+        topic: &str,
+        payload: &str,
+    ) -> &mut Self {
         let pidv = (qos > 0).then_some(pid);
         self.up(c, publish(pidv, qos, topic, payload, false, false));
         match qos {
@@ -148,7 +194,14 @@ impl T {
         self
     }
     /// A complete broker -> client flow plus the application delivery.
-    pub fn receive(&mut self, c: ConnId, pid: u16, qos: u8, topic: &str, payload: &str) -> &mut Self {
+    pub fn receive(
+        &mut self,
+        c: ConnId,
+        pid: u16,
+        qos: u8,
+        topic: &str,
+        payload: &str,
+    ) -> &mut Self {
         let pidv = (qos > 0).then_some(pid);
         self.down(c, publish(pidv, qos, topic, payload, false, false));
         let actor = self.actors[&c].clone();
@@ -184,11 +237,18 @@ impl T {
     }
     pub fn close(&mut self, c: ConnId, reason: CloseReason) -> &mut Self {
         let actor = self.actors[&c].clone();
-        self.push(EventKind::ConnClosed { conn: c, actor, reason });
+        self.push(EventKind::ConnClosed {
+            conn: c,
+            actor,
+            reason,
+        });
         self
     }
     pub fn fault(&mut self, target: &str, fault: &str) -> &mut Self {
-        self.push(EventKind::Fault { target: target.into(), fault: fault.into() });
+        self.push(EventKind::Fault {
+            target: target.into(),
+            fault: fault.into(),
+        });
         self
     }
     pub fn broker(&mut self, what: &str) -> &mut Self {
@@ -201,7 +261,10 @@ impl T {
     }
     pub fn step(&mut self, s: &str) -> &mut Self {
         let index = self.ev.len();
-        self.push(EventKind::Step { index, summary: s.into() });
+        self.push(EventKind::Step {
+            index,
+            summary: s.into(),
+        });
         self
     }
     pub fn history(&self) -> History {
@@ -211,7 +274,10 @@ impl T {
 
 /// Loads a recorded history fixture (see `tests/fixtures/histories/README.md`).
 pub fn load_fixture(name: &str) -> History {
-    let path = format!("{}/tests/fixtures/histories/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/histories/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut t = T::new();
     let mut conns: HashMap<String, ConnId> = HashMap::new();
@@ -226,7 +292,8 @@ pub fn load_fixture(name: &str) -> History {
                 panic!("{path}:{}: cannot read `{line}`", n + 1)
             };
         }
-        let kv = |k: &str| -> Option<&str> { w.iter().find_map(|x| x.strip_prefix(&format!("{k}="))) };
+        let kv =
+            |k: &str| -> Option<&str> { w.iter().find_map(|x| x.strip_prefix(&format!("{k}="))) };
         let flag = |k: &str| w.contains(&k);
         let fate = match kv("fate") {
             None => Fate::Forwarded,
@@ -274,12 +341,20 @@ pub fn load_fixture(name: &str) -> History {
                     "<" => Dir::ToClient,
                     _ => bad!(),
                 };
-                let num = |i: usize| -> u16 { w.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| bad!()) };
+                let num = |i: usize| -> u16 {
+                    w.get(i)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_else(|| bad!())
+                };
                 let p = match w[2] {
                     "CONNECT" => {
                         let wl = kv("will").map(|s| {
                             let parts: Vec<&str> = s.split(':').collect();
-                            will(parts[0], parts[1], parts.get(2).map(|q| q.parse().unwrap()).unwrap_or(0))
+                            will(
+                                parts[0],
+                                parts[1],
+                                parts.get(2).map(|q| q.parse().unwrap()).unwrap_or(0),
+                            )
                         });
                         Packet::Connect(connect_pkt(
                             w[3],
@@ -317,7 +392,11 @@ pub fn load_fixture(name: &str) -> History {
                         }],
                         properties: Properties::default(),
                     }),
-                    "SUBACK" => Packet::SubAck(SubAck { pid: num(3), codes: vec![num(4) as u8], properties: Properties::default() }),
+                    "SUBACK" => Packet::SubAck(SubAck {
+                        pid: num(3),
+                        codes: vec![num(4) as u8],
+                        properties: Properties::default(),
+                    }),
                     "PINGREQ" => Packet::PingReq,
                     "PINGRESP" => Packet::PingResp,
                     "DISCONNECT" => Packet::Disconnect(Disconnect::default()),
