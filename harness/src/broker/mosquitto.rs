@@ -29,7 +29,13 @@ impl Mosquitto {
     };
 
     pub async fn start(workdir: &Path) -> Result<Mosquitto> {
-        let program = process::find_program("mosquitto").ok_or_else(|| {
+        // MQTT_HIL_MOSQUITTO points at a specific build (and lets tests
+        // simulate a machine without mosquitto).
+        let program = match std::env::var_os("MQTT_HIL_MOSQUITTO") {
+            Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+            None => process::find_program("mosquitto"),
+        };
+        let program = program.ok_or_else(|| {
             Error::env(
                 "mosquitto is not installed (looked on PATH and in /usr/sbin)",
                 "install the Debian package `mosquitto` (`make deps` does), or use --broker external:HOST:PORT",

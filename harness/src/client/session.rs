@@ -547,6 +547,7 @@ mod tests {
     fn clean_session_forgets_inflight() {
         let mut s = connected(true);
         s.publish("t", Bytes::new(), QoS::AtLeastOnce, false, None, t(2));
+        s.take_output();
         s.on_close();
         s.on_open(t(3));
         s.on_packet(connack(false), t(4));
