@@ -254,7 +254,9 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
     }
     let secs = match Raw::deserialize(d)? {
         Raw::Secs(s) => s,
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom)?,
+        Raw::Text(t) => crate::scenario::duration::parse(&t)
+            .map_err(serde::de::Error::custom)?
+            .as_secs_f64(),
     };
     if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
         return Err(serde::de::Error::custom(format!(
@@ -262,28 +264,6 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
         )));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_duration(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{s}` has no unit: write e.g. `500ms`, `2s` or `1m`"))?;
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number followed by a unit (e.g. `1.5s`)"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        other => {
-            return Err(format!(
-                "unknown time unit `{other}` in `{s}`: use ms, s or m"
-            ))
-        }
-    };
-    Ok(v * scale)
 }
 
 /// Builds the checker an `[[invariant]]` table asks for.

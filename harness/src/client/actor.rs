@@ -294,6 +294,11 @@ impl Shell {
             }
             Command::SetPings(on) => {
                 self.session.pings = on;
+                // The keepalive checker must know this client is silent on purpose.
+                self.recorder.record(EventKind::Actor {
+                    actor: self.name.clone(),
+                    what: format!("pings {}", if on { "on" } else { "off" }),
+                });
                 Reply::default()
             }
         };

@@ -29,6 +29,7 @@ pub struct RunConfig {
     pub target: TargetSpec,
     /// Where brokers keep their files; a fresh folder per scenario below it.
     pub workdir: std::path::PathBuf,
+    pub firmware: crate::target::Firmware,
 }
 
 /// Runs one scenario to its verdict. Never hangs: the scenario's own timeout
@@ -86,6 +87,24 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
     None
 }
 
+/// Applies the client knobs of an actor's table (misbehaviours on purpose).
+async fn configure(actor: &ActorHandle, spec: &ClientSpec) -> Result<(), String> {
+    let who = actor.name().to_string();
+    if spec.acks != Default::default() {
+        actor
+            .command(Command::SetAcks(spec.acks.clone()))
+            .await
+            .map_err(|e| format!("{who}: `withhold` is not possible here: {e}"))?;
+    }
+    if !spec.pings {
+        actor
+            .command(Command::SetPings(false))
+            .await
+            .map_err(|e| format!("{who}: `pings = false` is not possible here: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Everything a scenario runs against.
 struct World {
     recorder: Recorder,
@@ -137,18 +156,16 @@ impl World {
         }
         if let Some(spec) = &scenario.device {
             let lane = world.lanes["device"].addr();
-            let device = Device::start(&cfg.target, lane, recorder).await.map_err(|e| e.to_string())?;
+            let device = Device::start(&cfg.target, lane, recorder, dir, &cfg.firmware)
+                .await
+                .map_err(|e| e.to_string())?;
+            configure(&device.actor, spec).await?;
             world.device = Some(device);
             world.specs.insert("device".into(), spec.clone());
         }
         for (name, spec) in &scenario.observers {
             let actor = spawn_client(name, world.lanes[name].addr(), recorder.clone());
-            if spec.acks != Default::default() {
-                let _ = actor.command(Command::SetAcks(spec.acks.clone())).await;
-            }
-            if !spec.pings {
-                let _ = actor.command(Command::SetPings(false)).await;
-            }
+            configure(&actor, spec).await?;
             world.observers.insert(name.clone(), actor);
             world.specs.insert(name.clone(), spec.clone());
         }
