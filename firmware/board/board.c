@@ -12,10 +12,37 @@ void board_init(void)
     uart_init(115200);
 }
 
-void board_poll(void)
+int board_poll(void)
 {
-    uart_poll_rx();
+    static int buffered;
+    int now = uart_poll_rx();
+    int grew = now > buffered;
+    buffered = now;
     (void)clock_ms();
+    return grew;
+}
+
+#define TIMER0_INT 6   /* XCHAL_TIMER0_INTERRUPT of the lx106 */
+
+/* Sleeps until CCOUNT passes `cycles` from now, with the CPU halted in
+ * WAITI so QEMU's host thread idles instead of spinning. Device
+ * interrupts stay disabled: anything that arrives meanwhile waits in the
+ * UART FIFO or the MAC's RX ring for the next poll. */
+void board_idle_cycles(uint32_t cycles)
+{
+    uint32_t now, ps;
+    __asm__ volatile("rsr %0, ccount" : "=a"(now));
+    __asm__ volatile("wsr %0, ccompare0" :: "a"(now + cycles));
+    __asm__ volatile("wsr %0, intenable; rsync" :: "a"(1u << TIMER0_INT));
+    __asm__ volatile("waiti 0" ::: "memory");
+    __asm__ volatile("wsr %0, intenable; rsync" :: "a"(0));
+    __asm__ volatile("rsil %0, 15" : "=a"(ps));
+    (void)ps;
+}
+
+void board_idle_ms(uint32_t ms)
+{
+    board_idle_cycles(ms * (board_cpu_hz() / 1000u));
 }
 
 /* Writing 0xdead to the XTFPGA reset register makes QEMU perform a full

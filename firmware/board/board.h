@@ -28,8 +28,12 @@ extern "C" {
 
 void board_init(void);
 /* Runs the periodic work the firmware relies on without interrupts:
- * drains the UART into its ring and keeps the 64-bit clock extended. */
-void board_poll(void);
+ * drains the UART into its ring and keeps the 64-bit clock extended.
+ * Returns nonzero when new UART input arrived. */
+int board_poll(void);
+/* Halts the CPU (WAITI) for about that long; the host CPU idles too. */
+void board_idle_ms(uint32_t ms);
+void board_idle_cycles(uint32_t cycles);
 __attribute__((noreturn)) void board_reset(void);
 uint32_t board_cpu_hz(void);
 size_t board_free_heap(void);

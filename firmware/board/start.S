@@ -17,10 +17,21 @@ _vectors:
     j       _vec_fatal
     .org 0x50                       /* user exception (PS.UM=1) */
     wsr     a0, excsave1
+    rsr     a0, exccause
+    beqi    a0, 4, _vec_level1      /* EXCCAUSE 4: level-1 interrupt */
     j       _vec_fatal
     .org 0x70                       /* double exception */
     wsr     a0, excsave1
     j       _vec_fatal
+
+    .org 0x80
+    /* The only interrupt ever enabled is the CCOMPARE0 timer that wakes
+     * board_idle() from WAITI; writing CCOMPARE0 acknowledges it. */
+_vec_level1:
+    rsr     a0, ccount
+    wsr     a0, ccompare0
+    rsr     a0, excsave1
+    rfe
 
     .section .iram.text, "ax"
     .align 4

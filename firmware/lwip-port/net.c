@@ -98,14 +98,15 @@ struct netif *net_netif(void)
     return initialised ? &eth : NULL;
 }
 
-void net_poll(void)
+int net_poll(void)
 {
     if (!initialised)
-        return;
+        return 0;
     const uint8_t *frame;
     size_t len;
+    int n;
     /* Bounded so a flood cannot starve the UART and the sketch. */
-    for (int n = 0; n < 8 && (len = open_eth_rx_peek(&frame)) > 0; n++) {
+    for (n = 0; n < 8 && (len = open_eth_rx_peek(&frame)) > 0; n++) {
         struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
         if (p) {
             pbuf_take(p, frame, (u16_t)len);
@@ -115,4 +116,5 @@ void net_poll(void)
         open_eth_rx_release();
     }
     sys_check_timeouts();
+    return n;
 }

@@ -24,8 +24,9 @@ int net_up(net_mode_t mode, const ip4_addr_t *ip, const ip4_addr_t *mask,
 void net_down(void);
 int net_has_address(void);
 struct netif *net_netif(void);
-/* Moves received frames into lwIP and runs its timers; call often. */
-void net_poll(void);
+/* Moves received frames into lwIP and runs its timers; call often.
+ * Returns the number of frames taken in. */
+int net_poll(void);
 
 #ifdef __cplusplus
 }
