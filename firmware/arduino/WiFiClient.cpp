@@ -200,6 +200,14 @@ size_t WiFiClient::write(const uint8_t *buf, size_t len)
     return done;
 }
 
+int WiFiClient::availableForWrite()
+{
+    if (!conn || !conn->pcb || conn->state != CONN_OPEN ||
+        tcp_sndqueuelen(conn->pcb) >= TCP_SND_QUEUELEN)
+        return 0;
+    return tcp_sndbuf(conn->pcb);
+}
+
 int WiFiClient::available()
 {
     if (!conn)

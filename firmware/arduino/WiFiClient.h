@@ -23,6 +23,9 @@ public:
     size_t write(uint8_t c) override;
     size_t write(const uint8_t *buf, size_t len) override;
     using Print::write;
+    /* Bytes write() would take right now without waiting: lets a sketch
+     * write without blocking when the peer stops reading. */
+    int availableForWrite();
     int available() override;
     int read() override;
     int read(uint8_t *buf, size_t len);
