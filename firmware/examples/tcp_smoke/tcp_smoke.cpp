@@ -12,6 +12,10 @@ void setup()
 {
     Serial.begin(115200);
     unsigned long t0 = millis();
+#ifdef SMOKE_STATIC_IP
+    /* The static fallback: the addresses QEMU's DHCP would hand out. */
+    WiFi.config(IPAddress(10, 0, 2, 15), IPAddress(10, 0, 2, 2), IPAddress(255, 255, 255, 0));
+#endif
     WiFi.begin("qemu", "");
     while (WiFi.status() != WL_CONNECTED) {
         if (millis() - t0 > 20000) {
