@@ -158,6 +158,12 @@ static void lose(mqtt_client *c, const char *reason, uint32_t now)
         return;
     c->cb.close(c->cb.ctx);
     mqtt_decoder_reset(&c->dec);
+    /* 3.1.2-6: a clean session lasts as long as its connection; keeping its
+     * inflight entries would only fill the table, as nothing resends them. */
+    if (c->opts.clean && (c->s.n_out || c->s.n_in)) {
+        mqtt_session_clear(&c->s);
+        persist(c);
+    }
     if (reason) {
         mqtt_event ev = { MQTT_EV_DISCONNECTED, 0, false, 0, NULL, reason };
         emit(c, ev);

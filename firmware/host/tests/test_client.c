@@ -424,3 +424,18 @@ TEST(client_commands_need_a_connection)
     CHECK_EQ(mqtt_client_subscribe(&F.c, (const uint8_t *)"a/#/b", 5, 1, &pid, F.now),
              MQTT_C_BAD_TOPIC);
 }
+
+TEST(client_clean_session_ends_with_its_connection)
+{
+    setup();
+    mqtt_connect_opts o = fake_opts("x", true);
+    o.reconnect = true;
+    fake_connect_up(&F, &o, false);
+    pub(&F, "t", "x", 2);
+    fake_publish(&F, "in", "y", 2, false, 3);
+    mqtt_client_on_closed(&F.c, F.now);
+    CHECK_EQ(F.c.s.n_out, 0);
+    CHECK_EQ(F.c.s.n_in, 0);
+    fake_init(&G, &ST);
+    CHECK_EQ(mqtt_client_restored(&G.c), 0);
+}
