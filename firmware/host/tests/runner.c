@@ -31,10 +31,10 @@ static const struct {
     const char *bug, *test;
 } guards[] = {
     { "qos2_double_delivery", "client_qos2_retransmission_is_not_delivered_again" },
-    { "no_pubrel_resend", "client_resumed_session_resends_in_order" },
+    { "no_pubrel_resend", "client_resent_pubrel_after_pubrec" },
     { "forget_inflight_on_reboot", "client_inflight_survives_reboot" },
     { "wrong_will_topic", "client_connect_carries_will_user_pass" },
-    { "no_dup_flag", "client_resumed_session_resends_in_order" },
+    { "no_dup_flag", "client_resent_publish_has_dup" },
     { "tight_reconnect", "client_reconnect_backs_off_exponentially" },
 };
 

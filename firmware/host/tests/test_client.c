@@ -439,3 +439,37 @@ TEST(client_clean_session_ends_with_its_connection)
     fake_init(&G, &ST);
     CHECK_EQ(mqtt_client_restored(&G.c), 0);
 }
+
+/* The two halves of 4.4.0-1 on their own, so each seeded bug has a guard
+ * that checks nothing else. */
+static void resume_with(uint8_t first_state_ack, mqtt_packet *first_resent)
+{
+    setup();
+    mqtt_connect_opts o = fake_opts("x", false);
+    fake_connect_up(&F, &o, false);
+    uint16_t a = pub(&F, "t/a", "A", 2);
+    if (first_state_ack)
+        fake_ack(&F, first_state_ack, a);
+    mqtt_client_drop(&F.c, F.now);
+    fake_clear_sent(&F);
+    fake_connect_up(&F, &o, true);
+    mqtt_packet p;
+    first_resent->type = 0;
+    if (fake_next_sent(&F, &p) && p.type == MQTT_CONNECT)
+        fake_next_sent(&F, first_resent);
+}
+
+TEST(client_resent_publish_has_dup)
+{
+    mqtt_packet p;
+    resume_with(0, &p);
+    REQUIRE(p.type == MQTT_PUBLISH);
+    CHECK(p.dup);
+}
+
+TEST(client_resent_pubrel_after_pubrec)
+{
+    mqtt_packet p;
+    resume_with(MQTT_PUBREC, &p);
+    CHECK_EQ(p.type, MQTT_PUBREL);
+}
