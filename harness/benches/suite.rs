@@ -51,6 +51,7 @@ fn main() {
         target: TargetSpec::Virtual,
         workdir: work.path().to_path_buf(),
         firmware: Default::default(),
+        deviations: Default::default(),
     };
     println!("{:<40} {:>9} {:>9} {:>9}", "scenario", "wall", "waiting", "overhead");
     let (mut wall, mut waiting) = (Duration::ZERO, Duration::ZERO);

@@ -47,6 +47,16 @@ impl std::str::FromStr for BrokerSpec {
     }
 }
 
+impl BrokerSpec {
+    /// Name of the broker's profile (its known deviations file).
+    pub fn profile(&self) -> String {
+        match self {
+            BrokerSpec::Mosquitto => "mosquitto".into(),
+            BrokerSpec::External { .. } => "external".into(),
+        }
+    }
+}
+
 impl std::fmt::Display for BrokerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -225,6 +225,7 @@ impl Shell {
         let now = self.now();
         let reply = match cmd {
             Command::Connect { opts, reconnect } => {
+                self.notice_loss().await;
                 if self.conn.is_some() {
                     return Err("already connected: disconnect or drop first".into());
                 }
@@ -304,6 +305,21 @@ impl Shell {
         };
         self.flush().await;
         Ok(reply)
+    }
+
+    /// A reset or EOF the read loop has not processed yet (the command
+    /// arrived first): take it into account before deciding anything.
+    async fn notice_loss(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let Some(conn) = self.conn.as_mut() else { return };
+            match conn.stream.try_read(&mut buf) {
+                Ok(0) => return self.lost("peer_closed").await,
+                Ok(n) => self.on_bytes(&buf[..n].to_vec()).await,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => return self.lost(&format!("io_error ({e})")).await,
+            }
+        }
     }
 
     fn require_conn(&self) -> Result<(), String> {

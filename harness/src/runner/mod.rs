@@ -3,6 +3,7 @@
 //! the recorded history with the checkers. Everything it starts is stopped
 //! again on every path out, including timeouts.
 
+pub mod deviation;
 pub mod expect;
 mod outcome;
 
@@ -30,6 +31,8 @@ pub struct RunConfig {
     /// Where brokers keep their files; a fresh folder per scenario below it.
     pub workdir: std::path::PathBuf,
     pub firmware: crate::target::Firmware,
+    /// Known deviations of this broker.
+    pub deviations: deviation::Deviations,
 }
 
 /// Runs one scenario to its verdict. Never hangs: the scenario's own timeout
@@ -67,7 +70,8 @@ pub async fn run(scenario: &Scenario, cfg: &RunConfig) -> Outcome {
     checkers.extend(scenario.invariants.iter().map(|i| check::build(&i.spec)));
     let verdicts = checkers.iter().map(|c| c.check(&history)).collect();
     let end_failures = outcome::recheck_counts(scenario, &history);
-    Outcome::finished(scenario, failure, end_failures, verdicts, history, started.elapsed())
+    let o = Outcome::finished(scenario, failure, end_failures, verdicts, history, started.elapsed());
+    cfg.deviations.apply(o)
 }
 
 fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
@@ -340,12 +344,23 @@ impl World {
         }
         let handle = self.actor(actor)?;
         let mut events = handle.events();
-        handle
-            .command(Command::Connect {
-                opts,
-                reconnect: spec.reconnect.clone(),
-            })
-            .await?;
+        let cmd = Command::Connect {
+            opts,
+            reconnect: spec.reconnect.clone(),
+        };
+        // Right after a fault the device may not have noticed its old
+        // connection is gone; give it a moment rather than fail the step.
+        let mut tries = 0;
+        loop {
+            match handle.command(cmd.clone()).await {
+                Ok(_) => break,
+                Err(e) if e.contains("already") && tries < 40 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if !wait {
             return Ok(());
         }

@@ -1,0 +1,113 @@
+//! Known deviations: behaviour of a broker that breaks a rule, recorded per
+//! broker with its reason and the specification statement it concerns, so
+//! the suite stays green while the deviation stays visible. A deviation that
+//! stops happening is reported too, so the list never goes stale.
+//!
+//! One file per broker: `<scenario folder>/deviations/<broker>.toml`.
+//!
+//! ```toml
+//! [[deviation]]
+//! scenario = "keepalive_expiry"
+//! rules = ["MQTT-3.1.2-24"]        # the checker rules (or "step N") that fail
+//! reason = "what the broker does instead"
+//! spec = "the statement of the spec it breaks"
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{Outcome, Status};
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deviation {
+    pub scenario: String,
+    pub rules: Vec<String>,
+    pub reason: String,
+    pub spec: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Deviations {
+    pub file: Option<std::path::PathBuf>,
+    pub list: Vec<Deviation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    deviation: Vec<Deviation>,
+}
+
+impl Deviations {
+    /// Loads `folder/deviations/<broker>.toml` if it exists.
+    pub fn load(folder: &Path, broker: &str) -> Result<Deviations> {
+        let path = folder.join("deviations").join(format!("{broker}.toml"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(Deviations::default());
+        };
+        let f: File = toml::from_str(&text).map_err(|e| Error::Input {
+            file: path.clone(),
+            line: e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(1),
+            message: e.message().trim_end().to_string(),
+        })?;
+        Ok(Deviations {
+            file: Some(path),
+            list: f.deviation,
+        })
+    }
+
+    fn for_scenario(&self, id: &str) -> Option<&Deviation> {
+        self.list.iter().find(|d| d.scenario == id)
+    }
+
+    /// Reclassifies an outcome: a failure made only of declared rules is an
+    /// expected deviation; a declared deviation that did not occur fails.
+    pub fn apply(&self, mut o: Outcome) -> Outcome {
+        let Some(d) = self.for_scenario(&o.id) else {
+            return o;
+        };
+        let file = self
+            .file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        let seen = signature(&o);
+        match &o.status {
+            Status::Failed => {
+                let declared: BTreeSet<String> = d.rules.iter().cloned().collect();
+                if seen.is_subset(&declared) {
+                    o.status = Status::Deviation(format!("{} ({})", d.reason, d.spec));
+                }
+            }
+            Status::Passed => {
+                o.status = Status::Failed;
+                o.failures.push(super::StepFailure {
+                    step: 0,
+                    line: 0,
+                    message: format!(
+                        "the known deviation [{}] did not happen: the broker now conforms, so remove it from {file}",
+                        d.rules.join(", ")
+                    ),
+                });
+            }
+            _ => {}
+        }
+        o
+    }
+}
+
+/// The rules an outcome broke: checker rules, and `step N` for failed steps.
+pub fn signature(o: &Outcome) -> BTreeSet<String> {
+    let mut s: BTreeSet<String> = o
+        .verdicts
+        .iter()
+        .flat_map(|v| v.violations.iter().map(|x| x.rule.clone()))
+        .collect();
+    s.extend(o.failures.iter().map(|f| format!("step {}", f.step)));
+    s
+}
