@@ -110,6 +110,11 @@ impl Driver {
         match parse_line(line) {
             DeviceLine::Ok { verb, fields } => match self.pending.take() {
                 Some(p) if p.verb == verb => {
+                    if verb == "connect" {
+                        let ev = ClientEvent::Connecting;
+                        record_event(&self.recorder, &self.name, &ev);
+                        let _ = self.events.send(ev);
+                    }
                     let pid = fields
                         .get("pid")
                         .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())

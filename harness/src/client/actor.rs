@@ -121,6 +121,7 @@ pub fn describe(ev: &ClientEvent) -> String {
         ClientEvent::Anomaly(s) => format!("anomaly {s}"),
         ClientEvent::Disconnected { reason } => format!("disconnected reason={reason}"),
         ClientEvent::Ready { info } => format!("ready {info}"),
+        ClientEvent::Connecting => "connecting".into(),
     }
 }
 
@@ -232,6 +233,7 @@ impl Shell {
                 self.session.set_options(opts);
                 self.reconnect = reconnect;
                 self.backoff = Duration::ZERO;
+                self.emit(ClientEvent::Connecting);
                 self.open().await;
                 Reply::default()
             }

@@ -76,6 +76,9 @@ pub enum ClientEvent {
     Disconnected { reason: String },
     /// The device (re)started and is ready for commands.
     Ready { info: String },
+    /// A connection attempt asked for by a command has started; events
+    /// before it belong to the previous connection.
+    Connecting,
 }
 
 /// An outgoing QoS 1/2 message not yet fully acknowledged.

@@ -364,8 +364,20 @@ impl World {
         if !wait {
             return Ok(());
         }
+        let mut attempt_started = false;
         loop {
-            match events.recv().await {
+            let ev = events.recv().await;
+            if !attempt_started {
+                match ev {
+                    Ok(ClientEvent::Connecting) => attempt_started = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err(format!("{actor} stopped"))
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            match ev {
                 Ok(ClientEvent::Connected { session_present: sp }) => {
                     return match session_present {
                         Some(want) if want != sp => Err(format!(

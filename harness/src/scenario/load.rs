@@ -265,7 +265,6 @@ fn step(
         [] => {
             let near = f
                 .keys()
-                .iter()
                 .find_map(|k| closest(k, ACTION_KEYS).map(|c| format!(" (`{k}`: did you mean `{c}`?)")))
                 .unwrap_or_default();
             return Err(f.err_table(format!(

@@ -3,13 +3,26 @@
 //! scenarios do not change between a virtual client, the firmware's host
 //! build, an emulated board and a board on a bench.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+pub mod host;
+pub mod qemu;
+pub mod supervisor;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::agent::{self, Dial};
 use crate::client::actor::{spawn_client, ActorHandle};
+use crate::client::{ClientEvent, Command};
 use crate::error::{Error, Result};
 use crate::history::{EventKind, Recorder};
 use crate::scenario::BoardAction;
+use supervisor::Control;
+
+/// How long a device may take from start (or reset) to `@ready`.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetSpec {
@@ -52,46 +65,153 @@ impl std::fmt::Display for TargetSpec {
     }
 }
 
+/// Where the device's software comes from.
+#[derive(Clone, Debug, Default)]
+pub struct Firmware {
+    /// The host agent binary (target `host`) or firmware ELF (target `qemu`);
+    /// default: the build in `firmware/build/`.
+    pub image: Option<PathBuf>,
+    /// The repository root, to find default builds.
+    pub root: PathBuf,
+    /// `mqtt-hil` itself (QEMU's guestfwd runs `mqtt-hil splice`).
+    pub splice: PathBuf,
+}
+
 /// A started device and the board it runs on.
 pub struct Device {
     pub actor: ActorHandle,
-    board: Board,
-}
-
-enum Board {
-    /// No board: resets are software reboots of the virtual client.
-    None,
+    control: Option<mpsc::Sender<Control>>,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Device {
     /// Starts the device, which will reach the broker through `lane`.
-    pub async fn start(spec: &TargetSpec, lane: SocketAddr, recorder: &Recorder) -> Result<Device> {
+    pub async fn start(
+        spec: &TargetSpec,
+        lane: SocketAddr,
+        recorder: &Recorder,
+        dir: &Path,
+        fw: &Firmware,
+    ) -> Result<Device> {
         match spec {
             TargetSpec::Virtual => Ok(Device {
                 actor: spawn_client("device", lane, recorder.clone()),
-                board: Board::None,
+                control: None,
+                supervisor: None,
             }),
-            other => Err(Error::env(
-                format!("target `{other}` is not available in this build"),
-                "use --target virtual",
+            TargetSpec::Host => {
+                let program = fw.image.clone().unwrap_or_else(|| host::default_program(&fw.root));
+                require_file(&program, "the host agent", "make -C firmware/host agent")?;
+                let launch = host::HostAgent {
+                    program,
+                    store: dir.join("agent-store.bin"),
+                };
+                let dial = Dial {
+                    host: lane.ip().to_string(),
+                    port: lane.port(),
+                };
+                Device::supervised(launch, dial, recorder).await
+            }
+            TargetSpec::Qemu => {
+                let firmware = fw.image.clone().unwrap_or_else(|| fw.root.join("firmware/build/agent.elf"));
+                require_file(&firmware, "the emulated board's firmware", "make firmware")?;
+                let flash = dir.join("flash.bin");
+                qemu::Qemu::prepare_flash(&flash)?;
+                let launch = qemu::Qemu {
+                    program: qemu::Qemu::find_program()?,
+                    firmware,
+                    flash,
+                    qmp: dir.join("qmp.sock"),
+                    splice: fw.splice.clone(),
+                    lane,
+                };
+                let (host, port) = qemu::GUEST_BROKER;
+                Device::supervised(launch, Dial { host: host.into(), port }, recorder).await
+            }
+            TargetSpec::Serial(port) => Err(Error::env(
+                format!("target serial:{} is not available in this build", port.display()),
+                "use --target qemu, host or virtual",
             )),
         }
     }
 
-    pub async fn board(&mut self, action: BoardAction, recorder: &Recorder) -> Result<(), String> {
-        match self.board {
-            Board::None => {
-                let what = match action {
-                    BoardAction::Reset => "reset",
-                    BoardAction::PowerCycle => "power_cycle",
-                };
-                recorder.record(EventKind::Board { what: what.into() });
-                self.actor.command(crate::client::Command::Reboot).await.map(|_| ())
+    async fn supervised<L: supervisor::Launch>(launch: L, dial: Dial, recorder: &Recorder) -> Result<Device> {
+        let what = launch.what().to_string();
+        let h = supervisor::start(launch, recorder.clone()).map_err(|e| Error::env(e, "check the installation"))?;
+        let actor = agent::driver::spawn("device", dial, recorder.clone(), h.from_device, h.to_device);
+        let mut events = actor.events();
+        let device = Device {
+            actor,
+            control: Some(h.control),
+            supervisor: Some(h.task),
+        };
+        match tokio::time::timeout(BOOT_TIMEOUT, wait_ready(&mut events)).await {
+            Ok(true) => Ok(device),
+            _ => {
+                let why = last_board_report(recorder)
+                    .unwrap_or_else(|| format!("{what} printed no @ready within {}s", BOOT_TIMEOUT.as_secs()));
+                device.shutdown().await;
+                Err(Error::env(format!("the device did not boot: {why}"), "see the output above; `-v` shows the UART"))
             }
+        }
+    }
+
+    pub async fn board(&mut self, action: BoardAction, recorder: &Recorder) -> Result<(), String> {
+        let Some(control) = &self.control else {
+            // The virtual device has no board: a reset is a software reboot.
+            let what = match action {
+                BoardAction::Reset => "reset",
+                BoardAction::PowerCycle => "power_cycle",
+            };
+            recorder.record(EventKind::Board { what: what.into() });
+            return self.actor.command(Command::Reboot).await.map(|_| ());
+        };
+        let mut events = self.actor.events();
+        let (tx, rx) = oneshot::channel();
+        let msg = match action {
+            BoardAction::Reset => Control::Reset(tx),
+            BoardAction::PowerCycle => Control::PowerCycle(tx),
+        };
+        control.send(msg).await.map_err(|_| "the board's supervisor is gone".to_string())?;
+        rx.await.map_err(|_| "the board's supervisor is gone".to_string())??;
+        match tokio::time::timeout(BOOT_TIMEOUT, wait_ready(&mut events)).await {
+            Ok(true) => Ok(()),
+            _ => Err(last_board_report(recorder).unwrap_or_else(|| "the device did not print @ready after the reset".into())),
         }
     }
 
     pub async fn shutdown(self) {
         self.actor.shutdown().await;
+        drop(self.control);
+        if let Some(t) = self.supervisor {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
     }
+}
+
+async fn wait_ready(events: &mut tokio::sync::broadcast::Receiver<ClientEvent>) -> bool {
+    loop {
+        match events.recv().await {
+            Ok(ClientEvent::Ready { .. }) => return true,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+fn last_board_report(recorder: &Recorder) -> Option<String> {
+    recorder.snapshot().events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Board { what } if what.starts_with("crashed") => Some(what.clone()),
+        _ => None,
+    })
+}
+
+fn require_file(path: &Path, what: &str, build: &str) -> Result<()> {
+    if path.is_file() {
+        return Ok(());
+    }
+    Err(Error::env(
+        format!("{what} is missing: {}", path.display()),
+        format!("build it with `{build}`"),
+    ))
 }

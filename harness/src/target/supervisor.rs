@@ -189,8 +189,12 @@ impl<L: Launch> Supervisor<L> {
                 ctl = control.recv() => match ctl {
                     Some(Control::Reset(reply)) => {
                         self.board("reset".into());
-                        let r = match self.launch.warm_reset() {
-                            Some(fut) => fut.await,
+                        let warm = match self.launch.warm_reset() {
+                            Some(fut) => Some(fut.await),
+                            None => None,
+                        };
+                        let r = match warm {
+                            Some(r) => r,
                             None => self.restart(&mut lines).await,
                         };
                         let _ = reply.send(r);
