@@ -7,13 +7,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 OUT ?= out
 BROKER ?= mosquitto
-TARGET ?= virtual
+TARGET ?= qemu
 # Two cores: keep builds and test runs sized for that.
 JOBS ?= 2
 
-HOST_DEPS := mosquitto mosquitto-clients pkg-config
+HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-14-dev
+BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps build demo test test-rust lint fmt bench ci clean
+.PHONY: all deps build firmware demo test test-rust test-firmware fuzz lint fmt bench ci clean
 
 all: build
 
@@ -24,13 +25,29 @@ deps:
 build: deps
 	$(CARGO) build --release --locked -j $(JOBS) --bin mqtt-hil
 
-demo: build
+# The emulated board's images (agent.elf and one per seeded bug; the
+# firmware Makefile installs the xtensa toolchain and fetches lwIP itself)
+# and the host build of the same agent, with one binary per seeded bug.
+firmware: deps
+	$(MAKE) -C firmware -j $(JOBS)
+	$(MAKE) -C firmware/host agent
+	@for b in $(BUGS); do $(MAKE) -s -C firmware/host bug-agent BUG=$$b || exit 1; done
+
+demo: build firmware
 	@echo "== scenario suite: broker=$(BROKER) target=$(TARGET)"
 	./target/release/mqtt-hil run scenarios --broker $(BROKER) --target $(TARGET) \
 	    --out $(OUT) --junit $(OUT)/junit.xml; \
 	status=$$?; echo "report: $(OUT)/junit.xml, traces in $(OUT)/traces/"; exit $$status
 
-test: deps test-rust
+test: deps firmware test-firmware test-rust
+
+# The agent's portable core on the host, under ASan and UBSan, every seeded
+# bug caught by its guard test; then a short fuzz of both parsers.
+test-firmware: firmware
+	$(MAKE) -C firmware/host test
+	$(MAKE) -C firmware/host fuzz FUZZ_RUNS=$(FUZZ_RUNS)
+
+FUZZ_RUNS ?= 100000
 
 test-rust:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \

@@ -31,10 +31,12 @@ pub async fn run(addr: &str) -> Result<i32> {
         let _ = tokio::io::copy(&mut rd, &mut stdout).await;
         let _ = stdout.flush().await;
     };
-    // Either side ending ends the guest's connection.
+    // Either side ending ends the guest's connection. Exit at once: the
+    // runtime would otherwise wait for its blocking stdin reader, and QEMU
+    // only tells the guest the connection is gone when this process ends.
     tokio::select! {
         _ = up => {},
         _ = down => {},
     }
-    Ok(0)
+    std::process::exit(0)
 }

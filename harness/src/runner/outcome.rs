@@ -225,7 +225,8 @@ pub fn summarize(a: &Action) -> String {
         },
         Action::Net { actor, fault } => format!("net {} on {actor}", fault.name()),
         Action::Broker(w) => format!("broker {w}"),
-        Action::Board(b) => format!("board {b:?}").to_lowercase(),
+        Action::Board(crate::scenario::BoardAction::Reset) => "board reset".into(),
+        Action::Board(crate::scenario::BoardAction::PowerCycle) => "board power_cycle".into(),
         Action::Wait(d) => format!("wait {}", duration::format(*d)),
         Action::Expect(e) => format!("expect {}", describe_expect(&e.actor, &e.what)),
     }

@@ -1,0 +1,98 @@
+//! The firmware's test agent plays the device: built for Linux (`host`) and
+//! on the emulated ESP8266 (`qemu`, the lx106 core in stock QEMU with lwIP).
+//! The same scenario files must give the same verdicts as with the virtual
+//! device, and every seeded bug of the agent must be caught by the scenario
+//! and rule that exist to catch it.
+//!
+//! The images come from `make firmware`; a missing image fails these tests
+//! (it never skips them).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use mqtt_hil::broker::BrokerSpec;
+use mqtt_hil::runner::deviation::{self, Deviations};
+use mqtt_hil::runner::{self, Outcome, RunConfig};
+use mqtt_hil::target::{Firmware, TargetSpec};
+use rstest::rstest;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+fn image(target: &TargetSpec, bug: Option<&str>) -> PathBuf {
+    let suffix = bug.map(|b| format!("-{b}")).unwrap_or_default();
+    let p = match target {
+        TargetSpec::Host => root().join(format!("firmware/build/host/mqtt-hil-agent-host{suffix}")),
+        _ => root().join(format!("firmware/build/agent{suffix}.elf")),
+    };
+    assert!(p.is_file(), "{} is missing: run `make firmware` first", p.display());
+    p
+}
+
+async fn run(scenario: &Path, target: TargetSpec, bug: Option<&str>) -> Outcome {
+    let s = mqtt_hil::scenario::load(scenario).expect("scenario loads");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        firmware: Firmware {
+            image: Some(image(&target, bug)),
+            root: root(),
+            splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+        },
+        target,
+        workdir: work.path().to_path_buf(),
+        deviations: Deviations::load(scenario.parent().unwrap(), "mosquitto").unwrap(),
+    };
+    runner::run(&s, &cfg).await
+}
+
+fn explain(o: &Outcome) -> String {
+    format!(
+        "{:?}\n{}\n--- trace ---\n{}",
+        o.status,
+        o.failure_text(),
+        mqtt_hil::trace::render(&o.name, &o.history)
+    )
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_on_host_agent(#[files("../scenarios/*.toml")] path: PathBuf) {
+    let o = run(&path, TargetSpec::Host, None).await;
+    assert!(o.acceptable(), "{}", explain(&o));
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_on_emulated_esp8266(#[files("../scenarios/*.toml")] path: PathBuf) {
+    let o = run(&path, TargetSpec::Qemu, None).await;
+    assert!(o.acceptable(), "{}", explain(&o));
+}
+
+/// Each seeded bug, the scenario that must catch it, and the rules (or
+/// failed steps) the verdict must name.
+#[rstest]
+#[case::qos2_double_delivery("qos2_double_delivery", "qos2_in_cut_after_publish", &["MQTT-4.3.3-2"])]
+#[case::no_pubrel_resend("no_pubrel_resend", "qos2_out_cut_after_pubrec", &["MQTT-4.4.0-1"])]
+#[case::forget_inflight_on_reboot("forget_inflight_on_reboot", "board_reset_mid_qos2_in", &["MQTT-4.3.3-2"])]
+#[case::wrong_will_topic("wrong_will_topic", "will_on_sever", &["step 4"])]
+#[case::no_dup_flag("no_dup_flag", "qos2_out_cut_after_publish", &["MQTT-3.3.1-1"])]
+#[case::tight_reconnect("tight_reconnect", "backoff_when_refused", &["backoff-too-fast"])]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_bug_is_caught(
+    #[case] bug: &str,
+    #[case] scenario: &str,
+    #[case] rules: &[&str],
+    #[values(TargetSpec::Host, TargetSpec::Qemu)] target: TargetSpec,
+) {
+    let path = root().join("scenarios").join(format!("{scenario}.toml"));
+    // The good build passes the scenario: the failure below is the bug's.
+    let good = run(&path, target.clone(), None).await;
+    assert!(good.acceptable(), "the good build fails {scenario}: {}", explain(&good));
+    let bad = run(&path, target, Some(bug)).await;
+    assert!(!bad.acceptable(), "bug {bug} went unnoticed by {scenario}: {}", explain(&bad));
+    let seen = deviation::signature(&bad);
+    let missing: BTreeSet<&str> = rules.iter().copied().filter(|r| !seen.contains(*r)).collect();
+    assert!(missing.is_empty(), "bug {bug}: expected {missing:?} among {seen:?}\n{}", explain(&bad));
+}
