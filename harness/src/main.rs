@@ -159,6 +159,7 @@ async fn run(
             image: firmware,
             root: std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?,
             splice: std::env::current_exe().map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
+            boot_timeout: None,
         },
     };
     println!("running {} scenario(s) against {broker}, device: {target}", scenarios.len());

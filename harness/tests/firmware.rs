@@ -39,6 +39,7 @@ async fn run(scenario: &Path, target: TargetSpec, bug: Option<&str>) -> Outcome 
             image: Some(image(&target, bug)),
             root: root(),
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            boot_timeout: None,
         },
         target,
         workdir: work.path().to_path_buf(),
@@ -95,4 +96,45 @@ async fn seeded_bug_is_caught(
     let seen = deviation::signature(&bad);
     let missing: BTreeSet<&str> = rules.iter().copied().filter(|r| !seen.contains(*r)).collect();
     assert!(missing.is_empty(), "bug {bug}: expected {missing:?} among {seen:?}\n{}", explain(&bad));
+}
+
+/// A board that cannot run fails the scenario with what QEMU said, and a
+/// board that never prints its banner fails it with its last UART output;
+/// neither leaves a QEMU behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_board_is_reported_with_its_last_output() {
+    let work = tempfile::tempdir().unwrap();
+    let scenario = root().join("scenarios/qos0_delivery.toml");
+    let s = mqtt_hil::scenario::load(&scenario).unwrap();
+    let not_an_elf = work.path().join("garbage.elf");
+    std::fs::write(&not_an_elf, b"this is not firmware").unwrap();
+    let silent = root().join("firmware/build/tcp_smoke.elf");
+    assert!(silent.is_file(), "{} is missing: run `make firmware`", silent.display());
+    for (image, expect) in [(not_an_elf, "QEMU exited"), (silent, "printed no @ready within 3s")] {
+        let cfg = RunConfig {
+            broker: BrokerSpec::Mosquitto,
+            target: TargetSpec::Qemu,
+            workdir: work.path().join("run"),
+            firmware: Firmware {
+                image: Some(image.clone()),
+                root: root(),
+                splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+                boot_timeout: Some(std::time::Duration::from_secs(3)),
+            },
+            deviations: Deviations::default(),
+        };
+        let o = runner::run(&s, &cfg).await;
+        let text = o.failure_text();
+        assert!(matches!(o.status, runner::Status::Error(_)), "{image:?}: {}", explain(&o));
+        assert!(text.contains(expect), "{image:?}: expected `{expect}` in:\n{text}");
+        let needle = work.path().join("run").display().to_string();
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("qemu-system-xtensa") && c.contains(&needle))
+            .collect();
+        assert!(left.is_empty(), "QEMU left running: {left:?}");
+    }
 }

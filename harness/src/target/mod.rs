@@ -21,7 +21,8 @@ use crate::history::{EventKind, Recorder};
 use crate::scenario::BoardAction;
 use supervisor::Control;
 
-/// How long a device may take from start (or reset) to `@ready`.
+/// How long a device may take from start (or reset) to `@ready`, unless
+/// [`Firmware::boot_timeout`] says otherwise.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +76,8 @@ pub struct Firmware {
     pub root: PathBuf,
     /// `mqtt-hil` itself (QEMU's guestfwd runs `mqtt-hil splice`).
     pub splice: PathBuf,
+    /// Boot deadline; default [`BOOT_TIMEOUT`].
+    pub boot_timeout: Option<Duration>,
 }
 
 /// A started device and the board it runs on.
@@ -82,6 +85,7 @@ pub struct Device {
     pub actor: ActorHandle,
     control: Option<mpsc::Sender<Control>>,
     supervisor: Option<tokio::task::JoinHandle<()>>,
+    boot_timeout: Duration,
 }
 
 impl Device {
@@ -98,6 +102,7 @@ impl Device {
                 actor: spawn_client("device", lane, recorder.clone()),
                 control: None,
                 supervisor: None,
+                boot_timeout: BOOT_TIMEOUT,
             }),
             TargetSpec::Host => {
                 let program = fw.image.clone().unwrap_or_else(|| host::default_program(&fw.root));
@@ -110,7 +115,7 @@ impl Device {
                     host: lane.ip().to_string(),
                     port: lane.port(),
                 };
-                Device::supervised(launch, dial, recorder).await
+                Device::supervised(launch, dial, recorder, fw.boot_timeout.unwrap_or(BOOT_TIMEOUT)).await
             }
             TargetSpec::Qemu => {
                 let firmware = fw.image.clone().unwrap_or_else(|| fw.root.join("firmware/build/agent.elf"));
@@ -126,7 +131,8 @@ impl Device {
                     lane,
                 };
                 let (host, port) = qemu::GUEST_BROKER;
-                Device::supervised(launch, Dial { host: host.into(), port }, recorder).await
+                let dial = Dial { host: host.into(), port };
+                Device::supervised(launch, dial, recorder, fw.boot_timeout.unwrap_or(BOOT_TIMEOUT)).await
             }
             TargetSpec::Serial(port) => Err(Error::env(
                 format!("target serial:{} is not available in this build", port.display()),
@@ -135,7 +141,12 @@ impl Device {
         }
     }
 
-    async fn supervised<L: supervisor::Launch>(launch: L, dial: Dial, recorder: &Recorder) -> Result<Device> {
+    async fn supervised<L: supervisor::Launch>(
+        launch: L,
+        dial: Dial,
+        recorder: &Recorder,
+        boot_timeout: Duration,
+    ) -> Result<Device> {
         let what = launch.what().to_string();
         let h = supervisor::start(launch, recorder.clone()).map_err(|e| Error::env(e, "check the installation"))?;
         let actor = agent::driver::spawn("device", dial, recorder.clone(), h.from_device, h.to_device);
@@ -144,12 +155,18 @@ impl Device {
             actor,
             control: Some(h.control),
             supervisor: Some(h.task),
+            boot_timeout,
         };
-        match tokio::time::timeout(BOOT_TIMEOUT, wait_ready(&mut events)).await {
+        match tokio::time::timeout(boot_timeout, wait_ready(&mut events)).await {
             Ok(true) => Ok(device),
             _ => {
-                let why = last_board_report(recorder)
-                    .unwrap_or_else(|| format!("{what} printed no @ready within {}s", BOOT_TIMEOUT.as_secs()));
+                let why = last_board_report(recorder).unwrap_or_else(|| {
+                    format!(
+                        "{what} printed no @ready within {}; its last output:\n{}",
+                        crate::scenario::duration::format(boot_timeout),
+                        uart_tail(recorder, 15)
+                    )
+                });
                 device.shutdown().await;
                 Err(Error::env(format!("the device did not boot: {why}"), "see the output above; `-v` shows the UART"))
             }
@@ -174,7 +191,7 @@ impl Device {
         };
         control.send(msg).await.map_err(|_| "the board's supervisor is gone".to_string())?;
         rx.await.map_err(|_| "the board's supervisor is gone".to_string())??;
-        match tokio::time::timeout(BOOT_TIMEOUT, wait_ready(&mut events)).await {
+        match tokio::time::timeout(self.boot_timeout, wait_ready(&mut events)).await {
             Ok(true) => Ok(()),
             _ => Err(last_board_report(recorder).unwrap_or_else(|| "the device did not print @ready after the reset".into())),
         }
@@ -204,6 +221,25 @@ fn last_board_report(recorder: &Recorder) -> Option<String> {
         EventKind::Board { what } if what.starts_with("crashed") => Some(what.clone()),
         _ => None,
     })
+}
+
+/// The device's last UART lines, for messages about a board that went quiet.
+fn uart_tail(recorder: &Recorder, n: usize) -> String {
+    let h = recorder.snapshot();
+    let lines: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Uart { line } => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(n)..];
+    if tail.is_empty() {
+        "    (nothing)".into()
+    } else {
+        tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    }
 }
 
 fn require_file(path: &Path, what: &str, build: &str) -> Result<()> {
