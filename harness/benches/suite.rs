@@ -30,7 +30,10 @@ fn waiting_time(s: &scenario::Scenario, h: &History) -> Duration {
             Some(Action::Wait(_) | Action::Expect(_))
         );
         if waits {
-            let end = starts.get(i + 1).map(|(_, t)| *t).unwrap_or_else(|| h.events.last().map(|e| e.at).unwrap_or(*at));
+            let end = starts
+                .get(i + 1)
+                .map(|(_, t)| *t)
+                .unwrap_or_else(|| h.events.last().map(|e| e.at).unwrap_or(*at));
             total += end.saturating_sub(*at);
         }
     }
@@ -53,7 +56,10 @@ fn main() {
         firmware: Default::default(),
         deviations: Default::default(),
     };
-    println!("{:<40} {:>9} {:>9} {:>9}", "scenario", "wall", "waiting", "overhead");
+    println!(
+        "{:<40} {:>9} {:>9} {:>9}",
+        "scenario", "wall", "waiting", "overhead"
+    );
     let (mut wall, mut waiting) = (Duration::ZERO, Duration::ZERO);
     for f in files {
         let s = scenario::load(&f).unwrap();

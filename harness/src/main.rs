@@ -13,7 +13,11 @@ use mqtt_hil::scenario;
 use mqtt_hil::target::TargetSpec;
 
 #[derive(Parser)]
-#[command(name = "mqtt-hil", version, about = "Hardware-in-the-loop test harness for MQTT devices and brokers")]
+#[command(
+    name = "mqtt-hil",
+    version,
+    about = "Hardware-in-the-loop test harness for MQTT devices and brokers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -142,10 +146,15 @@ async fn run(
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
-    std::fs::create_dir_all(out.join("traces")).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    std::fs::create_dir_all(out.join("traces"))
+        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
     let deviations = match paths.first() {
         Some(p) => {
-            let folder = if p.is_dir() { p.clone() } else { p.parent().map(|p| p.to_path_buf()).unwrap_or_default() };
+            let folder = if p.is_dir() {
+                p.clone()
+            } else {
+                p.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+            };
             mqtt_hil::runner::deviation::Deviations::load(&folder, &broker.profile())?
         }
         None => Default::default(),
@@ -154,15 +163,21 @@ async fn run(
         deviations,
         broker: broker.clone(),
         target: target.clone(),
-        workdir: std::path::absolute(out.join("work")).map_err(|e| Error::io("resolving --out", e))?,
+        workdir: std::path::absolute(out.join("work"))
+            .map_err(|e| Error::io("resolving --out", e))?,
         firmware: mqtt_hil::target::Firmware {
             image: firmware,
-            root: std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?,
-            splice: std::env::current_exe().map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
+            root: std::env::current_dir()
+                .map_err(|e| Error::io("reading the current folder", e))?,
+            splice: std::env::current_exe()
+                .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
             boot_timeout: None,
         },
     };
-    println!("running {} scenario(s) against {broker}, device: {target}", scenarios.len());
+    println!(
+        "running {} scenario(s) against {broker}, device: {target}",
+        scenarios.len()
+    );
     let mut outcomes = Vec::new();
     for s in &scenarios {
         let o = runner::run(s, &cfg).await;
@@ -176,7 +191,12 @@ async fn run(
             Status::Error(_) => "ERROR",
             Status::Deviation(_) => "DEV",
         };
-        println!("{label:<5} {:<40} {:>6.1}s  {}", s.id, o.duration.as_secs_f64(), s.name);
+        println!(
+            "{label:<5} {:<40} {:>6.1}s  {}",
+            s.id,
+            o.duration.as_secs_f64(),
+            s.name
+        );
         if !o.passed() {
             if let Status::Deviation(why) = &o.status {
                 println!("      expected deviation: {why}");
@@ -203,15 +223,24 @@ async fn run(
         outcomes.push(o);
     }
     let passed = outcomes.iter().filter(|o| o.acceptable()).count();
-    let deviations = outcomes.iter().filter(|o| matches!(o.status, Status::Deviation(_))).count();
-    let skipped = outcomes.iter().filter(|o| matches!(o.status, Status::Skipped(_))).count();
+    let deviations = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Deviation(_)))
+        .count();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Skipped(_)))
+        .count();
     let failed = outcomes.len() - passed - skipped;
     if deviations > 0 {
         println!("{deviations} of the passes are known deviations of the broker (see DEV lines)");
     }
     if let Some(path) = &junit {
-        std::fs::write(path, mqtt_hil::report::junit::render("scenarios", &outcomes))
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        std::fs::write(
+            path,
+            mqtt_hil::report::junit::render("scenarios", &outcomes),
+        )
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         println!("junit: {}", path.display());
     }
     println!("traces: {}", out.join("traces").display());
@@ -220,5 +249,9 @@ async fn run(
     } else {
         println!("{passed} passed, {failed} failed");
     }
-    Ok(if failed == 0 { exit_codes::OK } else { exit_codes::FAILED })
+    Ok(if failed == 0 {
+        exit_codes::OK
+    } else {
+        exit_codes::FAILED
+    })
 }

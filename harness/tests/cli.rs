@@ -21,7 +21,9 @@ fn root() -> PathBuf {
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(needle) && !cmdline.contains("cargo") {
             found.push(cmdline);
@@ -35,16 +37,29 @@ fn a_passing_run_prints_verdicts_and_the_summary() {
     let out = tempfile::tempdir().unwrap();
     let junit = out.path().join("junit.xml");
     let o = bin()
-        .args(["run", "scenarios/qos1_delivery.toml", "scenarios/will_on_sever.toml", "--out"])
+        .args([
+            "run",
+            "scenarios/qos1_delivery.toml",
+            "scenarios/will_on_sever.toml",
+            "--out",
+        ])
         .arg(out.path())
         .arg("--junit")
         .arg(&junit)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(stdout.contains("PASS  qos1_delivery"), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "2 passed, 0 failed"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == "2 passed, 0 failed"),
+        "{stdout}"
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<testcase name=\"will_on_sever\""), "{xml}");
     assert!(out.path().join("traces/will_on_sever.trace").is_file());
@@ -54,11 +69,18 @@ fn a_passing_run_prints_verdicts_and_the_summary() {
 fn a_bad_scenario_exits_2_naming_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.toml");
-    std::fs::write(&f, "name = \"x\"\n[device]\n[[step]]\ndevice = \"publish\"\ntopic = \"t\"\nqos = \"high\"\n").unwrap();
+    std::fs::write(
+        &f,
+        "name = \"x\"\n[device]\n[[step]]\ndevice = \"publish\"\ntopic = \"t\"\nqos = \"high\"\n",
+    )
+    .unwrap();
     let o = bin().arg("run").arg(&f).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("{}:6: step 1: field `qos`", f.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:6: step 1: field `qos`", f.display())),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -84,8 +106,14 @@ fn a_scenario_timeout_fails_it_and_leaves_nothing_running() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("did not finish within its timeout of 1500ms"), "{stdout}");
-    assert!(start.elapsed() < Duration::from_secs(25), "the timeout did not cut the 30s wait");
+    assert!(
+        stdout.contains("did not finish within its timeout of 1500ms"),
+        "{stdout}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(25),
+        "the timeout did not cut the 30s wait"
+    );
     let left = processes_mentioning(&out.path().display().to_string());
     assert!(left.is_empty(), "left running: {left:?}");
 }
@@ -103,7 +131,10 @@ fn ctrl_c_stops_the_run_and_leaves_nothing_running() {
     let needle = out.path().display().to_string();
     // Wait until the broker is up, so there is something to clean up.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !processes_mentioning(&needle).iter().any(|p| p.contains("mosquitto")) {
+    while !processes_mentioning(&needle)
+        .iter()
+        .any(|p| p.contains("mosquitto"))
+    {
         assert!(Instant::now() < deadline, "mosquitto never started");
         std::thread::sleep(Duration::from_millis(20));
     }

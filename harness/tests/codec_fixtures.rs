@@ -22,7 +22,7 @@ fn read_hex(path: &Path) -> Vec<u8> {
         .flat_map(|l| l.bytes().filter(|b| !b.is_ascii_whitespace()))
         .collect();
     assert!(
-        hex.len() % 2 == 0,
+        hex.len().is_multiple_of(2),
         "{}: odd number of hex digits",
         path.display()
     );

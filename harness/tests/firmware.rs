@@ -17,7 +17,10 @@ use mqtt_hil::target::{Firmware, TargetSpec};
 use rstest::rstest;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn image(target: &TargetSpec, bug: Option<&str>) -> PathBuf {
@@ -26,7 +29,11 @@ fn image(target: &TargetSpec, bug: Option<&str>) -> PathBuf {
         TargetSpec::Host => root().join(format!("firmware/build/host/mqtt-hil-agent-host{suffix}")),
         _ => root().join(format!("firmware/build/agent{suffix}.elf")),
     };
-    assert!(p.is_file(), "{} is missing: run `make firmware` first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make firmware` first",
+        p.display()
+    );
     p
 }
 
@@ -90,12 +97,28 @@ async fn seeded_bug_is_caught(
     let path = root().join("scenarios").join(format!("{scenario}.toml"));
     // The good build passes the scenario: the failure below is the bug's.
     let good = run(&path, target.clone(), None).await;
-    assert!(good.acceptable(), "the good build fails {scenario}: {}", explain(&good));
+    assert!(
+        good.acceptable(),
+        "the good build fails {scenario}: {}",
+        explain(&good)
+    );
     let bad = run(&path, target, Some(bug)).await;
-    assert!(!bad.acceptable(), "bug {bug} went unnoticed by {scenario}: {}", explain(&bad));
+    assert!(
+        !bad.acceptable(),
+        "bug {bug} went unnoticed by {scenario}: {}",
+        explain(&bad)
+    );
     let seen = deviation::signature(&bad);
-    let missing: BTreeSet<&str> = rules.iter().copied().filter(|r| !seen.contains(*r)).collect();
-    assert!(missing.is_empty(), "bug {bug}: expected {missing:?} among {seen:?}\n{}", explain(&bad));
+    let missing: BTreeSet<&str> = rules
+        .iter()
+        .copied()
+        .filter(|r| !seen.contains(*r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "bug {bug}: expected {missing:?} among {seen:?}\n{}",
+        explain(&bad)
+    );
 }
 
 /// A board that cannot run fails the scenario with what QEMU said, and a
@@ -109,8 +132,15 @@ async fn a_broken_board_is_reported_with_its_last_output() {
     let not_an_elf = work.path().join("garbage.elf");
     std::fs::write(&not_an_elf, b"this is not firmware").unwrap();
     let silent = root().join("firmware/build/tcp_smoke.elf");
-    assert!(silent.is_file(), "{} is missing: run `make firmware`", silent.display());
-    for (image, expect) in [(not_an_elf, "QEMU exited"), (silent, "printed no @ready within 3s")] {
+    assert!(
+        silent.is_file(),
+        "{} is missing: run `make firmware`",
+        silent.display()
+    );
+    for (image, expect) in [
+        (not_an_elf, "QEMU exited"),
+        (silent, "printed no @ready within 3s"),
+    ] {
         let cfg = RunConfig {
             broker: BrokerSpec::Mosquitto,
             target: TargetSpec::Qemu,
@@ -125,8 +155,15 @@ async fn a_broken_board_is_reported_with_its_last_output() {
         };
         let o = runner::run(&s, &cfg).await;
         let text = o.failure_text();
-        assert!(matches!(o.status, runner::Status::Error(_)), "{image:?}: {}", explain(&o));
-        assert!(text.contains(expect), "{image:?}: expected `{expect}` in:\n{text}");
+        assert!(
+            matches!(o.status, runner::Status::Error(_)),
+            "{image:?}: {}",
+            explain(&o)
+        );
+        assert!(
+            text.contains(expect),
+            "{image:?}: expected `{expect}` in:\n{text}"
+        );
         let needle = work.path().join("run").display().to_string();
         let left: Vec<String> = std::fs::read_dir("/proc")
             .unwrap()

@@ -8,7 +8,11 @@ use mqtt_hil::scenario::{self, Action, ClientAction, Expect};
 
 fn err(text: &str) -> (usize, String) {
     match scenario::parse(Path::new("bad.toml"), text) {
-        Err(Error::Input { file, line, message }) => {
+        Err(Error::Input {
+            file,
+            line,
+            message,
+        }) => {
             assert_eq!(file, Path::new("bad.toml"));
             (line, message)
         }
@@ -46,7 +50,10 @@ fn unknown_step_field_gets_a_did_you_mean() {
     let text = format!("{HEAD}[[step]]\ndevice = \"publish\"\ntopic = \"a\"\nqso = 1\n");
     let (line, msg) = err(&text);
     assert_eq!(line, 8, "{msg}");
-    assert!(msg.contains("step 1: field `qso`: unknown field (did you mean `qos`?)"), "{msg}");
+    assert!(
+        msg.contains("step 1: field `qso`: unknown field (did you mean `qos`?)"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -71,12 +78,21 @@ fn a_step_must_do_exactly_one_thing() {
 
 #[test]
 fn bad_values_name_the_field_and_the_rule() {
-    let (line, msg) = err(&format!("{HEAD}[[step]]\ndevice = \"publish\"\ntopic = \"a/+\"\n"));
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\ndevice = \"publish\"\ntopic = \"a/+\"\n"
+    ));
     assert_eq!(line, 7);
-    assert!(msg.contains("field `topic`") && msg.contains("MQTT-3.3.2-2"), "{msg}");
-    let (_, msg) = err(&format!("{HEAD}[[step]]\ndevice = \"subscribe\"\nfilter = \"a/#/b\"\n"));
+    assert!(
+        msg.contains("field `topic`") && msg.contains("MQTT-3.3.2-2"),
+        "{msg}"
+    );
+    let (_, msg) = err(&format!(
+        "{HEAD}[[step]]\ndevice = \"subscribe\"\nfilter = \"a/#/b\"\n"
+    ));
     assert!(msg.contains("MQTT-4.7.1-2"), "{msg}");
-    let (line, msg) = err(&format!("{HEAD}[[step]]\ndevice = \"subscribe\"\nfilter = \"a\"\nqos = 3\n"));
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\ndevice = \"subscribe\"\nfilter = \"a\"\nqos = 3\n"
+    ));
     assert_eq!(line, 8);
     assert!(msg.contains("out of range 0..=2"), "{msg}");
     let (_, msg) = err(&format!("{HEAD}[[step]]\nwait = \"5\"\n"));
@@ -87,7 +103,10 @@ fn bad_values_name_the_field_and_the_rule() {
 fn undeclared_actors_are_reported() {
     let (line, msg) = err(&format!("{HEAD}[[step]]\nobserver.clowd = \"connect\"\n"));
     assert_eq!(line, 6);
-    assert!(msg.contains("no observer named `clowd`") && msg.contains("declared: cloud"), "{msg}");
+    assert!(
+        msg.contains("no observer named `clowd`") && msg.contains("declared: cloud"),
+        "{msg}"
+    );
     let (_, msg) = err("name = \"x\"\n[[step]]\ndevice = \"connect\"\n");
     assert!(msg.contains("no [device] table"), "{msg}");
 }
@@ -96,21 +115,26 @@ fn undeclared_actors_are_reported() {
 fn unknown_fault_and_packet_types_are_reported() {
     let (_, msg) = err(&format!("{HEAD}[[step]]\nnet = \"blackhol\"\n"));
     assert!(msg.contains("did you mean `blackhole`"), "{msg}");
-    let (line, msg) = err(&format!("{HEAD}[[step]]\nnet = \"drop\"\npacket = \"PUBRECK\"\n"));
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\nnet = \"drop\"\npacket = \"PUBRECK\"\n"
+    ));
     assert_eq!(line, 7);
     assert!(msg.contains("not an MQTT packet type"), "{msg}");
 }
 
 #[test]
 fn bad_will_is_reported_inside_the_device_table() {
-    let (line, msg) = err("name = \"x\"\n[device]\nwill = { topic = \"a/#\" }\n[[step]]\nwait = \"1s\"\n");
+    let (line, msg) =
+        err("name = \"x\"\n[device]\nwill = { topic = \"a/#\" }\n[[step]]\nwait = \"1s\"\n");
     assert_eq!(line, 3, "{msg}");
     assert!(msg.contains("will"), "{msg}");
 }
 
 #[test]
 fn unknown_invariant_is_reported_with_its_line() {
-    let (line, msg) = err(&format!("{HEAD}[[step]]\nwait = \"1s\"\n[[invariant]]\ncheck = \"exactly_twice\"\n"));
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\nwait = \"1s\"\n[[invariant]]\ncheck = \"exactly_twice\"\n"
+    ));
     assert_eq!(line, 7, "{msg}");
     assert!(msg.contains("exactly_twice"), "{msg}");
 }

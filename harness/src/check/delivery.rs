@@ -36,7 +36,7 @@ impl Checker for DeliveryChecker {
     fn check(&self, history: &History) -> Verdict {
         let ix = Index::new(history);
         let mut v = Verdict::new(self.name());
-        let in_scope = |t: &str| self.topic.as_ref().map_or(true, |f| topic::matches(f, t));
+        let in_scope = |t: &str| self.topic.as_ref().is_none_or(|f| topic::matches(f, t));
         let mut sends = 0;
         let mut unknown = Vec::new();
         for p in &ix.pubs {

@@ -105,7 +105,7 @@ impl Conn {
             .map(|(s, _)| s.at)
     }
     pub fn clean_start(&self) -> bool {
-        self.connect.as_ref().map_or(true, |(_, c)| c.clean_start)
+        self.connect.as_ref().is_none_or(|(_, c)| c.clean_start)
     }
     pub fn keep_alive(&self) -> u16 {
         self.connect

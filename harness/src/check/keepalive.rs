@@ -188,7 +188,7 @@ impl Checker for KeepaliveChecker {
                         && end > due
                         && ix.end > due
                         && ix.undisturbed(&c.actor, t, due)
-                        && c.disconnect.as_ref().map_or(true, |(d, _)| d.at > due)
+                        && c.disconnect.as_ref().is_none_or(|(d, _)| d.at > due)
                     {
                         v.fail(
                             "MQTT-3.1.2-23",

@@ -345,7 +345,7 @@ pub fn always() -> Vec<Box<dyn Checker>> {
 /// `1.5s`-style formatting for messages.
 pub(crate) fn fmt_d(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)

@@ -82,7 +82,7 @@ impl Checker for SharedChecker {
                     .filter(|&i| {
                         let s = &ix.subs[i];
                         s.acked.as_ref().is_some_and(|(a, _)| a.at <= arr.at)
-                            && s.unsub.as_ref().map_or(true, |u| u.at > arr.at)
+                            && s.unsub.as_ref().is_none_or(|u| u.at > arr.at)
                     })
                     .collect();
                 if live.is_empty() {
@@ -206,7 +206,7 @@ impl Checker for SharedChecker {
                             s.actor == *a
                                 && s.acked.as_ref().is_some_and(|(x, _)| x.at <= first)
                                 && ix.conns[s.conn].end(ix.end) >= last
-                                && s.unsub.as_ref().map_or(true, |u| u.at > last)
+                                && s.unsub.as_ref().is_none_or(|u| u.at > last)
                         });
                         if throughout {
                             v.fail(

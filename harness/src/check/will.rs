@@ -298,7 +298,7 @@ trait EmptyExt {
 }
 impl EmptyExt for Option<&Vec<(u64, Duration)>> {
     fn is_none_or_empty(&self) -> bool {
-        self.map_or(true, |v| v.is_empty())
+        self.is_none_or(|v| v.is_empty())
     }
 }
 

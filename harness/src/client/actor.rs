@@ -317,7 +317,7 @@ impl Shell {
             let Some(conn) = self.conn.as_mut() else { return };
             match conn.stream.try_read(&mut buf) {
                 Ok(0) => return self.lost("peer_closed").await,
-                Ok(n) => self.on_bytes(&buf[..n].to_vec()).await,
+                Ok(n) => self.on_bytes(&buf[..n]).await,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => return self.lost(&format!("io_error ({e})")).await,
             }

@@ -31,7 +31,7 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 /// The inverse, for messages and traces: the shortest exact form.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

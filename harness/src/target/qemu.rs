@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::Command;
 
-use super::supervisor::Launch;
+use super::supervisor::{Launch, WarmReset};
 use crate::error::{Error, Result};
 
 /// The guest-side address the firmware dials for the broker.
@@ -78,7 +78,7 @@ impl Launch for Qemu {
         "QEMU"
     }
 
-    fn warm_reset(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>> {
+    fn warm_reset(&self) -> Option<WarmReset<'_>> {
         Some(Box::pin(qmp_command(&self.qmp, "system_reset")))
     }
 }

@@ -18,6 +18,9 @@ use crate::process;
 /// Exit status with which the host agent asks to be restarted (`reboot`).
 pub const REBOOT_EXIT: i32 = 75;
 
+/// A reset in progress (e.g. a QMP round trip).
+pub type WarmReset<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// How to start the device's process, and how it resets.
 pub trait Launch: Send + 'static {
     fn command(&self) -> Command;
@@ -25,7 +28,7 @@ pub trait Launch: Send + 'static {
     fn what(&self) -> &str;
     /// A warm reset without killing the process (QEMU's system_reset);
     /// `None` means the board resets by restarting the process.
-    fn warm_reset(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>> {
+    fn warm_reset(&self) -> Option<WarmReset<'_>> {
         None
     }
     /// Files to show, besides stderr, when the process dies (e.g. a log).
