@@ -1,8 +1,15 @@
 /* EEPROM emulation in flash with the ESP8266 core's interface: begin(size)
- * loads up to 4096 bytes into RAM, commit() writes them back. On this board
- * it is stored in the pflash's last two 64 KiB sectors, alternately, with a
- * sequence number and CRC written after the data, so a power cut during
- * commit() leaves the previous contents intact. */
+ * loads up to 4096 bytes into RAM, commit() writes them back.
+ *
+ * On this board the store lives in the pflash's last two 64 KiB sectors as
+ * a log: a sector starts with a snapshot of the whole store, and each
+ * commit() appends one record with the bytes changed since the last one
+ * (the span from the first to the last changed byte). Only when a sector
+ * is full does a commit erase the other sector and start it with a new
+ * snapshot, so an erase happens once per several hundred small commits
+ * instead of every time. Every record and snapshot is CRC-checked: a power
+ * cut at any point of commit() leaves the previous or the new contents.
+ * A commit with no changed byte writes nothing. Layout: EEPROM.cpp. */
 #ifndef EEPROM_H
 #define EEPROM_H
 
@@ -17,6 +24,8 @@ public:
     void write(int address, uint8_t value);
     bool commit();
     bool end();
+    /* Marks the whole store changed, as the caller may write through it;
+     * prefer write()/put() so commit() records only what changed. */
     uint8_t *getDataPtr();
     const uint8_t *getConstDataPtr() const { return data; }
     size_t length() const { return size; }
@@ -32,7 +41,7 @@ public:
     {
         if (address >= 0 && address + sizeof(T) <= size) {
             if (memcmp(data + address, (const uint8_t *)&t, sizeof(T)) != 0) {
-                dirty = true;
+                touch((size_t)address, sizeof(T));
                 memcpy(data + address, (const uint8_t *)&t, sizeof(T));
             }
         }
@@ -40,11 +49,18 @@ public:
     }
 
 private:
+    void touch(size_t from, size_t n);
+    bool append();
+    bool snapshot();
+
     uint8_t *data = nullptr;
     size_t size = 0;
     bool dirty = false;
-    uint32_t seq = 0;
-    int slot = -1;          /* sector index holding the current copy */
+    size_t lo = 0, hi = 0;      /* changed span since the last commit, when dirty */
+    uint32_t seq = 0;           /* of the newest snapshot or record */
+    int sector = -1;            /* index of the sector holding the log */
+    uint32_t log_pos = 0;       /* where the next record goes in it */
+    bool fresh_sector = true;   /* the next commit must start a new snapshot */
 };
 
 extern EEPROMClass EEPROM;

@@ -7,8 +7,10 @@
  * Cost model under QEMU (measured, see examples/flash_timing): every time
  * the chip leaves or re-enters read-array mode QEMU remaps the region
  * (ROMD on/off), which costs far more than the access itself. Programming
- * word by word (0x40) pays that ~4 times per word (~280 us); the
- * write-to-buffer command (0xE8) pays it twice per flash_write call. */
+ * word by word (0x40) pays that ~4 times per word (~280 us in all per
+ * word). So programming uses the write-to-buffer command (0xE8), and the
+ * chip goes back to read-array mode only when something reads it: a run
+ * of erases and writes pays for one remap in and one out. */
 #include <string.h>
 #include "board.h"
 
@@ -29,9 +31,17 @@
 
 static int present = -1;
 static uint32_t buffer_bytes;
+static int array_mode = 1;   /* 0 after a command, until the next read */
 
-/* Leaves the chip in status mode: the caller decides when to go back to
- * read-array, so a run of commands pays for the remap once. */
+/* Every read of the window goes through here first. */
+static void read_array(void)
+{
+    if (!array_mode) {
+        FLASH16(0) = CMD_READ_ARRAY;
+        array_mode = 1;
+    }
+}
+
 static int wait_ready(uint32_t off)
 {
     for (uint32_t i = 0; i < WAIT_LIMIT; i++) {
@@ -61,6 +71,7 @@ int flash_present(void)
          * from turning into a huge or odd-sized burst. */
         buffer_bytes = lg >= 1 && lg <= 11 ? 1u << lg : 2;
         FLASH16(0) = CMD_READ_ARRAY;
+        array_mode = 1;
     }
     return present;
 }
@@ -74,6 +85,7 @@ int flash_read(uint32_t off, void *dst, size_t len)
 {
     if (!flash_present() || !in_range(off, len))
         return -1;
+    read_array();
     memcpy(dst, (const void *)(BOARD_FLASH_BASE + off), len);
     return 0;
 }
@@ -83,11 +95,10 @@ int flash_erase_sector(uint32_t off)
     if (!flash_present() || !in_range(off, 1))
         return -1;
     off &= ~(BOARD_FLASH_SECTOR - 1);
+    array_mode = 0;
     FLASH16(off) = CMD_ERASE_SETUP;
     FLASH16(off) = CMD_CONFIRM;
-    int rc = wait_ready(off);
-    FLASH16(off) = CMD_READ_ARRAY;
-    return rc;
+    return wait_ready(off);
 }
 
 /* The word to program at word address `w` for flash_write(off, p, len):
@@ -111,6 +122,7 @@ static uint16_t word_at(const struct span *s, uint32_t w)
  * file, and real chips require it). */
 static int program_burst(const struct span *s, uint32_t w, uint32_t n)
 {
+    array_mode = 0;
     FLASH16(w) = CMD_WRITE_BUFFER;
     if (wait_ready(w) != 0)
         return -1;
@@ -132,10 +144,14 @@ int flash_write(uint32_t off, const void *src, size_t len)
         return -1;
     if (len == 0)
         return 0;
-    struct span s = { off, off + (uint32_t)len, src, 0, 0 };
-    /* Read while still in read-array mode; commands below leave it. */
-    s.head = FLASH16(off & ~1u);
-    s.tail = FLASH16((s.end - 1) & ~1u);
+    struct span s = { off, off + (uint32_t)len, src, 0xffff, 0xffff };
+    /* Only an odd start or end needs the neighbouring byte, and reading it
+     * costs a remap if a command ran last. */
+    if ((off | s.end) & 1u) {
+        read_array();
+        s.head = FLASH16(off & ~1u);
+        s.tail = FLASH16((s.end - 1) & ~1u);
+    }
     int rc = 0;
     uint32_t w = off & ~1u;
     while (w < s.end && rc == 0) {
@@ -150,6 +166,5 @@ int flash_write(uint32_t off, const void *src, size_t len)
         rc = program_burst(&s, w, n);
         w += 2 * n;
     }
-    FLASH16(off & ~1u) = CMD_READ_ARRAY;
     return rc;
 }
