@@ -3,7 +3,7 @@
 //! connection, which is how the emulated board reaches the fault proxy on
 //! loopback, and how reconnects get a fresh path each time.
 
-use tokio::io::{AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 

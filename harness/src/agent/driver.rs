@@ -58,7 +58,11 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut commands: mpsc::Receiver<Request>, mut lines: mpsc::Receiver<String>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Request>,
+        mut lines: mpsc::Receiver<String>,
+    ) {
         loop {
             let deadline = self.pending.as_ref().map(|p| p.deadline);
             tokio::select! {
@@ -128,7 +132,9 @@ impl Driver {
             },
             DeviceLine::Err { verb, reason } => match self.pending.take() {
                 Some(p) if p.verb == verb || verb == "?" => {
-                    let _ = p.reply.send(Err(format!("the agent refused `{verb}`: {reason}")));
+                    let _ = p
+                        .reply
+                        .send(Err(format!("the agent refused `{verb}`: {reason}")));
                 }
                 other => {
                     self.pending = other;
@@ -145,12 +151,16 @@ impl Driver {
                 let _ = self.events.send(ev);
             }
             DeviceLine::Log(msg) => {
-                self.recorder.record(EventKind::Uart { line: format!("@log {msg}") });
+                self.recorder.record(EventKind::Uart {
+                    line: format!("@log {msg}"),
+                });
             }
             DeviceLine::Noise(text) => {
                 self.recorder.record(EventKind::Uart { line: text });
             }
-            DeviceLine::Bad { line, why } => self.anomaly(format!("bad agent line `{line}`: {why}")),
+            DeviceLine::Bad { line, why } => {
+                self.anomaly(format!("bad agent line `{line}`: {why}"))
+            }
         }
     }
 
@@ -198,7 +208,10 @@ mod tests {
         assert_eq!(reply.unwrap().pid, Some(9));
         assert_eq!(events.recv().await.unwrap(), ClientEvent::PubAck(9));
         let h = rec.snapshot();
-        assert!(h.events.iter().any(|e| matches!(&e.kind, EventKind::Uart { line } if line == "some debug print")));
+        assert!(h
+            .events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Uart { line } if line == "some debug print")));
     }
 
     #[tokio::test(start_paused = true)]
@@ -217,7 +230,10 @@ mod tests {
         let actor = spawn("device", dial(), Recorder::new(), dev_rx, out_tx);
         let device = async {
             assert_eq!(out_rx.recv().await.unwrap(), "subscribe filter=a/# qos=2");
-            dev_tx.send("@err subscribe reason=not_connected".into()).await.unwrap();
+            dev_tx
+                .send("@err subscribe reason=not_connected".into())
+                .await
+                .unwrap();
         };
         let cmd = Command::Subscribe(vec![("a/#".into(), QoS::ExactlyOnce)]);
         let (reply, ()) = tokio::join!(actor.command(cmd), device);

@@ -61,7 +61,9 @@ fn kv(out: &mut String, key: &str, value: &[u8]) {
 pub fn render_command(cmd: &Command, dial: &Dial) -> Option<String> {
     let mut s = cmd.verb().to_string();
     match cmd {
-        Command::Connect { opts, reconnect } => render_connect(&mut s, opts, reconnect.as_ref(), dial),
+        Command::Connect { opts, reconnect } => {
+            render_connect(&mut s, opts, reconnect.as_ref(), dial)
+        }
         Command::Subscribe(filters) => {
             let (f, q) = filters.first()?;
             kv(&mut s, "filter", f.as_bytes());
@@ -106,8 +108,16 @@ fn render_connect(s: &mut String, o: &ConnectOptions, rc: Option<&Reconnect>, di
     }
     if let Some(r) = rc {
         kv(s, "reconnect", b"1");
-        kv(s, "backoff_ms", r.initial.as_millis().to_string().as_bytes());
-        kv(s, "backoff_max_ms", r.max.as_millis().to_string().as_bytes());
+        kv(
+            s,
+            "backoff_ms",
+            r.initial.as_millis().to_string().as_bytes(),
+        );
+        kv(
+            s,
+            "backoff_max_ms",
+            r.max.as_millis().to_string().as_bytes(),
+        );
     }
 }
 
@@ -115,8 +125,14 @@ fn render_connect(s: &mut String, o: &ConnectOptions, rc: Option<&Reconnect>, di
 #[derive(Clone, Debug, PartialEq)]
 pub enum DeviceLine {
     /// The answer to the command in flight.
-    Ok { verb: String, fields: BTreeMap<String, Vec<u8>> },
-    Err { verb: String, reason: String },
+    Ok {
+        verb: String,
+        fields: BTreeMap<String, Vec<u8>>,
+    },
+    Err {
+        verb: String,
+        reason: String,
+    },
     /// An asynchronous event.
     Event(ClientEvent),
     /// `@log`: for humans.
@@ -124,7 +140,10 @@ pub enum DeviceLine {
     /// Not protocol: boot noise, debug prints, ROM output.
     Noise(String),
     /// An `@` line that does not parse: a protocol bug worth reporting.
-    Bad { line: String, why: String },
+    Bad {
+        line: String,
+        why: String,
+    },
 }
 
 fn fields(rest: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
@@ -145,7 +164,9 @@ fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Result<String, String> {
 }
 
 fn num<T: std::str::FromStr>(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Result<T, String> {
-    text(m, k)?.parse().map_err(|_| format!("`{k}` is not a number"))
+    text(m, k)?
+        .parse()
+        .map_err(|_| format!("`{k}` is not a number"))
 }
 
 pub fn parse_line(line: &str) -> DeviceLine {
@@ -205,7 +226,9 @@ fn event(word: &str, f: &BTreeMap<String, Vec<u8>>) -> Result<ClientEvent, Strin
         "connected" => ClientEvent::Connected {
             session_present: num::<u8>(f, "sp")? != 0,
         },
-        "connack" => ClientEvent::Refused { code: num(f, "rc")? },
+        "connack" => ClientEvent::Refused {
+            code: num(f, "rc")?,
+        },
         "suback" => ClientEvent::SubAck {
             pid: num(f, "pid")?,
             codes: text(f, "granted")?
@@ -261,7 +284,14 @@ mod tests {
             host: "10.0.2.100".into(),
             port: 1883,
         };
-        let line = render_command(&Command::Connect { opts: o, reconnect: None }, &dial).unwrap();
+        let line = render_command(
+            &Command::Connect {
+                opts: o,
+                reconnect: None,
+            },
+            &dial,
+        )
+        .unwrap();
         assert_eq!(
             line,
             "connect id=dut%201 clean=0 keepalive=2 host=10.0.2.100 port=1883 will_topic=dut/1/status will_payload=off%20line will_qos=1 will_retain=0"
@@ -282,9 +312,13 @@ mod tests {
         );
         assert_eq!(
             parse_line("@connected sp=1"),
-            DeviceLine::Event(ClientEvent::Connected { session_present: true })
+            DeviceLine::Event(ClientEvent::Connected {
+                session_present: true
+            })
         );
-        assert!(matches!(parse_line("@ok publish pid=7"), DeviceLine::Ok { verb, fields } if verb == "publish" && fields["pid"] == b"7"));
+        assert!(
+            matches!(parse_line("@ok publish pid=7"), DeviceLine::Ok { verb, fields } if verb == "publish" && fields["pid"] == b"7")
+        );
         assert_eq!(
             parse_line("@err publish reason=not_connected"),
             DeviceLine::Err {
@@ -292,8 +326,17 @@ mod tests {
                 reason: "not_connected".into()
             }
         );
-        assert_eq!(parse_line("ets Jan  8 2013,rst cause:2"), DeviceLine::Noise("ets Jan  8 2013,rst cause:2".into()));
-        assert!(matches!(parse_line("@msg topic=a qos=7"), DeviceLine::Bad { .. }));
-        assert!(matches!(parse_line("@frobnicate x=1"), DeviceLine::Bad { .. }));
+        assert_eq!(
+            parse_line("ets Jan  8 2013,rst cause:2"),
+            DeviceLine::Noise("ets Jan  8 2013,rst cause:2".into())
+        );
+        assert!(matches!(
+            parse_line("@msg topic=a qos=7"),
+            DeviceLine::Bad { .. }
+        ));
+        assert!(matches!(
+            parse_line("@frobnicate x=1"),
+            DeviceLine::Bad { .. }
+        ));
     }
 }

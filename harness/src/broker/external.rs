@@ -18,7 +18,9 @@ impl External {
             .map_err(|e| Error::io(format!("resolving {name}"), e))?
             .next()
             .ok_or_else(|| Error::env(format!("{name}: no address"), "check the host name"))?;
-        match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await {
+        match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+        {
             Ok(Ok(_)) => Ok(External { addr, name }),
             Ok(Err(e)) => Err(Error::env(
                 format!("{name} refuses TCP: {e}"),

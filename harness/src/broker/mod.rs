@@ -130,7 +130,10 @@ impl Broker {
                 other => Err(Error::Usage(format!("unknown broker action `{other}`"))),
             },
             Broker::External(e) => Err(Error::env(
-                format!("broker action `{action}` needs a broker the harness runs; {} is external", e.describe()),
+                format!(
+                    "broker action `{action}` needs a broker the harness runs; {} is external",
+                    e.describe()
+                ),
                 "run this scenario with --broker mosquitto",
             )),
         }

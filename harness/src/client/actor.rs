@@ -314,7 +314,9 @@ impl Shell {
     async fn notice_loss(&mut self) {
         let mut buf = [0u8; 4096];
         loop {
-            let Some(conn) = self.conn.as_mut() else { return };
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
             match conn.stream.try_read(&mut buf) {
                 Ok(0) => return self.lost("peer_closed").await,
                 Ok(n) => self.on_bytes(&buf[..n]).await,
@@ -436,7 +438,16 @@ impl Shell {
 
     /// The connection ended without us asking for it.
     fn lost(&mut self, reason: &str) -> impl std::future::Future<Output = ()> + '_ {
-        let reason = reason.to_string();
+        // Before CONNACK, any ending is a failed connection attempt, however
+        // the reset happened to reach us.
+        let reason = if self.session.is_connected() || reason.starts_with("keepalive") {
+            reason.to_string()
+        } else {
+            format!(
+                "connect_failed{}",
+                reason.find(" (").map(|i| &reason[i..]).unwrap_or("")
+            )
+        };
         async move {
             if self.conn.take().is_some() {
                 self.session.on_close();

@@ -61,21 +61,32 @@ pub struct AckPolicy {
 /// What the application learns from the session.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientEvent {
-    Connected { session_present: bool },
-    Refused { code: u8 },
+    Connected {
+        session_present: bool,
+    },
+    Refused {
+        code: u8,
+    },
     Delivered(Delivery),
     PubAck(u16),
     PubRec(u16),
     PubComp(u16),
-    SubAck { pid: u16, codes: Vec<u8> },
+    SubAck {
+        pid: u16,
+        codes: Vec<u8>,
+    },
     UnsubAck(u16),
     /// The broker broke a rule the session noticed (e.g. an ack for an
     /// unknown packet id). Recorded, never fatal: checkers judge.
     Anomaly(String),
     /// The network connection ended (reported by the I/O shell).
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
     /// The device (re)started and is ready for commands.
-    Ready { info: String },
+    Ready {
+        info: String,
+    },
     /// A connection attempt asked for by a command has started; events
     /// before it belong to the previous connection.
     Connecting,
@@ -288,10 +299,7 @@ impl Session {
     }
 
     pub fn disconnect(&mut self, now: Duration) {
-        self.send(
-            Packet::Disconnect(crate::mqtt::Disconnect::default()),
-            now,
-        );
+        self.send(Packet::Disconnect(crate::mqtt::Disconnect::default()), now);
         self.connected = false;
     }
 
@@ -325,8 +333,9 @@ impl Session {
     /// A PINGREQ got no answer within a keepalive: the shell should drop the
     /// connection, as the spec allows a client to [MQTT-3.1.2-24 analogue].
     pub fn ping_overdue(&self, now: Duration) -> bool {
-        self.ping_outstanding
-            .is_some_and(|t| now.saturating_sub(t) >= Duration::from_secs(self.opts.keepalive.max(1) as u64))
+        self.ping_outstanding.is_some_and(|t| {
+            now.saturating_sub(t) >= Duration::from_secs(self.opts.keepalive.max(1) as u64)
+        })
     }
 
     pub fn on_packet(&mut self, packet: Packet, now: Duration) {
@@ -348,12 +357,18 @@ impl Session {
             }
             Packet::Publish(p) => self.on_publish(p, now),
             Packet::PubAck(a) => {
-                if self.outgoing.get(&a.pid).is_some_and(|o| o.publish.qos == QoS::AtLeastOnce) {
+                if self
+                    .outgoing
+                    .get(&a.pid)
+                    .is_some_and(|o| o.publish.qos == QoS::AtLeastOnce)
+                {
                     self.forget(a.pid);
                     self.events.push(ClientEvent::PubAck(a.pid));
                 } else {
-                    self.events
-                        .push(ClientEvent::Anomaly(format!("PUBACK for unknown pid {}", a.pid)));
+                    self.events.push(ClientEvent::Anomaly(format!(
+                        "PUBACK for unknown pid {}",
+                        a.pid
+                    )));
                 }
             }
             Packet::PubRec(a) => match self.outgoing.get_mut(&a.pid) {
@@ -365,8 +380,10 @@ impl Session {
                     }
                 }
                 _ => {
-                    self.events
-                        .push(ClientEvent::Anomaly(format!("PUBREC for unknown pid {}", a.pid)));
+                    self.events.push(ClientEvent::Anomaly(format!(
+                        "PUBREC for unknown pid {}",
+                        a.pid
+                    )));
                 }
             },
             Packet::PubComp(a) => {
@@ -527,8 +544,22 @@ mod tests {
     #[test]
     fn reconnect_resends_publish_with_dup_and_pubrel_in_order() {
         let mut s = connected(false);
-        let a = s.publish("t", Bytes::from_static(b"a"), QoS::ExactlyOnce, false, None, t(2));
-        let b = s.publish("t", Bytes::from_static(b"b"), QoS::ExactlyOnce, false, None, t(3));
+        let a = s.publish(
+            "t",
+            Bytes::from_static(b"a"),
+            QoS::ExactlyOnce,
+            false,
+            None,
+            t(2),
+        );
+        let b = s.publish(
+            "t",
+            Bytes::from_static(b"b"),
+            QoS::ExactlyOnce,
+            false,
+            None,
+            t(3),
+        );
         s.on_packet(Packet::PubRec(Ack::new(a)), t(4));
         s.take_output();
         s.on_close();

@@ -62,7 +62,11 @@ impl Recorder {
 
     /// Number of events recorded so far.
     pub fn len(&self) -> usize {
-        self.inner.events.lock().expect("history lock poisoned").len()
+        self.inner
+            .events
+            .lock()
+            .expect("history lock poisoned")
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,7 +82,12 @@ impl Recorder {
     /// A copy of everything recorded so far.
     pub fn snapshot(&self) -> History {
         History {
-            events: self.inner.events.lock().expect("history lock poisoned").clone(),
+            events: self
+                .inner
+                .events
+                .lock()
+                .expect("history lock poisoned")
+                .clone(),
         }
     }
 }

@@ -90,7 +90,11 @@ pub enum EventKind {
     /// A connection from an actor was accepted by the proxy.
     ConnOpened { conn: ConnId, actor: String },
     /// A connection ended.
-    ConnClosed { conn: ConnId, actor: String, reason: CloseReason },
+    ConnClosed {
+        conn: ConnId,
+        actor: String,
+        reason: CloseReason,
+    },
     /// A decoded packet on a proxied connection.
     Packet {
         conn: ConnId,
@@ -122,7 +126,14 @@ pub enum EventKind {
     /// A line the device printed on its UART that is not agent protocol.
     Uart { line: String },
     /// An expectation of the scenario was met or failed.
-    Expect { step: usize, ok: bool, detail: String },
+    Expect {
+        step: usize,
+        ok: bool,
+        detail: String,
+    },
+    /// The steps are over and the harness starts stopping everything: what
+    /// follows is the harness's doing, not behaviour under test.
+    Teardown,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -69,7 +69,9 @@ pub fn validate_filter(filter: &str) -> Result<(), String> {
             ));
         }
         if level.contains('+') && *level != "+" {
-            return Err(format!("`+` must occupy a whole level, in `{filter}` [MQTT-4.7.1-3]"));
+            return Err(format!(
+                "`+` must occupy a whole level, in `{filter}` [MQTT-4.7.1-3]"
+            ));
         }
     }
     if filter.contains('\0') {
@@ -100,7 +102,10 @@ mod tests {
     #[test]
     fn wildcards_follow_the_spec_examples() {
         assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
-        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking"
+        ));
         assert!(matches("sport/#", "sport"));
         assert!(matches("#", "a/b/c"));
         assert!(matches("sport/tennis/+", "sport/tennis/player1"));

@@ -57,7 +57,10 @@ impl Deviations {
         };
         let f: File = toml::from_str(&text).map_err(|e| Error::Input {
             file: path.clone(),
-            line: e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(1),
+            line: e
+                .span()
+                .map(|s| text[..s.start].matches('\n').count() + 1)
+                .unwrap_or(1),
             message: e.message().trim_end().to_string(),
         })?;
         Ok(Deviations {

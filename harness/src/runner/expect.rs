@@ -24,7 +24,9 @@ pub fn delivered_matches(
 ) -> bool {
     match &ev.kind {
         EventKind::Delivered { actor: a, msg } if a == actor => {
-            want_topic.as_ref().is_none_or(|t| t == &msg.topic || topic::matches(t, &msg.topic))
+            want_topic
+                .as_ref()
+                .is_none_or(|t| t == &msg.topic || topic::matches(t, &msg.topic))
                 && want_payload.as_ref().is_none_or(|p| p == &msg.payload)
         }
         _ => false,
@@ -49,13 +51,23 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 if let EventKind::Delivered { msg, .. } = &ev.kind {
                     if qos.is_some_and(|q| q != msg.qos) {
                         return Progress::Broken {
-                            why: format!("message on `{}` arrived with QoS {}, expected QoS {}", msg.topic, msg.qos.as_u8(), qos.unwrap().as_u8()),
+                            why: format!(
+                                "message on `{}` arrived with QoS {}, expected QoS {}",
+                                msg.topic,
+                                msg.qos.as_u8(),
+                                qos.unwrap().as_u8()
+                            ),
                             seq: ev.seq,
                         };
                     }
                     if retain.is_some_and(|r| r != msg.retain) {
                         return Progress::Broken {
-                            why: format!("message on `{}` arrived with retain={}, expected retain={}", msg.topic, msg.retain, retain.unwrap()),
+                            why: format!(
+                                "message on `{}` arrived with retain={}, expected retain={}",
+                                msg.topic,
+                                msg.retain,
+                                retain.unwrap()
+                            ),
                             seq: ev.seq,
                         };
                     }
@@ -71,9 +83,15 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
             }
         }
         Expect::NoMessage { topic, payload } => {
-            match events.iter().find(|ev| delivered_matches(ev, actor, topic, payload)) {
+            match events
+                .iter()
+                .find(|ev| delivered_matches(ev, actor, topic, payload))
+            {
                 Some(ev) => Progress::Broken {
-                    why: format!("{actor} received a message it must not get ({})", describe_delivery(ev)),
+                    why: format!(
+                        "{actor} received a message it must not get ({})",
+                        describe_delivery(ev)
+                    ),
                     seq: ev.seq,
                 },
                 // Absence is only proven when the whole window has passed;
@@ -94,7 +112,9 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                     }
                     return match session_present {
                         Some(want) if *want != sp => Progress::Broken {
-                            why: format!("{actor} connected with session present = {sp}, expected {want}"),
+                            why: format!(
+                                "{actor} connected with session present = {sp}, expected {want}"
+                            ),
                             seq: ev.seq,
                         },
                         _ => Progress::Met,
@@ -125,8 +145,15 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
             let n = events
                 .iter()
                 .filter(|ev| match &ev.kind {
-                    EventKind::Packet { actor: a, dir: d, packet: p, .. } => {
-                        a == actor && p.packet_type() == *packet && dir.is_none_or(|want| want == *d)
+                    EventKind::Packet {
+                        actor: a,
+                        dir: d,
+                        packet: p,
+                        ..
+                    } => {
+                        a == actor
+                            && p.packet_type() == *packet
+                            && dir.is_none_or(|want| want == *d)
                     }
                     _ => false,
                 })
@@ -141,7 +168,10 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
         }
         Expect::Closed { by } => {
             for ev in events {
-                if let EventKind::ConnClosed { actor: a, reason, .. } = &ev.kind {
+                if let EventKind::ConnClosed {
+                    actor: a, reason, ..
+                } = &ev.kind
+                {
                     if a != actor {
                         continue;
                     }
@@ -170,7 +200,9 @@ fn connack(ev: &Event, actor: &str) -> Option<(u8, bool)> {
             packet: Packet::ConnAck(c),
             fate,
             ..
-        } if a == actor && *fate != crate::history::Fate::Dropped => Some((c.code, c.session_present)),
+        } if a == actor && *fate != crate::history::Fate::Dropped => {
+            Some((c.code, c.session_present))
+        }
         _ => None,
     }
 }
@@ -226,15 +258,25 @@ mod tests {
             .push(delivered("cloud", "dut/1/status", "online"))
             .push(delivered("cloud", "dut/1/data", "offline"))
             .finish();
-        assert!(matches!(evaluate(&msg(1), "cloud", &h.events), Progress::Pending { .. }));
-        let h = History::build().push(delivered("cloud", "dut/1/status", "offline")).finish();
+        assert!(matches!(
+            evaluate(&msg(1), "cloud", &h.events),
+            Progress::Pending { .. }
+        ));
+        let h = History::build()
+            .push(delivered("cloud", "dut/1/status", "offline"))
+            .finish();
         assert_eq!(evaluate(&msg(1), "cloud", &h.events), Progress::Met);
-        assert!(matches!(evaluate(&msg(2), "cloud", &h.events), Progress::Pending { .. }));
+        assert!(matches!(
+            evaluate(&msg(2), "cloud", &h.events),
+            Progress::Pending { .. }
+        ));
     }
 
     #[test]
     fn wrong_qos_breaks_the_expectation() {
-        let h = History::build().push(delivered("cloud", "dut/1/status", "offline")).finish();
+        let h = History::build()
+            .push(delivered("cloud", "dut/1/status", "offline"))
+            .finish();
         let e = Expect::Message {
             topic: None,
             payload: None,
@@ -243,7 +285,10 @@ mod tests {
             count: 1,
             at_least: false,
         };
-        assert!(matches!(evaluate(&e, "cloud", &h.events), Progress::Broken { .. }));
+        assert!(matches!(
+            evaluate(&e, "cloud", &h.events),
+            Progress::Broken { .. }
+        ));
     }
 
     #[test]
@@ -252,9 +297,19 @@ mod tests {
             topic: Some("dut/1/status".into()),
             payload: None,
         };
-        let h = History::build().push(delivered("cloud", "dut/1/status", "x")).finish();
-        assert!(matches!(evaluate(&e, "cloud", &h.events), Progress::Broken { seq: 0, .. }));
-        let h = History::build().push(delivered("cloud", "dut/2/status", "x")).finish();
-        assert!(matches!(evaluate(&e, "cloud", &h.events), Progress::Pending { .. }));
+        let h = History::build()
+            .push(delivered("cloud", "dut/1/status", "x"))
+            .finish();
+        assert!(matches!(
+            evaluate(&e, "cloud", &h.events),
+            Progress::Broken { seq: 0, .. }
+        ));
+        let h = History::build()
+            .push(delivered("cloud", "dut/2/status", "x"))
+            .finish();
+        assert!(matches!(
+            evaluate(&e, "cloud", &h.events),
+            Progress::Pending { .. }
+        ));
     }
 }

@@ -19,7 +19,7 @@ use crate::check::{self, Checker};
 use crate::client::actor::{spawn_client, ActorHandle};
 use crate::client::{ClientEvent, Command};
 use crate::history::{EventKind, Recorder};
-use crate::proxy::{Hub, Lane};
+use crate::proxy::{Fault, Hub, Lane};
 use crate::scenario::{Action, ClientAction, ClientSpec, Expect, Scenario, Step};
 use crate::target::{Device, TargetSpec};
 use expect::Progress;
@@ -46,7 +46,11 @@ pub async fn run(scenario: &Scenario, cfg: &RunConfig) -> Outcome {
     let dir = cfg.workdir.join(&scenario.id);
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        return Outcome::error(scenario, format!("cannot create {}: {e}", dir.display()), recorder.snapshot());
+        return Outcome::error(
+            scenario,
+            format!("cannot create {}: {e}", dir.display()),
+            recorder.snapshot(),
+        );
     }
     let mut world = match World::start(scenario, cfg, &dir, &recorder).await {
         Ok(w) => w,
@@ -64,13 +68,21 @@ pub async fn run(scenario: &Scenario, cfg: &RunConfig) -> Outcome {
             ),
         }),
     };
+    recorder.record(EventKind::Teardown);
     world.stop().await;
     let history = recorder.snapshot();
     let mut checkers: Vec<Box<dyn Checker>> = check::always();
     checkers.extend(scenario.invariants.iter().map(|i| check::build(&i.spec)));
     let verdicts = checkers.iter().map(|c| c.check(&history)).collect();
     let end_failures = outcome::recheck_counts(scenario, &history);
-    let o = Outcome::finished(scenario, failure, end_failures, verdicts, history, started.elapsed());
+    let o = Outcome::finished(
+        scenario,
+        failure,
+        end_failures,
+        verdicts,
+        history,
+        started.elapsed(),
+    );
     cfg.deviations.apply(o)
 }
 
@@ -85,10 +97,58 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
             _ => true,
         };
         if !ok {
-            return Some(format!("needs `{r}`, which broker {} does not offer", cfg.broker));
+            return Some(format!(
+                "needs `{r}`, which broker {} does not offer",
+                cfg.broker
+            ));
         }
     }
     None
+}
+
+/// Publishes; a device whose inflight window is full (the agent keeps a few
+/// unacknowledged messages, as small clients do) is given the time its
+/// acknowledgements take, as an application would wait, bounded by the step.
+async fn publish_with_backpressure(
+    handle: &ActorHandle,
+    cmd: Command,
+) -> Result<crate::client::Reply, String> {
+    let mut events = handle.events();
+    loop {
+        match handle.command(cmd.clone()).await {
+            Err(e) if e.contains("inflight_full") => loop {
+                match tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
+                    Ok(Ok(ClientEvent::PubAck(_) | ClientEvent::PubComp(_))) | Err(_) => break,
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                        return Err(format!("{} stopped", handle.name()))
+                    }
+                    Ok(_) => {}
+                }
+            },
+            other => return other,
+        }
+    }
+}
+
+/// Waits for the PUBACK or PUBCOMP that completes our message `pid`.
+async fn wait_completed(
+    events: &mut tokio::sync::broadcast::Receiver<ClientEvent>,
+    pid: u16,
+) -> Result<(), String> {
+    loop {
+        match events.recv().await {
+            Ok(ClientEvent::PubAck(p) | ClientEvent::PubComp(p)) if p == pid => return Ok(()),
+            Ok(ClientEvent::Disconnected { reason }) => {
+                return Err(format!(
+                    "the connection ended before message {pid} was acknowledged ({reason})"
+                ))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                return Err("the actor stopped".into())
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Applies the client knobs of an actor's table (misbehaviours on purpose).
@@ -120,6 +180,8 @@ struct World {
     specs: BTreeMap<String, ClientSpec>,
     /// History position where the last action step began.
     anchor: usize,
+    /// How long the wire must be silent before a step counts as settled.
+    quiet: Duration,
 }
 
 impl World {
@@ -129,7 +191,9 @@ impl World {
         dir: &std::path::Path,
         recorder: &Recorder,
     ) -> Result<World, String> {
-        let broker = Broker::start(&cfg.broker, dir).await.map_err(|e| e.to_string())?;
+        let broker = Broker::start(&cfg.broker, dir)
+            .await
+            .map_err(|e| e.to_string())?;
         recorder.record(EventKind::Broker {
             what: format!("started ({})", broker.describe()),
         });
@@ -143,6 +207,11 @@ impl World {
             observers: BTreeMap::new(),
             specs: BTreeMap::new(),
             anchor: 0,
+            // The emulated board answers slower than a process on the host.
+            quiet: match cfg.target {
+                TargetSpec::Qemu | TargetSpec::Serial(_) => Duration::from_millis(150),
+                _ => Duration::from_millis(40),
+            },
         };
         let upstream = broker.addr();
         world.broker = Some(broker);
@@ -178,7 +247,9 @@ impl World {
                 world
                     .connect(name, None, None, true, None)
                     .await
-                    .map_err(|e| format!("observer {name} could not connect before the first step: {e}"))?;
+                    .map_err(|e| {
+                        format!("observer {name} could not connect before the first step: {e}")
+                    })?;
             }
         }
         Ok(world)
@@ -212,7 +283,7 @@ impl World {
                 message,
             };
             match tokio::time::timeout(step.timeout, self.step(step)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => self.quiesce().await,
                 Ok(Err(msg)) => return Err(fail(msg)),
                 Err(_) => {
                     return Err(fail(format!(
@@ -229,14 +300,21 @@ impl World {
         match &step.action {
             Action::Client { actor, action } => self.client_action(actor, action).await,
             Action::Net { actor, fault } => {
-                let lane = self.lanes.get(actor).ok_or_else(|| format!("no proxy lane for {actor}"))?;
+                let lane = self
+                    .lanes
+                    .get(actor)
+                    .ok_or_else(|| format!("no proxy lane for {actor}"))?;
                 lane.apply(fault.clone());
+                if matches!(fault, Fault::Sever | Fault::Close) {
+                    self.settle(actor).await;
+                }
                 Ok(())
             }
             Action::Broker(what) => {
                 let broker = self.broker.as_mut().ok_or("no broker")?;
                 broker.act(what).await.map_err(|e| e.to_string())?;
-                self.recorder.record(EventKind::Broker { what: what.clone() });
+                self.recorder
+                    .record(EventKind::Broker { what: what.clone() });
                 Ok(())
             }
             Action::Board(action) => {
@@ -258,7 +336,11 @@ impl World {
                 keepalive,
                 wait,
                 session_present,
-            } => return self.connect(actor, *clean_session, *keepalive, *wait, *session_present).await,
+            } => {
+                return self
+                    .connect(actor, *clean_session, *keepalive, *wait, *session_present)
+                    .await
+            }
             ClientAction::Subscribe { filter, qos } => {
                 return self.subscribe(actor, filter, *qos).await;
             }
@@ -279,20 +361,33 @@ impl World {
                     } else {
                         payload.clone()
                     };
-                    handle
-                        .command(Command::Publish {
-                            topic: topic.clone(),
-                            payload,
-                            qos: *qos,
-                            retain: *retain,
-                            pid: *pid,
-                        })
-                        .await?;
+                    let cmd = Command::Publish {
+                        topic: topic.clone(),
+                        payload,
+                        qos: *qos,
+                        retain: *retain,
+                        pid: *pid,
+                    };
+                    let mut events = handle.events();
+                    let reply = publish_with_backpressure(handle, cmd).await?;
+                    // A burst is paced by its acknowledgements, one message
+                    // in flight at a time, so it reads the same every run.
+                    if let (true, Some(pid)) = (*repeat > 1, reply.pid) {
+                        wait_completed(&mut events, pid).await?;
+                    }
                 }
                 return Ok(());
             }
-            ClientAction::Disconnect => Command::Disconnect,
-            ClientAction::Drop => Command::Drop,
+            ClientAction::Disconnect | ClientAction::Drop => {
+                let cmd = if *action == ClientAction::Drop {
+                    Command::Drop
+                } else {
+                    Command::Disconnect
+                };
+                self.actor(actor)?.command(cmd).await?;
+                self.settle(actor).await;
+                return Ok(());
+            }
             ClientAction::Reboot => Command::Reboot,
             ClientAction::Acks(p) => Command::SetAcks(p.clone()),
             ClientAction::Release(pid) => Command::Release(*pid),
@@ -300,9 +395,58 @@ impl World {
         self.actor(actor)?.command(cmd).await.map(|_| ())
     }
 
+    /// Lets a step's consequences (acks, deliveries to other actors) arrive
+    /// before the next step starts: waits until no packet has crossed the
+    /// proxy for a short quiet period, at most a second. Without it, which
+    /// step an ack lands in would follow the scheduler, and so would the
+    /// snapshots.
+    async fn quiesce(&self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut seen = self.recorder.len();
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let now = self.recorder.len();
+            let moved = self.recorder.since(seen).iter().any(|e| match &e.kind {
+                EventKind::Packet { packet, .. } => !matches!(
+                    packet.packet_type(),
+                    crate::mqtt::PacketType::PingReq | crate::mqtt::PacketType::PingResp
+                ),
+                EventKind::Delivered { .. }
+                | EventKind::ConnOpened { .. }
+                | EventKind::ConnClosed { .. } => true,
+                _ => false,
+            });
+            seen = now;
+            if moved {
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= self.quiet {
+                return;
+            }
+        }
+    }
+
+    /// Waits (briefly) until the proxy has seen the actor's connections end,
+    /// so a step that closes a connection is over when its effects are, and
+    /// the next step and the trace see the same order every run.
+    async fn settle(&self, actor: &str) {
+        let Some(lane) = self.lanes.get(actor) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while lane.open_connections() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Subscribes and waits for the SUBACK, so later steps can rely on the
     /// subscription being in place.
-    async fn subscribe(&self, actor: &str, filter: &str, qos: crate::mqtt::QoS) -> Result<(), String> {
+    async fn subscribe(
+        &self,
+        actor: &str,
+        filter: &str,
+        qos: crate::mqtt::QoS,
+    ) -> Result<(), String> {
         let handle = self.actor(actor)?;
         let mut events = handle.events();
         let reply = handle
@@ -317,7 +461,9 @@ impl World {
                     return Ok(());
                 }
                 Ok(ClientEvent::Disconnected { reason }) => {
-                    return Err(format!("{actor} lost its connection before SUBACK ({reason})"))
+                    return Err(format!(
+                        "{actor} lost its connection before SUBACK ({reason})"
+                    ))
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -334,7 +480,10 @@ impl World {
         wait: bool,
         session_present: Option<bool>,
     ) -> Result<(), String> {
-        let spec = self.specs.get(actor).ok_or_else(|| format!("no actor `{actor}`"))?;
+        let spec = self
+            .specs
+            .get(actor)
+            .ok_or_else(|| format!("no actor `{actor}`"))?;
         let mut opts = spec.connect.clone();
         if let Some(c) = clean {
             opts.clean_session = c;
@@ -378,7 +527,9 @@ impl World {
                 continue;
             }
             match ev {
-                Ok(ClientEvent::Connected { session_present: sp }) => {
+                Ok(ClientEvent::Connected {
+                    session_present: sp,
+                }) => {
                     return match session_present {
                         Some(want) if want != sp => Err(format!(
                             "{actor} connected with session present = {sp}, expected {want}"
@@ -387,7 +538,9 @@ impl World {
                     }
                 }
                 Ok(ClientEvent::Refused { code }) => {
-                    return Err(format!("the broker refused {actor}'s connection (return code {code})"))
+                    return Err(format!(
+                        "the broker refused {actor}'s connection (return code {code})"
+                    ))
                 }
                 Ok(ClientEvent::Disconnected { reason }) if spec.reconnect.is_none() => {
                     return Err(format!("{actor} could not connect: {reason}"))
@@ -401,7 +554,13 @@ impl World {
     /// Waits for an expectation. It is judged over everything since the
     /// last action step, since what an action causes may already have
     /// happened by the time the expectation starts looking.
-    async fn expect(&self, step: usize, actor: &str, what: &Expect, within: Duration) -> Result<(), String> {
+    async fn expect(
+        &self,
+        step: usize,
+        actor: &str,
+        what: &Expect,
+        within: Duration,
+    ) -> Result<(), String> {
         let from = self.anchor;
         let deadline = Instant::now() + within;
         loop {
@@ -411,7 +570,9 @@ impl World {
             let result = match (&progress, done) {
                 (Progress::Met, _) => Some(Ok(())),
                 (Progress::Broken { why, .. }, _) => Some(Err(why.clone())),
-                (Progress::Pending { .. }, true) if matches!(what, Expect::NoMessage { .. }) => Some(Ok(())),
+                (Progress::Pending { .. }, true) if matches!(what, Expect::NoMessage { .. }) => {
+                    Some(Ok(()))
+                }
                 (Progress::Pending { seen }, true) => Some(Err(format!(
                     "not met within {}: {seen}",
                     crate::scenario::duration::format(within)

@@ -129,7 +129,9 @@ impl Outcome {
 pub fn recheck_counts(s: &Scenario, history: &History) -> Vec<StepFailure> {
     let mut out = Vec::new();
     for step in &s.steps {
-        let Action::Expect(e) = &step.action else { continue };
+        let Action::Expect(e) = &step.action else {
+            continue;
+        };
         let Expect::Message {
             topic,
             payload,
@@ -146,9 +148,11 @@ pub fn recheck_counts(s: &Scenario, history: &History) -> Vec<StepFailure> {
             .rev()
             .find(|st| !matches!(st.action, Action::Expect(_) | Action::Wait(_)))
             .map_or(0, |st| st.index);
-        let Some(start) = history.events.iter().position(
-            |ev| matches!(&ev.kind, EventKind::Step { index, .. } if *index == anchor),
-        ) else {
+        let Some(start) = history
+            .events
+            .iter()
+            .position(|ev| matches!(&ev.kind, EventKind::Step { index, .. } if *index == anchor))
+        else {
             continue;
         };
         let n = history.events[start..]
@@ -191,7 +195,9 @@ pub fn summarize(a: &Action) -> String {
                 }
                 s
             }
-            ClientAction::Subscribe { filter, qos } => format!("{actor} subscribe {filter} qos={}", qos.as_u8()),
+            ClientAction::Subscribe { filter, qos } => {
+                format!("{actor} subscribe {filter} qos={}", qos.as_u8())
+            }
             ClientAction::Unsubscribe { filter } => format!("{actor} unsubscribe {filter}"),
             ClientAction::Publish {
                 topic,
@@ -243,7 +249,10 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
         } => format!(
             "{actor} receives {}{count} message(s){}{}",
             if *at_least { "at least " } else { "" },
-            topic.as_ref().map(|t| format!(" on {t}")).unwrap_or_default(),
+            topic
+                .as_ref()
+                .map(|t| format!(" on {t}"))
+                .unwrap_or_default(),
             payload
                 .as_ref()
                 .map(|p| format!(" {:?}", String::from_utf8_lossy(p)))
@@ -251,7 +260,10 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
         ),
         Expect::NoMessage { topic, .. } => format!(
             "{actor} receives nothing{}",
-            topic.as_ref().map(|t| format!(" on {t}")).unwrap_or_default()
+            topic
+                .as_ref()
+                .map(|t| format!(" on {t}"))
+                .unwrap_or_default()
         ),
         Expect::Connected { session_present } => format!(
             "{actor} connected{}",

@@ -20,7 +20,10 @@ pub struct Source<'a> {
 
 impl Source<'_> {
     pub fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     pub fn error(&self, line: usize, message: impl Into<String>) -> Error {
@@ -92,7 +95,8 @@ impl<'a> Fields<'a> {
 
     /// Error about the table as a whole.
     pub fn err_table(&self, message: impl std::fmt::Display) -> Error {
-        self.src.error(self.line(), format!("{}: {message}", self.what))
+        self.src
+            .error(self.line(), format!("{}: {message}", self.what))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &'a String> {
@@ -115,7 +119,10 @@ impl<'a> Fields<'a> {
         match self.raw(key) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.err(key, format!("expected a string, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                key,
+                format!("expected a string, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -128,7 +135,10 @@ impl<'a> Fields<'a> {
         match self.raw(key) {
             None => Ok(None),
             Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.err(key, format!("expected true or false, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                key,
+                format!("expected true or false, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -139,7 +149,10 @@ impl<'a> Fields<'a> {
             Some(toml::Value::Integer(i)) => {
                 Err(self.err(key, format!("{i} is out of range {min}..={max}")))
             }
-            Some(other) => Err(self.err(key, format!("expected an integer, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                key,
+                format!("expected an integer, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -152,7 +165,9 @@ impl<'a> Fields<'a> {
     pub fn duration(&mut self, key: &str) -> Result<Option<Duration>, Error> {
         match self.str(key)? {
             None => Ok(None),
-            Some(s) => super::duration::parse(&s).map(Some).map_err(|e| self.err(key, e)),
+            Some(s) => super::duration::parse(&s)
+                .map(Some)
+                .map_err(|e| self.err(key, e)),
         }
     }
 
@@ -180,10 +195,15 @@ impl<'a> Fields<'a> {
                 .iter()
                 .map(|v| match v {
                     toml::Value::String(s) => Ok(s.clone()),
-                    other => Err(self.err(key, format!("expected strings, found {}", other.type_str()))),
+                    other => {
+                        Err(self.err(key, format!("expected strings, found {}", other.type_str())))
+                    }
                 })
                 .collect(),
-            Some(other) => Err(self.err(key, format!("expected a list of strings, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                key,
+                format!("expected a list of strings, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -213,7 +233,10 @@ fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("`{}` is not hex", &s[i..i + 2])))
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| format!("`{}` is not hex", &s[i..i + 2]))
+        })
         .collect()
 }
 

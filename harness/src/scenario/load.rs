@@ -70,7 +70,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         if !CAPABILITIES.contains(&r.as_str()) {
             return Err(src.error(
                 line_of_top_key(&src, "requires"),
-                format!("field `requires`: unknown capability `{r}`; known: {}", CAPABILITIES.join(", ")),
+                format!(
+                    "field `requires`: unknown capability `{r}`; known: {}",
+                    CAPABILITIES.join(", ")
+                ),
             ));
         }
     }
@@ -103,8 +106,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
     let mut invariants = Vec::new();
     for (i, t) in raw.invariant.iter().enumerate() {
         let line = src.line_of(t.span().start);
-        let spec = crate::check::InvariantSpec::deserialize(toml::Value::Table(t.get_ref().clone()))
-            .map_err(|e| src.error(line, format!("invariant {}: {}", i + 1, e.message().trim_end())))?;
+        let spec =
+            crate::check::InvariantSpec::deserialize(toml::Value::Table(t.get_ref().clone()))
+                .map_err(|e| {
+                    src.error(
+                        line,
+                        format!("invariant {}: {}", i + 1, e.message().trim_end()),
+                    )
+                })?;
         invariants.push(Invariant { line, spec });
     }
 
@@ -162,7 +171,10 @@ fn client_spec(
     observer: bool,
 ) -> Result<ClientSpec> {
     let mut f = Fields::new(src, t.get_ref(), t.span(), what);
-    let mut opts = ConnectOptions::new(&f.str("client_id")?.unwrap_or_else(|| default_id.to_string()));
+    let mut opts = ConnectOptions::new(
+        &f.str("client_id")?
+            .unwrap_or_else(|| default_id.to_string()),
+    );
     if let Some(c) = f.bool("clean_session")? {
         opts.clean_session = c;
     }
@@ -175,7 +187,12 @@ fn client_spec(
         None | Some("3.1.1") => Version::V311,
         Some("5") | Some("5.0") => Version::V5,
         Some("3.1") => Version::V31,
-        Some(other) => return Err(f.err("version", format!("`{other}` is not one of \"3.1\", \"3.1.1\", \"5\""))),
+        Some(other) => {
+            return Err(f.err(
+                "version",
+                format!("`{other}` is not one of \"3.1\", \"3.1.1\", \"5\""),
+            ))
+        }
     };
     if let Some(v) = f.raw("will") {
         opts.will = Some(will(src, &f, v)?);
@@ -183,7 +200,9 @@ fn client_spec(
     let reconnect = match f.bool("reconnect")? {
         Some(true) => Some(Reconnect {
             initial: f.duration("backoff")?.unwrap_or(Duration::from_secs(1)),
-            max: f.duration("backoff_max")?.unwrap_or(Duration::from_secs(16)),
+            max: f
+                .duration("backoff_max")?
+                .unwrap_or(Duration::from_secs(16)),
         }),
         _ => None,
     };
@@ -202,10 +221,18 @@ fn client_spec(
 
 fn will(src: &Source, parent: &Fields, v: &toml::Value) -> Result<Will> {
     let toml::Value::Table(t) = v else {
-        return Err(parent.err("will", "expected a table like { topic = \"a/b\", payload = \"offline\", qos = 1 }"));
+        return Err(parent.err(
+            "will",
+            "expected a table like { topic = \"a/b\", payload = \"offline\", qos = 1 }",
+        ));
     };
     let line = parent.line_of_key("will");
-    let offset = src.text.lines().take(line - 1).map(|l| l.len() + 1).sum::<usize>();
+    let offset = src
+        .text
+        .lines()
+        .take(line - 1)
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
     let mut f = Fields::new(src, t, offset..offset, format!("{}: will", parent.what()));
     let topic = f.req_str("topic")?;
     topic::validate_topic(&topic).map_err(|e| f.err("topic", e))?;
@@ -228,13 +255,20 @@ fn withhold(f: &mut Fields) -> Result<AckPolicy> {
             "PUBREC" => p.withhold_pubrec = true,
             "PUBREL" => p.withhold_pubrel = true,
             "PUBCOMP" => p.withhold_pubcomp = true,
-            _ => return Err(f.err("withhold", format!("`{w}`: can withhold PUBACK, PUBREC, PUBREL, PUBCOMP"))),
+            _ => {
+                return Err(f.err(
+                    "withhold",
+                    format!("`{w}`: can withhold PUBACK, PUBREC, PUBREL, PUBCOMP"),
+                ))
+            }
         }
     }
     Ok(p)
 }
 
-const ACTION_KEYS: &[&str] = &["device", "observer", "net", "broker", "board", "wait", "expect"];
+const ACTION_KEYS: &[&str] = &[
+    "device", "observer", "net", "broker", "board", "wait", "expect",
+];
 const CLIENT_VERBS: &[&str] = &[
     "connect",
     "subscribe",
@@ -247,11 +281,30 @@ const CLIENT_VERBS: &[&str] = &[
     "release",
 ];
 const NET_FAULTS: &[&str] = &[
-    "sever", "close", "blackhole", "heal", "refuse", "accept", "latency", "bandwidth", "drop",
-    "hold", "duplicate", "delay", "release", "clear",
+    "sever",
+    "close",
+    "blackhole",
+    "heal",
+    "refuse",
+    "accept",
+    "latency",
+    "bandwidth",
+    "drop",
+    "hold",
+    "duplicate",
+    "delay",
+    "release",
+    "clear",
 ];
 const BROKER_ACTIONS: &[&str] = &["restart", "stop", "start", "kill", "kill_restart"];
-const EXPECTS: &[&str] = &["message", "no_message", "connected", "refused", "closed", "packet"];
+const EXPECTS: &[&str] = &[
+    "message",
+    "no_message",
+    "connected",
+    "refused",
+    "closed",
+    "packet",
+];
 
 fn step(
     f: &mut Fields,
@@ -265,7 +318,9 @@ fn step(
         [] => {
             let near = f
                 .keys()
-                .find_map(|k| closest(k, ACTION_KEYS).map(|c| format!(" (`{k}`: did you mean `{c}`?)")))
+                .find_map(|k| {
+                    closest(k, ACTION_KEYS).map(|c| format!(" (`{k}`: did you mean `{c}`?)"))
+                })
                 .unwrap_or_default();
             return Err(f.err_table(format!(
                 "a step needs exactly one of {}{near}",
@@ -275,7 +330,10 @@ fn step(
         many => {
             return Err(f.err(
                 many[1],
-                format!("a step does one thing: found both `{}` and `{}`; split it into two steps", many[0], many[1]),
+                format!(
+                    "a step does one thing: found both `{}` and `{}`; split it into two steps",
+                    many[0], many[1]
+                ),
             ))
         }
     };
@@ -285,7 +343,10 @@ fn step(
     let action = match key {
         "device" => {
             if !has_device {
-                return Err(f.err("device", "the scenario has no [device] table: add one to say how the device connects"));
+                return Err(f.err(
+                    "device",
+                    "the scenario has no [device] table: add one to say how the device connects",
+                ));
             }
             let verb = f.req_str("device")?;
             Action::Client {
@@ -299,10 +360,18 @@ fn step(
                     let (n, v) = t.iter().next().expect("one entry");
                     match v {
                         toml::Value::String(v) => (n.clone(), v.clone()),
-                        _ => return Err(f.err("observer", "write `observer.NAME = \"verb\"`, e.g. observer.cloud = \"subscribe\"")),
+                        _ => return Err(f.err(
+                            "observer",
+                            "write `observer.NAME = \"verb\"`, e.g. observer.cloud = \"subscribe\"",
+                        )),
                     }
                 }
-                _ => return Err(f.err("observer", "write `observer.NAME = \"verb\"`, e.g. observer.cloud = \"subscribe\"")),
+                _ => {
+                    return Err(f.err(
+                        "observer",
+                        "write `observer.NAME = \"verb\"`, e.g. observer.cloud = \"subscribe\"",
+                    ))
+                }
             };
             if !observers.contains_key(&name) {
                 let names: Vec<&str> = observers.keys().map(String::as_str).collect();
@@ -310,7 +379,11 @@ fn step(
                     "observer",
                     format!(
                         "no observer named `{name}`; declare [observer.{name}] (declared: {})",
-                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                        if names.is_empty() {
+                            "none".into()
+                        } else {
+                            names.join(", ")
+                        }
                     ),
                 ));
             }
@@ -332,14 +405,25 @@ fn step(
         "broker" => {
             let a = f.req_str("broker")?;
             if !BROKER_ACTIONS.contains(&a.as_str()) {
-                return Err(f.err("broker", format!("unknown broker action `{a}`; expected one of: {}", BROKER_ACTIONS.join(", "))));
+                return Err(f.err(
+                    "broker",
+                    format!(
+                        "unknown broker action `{a}`; expected one of: {}",
+                        BROKER_ACTIONS.join(", ")
+                    ),
+                ));
             }
             Action::Broker(a)
         }
         "board" => match f.req_str("board")?.as_str() {
             "reset" => Action::Board(BoardAction::Reset),
             "power_cycle" => Action::Board(BoardAction::PowerCycle),
-            other => return Err(f.err("board", format!("unknown board action `{other}`; expected reset or power_cycle"))),
+            other => {
+                return Err(f.err(
+                    "board",
+                    format!("unknown board action `{other}`; expected reset or power_cycle"),
+                ))
+            }
         },
         "wait" => Action::Wait(f.duration("wait")?.expect("present")),
         "expect" => {
@@ -387,17 +471,33 @@ fn check_actor(
     if observers.contains_key(actor) {
         return Ok(());
     }
-    Err(f.err(key, format!("no actor named `{actor}`: use `device` or a declared observer")))
+    Err(f.err(
+        key,
+        format!("no actor named `{actor}`: use `device` or a declared observer"),
+    ))
 }
 
-fn client_action(f: &mut Fields, kind: &str, verb: &str, allowed: &mut Vec<&'static str>) -> Result<ClientAction> {
+fn client_action(
+    f: &mut Fields,
+    kind: &str,
+    verb: &str,
+    allowed: &mut Vec<&'static str>,
+) -> Result<ClientAction> {
     let action = match verb {
         "connect" => {
-            allowed.extend(["clean_session", "keepalive", "wait_connack", "session_present"]);
+            allowed.extend([
+                "clean_session",
+                "keepalive",
+                "wait_connack",
+                "session_present",
+            ]);
             let wait = f.bool("wait_connack")?.unwrap_or(true);
             let session_present = f.bool("session_present")?;
             if session_present.is_some() && !wait {
-                return Err(f.err("session_present", "needs the CONNACK: drop `wait_connack = false`"));
+                return Err(f.err(
+                    "session_present",
+                    "needs the CONNACK: drop `wait_connack = false`",
+                ));
             }
             ClientAction::Connect {
                 clean_session: f.bool("clean_session")?,
@@ -422,12 +522,23 @@ fn client_action(f: &mut Fields, kind: &str, verb: &str, allowed: &mut Vec<&'sta
             }
         }
         "publish" => {
-            allowed.extend(["topic", "payload", "payload_hex", "qos", "retain", "pid", "repeat"]);
+            allowed.extend([
+                "topic",
+                "payload",
+                "payload_hex",
+                "qos",
+                "retain",
+                "pid",
+                "repeat",
+            ]);
             let topic = f.req_str("topic")?;
             topic::validate_topic(&topic).map_err(|e| f.err("topic", e))?;
             let pid = f.int("pid", 1, 65535)?.map(|p| p as u16);
             if pid.is_some() && kind == "device" {
-                return Err(f.err("pid", "the device chooses its own packet ids; `pid` is for observers"));
+                return Err(f.err(
+                    "pid",
+                    "the device chooses its own packet ids; `pid` is for observers",
+                ));
             }
             ClientAction::Publish {
                 topic,
@@ -453,8 +564,16 @@ fn client_action(f: &mut Fields, kind: &str, verb: &str, allowed: &mut Vec<&'sta
             )
         }
         other => {
-            let near = closest(other, CLIENT_VERBS).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-            return Err(f.err(kind, format!("unknown action `{other}`{near}; expected one of: {}", CLIENT_VERBS.join(", "))));
+            let near = closest(other, CLIENT_VERBS)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(f.err(
+                kind,
+                format!(
+                    "unknown action `{other}`{near}; expected one of: {}",
+                    CLIENT_VERBS.join(", ")
+                ),
+            ));
         }
     };
     Ok(action)
@@ -473,7 +592,9 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
         "latency" => {
             allowed.extend(["delay", "jitter"]);
             Fault::Latency {
-                delay: f.duration("delay")?.ok_or_else(|| f.err_table("missing field `delay`, e.g. delay = \"200ms\""))?,
+                delay: f
+                    .duration("delay")?
+                    .ok_or_else(|| f.err_table("missing field `delay`, e.g. delay = \"200ms\""))?,
                 jitter: f.duration("jitter")?.unwrap_or_default(),
             }
         }
@@ -482,14 +603,19 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
             Fault::Bandwidth {
                 bytes_per_sec: f
                     .int("bytes_per_sec", 0, i64::MAX)?
-                    .ok_or_else(|| f.err_table("missing field `bytes_per_sec`"))? as u64,
+                    .ok_or_else(|| f.err_table("missing field `bytes_per_sec`"))?
+                    as u64,
             }
         }
         "drop" | "hold" | "duplicate" | "delay" => {
             allowed.extend(["packet", "dir", "nth", "times", "delay"]);
             let p = f.req_str("packet")?;
-            let packet = PacketType::from_name(&p)
-                .ok_or_else(|| f.err("packet", format!("`{p}` is not an MQTT packet type (e.g. PUBREC)")))?;
+            let packet = PacketType::from_name(&p).ok_or_else(|| {
+                f.err(
+                    "packet",
+                    format!("`{p}` is not an MQTT packet type (e.g. PUBREC)"),
+                )
+            })?;
             let dir = direction(f)?;
             let action = match name {
                 "drop" => RuleAction::Drop,
@@ -509,8 +635,16 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
             })
         }
         other => {
-            let near = closest(other, NET_FAULTS).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-            return Err(f.err("net", format!("unknown fault `{other}`{near}; expected one of: {}", NET_FAULTS.join(", "))));
+            let near = closest(other, NET_FAULTS)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(f.err(
+                "net",
+                format!(
+                    "unknown fault `{other}`{near}; expected one of: {}",
+                    NET_FAULTS.join(", ")
+                ),
+            ));
         }
     };
     Ok(fault)
@@ -519,7 +653,15 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
 fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> Result<Expect> {
     Ok(match what {
         "message" => {
-            allowed.extend(["topic", "payload", "payload_hex", "qos", "retain", "count", "at_least"]);
+            allowed.extend([
+                "topic",
+                "payload",
+                "payload_hex",
+                "qos",
+                "retain",
+                "count",
+                "at_least",
+            ]);
             Expect::Message {
                 topic: f.str("topic")?,
                 payload: f.payload()?,
@@ -557,15 +699,27 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
             allowed.extend(["packet", "dir", "count"]);
             let p = f.req_str("packet")?;
             Expect::Packet {
-                packet: PacketType::from_name(&p)
-                    .ok_or_else(|| f.err("packet", format!("`{p}` is not an MQTT packet type (e.g. PUBREC)")))?,
+                packet: PacketType::from_name(&p).ok_or_else(|| {
+                    f.err(
+                        "packet",
+                        format!("`{p}` is not an MQTT packet type (e.g. PUBREC)"),
+                    )
+                })?,
                 dir: direction(f)?,
                 count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
             }
         }
         other => {
-            let near = closest(other, EXPECTS).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-            return Err(f.err("expect", format!("unknown expectation `{other}`{near}; expected one of: {}", EXPECTS.join(", "))));
+            let near = closest(other, EXPECTS)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(f.err(
+                "expect",
+                format!(
+                    "unknown expectation `{other}`{near}; expected one of: {}",
+                    EXPECTS.join(", ")
+                ),
+            ));
         }
     })
 }
@@ -592,13 +746,19 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(Error::Usage(format!("{}: no scenario files (*.toml) here", p.display())));
+                return Err(Error::Usage(format!(
+                    "{}: no scenario files (*.toml) here",
+                    p.display()
+                )));
             }
             out.extend(found);
         } else if p.is_file() {
             out.push(p.clone());
         } else {
-            return Err(Error::Usage(format!("{}: no such file or folder", p.display())));
+            return Err(Error::Usage(format!(
+                "{}: no such file or folder",
+                p.display()
+            )));
         }
     }
     Ok(out)

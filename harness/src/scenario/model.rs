@@ -74,8 +74,13 @@ pub enum ClientAction {
         /// Demand this session-present flag in the CONNACK.
         session_present: Option<bool>,
     },
-    Subscribe { filter: String, qos: QoS },
-    Unsubscribe { filter: String },
+    Subscribe {
+        filter: String,
+        qos: QoS,
+    },
+    Unsubscribe {
+        filter: String,
+    },
     Publish {
         topic: String,
         payload: Bytes,

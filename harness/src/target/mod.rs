@@ -105,7 +105,10 @@ impl Device {
                 boot_timeout: BOOT_TIMEOUT,
             }),
             TargetSpec::Host => {
-                let program = fw.image.clone().unwrap_or_else(|| host::default_program(&fw.root));
+                let program = fw
+                    .image
+                    .clone()
+                    .unwrap_or_else(|| host::default_program(&fw.root));
                 require_file(&program, "the host agent", "make -C firmware/host agent")?;
                 let launch = host::HostAgent {
                     program,
@@ -115,10 +118,19 @@ impl Device {
                     host: lane.ip().to_string(),
                     port: lane.port(),
                 };
-                Device::supervised(launch, dial, recorder, fw.boot_timeout.unwrap_or(BOOT_TIMEOUT)).await
+                Device::supervised(
+                    launch,
+                    dial,
+                    recorder,
+                    fw.boot_timeout.unwrap_or(BOOT_TIMEOUT),
+                )
+                .await
             }
             TargetSpec::Qemu => {
-                let firmware = fw.image.clone().unwrap_or_else(|| fw.root.join("firmware/build/agent.elf"));
+                let firmware = fw
+                    .image
+                    .clone()
+                    .unwrap_or_else(|| fw.root.join("firmware/build/agent.elf"));
                 require_file(&firmware, "the emulated board's firmware", "make firmware")?;
                 let flash = dir.join("flash.bin");
                 qemu::Qemu::prepare_flash(&flash)?;
@@ -131,11 +143,23 @@ impl Device {
                     lane,
                 };
                 let (host, port) = qemu::GUEST_BROKER;
-                let dial = Dial { host: host.into(), port };
-                Device::supervised(launch, dial, recorder, fw.boot_timeout.unwrap_or(BOOT_TIMEOUT)).await
+                let dial = Dial {
+                    host: host.into(),
+                    port,
+                };
+                Device::supervised(
+                    launch,
+                    dial,
+                    recorder,
+                    fw.boot_timeout.unwrap_or(BOOT_TIMEOUT),
+                )
+                .await
             }
             TargetSpec::Serial(port) => Err(Error::env(
-                format!("target serial:{} is not available in this build", port.display()),
+                format!(
+                    "target serial:{} is not available in this build",
+                    port.display()
+                ),
                 "use --target qemu, host or virtual",
             )),
         }
@@ -148,8 +172,10 @@ impl Device {
         boot_timeout: Duration,
     ) -> Result<Device> {
         let what = launch.what().to_string();
-        let h = supervisor::start(launch, recorder.clone()).map_err(|e| Error::env(e, "check the installation"))?;
-        let actor = agent::driver::spawn("device", dial, recorder.clone(), h.from_device, h.to_device);
+        let h = supervisor::start(launch, recorder.clone())
+            .map_err(|e| Error::env(e, "check the installation"))?;
+        let actor =
+            agent::driver::spawn("device", dial, recorder.clone(), h.from_device, h.to_device);
         let mut events = actor.events();
         let device = Device {
             actor,
@@ -168,7 +194,10 @@ impl Device {
                     )
                 });
                 device.shutdown().await;
-                Err(Error::env(format!("the device did not boot: {why}"), "see the output above; `-v` shows the UART"))
+                Err(Error::env(
+                    format!("the device did not boot: {why}"),
+                    "see the output above; `-v` shows the UART",
+                ))
             }
         }
     }
@@ -189,11 +218,16 @@ impl Device {
             BoardAction::Reset => Control::Reset(tx),
             BoardAction::PowerCycle => Control::PowerCycle(tx),
         };
-        control.send(msg).await.map_err(|_| "the board's supervisor is gone".to_string())?;
-        rx.await.map_err(|_| "the board's supervisor is gone".to_string())??;
+        control
+            .send(msg)
+            .await
+            .map_err(|_| "the board's supervisor is gone".to_string())?;
+        rx.await
+            .map_err(|_| "the board's supervisor is gone".to_string())??;
         match tokio::time::timeout(self.boot_timeout, wait_ready(&mut events)).await {
             Ok(true) => Ok(()),
-            _ => Err(last_board_report(recorder).unwrap_or_else(|| "the device did not print @ready after the reset".into())),
+            _ => Err(last_board_report(recorder)
+                .unwrap_or_else(|| "the device did not print @ready after the reset".into())),
         }
     }
 
@@ -217,10 +251,15 @@ async fn wait_ready(events: &mut tokio::sync::broadcast::Receiver<ClientEvent>) 
 }
 
 fn last_board_report(recorder: &Recorder) -> Option<String> {
-    recorder.snapshot().events.iter().rev().find_map(|e| match &e.kind {
-        EventKind::Board { what } if what.starts_with("crashed") => Some(what.clone()),
-        _ => None,
-    })
+    recorder
+        .snapshot()
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::Board { what } if what.starts_with("crashed") => Some(what.clone()),
+            _ => None,
+        })
 }
 
 /// The device's last UART lines, for messages about a board that went quiet.
@@ -238,7 +277,10 @@ fn uart_tail(recorder: &Recorder, n: usize) -> String {
     if tail.is_empty() {
         "    (nothing)".into()
     } else {
-        tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+        tail.iter()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

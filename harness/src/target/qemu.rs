@@ -60,17 +60,28 @@ impl Launch for Qemu {
             self.lane
         );
         let mut c = Command::new(&self.program);
-        c.args(["-M", "lx60-nommu", "-cpu", "lx106", "-nographic", "-monitor", "none"])
-            .args(["-serial", "stdio"])
-            .arg("-kernel")
-            .arg(&self.firmware)
-            .arg("-drive")
-            .arg(format!("if=pflash,format=raw,file={}", self.flash.display()))
-            .arg("-netdev")
-            .arg(fwd)
-            .args(["-net", "nic,netdev=n0,model=open_eth"])
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", self.qmp.display()));
+        c.args([
+            "-M",
+            "lx60-nommu",
+            "-cpu",
+            "lx106",
+            "-nographic",
+            "-monitor",
+            "none",
+        ])
+        .args(["-serial", "stdio"])
+        .arg("-kernel")
+        .arg(&self.firmware)
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,file={}",
+            self.flash.display()
+        ))
+        .arg("-netdev")
+        .arg(fwd)
+        .args(["-net", "nic,netdev=n0,model=open_eth"])
+        .arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", self.qmp.display()));
         c
     }
 
@@ -104,7 +115,9 @@ pub async fn qmp_command(socket: &Path, command: &str) -> Result<(), String> {
         }
     };
     next().await?; // greeting
-    wr.write_all(b"{\"execute\":\"qmp_capabilities\"}\n").await.map_err(|e| e.to_string())?;
+    wr.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .await
+        .map_err(|e| e.to_string())?;
     next().await?;
     wr.write_all(format!("{{\"execute\":\"{command}\"}}\n").as_bytes())
         .await

@@ -19,7 +19,8 @@ use crate::process;
 pub const REBOOT_EXIT: i32 = 75;
 
 /// A reset in progress (e.g. a QMP round trip).
-pub type WarmReset<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+pub type WarmReset<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// How to start the device's process, and how it resets.
 pub trait Launch: Send + 'static {
@@ -89,7 +90,9 @@ type Lines = mpsc::Receiver<String>;
 impl<L: Launch> Supervisor<L> {
     fn spawn(&mut self) -> Result<Lines, String> {
         let mut cmd = self.launch.command();
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         process::guard(&mut cmd);
         cmd.stdin(Stdio::piped());
         let mut child = cmd
@@ -105,7 +108,9 @@ impl<L: Launch> Supervisor<L> {
                 let mut r = BufReader::new(out);
                 let mut buf = Vec::new();
                 while r.read_until(b'\n', &mut buf).await.unwrap_or(0) > 0 {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+                    let line = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
                     buf.clear();
                     if tx.send(line).await.is_err() {
                         break;
@@ -144,7 +149,12 @@ impl<L: Launch> Supervisor<L> {
         self.recorder.record(EventKind::Board { what });
     }
 
-    async fn run(mut self, mut lines: Lines, mut to_device: mpsc::Receiver<String>, mut control: mpsc::Receiver<Control>) {
+    async fn run(
+        mut self,
+        mut lines: Lines,
+        mut to_device: mpsc::Receiver<String>,
+        mut control: mpsc::Receiver<Control>,
+    ) {
         self.board("booted".into());
         loop {
             tokio::select! {

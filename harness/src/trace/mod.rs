@@ -2,10 +2,16 @@
 //! history that is the same every time the same behaviour happens, so it
 //! can be snapshotted and reviewed. Normalization:
 //! - no times; events are grouped by step, and within a step by actor
-//!   (device first, then observers by name), each actor's events in order;
+//!   (device first, then observers by name), each actor's events in order:
+//!   first what crossed the wire, then (marked `·`) what the actor's own
+//!   client reported, since those two streams are not ordered with each other;
 //! - connections are numbered per actor (`device#1`), packet ids renumbered
 //!   by first use, separately for ids the client chose (`c1`) and ids the
 //!   broker chose (`b1`);
+//! - the harness's own teardown (closing every connection at the end) is
+//!   left out: its order is the harness's, not the protocol's;
+//! - a run of identical lines (e.g. refused reconnect attempts, whose number
+//!   follows the clock) is printed once, followed by `(repeated)`;
 //! - PINGREQ/PINGRESP are left out (their timing is the clock's, not the
 //!   protocol's); passwords are replaced by `***`;
 //! - payloads print as text when printable, as hex otherwise, cut at 64 bytes.
@@ -21,8 +27,12 @@ pub fn render(title: &str, history: &History) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {title}");
     let mut section = "setup".to_string();
-    let mut groups: BTreeMap<(u8, String), Vec<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u8, String, u8), Vec<String>> = BTreeMap::new();
     for ev in &history.events {
+        // How the harness stops things is not behaviour; its order varies.
+        if matches!(ev.kind, EventKind::Teardown) {
+            break;
+        }
         if let EventKind::Step { index, summary } = &ev.kind {
             flush(&mut out, &section, &mut groups);
             section = format!("step {index}: {summary}");
@@ -34,17 +44,36 @@ pub fn render(title: &str, history: &History) -> String {
                 "broker" | "board" | "net" => 2,
                 _ => 1,
             };
-            groups.entry((rank, actor)).or_default().push(line);
+            // What the wire showed and what the actor's own client reported
+            // are two streams, each in order but not in order with each other.
+            let (source, line) = match ev.kind {
+                EventKind::Delivered { .. } | EventKind::Actor { .. } => (1, format!("· {line}")),
+                _ => (0, line),
+            };
+            groups.entry((rank, actor, source)).or_default().push(line);
         }
     }
     flush(&mut out, &section, &mut groups);
     out
 }
 
-fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<(u8, String), Vec<String>>) {
+fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<(u8, String, u8), Vec<String>>) {
     let _ = writeln!(out, "{section}");
-    for ((_, actor), lines) in std::mem::take(groups) {
-        for l in lines {
+    for ((_, actor, _), lines) in std::mem::take(groups) {
+        let mut prev: Option<&str> = None;
+        let mut repeated = false;
+        for l in &lines {
+            // A run of identical lines (refused reconnect attempts) is as
+            // long as the clock made it: one line says it.
+            if prev == Some(l.as_str()) {
+                if !repeated {
+                    let _ = writeln!(out, "  {actor:<8} (repeated)");
+                    repeated = true;
+                }
+                continue;
+            }
+            repeated = false;
+            prev = Some(l);
             let _ = writeln!(out, "  {actor:<8} {l}");
         }
     }
@@ -91,7 +120,11 @@ impl Normalizer {
                 let c = self.conn(actor, *conn);
                 (actor.clone(), format!("{c} open"))
             }
-            EventKind::ConnClosed { conn, actor, reason } => {
+            EventKind::ConnClosed {
+                conn,
+                actor,
+                reason,
+            } => {
                 let c = self.conn(actor, *conn);
                 let why = match reason {
                     CloseReason::ClientClosed => "closed by client".to_string(),
@@ -112,7 +145,10 @@ impl Normalizer {
                 fate,
                 ..
             } => {
-                if matches!(packet.packet_type(), PacketType::PingReq | PacketType::PingResp) {
+                if matches!(
+                    packet.packet_type(),
+                    PacketType::PingReq | PacketType::PingResp
+                ) {
                     return None;
                 }
                 let c = self.conn(actor, *conn);
@@ -126,11 +162,21 @@ impl Normalizer {
                 };
                 (actor.clone(), format!("{c} {} {body}{fate}", dir.arrow()))
             }
-            EventKind::Malformed { conn, actor, dir, raw, error } => {
+            EventKind::Malformed {
+                conn,
+                actor,
+                dir,
+                raw,
+                error,
+            } => {
                 let c = self.conn(actor, *conn);
                 (
                     actor.clone(),
-                    format!("{c} {} MALFORMED ({} bytes): {error}", dir.arrow(), raw.len()),
+                    format!(
+                        "{c} {} MALFORMED ({} bytes): {error}",
+                        dir.arrow(),
+                        raw.len()
+                    ),
                 )
             }
             EventKind::Fault { target, fault } => ("net".into(), format!("{fault} on {target}")),
@@ -149,22 +195,35 @@ impl Normalizer {
                 // Acks and ready banners repeat what packets already show or
                 // carry build details; keep what only the actor knows.
                 if what.starts_with("disconnected") || what.starts_with("anomaly") {
-                    (actor.clone(), what.clone())
+                    // The OS's wording of an error is not the protocol's.
+                    let what = match what.find(" (") {
+                        Some(i) if what.starts_with("disconnected") => what[..i].to_string(),
+                        _ => what.clone(),
+                    };
+                    (actor.clone(), what)
                 } else {
                     return None;
                 }
             }
             EventKind::Broker { what } => {
-                let what = if what.starts_with("started") { "started" } else { what };
+                let what = if what.starts_with("started") {
+                    "started"
+                } else {
+                    what
+                };
                 ("broker".into(), what.to_string())
             }
             EventKind::Board { what } => ("board".into(), what.clone()),
             EventKind::Uart { .. } => return None,
             EventKind::Expect { ok, detail, .. } => (
                 "expect".into(),
-                if *ok { format!("ok: {detail}") } else { format!("FAILED: {detail}") },
+                if *ok {
+                    format!("ok: {detail}")
+                } else {
+                    format!("FAILED: {detail}")
+                },
             ),
-            EventKind::Step { .. } => return None,
+            EventKind::Step { .. } | EventKind::Teardown => return None,
         })
     }
 
@@ -180,7 +239,13 @@ impl Normalizer {
                     c.keep_alive
                 );
                 if let Some(w) = &c.will {
-                    let _ = write!(s, " will={} {} q{}", w.topic, payload(&w.payload), w.qos.as_u8());
+                    let _ = write!(
+                        s,
+                        " will={} {} q{}",
+                        w.topic,
+                        payload(&w.payload),
+                        w.qos.as_u8()
+                    );
                     if w.retain {
                         s += " retain";
                     }
@@ -199,7 +264,13 @@ impl Normalizer {
                 if let Some(pid) = pb.pid {
                     let _ = write!(s, " {}", self.pid(actor, to_broker, pid));
                 }
-                let _ = write!(s, " q{} {} {}", pb.qos.as_u8(), pb.topic, payload(&pb.payload));
+                let _ = write!(
+                    s,
+                    " q{} {} {}",
+                    pb.qos.as_u8(),
+                    pb.topic,
+                    payload(&pb.payload)
+                );
                 if pb.dup {
                     s += " dup";
                 }
@@ -218,11 +289,19 @@ impl Normalizer {
                     .iter()
                     .map(|f| format!("{} q{}", f.filter, f.qos.as_u8()))
                     .collect();
-                format!("SUBSCRIBE {} [{}]", self.pid(actor, true, s.pid), f.join(", "))
+                format!(
+                    "SUBSCRIBE {} [{}]",
+                    self.pid(actor, true, s.pid),
+                    f.join(", ")
+                )
             }
             Packet::SubAck(s) => format!("SUBACK {} {:?}", self.pid(actor, true, s.pid), s.codes),
             Packet::Unsubscribe(u) => {
-                format!("UNSUBSCRIBE {} [{}]", self.pid(actor, true, u.pid), u.filters.join(", "))
+                format!(
+                    "UNSUBSCRIBE {} [{}]",
+                    self.pid(actor, true, u.pid),
+                    u.filters.join(", ")
+                )
             }
             Packet::UnsubAck(u) => format!("UNSUBACK {}", self.pid(actor, true, u.pid)),
             Packet::Disconnect(d) if d.code == 0 => "DISCONNECT".into(),
