@@ -149,7 +149,10 @@ impl Fault {
     }
     /// Faults that leave the connection alone.
     pub fn harmless(&self) -> bool {
-        matches!(self.kind.as_str(), "heal" | "accept" | "refuse")
+        matches!(
+            self.kind.as_str(),
+            "heal" | "accept" | "refuse" | "release" | "clear"
+        )
     }
 }
 
@@ -239,6 +242,9 @@ pub struct Index {
     pub msgs: Vec<Msg>,
     pub subs: Vec<Sub>,
     pub dlvs: Vec<Dlv>,
+    /// Packets a fault rule acted on (dropped, held, duplicated, released):
+    /// (actor, when, fate), to know when an armed rule has done its work.
+    pub shaped: Vec<(String, Duration, Fate)>,
     /// Time of the last event of the run.
     pub end: Duration,
 }
@@ -255,6 +261,7 @@ impl Index {
             msgs: Vec::new(),
             subs: Vec::new(),
             dlvs: Vec::new(),
+            shaped: Vec::new(),
             end: history.events.last().map(|e| e.at).unwrap_or_default(),
         };
         let mut aliases: HashMap<(ConnId, bool), HashMap<u32, String>> = HashMap::new();
@@ -267,6 +274,11 @@ impl Index {
                 seq: ev.seq,
                 at: ev.at,
             };
+            if let EventKind::Packet { actor, fate, .. } = &ev.kind {
+                if *fate != Fate::Forwarded {
+                    ix.shaped.push((actor.clone(), ev.at, *fate));
+                }
+            }
             match &ev.kind {
                 EventKind::ConnOpened { conn, actor } => {
                     ix.conn_mut(*conn, actor, &stamp);
@@ -612,11 +624,38 @@ impl Index {
             if !f.hits(actor) || f.harmless() {
                 continue;
             }
-            let until = self.faults[k + 1..]
-                .iter()
-                .find(|h| h.kind == "heal" && (h.target == f.target || h.target == "*"))
-                .map(|h| h.stamp.at)
-                .unwrap_or(Duration::MAX);
+            let ended_by = |kinds: &[&str]| {
+                self.faults[k + 1..]
+                    .iter()
+                    .find(|h| {
+                        kinds.contains(&h.kind.as_str())
+                            && (h.target == f.target || h.target == "*")
+                    })
+                    .map(|h| h.stamp.at)
+                    .unwrap_or(Duration::MAX)
+            };
+            let until = match f.kind.as_str() {
+                // A cut is a moment: the connections it hit are gone, and
+                // the next ones are not disturbed by it.
+                "sever" | "close" => f.stamp.at,
+                // A packet rule disturbs until it has acted (a held packet:
+                // until it is released).
+                "drop" | "duplicate" | "hold" | "delay" => {
+                    let want: &[Fate] = match f.kind.as_str() {
+                        "drop" => &[Fate::Dropped],
+                        "duplicate" => &[Fate::Duplicated],
+                        _ => &[Fate::Released],
+                    };
+                    self.shaped
+                        .iter()
+                        .find(|(a, at, fate)| f.hits(a) && *at >= f.stamp.at && want.contains(fate))
+                        .map(|(_, at, _)| *at)
+                        .unwrap_or(Duration::MAX)
+                        .min(ended_by(&["clear"]))
+                }
+                "latency" | "bandwidth" => ended_by(&["clear"]),
+                _ => ended_by(&["heal"]),
+            };
             out.push((f.stamp.at, until, f.stamp.seq));
         }
         if actor == "device" {
