@@ -140,6 +140,7 @@ pub fn spawn_client(name: &str, addr: SocketAddr, recorder: Recorder) -> ActorHa
         reconnect: None,
         backoff: Duration::ZERO,
         retry_at: None,
+        zombies: Vec::new(),
     };
     let task = tokio::spawn(shell.run(rx));
     ActorHandle::from_parts(name, tx, events, task)
@@ -161,6 +162,8 @@ struct Shell {
     reconnect: Option<Reconnect>,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// Connections abandoned by a reboot, left for the broker to time out.
+    zombies: Vec<TcpStream>,
 }
 
 impl Shell {
@@ -279,9 +282,19 @@ impl Shell {
             Command::Reboot => {
                 // The virtual device "persists" its session like the agent
                 // does on flash, and comes back idle, waiting for connect.
+                // A rebooting board sends no FIN: its TCP state is simply
+                // gone, and the broker learns of it only from a takeover or
+                // its keep alive. The old socket is kept open, unread, to
+                // show the broker exactly that.
                 self.reconnect = None;
                 self.retry_at = None;
-                self.close("reboot").await;
+                if let Some(c) = self.conn.take() {
+                    self.zombies.push(c.stream);
+                    self.session.on_close();
+                    self.emit(ClientEvent::Disconnected {
+                        reason: "reboot".into(),
+                    });
+                }
                 self.emit(ClientEvent::Ready {
                     info: "fw=virtual".into(),
                 });

@@ -210,6 +210,11 @@ impl Device {
                 BoardAction::PowerCycle => "power_cycle",
             };
             recorder.record(EventKind::Board { what: what.into() });
+            // Power loss ends the process that held the connection, so the
+            // OS closes it; a reset leaves it half-open (see Reboot).
+            if action == BoardAction::PowerCycle {
+                self.actor.command(Command::Drop).await?;
+            }
             return self.actor.command(Command::Reboot).await.map(|_| ());
         };
         let mut events = self.actor.events();

@@ -5,6 +5,7 @@
 //!   (device first, then observers by name), each actor's events in order:
 //!   first what crossed the wire, then (marked `·`) what the actor's own
 //!   client reported, since those two streams are not ordered with each other;
+//!   and each of an actor's connections is listed apart, in their order;
 //! - connections are numbered per actor (`device#1`), packet ids renumbered
 //!   by first use, separately for ids the client chose (`c1`) and ids the
 //!   broker chose (`b1`);
@@ -27,7 +28,7 @@ pub fn render(title: &str, history: &History) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {title}");
     let mut section = "setup".to_string();
-    let mut groups: BTreeMap<(u8, String, u8), Vec<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<Lane, Vec<String>> = BTreeMap::new();
     for ev in &history.events {
         // How the harness stops things is not behaviour; its order varies.
         if matches!(ev.kind, EventKind::Teardown) {
@@ -50,16 +51,32 @@ pub fn render(title: &str, history: &History) -> String {
                 EventKind::Delivered { .. } | EventKind::Actor { .. } => (1, format!("· {line}")),
                 _ => (0, line),
             };
-            groups.entry((rank, actor, source)).or_default().push(line);
+            // Each connection is its own stream too: an old connection's
+            // end (e.g. a takeover) is not ordered with the new one's packets.
+            let conn = match &ev.kind {
+                EventKind::ConnOpened { conn, .. }
+                | EventKind::ConnClosed { conn, .. }
+                | EventKind::Packet { conn, .. }
+                | EventKind::Malformed { conn, .. } => n.conns.get(conn).copied().unwrap_or(0),
+                _ => 0,
+            };
+            groups
+                .entry((rank, actor, source, conn))
+                .or_default()
+                .push(line);
         }
     }
     flush(&mut out, &section, &mut groups);
     out
 }
 
-fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<(u8, String, u8), Vec<String>>) {
+/// Where a line belongs: actor rank, actor, wire (0) or client report (1),
+/// connection ordinal.
+type Lane = (u8, String, u8, usize);
+
+fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<Lane, Vec<String>>) {
     let _ = writeln!(out, "{section}");
-    for ((_, actor, _), lines) in std::mem::take(groups) {
+    for ((_, actor, _, _), lines) in std::mem::take(groups) {
         let mut prev: Option<&str> = None;
         let mut repeated = false;
         for l in &lines {
@@ -87,6 +104,8 @@ struct Normalizer {
     /// Renumbered packet ids per (actor, client-chosen?).
     pids: HashMap<(String, bool, u16), usize>,
     pid_count: HashMap<(String, bool), usize>,
+    /// Connections on which the client sent DISCONNECT.
+    said_disconnect: std::collections::HashSet<ConnId>,
 }
 
 impl Normalizer {
@@ -127,6 +146,13 @@ impl Normalizer {
             } => {
                 let c = self.conn(actor, *conn);
                 let why = match reason {
+                    // After DISCONNECT both ends close; which one the proxy
+                    // saw first is the scheduler's choice.
+                    CloseReason::ClientClosed | CloseReason::BrokerClosed
+                        if self.said_disconnect.contains(conn) =>
+                    {
+                        "closed after DISCONNECT".to_string()
+                    }
                     CloseReason::ClientClosed => "closed by client".to_string(),
                     CloseReason::BrokerClosed => "closed by broker".to_string(),
                     CloseReason::Severed => "severed (RST)".to_string(),
@@ -152,6 +178,9 @@ impl Normalizer {
                     return None;
                 }
                 let c = self.conn(actor, *conn);
+                if *dir == Dir::ToBroker && matches!(packet, Packet::Disconnect(_)) {
+                    self.said_disconnect.insert(*conn);
+                }
                 let body = self.packet(actor, *dir, packet);
                 let fate = match fate {
                     Fate::Forwarded => "",
@@ -213,6 +242,9 @@ impl Normalizer {
                 };
                 ("broker".into(), what.to_string())
             }
+            // The first boot is set-up, not behaviour (and the virtual
+            // device has no board to boot).
+            EventKind::Board { what } if what == "booted" => return None,
             EventKind::Board { what } => ("board".into(), what.clone()),
             EventKind::Uart { .. } => return None,
             EventKind::Expect { ok, detail, .. } => (
