@@ -120,22 +120,45 @@ fn a_scenario_timeout_fails_it_and_leaves_nothing_running() {
 
 #[test]
 fn ctrl_c_stops_the_run_and_leaves_nothing_running() {
+    interrupt_midway("virtual", "mosquitto");
+}
+
+#[test]
+fn ctrl_c_stops_an_emulated_board_too() {
+    let elf = root().join("firmware/build/agent.elf");
+    assert!(
+        elf.is_file(),
+        "{} is missing: run `make firmware`",
+        elf.display()
+    );
+    interrupt_midway("qemu", "qemu-system-xtensa");
+}
+
+/// Starts the slow scenario on a target, waits until `process` (started by
+/// the run) is up, sends SIGINT, and checks that nothing is left.
+fn interrupt_midway(target: &str, process: &str) {
     let out = tempfile::tempdir().unwrap();
     let mut child = bin()
-        .args(["run", "harness/tests/fixtures/cli/slow.toml", "--out"])
+        .args([
+            "run",
+            "harness/tests/fixtures/cli/slow.toml",
+            "--target",
+            target,
+            "--out",
+        ])
         .arg(out.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let needle = out.path().display().to_string();
-    // Wait until the broker is up, so there is something to clean up.
+    // Wait until the process is up, so there is something to clean up.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !processes_mentioning(&needle)
         .iter()
-        .any(|p| p.contains("mosquitto"))
+        .any(|p| p.contains(process))
     {
-        assert!(Instant::now() < deadline, "mosquitto never started");
+        assert!(Instant::now() < deadline, "{process} never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: signalling our own child.

@@ -28,8 +28,20 @@ pub fn spawn(
     from_device: mpsc::Receiver<String>,
     to_device: mpsc::Sender<String>,
 ) -> ActorHandle {
+    spawn_watched(name, dial, recorder, from_device, to_device).0
+}
+
+/// Like [`spawn`], with a receiver of the driver's events that exists before
+/// the first line is read: a fast device's `@ready` cannot slip past it.
+pub fn spawn_watched(
+    name: &str,
+    dial: Dial,
+    recorder: Recorder,
+    from_device: mpsc::Receiver<String>,
+    to_device: mpsc::Sender<String>,
+) -> (ActorHandle, broadcast::Receiver<ClientEvent>) {
     let (tx, rx) = mpsc::channel(64);
-    let (events, _) = broadcast::channel(1024);
+    let (events, first) = broadcast::channel(1024);
     let driver = Driver {
         name: name.to_string(),
         dial,
@@ -39,7 +51,7 @@ pub fn spawn(
         pending: None,
     };
     let task = tokio::spawn(driver.run(rx, from_device));
-    ActorHandle::from_parts(name, tx, events, task)
+    (ActorHandle::from_parts(name, tx, events, task), first)
 }
 
 struct Pending {

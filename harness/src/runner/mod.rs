@@ -54,7 +54,11 @@ pub async fn run(scenario: &Scenario, cfg: &RunConfig) -> Outcome {
     }
     let mut world = match World::start(scenario, cfg, &dir, &recorder).await {
         Ok(w) => w,
-        Err(e) => return Outcome::error(scenario, e, recorder.snapshot()),
+        Err(e) => {
+            let mut o = Outcome::error(scenario, e, recorder.snapshot());
+            o.duration = started.elapsed();
+            return o;
+        }
     };
     let steps = tokio::time::timeout(scenario.timeout, world.run_steps(scenario));
     let failure = match steps.await {

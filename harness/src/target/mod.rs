@@ -174,9 +174,13 @@ impl Device {
         let what = launch.what().to_string();
         let h = supervisor::start(launch, recorder.clone())
             .map_err(|e| Error::env(e, "check the installation"))?;
-        let actor =
-            agent::driver::spawn("device", dial, recorder.clone(), h.from_device, h.to_device);
-        let mut events = actor.events();
+        let (actor, mut events) = agent::driver::spawn_watched(
+            "device",
+            dial,
+            recorder.clone(),
+            h.from_device,
+            h.to_device,
+        );
         let device = Device {
             actor,
             control: Some(h.control),
