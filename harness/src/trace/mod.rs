@@ -84,7 +84,9 @@ fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<Lane, Vec<String
             // long as the clock made it: one line says it.
             if prev == Some(l.as_str()) {
                 if !repeated {
-                    let _ = writeln!(out, "  {actor:<8} (repeated)");
+                    // The marker belongs to the stream it shortens.
+                    let mark = if l.starts_with("· ") { "· " } else { "" };
+                    let _ = writeln!(out, "  {actor:<8} {mark}(repeated)");
                     repeated = true;
                 }
                 continue;
