@@ -563,18 +563,7 @@ fn client_action(
                     .ok_or_else(|| f.err_table("missing field `pid`"))? as u16,
             )
         }
-        other => {
-            let near = closest(other, CLIENT_VERBS)
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return Err(f.err(
-                kind,
-                format!(
-                    "unknown action `{other}`{near}; expected one of: {}",
-                    CLIENT_VERBS.join(", ")
-                ),
-            ));
-        }
+        other => return Err(unknown(f, kind, "action", other, CLIENT_VERBS)),
     };
     Ok(action)
 }
@@ -609,13 +598,7 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
         }
         "drop" | "hold" | "duplicate" | "delay" => {
             allowed.extend(["packet", "dir", "nth", "times", "delay"]);
-            let p = f.req_str("packet")?;
-            let packet = PacketType::from_name(&p).ok_or_else(|| {
-                f.err(
-                    "packet",
-                    format!("`{p}` is not an MQTT packet type (e.g. PUBREC)"),
-                )
-            })?;
+            let packet = packet_type(f)?;
             let dir = direction(f)?;
             let action = match name {
                 "drop" => RuleAction::Drop,
@@ -634,18 +617,7 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
                 action,
             })
         }
-        other => {
-            let near = closest(other, NET_FAULTS)
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return Err(f.err(
-                "net",
-                format!(
-                    "unknown fault `{other}`{near}; expected one of: {}",
-                    NET_FAULTS.join(", ")
-                ),
-            ));
-        }
+        other => return Err(unknown(f, "net", "fault", other, NET_FAULTS)),
     };
     Ok(fault)
 }
@@ -697,30 +669,37 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
         }
         "packet" => {
             allowed.extend(["packet", "dir", "count"]);
-            let p = f.req_str("packet")?;
             Expect::Packet {
-                packet: PacketType::from_name(&p).ok_or_else(|| {
-                    f.err(
-                        "packet",
-                        format!("`{p}` is not an MQTT packet type (e.g. PUBREC)"),
-                    )
-                })?,
+                packet: packet_type(f)?,
                 dir: direction(f)?,
                 count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
             }
         }
-        other => {
-            let near = closest(other, EXPECTS)
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return Err(f.err(
-                "expect",
-                format!(
-                    "unknown expectation `{other}`{near}; expected one of: {}",
-                    EXPECTS.join(", ")
-                ),
-            ));
-        }
+        other => return Err(unknown(f, "expect", "expectation", other, EXPECTS)),
+    })
+}
+
+/// An unknown word in a closed vocabulary, with the nearest valid one.
+fn unknown(f: &Fields, key: &str, what: &str, word: &str, choices: &[&str]) -> Error {
+    let near = closest(word, choices)
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default();
+    f.err(
+        key,
+        format!(
+            "unknown {what} `{word}`{near}; expected one of: {}",
+            choices.join(", ")
+        ),
+    )
+}
+
+fn packet_type(f: &mut Fields) -> Result<PacketType> {
+    let p = f.req_str("packet")?;
+    PacketType::from_name(&p).ok_or_else(|| {
+        f.err(
+            "packet",
+            format!("`{p}` is not an MQTT packet type (e.g. PUBREC)"),
+        )
     })
 }
 
