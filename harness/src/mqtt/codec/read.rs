@@ -92,6 +92,22 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The packet id and, in 5.0, the properties that follow it: the head
+    /// of SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK.
+    fn pid_and_properties(
+        &mut self,
+        t: PacketType,
+        v5: bool,
+    ) -> Result<(u16, Properties), DecodeError> {
+        let pid = self.pid()?;
+        let properties = if v5 {
+            self.properties(PropCtx::Packet(t))?
+        } else {
+            Properties::default()
+        };
+        Ok((pid, properties))
+    }
+
     fn pid(&mut self) -> Result<u16, DecodeError> {
         let at = self.pos;
         let pid = self.u16("packet identifier")?;
@@ -410,12 +426,7 @@ pub(crate) fn decode(frame: &[u8], version: Version) -> Result<Packet, DecodeErr
             }
         }
         PacketType::Subscribe => {
-            let pid = r.pid()?;
-            let properties = if v5 {
-                r.properties(PropCtx::Packet(t))?
-            } else {
-                Properties::default()
-            };
+            let (pid, properties) = r.pid_and_properties(t, v5)?;
             let mut filters = Vec::new();
             while r.remaining() > 0 {
                 let (filter, at) = r.string("topic filter")?;
@@ -458,12 +469,7 @@ pub(crate) fn decode(frame: &[u8], version: Version) -> Result<Packet, DecodeErr
             })
         }
         PacketType::SubAck => {
-            let pid = r.pid()?;
-            let properties = if v5 {
-                r.properties(PropCtx::Packet(t))?
-            } else {
-                Properties::default()
-            };
+            let (pid, properties) = r.pid_and_properties(t, v5)?;
             let codes = reason_list(&mut r, version)?;
             Packet::SubAck(SubAck {
                 pid,
@@ -472,12 +478,7 @@ pub(crate) fn decode(frame: &[u8], version: Version) -> Result<Packet, DecodeErr
             })
         }
         PacketType::Unsubscribe => {
-            let pid = r.pid()?;
-            let properties = if v5 {
-                r.properties(PropCtx::Packet(t))?
-            } else {
-                Properties::default()
-            };
+            let (pid, properties) = r.pid_and_properties(t, v5)?;
             let mut filters = Vec::new();
             while r.remaining() > 0 {
                 let (filter, at) = r.string("topic filter")?;
