@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use mqtt_hil::broker::BrokerSpec;
 use mqtt_hil::error::Error;
@@ -23,36 +23,41 @@ struct Cli {
     command: Cmd,
 }
 
+/// Everything `mqtt-hil run` takes; other subcommands that run scenarios
+/// flatten it so the flags mean the same everywhere.
+#[derive(Args, Clone, Debug)]
+struct RunArgs {
+    /// Scenario files or folders of them.
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// mosquitto (a local process the harness starts) or external:HOST:PORT.
+    #[arg(long, default_value = "mosquitto")]
+    broker: String,
+    /// What plays the device: virtual, host, qemu, serial:PORT.
+    #[arg(long, default_value = "virtual")]
+    target: String,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// The device's software: the host agent binary (--target host) or
+    /// firmware ELF (--target qemu); default: the build in firmware/build/.
+    #[arg(long)]
+    firmware: Option<PathBuf>,
+    /// Folder for traces and broker files.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Only scenarios whose id contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Print each scenario's normalized trace.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run scenario files or folders and print a verdict per scenario.
-    Run {
-        /// Scenario files or folders of them.
-        #[arg(default_value = "scenarios")]
-        paths: Vec<PathBuf>,
-        /// mosquitto (a local process the harness starts) or external:HOST:PORT.
-        #[arg(long, default_value = "mosquitto")]
-        broker: String,
-        /// What plays the device: virtual, host, qemu, serial:PORT.
-        #[arg(long, default_value = "virtual")]
-        target: String,
-        /// Write JUnit XML here.
-        #[arg(long)]
-        junit: Option<PathBuf>,
-        /// The device's software: the host agent binary (--target host) or
-        /// firmware ELF (--target qemu); default: the build in firmware/build/.
-        #[arg(long)]
-        firmware: Option<PathBuf>,
-        /// Folder for traces and broker files.
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
-        /// Only scenarios whose id contains this.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Print each scenario's normalized trace.
-        #[arg(short, long)]
-        verbose: bool,
-    },
+    Run(RunArgs),
     /// List scenarios with their one-line descriptions.
     List {
         #[arg(default_value = "scenarios")]
@@ -73,17 +78,8 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Cmd::List { paths } => list(&paths),
-            Cmd::Run {
-                paths,
-                broker,
-                target,
-                junit,
-                firmware,
-                out,
-                filter,
-                verbose,
-            } => {
-                let run = run(paths, broker, target, junit, firmware, out, filter, verbose);
+            Cmd::Run(args) => {
+                let run = run(args);
                 tokio::select! {
                     code = run => code,
                     _ = tokio::signal::ctrl_c() => {
@@ -128,17 +124,17 @@ fn list(paths: &[PathBuf]) -> Result<i32, Error> {
     Ok(exit_codes::OK)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    paths: Vec<PathBuf>,
-    broker: String,
-    target: String,
-    junit: Option<PathBuf>,
-    firmware: Option<PathBuf>,
-    out: PathBuf,
-    filter: Option<String>,
-    verbose: bool,
-) -> Result<i32, Error> {
+async fn run(args: RunArgs) -> Result<i32, Error> {
+    let RunArgs {
+        paths,
+        broker,
+        target,
+        junit,
+        firmware,
+        out,
+        filter,
+        verbose,
+    } = args;
     let broker: BrokerSpec = broker.parse()?;
     let target: TargetSpec = target.parse()?;
     // Every file is checked before anything starts.
