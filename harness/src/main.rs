@@ -177,7 +177,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     let mut outcomes = Vec::new();
     for s in &scenarios {
         let o = runner::run(s, &cfg).await;
-        let trace = mqtt_hil::trace::render(&s.name, &o.history);
+        let trace = mqtt_hil::trace::render_scenario(s, &o.history);
         let trace_path = out.join("traces").join(format!("{}.trace", s.id));
         let _ = std::fs::write(&trace_path, &trace);
         let label = match &o.status {

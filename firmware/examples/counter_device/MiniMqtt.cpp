@@ -184,7 +184,9 @@ bool MiniMqtt::loop()
             abort();
             return false;
         }
-        if (!ping_outstanding && now - last_out >= ka) {
+        /* Ping when either direction has been quiet for a keep alive: a
+         * device that only publishes at QoS 0 hears nothing otherwise. */
+        if (!ping_outstanding && (now - last_out >= ka || now - last_in >= ka)) {
             uint8_t none[1] = { 0 };
             if (writePacket(PINGREQ, none, 0))
                 ping_outstanding = true;
@@ -273,13 +275,14 @@ void MiniMqtt::handle(uint8_t header, const uint8_t *body, size_t len)
             tlen = sizeof(topic) - 1;
         memcpy(topic, body + 2, tlen);
         topic[tlen] = 0;
-        if (on_message)
-            on_message(topic, body + off, (unsigned)(len - off));
+        /* Acknowledge first: whatever the callback publishes goes after. */
         if (qos == 1) {
             uint8_t ack[2];
             put_u16(ack, id);
             writePacket(PUBACK, ack, 2);
         }
+        if (on_message)
+            on_message(topic, body + off, (unsigned)(len - off));
         /* QoS 2 is not offered: subscriptions ask for at most QoS 1. */
         break;
     }

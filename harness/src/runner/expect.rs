@@ -141,6 +141,59 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 seen: format!("no CONNACK to {actor} yet"),
             }
         }
+        Expect::Published {
+            topic: want_topic,
+            payload,
+            qos,
+            count,
+        } => {
+            let mut n = 0;
+            for ev in events {
+                let EventKind::Packet {
+                    actor: a,
+                    dir: Dir::ToBroker,
+                    packet: Packet::Publish(p),
+                    fate,
+                    ..
+                } = &ev.kind
+                else {
+                    continue;
+                };
+                // A DUP resend or the release of a held packet is not a
+                // new publication.
+                if a != actor || p.dup || *fate == crate::history::Fate::Released {
+                    continue;
+                }
+                if !want_topic
+                    .as_ref()
+                    .is_none_or(|t| t == &p.topic || topic::matches(t, &p.topic))
+                    || !payload.as_ref().is_none_or(|x| x == &p.payload)
+                {
+                    continue;
+                }
+                if let Some(q) = qos {
+                    if *q != p.qos {
+                        return Progress::Broken {
+                            why: format!(
+                                "{actor} published on `{}` at QoS {}, expected QoS {}",
+                                p.topic,
+                                p.qos.as_u8(),
+                                q.as_u8()
+                            ),
+                            seq: ev.seq,
+                        };
+                    }
+                }
+                n += 1;
+            }
+            if n >= *count {
+                Progress::Met
+            } else {
+                Progress::Pending {
+                    seen: format!("{n} of {count} matching PUBLISH(es) from {actor}"),
+                }
+            }
+        }
         Expect::Packet { packet, dir, count } => {
             let n = events
                 .iter()
