@@ -14,7 +14,7 @@ JOBS ?= 2
 HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-14-dev
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps build firmware demo test test-rust test-firmware fuzz lint fmt bench ci clean
+.PHONY: all deps build firmware demo black-box test test-rust test-firmware fuzz lint fmt bench ci clean
 
 all: build
 
@@ -38,6 +38,15 @@ demo: build firmware
 	./target/release/mqtt-hil run scenarios --broker $(BROKER) --target $(TARGET) \
 	    --out $(OUT) --junit $(OUT)/junit.xml; \
 	status=$$?; echo "report: $(OUT)/junit.xml, traces in $(OUT)/traces/"; exit $$status
+
+# Black-box scenarios: a device running its own firmware (no test agent),
+# judged from its traffic alone. DEVICE_FW is any ELF for the emulated board;
+# the default is the example counter device (firmware/examples/counter_device).
+DEVICE_FW ?= firmware/build/counter_device.elf
+black-box: build firmware
+	@echo "== black-box scenarios: broker=$(BROKER) firmware=$(DEVICE_FW)"
+	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \
+	    --firmware $(DEVICE_FW) --out $(OUT)/black_box --junit $(OUT)/black_box/junit.xml
 
 test: deps firmware test-firmware test-rust
 

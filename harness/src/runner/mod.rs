@@ -278,15 +278,19 @@ impl World {
     /// The device's client id, learned from the first CONNECT it sent
     /// through the proxy.
     fn device_client_id(&self) -> Option<String> {
-        self.recorder.snapshot().events.iter().find_map(|e| match &e.kind {
-            EventKind::Packet {
-                actor,
-                dir: crate::history::Dir::ToBroker,
-                packet: crate::mqtt::Packet::Connect(c),
-                ..
-            } if actor == "device" => Some(c.client_id.clone()),
-            _ => None,
-        })
+        self.recorder
+            .snapshot()
+            .events
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Packet {
+                    actor,
+                    dir: crate::history::Dir::ToBroker,
+                    packet: crate::mqtt::Packet::Connect(c),
+                    ..
+                } if actor == "device" => Some(c.client_id.clone()),
+                _ => None,
+            })
     }
 
     /// Replaces `{client_id}` with the device's client id (see

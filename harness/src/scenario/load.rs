@@ -114,14 +114,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
     let mut invariants = Vec::new();
     for (i, t) in raw.invariant.iter().enumerate() {
         let line = src.line_of(t.span().start);
+        let f = Fields::new(&src, t.get_ref(), t.span(), format!("invariant {}", i + 1));
         let spec =
             crate::check::InvariantSpec::deserialize(toml::Value::Table(t.get_ref().clone()))
-                .map_err(|e| {
-                    src.error(
-                        line,
-                        format!("invariant {}: {}", i + 1, e.message().trim_end()),
-                    )
-                })?;
+                .map_err(|e| invariant_error(&f, line, e.message().trim_end()))?;
+        spec.validate().map_err(|(key, why)| f.err(key, why))?;
         invariants.push(Invariant { line, spec });
     }
 
@@ -749,6 +746,34 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
         }
         other => return Err(unknown(f, "expect", "expectation", other, EXPECTS)),
     })
+}
+
+/// Serde's message about an `[[invariant]]` table, pointed at the line of
+/// the field it names, with the nearest valid word for a typo.
+fn invariant_error(f: &Fields, line: usize, msg: &str) -> Error {
+    // serde: "unknown field `slak`, expected one of `actor`, `slack`" and
+    // "unknown variant `sequnce`, expected one of `will`, ...".
+    let words: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
+    let expected = words.get(1..).unwrap_or_default();
+    let near = |w: &str| {
+        closest(w, expected)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default()
+    };
+    if let (Some(field), true) = (words.first(), msg.starts_with("unknown field")) {
+        return f.err(field, format!("unknown field{}; {msg}", near(field)));
+    }
+    if let (Some(word), true) = (words.first(), msg.starts_with("unknown variant")) {
+        return f.err(
+            "check",
+            format!("unknown check `{word}`{}; {msg}", near(word)),
+        );
+    }
+    if let (Some(field), true) = (words.first(), msg.starts_with("missing field")) {
+        return f.err_table(format!("missing field `{field}`"));
+    }
+    let _ = line;
+    f.err_table(msg)
 }
 
 /// An unknown word in a closed vocabulary, with the nearest valid one.
