@@ -94,74 +94,86 @@ pub fn no_lines(e: &std::io::Error) -> bool {
 mod tests {
     use super::*;
 
-    /// Models the transistor pair: EN = !(RTS && !DTR), GPIO0 = !(DTR && !RTS).
-    #[derive(Default)]
-    struct Circuit {
-        dtr: bool,
-        rts: bool,
-        /// (EN, GPIO0) after each change.
-        pins: Vec<(bool, bool)>,
-        fail: Option<i32>,
-    }
-
-    impl Circuit {
-        fn change(&mut self) -> std::io::Result<()> {
-            if let Some(errno) = self.fail {
-                return Err(std::io::Error::from_raw_os_error(errno));
+    /// The transistor pair: RTS alone pulls EN low, DTR alone pulls GPIO0
+    /// low. EN has an RC delay (the board's capacitor), so the chip leaves
+    /// reset only when EN stays high across a wait, and the ROM samples
+    /// GPIO0 then. Returns GPIO0 at that moment (true: boot from flash).
+    fn sampled_gpio0(steps: &[Step]) -> Option<bool> {
+        let (mut dtr, mut rts) = (false, false);
+        let mut was_in_reset = false;
+        let en = |dtr: bool, rts: bool| !rts || dtr;
+        let io0 = |dtr: bool, rts: bool| !dtr || rts;
+        for step in steps.iter().chain([&Step::Wait(Duration::from_millis(1))]) {
+            match *step {
+                Step::Dtr(on) => dtr = on,
+                Step::Rts(on) => rts = on,
+                Step::Wait(_) => {
+                    if !en(dtr, rts) {
+                        was_in_reset = true;
+                    } else if was_in_reset {
+                        return Some(io0(dtr, rts));
+                    }
+                }
             }
-            let en = !(self.rts && !self.dtr);
-            let io0 = !(self.dtr && !self.rts);
-            self.pins.push((en, io0));
-            Ok(())
         }
-    }
-
-    impl ControlLines for Circuit {
-        fn set_dtr(&mut self, on: bool) -> std::io::Result<()> {
-            self.dtr = on;
-            self.change()
-        }
-        fn set_rts(&mut self, on: bool) -> std::io::Result<()> {
-            self.rts = on;
-            self.change()
-        }
-    }
-
-    /// GPIO0's level at the moment EN rises: what the ROM samples.
-    fn boot_mode(c: &Circuit) -> Option<bool> {
-        c.pins
-            .windows(2)
-            .find(|w| !w[0].0 && w[1].0)
-            .map(|w| w[1].1)
+        None
     }
 
     #[test]
     fn run_resets_into_the_application() {
-        let mut c = Circuit::default();
-        assert_eq!(run(&mut c, RUN), Outcome::Done);
-        assert_eq!(boot_mode(&c), Some(true), "GPIO0 high: boot from flash");
-        assert_eq!(c.pins.last(), Some(&(true, true)));
+        assert_eq!(
+            sampled_gpio0(RUN),
+            Some(true),
+            "GPIO0 high: boot from flash"
+        );
     }
 
     #[test]
     fn bootloader_holds_gpio0_low_while_en_rises() {
-        let mut c = Circuit::default();
-        assert_eq!(run(&mut c, BOOTLOADER), Outcome::Done);
-        assert_eq!(boot_mode(&c), Some(false), "GPIO0 low: ROM serial loader");
-        assert_eq!(c.pins.last(), Some(&(true, true)), "lines released after");
+        assert_eq!(
+            sampled_gpio0(BOOTLOADER),
+            Some(false),
+            "GPIO0 low: ROM serial loader"
+        );
+        let (mut dtr, mut rts) = (true, true);
+        for s in BOOTLOADER {
+            match *s {
+                Step::Dtr(on) => dtr = on,
+                Step::Rts(on) => rts = on,
+                Step::Wait(_) => {}
+            }
+        }
+        assert!(!dtr && !rts, "lines released after");
+    }
+
+    #[test]
+    fn release_resets_nothing() {
+        assert_eq!(sampled_gpio0(RELEASE), None);
+    }
+
+    struct Failing(i32, usize);
+
+    impl ControlLines for Failing {
+        fn set_dtr(&mut self, _: bool) -> std::io::Result<()> {
+            self.1 += 1;
+            Err(std::io::Error::from_raw_os_error(self.0))
+        }
+        fn set_rts(&mut self, on: bool) -> std::io::Result<()> {
+            self.set_dtr(on)
+        }
     }
 
     #[test]
     fn a_pty_reports_no_lines_rather_than_failing() {
-        let mut c = Circuit {
-            fail: Some(libc::ENOTTY),
-            ..Default::default()
-        };
-        assert_eq!(run(&mut c, RUN), Outcome::NoLines);
-        let mut c = Circuit {
-            fail: Some(libc::EIO),
-            ..Default::default()
-        };
-        assert!(matches!(run(&mut c, RUN), Outcome::Failed(_)));
+        let mut p = Failing(libc::ENOTTY, 0);
+        assert_eq!(run(&mut p, RUN), Outcome::NoLines);
+        assert_eq!(p.1, 1, "stops at the first refusal");
+        assert!(matches!(
+            run(&mut Failing(libc::EIO, 0), RUN),
+            Outcome::Failed(_)
+        ));
+        // serialport hands errno on as text only.
+        let text = std::io::Error::other("Not a typewriter");
+        assert!(no_lines(&text));
     }
 }
