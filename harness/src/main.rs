@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use mqtt_hil::broker::BrokerSpec;
 use mqtt_hil::error::Error;
 use mqtt_hil::exit_codes;
+use mqtt_hil::report::{self, Format, Reporters, RunEvent, Totals};
 use mqtt_hil::runner::{self, RunConfig, Status};
 use mqtt_hil::scenario;
 use mqtt_hil::target::TargetSpec;
@@ -49,12 +50,17 @@ struct RunArgs {
     /// Only scenarios whose id contains this.
     #[arg(long)]
     filter: Option<String>,
-    /// Print each scenario's normalized trace.
+    /// Stream each scenario's events and the device's UART lines as they
+    /// happen.
     #[arg(short, long)]
     verbose: bool,
     /// Bench file describing the boards for --target serial:PORT.
     #[arg(long)]
     bench: Option<PathBuf>,
+    /// What stdout gets: lines for people, or one JSON object per event
+    /// (docs/json-events.md; the human lines then go to stderr).
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
 }
 
 #[derive(Subcommand)]
@@ -182,6 +188,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         filter,
         verbose,
         bench,
+        format,
     } = args;
     let broker: BrokerSpec = broker.parse()?;
     let target: TargetSpec = target.parse()?;
@@ -193,8 +200,14 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
-    std::fs::create_dir_all(out.join("traces"))
-        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let mut reporters = Reporters::from_options(&report::Options {
+        format,
+        verbose,
+        traces: Some(out.join("traces")),
+        junit,
+        html: None,
+        pcap: None,
+    })?;
     let deviations = match paths.first() {
         Some(p) => {
             let folder = if p.is_dir() {
@@ -222,84 +235,33 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
             bench,
         },
     };
-    println!(
-        "running {} scenario(s) against {broker}, device: {target}",
-        scenarios.len()
-    );
-    let mut outcomes = Vec::new();
-    for s in &scenarios {
-        let o = runner::run(s, &cfg).await;
-        let trace = mqtt_hil::trace::render(&s.name, &o.history);
-        let trace_path = out.join("traces").join(format!("{}.trace", s.id));
-        let _ = std::fs::write(&trace_path, &trace);
-        let label = match &o.status {
-            Status::Passed => "PASS",
-            Status::Failed => "FAIL",
-            Status::Skipped(_) => "SKIP",
-            Status::Error(_) => "ERROR",
-            Status::Deviation(_) => "DEV",
-        };
-        println!(
-            "{label:<5} {:<40} {:>6.1}s  {}",
-            s.id,
-            o.duration.as_secs_f64(),
-            s.name
-        );
-        if !o.passed() {
-            if let Status::Deviation(why) = &o.status {
-                println!("      expected deviation: {why}");
-                for line in o.failure_text().lines().skip(1) {
-                    println!("      {line}");
-                }
-                outcomes.push(o);
-                continue;
-            }
-            for line in o.failure_text().lines() {
-                println!("      {line}");
-            }
-        }
-        if verbose {
-            println!("{trace}");
-        }
-        if let Status::Error(e) = &o.status {
+    let started = std::time::Instant::now();
+    let label = broker.to_string();
+    reporters.report(&RunEvent::RunStarted {
+        count: scenarios.len(),
+        brokers: vec![label.clone()],
+        target: target.to_string(),
+    })?;
+    let mut totals = Totals::default();
+    let mut environment_error = None;
+    for (index, s) in scenarios.iter().enumerate() {
+        let f = runner::run_reported(s, &cfg, index, &label, &mut reporters).await?;
+        totals.add(&f.outcome.status);
+        if let Status::Error(e) = &f.outcome.status {
             if e.contains("hint:") {
                 // An environment problem will fail every scenario alike.
-                eprintln!("error: {e}");
-                return Ok(exit_codes::INVALID);
+                environment_error = Some(e.clone());
+                break;
             }
         }
-        outcomes.push(o);
     }
-    let passed = outcomes.iter().filter(|o| o.acceptable()).count();
-    let deviations = outcomes
-        .iter()
-        .filter(|o| matches!(o.status, Status::Deviation(_)))
-        .count();
-    let skipped = outcomes
-        .iter()
-        .filter(|o| matches!(o.status, Status::Skipped(_)))
-        .count();
-    let failed = outcomes.len() - passed - skipped;
-    if deviations > 0 {
-        println!("{deviations} of the passes are known deviations of the broker (see DEV lines)");
+    reporters.report(&RunEvent::RunFinished {
+        totals,
+        elapsed: started.elapsed(),
+    })?;
+    if let Some(e) = environment_error {
+        eprintln!("error: {e}");
+        return Ok(exit_codes::INVALID);
     }
-    if let Some(path) = &junit {
-        std::fs::write(
-            path,
-            mqtt_hil::report::junit::render("scenarios", &outcomes),
-        )
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        println!("junit: {}", path.display());
-    }
-    println!("traces: {}", out.join("traces").display());
-    if skipped > 0 {
-        println!("{passed} passed, {failed} failed, {skipped} skipped");
-    } else {
-        println!("{passed} passed, {failed} failed");
-    }
-    Ok(if failed == 0 {
-        exit_codes::OK
-    } else {
-        exit_codes::FAILED
-    })
+    Ok(totals.exit_code())
 }
