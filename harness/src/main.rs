@@ -61,6 +61,10 @@ struct RunArgs {
     /// (docs/json-events.md; the human lines then go to stderr).
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
+    /// Write an HTML report (index.html, a page with a sequence diagram per
+    /// scenario) into this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -189,6 +193,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         verbose,
         bench,
         format,
+        report,
     } = args;
     let broker: BrokerSpec = broker.parse()?;
     let target: TargetSpec = target.parse()?;
@@ -205,7 +210,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         verbose,
         traces: Some(out.join("traces")),
         junit,
-        html: None,
+        html: report,
         pcap: None,
     })?;
     let deviations = match paths.first() {

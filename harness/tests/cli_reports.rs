@@ -130,3 +130,116 @@ fn junit_failures_quote_the_verdict_and_the_offending_events() {
         "{xml}"
     );
 }
+
+/// A tool the test needs, or a failure naming the Debian package (the
+/// Makefile's `test-deps` installs them).
+fn tool(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|f| f.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: install the Debian package `{package}` (make test-deps)")
+        })
+}
+
+/// Opens `page` in headless Chromium: the console messages it logged and
+/// a screenshot of the first 1400×1400 pixels.
+fn chromium(page: &Path, shot: &Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let o = Command::new(tool("chromium", "chromium"))
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1400,1400",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "chromium failed: {}", text(&o.stderr));
+    text(&o.stderr)
+        .lines()
+        .filter(|l| l.contains("CONSOLE"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Pixels of the screenshot whose colour is within 40 of `rgb`.
+fn pixels_like(png_path: &Path, rgb: [u8; 3]) -> usize {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    assert!(step >= 3, "{:?}", info.color_type);
+    buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| (0..3).all(|i| (p[i] as i32 - rgb[i] as i32).abs() <= 40))
+        .count()
+}
+
+#[test]
+fn the_html_report_opens_in_chromium_and_shows_the_diagram_with_the_violation_in_red() {
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("report");
+    let o = run(
+        &[
+            ROGUE,
+            "scenarios/qos1_delivery.toml",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        out.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains(&format!("report: {}", report.join("index.html").display())));
+
+    let index = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(
+        index.contains("<a href=\"pid_reuse.html\">pid_reuse</a>"),
+        "{index}"
+    );
+    assert!(index.contains("<a href=\"qos1_delivery.html\">"), "{index}");
+    let page_path = report.join("pid_reuse.html");
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    // Static and self-contained: nothing to fetch, nothing to run.
+    for html in [&index, &page] {
+        assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src="));
+        let external = html
+            .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
+            .contains("http");
+        assert!(!external, "an external reference");
+    }
+    assert!(page.contains("<svg"), "{page}");
+    assert!(page.contains("MQTT-2.3.1-2"));
+    assert!(page.contains("<h2>Normalized trace</h2>"));
+
+    let shot = out.path().join("page.png");
+    let console = chromium(&page_path, &shot);
+    assert!(console.is_empty(), "the page logged: {console}");
+    // The diagram's arrows (#223355) and the violation in red (#dd1100)
+    // are on screen, not just in the file.
+    let arrows = pixels_like(&shot, [0x22, 0x33, 0x55]);
+    let red = pixels_like(&shot, [0xdd, 0x11, 0x00]);
+    assert!(
+        arrows > 2000,
+        "only {arrows} arrow-coloured pixels: no diagram?"
+    );
+    assert!(
+        red > 300,
+        "only {red} red pixels: the violation is not highlighted"
+    );
+
+    let console = chromium(&report.join("index.html"), &out.path().join("index.png"));
+    assert!(console.is_empty(), "the index logged: {console}");
+}

@@ -3,8 +3,8 @@
 //! each scenario run into events, and every [`Reporter`] reads the same
 //! events — the terminal lines and progress bar ([`human`]), the JSON
 //! stream ([`json`], format in `docs/json-events.md`), JUnit XML
-//! ([`junit`]), the trace files ([`files`]), and (soon) the HTML report
-//! and pcapng captures. None of them runs anything; each can be fed
+//! ([`junit`]), the trace files ([`files`]), the HTML report ([`html`]),
+//! and (soon) pcapng captures. None of them runs anything; each can be fed
 //! synthetic events in a test.
 //!
 //! A matrix run (scenario × broker) is the same stream with several
@@ -15,6 +15,7 @@
 pub mod describe;
 pub mod events;
 pub mod files;
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -86,11 +87,15 @@ impl Reporters {
             r.push(junit::JunitFile::new(path));
             artifacts.push(("junit".to_string(), path.clone()));
         }
-        if opts.html.is_some() || opts.pcap.is_some() {
-            // Being built (issue 5); the options are here so callers can
-            // already pass them through.
+        if let Some(dir) = &opts.html {
+            r.push(html::HtmlReport::new(dir)?);
+            artifacts.push(("report".to_string(), dir.join("index.html")));
+        }
+        if opts.pcap.is_some() {
+            // Being built (issue 5); the option is here so callers can
+            // already pass it through.
             return Err(Error::Usage(
-                "HTML and pcap reports are not in this build yet".into(),
+                "pcap captures are not in this build yet".into(),
             ));
         }
         match opts.format {
