@@ -48,6 +48,7 @@ async fn run(scenario: &Path, bug: Option<&str>) -> Outcome {
             root: root(),
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
+            bench: None,
         },
         target: TargetSpec::Qemu,
         workdir: work.path().to_path_buf(),
