@@ -62,6 +62,10 @@ struct RunArgs {
     /// scenario) into this folder.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Write the recorded traffic as a pcapng per scenario into this folder
+    /// (Wireshark and tshark decode it as MQTT over TCP).
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -146,6 +150,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         verbose,
         format,
         report,
+        pcap,
     } = args;
     let broker: BrokerSpec = broker.parse()?;
     let target: TargetSpec = target.parse()?;
@@ -160,7 +165,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         traces: Some(out.join("traces")),
         junit,
         html: report,
-        pcap: None,
+        pcap,
     })?;
     let deviations = match paths.first() {
         Some(p) => {
