@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware demo test test-rust test-firmware fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware demo test test-rust test-firmware test-serial-suite fuzz lint fmt bench ci clean
 
 all: build
 
@@ -61,6 +61,11 @@ test-rust: test-deps
 	else \
 	    $(CARGO) test --locked -j $(JOBS) --no-fail-fast; \
 	fi
+
+# The whole scenario suite through the serial target on the emulated board's
+# pty (make test runs a subset of it; this takes ~1.5 min more).
+test-serial-suite: deps firmware
+	MQTT_HIL_SERIAL_SUITE=full $(CARGO) nextest run --locked -j $(JOBS) --test serial_bench
 
 lint: deps
 	$(CARGO) fmt --all -- --check

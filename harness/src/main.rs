@@ -54,6 +54,9 @@ struct RunArgs {
     /// happen.
     #[arg(short, long)]
     verbose: bool,
+    /// Bench file describing the boards for --target serial:PORT.
+    #[arg(long)]
+    bench: Option<PathBuf>,
     /// What stdout gets: lines for people, or one JSON object per event
     /// (docs/json-events.md; the human lines then go to stderr).
     #[arg(long, value_enum, default_value = "human")]
@@ -77,9 +80,35 @@ enum Cmd {
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
     },
+    /// The emulated board as a bench board: its UART on a pty for
+    /// --target serial:PORT, resets and power through a control socket.
+    #[command(subcommand)]
+    Emulate(EmulateCmd),
     /// Splice stdin/stdout to a TCP address (QEMU's guestfwd runs this).
     #[command(hide = true)]
     Splice { addr: String },
+}
+
+#[derive(Subcommand)]
+enum EmulateCmd {
+    /// Run the emulated board; its port is DIR/uart, its control DIR/control.sock.
+    Serve {
+        /// Folder for the pty link, sockets, flash file and QEMU's log.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The fault proxy address the board's TCP connections go to (loopback).
+        #[arg(long)]
+        proxy: std::net::SocketAddr,
+        /// Firmware ELF to load (default firmware/build/agent.elf).
+        #[arg(long, default_value = "firmware/build/agent.elf")]
+        kernel: PathBuf,
+        /// The board's 4 MiB flash file (default DIR/flash.bin).
+        #[arg(long)]
+        flash: Option<PathBuf>,
+    },
+    /// Send one command to a running emulated board: reset, power-cycle,
+    /// power-off, quit. Bench files call this as their reset/power command.
+    Ctl { socket: PathBuf, command: String },
 }
 
 fn main() -> ExitCode {
@@ -103,6 +132,24 @@ fn main() -> ExitCode {
                 }
             }
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
+            Cmd::Emulate(EmulateCmd::Serve {
+                dir,
+                proxy,
+                kernel,
+                flash,
+            }) => {
+                let cfg = mqtt_hil::emulator::Config {
+                    dir,
+                    proxy,
+                    kernel,
+                    flash,
+                    splice: std::env::current_exe().unwrap_or_else(|_| "mqtt-hil".into()),
+                };
+                mqtt_hil::emulator::serve(cfg).await
+            }
+            Cmd::Emulate(EmulateCmd::Ctl { socket, command }) => {
+                mqtt_hil::emulator::ctl(&socket, &command).await
+            }
         }
     });
     // Dropping the runtime drops every task, and with them the child
@@ -148,12 +195,16 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         out,
         filter,
         verbose,
+        bench,
         format,
         report,
         pcap,
     } = args;
     let broker: BrokerSpec = broker.parse()?;
     let target: TargetSpec = target.parse()?;
+    let bench = bench
+        .map(|f| mqtt_hil::target::bench::Bench::load(&f))
+        .transpose()?;
     // Every file is checked before anything starts.
     let scenarios = load_all(&paths, filter.as_deref())?;
     if scenarios.is_empty() {
@@ -191,6 +242,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
             splice: std::env::current_exe()
                 .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
             boot_timeout: None,
+            bench,
         },
     };
     let started = std::time::Instant::now();

@@ -230,10 +230,25 @@ impl World {
         if scenario.device.is_some() {
             actors.push("device");
         }
+        // A bench board reaches its lane over the bench's network, at the
+        // address the bench file gives; everything else on loopback.
+        let device_bind = match &cfg.target {
+            TargetSpec::Serial(port) => Some(
+                cfg.firmware
+                    .bench_board(port)
+                    .map_err(|e| e.to_string())?
+                    .proxy_listen,
+            ),
+            _ => None,
+        };
         for actor in actors {
+            let bind = match device_bind {
+                Some(addr) if actor == "device" => addr,
+                _ => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            };
             let lane = world
                 .hub
-                .lane(actor, upstream)
+                .lane_at(actor, upstream, bind)
                 .await
                 .map_err(|e| format!("starting the proxy for {actor}: {e}"))?;
             world.lanes.insert(actor.to_string(), lane);
