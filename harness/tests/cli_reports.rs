@@ -356,3 +356,76 @@ fn pcaps_decode_in_tshark_as_the_recorded_mqtt_packets() {
     assert_eq!(rst.len(), 1, "{rst:?}");
     assert!(rst[0][1].contains("severed (RST)"), "{rst:?}");
 }
+
+/// Runs mqtt-hil under a pseudo-terminal (util-linux `script`, in Debian's
+/// essential bsdutils) and returns what the terminal showed.
+fn on_a_terminal(args: &str, ci: bool) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} run {args} --out {}",
+        env!("CARGO_BIN_EXE_mqtt-hil"),
+        out.path().display()
+    );
+    let mut c = Command::new("script");
+    c.current_dir(root()).args(["-qfec", &cmd, "/dev/null"]);
+    if ci {
+        c.env("CI", "true");
+    } else {
+        c.env_remove("CI");
+    }
+    let o = c.output().unwrap();
+    text(&o.stdout)
+}
+
+#[test]
+fn the_progress_bar_shows_on_a_terminal_but_not_in_ci_nor_in_a_pipe() {
+    let two = "scenarios/qos0_delivery.toml scenarios/qos1_delivery.toml";
+    let tty = on_a_terminal(two, false);
+    assert!(tty.contains("] 0/2"), "no bar on a terminal: {tty:?}");
+    assert!(tty.contains("] 1/2 qos1_delivery"), "{tty:?}");
+    // The scenario lines are whole lines, not mixed into the bar's.
+    assert!(tty.contains("\x1b[2KPASS  qos0_delivery "), "{tty:?}");
+    assert!(tty.contains("2 passed, 0 failed"), "{tty:?}");
+
+    let ci = on_a_terminal(two, true);
+    assert!(ci.contains("2 passed, 0 failed"), "{ci:?}");
+    assert!(
+        !ci.contains("0/2") && !ci.contains('\x1b'),
+        "a bar in CI: {ci:?}"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let piped = run(&two.split(' ').collect::<Vec<_>>(), out.path());
+    let all = text(&piped.stdout) + &text(&piped.stderr);
+    assert!(all.contains("2 passed, 0 failed"), "{all}");
+    assert!(
+        !all.contains("0/2") && !all.contains('\x1b'),
+        "a bar in a pipe: {all:?}"
+    );
+}
+
+#[test]
+fn verbose_streams_the_emulated_boards_uart_and_the_packets_while_it_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(
+        &["scenarios/qos0_delivery.toml", "--target", "qemu", "-v"],
+        out.path(),
+    );
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
+    let pos = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in {stdout}"))
+    };
+    // In order: the scenario starts, the board boots and prints on its
+    // UART, the device's packets cross the proxy, then the verdict.
+    let start = pos("START qos0_delivery");
+    let uart = pos("uart     | [board] mqtt-hil emulated ESP8266");
+    let connect = pos("device   c2 -> CONNECT v4");
+    let verdict = pos("PASS  qos0_delivery");
+    assert!(
+        start < uart && uart < connect && connect < verdict,
+        "{stdout}"
+    );
+}

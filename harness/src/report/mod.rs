@@ -9,8 +9,18 @@
 //!
 //! A matrix run (scenario × broker) is the same stream with several
 //! brokers: every scenario event names its broker, JUnit writes one test
-//! suite per broker, the HTML index becomes a scenario × broker table, and
-//! files go to a folder per broker.
+//! suite per broker, the HTML index becomes a scenario × broker table whose
+//! cells link to the scenario pages ([`html::matrix_index`]), and files go
+//! to a folder per broker. A command that runs a matrix does:
+//!
+//! ```text
+//! let mut reporters = Reporters::from_options(&Options { .. })?;
+//! reporters.report(&RunEvent::RunStarted { count: cells, brokers, target })?;
+//! for each (scenario, broker) cell, index counting from 0:
+//!     let finished = runner::run_reported(scenario, &cfg_of_broker, index, &label, &mut reporters).await?;
+//!     totals.add(&finished.outcome.status);
+//! reporters.report(&RunEvent::RunFinished { totals, elapsed })?;
+//! ```
 
 pub mod describe;
 pub mod events;
