@@ -97,6 +97,12 @@ fn format_json_writes_one_object_per_line_with_the_documented_fields() {
     assert!(live
         .iter()
         .all(|e| e["at_secs"].is_f64() && e["seq"].is_u64()));
+    assert!(live
+        .iter()
+        .any(|e| e["kind"] == "packet" && e["actor"] == "rogue"));
+    assert!(live
+        .iter()
+        .any(|e| e["kind"] == "fault" && e["actor"].is_null()));
 
     let end = lines.last().unwrap();
     assert_eq!(end["passed"], 1);
