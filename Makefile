@@ -42,8 +42,8 @@ firmware: deps
 demo: build firmware
 	@echo "== scenario suite: broker=$(BROKER) target=$(TARGET)"
 	./target/release/mqtt-hil run scenarios --broker $(BROKER) --target $(TARGET) \
-	    --out $(OUT) --junit $(OUT)/junit.xml; \
-	status=$$?; echo "report: $(OUT)/junit.xml, traces in $(OUT)/traces/"; exit $$status
+	    --out $(OUT) --junit $(OUT)/junit.xml --report $(OUT)/report --pcap $(OUT)/pcap; \
+	status=$$?; echo "open $(OUT)/report/index.html; JUnit $(OUT)/junit.xml, pcaps in $(OUT)/pcap/, traces in $(OUT)/traces/"; exit $$status
 
 # Black-box scenarios: a device running its own firmware (no test agent),
 # judged from its traffic alone. DEVICE_FW is any ELF for the emulated board;
