@@ -14,6 +14,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod history;
 pub mod mqtt;
+pub mod observe;
 pub mod process;
 pub mod proxy;
 pub mod report;
