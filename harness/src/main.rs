@@ -80,6 +80,13 @@ enum Cmd {
     /// --target serial:PORT, resets and power through a control socket.
     #[command(subcommand)]
     Emulate(EmulateCmd),
+    /// Turn a firmware ELF into an ESP8266 flash image (v1 image at 0x0,
+    /// flash-mapped code at its offset), the .bin that `flash` writes.
+    Image {
+        elf: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Splice stdin/stdout to a TCP address (QEMU's guestfwd runs this).
     #[command(hide = true)]
     Splice { addr: String },
@@ -95,15 +102,19 @@ enum EmulateCmd {
         /// The fault proxy address the board's TCP connections go to (loopback).
         #[arg(long)]
         proxy: std::net::SocketAddr,
-        /// Firmware ELF to load (default firmware/build/agent.elf).
-        #[arg(long, default_value = "firmware/build/agent.elf")]
-        kernel: PathBuf,
+        /// Run this firmware ELF directly instead of booting the image in
+        /// the flash through the boot ROM.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// The boot ROM that loads the flash's ESP8266 image.
+        #[arg(long, default_value = "firmware/build/bootrom.elf")]
+        bootrom: PathBuf,
         /// The board's 4 MiB flash file (default DIR/flash.bin).
         #[arg(long)]
         flash: Option<PathBuf>,
     },
-    /// Send one command to a running emulated board: reset, power-cycle,
-    /// power-off, quit. Bench files call this as their reset/power command.
+    /// Send one command to a running emulated board: reset, bootloader
+    /// (reset into the ROM's serial loader), power-cycle, power-off, quit. Bench files call this as their reset/power command.
     Ctl { socket: PathBuf, command: String },
 }
 
@@ -128,16 +139,19 @@ fn main() -> ExitCode {
                 }
             }
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
+            Cmd::Image { elf, output } => image(&elf, &output),
             Cmd::Emulate(EmulateCmd::Serve {
                 dir,
                 proxy,
                 kernel,
+                bootrom,
                 flash,
             }) => {
                 let cfg = mqtt_hil::emulator::Config {
                     dir,
                     proxy,
                     kernel,
+                    bootrom,
                     flash,
                     splice: std::env::current_exe().unwrap_or_else(|_| "mqtt-hil".into()),
                 };
@@ -170,6 +184,26 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Sce
         }
     }
     Ok(out)
+}
+
+fn image(elf: &std::path::Path, output: &std::path::Path) -> Result<i32, Error> {
+    use mqtt_hil::esp::image;
+    let bytes =
+        std::fs::read(elf).map_err(|e| Error::io(format!("reading {}", elf.display()), e))?;
+    let img = image::from_elf(&bytes, image::DEFAULT_PARAMS)
+        .map_err(|e| Error::Usage(format!("{}: {e}", elf.display())))?;
+    let parsed = image::parse(&img).map_err(|e| Error::Usage(format!("{}: {e}", elf.display())))?;
+    std::fs::write(output, &img)
+        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
+    println!(
+        "{}: {} bytes, entry {:#010x}, {} RAM segment(s) in the first {} bytes",
+        output.display(),
+        img.len(),
+        parsed.entry,
+        parsed.segments.len(),
+        parsed.len
+    );
+    Ok(exit_codes::OK)
 }
 
 fn list(paths: &[PathBuf]) -> Result<i32, Error> {

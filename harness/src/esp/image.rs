@@ -246,7 +246,10 @@ mod tests {
     fn a_v1_image_matches_the_format_byte_for_byte() {
         let img = write_v1(
             0x4010_0004,
-            &[seg(0x4010_0000, &[1, 2, 3, 4]), seg(0x3FFE_8000, &[0xAA, 0x55, 0x0F])],
+            &[
+                seg(0x4010_0000, &[1, 2, 3, 4]),
+                seg(0x3FFE_8000, &[0xAA, 0x55, 0x0F]),
+            ],
             DEFAULT_PARAMS,
         )
         .unwrap();
@@ -281,8 +284,8 @@ mod tests {
     /// The firmware the emulated board boots, when `make firmware` built it.
     #[test]
     fn the_agent_elf_becomes_an_image_with_flash_code_at_0x10000() {
-        let elf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../firmware/build/agent.elf");
+        let elf =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/build/agent.elf");
         let elf = std::fs::read(&elf).expect("firmware/build/agent.elf: run `make firmware`");
         let img = from_elf(&elf, DEFAULT_PARAMS).unwrap();
         let p = parse(&img).unwrap();

@@ -83,7 +83,7 @@ impl Flash for Vec<u8> {
 pub enum Action {
     /// Bytes to send back on the UART (one SLIP frame).
     Send(Vec<u8>),
-    /// FLASH_END asked to leave the loader: boot from flash.
+    /// FLASH_END (reboot or "run user code"): boot from flash.
     BootFromFlash,
     /// Something a person should see in the board's log.
     Note(String),
@@ -227,15 +227,15 @@ impl<F: Flash> Loader<F> {
             FLASH_BEGIN if data.len() == 16 => self.flash_begin(data),
             FLASH_DATA if data.len() >= 16 => self.flash_data(data, chk),
             FLASH_END if data.len() == 4 => {
-                let stay = u32_at(data, 0) != 0;
+                // 0 asks the ROM to reboot, 1 to "run user code"; either
+                // way the application in flash starts (a flasher that wants
+                // to stay in the loader sends no FLASH_END at all).
                 let mut out = vec![Self::reply(op, 0, Ok(()))];
                 if let Some(why) = self.unfinished() {
                     out.push(Action::Note(format!("loader: FLASH_END early: {why}")));
                 }
                 self.session = None;
-                if !stay {
-                    out.push(Action::BootFromFlash);
-                }
+                out.push(Action::BootFromFlash);
                 out
             }
             MEM_BEGIN if data.len() == 16 => {
@@ -290,7 +290,7 @@ impl<F: Flash> Loader<F> {
         let answer = match cmd {
             0x9F => FLASH_ID,
             0x05 | 0x35 | 0x15 => 0, // status registers: idle, unprotected
-            _ => 0xFFFF_FFFF,         // e.g. SFDP: no table
+            _ => 0xFFFF_FFFF,        // e.g. SFDP: no table
         };
         self.regs.insert(SPI_W0_REG, answer);
         let c = self.read_reg(SPI_CMD_REG) & !SPI_CMD_USR;
@@ -298,15 +298,23 @@ impl<F: Flash> Loader<F> {
     }
 
     fn flash_begin(&mut self, data: &[u8]) -> Vec<Action> {
-        let (erase, blocks, block_size, offset) =
-            (u32_at(data, 0), u32_at(data, 1), u32_at(data, 2), u32_at(data, 3));
+        let (erase, blocks, block_size, offset) = (
+            u32_at(data, 0),
+            u32_at(data, 1),
+            u32_at(data, 2),
+            u32_at(data, 3),
+        );
         let mut out = Vec::new();
         if let Some(why) = self.unfinished() {
             out.push(Action::Note(format!("loader: new FLASH_BEGIN: {why}")));
         }
         self.session = None;
         let size = self.flash.size();
-        let real = if erase == 0 { 0 } else { rom_erase_len(offset, erase) };
+        let real = if erase == 0 {
+            0
+        } else {
+            rom_erase_len(offset, erase)
+        };
         if offset % SECTOR != 0 || offset as u64 + erase as u64 > size as u64 {
             out.push(Self::reply(FLASH_BEGIN, 0, Err(ERR_FAILED)));
             return out;
@@ -402,8 +410,16 @@ mod tests {
             .map(|f| match f {
                 slip::Frame::Packet(p) => {
                     assert_eq!(p[0], 1);
-                    assert_eq!(u16::from_le_bytes([p[2], p[3]]), 2, "ESP8266: 2 status bytes");
-                    (p[1], u32::from_le_bytes([p[4], p[5], p[6], p[7]]), [p[8], p[9]])
+                    assert_eq!(
+                        u16::from_le_bytes([p[2], p[3]]),
+                        2,
+                        "ESP8266: 2 status bytes"
+                    );
+                    (
+                        p[1],
+                        u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
+                        [p[8], p[9]],
+                    )
                 }
                 other => panic!("{other:?}"),
             })
@@ -436,8 +452,16 @@ mod tests {
         let a = answers(&l.input(&req(READ_REG, &words(&[UART_CLKDIV_REG]), 0)));
         assert_eq!(a[0].1, 451, "52 MHz / 115200");
         // esptool's flash_id: USR2 = command 0x9F, then CMD.USR, poll, W0.
-        let mut bytes = req(WRITE_REG, &words(&[SPI_USR2_REG, (7 << 28) | 0x9F, !0, 0]), 0);
-        bytes.extend(req(WRITE_REG, &words(&[SPI_CMD_REG, SPI_CMD_USR, !0, 0]), 0));
+        let mut bytes = req(
+            WRITE_REG,
+            &words(&[SPI_USR2_REG, (7 << 28) | 0x9F, !0, 0]),
+            0,
+        );
+        bytes.extend(req(
+            WRITE_REG,
+            &words(&[SPI_CMD_REG, SPI_CMD_USR, !0, 0]),
+            0,
+        ));
         bytes.extend(req(READ_REG, &words(&[SPI_CMD_REG]), 0));
         bytes.extend(req(READ_REG, &words(&[SPI_W0_REG]), 0));
         let a = answers(&l.input(&bytes));
@@ -486,7 +510,10 @@ mod tests {
         d.extend([0x00u8; 0x400]);
         let a = l.input(&req(FLASH_DATA, &d, 0x12));
         assert_eq!(answers(&a), [(FLASH_DATA, 0, [1, ERR_CHECKSUM])]);
-        assert!(l.flash[..0x400].iter().all(|&b| b == 0xFF), "erased, not written");
+        assert!(
+            l.flash[..0x400].iter().all(|&b| b == 0xFF),
+            "erased, not written"
+        );
         assert!(l.unfinished().unwrap().contains("0 of 1 blocks"));
     }
 
@@ -498,10 +525,18 @@ mod tests {
         d.extend([0x11u8; 0x400]);
         l.input(&req(FLASH_DATA, &d, checksum(&[0x11u8; 0x400]) as u32));
         let why = l.unfinished().unwrap();
-        assert!(why.contains("1 of 2 blocks") && why.contains("no FLASH_END"), "{why}");
+        assert!(
+            why.contains("1 of 2 blocks") && why.contains("no FLASH_END"),
+            "{why}"
+        );
         let a = l.input(&req(FLASH_END, &words(&[1]), 0));
-        assert!(a.iter().any(|x| matches!(x, Action::Note(n) if n.contains("FLASH_END early"))));
-        assert!(!a.contains(&Action::BootFromFlash), "stay in the loader");
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::Note(n) if n.contains("FLASH_END early"))));
+        assert!(
+            a.contains(&Action::BootFromFlash),
+            "run user code, whatever is there"
+        );
     }
 
     #[test]
@@ -514,7 +549,11 @@ mod tests {
         let mut p = vec![0x00, READ_REG, 9, 0, 0, 0, 0, 0];
         p.extend(words(&[CHIP_MAGIC_REG]));
         let a = l.input(&slip::encode(&p));
-        assert_eq!(answers(&a)[0].2, [1, ERR_INVALID], "length field says 9, 4 came");
+        assert_eq!(
+            answers(&a)[0].2,
+            [1, ERR_INVALID],
+            "length field says 9, 4 came"
+        );
     }
 
     /// The erase model against esptool's correction for it: corrected
@@ -534,7 +573,10 @@ mod tests {
             for size in [1u32, 0x1000, 0x1001, 0x8000, 0x10000, 0x2_3456] {
                 let need = size.div_ceil(SECTOR) * SECTOR;
                 let erased = rom_erase_len(offset, corrected(offset, size));
-                assert!(erased >= need && erased <= need + SECTOR, "{offset:#x}+{size:#x}: {erased:#x}");
+                assert!(
+                    erased >= need && erased <= need + SECTOR,
+                    "{offset:#x}+{size:#x}: {erased:#x}"
+                );
             }
         }
     }

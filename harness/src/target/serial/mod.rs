@@ -63,7 +63,6 @@ pub fn open_error(port: &Path, e: serialport::Error) -> Error {
 enum PortOp {
     Write(Vec<u8>),
     Lines(&'static [reset::Step], oneshot::Sender<reset::Outcome>),
-    Clear,
 }
 
 struct PortLines<'a>(&'a mut dyn serialport::SerialPort);
@@ -85,6 +84,10 @@ impl reset::ControlLines for PortLines<'_> {
 /// fresh) and returns the same handles a supervised process gives.
 pub async fn start(board: Board, recorder: Recorder) -> Result<Handles> {
     let port = open(&board.port, board.baud)?;
+    // What the board printed before we opened the port (a boot long ago,
+    // its @ready included) must not pass for the coming boot: drop it
+    // before the reader thread can see it.
+    let _ = port.clear(serialport::ClearBuffer::Input);
     let reader = port.try_clone().map_err(|e| open_error(&board.port, e))?;
     let (ops, ops_rx) = std::sync::mpsc::channel::<PortOp>();
     let (bytes_tx, bytes) = mpsc::channel::<std::io::Result<Vec<u8>>>(256);
@@ -110,7 +113,6 @@ pub async fn start(board: Board, recorder: Recorder) -> Result<Handles> {
     // Released lines let a board held in reset (or in the ROM loader by a
     // previous flasher) run; then a reset so that what follows is one boot.
     link.lines(reset::RELEASE).await;
-    let _ = link.ops.send(PortOp::Clear);
     link.reset().await.map_err(|e| {
         Error::env(
             format!("resetting board {}: {e}", link.board.name),
@@ -141,9 +143,6 @@ fn spawn_writer(
                 }
                 PortOp::Lines(steps, reply) => {
                     let _ = reply.send(reset::run(&mut PortLines(port.as_mut()), steps));
-                }
-                PortOp::Clear => {
-                    let _ = port.clear(serialport::ClearBuffer::Input);
                 }
             }
         }
