@@ -6,8 +6,8 @@
  * byte, at the next offset that is 15 mod 16), copies the segments, checks
  * the checksum, maps the flash's first MiB at 0x40200000 where the chip's
  * cache would show it (here: a copy into the board's instrom RAM), and
- * jumps to the entry point. A bad image is reported on the UART, and the
- * ROM then halts, as the chip's does, instead of running garbage.
+ * jumps to the entry point. A bad image is reported on the UART and the
+ * boot ROM halts instead of running garbage (it does not retry: reflash).
  *
  * It prints in the spirit of the real ROM's boot lines ("load 0x..., len
  * ..."), which a harness keeps as UART log, never as protocol. */
@@ -35,12 +35,15 @@ static void puts_(const char *s)
         put(*s++);
 }
 
-static void hex(uint32_t v)
+static void hex_n(uint32_t v, int digits)
 {
     puts_("0x");
-    for (int i = 28; i >= 0; i -= 4)
+    for (int i = 4 * (digits - 1); i >= 0; i -= 4)
         put("0123456789abcdef"[(v >> i) & 0xf]);
 }
+
+static void hex(uint32_t v) { hex_n(v, 8); }
+static void hex8(uint8_t v) { hex_n(v, 2); }
 
 static void dec(uint32_t v)
 {
@@ -97,7 +100,7 @@ void bootrom_main(void)
     uint8_t magic = flash8(0);
     if (magic != 0xE9) {
         puts_("bootrom: no image at flash 0x0: first byte ");
-        hex(magic);
+        hex8(magic);
         halt(magic == 0xFF ? "the flash is erased" : "bad magic (not an ESP8266 v1 image)");
     }
     uint32_t count = flash8(1);
@@ -127,9 +130,9 @@ void bootrom_main(void)
     pos += 15 - (pos & 15);
     uint8_t stored = flash8(pos);
     puts_("chksum ");
-    hex(stored);
+    hex8(stored);
     puts_(" csum ");
-    hex(sum);
+    hex8(sum);
     puts_("\r\n");
     if (stored != sum)
         halt("image checksum mismatch (a corrupted or interrupted flash)");

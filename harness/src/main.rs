@@ -80,6 +80,20 @@ enum Cmd {
     /// --target serial:PORT, resets and power through a control socket.
     #[command(subcommand)]
     Emulate(EmulateCmd),
+    /// Flash firmware (an ELF or an ESP8266 .bin) onto a bench board with
+    /// esptool, then check that it boots into the agent.
+    Flash {
+        /// serial:PORT (or serial:NAME of a board in the bench file).
+        #[arg(long)]
+        target: String,
+        /// Bench file describing the board.
+        #[arg(long)]
+        bench: PathBuf,
+        firmware: PathBuf,
+        /// Do not wait for the agent's @ready afterwards.
+        #[arg(long)]
+        no_boot_check: bool,
+    },
     /// Turn a firmware ELF into an ESP8266 flash image (v1 image at 0x0,
     /// flash-mapped code at its offset), the .bin that `flash` writes.
     Image {
@@ -140,6 +154,21 @@ fn main() -> ExitCode {
             }
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
             Cmd::Image { elf, output } => image(&elf, &output),
+            Cmd::Flash {
+                target,
+                bench,
+                firmware,
+                no_boot_check,
+            } => {
+                let run = flash(&target, &bench, &firmware, no_boot_check);
+                tokio::select! {
+                    code = run => code,
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("interrupted: the flash is incomplete; the board will refuse to boot it (flash again)");
+                        Ok(exit_codes::INTERRUPTED)
+                    }
+                }
+            }
             Cmd::Emulate(EmulateCmd::Serve {
                 dir,
                 proxy,
@@ -184,6 +213,41 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Sce
         }
     }
     Ok(out)
+}
+
+async fn flash(
+    target: &str,
+    bench: &std::path::Path,
+    firmware: &std::path::Path,
+    no_boot_check: bool,
+) -> Result<i32, Error> {
+    use mqtt_hil::target::serial::flash;
+    let TargetSpec::Serial(port) = target.parse()? else {
+        return Err(Error::Usage(format!(
+            "flash needs --target serial:PORT, not `{target}` (the emulated board under --target qemu runs ELFs directly; `mqtt-hil emulate` gives it a serial port)"
+        )));
+    };
+    let bench = mqtt_hil::target::bench::Bench::load(bench)?;
+    let board = bench.board(&port)?.clone();
+    let img = flash::load_image(firmware)?;
+    let root = std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?;
+    let esptool = flash::find_esptool(&root)?;
+    let work = tempfile::tempdir().map_err(|e| Error::io("creating a temporary folder", e))?;
+    let started = std::time::Instant::now();
+    flash::flash(&board, &img, &esptool, work.path()).await?;
+    println!(
+        "flashed {} ({} bytes) to {} in {:.1}s",
+        firmware.display(),
+        img.len(),
+        board.port.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if !no_boot_check {
+        let timeout = board.boot_timeout.unwrap_or(mqtt_hil::target::BOOT_TIMEOUT);
+        let ready = flash::boot_check(&board, timeout).await?;
+        println!("booted: {ready}");
+    }
+    Ok(exit_codes::OK)
 }
 
 fn image(elf: &std::path::Path, output: &std::path::Path) -> Result<i32, Error> {

@@ -168,7 +168,7 @@ pub async fn serve(cfg: Config) -> Result<i32> {
                     // A board that stopped reading is the board's problem.
                     let _ = r.uart.write_all(&from_port[..n]).await;
                 } else if emu.loader.is_some() {
-                    emu.to_loader(&pty, &from_port[..n]).await;
+                    emu.feed_loader(&pty, &from_port[..n]).await;
                 }
             }
             n = read_opt(&mut emu.uart_rx, &mut from_board) => match n {
@@ -272,7 +272,7 @@ impl Emulator {
     }
 
     /// Bytes for the ROM loader, at the line's pace both ways.
-    async fn to_loader(&mut self, pty: &pty::Pty, bytes: &[u8]) {
+    async fn feed_loader(&mut self, pty: &pty::Pty, bytes: &[u8]) {
         let baud = pty.baud();
         let Some(line) = self.loader.as_mut() else {
             return;

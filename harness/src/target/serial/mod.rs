@@ -6,6 +6,7 @@
 //! the port has no such lines or the bench says so, through the bench's
 //! commands (a relay, a switchable hub, or the emulated board's control).
 
+pub mod flash;
 pub mod reset;
 pub mod uart;
 
@@ -65,7 +66,7 @@ enum PortOp {
     Lines(&'static [reset::Step], oneshot::Sender<reset::Outcome>),
 }
 
-struct PortLines<'a>(&'a mut dyn serialport::SerialPort);
+struct PortLines<'a>(pub(crate) &'a mut dyn serialport::SerialPort);
 
 impl reset::ControlLines for PortLines<'_> {
     fn set_dtr(&mut self, on: bool) -> std::io::Result<()> {
