@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware demo test test-rust test-firmware test-serial-suite esptool fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware demo black-box test test-rust test-firmware test-serial-suite esptool fuzz lint fmt bench ci clean
 
 all: build
 
@@ -42,8 +42,17 @@ firmware: deps
 demo: build firmware
 	@echo "== scenario suite: broker=$(BROKER) target=$(TARGET)"
 	./target/release/mqtt-hil run scenarios --broker $(BROKER) --target $(TARGET) \
-	    --out $(OUT) --junit $(OUT)/junit.xml; \
-	status=$$?; echo "report: $(OUT)/junit.xml, traces in $(OUT)/traces/"; exit $$status
+	    --out $(OUT) --junit $(OUT)/junit.xml --report $(OUT)/report --pcap $(OUT)/pcap; \
+	status=$$?; echo "open $(OUT)/report/index.html; JUnit $(OUT)/junit.xml, pcaps in $(OUT)/pcap/, traces in $(OUT)/traces/"; exit $$status
+
+# Black-box scenarios: a device running its own firmware (no test agent),
+# judged from its traffic alone. DEVICE_FW is any ELF for the emulated board;
+# the default is the example counter device (firmware/examples/counter_device).
+DEVICE_FW ?= firmware/build/counter_device.elf
+black-box: build firmware
+	@echo "== black-box scenarios: broker=$(BROKER) firmware=$(DEVICE_FW)"
+	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \
+	    --firmware $(DEVICE_FW) --out $(OUT)/black_box --junit $(OUT)/black_box/junit.xml
 
 test: deps firmware esptool test-firmware test-rust
 

@@ -65,6 +65,10 @@ struct RunArgs {
     /// scenario) into this folder.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Write the recorded traffic as a pcapng per scenario into this folder
+    /// (Wireshark and tshark decode it as MQTT over TCP).
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -292,6 +296,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         bench,
         format,
         report,
+        pcap,
     } = args;
     let broker: BrokerSpec = broker.parse()?;
     let target: TargetSpec = target.parse()?;
@@ -309,7 +314,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         traces: Some(out.join("traces")),
         junit,
         html: report,
-        pcap: None,
+        pcap,
     })?;
     let deviations = match paths.first() {
         Some(p) => {

@@ -97,6 +97,12 @@ fn format_json_writes_one_object_per_line_with_the_documented_fields() {
     assert!(live
         .iter()
         .all(|e| e["at_secs"].is_f64() && e["seq"].is_u64()));
+    assert!(live
+        .iter()
+        .any(|e| e["kind"] == "packet" && e["actor"] == "rogue"));
+    assert!(live
+        .iter()
+        .any(|e| e["kind"] == "fault" && e["actor"].is_null()));
 
     let end = lines.last().unwrap();
     assert_eq!(end["passed"], 1);
@@ -242,4 +248,190 @@ fn the_html_report_opens_in_chromium_and_shows_the_diagram_with_the_violation_in
 
     let console = chromium(&report.join("index.html"), &out.path().join("index.png"));
     assert!(console.is_empty(), "the index logged: {console}");
+}
+
+/// tshark's view of a capture: `-T fields` of `fields`, frames matching
+/// `filter`, one Vec per frame.
+fn tshark(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new(tool("tshark", "tshark"));
+    cmd.arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "tshark: {}", text(&o.stderr));
+    text(&o.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn pcaps_decode_in_tshark_as_the_recorded_mqtt_packets() {
+    let out = tempfile::tempdir().unwrap();
+    let pcap = out.path().join("pcap");
+    // -v --format json: the live history, our independent record of what
+    // crossed the proxy.
+    let o = run(
+        &[
+            ROGUE,
+            "scenarios/qos2_out_cut_after_pubrec.toml",
+            "--format",
+            "json",
+            "-v",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+        out.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let events: Vec<Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &Value| l["type"] == "event")
+        .collect();
+    let packet = regex::Regex::new(r"^\S+ +c\d+ (->|<-) ([A-Z]+)").unwrap();
+    for (index, id) in [(0, "pid_reuse"), (1, "qos2_out_cut_after_pubrec")] {
+        let file = pcap.join(format!("{id}.pcapng"));
+        // Every packet a sender put on the wire (a release by the proxy is
+        // not a new send), in order.
+        let expected: Vec<String> = events
+            .iter()
+            .filter(|e| e["index"] == index)
+            .filter_map(|e| {
+                let t = e["text"].as_str().unwrap();
+                let c = packet.captures(t)?;
+                (!t.contains("[released by proxy]")).then(|| c[2].to_string())
+            })
+            .collect();
+        assert!(expected.len() > 10, "{expected:?}");
+        let decoded = tshark(&file, "mqtt", &["mqtt.msgtype", "frame.comment"]);
+        let names = [
+            "",
+            "CONNECT",
+            "CONNACK",
+            "PUBLISH",
+            "PUBACK",
+            "PUBREC",
+            "PUBREL",
+            "PUBCOMP",
+            "SUBSCRIBE",
+            "SUBACK",
+            "UNSUBSCRIBE",
+            "UNSUBACK",
+            "PINGREQ",
+            "PINGRESP",
+            "DISCONNECT",
+            "AUTH",
+        ];
+        let got: Vec<String> = decoded
+            .iter()
+            .map(|f| names[f[0].parse::<usize>().unwrap_or_else(|_| panic!("{f:?}"))].to_string())
+            .collect();
+        assert_eq!(got, expected, "{id}: tshark decoded {decoded:?}");
+        // No malformed packet, no TCP anomaly (lost segment, bad ack, ...).
+        assert!(tshark(&file, "_ws.malformed", &["frame.number"]).is_empty());
+        assert!(tshark(&file, "tcp.analysis.flags", &["frame.number"]).is_empty());
+        // Stable addresses per role.
+        let hosts = tshark(
+            &file,
+            "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+            &["ip.src", "ip.dst", "tcp.dstport"],
+        );
+        assert!(
+            hosts.iter().all(|h| h[1] == "10.0.0.1" && h[2] == "1883"),
+            "{hosts:?}"
+        );
+        assert!(hosts.iter().any(|h| h[0] == "10.0.0.2"), "{hosts:?}");
+        assert!(hosts.iter().any(|h| h[0] == "10.0.0.10"), "{hosts:?}");
+    }
+    // What the proxy did is in the frame comments; the sever is a RST.
+    let rogue = pcap.join("pid_reuse.pcapng");
+    let dropped = tshark(
+        &rogue,
+        "frame.comment contains \"dropped by the proxy\"",
+        &["mqtt.msgtype"],
+    );
+    assert_eq!(
+        dropped,
+        vec![vec!["4".to_string()]],
+        "the device's dropped PUBACK"
+    );
+    let cut = pcap.join("qos2_out_cut_after_pubrec.pcapng");
+    let rst = tshark(&cut, "tcp.flags.reset == 1", &["ip.src", "frame.comment"]);
+    assert_eq!(rst.len(), 1, "{rst:?}");
+    assert!(rst[0][1].contains("severed (RST)"), "{rst:?}");
+}
+
+/// Runs mqtt-hil under a pseudo-terminal (util-linux `script`, in Debian's
+/// essential bsdutils) and returns what the terminal showed.
+fn on_a_terminal(args: &str, ci: bool) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} run {args} --out {}",
+        env!("CARGO_BIN_EXE_mqtt-hil"),
+        out.path().display()
+    );
+    let mut c = Command::new("script");
+    c.current_dir(root()).args(["-qfec", &cmd, "/dev/null"]);
+    if ci {
+        c.env("CI", "true");
+    } else {
+        c.env_remove("CI");
+    }
+    let o = c.output().unwrap();
+    text(&o.stdout)
+}
+
+#[test]
+fn the_progress_bar_shows_on_a_terminal_but_not_in_ci_nor_in_a_pipe() {
+    let two = "scenarios/qos0_delivery.toml scenarios/qos1_delivery.toml";
+    let tty = on_a_terminal(two, false);
+    assert!(tty.contains("] 0/2"), "no bar on a terminal: {tty:?}");
+    assert!(tty.contains("] 1/2 qos1_delivery"), "{tty:?}");
+    // The scenario lines are whole lines, not mixed into the bar's.
+    assert!(tty.contains("\x1b[2KPASS  qos0_delivery "), "{tty:?}");
+    assert!(tty.contains("2 passed, 0 failed"), "{tty:?}");
+
+    let ci = on_a_terminal(two, true);
+    assert!(ci.contains("2 passed, 0 failed"), "{ci:?}");
+    assert!(
+        !ci.contains("0/2") && !ci.contains('\x1b'),
+        "a bar in CI: {ci:?}"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let piped = run(&two.split(' ').collect::<Vec<_>>(), out.path());
+    let all = text(&piped.stdout) + &text(&piped.stderr);
+    assert!(all.contains("2 passed, 0 failed"), "{all}");
+    assert!(
+        !all.contains("0/2") && !all.contains('\x1b'),
+        "a bar in a pipe: {all:?}"
+    );
+}
+
+#[test]
+fn verbose_streams_the_emulated_boards_uart_and_the_packets_while_it_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(
+        &["scenarios/qos0_delivery.toml", "--target", "qemu", "-v"],
+        out.path(),
+    );
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
+    let pos = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in {stdout}"))
+    };
+    // In order: the scenario starts, the board boots and prints on its
+    // UART, the device's packets cross the proxy, then the verdict.
+    let start = pos("START qos0_delivery");
+    let uart = pos("uart     | [board] mqtt-hil emulated ESP8266");
+    let connect = pos("device   c2 -> CONNECT v4");
+    let verdict = pos("PASS  qos0_delivery");
+    assert!(
+        start < uart && uart < connect && connect < verdict,
+        "{stdout}"
+    );
 }

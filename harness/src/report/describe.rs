@@ -185,3 +185,36 @@ pub fn excerpt(p: &[u8]) -> String {
     }
     format!("{}…({} bytes)", payload(&p[..cut]), p.len())
 }
+
+/// A stable snake_case name of the event's kind, for machine-readable output.
+pub fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Step { .. } => "step",
+        EventKind::ConnOpened { .. } => "conn_opened",
+        EventKind::ConnClosed { .. } => "conn_closed",
+        EventKind::Packet { .. } => "packet",
+        EventKind::Malformed { .. } => "malformed",
+        EventKind::Fault { .. } => "fault",
+        EventKind::Delivered { .. } => "delivered",
+        EventKind::Actor { .. } => "actor",
+        EventKind::Broker { .. } => "broker",
+        EventKind::Board { .. } => "board",
+        EventKind::Uart { .. } => "uart",
+        EventKind::Expect { .. } => "expect",
+        EventKind::Teardown => "teardown",
+    }
+}
+
+/// The actor an event is about, when it is about one.
+pub fn actor(kind: &EventKind) -> Option<&str> {
+    match kind {
+        EventKind::ConnOpened { actor, .. }
+        | EventKind::ConnClosed { actor, .. }
+        | EventKind::Packet { actor, .. }
+        | EventKind::Malformed { actor, .. }
+        | EventKind::Delivered { actor, .. }
+        | EventKind::Actor { actor, .. } => Some(actor),
+        EventKind::Uart { .. } | EventKind::Board { .. } => Some("device"),
+        _ => None,
+    }
+}

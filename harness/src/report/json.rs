@@ -77,6 +77,8 @@ enum Line<'a> {
 struct EventJson {
     seq: u64,
     at_secs: f64,
+    kind: &'static str,
+    actor: Option<String>,
     text: String,
 }
 
@@ -85,6 +87,8 @@ impl EventJson {
         EventJson {
             seq: ev.seq,
             at_secs: ev.at.as_secs_f64(),
+            kind: describe::kind_name(&ev.kind),
+            actor: describe::actor(&ev.kind).map(str::to_string),
             text: describe::event(&ev.kind),
         }
     }

@@ -3,14 +3,24 @@
 //! each scenario run into events, and every [`Reporter`] reads the same
 //! events — the terminal lines and progress bar ([`human`]), the JSON
 //! stream ([`json`], format in `docs/json-events.md`), JUnit XML
-//! ([`junit`]), the trace files ([`files`]), the HTML report ([`html`]),
-//! and (soon) pcapng captures. None of them runs anything; each can be fed
+//! ([`junit`]), the trace files ([`files`]), the HTML report ([`html`]) and
+//! pcapng captures ([`pcap`]). None of them runs anything; each can be fed
 //! synthetic events in a test.
 //!
 //! A matrix run (scenario × broker) is the same stream with several
 //! brokers: every scenario event names its broker, JUnit writes one test
-//! suite per broker, the HTML index becomes a scenario × broker table, and
-//! files go to a folder per broker.
+//! suite per broker, the HTML index becomes a scenario × broker table whose
+//! cells link to the scenario pages ([`html::matrix_index`]), and files go
+//! to a folder per broker. A command that runs a matrix does:
+//!
+//! ```text
+//! let mut reporters = Reporters::from_options(&Options { .. })?;
+//! reporters.report(&RunEvent::RunStarted { count: cells, brokers, target })?;
+//! for each (scenario, broker) cell, index counting from 0:
+//!     let finished = runner::run_reported(scenario, &cfg_of_broker, index, &label, &mut reporters).await?;
+//!     totals.add(&finished.outcome.status);
+//! reporters.report(&RunEvent::RunFinished { totals, elapsed })?;
+//! ```
 
 pub mod describe;
 pub mod events;
@@ -19,6 +29,7 @@ pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod pcap;
 
 use std::path::PathBuf;
 
@@ -91,12 +102,9 @@ impl Reporters {
             r.push(html::HtmlReport::new(dir)?);
             artifacts.push(("report".to_string(), dir.join("index.html")));
         }
-        if opts.pcap.is_some() {
-            // Being built (issue 5); the option is here so callers can
-            // already pass it through.
-            return Err(Error::Usage(
-                "pcap captures are not in this build yet".into(),
-            ));
+        if let Some(dir) = &opts.pcap {
+            r.push(pcap::PcapFiles::new(dir)?);
+            artifacts.push(("pcap".to_string(), dir.clone()));
         }
         match opts.format {
             Format::Human => {

@@ -1,0 +1,128 @@
+//! Black-box scenarios (`scenarios/black_box/`): the example device
+//! `firmware/examples/counter_device` runs its own firmware and its own MQTT
+//! client on the emulated ESP8266, with no test agent; the harness judges it
+//! from its traffic alone. The good build passes every scenario with the
+//! reviewed trace; each seeded-bug build fails the scenario that exists to
+//! catch it, naming the broken rule.
+//!
+//! The images come from `make firmware`; a missing image fails these tests
+//! (it never skips them). `MQTT_HIL_RECORD_HISTORIES=DIR` writes each run's
+//! history in the checker-fixture format (tests/fixtures/histories/).
+
+mod check_util;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use mqtt_hil::broker::BrokerSpec;
+use mqtt_hil::runner::deviation::{self, Deviations};
+use mqtt_hil::runner::{self, Outcome, RunConfig};
+use mqtt_hil::target::{Firmware, TargetSpec};
+use rstest::rstest;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn image(bug: Option<&str>) -> PathBuf {
+    let suffix = bug.map(|b| format!("-{b}")).unwrap_or_default();
+    let p = root().join(format!("firmware/build/counter_device{suffix}.elf"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make firmware` first",
+        p.display()
+    );
+    p
+}
+
+async fn run(scenario: &Path, bug: Option<&str>) -> Outcome {
+    let s = mqtt_hil::scenario::load(scenario).expect("scenario loads");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        firmware: Firmware {
+            image: Some(image(bug)),
+            root: root(),
+            splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            boot_timeout: None,
+            bench: None,
+        },
+        target: TargetSpec::Qemu,
+        workdir: work.path().to_path_buf(),
+        deviations: Deviations::default(),
+    };
+    let o = runner::run(&s, &cfg).await;
+    if let Ok(dir) = std::env::var("MQTT_HIL_RECORD_HISTORIES") {
+        let name = format!("{}_{}.hist", s.id, bug.unwrap_or("good"));
+        std::fs::write(Path::new(&dir).join(name), check_util::to_hist(&o.history)).unwrap();
+    }
+    o
+}
+
+fn explain(o: &Outcome, s: &Path) -> String {
+    let s = mqtt_hil::scenario::load(s).unwrap();
+    format!(
+        "{:?}\n{}\n--- trace ---\n{}",
+        o.status,
+        o.failure_text(),
+        mqtt_hil::trace::render_scenario(&s, &o.history)
+    )
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_build_passes(#[files("../scenarios/black_box/*.toml")] path: PathBuf) {
+    let o = run(&path, None).await;
+    assert!(o.passed(), "{}", explain(&o, &path));
+    let s = mqtt_hil::scenario::load(&path).unwrap();
+    let trace = mqtt_hil::trace::render_scenario(&s, &o.history);
+    insta::with_settings!({
+        snapshot_path => "../../scenarios/black_box/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        description => s.name.clone(),
+    }, {
+        insta::assert_snapshot!(s.id.clone(), trace);
+    });
+}
+
+/// Each seeded bug of the example device, the black-box scenario that must
+/// catch it, and the rules (or failed steps) its verdict must name.
+#[rstest]
+#[case::no_resubscribe(
+    "no_resubscribe",
+    "commands_after_reconnect",
+    &["resubscribe-after-clean-session", "step 10"]
+)]
+#[case::tight_reconnect("tight_reconnect", "backoff_when_refused", &["backoff-too-fast"])]
+#[case::qos0_readings(
+    "qos0_readings",
+    "readings_survive_outage",
+    &["sequence-loss", "sequence-qos"]
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_bug_is_caught(#[case] bug: &str, #[case] scenario: &str, #[case] rules: &[&str]) {
+    let path = root()
+        .join("scenarios/black_box")
+        .join(format!("{scenario}.toml"));
+    let bad = run(&path, Some(bug)).await;
+    assert!(
+        !bad.acceptable(),
+        "bug {bug} went unnoticed by {scenario}: {}",
+        explain(&bad, &path)
+    );
+    let seen = deviation::signature(&bad);
+    let missing: BTreeSet<&str> = rules
+        .iter()
+        .copied()
+        .filter(|r| !seen.contains(*r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "bug {bug}: expected {missing:?} among {seen:?}\n{}",
+        explain(&bad, &path)
+    );
+}
