@@ -224,10 +224,10 @@ pub async fn flash(board: &Board, img: &[u8], esptool: &Path, work: &Path) -> Re
             board.port.display()
         );
         let mut cmd = tokio::process::Command::new(esptool);
+        crate::process::guard(&mut cmd);
         cmd.args(&args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(std::process::Stdio::piped());
         let out = tokio::time::timeout(Duration::from_secs(600), cmd.output())
             .await
             .map_err(|_| {

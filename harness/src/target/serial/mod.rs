@@ -22,19 +22,35 @@ use super::supervisor::{Control, Handles};
 use crate::error::{Error, Result};
 use crate::history::{EventKind, Recorder};
 
-/// Opens a board's port at `baud`, with errors that say what to check.
+/// Opens a board's port at `baud`, with errors that say what to check. A
+/// busy port gets two seconds to come free: a flasher that was just
+/// stopped may still be letting go of it.
 pub fn open(port: &Path, baud: u32) -> Result<Box<dyn serialport::SerialPort>> {
     let name = port.to_string_lossy().to_string();
-    serialport::new(&name, baud)
-        .timeout(Duration::from_millis(100))
-        .open()
-        .map_err(|e| open_error(port, e))
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match serialport::new(&name, baud)
+            .timeout(Duration::from_millis(100))
+            .open()
+        {
+            Ok(p) => return Ok(p),
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(open_error(port, e)),
+        }
+    }
+}
+
+fn is_busy(e: &serialport::Error) -> bool {
+    let d = e.description.to_ascii_lowercase();
+    d.contains("busy") || d.contains("exclusive lock")
 }
 
 /// Maps serialport's errors to what a person at the bench should check.
 pub fn open_error(port: &Path, e: serialport::Error) -> Error {
     let p = port.display();
-    let busy = e.description.contains("busy") || e.description.contains("EBUSY");
+    let busy = is_busy(&e);
     match e.kind {
         serialport::ErrorKind::NoDevice if busy => Error::env(
             format!("serial port {p} is busy: {}", e.description),
