@@ -234,16 +234,22 @@ fn the_html_report_opens_in_chromium_and_shows_the_diagram_with_the_violation_in
     let console = chromium(&page_path, &shot);
     assert!(console.is_empty(), "the page logged: {console}");
     // The diagram's arrows (#223355) and the violation in red (#dd1100)
-    // are on screen, not just in the file.
+    // are on screen, not just in the file: far more red than on the page
+    // of the passing scenario (whose only red is the legend's).
     let arrows = pixels_like(&shot, [0x22, 0x33, 0x55]);
     let red = pixels_like(&shot, [0xdd, 0x11, 0x00]);
     assert!(
         arrows > 2000,
         "only {arrows} arrow-coloured pixels: no diagram?"
     );
+    let passing = out.path().join("passing.png");
+    let console = chromium(&report.join("qos1_delivery.html"), &passing);
+    assert!(console.is_empty(), "the page logged: {console}");
+    let red_passing = pixels_like(&passing, [0xdd, 0x11, 0x00]);
+    assert!(pixels_like(&passing, [0x22, 0x33, 0x55]) > 2000);
     assert!(
-        red > 300,
-        "only {red} red pixels: the violation is not highlighted"
+        red > red_passing + 300,
+        "{red} red pixels against {red_passing} on a passing page: the violation is not highlighted"
     );
 
     let console = chromium(&report.join("index.html"), &out.path().join("index.png"));
