@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware demo black-box test test-rust test-firmware test-serial-suite fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware demo black-box test test-rust test-firmware test-serial-suite esptool fuzz lint fmt bench ci clean
 
 all: build
 
@@ -54,7 +54,7 @@ black-box: build firmware
 	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \
 	    --firmware $(DEVICE_FW) --out $(OUT)/black_box --junit $(OUT)/black_box/junit.xml
 
-test: deps firmware test-firmware test-rust
+test: deps firmware esptool test-firmware test-rust
 
 # The agent's portable core on the host, under ASan and UBSan, every seeded
 # bug caught by its guard test; then a short fuzz of both parsers.
@@ -70,6 +70,16 @@ test-rust: test-deps
 	else \
 	    $(CARGO) test --locked -j $(JOBS) --no-fail-fast; \
 	fi
+
+# esptool (PyPI) for `mqtt-hil flash`, in a venv of Debian's python3: the
+# flash tests drive it against the emulated board's ROM loader.
+ESPTOOL_VERSION ?= 5.6.0
+esptool: .cache/esptool/bin/esptool
+.cache/esptool/bin/esptool:
+	@ci/deps.sh python3 python3-venv
+	/usr/bin/python3 -m venv .cache/esptool
+	.cache/esptool/bin/pip install -q --disable-pip-version-check esptool==$(ESPTOOL_VERSION)
+	@.cache/esptool/bin/esptool version
 
 # The whole scenario suite through the serial target on the emulated board's
 # pty (make test runs a subset of it; this takes ~1.5 min more).

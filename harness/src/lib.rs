@@ -11,6 +11,7 @@ pub mod check;
 pub mod client;
 pub mod emulator;
 pub mod error;
+pub mod esp;
 pub mod exit_codes;
 pub mod history;
 pub mod mqtt;

@@ -105,6 +105,27 @@ enum Cmd {
         #[arg(long, default_value = "out/observe")]
         out: PathBuf,
     },
+    /// Flash firmware (an ELF or an ESP8266 .bin) onto a bench board with
+    /// esptool, then check that it boots into the agent.
+    Flash {
+        /// serial:PORT (or serial:NAME of a board in the bench file).
+        #[arg(long)]
+        target: String,
+        /// Bench file describing the board.
+        #[arg(long)]
+        bench: PathBuf,
+        firmware: PathBuf,
+        /// Do not wait for the agent's @ready afterwards.
+        #[arg(long)]
+        no_boot_check: bool,
+    },
+    /// Turn a firmware ELF into an ESP8266 flash image (v1 image at 0x0,
+    /// flash-mapped code at its offset), the .bin that `flash` writes.
+    Image {
+        elf: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Splice stdin/stdout to a TCP address (QEMU's guestfwd runs this).
     #[command(hide = true)]
     Splice { addr: String },
@@ -120,15 +141,19 @@ enum EmulateCmd {
         /// The fault proxy address the board's TCP connections go to (loopback).
         #[arg(long)]
         proxy: std::net::SocketAddr,
-        /// Firmware ELF to load (default firmware/build/agent.elf).
-        #[arg(long, default_value = "firmware/build/agent.elf")]
-        kernel: PathBuf,
+        /// Run this firmware ELF directly instead of booting the image in
+        /// the flash through the boot ROM.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// The boot ROM that loads the flash's ESP8266 image.
+        #[arg(long, default_value = "firmware/build/bootrom.elf")]
+        bootrom: PathBuf,
         /// The board's 4 MiB flash file (default DIR/flash.bin).
         #[arg(long)]
         flash: Option<PathBuf>,
     },
-    /// Send one command to a running emulated board: reset, power-cycle,
-    /// power-off, quit. Bench files call this as their reset/power command.
+    /// Send one command to a running emulated board: reset, bootloader
+    /// (reset into the ROM's serial loader), power-cycle, power-off, quit. Bench files call this as their reset/power command.
     Ctl { socket: PathBuf, command: String },
 }
 
@@ -159,16 +184,34 @@ fn main() -> ExitCode {
                 checks,
                 out,
             } => observe(listen, &broker, checks, out).await,
+            Cmd::Image { elf, output } => image(&elf, &output),
+            Cmd::Flash {
+                target,
+                bench,
+                firmware,
+                no_boot_check,
+            } => {
+                let run = flash(&target, &bench, &firmware, no_boot_check);
+                tokio::select! {
+                    code = run => code,
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("interrupted: the flash is incomplete; the board will refuse to boot it (flash again)");
+                        Ok(exit_codes::INTERRUPTED)
+                    }
+                }
+            }
             Cmd::Emulate(EmulateCmd::Serve {
                 dir,
                 proxy,
                 kernel,
+                bootrom,
                 flash,
             }) => {
                 let cfg = mqtt_hil::emulator::Config {
                     dir,
                     proxy,
                     kernel,
+                    bootrom,
                     flash,
                     splice: std::env::current_exe().unwrap_or_else(|_| "mqtt-hil".into()),
                 };
@@ -241,6 +284,61 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Sce
         }
     }
     Ok(out)
+}
+
+async fn flash(
+    target: &str,
+    bench: &std::path::Path,
+    firmware: &std::path::Path,
+    no_boot_check: bool,
+) -> Result<i32, Error> {
+    use mqtt_hil::target::serial::flash;
+    let TargetSpec::Serial(port) = target.parse()? else {
+        return Err(Error::Usage(format!(
+            "flash needs --target serial:PORT, not `{target}` (the emulated board under --target qemu runs ELFs directly; `mqtt-hil emulate` gives it a serial port)"
+        )));
+    };
+    let bench = mqtt_hil::target::bench::Bench::load(bench)?;
+    let board = bench.board(&port)?.clone();
+    let img = flash::load_image(firmware)?;
+    let root = std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?;
+    let esptool = flash::find_esptool(&root)?;
+    let work = tempfile::tempdir().map_err(|e| Error::io("creating a temporary folder", e))?;
+    let started = std::time::Instant::now();
+    flash::flash(&board, &img, &esptool, work.path()).await?;
+    println!(
+        "flashed {} ({} bytes) to {} in {:.1}s",
+        firmware.display(),
+        img.len(),
+        board.port.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if !no_boot_check {
+        let timeout = board.boot_timeout.unwrap_or(mqtt_hil::target::BOOT_TIMEOUT);
+        let ready = flash::boot_check(&board, timeout).await?;
+        println!("booted: {ready}");
+    }
+    Ok(exit_codes::OK)
+}
+
+fn image(elf: &std::path::Path, output: &std::path::Path) -> Result<i32, Error> {
+    use mqtt_hil::esp::image;
+    let bytes =
+        std::fs::read(elf).map_err(|e| Error::io(format!("reading {}", elf.display()), e))?;
+    let img = image::from_elf(&bytes, image::DEFAULT_PARAMS)
+        .map_err(|e| Error::Usage(format!("{}: {e}", elf.display())))?;
+    let parsed = image::parse(&img).map_err(|e| Error::Usage(format!("{}: {e}", elf.display())))?;
+    std::fs::write(output, &img)
+        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
+    println!(
+        "{}: {} bytes, entry {:#010x}, {} RAM segment(s) in the first {} bytes",
+        output.display(),
+        img.len(),
+        parsed.entry,
+        parsed.segments.len(),
+        parsed.len
+    );
+    Ok(exit_codes::OK)
 }
 
 fn list(paths: &[PathBuf]) -> Result<i32, Error> {

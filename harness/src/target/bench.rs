@@ -17,6 +17,7 @@
 //! reset_command = "..."             # when reset = "command" (or no lines)
 //! power_command = "uhubctl -l 1-1 -p 2 -a cycle"
 //! bootloader_command = "..."        # enter the ROM loader without lines
+//! stub = true                       # esptool's RAM stub (false: ROM only)
 //! boot_timeout = "20s"
 //! ```
 
@@ -61,6 +62,9 @@ pub struct Board {
     pub reset_command: Option<String>,
     pub power_command: Option<String>,
     pub bootloader_command: Option<String>,
+    /// Flash through esptool's stub (faster: higher baud, compression);
+    /// false talks to the ROM loader only (the emulated board's case).
+    pub stub: bool,
     pub boot_timeout: Option<Duration>,
 }
 
@@ -99,6 +103,7 @@ struct RawBoard {
     reset_command: Option<String>,
     power_command: Option<String>,
     bootloader_command: Option<String>,
+    stub: Option<bool>,
     boot_timeout: Option<toml::Spanned<String>>,
 }
 
@@ -302,6 +307,7 @@ fn check_board(raw: RawBoard, at: &At) -> Result<Board> {
         reset_command: raw.reset_command,
         power_command: raw.power_command,
         bootloader_command: raw.bootloader_command,
+        stub: raw.stub.unwrap_or(true),
         boot_timeout,
     })
 }
@@ -359,6 +365,7 @@ reset = "command"
 reset_command = "relay reset"
 power_command = "uhubctl -a cycle"
 bootloader_command = "relay boot"
+stub = false
 boot_timeout = "30s"
 "#;
         let b = parse(text).unwrap();
@@ -367,6 +374,7 @@ boot_timeout = "30s"
         assert_eq!(w.dial, ("192.168.1.10".to_string(), 18831));
         assert_eq!(w.reset, ResetVia::Command);
         assert_eq!(w.boot_timeout, Some(Duration::from_secs(30)));
+        assert!(!w.stub);
         assert_eq!(
             w.wifi_build_property().unwrap(),
             "compiler.cpp.extra_flags=-DMQTT_HIL_WIFI_SSID=\"lab\" -DMQTT_HIL_WIFI_PASS=\"pw\""
