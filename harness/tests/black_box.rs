@@ -126,3 +126,63 @@ async fn seeded_bug_is_caught(#[case] bug: &str, #[case] scenario: &str, #[case]
         explain(&bad, &path)
     );
 }
+
+/// `--target host` runs any Linux program as the black box, telling it the
+/// broker's address in `MQTT_HIL_BROKER`. Here the program is a shell loop
+/// of `mosquitto_pub` (a real MQTT client, one connection per reading); one
+/// that skips a reading is caught by the same check as the board.
+#[rstest]
+#[case::counts_up(1, true)]
+#[case::skips_a_reading(2, false)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_program_is_judged_the_same_way(#[case] step: u32, #[case] passes: bool) {
+    let work = tempfile::tempdir().unwrap();
+    let device = work.path().join("device.sh");
+    std::fs::write(
+        &device,
+        format!(
+            "#!/bin/sh\n\
+             host=${{MQTT_HIL_BROKER%:*}}; port=${{MQTT_HIL_BROKER##*:}}; n=1\n\
+             while :; do\n\
+               mosquitto_pub -h \"$host\" -p \"$port\" -i host-counter -q 1 \\\n\
+                 -t devices/host-counter/counter -m \"{{\\\"count\\\":$n}}\" || exit 1\n\
+               n=$((n + {step})); sleep 0.2\n\
+             done\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&device, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let scenario = work.path().join("host_counter.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"a host program publishes its counter\"\n\
+         [device]\nautonomous = true\n\
+         [[step]]\nexpect = \"connected\"\nwithin = \"5s\"\n\
+         [[step]]\nexpect = \"published\"\ntopic = \"devices/{client_id}/counter\"\ncount = 4\nwithin = \"5s\"\n\
+         [[invariant]]\ncheck = \"sequence\"\ntopic = \"devices/+/counter\"\njson = \"count\"\nqos = 1\n",
+    )
+    .unwrap();
+    let s = mqtt_hil::scenario::load(&scenario).unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        firmware: Firmware {
+            image: Some(device),
+            root: root(),
+            splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            boot_timeout: None,
+            bench: None,
+        },
+        target: TargetSpec::Host,
+        workdir: work.path().join("run"),
+        deviations: Deviations::default(),
+    };
+    let o = runner::run(&s, &cfg).await;
+    assert_eq!(o.passed(), passes, "{}", explain(&o, &scenario));
+    if !passes {
+        assert!(
+            deviation::signature(&o).contains("sequence-loss"),
+            "{}",
+            explain(&o, &scenario)
+        );
+    }
+}
