@@ -98,6 +98,12 @@ enum Cmd {
         #[arg(long)]
         no_boot_check: bool,
     },
+    /// Show the boards of a bench file: port, reset, proxy address, and the
+    /// arduino-cli command that builds the agent for each (Wi-Fi included).
+    Boards {
+        #[arg(long)]
+        bench: PathBuf,
+    },
     /// Turn a firmware ELF into an ESP8266 flash image (v1 image at 0x0,
     /// flash-mapped code at its offset), the .bin that `flash` writes.
     Image {
@@ -158,6 +164,7 @@ fn main() -> ExitCode {
             }
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
             Cmd::Image { elf, output } => image(&elf, &output),
+            Cmd::Boards { bench } => boards(&bench),
             Cmd::Flash {
                 target,
                 bench,
@@ -250,6 +257,45 @@ async fn flash(
         let timeout = board.boot_timeout.unwrap_or(mqtt_hil::target::BOOT_TIMEOUT);
         let ready = flash::boot_check(&board, timeout).await?;
         println!("booted: {ready}");
+    }
+    Ok(exit_codes::OK)
+}
+
+fn boards(bench: &std::path::Path) -> Result<i32, Error> {
+    use mqtt_hil::target::bench::{Bench, ResetVia};
+    let bench = Bench::load(bench)?;
+    for b in &bench.boards {
+        let reset = match (&b.reset, &b.reset_command) {
+            (ResetVia::Lines, Some(_)) => "DTR/RTS, else reset_command",
+            (ResetVia::Lines, None) => "DTR/RTS",
+            (ResetVia::Command, _) => "reset_command",
+        };
+        println!("{} on {} ({:?})", b.name, b.port.display(), b.chip);
+        println!(
+            "  uart {} baud, flash {} baud{}",
+            b.baud,
+            b.flash_baud,
+            if b.stub { "" } else { " (ROM loader only)" }
+        );
+        println!(
+            "  reset: {reset}; power cycle: {}",
+            if b.power_command.is_some() {
+                "power_command"
+            } else {
+                "a reset (no power_command)"
+            }
+        );
+        println!(
+            "  fault proxy listens on {}, the board dials {}:{}",
+            b.proxy_listen, b.dial.0, b.dial.1
+        );
+        println!("  build: {}", b.arduino_compile(&format!("out/{}", b.name)));
+        println!(
+            "  flash: mqtt-hil flash --target serial:{} --bench {} out/{}/agent.ino.bin",
+            b.name,
+            bench.file.display(),
+            b.name
+        );
     }
     Ok(exit_codes::OK)
 }
