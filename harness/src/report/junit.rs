@@ -157,6 +157,14 @@ mod tests {
             finished("a", "rumqttd", true),
             finished("b", "mosquitto", false),
         ]);
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("not XML at {}: {e}\n{xml}", reader.buffer_position()),
+            }
+        }
         let suites: Vec<&str> = xml.matches("<testsuite ").collect();
         assert_eq!(suites.len(), 2, "{xml}");
         assert!(

@@ -18,7 +18,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 th{background:#f2f4f7}\
 .passed{background:#dff3df}.failed,.error{background:#fbd9d5}.skipped{background:#eee}.deviation{background:#fdf0c8}\
 .badge{display:inline-block;padding:.1em .5em;border-radius:.3em;font-weight:bold}\
-pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}\
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}pre.failed,pre.error,pre.deviation,pre.skipped{white-space:pre-wrap}\
 .diagram{overflow-x:auto;border:1px solid #ddd;padding:4px;background:#fff}\
 tr.offending td{background:#fbd9d5;color:#b00;font-weight:bold}\
 td.num{text-align:right;font-family:monospace}td.mono{font-family:monospace;white-space:pre-wrap}\
