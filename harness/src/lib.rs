@@ -15,6 +15,7 @@ pub mod esp;
 pub mod exit_codes;
 pub mod history;
 pub mod mqtt;
+pub mod observe;
 pub mod process;
 pub mod proxy;
 pub mod report;

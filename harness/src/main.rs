@@ -84,6 +84,27 @@ enum Cmd {
     /// --target serial:PORT, resets and power through a control socket.
     #[command(subcommand)]
     Emulate(EmulateCmd),
+    /// Flight recorder: proxy a device's traffic to a broker, print it
+    /// decoded as it happens, run the traffic-only checks continuously, take
+    /// fault commands on stdin (sever, blackhole, heal, refuse, accept, ...);
+    /// Ctrl-C or end of input writes the events, trace, verdicts and report.
+    Observe {
+        /// Where the device connects instead of its broker (e.g.
+        /// 127.0.0.1:1884; 0.0.0.0:1884 for a board on the bench network).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// mosquitto (started here) or external:HOST:PORT.
+        #[arg(long, default_value = "mosquitto")]
+        broker: String,
+        /// A TOML file of `[[invariant]]` tables (and `periodic = [...]`
+        /// topics left out of the trace); default: will, keepalive,
+        /// resubscribe and backoff checks of the device.
+        #[arg(long)]
+        checks: Option<PathBuf>,
+        /// Folder for events.log, trace.txt, verdicts.txt, report/, pcap/.
+        #[arg(long, default_value = "out/observe")]
+        out: PathBuf,
+    },
     /// Flash firmware (an ELF or an ESP8266 .bin) onto a bench board with
     /// esptool, then check that it boots into the agent.
     Flash {
@@ -157,6 +178,12 @@ fn main() -> ExitCode {
                 }
             }
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
+            Cmd::Observe {
+                listen,
+                broker,
+                checks,
+                out,
+            } => observe(listen, &broker, checks, out).await,
             Cmd::Image { elf, output } => image(&elf, &output),
             Cmd::Flash {
                 target,
@@ -205,6 +232,46 @@ fn main() -> ExitCode {
             ExitCode::from(exit_codes::INVALID as u8)
         }
     }
+}
+
+async fn observe(
+    listen: std::net::SocketAddr,
+    broker: &str,
+    checks: Option<PathBuf>,
+    out: PathBuf,
+) -> Result<i32, Error> {
+    let broker: BrokerSpec = broker.parse()?;
+    let file = match &checks {
+        Some(p) => scenario::load_checks(p)?,
+        None => scenario::CheckFile {
+            invariants: mqtt_hil::observe::default_checks(),
+            periodic: Vec::new(),
+        },
+    };
+    // stdin on a plain thread: a read blocked on a terminal must not keep
+    // the runtime from shutting down. The channel closes at end of input.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        while stdin.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if tx.blocking_send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    let cfg = mqtt_hil::observe::Config {
+        listen,
+        broker,
+        out,
+        checks: file.invariants,
+        periodic: file.periodic,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let mut stdout = std::io::stdout();
+    mqtt_hil::observe::run(cfg, rx, stop, &mut stdout).await
 }
 
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Scenario>, Error> {

@@ -748,6 +748,56 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
     })
 }
 
+/// The checks `mqtt-hil observe` runs: `[[invariant]]` tables as in a
+/// scenario file, and `periodic` topic filters left out of its trace.
+#[derive(Clone, Debug, Default)]
+pub struct CheckFile {
+    pub invariants: Vec<crate::check::InvariantSpec>,
+    pub periodic: Vec<String>,
+}
+
+/// Reads a checks file for `mqtt-hil observe`, with the same errors as a
+/// scenario file's (file, line, field, did-you-mean).
+pub fn load_checks(path: &Path) -> Result<CheckFile> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawChecks {
+        #[serde(default)]
+        periodic: Vec<String>,
+        #[serde(default)]
+        invariant: Vec<Spanned<toml::Table>>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading checks file {}", path.display()), e))?;
+    let src = Source { path, text: &text };
+    let raw: RawChecks = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(1);
+        src.error(line, e.message().trim_end().to_string())
+    })?;
+    for p in &raw.periodic {
+        topic::validate_filter(p).map_err(|e| {
+            src.error(
+                line_of_top_key(&src, "periodic"),
+                format!("field `periodic`: `{p}`: {e}"),
+            )
+        })?;
+    }
+    let mut invariants = Vec::new();
+    for (i, t) in raw.invariant.iter().enumerate() {
+        let line = src.line_of(t.span().start);
+        let f = Fields::new(&src, t.get_ref(), t.span(), format!("invariant {}", i + 1));
+        let spec =
+            crate::check::InvariantSpec::deserialize(toml::Value::Table(t.get_ref().clone()))
+                .map_err(|e| invariant_error(&f, line, e.message().trim_end()))?;
+        spec.validate().map_err(|(key, why)| f.err(key, why))?;
+        invariants.push(spec);
+    }
+    Ok(CheckFile {
+        invariants,
+        periodic: raw.periodic,
+    })
+}
+
 /// Serde's message about an `[[invariant]]` table, pointed at the line of
 /// the field it names, with the nearest valid word for a typo.
 fn invariant_error(f: &Fields, line: usize, msg: &str) -> Error {
