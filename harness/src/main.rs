@@ -476,13 +476,15 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
             }
         }
     }
+    if let Some(e) = environment_error {
+        // Not a finished run: nothing past this scenario was judged. The
+        // reports written so far stay (they are written as scenarios end).
+        eprintln!("error: {e}");
+        return Ok(exit_codes::INVALID);
+    }
     reporters.report(&RunEvent::RunFinished {
         totals,
         elapsed: started.elapsed(),
     })?;
-    if let Some(e) = environment_error {
-        eprintln!("error: {e}");
-        return Ok(exit_codes::INVALID);
-    }
     Ok(totals.exit_code())
 }
