@@ -93,7 +93,7 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
-bench: deps
+bench: deps firmware esptool
 	$(CARGO) bench --locked -j $(JOBS)
 
 ci: lint test

@@ -119,6 +119,12 @@ enum Cmd {
         #[arg(long)]
         no_boot_check: bool,
     },
+    /// Show the boards of a bench file: port, reset, proxy address, and the
+    /// arduino-cli command that builds the agent for each (Wi-Fi included).
+    Boards {
+        #[arg(long)]
+        bench: PathBuf,
+    },
     /// Turn a firmware ELF into an ESP8266 flash image (v1 image at 0x0,
     /// flash-mapped code at its offset), the .bin that `flash` writes.
     Image {
@@ -185,6 +191,7 @@ fn main() -> ExitCode {
                 out,
             } => observe(listen, &broker, checks, out).await,
             Cmd::Image { elf, output } => image(&elf, &output),
+            Cmd::Boards { bench } => boards(&bench),
             Cmd::Flash {
                 target,
                 bench,
@@ -321,6 +328,45 @@ async fn flash(
     Ok(exit_codes::OK)
 }
 
+fn boards(bench: &std::path::Path) -> Result<i32, Error> {
+    use mqtt_hil::target::bench::{Bench, ResetVia};
+    let bench = Bench::load(bench)?;
+    for b in &bench.boards {
+        let reset = match (&b.reset, &b.reset_command) {
+            (ResetVia::Lines, Some(_)) => "DTR/RTS, else reset_command",
+            (ResetVia::Lines, None) => "DTR/RTS",
+            (ResetVia::Command, _) => "reset_command",
+        };
+        println!("{} on {} ({:?})", b.name, b.port.display(), b.chip);
+        println!(
+            "  uart {} baud, flash {} baud{}",
+            b.baud,
+            b.flash_baud,
+            if b.stub { "" } else { " (ROM loader only)" }
+        );
+        println!(
+            "  reset: {reset}; power cycle: {}",
+            if b.power_command.is_some() {
+                "power_command"
+            } else {
+                "a reset (no power_command)"
+            }
+        );
+        println!(
+            "  fault proxy listens on {}, the board dials {}:{}",
+            b.proxy_listen, b.dial.0, b.dial.1
+        );
+        println!("  build: {}", b.arduino_compile(&format!("out/{}", b.name)));
+        println!(
+            "  flash: mqtt-hil flash --target serial:{} --bench {} out/{}/agent.ino.bin",
+            b.name,
+            bench.file.display(),
+            b.name
+        );
+    }
+    Ok(exit_codes::OK)
+}
+
 fn image(elf: &std::path::Path, output: &std::path::Path) -> Result<i32, Error> {
     use mqtt_hil::esp::image;
     let bytes =
@@ -430,13 +476,15 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
             }
         }
     }
+    if let Some(e) = environment_error {
+        // Not a finished run: nothing past this scenario was judged. The
+        // reports written so far stay (they are written as scenarios end).
+        eprintln!("error: {e}");
+        return Ok(exit_codes::INVALID);
+    }
     reporters.report(&RunEvent::RunFinished {
         totals,
         elapsed: started.elapsed(),
     })?;
-    if let Some(e) = environment_error {
-        eprintln!("error: {e}");
-        return Ok(exit_codes::INVALID);
-    }
     Ok(totals.exit_code())
 }

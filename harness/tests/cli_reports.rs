@@ -493,3 +493,37 @@ fn a_report_folder_that_cannot_be_made_fails_before_anything_runs() {
         );
     }
 }
+
+#[test]
+fn a_broken_environment_stops_the_json_stream_without_run_finished() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
+        .current_dir(root())
+        .args([
+            "run",
+            "scenarios/qos0_delivery.toml",
+            "scenarios/qos1_delivery.toml",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("MQTT_HIL_MOSQUITTO", "/nonexistent/mosquitto")
+        .output()
+        .unwrap();
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Debian package `mosquitto`"), "{stderr}");
+    let lines: Vec<Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    // The first scenario errs and nothing after it runs or is summed up.
+    assert_eq!(
+        types,
+        ["run_started", "scenario_started", "scenario_finished"]
+    );
+    assert_eq!(lines[2]["status"], "error");
+    assert!(lines[2]["reason"].as_str().unwrap().contains("hint:"));
+}
