@@ -30,9 +30,16 @@ int board_poll(void)
  * UART FIFO or the MAC's RX ring for the next poll. */
 void board_idle_cycles(uint32_t cycles)
 {
-    uint32_t now, ps;
+    uint32_t now, after, ps;
     __asm__ volatile("rsr %0, ccount" : "=a"(now));
     __asm__ volatile("wsr %0, ccompare0" :: "a"(now + cycles));
+    /* CCOUNT follows the host's clock: if QEMU's thread was descheduled
+     * between the read and the write, the deadline is already behind
+     * CCOUNT, and QEMU arms the compare timer for the next wrap-around
+     * (2^32 cycles, 107 s): WAITI would sleep that long. Then don't wait. */
+    __asm__ volatile("rsr %0, ccount" : "=a"(after));
+    if ((int32_t)(now + cycles - after) <= 0)
+        return;
     __asm__ volatile("wsr %0, intenable; rsync" :: "a"(1u << TIMER0_INT));
     __asm__ volatile("waiti 0" ::: "memory");
     __asm__ volatile("wsr %0, intenable; rsync" :: "a"(0));

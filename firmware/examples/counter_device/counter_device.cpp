@@ -12,7 +12,7 @@
  *   devices/<id>/status    "online" after each connect; the will "offline"
  *
  * <id> is counter-<chip id>; clean session, keep alive 4 s, reconnect with
- * exponential backoff from 500 ms to 8 s.
+ * exponential backoff from 1 s to 8 s.
  *
  * Seeded bugs (examples/counter_device/bugs.txt, one image each):
  *   COUNTER_DEVICE_BUG_NO_RESUBSCRIBE   subscribes once per boot, not per clean
@@ -30,7 +30,7 @@ static const IPAddress BROKER(10, 0, 2, 100);
 static const uint16_t BROKER_PORT = 1883;
 static const unsigned long READING_PERIOD_MS = 1000;
 static const unsigned long ACK_TIMEOUT_MS = 2000;
-static const unsigned long BACKOFF_MIN_MS = 500;
+static const unsigned long BACKOFF_MIN_MS = 1000;
 static const unsigned long BACKOFF_MAX_MS = 8000;
 static const uint16_t KEEPALIVE_S = 4;
 

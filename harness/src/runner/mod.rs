@@ -38,6 +38,10 @@ pub struct RunConfig {
     pub deviations: deviation::Deviations,
 }
 
+/// How long a bench board's black box is given after its reset before its
+/// lane opens (see `World::start`).
+const BENCH_RESET_SETTLE: Duration = Duration::from_millis(500);
+
 /// Stands for the device's client id in topics and payloads of steps.
 pub const CLIENT_ID: &str = "{client_id}";
 
@@ -227,6 +231,10 @@ impl World {
             anchor: 0,
             // The emulated board answers slower than a process on the host.
             quiet: match cfg.target {
+                // A black box answers a step with several exchanges of its
+                // own (reconnect, publish, subscribe), each a scheduling
+                // delay apart on the emulated CPU: a longer silence ends it.
+                _ if scenario.autonomous.is_some() => Duration::from_millis(300),
                 TargetSpec::Qemu | TargetSpec::Serial(_) => Duration::from_millis(150),
                 _ => Duration::from_millis(40),
             },
@@ -310,6 +318,11 @@ impl World {
                     .map_err(|e| e.to_string())?,
             );
             if bench_black_box {
+                // A connection the board began before its reset may still
+                // be on its way (a SYN in flight; on the emulated board, the
+                // guestfwd process being spawned): let it fail on the closed
+                // port rather than open the run. The rebooted board retries.
+                tokio::time::sleep(BENCH_RESET_SETTLE).await;
                 let bind = device_bind.expect("a serial target has a bench board");
                 let lane = world
                     .hub
@@ -425,16 +438,28 @@ impl World {
             };
             match tokio::time::timeout(step.timeout, self.step(step)).await {
                 Ok(Ok(())) => self.quiesce().await,
-                Ok(Err(msg)) => return Err(fail(msg)),
+                Ok(Err(msg)) => return Err(fail(self.with_device_output(msg))),
                 Err(_) => {
-                    return Err(fail(format!(
+                    return Err(fail(self.with_device_output(format!(
                         "timed out after {}",
                         crate::scenario::duration::format(step.timeout)
-                    )))
+                    ))))
                 }
             }
         }
         Ok(())
+    }
+
+    /// A black box is only known by its traffic and its UART: when a step
+    /// fails, what it last printed (or how its board crashed) says why.
+    fn with_device_output(&self, msg: String) -> String {
+        if self.autonomous.is_none() {
+            return msg;
+        }
+        format!(
+            "{msg}\n  the device's last UART lines:\n{}",
+            crate::target::uart_tail(&self.recorder, 8)
+        )
     }
 
     async fn step(&mut self, step: &Step) -> Result<(), String> {

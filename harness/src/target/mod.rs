@@ -308,7 +308,7 @@ fn last_board_report(recorder: &Recorder) -> Option<String> {
 }
 
 /// The device's last UART lines, for messages about a board that went quiet.
-fn uart_tail(recorder: &Recorder, n: usize) -> String {
+pub(crate) fn uart_tail(recorder: &Recorder, n: usize) -> String {
     let h = recorder.snapshot();
     let lines: Vec<&str> = h
         .events
