@@ -14,7 +14,7 @@ JOBS ?= 2
 HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-14-dev
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps build firmware demo test test-rust test-firmware fuzz lint fmt bench ci clean
+.PHONY: all deps build firmware images demo test test-rust test-firmware fuzz lint fmt bench ci clean
 
 all: build
 
@@ -39,7 +39,17 @@ demo: build firmware
 	    --out $(OUT) --junit $(OUT)/junit.xml; \
 	status=$$?; echo "report: $(OUT)/junit.xml, traces in $(OUT)/traces/"; exit $$status
 
-test: deps firmware test-firmware test-rust
+test: deps firmware images test-firmware test-rust
+
+# Broker images for the container backend and the conformance matrix, built
+# locally from Debian packages (ci/images/README.md); skipped when an image
+# with the same recipe exists. Without a Docker engine this says so and goes
+# on, unless MQTT_HIL_REQUIRE_DOCKER=1 (CI), where it fails.
+images:
+	@if docker info >/dev/null 2>&1; then ci/images/build.sh; \
+	elif [ "$${MQTT_HIL_REQUIRE_DOCKER:-0}" = 1 ]; then \
+	    echo "error: MQTT_HIL_REQUIRE_DOCKER=1 but the Docker engine does not answer" >&2; exit 2; \
+	else echo "images: no Docker engine here; container tests will report themselves skipped"; fi
 
 # The agent's portable core on the host, under ASan and UBSan, every seeded
 # bug caught by its guard test; then a short fuzz of both parsers.
