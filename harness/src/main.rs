@@ -30,8 +30,11 @@ struct RunArgs {
     /// Scenario files or folders of them.
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// mosquitto (a local process the harness starts) or external:HOST:PORT.
-    #[arg(long, default_value = "mosquitto")]
+    /// auto (mosquitto if installed, else embedded), mosquitto (a local
+    /// process), embedded (rumqttd in-process), container:IMAGE[:TAG]
+    /// (e.g. container:rabbitmq; `make images` builds ours) or
+    /// external:HOST:PORT.
+    #[arg(long, default_value = "auto")]
     broker: String,
     /// What plays the device: virtual, host, qemu, serial:PORT.
     #[arg(long, default_value = "virtual")]
@@ -91,6 +94,9 @@ fn main() -> ExitCode {
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
         }
     });
+    // Containers outlive the process unless removed: whatever a cancelled
+    // or failed run left is removed here, on every way out.
+    runtime.block_on(mqtt_hil::broker::container::sweep());
     // Dropping the runtime drops every task, and with them the child
     // processes (killed on drop), before we exit.
     drop(runtime);
@@ -135,7 +141,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         filter,
         verbose,
     } = args;
-    let broker: BrokerSpec = broker.parse()?;
+    let broker = BrokerSpec::resolve(&broker)?;
     let target: TargetSpec = target.parse()?;
     // Every file is checked before anything starts.
     let scenarios = load_all(&paths, filter.as_deref())?;

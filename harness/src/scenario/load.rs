@@ -42,6 +42,8 @@ struct Raw {
 /// Broker capabilities a scenario may require.
 pub const CAPABILITIES: &[&str] = &[
     "broker_control",
+    "broker_pause",
+    "broker_network",
     "persistence",
     "shared_subscriptions",
     "queue_subscriptions",
@@ -296,7 +298,17 @@ const NET_FAULTS: &[&str] = &[
     "release",
     "clear",
 ];
-const BROKER_ACTIONS: &[&str] = &["restart", "stop", "start", "kill", "kill_restart"];
+const BROKER_ACTIONS: &[&str] = &[
+    "restart",
+    "stop",
+    "start",
+    "kill",
+    "kill_restart",
+    "pause",
+    "unpause",
+    "disconnect",
+    "reconnect",
+];
 const EXPECTS: &[&str] = &[
     "message",
     "no_message",
@@ -405,13 +417,7 @@ fn step(
         "broker" => {
             let a = f.req_str("broker")?;
             if !BROKER_ACTIONS.contains(&a.as_str()) {
-                return Err(f.err(
-                    "broker",
-                    format!(
-                        "unknown broker action `{a}`; expected one of: {}",
-                        BROKER_ACTIONS.join(", ")
-                    ),
-                ));
+                return Err(unknown(f, "broker", "broker action", &a, BROKER_ACTIONS));
             }
             Action::Broker(a)
         }
