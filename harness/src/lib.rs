@@ -12,6 +12,7 @@ pub mod client;
 pub mod error;
 pub mod exit_codes;
 pub mod history;
+pub mod matrix;
 pub mod mqtt;
 pub mod process;
 pub mod proxy;

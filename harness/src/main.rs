@@ -57,10 +57,65 @@ struct RunArgs {
     verbose: bool,
 }
 
+#[derive(Args, Clone, Debug)]
+struct MatrixArgs {
+    /// Scenario files or folders of them.
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Comma-separated brokers (as --broker takes them); default: every
+    /// broker this machine can run.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Take share K of N of the scenario x broker cells (CI matrices).
+    #[arg(long, default_value = "1/1")]
+    partition: String,
+    /// Write the results as JSON here (what `mqtt-hil merge` reads);
+    /// default OUT/matrix.json.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the table as Markdown here; default OUT/matrix.md.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write JUnit XML here (a suite per broker).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// What plays the device: virtual, host, qemu.
+    #[arg(long, default_value = "virtual")]
+    target: String,
+    /// The device's software (see `run --firmware`).
+    #[arg(long)]
+    firmware: Option<PathBuf>,
+    /// Folder for traces, broker files and the result files.
+    #[arg(long, default_value = "out/matrix")]
+    out: PathBuf,
+    /// Only scenarios whose id contains this.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+#[derive(Args, Clone, Debug)]
+struct MergeArgs {
+    /// JSON files written by `mqtt-hil matrix --json`.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run scenario files or folders and print a verdict per scenario.
     Run(RunArgs),
+    /// Run every scenario against every broker and print one conformance
+    /// table (also written as Markdown and JSON).
+    Matrix(MatrixArgs),
+    /// Join the JSON results of partitioned matrix runs into one table,
+    /// one Markdown file and one JUnit file.
+    Merge(MergeArgs),
     /// List scenarios with their one-line descriptions.
     List {
         #[arg(default_value = "scenarios")]
@@ -91,6 +146,16 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Cmd::Matrix(args) => {
+                tokio::select! {
+                    code = matrix(args) => code,
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("interrupted: stopping everything that was started");
+                        Ok(exit_codes::INTERRUPTED)
+                    }
+                }
+            }
+            Cmd::Merge(args) => merge(args),
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
         }
     });
@@ -256,4 +321,128 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     } else {
         exit_codes::FAILED
     })
+}
+
+fn firmware_for(image: Option<PathBuf>) -> Result<mqtt_hil::target::Firmware, Error> {
+    Ok(mqtt_hil::target::Firmware {
+        image,
+        root: std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?,
+        splice: std::env::current_exe()
+            .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
+        boot_timeout: None,
+    })
+}
+
+async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
+    use mqtt_hil::matrix;
+    let partition: matrix::Partition = args.partition.parse()?;
+    let target: TargetSpec = args.target.parse()?;
+    let scenarios = load_all(&args.paths, args.filter.as_deref())?;
+    if scenarios.is_empty() {
+        return Err(Error::Usage("no scenario matches".into()));
+    }
+    let (brokers, unavailable) = match &args.brokers {
+        Some(list) => (matrix::plan::parse_brokers(list)?, Vec::new()),
+        None => matrix::available_brokers().await,
+    };
+    let folder = match args.paths.first() {
+        Some(p) if p.is_dir() => p.clone(),
+        Some(p) => p.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        None => PathBuf::from("scenarios"),
+    };
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Error::io(format!("creating {}", args.out.display()), e))?;
+    let names: Vec<String> = brokers.iter().map(|b| b.to_string()).collect();
+    println!(
+        "matrix: {} scenario(s) x {} broker(s) [{}], partition {partition}, device: {target}",
+        scenarios.len(),
+        brokers.len(),
+        names.join(", ")
+    );
+    for u in &unavailable {
+        println!("  not included: {u}");
+    }
+    let cfg = matrix::MatrixConfig {
+        scenarios,
+        brokers,
+        unavailable,
+        partition,
+        target,
+        firmware: firmware_for(args.firmware)?,
+        deviations_folder: folder,
+        out: args.out.clone(),
+    };
+    let m = matrix::run(&cfg, |c| {
+        println!(
+            "{:<5} {:<40} {:<24} {:>6.1}s",
+            c.verdict.label(),
+            c.scenario,
+            c.broker,
+            c.duration_ms as f64 / 1000.0
+        );
+    })
+    .await?;
+    report_matrix(&m, &args.out, args.json, args.markdown, args.junit)
+}
+
+/// Prints the table and the reasons, writes the files, picks the exit code.
+fn report_matrix(
+    m: &mqtt_hil::matrix::Matrix,
+    out: &std::path::Path,
+    json: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+    junit: Option<PathBuf>,
+) -> Result<i32, Error> {
+    use mqtt_hil::matrix::table;
+    println!();
+    print!("{}", table::terminal(m));
+    for (s, b, v, why) in table::notes(m) {
+        let first = why.lines().next().unwrap_or("");
+        println!("  {:<5} {s} on {b}: {first}", v.label());
+    }
+    let write = |path: &std::path::Path, text: String| {
+        std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    };
+    let json = json.unwrap_or_else(|| out.join("matrix.json"));
+    let markdown = markdown.unwrap_or_else(|| out.join("matrix.md"));
+    write(&json, m.to_json())?;
+    write(&markdown, table::markdown(m))?;
+    println!("json: {}\nmarkdown: {}", json.display(), markdown.display());
+    if let Some(j) = junit {
+        write(&j, m.junit())?;
+        println!("junit: {}", j.display());
+    }
+    let counts = m.counts(None);
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let failed = get("FAIL") + get("STALE") + get("ERROR");
+    println!(
+        "{} passed, {failed} failed, {} skipped ({} known deviations among the passes); {:.1}s",
+        get("PASS") + get("DEV"),
+        get("SKIP"),
+        get("DEV"),
+        m.wall_ms as f64 / 1000.0
+    );
+    Ok(if m.failed() {
+        exit_codes::FAILED
+    } else {
+        exit_codes::OK
+    })
+}
+
+fn merge(args: MergeArgs) -> Result<i32, Error> {
+    let mut parts = Vec::new();
+    for f in &args.files {
+        parts.push((
+            f.display().to_string(),
+            mqtt_hil::matrix::Matrix::read(f)?,
+        ));
+    }
+    let m = mqtt_hil::matrix::Matrix::merge(parts)?;
+    let out = args
+        .json
+        .as_ref()
+        .and_then(|j| j.parent().map(|p| p.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let json = args.json.unwrap_or_else(|| out.join("matrix.json"));
+    report_matrix(&m, &out, Some(json), args.markdown, args.junit)
 }
