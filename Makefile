@@ -12,15 +12,21 @@ TARGET ?= qemu
 JOBS ?= 2
 
 HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-14-dev
+# Only the tests need these: the HTML report is opened in a real headless
+# browser, the pcaps are decoded by Wireshark's dissectors.
+TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps build firmware images demo test test-rust test-firmware fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware images demo test test-rust test-firmware test-serial-suite fuzz lint fmt bench ci clean
 
 all: build
 
 deps:
 	@ci/deps.sh $(HOST_DEPS)
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install Rust (rustup) first" >&2; exit 2; }
+
+test-deps:
+	@ci/deps.sh $(TEST_DEPS)
 
 build: deps
 	$(CARGO) build --release --locked -j $(JOBS) --bin mqtt-hil
@@ -36,8 +42,8 @@ firmware: deps
 demo: build firmware
 	@echo "== scenario suite: broker=$(BROKER) target=$(TARGET)"
 	./target/release/mqtt-hil run scenarios --broker $(BROKER) --target $(TARGET) \
-	    --out $(OUT) --junit $(OUT)/junit.xml; \
-	status=$$?; echo "report: $(OUT)/junit.xml, traces in $(OUT)/traces/"; exit $$status
+	    --out $(OUT) --junit $(OUT)/junit.xml --report $(OUT)/report --pcap $(OUT)/pcap; \
+	status=$$?; echo "open $(OUT)/report/index.html; JUnit $(OUT)/junit.xml, pcaps in $(OUT)/pcap/, traces in $(OUT)/traces/"; exit $$status
 
 test: deps firmware images test-firmware test-rust
 
@@ -59,12 +65,17 @@ test-firmware: firmware
 
 FUZZ_RUNS ?= 100000
 
-test-rust:
+test-rust: test-deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	    $(CARGO) nextest run --locked -j $(JOBS) --no-fail-fast; \
 	else \
 	    $(CARGO) test --locked -j $(JOBS) --no-fail-fast; \
 	fi
+
+# The whole scenario suite through the serial target on the emulated board's
+# pty (make test runs a subset of it; this takes ~1.5 min more).
+test-serial-suite: deps firmware
+	MQTT_HIL_SERIAL_SUITE=full $(CARGO) nextest run --locked -j $(JOBS) --test serial_bench
 
 lint: deps
 	$(CARGO) fmt --all -- --check

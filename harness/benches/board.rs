@@ -224,6 +224,7 @@ fn main() {
             root: root.clone(),
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
+            bench: None,
         },
         deviations: Default::default(),
     };

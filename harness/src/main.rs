@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use mqtt_hil::broker::BrokerSpec;
 use mqtt_hil::error::Error;
 use mqtt_hil::exit_codes;
+use mqtt_hil::report::{self, Format, Reporters, RunEvent, Totals};
 use mqtt_hil::runner::{self, RunConfig, Status};
 use mqtt_hil::scenario;
 use mqtt_hil::target::TargetSpec;
@@ -52,16 +53,33 @@ struct RunArgs {
     /// Only scenarios whose id contains this.
     #[arg(long)]
     filter: Option<String>,
-    /// Print each scenario's normalized trace.
+    /// Stream each scenario's events and the device's UART lines as they
+    /// happen.
     #[arg(short, long)]
     verbose: bool,
+    /// Bench file describing the boards for --target serial:PORT.
+    #[arg(long)]
+    bench: Option<PathBuf>,
+    /// What stdout gets: lines for people, or one JSON object per event
+    /// (docs/json-events.md; the human lines then go to stderr).
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// Write an HTML report (index.html, a page with a sequence diagram per
+    /// scenario) into this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Write the recorded traffic as a pcapng per scenario into this folder
+    /// (Wireshark and tshark decode it as MQTT over TCP).
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<PathBuf>,
 }
 
 #[derive(Args, Clone, Debug)]
 struct MatrixArgs {
-    /// Scenario files or folders of them.
-    #[arg(default_value = "scenarios")]
-    paths: Vec<PathBuf>,
+    /// Every `run` flag means the same here, except that the brokers come
+    /// from --brokers.
+    #[command(flatten)]
+    run: RunArgs,
     /// Comma-separated brokers (as --broker takes them); default: every
     /// broker this machine can run.
     #[arg(long)]
@@ -76,21 +94,6 @@ struct MatrixArgs {
     /// Write the table as Markdown here; default OUT/matrix.md.
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// Write JUnit XML here (a suite per broker).
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// What plays the device: virtual, host, qemu.
-    #[arg(long, default_value = "virtual")]
-    target: String,
-    /// The device's software (see `run --firmware`).
-    #[arg(long)]
-    firmware: Option<PathBuf>,
-    /// Folder for traces, broker files and the result files.
-    #[arg(long, default_value = "out/matrix")]
-    out: PathBuf,
-    /// Only scenarios whose id contains this.
-    #[arg(long)]
-    filter: Option<String>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -121,9 +124,35 @@ enum Cmd {
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
     },
+    /// The emulated board as a bench board: its UART on a pty for
+    /// --target serial:PORT, resets and power through a control socket.
+    #[command(subcommand)]
+    Emulate(EmulateCmd),
     /// Splice stdin/stdout to a TCP address (QEMU's guestfwd runs this).
     #[command(hide = true)]
     Splice { addr: String },
+}
+
+#[derive(Subcommand)]
+enum EmulateCmd {
+    /// Run the emulated board; its port is DIR/uart, its control DIR/control.sock.
+    Serve {
+        /// Folder for the pty link, sockets, flash file and QEMU's log.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The fault proxy address the board's TCP connections go to (loopback).
+        #[arg(long)]
+        proxy: std::net::SocketAddr,
+        /// Firmware ELF to load (default firmware/build/agent.elf).
+        #[arg(long, default_value = "firmware/build/agent.elf")]
+        kernel: PathBuf,
+        /// The board's 4 MiB flash file (default DIR/flash.bin).
+        #[arg(long)]
+        flash: Option<PathBuf>,
+    },
+    /// Send one command to a running emulated board: reset, power-cycle,
+    /// power-off, quit. Bench files call this as their reset/power command.
+    Ctl { socket: PathBuf, command: String },
 }
 
 fn main() -> ExitCode {
@@ -157,6 +186,24 @@ fn main() -> ExitCode {
             }
             Cmd::Merge(args) => merge(args),
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
+            Cmd::Emulate(EmulateCmd::Serve {
+                dir,
+                proxy,
+                kernel,
+                flash,
+            }) => {
+                let cfg = mqtt_hil::emulator::Config {
+                    dir,
+                    proxy,
+                    kernel,
+                    flash,
+                    splice: std::env::current_exe().unwrap_or_else(|_| "mqtt-hil".into()),
+                };
+                mqtt_hil::emulator::serve(cfg).await
+            }
+            Cmd::Emulate(EmulateCmd::Ctl { socket, command }) => {
+                mqtt_hil::emulator::ctl(&socket, &command).await
+            }
         }
     });
     // Containers outlive the process unless removed: whatever a cancelled
@@ -205,16 +252,29 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         out,
         filter,
         verbose,
+        bench,
+        format,
+        report,
+        pcap,
     } = args;
     let broker = BrokerSpec::resolve(&broker)?;
     let target: TargetSpec = target.parse()?;
+    let bench = bench
+        .map(|f| mqtt_hil::target::bench::Bench::load(&f))
+        .transpose()?;
     // Every file is checked before anything starts.
     let scenarios = load_all(&paths, filter.as_deref())?;
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
-    std::fs::create_dir_all(out.join("traces"))
-        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let mut reporters = Reporters::from_options(&report::Options {
+        format,
+        verbose,
+        traces: Some(out.join("traces")),
+        junit,
+        html: report,
+        pcap,
+    })?;
     let deviations = match paths.first() {
         Some(p) => {
             let folder = if p.is_dir() {
@@ -239,150 +299,108 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
             splice: std::env::current_exe()
                 .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
             boot_timeout: None,
+            bench,
         },
     };
-    println!(
-        "running {} scenario(s) against {broker}, device: {target}",
-        scenarios.len()
-    );
-    let mut outcomes = Vec::new();
-    for s in &scenarios {
-        let o = runner::run(s, &cfg).await;
-        let trace = mqtt_hil::trace::render(&s.name, &o.history);
-        let trace_path = out.join("traces").join(format!("{}.trace", s.id));
-        let _ = std::fs::write(&trace_path, &trace);
-        let label = match &o.status {
-            Status::Passed => "PASS",
-            Status::Failed => "FAIL",
-            Status::Skipped(_) => "SKIP",
-            Status::Error(_) => "ERROR",
-            Status::Deviation(_) => "DEV",
-        };
-        println!(
-            "{label:<5} {:<40} {:>6.1}s  {}",
-            s.id,
-            o.duration.as_secs_f64(),
-            s.name
-        );
-        if !o.passed() {
-            if let Status::Deviation(why) = &o.status {
-                println!("      expected deviation: {why}");
-                for line in o.failure_text().lines().skip(1) {
-                    println!("      {line}");
-                }
-                outcomes.push(o);
-                continue;
-            }
-            for line in o.failure_text().lines() {
-                println!("      {line}");
-            }
-        }
-        if verbose {
-            println!("{trace}");
-        }
-        if let Status::Error(e) = &o.status {
+    let started = std::time::Instant::now();
+    let label = broker.to_string();
+    reporters.report(&RunEvent::RunStarted {
+        count: scenarios.len(),
+        brokers: vec![label.clone()],
+        target: target.to_string(),
+    })?;
+    let mut totals = Totals::default();
+    let mut environment_error = None;
+    for (index, s) in scenarios.iter().enumerate() {
+        let f = runner::run_reported(s, &cfg, index, &label, &mut reporters).await?;
+        totals.add(&f.outcome.status);
+        if let Status::Error(e) = &f.outcome.status {
             if e.contains("hint:") {
                 // An environment problem will fail every scenario alike.
-                eprintln!("error: {e}");
-                return Ok(exit_codes::INVALID);
+                environment_error = Some(e.clone());
+                break;
             }
         }
-        outcomes.push(o);
     }
-    let passed = outcomes.iter().filter(|o| o.acceptable()).count();
-    let deviations = outcomes
-        .iter()
-        .filter(|o| matches!(o.status, Status::Deviation(_)))
-        .count();
-    let skipped = outcomes
-        .iter()
-        .filter(|o| matches!(o.status, Status::Skipped(_)))
-        .count();
-    let failed = outcomes.len() - passed - skipped;
-    if deviations > 0 {
-        println!("{deviations} of the passes are known deviations of the broker (see DEV lines)");
+    reporters.report(&RunEvent::RunFinished {
+        totals,
+        elapsed: started.elapsed(),
+    })?;
+    if let Some(e) = environment_error {
+        eprintln!("error: {e}");
+        return Ok(exit_codes::INVALID);
     }
-    if let Some(path) = &junit {
-        std::fs::write(
-            path,
-            mqtt_hil::report::junit::render("scenarios", &outcomes),
-        )
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        println!("junit: {}", path.display());
-    }
-    println!("traces: {}", out.join("traces").display());
-    if skipped > 0 {
-        println!("{passed} passed, {failed} failed, {skipped} skipped");
-    } else {
-        println!("{passed} passed, {failed} failed");
-    }
-    Ok(if failed == 0 {
-        exit_codes::OK
-    } else {
-        exit_codes::FAILED
-    })
-}
-
-fn firmware_for(image: Option<PathBuf>) -> Result<mqtt_hil::target::Firmware, Error> {
-    Ok(mqtt_hil::target::Firmware {
-        image,
-        root: std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?,
-        splice: std::env::current_exe()
-            .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
-        boot_timeout: None,
-    })
+    Ok(totals.exit_code())
 }
 
 async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
     use mqtt_hil::matrix;
-    let partition: matrix::Partition = args.partition.parse()?;
-    let target: TargetSpec = args.target.parse()?;
-    let scenarios = load_all(&args.paths, args.filter.as_deref())?;
+    let MatrixArgs {
+        run,
+        brokers,
+        partition,
+        json,
+        markdown,
+    } = args;
+    if run.broker != "auto" {
+        return Err(Error::Usage(
+            "matrix takes its brokers from --brokers a,b,c (default: every broker this machine can run), not --broker".into(),
+        ));
+    }
+    let partition: matrix::Partition = partition.parse()?;
+    let target: TargetSpec = run.target.parse()?;
+    let bench = run
+        .bench
+        .as_ref()
+        .map(|f| mqtt_hil::target::bench::Bench::load(f))
+        .transpose()?;
+    let scenarios = load_all(&run.paths, run.filter.as_deref())?;
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
-    let (brokers, unavailable) = match &args.brokers {
+    let (brokers, unavailable) = match &brokers {
         Some(list) => (matrix::plan::parse_brokers(list)?, Vec::new()),
         None => matrix::available_brokers().await,
     };
-    let folder = match args.paths.first() {
+    let folder = match run.paths.first() {
         Some(p) if p.is_dir() => p.clone(),
         Some(p) => p.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
         None => PathBuf::from("scenarios"),
     };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| Error::io(format!("creating {}", args.out.display()), e))?;
-    let names: Vec<String> = brokers.iter().map(|b| b.to_string()).collect();
-    println!(
-        "matrix: {} scenario(s) x {} broker(s) [{}], partition {partition}, device: {target}",
-        scenarios.len(),
-        brokers.len(),
-        names.join(", ")
-    );
+    std::fs::create_dir_all(&run.out)
+        .map_err(|e| Error::io(format!("creating {}", run.out.display()), e))?;
     for u in &unavailable {
-        println!("  not included: {u}");
+        eprintln!("not in the matrix: {u}");
     }
+    let mut reporters = Reporters::from_options(&report::Options {
+        format: run.format,
+        verbose: run.verbose,
+        traces: Some(run.out.join("traces")),
+        junit: run.junit.clone(),
+        html: run.report.clone(),
+        pcap: run.pcap.clone(),
+    })?;
     let cfg = matrix::MatrixConfig {
         scenarios,
         brokers,
         unavailable,
         partition,
         target,
-        firmware: firmware_for(args.firmware)?,
+        firmware: mqtt_hil::target::Firmware {
+            image: run.firmware.clone(),
+            root: std::env::current_dir()
+                .map_err(|e| Error::io("reading the current folder", e))?,
+            splice: std::env::current_exe()
+                .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
+            boot_timeout: None,
+            bench,
+        },
         deviations_folder: folder,
-        out: args.out.clone(),
+        out: run.out.clone(),
     };
-    let m = matrix::run(&cfg, |c| {
-        println!(
-            "{:<5} {:<40} {:<24} {:>6.1}s",
-            c.verdict.label(),
-            c.scenario,
-            c.broker,
-            c.duration_ms as f64 / 1000.0
-        );
-    })
-    .await?;
-    report_matrix(&m, &args.out, args.json, args.markdown, args.junit)
+    let m = matrix::run(&cfg, &mut reporters).await?;
+    // JUnit came from the reporters already.
+    report_matrix(&m, &run.out, json, markdown, None)
 }
 
 /// Prints the table and the reasons, writes the files, picks the exit code.
@@ -396,6 +414,7 @@ fn report_matrix(
     use mqtt_hil::matrix::table;
     println!();
     print!("{}", table::terminal(m));
+    println!("(cells: pass/dev/fail/skip per broker)");
     for (s, b, v, why) in table::notes(m) {
         let first = why.lines().next().unwrap_or("");
         println!("  {:<5} {s} on {b}: {first}", v.label());
@@ -432,10 +451,7 @@ fn report_matrix(
 fn merge(args: MergeArgs) -> Result<i32, Error> {
     let mut parts = Vec::new();
     for f in &args.files {
-        parts.push((
-            f.display().to_string(),
-            mqtt_hil::matrix::Matrix::read(f)?,
-        ));
+        parts.push((f.display().to_string(), mqtt_hil::matrix::Matrix::read(f)?));
     }
     let m = mqtt_hil::matrix::Matrix::merge(parts)?;
     let out = args

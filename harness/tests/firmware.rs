@@ -47,6 +47,7 @@ async fn run(scenario: &Path, target: TargetSpec, bug: Option<&str>) -> Outcome 
             root: root(),
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
+            bench: None,
         },
         target,
         workdir: work.path().to_path_buf(),
@@ -194,6 +195,7 @@ async fn a_broken_board_is_reported_with_its_last_output() {
                 root: root(),
                 splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
                 boot_timeout: Some(std::time::Duration::from_secs(3)),
+                bench: None,
             },
             deviations: Deviations::default(),
         };

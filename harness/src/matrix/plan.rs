@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn partition_syntax() {
-        assert_eq!("2/4".parse::<Partition>().unwrap(), Partition { k: 2, n: 4 });
+        assert_eq!(
+            "2/4".parse::<Partition>().unwrap(),
+            Partition { k: 2, n: 4 }
+        );
         for bad in ["0/4", "5/4", "1/0", "x", "1/", "/2", "1-2"] {
             let e = bad.parse::<Partition>().unwrap_err().to_string();
             assert!(e.contains("expected K/N"), "{bad}: {e}");

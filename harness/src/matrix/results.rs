@@ -95,7 +95,11 @@ impl Matrix {
     /// Count of cells per verdict.
     pub fn counts(&self, broker: Option<&str>) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
-        for c in self.cells.iter().filter(|c| broker.is_none_or(|b| c.broker == b)) {
+        for c in self
+            .cells
+            .iter()
+            .filter(|c| broker.is_none_or(|b| c.broker == b))
+        {
             *m.entry(c.verdict.label()).or_insert(0) += 1;
         }
         m
@@ -256,8 +260,20 @@ mod tests {
 
     #[test]
     fn merge_joins_shares_and_rejects_overlaps_that_disagree() {
-        let a = part(&["x", "y"], vec![cell("s1", "x", Verdict::Pass), cell("s2", "y", Verdict::Dev)]);
-        let b = part(&["y", "x"], vec![cell("s1", "y", Verdict::Fail), cell("s2", "x", Verdict::Skip)]);
+        let a = part(
+            &["x", "y"],
+            vec![
+                cell("s1", "x", Verdict::Pass),
+                cell("s2", "y", Verdict::Dev),
+            ],
+        );
+        let b = part(
+            &["y", "x"],
+            vec![
+                cell("s1", "y", Verdict::Fail),
+                cell("s2", "x", Verdict::Skip),
+            ],
+        );
         let m = Matrix::merge(vec![("a".into(), a.clone()), ("b".into(), b)]).unwrap();
         assert_eq!(m.brokers, ["x", "y"]);
         assert_eq!(m.cells.len(), 4);
@@ -287,7 +303,10 @@ mod tests {
     fn junit_has_a_suite_per_broker_and_counts_stale_as_failure() {
         let a = part(
             &["x", "y"],
-            vec![cell("s1", "x", Verdict::Pass), cell("s1", "y", Verdict::Stale)],
+            vec![
+                cell("s1", "x", Verdict::Pass),
+                cell("s1", "y", Verdict::Stale),
+            ],
         );
         let xml = a.junit();
         assert!(xml.contains("<testsuite name=\"x\" tests=\"1\""), "{xml}");

@@ -1,5 +1,7 @@
 //! Runs the cells of a matrix, broker by broker, each scenario with a fresh
-//! broker as `mqtt-hil run` does, and classifies each outcome.
+//! broker as `mqtt-hil run` does, through the same reporters (terminal
+//! lines, traces per broker, JUnit, the HTML matrix index, pcaps), and
+//! classifies each outcome into the matrix's own result.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,6 +10,7 @@ use super::plan::{Cell, Partition};
 use super::results::{CellResult, Matrix, ScenarioRow, Verdict};
 use crate::broker::BrokerSpec;
 use crate::error::Result;
+use crate::report::{Reporters, RunEvent, Totals};
 use crate::runner::deviation::Deviations;
 use crate::runner::{self, Outcome, RunConfig, Status};
 use crate::scenario::Scenario;
@@ -23,13 +26,12 @@ pub struct MatrixConfig {
     pub firmware: Firmware,
     /// The scenario folder whose `deviations/` applies.
     pub deviations_folder: PathBuf,
-    /// Traces go to `out/traces/<broker>/<scenario>.trace`, broker files
-    /// under `out/work/`.
+    /// Broker files go under `out/work/<broker>/`.
     pub out: PathBuf,
 }
 
-/// Runs this partition's cells; `progress` sees each result as it comes.
-pub async fn run(cfg: &MatrixConfig, mut progress: impl FnMut(&CellResult)) -> Result<Matrix> {
+/// Runs this partition's cells, each reported as it finishes.
+pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix> {
     let started = Instant::now();
     let mut deviations = Vec::new();
     for b in &cfg.brokers {
@@ -62,14 +64,25 @@ pub async fn run(cfg: &MatrixConfig, mut progress: impl FnMut(&CellResult)) -> R
             .collect(),
         ..Default::default()
     };
+    reporters.report(&RunEvent::RunStarted {
+        count: mine.len(),
+        brokers: m.brokers.clone(),
+        target: cfg.target.to_string(),
+    })?;
+    let mut totals = Totals::default();
+    let mut index = 0;
     for (broker, devs) in cfg.brokers.iter().zip(&deviations) {
         let column = broker.to_string();
         let dir_name: String = column
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        let traces = cfg.out.join("traces").join(&dir_name);
-        let _ = std::fs::create_dir_all(&traces);
         let run_cfg = RunConfig {
             broker: broker.clone(),
             target: cfg.target.clone(),
@@ -82,7 +95,10 @@ pub async fn run(cfg: &MatrixConfig, mut progress: impl FnMut(&CellResult)) -> R
         // per cell without trying again.
         let mut broken: Option<String> = None;
         for s in &cfg.scenarios {
-            if !mine.iter().any(|c| c.scenario == s.id && c.broker == column) {
+            if !mine
+                .iter()
+                .any(|c| c.scenario == s.id && c.broker == column)
+            {
                 continue;
             }
             let result = match &broken {
@@ -95,21 +111,24 @@ pub async fn run(cfg: &MatrixConfig, mut progress: impl FnMut(&CellResult)) -> R
                     duration_ms: 0,
                 },
                 None => {
-                    let o = runner::run(s, &run_cfg).await;
-                    let trace = crate::trace::render(&s.name, &o.history);
-                    let _ = std::fs::write(traces.join(format!("{}.trace", s.id)), trace);
-                    if let Status::Error(e) = &o.status {
+                    let f = runner::run_reported(s, &run_cfg, index, &column, reporters).await?;
+                    index += 1;
+                    totals.add(&f.outcome.status);
+                    if let Status::Error(e) = &f.outcome.status {
                         if e.contains("hint:") {
                             broken = Some(format!("{column} could not run: {e}"));
                         }
                     }
-                    classify(&o, devs, broker)
+                    classify(&f.outcome, devs, broker)
                 }
             };
-            progress(&result);
             m.cells.push(result);
         }
     }
+    reporters.report(&RunEvent::RunFinished {
+        totals,
+        elapsed: started.elapsed(),
+    })?;
     m.wall_ms = started.elapsed().as_millis() as u64;
     Ok(m)
 }

@@ -100,7 +100,12 @@ pub fn markdown(m: &Matrix) -> String {
         out += "\n## Why\n\n";
         for (s, b, v, why) in notes {
             let why = why.lines().collect::<Vec<_>>().join("; ");
-            out += &format!("- **{s}** on {} — {}: {}\n", escape(&b), v.label(), escape(&why));
+            out += &format!(
+                "- **{s}** on {} — {}: {}\n",
+                escape(&b),
+                v.label(),
+                escape(&why)
+            );
         }
     }
     if !m.unavailable.is_empty() {
@@ -136,14 +141,30 @@ mod tests {
             format: 1,
             brokers: vec!["mosquitto".into(), "container:rabbitmq".into()],
             scenarios: vec![
-                ScenarioRow { id: "qos1_delivery".into(), name: "q".into() },
-                ScenarioRow { id: "keepalive_expiry".into(), name: "k".into() },
+                ScenarioRow {
+                    id: "qos1_delivery".into(),
+                    name: "q".into(),
+                },
+                ScenarioRow {
+                    id: "keepalive_expiry".into(),
+                    name: "k".into(),
+                },
             ],
             cells: vec![
                 cell("qos1_delivery", "mosquitto", Verdict::Pass, ""),
                 cell("qos1_delivery", "container:rabbitmq", Verdict::Pass, ""),
-                cell("keepalive_expiry", "mosquitto", Verdict::Dev, "coarse timer (MQTT-3.1.2-24)"),
-                cell("keepalive_expiry", "container:rabbitmq", Verdict::Fail, "step 3: not closed"),
+                cell(
+                    "keepalive_expiry",
+                    "mosquitto",
+                    Verdict::Dev,
+                    "coarse timer (MQTT-3.1.2-24)",
+                ),
+                cell(
+                    "keepalive_expiry",
+                    "container:rabbitmq",
+                    Verdict::Fail,
+                    "step 3: not closed",
+                ),
             ],
             wall_ms: 1500,
             ..Default::default()
@@ -158,7 +179,10 @@ keepalive_expiry  DEV        FAIL
         assert_eq!(t, want);
         let md = markdown(&m);
         assert!(md.contains("| keepalive_expiry | DEV | FAIL |"), "{md}");
-        assert!(md.contains("- **keepalive_expiry** on mosquitto — DEV: coarse timer (MQTT-3.1.2-24)"), "{md}");
+        assert!(
+            md.contains("- **keepalive_expiry** on mosquitto — DEV: coarse timer (MQTT-3.1.2-24)"),
+            "{md}"
+        );
         assert!(md.contains("Wall time: 1.5s"), "{md}");
     }
 }

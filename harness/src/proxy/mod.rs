@@ -110,6 +110,18 @@ impl Hub {
     /// Starts a lane for `actor`: a listener on 127.0.0.1:0 forwarding to
     /// `upstream`.
     pub async fn lane(&self, actor: &str, upstream: SocketAddr) -> std::io::Result<Lane> {
+        self.lane_at(actor, upstream, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+    }
+
+    /// A lane listening on `bind`: a bench board dials a fixed address on
+    /// the bench's network.
+    pub async fn lane_at(
+        &self,
+        actor: &str,
+        upstream: SocketAddr,
+        bind: SocketAddr,
+    ) -> std::io::Result<Lane> {
         let alive = self
             .inner
             .alive
@@ -117,7 +129,9 @@ impl Hub {
             .expect("hub lock poisoned")
             .clone()
             .ok_or_else(|| std::io::Error::other("the proxy hub is shut down"))?;
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(bind).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("listening on {bind} for {actor}: {e}"))
+        })?;
         let shared = Arc::new(LaneShared {
             actor: actor.to_string(),
             addr: listener.local_addr()?,

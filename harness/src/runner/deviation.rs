@@ -81,7 +81,9 @@ impl Deviations {
         self.for_scenario(&o.id).is_some_and(|d| !d.intermittent)
             && o.status == Status::Failed
             && !o.failures.is_empty()
-            && o.failures.iter().all(|f| f.step == 0 && f.message.starts_with(STALE))
+            && o.failures
+                .iter()
+                .all(|f| f.step == 0 && f.message.starts_with(STALE))
             && o.verdicts.iter().all(|v| v.ok())
     }
 

@@ -6,6 +6,7 @@
 pub mod deviation;
 pub mod expect;
 mod outcome;
+mod reported;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use outcome::{Outcome, Status, StepFailure};
+pub use reported::run_reported;
 
 use crate::broker::{Broker, BrokerSpec};
 use crate::check::{self, Checker};
@@ -38,7 +40,12 @@ pub struct RunConfig {
 /// Runs one scenario to its verdict. Never hangs: the scenario's own timeout
 /// bounds everything, teardown included.
 pub async fn run(scenario: &Scenario, cfg: &RunConfig) -> Outcome {
-    let recorder = Recorder::new();
+    run_recorded(scenario, cfg, Recorder::new()).await
+}
+
+/// [`run`] into a recorder the caller made, so it can subscribe to the live
+/// history first.
+pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Recorder) -> Outcome {
     let started = Instant::now();
     if let Some(missing) = unmet_requirement(scenario, cfg) {
         return Outcome::skipped(scenario, missing);
@@ -229,10 +236,25 @@ impl World {
         if scenario.device.is_some() {
             actors.push("device");
         }
+        // A bench board reaches its lane over the bench's network, at the
+        // address the bench file gives; everything else on loopback.
+        let device_bind = match &cfg.target {
+            TargetSpec::Serial(port) => Some(
+                cfg.firmware
+                    .bench_board(port)
+                    .map_err(|e| e.to_string())?
+                    .proxy_listen,
+            ),
+            _ => None,
+        };
         for actor in actors {
+            let bind = match device_bind {
+                Some(addr) if actor == "device" => addr,
+                _ => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            };
             let lane = world
                 .hub
-                .lane(actor, upstream)
+                .lane_at(actor, upstream, bind)
                 .await
                 .map_err(|e| format!("starting the proxy for {actor}: {e}"))?;
             world.lanes.insert(actor.to_string(), lane);

@@ -3,8 +3,10 @@
 //! scenarios do not change between a virtual client, the firmware's host
 //! build, an emulated board and a board on a bench.
 
+pub mod bench;
 pub mod host;
 pub mod qemu;
+pub mod serial;
 pub mod supervisor;
 
 use std::net::SocketAddr;
@@ -78,6 +80,21 @@ pub struct Firmware {
     pub splice: PathBuf,
     /// Boot deadline; default [`BOOT_TIMEOUT`].
     pub boot_timeout: Option<Duration>,
+    /// The bench the `serial` target's boards are described in.
+    pub bench: Option<bench::Bench>,
+}
+
+impl Firmware {
+    /// The bench board `--target serial:PORT` names.
+    pub fn bench_board(&self, port: &Path) -> Result<&bench::Board> {
+        let bench = self.bench.as_ref().ok_or_else(|| {
+            Error::Usage(format!(
+                "--target serial:{} needs a bench file (--bench FILE) that describes the board: its proxy address and how to reset it (see README, \"Benches\")",
+                port.display()
+            ))
+        })?;
+        bench.board(port)
+    }
 }
 
 /// A started device and the board it runs on.
@@ -155,13 +172,20 @@ impl Device {
                 )
                 .await
             }
-            TargetSpec::Serial(port) => Err(Error::env(
-                format!(
-                    "target serial:{} is not available in this build",
-                    port.display()
-                ),
-                "use --target qemu, host or virtual",
-            )),
+            TargetSpec::Serial(port) => {
+                let board = fw.bench_board(port)?.clone();
+                let dial = Dial {
+                    host: board.dial.0.clone(),
+                    port: board.dial.1,
+                };
+                let what = format!("board {} on {}", board.name, board.port.display());
+                let timeout = board
+                    .boot_timeout
+                    .or(fw.boot_timeout)
+                    .unwrap_or(BOOT_TIMEOUT);
+                let h = serial::start(board, recorder.clone()).await?;
+                Device::attach(h, &what, dial, recorder, timeout).await
+            }
         }
     }
 
@@ -174,6 +198,17 @@ impl Device {
         let what = launch.what().to_string();
         let h = supervisor::start(launch, recorder.clone())
             .map_err(|e| Error::env(e, "check the installation"))?;
+        Device::attach(h, &what, dial, recorder, boot_timeout).await
+    }
+
+    /// Drives the agent over a started board's lines until its `@ready`.
+    async fn attach(
+        h: supervisor::Handles,
+        what: &str,
+        dial: Dial,
+        recorder: &Recorder,
+        boot_timeout: Duration,
+    ) -> Result<Device> {
         let (actor, mut events) = agent::driver::spawn_watched(
             "device",
             dial,

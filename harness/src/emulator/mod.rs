@@ -1,0 +1,308 @@
+//! `mqtt-hil emulate`: the emulated board as a bench board. QEMU runs the
+//! lx106 board with its UART on a socket; this process bridges that UART to
+//! a pty (the board's "USB adapter", which the `serial` target opens with
+//! the real serialport code) and takes reset, power and boot-mode commands
+//! on a control socket, which a bench file's `reset_command`,
+//! `power_command` and `bootloader_command` call through `mqtt-hil emulate
+//! ctl`. A power cycle replaces QEMU but keeps the pty, as unplugging a
+//! board's supply keeps its USB adapter. So CI drives the serial target
+//! through exactly the code a bench uses, minus the copper.
+//!
+//! Files in the emulator's folder: `uart` (symlink to the pty), `control.sock`,
+//! `qmp.sock`, `uart.sock` (QEMU's side), `qemu.log` (QEMU's stderr).
+
+pub mod pty;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::process::Child;
+
+use crate::error::{Error, Result};
+use crate::target::qemu;
+
+/// What `mqtt-hil emulate serve` is given.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub dir: PathBuf,
+    /// The fault proxy's lane the board's TCP goes to (guestfwd splice).
+    pub proxy: std::net::SocketAddr,
+    /// The ELF QEMU loads with `-kernel`.
+    pub kernel: PathBuf,
+    /// The board's 4 MiB flash file; default `DIR/flash.bin`.
+    pub flash: Option<PathBuf>,
+    /// `mqtt-hil` itself, for the guestfwd's splice.
+    pub splice: PathBuf,
+}
+
+impl Config {
+    pub fn uart(&self) -> PathBuf {
+        self.dir.join("uart")
+    }
+    pub fn control(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+    fn flash(&self) -> PathBuf {
+        self.flash
+            .clone()
+            .unwrap_or_else(|| self.dir.join("flash.bin"))
+    }
+}
+
+/// A running QEMU and its UART connection.
+struct Running {
+    child: Child,
+    uart: tokio::net::unix::OwnedWriteHalf,
+}
+
+struct Emulator {
+    cfg: Config,
+    qemu: PathBuf,
+    running: Option<Running>,
+    uart_rx: Option<tokio::net::unix::OwnedReadHalf>,
+}
+
+/// Runs until SIGTERM/SIGINT or a `quit` on the control socket.
+pub async fn serve(cfg: Config) -> Result<i32> {
+    std::fs::create_dir_all(&cfg.dir)
+        .map_err(|e| Error::io(format!("creating {}", cfg.dir.display()), e))?;
+    qemu::Qemu::prepare_flash(&cfg.flash())?;
+    let pty = pty::Pty::open(Some(&cfg.uart()))
+        .map_err(|e| Error::io("opening the emulated board's pty", e))?;
+    let _ = std::fs::remove_file(cfg.control());
+    let control = UnixListener::bind(cfg.control())
+        .map_err(|e| Error::io(format!("binding {}", cfg.control().display()), e))?;
+    let mut emu = Emulator {
+        qemu: qemu::Qemu::find_program()?,
+        cfg,
+        running: None,
+        uart_rx: None,
+    };
+    emu.power_on()
+        .await
+        .map_err(|e| Error::env(e, "see qemu.log in the emulator's folder"))?;
+    println!(
+        "emulated board: port {} (pty {}), control {}",
+        emu.cfg.uart().display(),
+        pty.slave_path().display(),
+        emu.cfg.control().display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("SIGTERM handler", e))?;
+    let mut from_port = [0u8; 4096];
+    let mut from_board = [0u8; 4096];
+    loop {
+        tokio::select! {
+            n = pty.read(&mut from_port) => {
+                let n = n.map_err(|e| Error::io("reading the pty", e))?;
+                if let Some(r) = emu.running.as_mut() {
+                    // A board that stopped reading is the board's problem.
+                    let _ = r.uart.write_all(&from_port[..n]).await;
+                }
+            }
+            n = read_opt(&mut emu.uart_rx, &mut from_board) => match n {
+                Ok(n) if n > 0 => { pty.write_or_drop(&from_board[..n]); }
+                _ => {
+                    // QEMU closed the UART: it exited. The board is off
+                    // until the next reset or power command.
+                    emu.uart_rx = None;
+                    if let Some(mut r) = emu.running.take() {
+                        let status = r.child.wait().await.ok();
+                        eprintln!("emulated board: QEMU exited ({status:?}); see {}", emu.cfg.dir.join("qemu.log").display());
+                    }
+                }
+            },
+            conn = control.accept() => {
+                let Ok((conn, _)) = conn else { continue };
+                if emu.control(conn).await {
+                    break;
+                }
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    emu.power_off().await;
+    let _ = std::fs::remove_file(emu.cfg.uart());
+    let _ = std::fs::remove_file(emu.cfg.control());
+    Ok(0)
+}
+
+async fn read_opt(
+    rx: &mut Option<tokio::net::unix::OwnedReadHalf>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match rx {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Emulator {
+    /// Answers one control connection; true when asked to quit.
+    async fn control(&mut self, conn: UnixStream) -> bool {
+        let (rd, mut wr) = conn.into_split();
+        let mut line = String::new();
+        if BufReader::new(rd).read_line(&mut line).await.is_err() {
+            return false;
+        }
+        let (reply, quit) = match line.trim() {
+            "reset" => (self.reset().await, false),
+            "power-cycle" => {
+                self.power_off().await;
+                (self.power_on().await, false)
+            }
+            "power-off" => {
+                self.power_off().await;
+                (Ok(()), false)
+            }
+            "quit" => (Ok(()), true),
+            other => (
+                Err(format!(
+                    "unknown command `{other}`: use reset, power-cycle, power-off or quit"
+                )),
+                false,
+            ),
+        };
+        let text = match reply {
+            Ok(()) => "ok\n".to_string(),
+            Err(e) => format!("err {}\n", e.replace('\n', " | ")),
+        };
+        let _ = wr.write_all(text.as_bytes()).await;
+        quit
+    }
+
+    /// The EN pin: a warm reset of a running board, a boot of a stopped one.
+    async fn reset(&mut self) -> Result<(), String> {
+        if self.running.is_some() {
+            qemu::qmp_command(&self.cfg.dir.join("qmp.sock"), "system_reset").await
+        } else {
+            self.power_on().await
+        }
+    }
+
+    async fn power_off(&mut self) {
+        self.uart_rx = None;
+        if let Some(mut r) = self.running.take() {
+            crate::process::kill(&mut r.child).await;
+        }
+    }
+
+    async fn power_on(&mut self) -> Result<(), String> {
+        let dir = &self.cfg.dir;
+        let uart_sock = dir.join("uart.sock");
+        let qmp = dir.join("qmp.sock");
+        let _ = std::fs::remove_file(&uart_sock);
+        let _ = std::fs::remove_file(&qmp);
+        let log_path = dir.join("qemu.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
+        let (ip, port) = qemu::GUEST_BROKER;
+        let mut cmd = tokio::process::Command::new(&self.qemu);
+        cmd.args([
+            "-M",
+            "lx60-nommu",
+            "-cpu",
+            "lx106",
+            "-nographic",
+            "-monitor",
+            "none",
+        ])
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=s0,path={},server=on,wait=on",
+            uart_sock.display()
+        ))
+        .args(["-serial", "chardev:s0"])
+        .arg("-kernel")
+        .arg(&self.cfg.kernel)
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,file={}",
+            self.cfg.flash().display()
+        ))
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=n0,restrict=on,guestfwd=tcp:{ip}:{port}-cmd:{} splice {}",
+            self.cfg.splice.display(),
+            self.cfg.proxy
+        ))
+        .args(["-net", "nic,netdev=n0,model=open_eth"])
+        .arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", qmp.display()));
+        crate::process::guard(&mut cmd);
+        cmd.stdout(std::process::Stdio::null()).stderr(log);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.qemu.display()))?;
+        // QEMU waits for this connection before it runs the board, so no
+        // boot output is lost.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            if let Ok(s) = UnixStream::connect(&uart_sock).await {
+                break s;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "QEMU exited at start ({status}): {}",
+                    tail(&log_path)
+                ));
+            }
+            if tokio::time::Instant::now() > deadline {
+                crate::process::kill(&mut child).await;
+                return Err(format!(
+                    "QEMU did not open its UART within 10s: {}",
+                    tail(&log_path)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let (rx, tx) = stream.into_split();
+        self.uart_rx = Some(rx);
+        self.running = Some(Running { child, uart: tx });
+        Ok(())
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// `mqtt-hil emulate ctl SOCKET COMMAND`: one command, its answer.
+pub async fn ctl(socket: &Path, command: &str) -> Result<i32> {
+    let conn = UnixStream::connect(socket).await.map_err(|e| {
+        Error::io(
+            format!(
+                "connecting to the emulated board's control socket {}",
+                socket.display()
+            ),
+            e,
+        )
+    })?;
+    let (rd, mut wr) = conn.into_split();
+    wr.write_all(format!("{command}\n").as_bytes())
+        .await
+        .map_err(|e| Error::io("writing to the control socket", e))?;
+    let mut line = String::new();
+    let mut rd = BufReader::new(rd);
+    let read = rd.read_line(&mut line);
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .map_err(|_| Error::Usage(format!("the emulated board did not answer `{command}`")))?
+        .map_err(|e| Error::io("reading the control socket", e))?;
+    match line.trim().strip_prefix("err ") {
+        None if line.trim() == "ok" => Ok(0),
+        Some(why) => {
+            eprintln!("error: {command}: {why}");
+            Ok(1)
+        }
+        None => {
+            eprintln!("error: {command}: no answer (the emulator stopped?)");
+            Ok(1)
+        }
+    }
+}

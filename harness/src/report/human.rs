@@ -1,0 +1,201 @@
+//! The terminal: one line per scenario as it finishes (with its failure
+//! reasons indented below), a summary at the end, and on a terminal a
+//! progress bar for runs of more than one scenario. With `-v` the history
+//! of the running scenario streams as it is recorded, the device's UART
+//! lines included.
+//!
+//! The bar draws on stderr and only when both stdout and stderr are
+//! terminals and `CI` is not set; lines are printed with the bar lifted so
+//! the two never mix.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::events::{label, RunEvent, Totals};
+use super::{describe, Reporter};
+use crate::error::Error;
+use crate::runner::Status;
+
+pub struct Human {
+    out: Box<dyn Write + Send>,
+    verbose: bool,
+    /// Named files and folders the run wrote, listed at the end.
+    artifacts: Vec<(String, PathBuf)>,
+    bar: Option<ProgressBar>,
+    bar_allowed: bool,
+    /// More than one broker: lines name the broker.
+    matrix: bool,
+}
+
+impl Human {
+    pub fn stdout(verbose: bool, artifacts: Vec<(String, PathBuf)>) -> Human {
+        let tty = std::io::stdout().is_terminal();
+        Human::new(Box::new(std::io::stdout()), verbose, artifacts, tty)
+    }
+
+    pub fn stderr(verbose: bool, artifacts: Vec<(String, PathBuf)>) -> Human {
+        let tty = std::io::stderr().is_terminal();
+        Human::new(Box::new(std::io::stderr()), verbose, artifacts, tty)
+    }
+
+    /// `tty`: whether `out` is a terminal (a bar is drawn only then).
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        verbose: bool,
+        artifacts: Vec<(String, PathBuf)>,
+        tty: bool,
+    ) -> Human {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        Human {
+            out,
+            verbose,
+            artifacts,
+            bar: None,
+            bar_allowed: tty && std::io::stderr().is_terminal() && !ci,
+            matrix: false,
+        }
+    }
+
+    fn print(&mut self, text: &str) -> Result<(), Error> {
+        let out = &mut self.out;
+        let mut write = || -> std::io::Result<()> {
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        };
+        let r = match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        };
+        r.map_err(|e| Error::io("writing to the terminal", e))
+    }
+
+    fn finished_text(&self, f: &super::Finished) -> String {
+        let o = &f.outcome;
+        let mut text = String::new();
+        let broker = if self.matrix {
+            format!("[{}] ", f.broker)
+        } else {
+            String::new()
+        };
+        text += &format!(
+            "{:<5} {broker}{:<40} {:>6.1}s  {}\n",
+            label(&o.status),
+            o.id,
+            o.duration.as_secs_f64(),
+            o.name
+        );
+        if let Status::Deviation(why) = &o.status {
+            text += &format!("      expected deviation: {why}\n");
+            for line in o.failure_text().lines().skip(1) {
+                text += &format!("      {line}\n");
+            }
+        } else if !o.passed() {
+            for line in o.failure_text().lines() {
+                text += &format!("      {line}\n");
+            }
+        }
+        text
+    }
+
+    fn summary(&self, totals: &Totals) -> String {
+        let mut text = String::new();
+        if totals.deviations > 0 {
+            text += &format!(
+                "{} of the passes are known deviations of the broker (see DEV lines)\n",
+                totals.deviations
+            );
+        }
+        for (what, path) in &self.artifacts {
+            text += &format!("{what}: {}\n", path.display());
+        }
+        if totals.skipped > 0 {
+            text += &format!(
+                "{} passed, {} failed, {} skipped\n",
+                totals.passed, totals.failed, totals.skipped
+            );
+        } else {
+            text += &format!("{} passed, {} failed\n", totals.passed, totals.failed);
+        }
+        text
+    }
+}
+
+impl Reporter for Human {
+    fn wants_live(&self) -> bool {
+        self.verbose
+    }
+
+    fn report(&mut self, ev: &RunEvent) -> Result<(), Error> {
+        match ev {
+            RunEvent::RunStarted {
+                count,
+                brokers,
+                target,
+            } => {
+                self.matrix = brokers.len() > 1;
+                if self.bar_allowed && *count > 1 {
+                    let bar = ProgressBar::with_draw_target(
+                        Some(*count as u64),
+                        ProgressDrawTarget::stderr(),
+                    );
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{elapsed:>4} [{bar:30}] {pos}/{len} {wide_msg}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    self.bar = Some(bar);
+                }
+                self.print(&format!(
+                    "running {count} scenario(s) against {}, device: {target}\n",
+                    brokers.join(", ")
+                ))
+            }
+            RunEvent::ScenarioStarted { id, broker, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(if self.matrix {
+                        format!("{id} [{broker}]")
+                    } else {
+                        id.clone()
+                    });
+                }
+                if self.verbose {
+                    self.print(&format!("START {id}\n"))?;
+                }
+                Ok(())
+            }
+            RunEvent::Live { event, .. } => {
+                // Pings are the clock's, not the scenario's: they would
+                // drown everything else in a long wait.
+                if let crate::history::EventKind::Packet { packet, .. } = &event.kind {
+                    if matches!(
+                        packet,
+                        crate::mqtt::Packet::PingReq | crate::mqtt::Packet::PingResp
+                    ) {
+                        return Ok(());
+                    }
+                }
+                self.print(&format!("      {}\n", describe::line(event)))
+            }
+            RunEvent::ScenarioFinished(f) => {
+                let text = self.finished_text(f);
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                self.print(&text)
+            }
+            RunEvent::RunFinished { totals, .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                let text = self.summary(totals);
+                self.print(&text)
+            }
+        }
+    }
+}
