@@ -245,3 +245,45 @@ fn a_broker_that_dies_at_start_is_reported_with_its_output() {
     );
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
+
+/// The container-level faults as scenario files use them: pause/unpause,
+/// disconnect/reconnect from the network, and kill with a broker that
+/// promises persistence across it (NATS JetStream).
+#[test]
+fn container_faults_from_scenario_files() {
+    if !docker_ready("mqtt-hil/nats") {
+        return;
+    }
+    let (o, pid) = run(&[
+        "run",
+        "scenarios/containers",
+        "scenarios/broker_pause.toml",
+        "--broker",
+        "container:nats",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for id in [
+        "broker_network_cut",
+        "broker_kill_persistent_session",
+        "broker_pause",
+    ] {
+        assert!(t.contains(&format!("PASS  {id}")), "{id}: {t}");
+    }
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// The same files on a broker that cannot take those faults are skipped
+/// with the reason, not failed and not passed.
+#[test]
+fn container_faults_are_skipped_where_the_broker_cannot_take_them() {
+    let (o, _) = run(&["run", "scenarios/containers", "--broker", "embedded"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("SKIP  broker_network_cut"), "{t}");
+    assert!(
+        t.contains("needs `broker_network`, which broker embedded does not offer"),
+        "{t}"
+    );
+    assert!(t.contains("0 passed, 0 failed, 2 skipped"), "{t}");
+}

@@ -121,7 +121,7 @@ impl std::fmt::Display for BrokerSpec {
 
 /// What a broker promises about persistent sessions, so checkers only
 /// demand what was promised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Promises {
     /// Sessions and queued messages survive a graceful restart.
     pub persists_across_restart: bool,

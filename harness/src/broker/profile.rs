@@ -21,6 +21,8 @@ pub struct Profile {
     pub network: bool,
     /// Persistent sessions survive a graceful restart.
     pub persistence: bool,
+    /// ... and a SIGKILL.
+    pub persistence_across_kill: bool,
 }
 
 impl Profile {
@@ -30,6 +32,7 @@ impl Profile {
         pause: true,
         network: false,
         persistence: true,
+        persistence_across_kill: false,
     };
     pub const EMBEDDED: Profile = Profile {
         name: "rumqttd",
@@ -37,6 +40,7 @@ impl Profile {
         pause: false,
         network: false,
         persistence: false,
+        persistence_across_kill: false,
     };
     pub const EXTERNAL: Profile = Profile {
         name: "external",
@@ -44,19 +48,21 @@ impl Profile {
         pause: false,
         network: false,
         persistence: false,
+        persistence_across_kill: false,
     };
 
     pub fn container(image: &ImageRef) -> Profile {
-        let (name, persistence) = match image.known() {
-            Some(k) => (k.profile, k.promises.persists_across_restart),
-            None => ("container", false),
+        let (name, promises) = match image.known() {
+            Some(k) => (k.profile, k.promises),
+            None => ("container", super::Promises::default()),
         };
         Profile {
             name,
             control: true,
             pause: true,
             network: true,
-            persistence,
+            persistence: promises.persists_across_restart,
+            persistence_across_kill: promises.persists_across_kill,
         }
     }
 
@@ -65,6 +71,7 @@ impl Profile {
         match capability {
             "broker_control" => self.control,
             "persistence" => self.control && self.persistence,
+            "persistence_across_kill" => self.control && self.persistence_across_kill,
             "broker_pause" => self.pause,
             "broker_network" => self.network,
             _ => true,

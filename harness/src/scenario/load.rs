@@ -45,6 +45,7 @@ pub const CAPABILITIES: &[&str] = &[
     "broker_pause",
     "broker_network",
     "persistence",
+    "persistence_across_kill",
     "shared_subscriptions",
     "queue_subscriptions",
     "retained",
