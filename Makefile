@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware images matrix demo test test-rust test-firmware test-serial-suite fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware images matrix demo black-box test test-rust test-firmware test-serial-suite esptool fuzz lint fmt bench ci clean
 
 all: build
 
@@ -45,7 +45,16 @@ demo: build firmware
 	    --out $(OUT) --junit $(OUT)/junit.xml --report $(OUT)/report --pcap $(OUT)/pcap; \
 	status=$$?; echo "open $(OUT)/report/index.html; JUnit $(OUT)/junit.xml, pcaps in $(OUT)/pcap/, traces in $(OUT)/traces/"; exit $$status
 
-test: deps firmware images test-firmware test-rust
+# Black-box scenarios: a device running its own firmware (no test agent),
+# judged from its traffic alone. DEVICE_FW is any ELF for the emulated board;
+# the default is the example counter device (firmware/examples/counter_device).
+DEVICE_FW ?= firmware/build/counter_device.elf
+black-box: build firmware
+	@echo "== black-box scenarios: broker=$(BROKER) firmware=$(DEVICE_FW)"
+	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \
+	    --firmware $(DEVICE_FW) --out $(OUT)/black_box --junit $(OUT)/black_box/junit.xml
+
+test: deps firmware esptool images test-firmware test-rust
 
 # Broker images for the container backend and the conformance matrix, built
 # locally from Debian packages (ci/images/README.md); skipped when an image
@@ -72,6 +81,16 @@ test-rust: test-deps
 	    $(CARGO) test --locked -j $(JOBS) --no-fail-fast; \
 	fi
 
+# esptool (PyPI) for `mqtt-hil flash`, in a venv of Debian's python3: the
+# flash tests drive it against the emulated board's ROM loader.
+ESPTOOL_VERSION ?= 5.6.0
+esptool: .cache/esptool/bin/esptool
+.cache/esptool/bin/esptool:
+	@ci/deps.sh python3 python3-venv
+	/usr/bin/python3 -m venv .cache/esptool
+	.cache/esptool/bin/pip install -q --disable-pip-version-check esptool==$(ESPTOOL_VERSION)
+	@.cache/esptool/bin/esptool version
+
 # The whole scenario suite through the serial target on the emulated board's
 # pty (make test runs a subset of it; this takes ~1.5 min more).
 test-serial-suite: deps firmware
@@ -84,7 +103,7 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
-bench: deps images
+bench: deps firmware esptool images
 	$(CARGO) bench --locked -j $(JOBS)
 
 # The whole conformance matrix: every scenario (and the container-only ones)

@@ -9,6 +9,6 @@ size_tool=$1 elf=$2
     $1 == ".data" { data = $2 } $1 == ".bss" { bss = $2 }
     END {
         dram = data + bss
-        printf "  %s: IRAM %d/32768  flash %d/1048576  DRAM data+rodata %d + bss %d = %d/81920 (heap+stack %d)\n",
+        printf "  %s: IRAM %d/32768  flash %d/983040  DRAM data+rodata %d + bss %d = %d/81920 (heap+stack %d)\n",
             elf, iram, irom, data, bss, dram, 81920 - dram
     }'

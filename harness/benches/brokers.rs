@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mqtt_hil::broker::{Broker, BrokerSpec};
+use mqtt_hil::broker::Broker;
 use mqtt_hil::matrix;
 use mqtt_hil::report::Reporters;
 use mqtt_hil::target::TargetSpec;

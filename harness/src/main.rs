@@ -128,6 +128,54 @@ enum Cmd {
     /// --target serial:PORT, resets and power through a control socket.
     #[command(subcommand)]
     Emulate(EmulateCmd),
+    /// Flight recorder: proxy a device's traffic to a broker, print it
+    /// decoded as it happens, run the traffic-only checks continuously, take
+    /// fault commands on stdin (sever, blackhole, heal, refuse, accept, ...);
+    /// Ctrl-C or end of input writes the events, trace, verdicts and report.
+    Observe {
+        /// Where the device connects instead of its broker (e.g.
+        /// 127.0.0.1:1884; 0.0.0.0:1884 for a board on the bench network).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// mosquitto (started here) or external:HOST:PORT.
+        #[arg(long, default_value = "mosquitto")]
+        broker: String,
+        /// A TOML file of `[[invariant]]` tables (and `periodic = [...]`
+        /// topics left out of the trace); default: will, keepalive,
+        /// resubscribe and backoff checks of the device.
+        #[arg(long)]
+        checks: Option<PathBuf>,
+        /// Folder for events.log, trace.txt, verdicts.txt, report/, pcap/.
+        #[arg(long, default_value = "out/observe")]
+        out: PathBuf,
+    },
+    /// Flash firmware (an ELF or an ESP8266 .bin) onto a bench board with
+    /// esptool, then check that it boots into the agent.
+    Flash {
+        /// serial:PORT (or serial:NAME of a board in the bench file).
+        #[arg(long)]
+        target: String,
+        /// Bench file describing the board.
+        #[arg(long)]
+        bench: PathBuf,
+        firmware: PathBuf,
+        /// Do not wait for the agent's @ready afterwards.
+        #[arg(long)]
+        no_boot_check: bool,
+    },
+    /// Show the boards of a bench file: port, reset, proxy address, and the
+    /// arduino-cli command that builds the agent for each (Wi-Fi included).
+    Boards {
+        #[arg(long)]
+        bench: PathBuf,
+    },
+    /// Turn a firmware ELF into an ESP8266 flash image (v1 image at 0x0,
+    /// flash-mapped code at its offset), the .bin that `flash` writes.
+    Image {
+        elf: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Splice stdin/stdout to a TCP address (QEMU's guestfwd runs this).
     #[command(hide = true)]
     Splice { addr: String },
@@ -143,15 +191,19 @@ enum EmulateCmd {
         /// The fault proxy address the board's TCP connections go to (loopback).
         #[arg(long)]
         proxy: std::net::SocketAddr,
-        /// Firmware ELF to load (default firmware/build/agent.elf).
-        #[arg(long, default_value = "firmware/build/agent.elf")]
-        kernel: PathBuf,
+        /// Run this firmware ELF directly instead of booting the image in
+        /// the flash through the boot ROM.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// The boot ROM that loads the flash's ESP8266 image.
+        #[arg(long, default_value = "firmware/build/bootrom.elf")]
+        bootrom: PathBuf,
         /// The board's 4 MiB flash file (default DIR/flash.bin).
         #[arg(long)]
         flash: Option<PathBuf>,
     },
-    /// Send one command to a running emulated board: reset, power-cycle,
-    /// power-off, quit. Bench files call this as their reset/power command.
+    /// Send one command to a running emulated board: reset, bootloader
+    /// (reset into the ROM's serial loader), power-cycle, power-off, quit. Bench files call this as their reset/power command.
     Ctl { socket: PathBuf, command: String },
 }
 
@@ -186,16 +238,41 @@ fn main() -> ExitCode {
             }
             Cmd::Merge(args) => merge(args),
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
+            Cmd::Observe {
+                listen,
+                broker,
+                checks,
+                out,
+            } => observe(listen, &broker, checks, out).await,
+            Cmd::Image { elf, output } => image(&elf, &output),
+            Cmd::Boards { bench } => boards(&bench),
+            Cmd::Flash {
+                target,
+                bench,
+                firmware,
+                no_boot_check,
+            } => {
+                let run = flash(&target, &bench, &firmware, no_boot_check);
+                tokio::select! {
+                    code = run => code,
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("interrupted: the flash is incomplete; the board will refuse to boot it (flash again)");
+                        Ok(exit_codes::INTERRUPTED)
+                    }
+                }
+            }
             Cmd::Emulate(EmulateCmd::Serve {
                 dir,
                 proxy,
                 kernel,
+                bootrom,
                 flash,
             }) => {
                 let cfg = mqtt_hil::emulator::Config {
                     dir,
                     proxy,
                     kernel,
+                    bootrom,
                     flash,
                     splice: std::env::current_exe().unwrap_or_else(|_| "mqtt-hil".into()),
                 };
@@ -221,6 +298,46 @@ fn main() -> ExitCode {
     }
 }
 
+async fn observe(
+    listen: std::net::SocketAddr,
+    broker: &str,
+    checks: Option<PathBuf>,
+    out: PathBuf,
+) -> Result<i32, Error> {
+    let broker: BrokerSpec = broker.parse()?;
+    let file = match &checks {
+        Some(p) => scenario::load_checks(p)?,
+        None => scenario::CheckFile {
+            invariants: mqtt_hil::observe::default_checks(),
+            periodic: Vec::new(),
+        },
+    };
+    // stdin on a plain thread: a read blocked on a terminal must not keep
+    // the runtime from shutting down. The channel closes at end of input.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        while stdin.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if tx.blocking_send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    let cfg = mqtt_hil::observe::Config {
+        listen,
+        broker,
+        out,
+        checks: file.invariants,
+        periodic: file.periodic,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let mut stdout = std::io::stdout();
+    mqtt_hil::observe::run(cfg, rx, stop, &mut stdout).await
+}
+
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Scenario>, Error> {
     let files = scenario::discover(paths)?;
     let mut out = Vec::new();
@@ -231,6 +348,100 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Sce
         }
     }
     Ok(out)
+}
+
+async fn flash(
+    target: &str,
+    bench: &std::path::Path,
+    firmware: &std::path::Path,
+    no_boot_check: bool,
+) -> Result<i32, Error> {
+    use mqtt_hil::target::serial::flash;
+    let TargetSpec::Serial(port) = target.parse()? else {
+        return Err(Error::Usage(format!(
+            "flash needs --target serial:PORT, not `{target}` (the emulated board under --target qemu runs ELFs directly; `mqtt-hil emulate` gives it a serial port)"
+        )));
+    };
+    let bench = mqtt_hil::target::bench::Bench::load(bench)?;
+    let board = bench.board(&port)?.clone();
+    let img = flash::load_image(firmware)?;
+    let root = std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?;
+    let esptool = flash::find_esptool(&root)?;
+    let work = tempfile::tempdir().map_err(|e| Error::io("creating a temporary folder", e))?;
+    let started = std::time::Instant::now();
+    flash::flash(&board, &img, &esptool, work.path()).await?;
+    println!(
+        "flashed {} ({} bytes) to {} in {:.1}s",
+        firmware.display(),
+        img.len(),
+        board.port.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if !no_boot_check {
+        let timeout = board.boot_timeout.unwrap_or(mqtt_hil::target::BOOT_TIMEOUT);
+        let ready = flash::boot_check(&board, timeout).await?;
+        println!("booted: {ready}");
+    }
+    Ok(exit_codes::OK)
+}
+
+fn boards(bench: &std::path::Path) -> Result<i32, Error> {
+    use mqtt_hil::target::bench::{Bench, ResetVia};
+    let bench = Bench::load(bench)?;
+    for b in &bench.boards {
+        let reset = match (&b.reset, &b.reset_command) {
+            (ResetVia::Lines, Some(_)) => "DTR/RTS, else reset_command",
+            (ResetVia::Lines, None) => "DTR/RTS",
+            (ResetVia::Command, _) => "reset_command",
+        };
+        println!("{} on {} ({:?})", b.name, b.port.display(), b.chip);
+        println!(
+            "  uart {} baud, flash {} baud{}",
+            b.baud,
+            b.flash_baud,
+            if b.stub { "" } else { " (ROM loader only)" }
+        );
+        println!(
+            "  reset: {reset}; power cycle: {}",
+            if b.power_command.is_some() {
+                "power_command"
+            } else {
+                "a reset (no power_command)"
+            }
+        );
+        println!(
+            "  fault proxy listens on {}, the board dials {}:{}",
+            b.proxy_listen, b.dial.0, b.dial.1
+        );
+        println!("  build: {}", b.arduino_compile(&format!("out/{}", b.name)));
+        println!(
+            "  flash: mqtt-hil flash --target serial:{} --bench {} out/{}/agent.ino.bin",
+            b.name,
+            bench.file.display(),
+            b.name
+        );
+    }
+    Ok(exit_codes::OK)
+}
+
+fn image(elf: &std::path::Path, output: &std::path::Path) -> Result<i32, Error> {
+    use mqtt_hil::esp::image;
+    let bytes =
+        std::fs::read(elf).map_err(|e| Error::io(format!("reading {}", elf.display()), e))?;
+    let img = image::from_elf(&bytes, image::DEFAULT_PARAMS)
+        .map_err(|e| Error::Usage(format!("{}: {e}", elf.display())))?;
+    let parsed = image::parse(&img).map_err(|e| Error::Usage(format!("{}: {e}", elf.display())))?;
+    std::fs::write(output, &img)
+        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
+    println!(
+        "{}: {} bytes, entry {:#010x}, {} RAM segment(s) in the first {} bytes",
+        output.display(),
+        img.len(),
+        parsed.entry,
+        parsed.segments.len(),
+        parsed.len
+    );
+    Ok(exit_codes::OK)
 }
 
 fn list(paths: &[PathBuf]) -> Result<i32, Error> {
@@ -322,14 +533,16 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
             }
         }
     }
+    if let Some(e) = environment_error {
+        // Not a finished run: nothing past this scenario was judged. The
+        // reports written so far stay (they are written as scenarios end).
+        eprintln!("error: {e}");
+        return Ok(exit_codes::INVALID);
+    }
     reporters.report(&RunEvent::RunFinished {
         totals,
         elapsed: started.elapsed(),
     })?;
-    if let Some(e) = environment_error {
-        eprintln!("error: {e}");
-        return Ok(exit_codes::INVALID);
-    }
     Ok(totals.exit_code())
 }
 

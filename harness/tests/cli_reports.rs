@@ -234,16 +234,22 @@ fn the_html_report_opens_in_chromium_and_shows_the_diagram_with_the_violation_in
     let console = chromium(&page_path, &shot);
     assert!(console.is_empty(), "the page logged: {console}");
     // The diagram's arrows (#223355) and the violation in red (#dd1100)
-    // are on screen, not just in the file.
+    // are on screen, not just in the file: far more red than on the page
+    // of the passing scenario (whose only red is the legend's).
     let arrows = pixels_like(&shot, [0x22, 0x33, 0x55]);
     let red = pixels_like(&shot, [0xdd, 0x11, 0x00]);
     assert!(
         arrows > 2000,
         "only {arrows} arrow-coloured pixels: no diagram?"
     );
+    let passing = out.path().join("passing.png");
+    let console = chromium(&report.join("qos1_delivery.html"), &passing);
+    assert!(console.is_empty(), "the page logged: {console}");
+    let red_passing = pixels_like(&passing, [0xdd, 0x11, 0x00]);
+    assert!(pixels_like(&passing, [0x22, 0x33, 0x55]) > 2000);
     assert!(
-        red > 300,
-        "only {red} red pixels: the violation is not highlighted"
+        red > red_passing + 300,
+        "{red} red pixels against {red_passing} on a passing page: the violation is not highlighted"
     );
 
     let console = chromium(&report.join("index.html"), &out.path().join("index.png"));
@@ -305,7 +311,21 @@ fn pcaps_decode_in_tshark_as_the_recorded_mqtt_packets() {
             })
             .collect();
         assert!(expected.len() > 10, "{expected:?}");
-        let decoded = tshark(&file, "mqtt", &["mqtt.msgtype", "frame.comment"]);
+        // One pass over every frame; the columns are these fields.
+        let frames = tshark(
+            &file,
+            "frame",
+            &[
+                "mqtt.msgtype",
+                "frame.comment",
+                "ip.src",
+                "ip.dst",
+                "tcp.dstport",
+                "tcp.flags.syn",
+                "tcp.flags.ack",
+                "tcp.flags.reset",
+            ],
+        );
         let names = [
             "",
             "CONNECT",
@@ -324,43 +344,51 @@ fn pcaps_decode_in_tshark_as_the_recorded_mqtt_packets() {
             "DISCONNECT",
             "AUTH",
         ];
+        let decoded: Vec<&Vec<String>> = frames.iter().filter(|f| !f[0].is_empty()).collect();
         let got: Vec<String> = decoded
             .iter()
             .map(|f| names[f[0].parse::<usize>().unwrap_or_else(|_| panic!("{f:?}"))].to_string())
             .collect();
         assert_eq!(got, expected, "{id}: tshark decoded {decoded:?}");
         // No malformed packet, no TCP anomaly (lost segment, bad ack, ...).
-        assert!(tshark(&file, "_ws.malformed", &["frame.number"]).is_empty());
-        assert!(tshark(&file, "tcp.analysis.flags", &["frame.number"]).is_empty());
-        // Stable addresses per role.
-        let hosts = tshark(
+        let anomalies = tshark(
             &file,
-            "tcp.flags.syn == 1 && tcp.flags.ack == 0",
-            &["ip.src", "ip.dst", "tcp.dstport"],
+            "_ws.malformed || tcp.analysis.flags",
+            &["frame.number"],
         );
+        assert!(anomalies.is_empty(), "{id}: {anomalies:?}");
+        // Stable addresses per role: every connection opens towards the
+        // broker's address and port, from the device's or an observer's.
+        let syns: Vec<&Vec<String>> = frames
+            .iter()
+            .filter(|f| f[5] == "1" && f[6] == "0")
+            .collect();
         assert!(
-            hosts.iter().all(|h| h[1] == "10.0.0.1" && h[2] == "1883"),
-            "{hosts:?}"
+            syns.iter().all(|f| f[3] == "10.0.0.1" && f[4] == "1883"),
+            "{syns:?}"
         );
-        assert!(hosts.iter().any(|h| h[0] == "10.0.0.2"), "{hosts:?}");
-        assert!(hosts.iter().any(|h| h[0] == "10.0.0.10"), "{hosts:?}");
+        assert!(syns.iter().any(|f| f[2] == "10.0.0.2"), "{syns:?}");
+        assert!(syns.iter().any(|f| f[2] == "10.0.0.10"), "{syns:?}");
+        // What the proxy did is in the frame comments; a sever is a RST.
+        let dropped: Vec<&str> = frames
+            .iter()
+            .filter(|f| f[1].contains("dropped by the proxy"))
+            .map(|f| f[0].as_str())
+            .collect();
+        let resets: Vec<&str> = frames
+            .iter()
+            .filter(|f| f[7] == "1")
+            .map(|f| f[1].as_str())
+            .collect();
+        if id == "pid_reuse" {
+            assert_eq!(dropped, ["4"], "the device's dropped PUBACK");
+            assert!(resets.is_empty(), "{resets:?}");
+        } else {
+            assert_eq!(dropped, ["6"], "the device's dropped PUBREL");
+            assert_eq!(resets.len(), 1, "{resets:?}");
+            assert!(resets[0].contains("severed (RST)"), "{resets:?}");
+        }
     }
-    // What the proxy did is in the frame comments; the sever is a RST.
-    let rogue = pcap.join("pid_reuse.pcapng");
-    let dropped = tshark(
-        &rogue,
-        "frame.comment contains \"dropped by the proxy\"",
-        &["mqtt.msgtype"],
-    );
-    assert_eq!(
-        dropped,
-        vec![vec!["4".to_string()]],
-        "the device's dropped PUBACK"
-    );
-    let cut = pcap.join("qos2_out_cut_after_pubrec.pcapng");
-    let rst = tshark(&cut, "tcp.flags.reset == 1", &["ip.src", "frame.comment"]);
-    assert_eq!(rst.len(), 1, "{rst:?}");
-    assert!(rst[0][1].contains("severed (RST)"), "{rst:?}");
 }
 
 /// Runs mqtt-hil under a pseudo-terminal (util-linux `script`, in Debian's
@@ -434,4 +462,68 @@ fn verbose_streams_the_emulated_boards_uart_and_the_packets_while_it_runs() {
         start < uart && uart < connect && connect < verdict,
         "{stdout}"
     );
+}
+
+#[test]
+fn a_report_folder_that_cannot_be_made_fails_before_anything_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let blocker = out.path().join("file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    for flag in ["--report", "--pcap"] {
+        let target = blocker.join("sub");
+        let o = run(
+            &[
+                "scenarios/qos0_delivery.toml",
+                flag,
+                target.to_str().unwrap(),
+            ],
+            out.path(),
+        );
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("error: creating {}", target.display())),
+            "{stderr}"
+        );
+        // Nothing ran.
+        assert!(
+            !text(&o.stdout).contains("qos0_delivery"),
+            "{}",
+            text(&o.stdout)
+        );
+    }
+}
+
+#[test]
+fn a_broken_environment_stops_the_json_stream_without_run_finished() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
+        .current_dir(root())
+        .args([
+            "run",
+            "scenarios/qos0_delivery.toml",
+            "scenarios/qos1_delivery.toml",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("MQTT_HIL_MOSQUITTO", "/nonexistent/mosquitto")
+        .output()
+        .unwrap();
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Debian package `mosquitto`"), "{stderr}");
+    let lines: Vec<Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    // The first scenario errs and nothing after it runs or is summed up.
+    assert_eq!(
+        types,
+        ["run_started", "scenario_started", "scenario_finished"]
+    );
+    assert_eq!(lines[2]["status"], "error");
+    assert!(lines[2]["reason"].as_str().unwrap().contains("hint:"));
 }

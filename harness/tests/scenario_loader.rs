@@ -135,7 +135,8 @@ fn unknown_invariant_is_reported_with_its_line() {
     let (line, msg) = err(&format!(
         "{HEAD}[[step]]\nwait = \"1s\"\n[[invariant]]\ncheck = \"exactly_twice\"\n"
     ));
-    assert_eq!(line, 7, "{msg}");
+    // The line of the `check` field inside the table.
+    assert_eq!(line, 8, "{msg}");
     assert!(msg.contains("exactly_twice"), "{msg}");
 }
 

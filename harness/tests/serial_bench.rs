@@ -248,3 +248,17 @@ async fn a_missing_port_names_itself_and_what_to_check() {
         "{text}"
     );
 }
+
+/// A port another program holds is called busy, with who to ask.
+#[tokio::test]
+async fn a_busy_port_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("tty");
+    let _pty = mqtt_hil::emulator::pty::Pty::open(Some(&link)).unwrap();
+    let _held = mqtt_hil::target::serial::open(&link, 115200).unwrap();
+    let Err(err) = mqtt_hil::target::serial::open(&link, 115200) else {
+        panic!("opened a port twice");
+    };
+    let text = err.to_string();
+    assert!(text.contains("busy") && text.contains("fuser"), "{text}");
+}

@@ -601,6 +601,11 @@ impl Index {
             .filter(move |(_, c)| c.actor == actor)
     }
 
+    /// The client id of the actor's first CONNECT.
+    pub fn client_id_of<'a>(&'a self, actor: &'a str) -> Option<&'a str> {
+        self.conns_of(actor).find_map(|(_, c)| c.client_id())
+    }
+
     pub fn actors(&self) -> Vec<String> {
         let mut v: Vec<String> = self.conns.iter().map(|c| c.actor.clone()).collect();
         v.sort();

@@ -24,13 +24,16 @@ use serde::Deserialize;
 
 use crate::history::History;
 
+pub mod allow_list;
 pub mod backoff;
 pub mod delivery;
 pub mod exactly_once;
 pub mod index;
 pub mod keepalive;
 pub mod protocol;
+pub mod resubscribe;
 pub mod retained;
+pub mod sequence;
 pub mod session;
 pub mod shared;
 pub mod will;
@@ -222,6 +225,86 @@ pub enum InvariantSpec {
         #[serde(default = "five")]
         max_per_second: u32,
     },
+    /// Numbered readings (a counter in the payload): no loss or repeat
+    /// beyond what the QoS used allows. Give `json` or `regex`.
+    Sequence {
+        /// The topics (a filter; `{client_id}` allowed).
+        topic: String,
+        /// A dotted path to the number in a JSON payload (`count`).
+        #[serde(default)]
+        json: Option<String>,
+        /// A regex whose first group (else whole match) is the number.
+        #[serde(default)]
+        regex: Option<String>,
+        /// The publisher judged (default `device`).
+        #[serde(default = "device")]
+        actor: String,
+        /// The QoS the device claims to publish at (default: as published).
+        #[serde(default)]
+        qos: Option<u8>,
+    },
+    /// After a reconnect without a session, the client subscribes again.
+    Resubscribe {
+        #[serde(default = "device")]
+        actor: String,
+        /// Time from CONNACK to the SUBSCRIBE (default `2s`).
+        #[serde(default = "secs2", deserialize_with = "de_duration")]
+        within: Duration,
+    },
+    /// The actor publishes (and sets wills) only on these topic filters.
+    PublishAllowed {
+        #[serde(default = "device")]
+        actor: String,
+        /// Allowed topic filters (`{client_id}` allowed).
+        topics: Vec<String>,
+    },
+}
+
+impl InvariantSpec {
+    /// What serde cannot check: the field at fault and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        match self {
+            InvariantSpec::Sequence {
+                topic,
+                json,
+                regex,
+                qos,
+                ..
+            } => {
+                crate::mqtt::topic::validate_filter(topic).map_err(|e| ("topic", e.to_string()))?;
+                match (json, regex) {
+                    (Some(_), Some(_)) => {
+                        return Err(("regex", "give either `json` or `regex`, not both".into()))
+                    }
+                    (None, None) => {
+                        return Err((
+                            "topic",
+                            "say where the number is: `json = \"count\"` or `regex = \"count=(\\\\d+)\"`"
+                                .into(),
+                        ))
+                    }
+                    (None, Some(r)) => {
+                        regex::Regex::new(r).map_err(|e| ("regex", e.to_string()))?;
+                    }
+                    (Some(_), None) => {}
+                }
+                if qos.is_some_and(|q| q > 2) {
+                    return Err(("qos", "expected 0, 1 or 2".into()));
+                }
+            }
+            InvariantSpec::PublishAllowed { topics, .. } => {
+                if topics.is_empty() {
+                    return Err(("topics", "list at least one topic filter".into()));
+                }
+                for t in topics {
+                    crate::mqtt::topic::validate_filter(t)
+                        .map_err(|e| ("topics", format!("`{t}`: {e}")))?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 fn secs1() -> Duration {
@@ -328,6 +411,31 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
             actor,
             max_per_second,
         }),
+        InvariantSpec::Sequence {
+            topic,
+            json,
+            regex,
+            actor,
+            qos,
+        } => Box::new(sequence::SequenceChecker {
+            actor,
+            topic,
+            extract: match (json, regex) {
+                (_, Some(r)) => sequence::Extractor::Regex(
+                    // validate() has compiled it; an invalid one matches nothing.
+                    regex::Regex::new(&r)
+                        .unwrap_or_else(|_| regex::Regex::new("$^").expect("valid")),
+                ),
+                (j, None) => sequence::Extractor::Json(j.unwrap_or_default()),
+            },
+            qos: qos.and_then(crate::mqtt::QoS::from_u8),
+        }),
+        InvariantSpec::Resubscribe { actor, within } => {
+            Box::new(resubscribe::ResubscribeChecker { actor, within })
+        }
+        InvariantSpec::PublishAllowed { actor, topics } => {
+            Box::new(allow_list::AllowListChecker { actor, topics })
+        }
     }
 }
 

@@ -8,8 +8,18 @@
 //! board's supply keeps its USB adapter. So CI drives the serial target
 //! through exactly the code a bench uses, minus the copper.
 //!
+//! Boot mode: `bootloader` on the control socket is GPIO0 held low at
+//! reset. QEMU stops and the pty is answered by the emulated ROM serial
+//! loader ([`crate::esp::rom`]), at the line rate the flasher set on the
+//! port (10 bits a byte), writing into the board's flash file. FLASH_END
+//! with "run", a `reset` or a power cycle leaves it; the board then boots
+//! from flash through our boot ROM (`firmware/build/bootrom.elf`), which
+//! loads the ESP8266 image as the chip's ROM does, unless `--kernel` names
+//! an ELF to run directly.
+//!
 //! Files in the emulator's folder: `uart` (symlink to the pty), `control.sock`,
-//! `qmp.sock`, `uart.sock` (QEMU's side), `qemu.log` (QEMU's stderr).
+//! `qmp.sock`, `uart.sock` (QEMU's side), `qemu.log` (QEMU's stderr),
+//! `loader.log` (what the ROM loader noticed: bad blocks, interrupted writes).
 
 pub mod pty;
 
@@ -21,6 +31,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::process::Child;
 
 use crate::error::{Error, Result};
+use crate::esp::rom;
 use crate::target::qemu;
 
 /// What `mqtt-hil emulate serve` is given.
@@ -29,8 +40,11 @@ pub struct Config {
     pub dir: PathBuf,
     /// The fault proxy's lane the board's TCP goes to (guestfwd splice).
     pub proxy: std::net::SocketAddr,
-    /// The ELF QEMU loads with `-kernel`.
-    pub kernel: PathBuf,
+    /// An ELF to run directly (`-kernel`); `None` boots from flash through
+    /// the boot ROM.
+    pub kernel: Option<PathBuf>,
+    /// The boot ROM that loads the image from flash.
+    pub bootrom: PathBuf,
     /// The board's 4 MiB flash file; default `DIR/flash.bin`.
     pub flash: Option<PathBuf>,
     /// `mqtt-hil` itself, for the guestfwd's splice.
@@ -62,6 +76,58 @@ struct Emulator {
     qemu: PathBuf,
     running: Option<Running>,
     uart_rx: Option<tokio::net::unix::OwnedReadHalf>,
+    /// In the ROM's serial loader (GPIO0 was low at reset).
+    loader: Option<Line>,
+}
+
+/// The ROM loader on a line that runs at the port's baud rate.
+struct Line {
+    loader: rom::Loader<FileFlash>,
+    /// When the line is free again in each direction.
+    rx_free: tokio::time::Instant,
+    tx_free: tokio::time::Instant,
+}
+
+/// Time `n` bytes take on a UART at `baud` (start + 8 data + stop bits).
+pub fn line_time(n: usize, baud: u32) -> Duration {
+    Duration::from_nanos(n as u64 * 10 * 1_000_000_000 / baud.max(1) as u64)
+}
+
+/// The board's flash file as the ROM loader's flash chip.
+pub struct FileFlash {
+    file: std::fs::File,
+    size: u32,
+}
+
+impl FileFlash {
+    pub fn open(path: &Path) -> std::io::Result<FileFlash> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let size = file.metadata()?.len() as u32;
+        Ok(FileFlash { file, size })
+    }
+}
+
+impl rom::Flash for FileFlash {
+    fn size(&self) -> u32 {
+        self.size
+    }
+    fn erase(&mut self, offset: u32, len: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .write_all_at(&vec![0xFF; len as usize], offset as u64)
+    }
+    fn program(&mut self, offset: u32, data: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut cells = vec![0u8; data.len()];
+        self.file.read_exact_at(&mut cells, offset as u64)?;
+        for (c, d) in cells.iter_mut().zip(data) {
+            *c &= d;
+        }
+        self.file.write_all_at(&cells, offset as u64)
+    }
 }
 
 /// Runs until SIGTERM/SIGINT or a `quit` on the control socket.
@@ -79,6 +145,7 @@ pub async fn serve(cfg: Config) -> Result<i32> {
         cfg,
         running: None,
         uart_rx: None,
+        loader: None,
     };
     emu.power_on()
         .await
@@ -100,6 +167,8 @@ pub async fn serve(cfg: Config) -> Result<i32> {
                 if let Some(r) = emu.running.as_mut() {
                     // A board that stopped reading is the board's problem.
                     let _ = r.uart.write_all(&from_port[..n]).await;
+                } else if emu.loader.is_some() {
+                    emu.feed_loader(&pty, &from_port[..n]).await;
                 }
             }
             n = read_opt(&mut emu.uart_rx, &mut from_board) => match n {
@@ -158,10 +227,11 @@ impl Emulator {
                 self.power_off().await;
                 (Ok(()), false)
             }
+            "bootloader" => (self.bootloader().await, false),
             "quit" => (Ok(()), true),
             other => (
                 Err(format!(
-                    "unknown command `{other}`: use reset, power-cycle, power-off or quit"
+                    "unknown command `{other}`: use reset, bootloader, power-cycle, power-off or quit"
                 )),
                 false,
             ),
@@ -174,6 +244,75 @@ impl Emulator {
         quit
     }
 
+    /// The EN pin with GPIO0 low: the CPU restarts in the ROM's loader.
+    async fn bootloader(&mut self) -> Result<(), String> {
+        self.power_off().await;
+        let flash = FileFlash::open(&self.cfg.flash())
+            .map_err(|e| format!("opening {}: {e}", self.cfg.flash().display()))?;
+        let now = tokio::time::Instant::now();
+        self.loader = Some(Line {
+            loader: rom::Loader::new(flash, 115200),
+            rx_free: now,
+            tx_free: now,
+        });
+        self.note("entered the ROM serial loader");
+        Ok(())
+    }
+
+    fn note(&self, what: &str) {
+        use std::io::Write;
+        eprintln!("emulated board: {what}");
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.cfg.dir.join("loader.log"))
+        {
+            let _ = writeln!(f, "{what}");
+        }
+    }
+
+    /// Bytes for the ROM loader, at the line's pace both ways.
+    async fn feed_loader(&mut self, pty: &pty::Pty, bytes: &[u8]) {
+        let baud = pty.baud();
+        let Some(line) = self.loader.as_mut() else {
+            return;
+        };
+        line.loader.baud = baud;
+        let now = tokio::time::Instant::now();
+        line.rx_free = line.rx_free.max(now) + line_time(bytes.len(), baud);
+        tokio::time::sleep_until(line.rx_free).await;
+        let actions = line.loader.input(bytes);
+        let mut boot = false;
+        for a in actions {
+            match a {
+                rom::Action::Send(b) => {
+                    let line = self.loader.as_mut().expect("in the loader");
+                    let now = tokio::time::Instant::now();
+                    line.tx_free = line.tx_free.max(now) + line_time(b.len(), baud);
+                    tokio::time::sleep_until(line.tx_free).await;
+                    let _ = pty.write_all(&b).await;
+                }
+                rom::Action::BootFromFlash => boot = true,
+                rom::Action::Note(n) => self.note(&n),
+            }
+        }
+        if boot {
+            self.note("FLASH_END: leaving the loader, booting from flash");
+            if let Err(e) = self.power_on().await {
+                self.note(&format!("boot failed: {e}"));
+            }
+        }
+    }
+
+    /// Leaves the loader, saying what it left unfinished.
+    fn leave_loader(&mut self) {
+        if let Some(line) = self.loader.take() {
+            if let Some(why) = line.loader.unfinished() {
+                self.note(&format!("left the loader with a {why}"));
+            }
+        }
+    }
+
     /// The EN pin: a warm reset of a running board, a boot of a stopped one.
     async fn reset(&mut self) -> Result<(), String> {
         if self.running.is_some() {
@@ -184,6 +323,7 @@ impl Emulator {
     }
 
     async fn power_off(&mut self) {
+        self.leave_loader();
         self.uart_rx = None;
         if let Some(mut r) = self.running.take() {
             crate::process::kill(&mut r.child).await;
@@ -191,6 +331,7 @@ impl Emulator {
     }
 
     async fn power_on(&mut self) -> Result<(), String> {
+        self.leave_loader();
         let dir = &self.cfg.dir;
         let uart_sock = dir.join("uart.sock");
         let qmp = dir.join("qmp.sock");
@@ -217,7 +358,7 @@ impl Emulator {
         ))
         .args(["-serial", "chardev:s0"])
         .arg("-kernel")
-        .arg(&self.cfg.kernel)
+        .arg(self.cfg.kernel.as_ref().unwrap_or(&self.cfg.bootrom))
         .arg("-drive")
         .arg(format!(
             "if=pflash,format=raw,file={}",

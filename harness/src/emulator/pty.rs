@@ -82,6 +82,36 @@ impl Pty {
         })
     }
 
+    /// The baud rate the port's user set (termios is shared by both ends
+    /// of a pty), so the emulated line can run at the user's speed.
+    pub fn baud(&self) -> u32 {
+        // SAFETY: termios is plain old data, filled by tcgetattr.
+        let speed = unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(self._slave.as_raw_fd(), &mut t) != 0 {
+                return 115200;
+            }
+            libc::cfgetospeed(&t)
+        };
+        const SPEEDS: &[(libc::speed_t, u32)] = &[
+            (libc::B9600, 9600),
+            (libc::B19200, 19200),
+            (libc::B38400, 38400),
+            (libc::B57600, 57600),
+            (libc::B115200, 115200),
+            (libc::B230400, 230400),
+            (libc::B460800, 460800),
+            (libc::B921600, 921600),
+            (libc::B1500000, 1500000),
+            (libc::B2000000, 2000000),
+        ];
+        SPEEDS
+            .iter()
+            .find(|(s, _)| *s == speed)
+            .map(|(_, b)| *b)
+            .unwrap_or(115200)
+    }
+
     pub fn slave_path(&self) -> &Path {
         &self.slave_path
     }

@@ -123,6 +123,16 @@ impl Human {
     }
 }
 
+impl Drop for Human {
+    // A run that ends early (Ctrl-C, an environment error) must not leave
+    // a half-drawn bar on the terminal.
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 impl Reporter for Human {
     fn wants_live(&self) -> bool {
         self.verbose

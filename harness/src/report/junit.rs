@@ -95,13 +95,17 @@ impl JunitFile {
 
 impl Reporter for JunitFile {
     fn report(&mut self, ev: &RunEvent) -> Result<(), Error> {
-        match ev {
-            RunEvent::ScenarioFinished(f) => self.results.push(f.clone()),
-            RunEvent::RunFinished { .. } => {
-                std::fs::write(&self.path, render(&self.results))
-                    .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
-            }
-            _ => {}
+        // Written after every scenario, so a run cut short (Ctrl-C, a
+        // CI timeout) still leaves a valid file of what did run.
+        if let RunEvent::ScenarioFinished(f) = ev {
+            self.results.push(f.clone());
+        }
+        if matches!(
+            ev,
+            RunEvent::ScenarioFinished(_) | RunEvent::RunFinished { .. }
+        ) {
+            std::fs::write(&self.path, render(&self.results))
+                .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
         }
         Ok(())
     }
@@ -153,6 +157,14 @@ mod tests {
             finished("a", "rumqttd", true),
             finished("b", "mosquitto", false),
         ]);
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("not XML at {}: {e}\n{xml}", reader.buffer_position()),
+            }
+        }
         let suites: Vec<&str> = xml.matches("<testsuite ").collect();
         assert_eq!(suites.len(), 2, "{xml}");
         assert!(
@@ -175,5 +187,20 @@ mod tests {
             xml.contains("offending events:\n  #1    +   0.002s device   something odd"),
             "{xml}"
         );
+    }
+
+    #[test]
+    fn the_file_is_written_after_each_scenario_so_an_interrupted_run_leaves_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        let mut r = JunitFile::new(&path);
+        r.report(&RunEvent::ScenarioFinished(finished(
+            "a",
+            "mosquitto",
+            true,
+        )))
+        .unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        assert!(xml.contains(r#"<testcase name="a""#), "{xml}");
     }
 }

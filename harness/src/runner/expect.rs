@@ -141,6 +141,58 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 seen: format!("no CONNACK to {actor} yet"),
             }
         }
+        Expect::Published {
+            topic: want_topic,
+            payload,
+            qos,
+            count,
+        } => {
+            let mut n = 0;
+            for ev in events {
+                let EventKind::Packet {
+                    actor: a,
+                    dir: Dir::ToBroker,
+                    packet: Packet::Publish(p),
+                    fate,
+                    ..
+                } = &ev.kind
+                else {
+                    continue;
+                };
+                // A DUP resend or the release of a held packet is not a
+                // new publication.
+                if a != actor || p.dup || *fate == crate::history::Fate::Released {
+                    continue;
+                }
+                let topic_ok = want_topic
+                    .as_ref()
+                    .is_none_or(|t| t == &p.topic || topic::matches(t, &p.topic));
+                if !topic_ok || payload.as_ref().is_some_and(|x| x != &p.payload) {
+                    continue;
+                }
+                if let Some(q) = qos {
+                    if *q != p.qos {
+                        return Progress::Broken {
+                            why: format!(
+                                "{actor} published on `{}` at QoS {}, expected QoS {}",
+                                p.topic,
+                                p.qos.as_u8(),
+                                q.as_u8()
+                            ),
+                            seq: ev.seq,
+                        };
+                    }
+                }
+                n += 1;
+            }
+            if n >= *count {
+                Progress::Met
+            } else {
+                Progress::Pending {
+                    seen: format!("{n} of {count} matching PUBLISH(es) from {actor}"),
+                }
+            }
+        }
         Expect::Packet { packet, dir, count } => {
             let n = events
                 .iter()
@@ -287,6 +339,76 @@ mod tests {
         };
         assert!(matches!(
             evaluate(&e, "cloud", &h.events),
+            Progress::Broken { .. }
+        ));
+    }
+
+    fn device_publish(topic: &str, payload: &'static str, qos: QoS, dup: bool) -> EventKind {
+        EventKind::Packet {
+            conn: crate::history::ConnId(1),
+            actor: "device".into(),
+            dir: Dir::ToBroker,
+            packet: Packet::Publish(crate::mqtt::Publish {
+                dup,
+                qos,
+                retain: false,
+                topic: topic.into(),
+                pid: (qos != QoS::AtMostOnce).then_some(1),
+                payload: Bytes::from_static(payload.as_bytes()),
+                properties: Default::default(),
+            }),
+            raw: Bytes::new(),
+            fate: crate::history::Fate::Forwarded,
+        }
+    }
+
+    #[test]
+    fn published_counts_new_publications_of_the_actor_on_the_filter() {
+        let e = |count, qos| Expect::Published {
+            topic: Some("devices/+/state".into()),
+            payload: Some(Bytes::from_static(b"on")),
+            qos,
+            count,
+        };
+        let h = History::build()
+            .push(device_publish(
+                "devices/d1/state",
+                "on",
+                QoS::AtLeastOnce,
+                false,
+            ))
+            // A DUP resend is the same publication; other topics and
+            // payloads do not count.
+            .push(device_publish(
+                "devices/d1/state",
+                "on",
+                QoS::AtLeastOnce,
+                true,
+            ))
+            .push(device_publish(
+                "devices/d1/counter",
+                "on",
+                QoS::AtLeastOnce,
+                false,
+            ))
+            .push(device_publish(
+                "devices/d1/state",
+                "off",
+                QoS::AtLeastOnce,
+                false,
+            ))
+            .finish();
+        assert_eq!(evaluate(&e(1, None), "device", &h.events), Progress::Met);
+        assert!(matches!(
+            evaluate(&e(2, None), "device", &h.events),
+            Progress::Pending { .. }
+        ));
+        assert!(matches!(
+            evaluate(&e(1, None), "cloud", &h.events),
+            Progress::Pending { .. }
+        ));
+        assert!(matches!(
+            evaluate(&e(1, Some(QoS::ExactlyOnce)), "device", &h.events),
             Progress::Broken { .. }
         ));
     }

@@ -23,6 +23,7 @@ use crate::client::{ClientEvent, Command};
 use crate::history::{EventKind, Recorder};
 use crate::proxy::{Fault, Hub, Lane};
 use crate::scenario::{Action, ClientAction, ClientSpec, Expect, Scenario, Step};
+use crate::target::autonomous::AutonomousDevice;
 use crate::target::{Device, TargetSpec};
 use expect::Progress;
 
@@ -36,6 +37,9 @@ pub struct RunConfig {
     /// Known deviations of this broker.
     pub deviations: deviation::Deviations,
 }
+
+/// Stands for the device's client id in topics and payloads of steps.
+pub const CLIENT_ID: &str = "{client_id}";
 
 /// Runs one scenario to its verdict. Never hangs: the scenario's own timeout
 /// bounds everything, teardown included.
@@ -193,6 +197,8 @@ struct World {
     hub: Hub,
     lanes: BTreeMap<String, Lane>,
     device: Option<Device>,
+    /// A device running its own firmware (no agent): only watched.
+    autonomous: Option<AutonomousDevice>,
     observers: BTreeMap<String, ActorHandle>,
     specs: BTreeMap<String, ClientSpec>,
     /// History position where the last action step began.
@@ -221,6 +227,7 @@ impl World {
             hub,
             lanes: BTreeMap::new(),
             device: None,
+            autonomous: None,
             observers: BTreeMap::new(),
             specs: BTreeMap::new(),
             anchor: 0,
@@ -233,7 +240,7 @@ impl World {
         let upstream = broker.addr();
         world.broker = Some(broker);
         let mut actors: Vec<&str> = scenario.observers.keys().map(String::as_str).collect();
-        if scenario.device.is_some() {
+        if scenario.has_device() {
             actors.push("device");
         }
         // A bench board reaches its lane over the bench's network, at the
@@ -284,7 +291,90 @@ impl World {
                     })?;
             }
         }
+        // Last, so that its first connection falls into the first step
+        // rather than racing the observers' setup.
+        if scenario.autonomous.is_some() {
+            let lane = world.lanes["device"].addr();
+            world.autonomous = Some(
+                AutonomousDevice::start(&cfg.target, lane, recorder, dir, &cfg.firmware)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
         Ok(world)
+    }
+
+    /// The device's client id, learned from the first CONNECT it sent
+    /// through the proxy.
+    fn device_client_id(&self) -> Option<String> {
+        self.recorder
+            .snapshot()
+            .events
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Packet {
+                    actor,
+                    dir: crate::history::Dir::ToBroker,
+                    packet: crate::mqtt::Packet::Connect(c),
+                    ..
+                } if actor == "device" => Some(c.client_id.clone()),
+                _ => None,
+            })
+    }
+
+    /// Replaces `{client_id}` with the device's client id (see
+    /// [`World::device_client_id`]).
+    fn with_client_id(&self, text: &str) -> Result<String, String> {
+        if !text.contains(CLIENT_ID) {
+            return Ok(text.to_string());
+        }
+        match self.device_client_id() {
+            Some(id) => Ok(text.replace(CLIENT_ID, &id)),
+            None => Err(format!(
+                "`{CLIENT_ID}` in `{text}` stands for the device's client id, learned from its \
+                 CONNECT, and the device has not sent one yet: put an `expect = \"connected\"` \
+                 step before this one"
+            )),
+        }
+    }
+
+    fn bytes_with_client_id(&self, b: &bytes::Bytes) -> Result<bytes::Bytes, String> {
+        match std::str::from_utf8(b) {
+            Ok(t) if t.contains(CLIENT_ID) => Ok(bytes::Bytes::from(self.with_client_id(t)?)),
+            _ => Ok(b.clone()),
+        }
+    }
+
+    fn action_with_client_id(&self, a: &ClientAction) -> Result<ClientAction, String> {
+        let mut a = a.clone();
+        match &mut a {
+            ClientAction::Subscribe { filter, .. } | ClientAction::Unsubscribe { filter } => {
+                *filter = self.with_client_id(filter)?
+            }
+            ClientAction::Publish { topic, payload, .. } => {
+                *topic = self.with_client_id(topic)?;
+                *payload = self.bytes_with_client_id(payload)?;
+            }
+            _ => {}
+        }
+        Ok(a)
+    }
+
+    fn expect_with_client_id(&self, e: &Expect) -> Result<Expect, String> {
+        let mut e = e.clone();
+        match &mut e {
+            Expect::Message { topic, payload, .. }
+            | Expect::NoMessage { topic, payload }
+            | Expect::Published { topic, payload, .. } => {
+                if let Some(t) = topic {
+                    *t = self.with_client_id(t)?;
+                }
+                if let Some(p) = payload {
+                    *p = self.bytes_with_client_id(p)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(e)
     }
 
     fn actor(&self, name: &str) -> Result<&ActorHandle, String> {
@@ -330,7 +420,10 @@ impl World {
 
     async fn step(&mut self, step: &Step) -> Result<(), String> {
         match &step.action {
-            Action::Client { actor, action } => self.client_action(actor, action).await,
+            Action::Client { actor, action } => {
+                let action = self.action_with_client_id(action)?;
+                self.client_action(actor, &action).await
+            }
             Action::Net { actor, fault } => {
                 let lane = self
                     .lanes
@@ -350,6 +443,10 @@ impl World {
                 Ok(())
             }
             Action::Board(action) => {
+                if let Some(auto) = &self.autonomous {
+                    // The supervisor records the reset or power cycle.
+                    return auto.board(*action).await;
+                }
                 let device = self.device.as_mut().ok_or("the scenario has no device")?;
                 device.board(*action, &self.recorder).await
             }
@@ -357,7 +454,10 @@ impl World {
                 tokio::time::sleep(*d).await;
                 Ok(())
             }
-            Action::Expect(e) => self.expect(step.index, &e.actor, &e.what, e.within).await,
+            Action::Expect(e) => {
+                let what = self.expect_with_client_id(&e.what)?;
+                self.expect(step.index, &e.actor, &what, e.within).await
+            }
         }
     }
 
@@ -630,6 +730,9 @@ impl World {
     async fn stop(mut self) {
         let bounded = async {
             if let Some(d) = self.device.take() {
+                d.shutdown().await;
+            }
+            if let Some(d) = self.autonomous.take() {
                 d.shutdown().await;
             }
             for (_, o) in std::mem::take(&mut self.observers) {

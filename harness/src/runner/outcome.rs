@@ -272,6 +272,22 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
                 .unwrap_or_default()
         ),
         Expect::Refused => format!("{actor} refused"),
+        Expect::Published {
+            topic,
+            payload,
+            count,
+            ..
+        } => format!(
+            "{actor} publishes at least {count} message(s){}{}",
+            topic
+                .as_ref()
+                .map(|t| format!(" on {t}"))
+                .unwrap_or_default(),
+            payload
+                .as_ref()
+                .map(|p| format!(" {:?}", String::from_utf8_lossy(p)))
+                .unwrap_or_default()
+        ),
         Expect::Packet { packet, dir, count } => format!(
             "{count} {packet}{} on {actor}'s connection",
             match dir {

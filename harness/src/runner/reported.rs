@@ -63,7 +63,10 @@ pub async fn run_reported(
     } else {
         run_recorded(scenario, cfg, recorder).await
     };
-    let finished = Arc::new(Finished::new(index, broker, outcome, started_at));
+    let mut finished = Finished::new(index, broker, outcome, started_at);
+    // The scenario's own normalizations (periodic topics of a black box).
+    finished.trace = crate::trace::render_scenario(scenario, &finished.outcome.history);
+    let finished = Arc::new(finished);
     reporters.report(&RunEvent::ScenarioFinished(finished.clone()))?;
     Ok(finished)
 }

@@ -81,11 +81,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         }
     }
 
-    let device = raw
-        .device
-        .as_ref()
-        .map(|t| client_spec(&src, t, "[device]", "device", false))
-        .transpose()?;
+    let autonomous = match &raw.device {
+        Some(t) if t.get_ref().contains_key("autonomous") => autonomous(&src, t)?,
+        _ => None,
+    };
+    let device = match &raw.device {
+        Some(t) if autonomous.is_none() => Some(client_spec(&src, t, "[device]", "device", false)?),
+        _ => None,
+    };
     let mut observers = BTreeMap::new();
     for (name, t) in &raw.observer {
         if name == "device" || name == "broker" || name == "proxy" {
@@ -103,20 +106,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
     let mut steps = Vec::new();
     for (i, t) in raw.step.iter().enumerate() {
         let mut f = Fields::new(&src, t.get_ref(), t.span(), format!("step {}", i + 1));
-        steps.push(step(&mut f, i + 1, device.is_some(), &observers)?);
+        let dev = match (&device, &autonomous) {
+            (Some(_), _) => DeviceKind::Driven,
+            (None, Some(_)) => DeviceKind::Autonomous,
+            (None, None) => DeviceKind::None,
+        };
+        steps.push(step(&mut f, i + 1, dev, &observers)?);
     }
 
     let mut invariants = Vec::new();
     for (i, t) in raw.invariant.iter().enumerate() {
         let line = src.line_of(t.span().start);
+        let f = Fields::new(&src, t.get_ref(), t.span(), format!("invariant {}", i + 1));
         let spec =
             crate::check::InvariantSpec::deserialize(toml::Value::Table(t.get_ref().clone()))
-                .map_err(|e| {
-                    src.error(
-                        line,
-                        format!("invariant {}: {}", i + 1, e.message().trim_end()),
-                    )
-                })?;
+                .map_err(|e| invariant_error(&f, line, e.message().trim_end()))?;
+        spec.validate().map_err(|(key, why)| f.err(key, why))?;
         invariants.push(Invariant { line, spec });
     }
 
@@ -136,6 +141,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         timeout,
         requires: raw.requires,
         device,
+        autonomous,
         observers,
         steps,
         invariants,
@@ -212,7 +218,13 @@ fn client_spec(
     let auto_connect = f.bool("connect")?.unwrap_or(observer);
     let acks = withhold(&mut f)?;
     let pings = f.bool("pings")?.unwrap_or(true);
-    f.finish(CLIENT_KEYS)?;
+    let mut keys = CLIENT_KEYS.to_vec();
+    if !observer {
+        // `autonomous = false`: the ordinary, agent-driven device.
+        f.bool("autonomous")?;
+        keys.push("autonomous");
+    }
+    f.finish(&keys)?;
     Ok(ClientSpec {
         connect: opts,
         reconnect,
@@ -220,6 +232,32 @@ fn client_spec(
         auto_connect,
         pings,
     })
+}
+
+/// `[device]` with `autonomous`: only the keys that make sense for a device
+/// whose own firmware decides how it connects.
+fn autonomous(src: &Source, t: &Spanned<toml::Table>) -> Result<Option<Autonomous>> {
+    let mut f = Fields::new(src, t.get_ref(), t.span(), "[device]");
+    if !f.bool("autonomous")?.expect("present") {
+        // `autonomous = false` is the agent-driven device: read as usual.
+        return Ok(None);
+    }
+    for key in t.get_ref().keys() {
+        if CLIENT_KEYS.contains(&key.as_str()) {
+            return Err(f.err(
+                key,
+                "an autonomous device connects as its own firmware decides, so the scenario \
+                 cannot set this; remove it (the harness learns the client id, clean session, \
+                 keep alive and will from the device's CONNECT)",
+            ));
+        }
+    }
+    let periodic = f.str_list("periodic")?;
+    for p in &periodic {
+        topic::validate_filter(p).map_err(|e| f.err("periodic", format!("`{p}`: {e}")))?;
+    }
+    f.finish(&["autonomous", "periodic"])?;
+    Ok(Some(Autonomous { periodic }))
 }
 
 fn will(src: &Source, parent: &Fields, v: &toml::Value) -> Result<Will> {
@@ -312,6 +350,7 @@ const BROKER_ACTIONS: &[&str] = &[
 ];
 const EXPECTS: &[&str] = &[
     "message",
+    "published",
     "no_message",
     "connected",
     "refused",
@@ -319,12 +358,22 @@ const EXPECTS: &[&str] = &[
     "packet",
 ];
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DeviceKind {
+    None,
+    /// Driven through the agent by `device = "verb"` steps.
+    Driven,
+    /// Runs its own firmware; only watched.
+    Autonomous,
+}
+
 fn step(
     f: &mut Fields,
     index: usize,
-    has_device: bool,
+    dev: DeviceKind,
     observers: &BTreeMap<String, ClientSpec>,
 ) -> Result<Step> {
+    let has_device = dev != DeviceKind::None;
     let present: Vec<&str> = ACTION_KEYS.iter().copied().filter(|k| f.has(k)).collect();
     let key = match present.as_slice() {
         [k] => *k,
@@ -355,6 +404,14 @@ fn step(
     let mut allowed: Vec<&str> = vec![key, "timeout", "note"];
     let action = match key {
         "device" => {
+            if dev == DeviceKind::Autonomous {
+                return Err(f.err(
+                    "device",
+                    "the device is autonomous (its own firmware runs it), so it takes no \
+                     commands; break its network (`net`), reset its board (`board`), act \
+                     through an observer, and watch it with `expect`",
+                ));
+            }
             if !has_device {
                 return Err(f.err(
                     "device",
@@ -674,6 +731,18 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
             }
             Expect::Closed { by }
         }
+        "published" => {
+            allowed.extend(["topic", "payload", "payload_hex", "qos", "count"]);
+            if let Some(t) = f.str("topic")? {
+                topic::validate_filter(&t).map_err(|e| f.err("topic", e))?;
+            }
+            Expect::Published {
+                topic: f.str("topic")?,
+                payload: f.payload()?,
+                qos: f.qos("qos")?,
+                count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
+            }
+        }
         "packet" => {
             allowed.extend(["packet", "dir", "count"]);
             Expect::Packet {
@@ -684,6 +753,84 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
         }
         other => return Err(unknown(f, "expect", "expectation", other, EXPECTS)),
     })
+}
+
+/// The checks `mqtt-hil observe` runs: `[[invariant]]` tables as in a
+/// scenario file, and `periodic` topic filters left out of its trace.
+#[derive(Clone, Debug, Default)]
+pub struct CheckFile {
+    pub invariants: Vec<crate::check::InvariantSpec>,
+    pub periodic: Vec<String>,
+}
+
+/// Reads a checks file for `mqtt-hil observe`, with the same errors as a
+/// scenario file's (file, line, field, did-you-mean).
+pub fn load_checks(path: &Path) -> Result<CheckFile> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawChecks {
+        #[serde(default)]
+        periodic: Vec<String>,
+        #[serde(default)]
+        invariant: Vec<Spanned<toml::Table>>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading checks file {}", path.display()), e))?;
+    let src = Source { path, text: &text };
+    let raw: RawChecks = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(1);
+        src.error(line, e.message().trim_end().to_string())
+    })?;
+    for p in &raw.periodic {
+        topic::validate_filter(p).map_err(|e| {
+            src.error(
+                line_of_top_key(&src, "periodic"),
+                format!("field `periodic`: `{p}`: {e}"),
+            )
+        })?;
+    }
+    let mut invariants = Vec::new();
+    for (i, t) in raw.invariant.iter().enumerate() {
+        let line = src.line_of(t.span().start);
+        let f = Fields::new(&src, t.get_ref(), t.span(), format!("invariant {}", i + 1));
+        let spec =
+            crate::check::InvariantSpec::deserialize(toml::Value::Table(t.get_ref().clone()))
+                .map_err(|e| invariant_error(&f, line, e.message().trim_end()))?;
+        spec.validate().map_err(|(key, why)| f.err(key, why))?;
+        invariants.push(spec);
+    }
+    Ok(CheckFile {
+        invariants,
+        periodic: raw.periodic,
+    })
+}
+
+/// Serde's message about an `[[invariant]]` table, pointed at the line of
+/// the field it names, with the nearest valid word for a typo.
+fn invariant_error(f: &Fields, line: usize, msg: &str) -> Error {
+    // serde: "unknown field `slak`, expected one of `actor`, `slack`" and
+    // "unknown variant `sequnce`, expected one of `will`, ...".
+    let words: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
+    let expected = words.get(1..).unwrap_or_default();
+    let near = |w: &str| {
+        closest(w, expected)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default()
+    };
+    if let (Some(field), true) = (words.first(), msg.starts_with("unknown field")) {
+        return f.err(field, format!("unknown field{}; {msg}", near(field)));
+    }
+    if let (Some(word), true) = (words.first(), msg.starts_with("unknown variant")) {
+        return f.err(
+            "check",
+            format!("unknown check `{word}`{}; {msg}", near(word)),
+        );
+    }
+    if let (Some(field), true) = (words.first(), msg.starts_with("missing field")) {
+        return f.err_table(format!("missing field `{field}`"));
+    }
+    let _ = line;
+    f.err_table(msg)
 }
 
 /// An unknown word in a closed vocabulary, with the nearest valid one.

@@ -7,5 +7,6 @@ mod fields;
 mod load;
 mod model;
 
-pub use load::{discover, load, parse, CAPABILITIES};
+pub use fields::closest as closest_word;
+pub use load::{discover, load, load_checks, parse, CheckFile, CAPABILITIES};
 pub use model::*;

@@ -22,7 +22,12 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Broker capabilities the scenario needs (e.g. `broker_control`).
     pub requires: Vec<String>,
+    /// How the harness drives the device through the agent; `None` when
+    /// there is no device or when it is [`Scenario::autonomous`].
     pub device: Option<ClientSpec>,
+    /// `[device] autonomous = true`: the device runs its own firmware and
+    /// its own MQTT client, with no agent; the harness only watches it.
+    pub autonomous: Option<Autonomous>,
     /// Observers in the order the file names them.
     pub observers: BTreeMap<String, ClientSpec>,
     pub steps: Vec<Step>,
@@ -41,6 +46,25 @@ pub struct ClientSpec {
     /// Send PINGREQ when idle (default); `pings = false` makes a client that
     /// stays silent, to test the broker's keepalive enforcement.
     pub pings: bool,
+}
+
+/// A device that runs its own firmware (a black box): it connects, publishes
+/// and reconnects as it likes. The harness learns its client id from its
+/// CONNECT through the proxy (`{client_id}` in steps); steps can only break
+/// its network, reset its board, act through observers and watch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Autonomous {
+    /// Topic filters the device publishes on by the clock (a counter every
+    /// second): left out of the normalized trace, whose other lines must
+    /// not depend on how many ticks a step lasted. Judge them with checks.
+    pub periodic: Vec<String>,
+}
+
+impl Scenario {
+    /// The scenario has a `device` actor (driven or autonomous).
+    pub fn has_device(&self) -> bool {
+        self.device.is_some() || self.autonomous.is_some()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -137,6 +161,15 @@ pub enum Expect {
     Refused,
     /// The actor's connection ended; `by` = `broker` or `client` if given.
     Closed { by: Option<String> },
+    /// PUBLISH packets the actor itself sent (new ones, not DUP resends) on
+    /// a topic matching `topic`, at least `count` of them: what a device
+    /// running its own firmware did.
+    Published {
+        topic: Option<String>,
+        payload: Option<Bytes>,
+        qos: Option<QoS>,
+        count: u32,
+    },
     /// Packets of a type seen by the proxy on the actor's lane, for
     /// sequencing a fault right after a protocol step.
     Packet {

@@ -17,6 +17,8 @@
 //! reset_command = "..."             # when reset = "command" (or no lines)
 //! power_command = "uhubctl -l 1-1 -p 2 -a cycle"
 //! bootloader_command = "..."        # enter the ROM loader without lines
+//! stub = true                       # esptool's RAM stub (false: ROM only)
+//! fqbn = "esp8266:esp8266:nodemcuv2"  # arduino-cli board (or ...:d1_mini)
 //! boot_timeout = "20s"
 //! ```
 
@@ -61,6 +63,11 @@ pub struct Board {
     pub reset_command: Option<String>,
     pub power_command: Option<String>,
     pub bootloader_command: Option<String>,
+    /// Flash through esptool's stub (faster: higher baud, compression);
+    /// false talks to the ROM loader only (the emulated board's case).
+    pub stub: bool,
+    /// The arduino-cli board the agent is built for.
+    pub fqbn: String,
     pub boot_timeout: Option<Duration>,
 }
 
@@ -99,6 +106,8 @@ struct RawBoard {
     reset_command: Option<String>,
     power_command: Option<String>,
     bootloader_command: Option<String>,
+    stub: Option<bool>,
+    fqbn: Option<toml::Spanned<String>>,
     boot_timeout: Option<toml::Spanned<String>>,
 }
 
@@ -285,6 +294,19 @@ fn check_board(raw: RawBoard, at: &At) -> Result<Board> {
                 .map_err(|e| at(Some(t.span().start), format!("boot_timeout: {e}")))?,
         ),
     };
+    let fqbn = match &raw.fqbn {
+        None => "esp8266:esp8266:nodemcuv2".to_string(),
+        Some(f) if f.get_ref().starts_with("esp8266:esp8266:") => f.get_ref().clone(),
+        Some(f) => {
+            return Err(at(
+                Some(f.span().start),
+                format!(
+                    "fqbn `{}` is not an ESP8266 board of the ESP8266 Arduino core: e.g. \"esp8266:esp8266:nodemcuv2\" or \"esp8266:esp8266:d1_mini\"",
+                    f.get_ref()
+                ),
+            ))
+        }
+    };
     let port = PathBuf::from(&raw.port);
     Ok(Board {
         name: raw.name.unwrap_or_else(|| raw.port.clone()),
@@ -302,11 +324,26 @@ fn check_board(raw: RawBoard, at: &At) -> Result<Board> {
         reset_command: raw.reset_command,
         power_command: raw.power_command,
         bootloader_command: raw.bootloader_command,
+        stub: raw.stub.unwrap_or(true),
+        fqbn,
         boot_timeout,
     })
 }
 
 impl Board {
+    /// The `arduino-cli compile` command that builds the agent for this
+    /// board with its Wi-Fi credentials baked in.
+    pub fn arduino_compile(&self, out_dir: &str) -> String {
+        let mut c = format!(
+            "arduino-cli compile --fqbn {} firmware/agent --output-dir {out_dir}",
+            self.fqbn
+        );
+        if let Some(p) = self.wifi_build_property() {
+            c.push_str(&format!(" --build-property '{}'", p.replace('\'', "'\\''")));
+        }
+        c
+    }
+
     /// The `arduino-cli compile` property that bakes this board's Wi-Fi
     /// credentials into the agent (the agent protocol carries none: a board
     /// must be on the network before it prints `@ready`).
@@ -359,6 +396,8 @@ reset = "command"
 reset_command = "relay reset"
 power_command = "uhubctl -a cycle"
 bootloader_command = "relay boot"
+stub = false
+fqbn = "esp8266:esp8266:d1_mini"
 boot_timeout = "30s"
 "#;
         let b = parse(text).unwrap();
@@ -367,6 +406,11 @@ boot_timeout = "30s"
         assert_eq!(w.dial, ("192.168.1.10".to_string(), 18831));
         assert_eq!(w.reset, ResetVia::Command);
         assert_eq!(w.boot_timeout, Some(Duration::from_secs(30)));
+        assert!(!w.stub);
+        assert_eq!(
+            w.arduino_compile("out/wemos"),
+            "arduino-cli compile --fqbn esp8266:esp8266:d1_mini firmware/agent --output-dir out/wemos --build-property 'compiler.cpp.extra_flags=-DMQTT_HIL_WIFI_SSID=\"lab\" -DMQTT_HIL_WIFI_PASS=\"pw\"'"
+        );
         assert_eq!(
             w.wifi_build_property().unwrap(),
             "compiler.cpp.extra_flags=-DMQTT_HIL_WIFI_SSID=\"lab\" -DMQTT_HIL_WIFI_PASS=\"pw\""
@@ -415,6 +459,11 @@ boot_timeout = "30s"
                 "use \"lines\"",
             ),
             (
+                "[[board]]\nport = \"/dev/x\"\nproxy_listen = \"127.0.0.1:1\"\nfqbn = \"esp32:esp32:esp32\"\n",
+                4,
+                "not an ESP8266 board",
+            ),
+            (
                 "[[board]]\nport = \"/dev/x\"\nproxy_listen = \"127.0.0.1:1\"\nspeed = 1\n",
                 4,
                 "unknown field `speed`",
@@ -442,6 +491,18 @@ boot_timeout = "30s"
                 other => panic!("{text:?}: {other}"),
             }
         }
+    }
+
+    /// The example the README points to stays valid.
+    #[test]
+    fn the_example_bench_parses() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/bench/example.toml");
+        let b = Bench::load(&f).unwrap();
+        assert_eq!(b.boards.len(), 2);
+        assert_eq!(
+            b.board(Path::new("d1mini")).unwrap().fqbn,
+            "esp8266:esp8266:d1_mini"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! scenarios do not change between a virtual client, the firmware's host
 //! build, an emulated board and a board on a bench.
 
+pub mod autonomous;
 pub mod bench;
 pub mod host;
 pub mod qemu;

@@ -15,7 +15,15 @@
 //!   follows the clock) is printed once, followed by `(repeated)`;
 //! - PINGREQ/PINGRESP are left out (their timing is the clock's, not the
 //!   protocol's); passwords are replaced by `***`;
-//! - payloads print as text when printable, as hex otherwise, cut at 64 bytes.
+//! - payloads print as text when printable, as hex otherwise, cut at 64 bytes;
+//! - publications on a scenario's `periodic` topics (a device that publishes
+//!   a reading every second) are left out with their acks and deliveries,
+//!   and their packet ids are not numbered: how many ticks fall into a step
+//!   is the clock's doing, like PINGREQ. Checks judge them instead;
+//! - for a device running its own firmware (a black box), each direction of
+//!   a connection is its own stream: such a client pipelines (publishes,
+//!   then subscribes, before the first ack is back), so which ack crossed
+//!   which request is the scheduler's doing. Each direction keeps its order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -24,9 +32,53 @@ use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate, History};
 use crate::mqtt::{Packet, PacketType};
 
 pub fn render(title: &str, history: &History) -> String {
-    let mut n = Normalizer::default();
+    render_with(title, history, &Options::default())
+}
+
+/// Normalizations beyond the default ones.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Topic filters whose publications are left out.
+    pub periodic: Vec<String>,
+    /// Each direction of a connection is its own stream (black boxes).
+    pub split_directions: bool,
+}
+
+impl Options {
+    /// How a device running its own firmware is rendered.
+    pub fn black_box(periodic: &[String]) -> Options {
+        Options {
+            periodic: periodic.to_vec(),
+            split_directions: true,
+        }
+    }
+}
+
+/// The trace of a scenario's run, with the scenario's own normalizations.
+pub fn render_scenario(s: &crate::scenario::Scenario, history: &History) -> String {
+    let opts = match &s.autonomous {
+        Some(a) => Options::black_box(&a.periodic),
+        None => Options::default(),
+    };
+    render_with(&s.name, history, &opts)
+}
+
+/// [`render`] with more normalizations.
+pub fn render_with(title: &str, history: &History, opts: &Options) -> String {
+    let periodic = &opts.periodic;
+    let mut n = Normalizer {
+        periodic: periodic.to_vec(),
+        ..Normalizer::default()
+    };
     let mut out = String::new();
     let _ = writeln!(out, "# {title}");
+    if !periodic.is_empty() {
+        let _ = writeln!(
+            out,
+            "# left out: periodic publications on {} (with their acks and deliveries)",
+            periodic.join(", ")
+        );
+    }
     let mut section = "setup".to_string();
     let mut groups: BTreeMap<Lane, Vec<String>> = BTreeMap::new();
     for ev in &history.events {
@@ -60,8 +112,17 @@ pub fn render(title: &str, history: &History) -> String {
                 | EventKind::Malformed { conn, .. } => n.conns.get(conn).copied().unwrap_or(0),
                 _ => 0,
             };
+            // Opening and client packets, broker packets, the close.
+            let dir = match &ev.kind {
+                _ if !opts.split_directions => 0,
+                EventKind::Packet { dir, .. } | EventKind::Malformed { dir, .. } => {
+                    u8::from(*dir == Dir::ToClient)
+                }
+                EventKind::ConnClosed { .. } => 2,
+                _ => 0,
+            };
             groups
-                .entry((rank, actor, source, conn))
+                .entry((rank, actor, source, conn, dir))
                 .or_default()
                 .push(line);
         }
@@ -71,12 +132,12 @@ pub fn render(title: &str, history: &History) -> String {
 }
 
 /// Where a line belongs: actor rank, actor, wire (0) or client report (1),
-/// connection ordinal.
-type Lane = (u8, String, u8, usize);
+/// connection ordinal, direction (only with `split_directions`).
+type Lane = (u8, String, u8, usize, u8);
 
 fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<Lane, Vec<String>>) {
     let _ = writeln!(out, "{section}");
-    for ((_, actor, _, _), lines) in std::mem::take(groups) {
+    for ((_, actor, _, _, _), lines) in std::mem::take(groups) {
         let mut prev: Option<&str> = None;
         let mut repeated = false;
         for l in &lines {
@@ -108,6 +169,11 @@ struct Normalizer {
     pid_count: HashMap<(String, bool), usize>,
     /// Connections on which the client sent DISCONNECT.
     said_disconnect: std::collections::HashSet<ConnId>,
+    /// Topic filters whose publications are left out.
+    periodic: Vec<String>,
+    /// Packet ids of left-out publications: (connection, sent towards the
+    /// broker, id), so that their acks are left out too.
+    hidden: std::collections::HashSet<(ConnId, bool, u16)>,
 }
 
 impl Normalizer {
@@ -135,8 +201,39 @@ impl Normalizer {
         format!("{}{n}", if client_chosen { 'c' } else { 'b' })
     }
 
+    fn is_periodic(&self, topic: &str) -> bool {
+        self.periodic
+            .iter()
+            .any(|f| crate::mqtt::topic::matches(f, topic))
+    }
+
+    /// A publication on a periodic topic, or an ack of one.
+    fn left_out(&mut self, conn: ConnId, dir: Dir, p: &Packet) -> bool {
+        if self.periodic.is_empty() {
+            return false;
+        }
+        let to_broker = dir == Dir::ToBroker;
+        match p {
+            Packet::Publish(pb) if self.is_periodic(&pb.topic) => {
+                if let Some(pid) = pb.pid {
+                    self.hidden.insert((conn, to_broker, pid));
+                }
+                true
+            }
+            Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) => {
+                self.hidden.contains(&(conn, !to_broker, a.pid))
+            }
+            Packet::PubRel(a) => self.hidden.contains(&(conn, to_broker, a.pid)),
+            _ => false,
+        }
+    }
+
     fn line(&mut self, ev: &Event) -> Option<(String, String)> {
         Some(match &ev.kind {
+            EventKind::Packet {
+                conn, dir, packet, ..
+            } if self.left_out(*conn, *dir, packet) => return None,
+            EventKind::Delivered { msg, .. } if self.is_periodic(&msg.topic) => return None,
             EventKind::ConnOpened { conn, actor } => {
                 let c = self.conn(actor, *conn);
                 (actor.clone(), format!("{c} open"))

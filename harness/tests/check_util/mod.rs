@@ -318,6 +318,7 @@ pub fn load_fixture(name: &str) -> History {
                     "severed" => CloseReason::Severed,
                     "closed" => CloseReason::Closed,
                     "run_ended" => CloseReason::RunEnded,
+                    "refused" => CloseReason::Refused,
                     _ => bad!(),
                 };
                 t.close(conns[w[1]], reason);
@@ -408,4 +409,135 @@ pub fn load_fixture(name: &str) -> History {
         }
     }
     t.history()
+}
+
+/// Writes a recorded history in the fixture format `load_fixture` reads, so
+/// real runs can become checker fixtures (see tests/black_box.rs). Events
+/// the format has no line for (steps, UART lines, expectations, actor
+/// reports) are left out; payloads must have no whitespace.
+pub fn to_hist(h: &History) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut names: HashMap<ConnId, String> = HashMap::new();
+    let mut last_ms = u64::MAX;
+    for e in &h.events {
+        let ms = e.at.as_millis() as u64;
+        let line = match &e.kind {
+            EventKind::ConnOpened { conn, actor } => {
+                names.insert(*conn, format!("c{}", conn.0));
+                format!("open {actor} c{}", conn.0)
+            }
+            EventKind::ConnClosed { conn, reason, .. } => {
+                let r = match reason {
+                    CloseReason::ClientClosed => "client",
+                    CloseReason::BrokerClosed => "broker",
+                    CloseReason::Severed => "severed",
+                    CloseReason::Closed => "closed",
+                    CloseReason::Refused => "refused",
+                    _ => "run_ended",
+                };
+                format!("close c{} {r}", conn.0)
+            }
+            EventKind::Fault { target, fault } => format!("fault {target} {fault}"),
+            EventKind::Broker { what } => {
+                format!("broker {}", what.split_whitespace().next().unwrap_or(""))
+            }
+            EventKind::Board { what } if !what.starts_with("crashed") => format!("board {what}"),
+            EventKind::Delivered { actor, msg } => format!(
+                "deliver {actor} {} {} q={}",
+                msg.topic,
+                String::from_utf8_lossy(&msg.payload),
+                msg.qos.as_u8()
+            ),
+            EventKind::Packet {
+                conn,
+                dir,
+                packet,
+                fate,
+                ..
+            } => {
+                let c = names
+                    .get(conn)
+                    .cloned()
+                    .unwrap_or_else(|| format!("c{}", conn.0));
+                let arrow = if *dir == Dir::ToBroker { ">" } else { "<" };
+                let body = match packet {
+                    Packet::Connect(cp) => {
+                        let mut s = format!(
+                            "CONNECT {} clean={} ka={}",
+                            cp.client_id, cp.clean_start as u8, cp.keep_alive
+                        );
+                        if let Some(w) = &cp.will {
+                            let _ = write!(
+                                s,
+                                " will={}:{}:{}",
+                                w.topic,
+                                String::from_utf8_lossy(&w.payload),
+                                w.qos.as_u8()
+                            );
+                        }
+                        s
+                    }
+                    Packet::ConnAck(a) => format!(
+                        "CONNACK sp={}{}",
+                        a.session_present as u8,
+                        if a.code != 0 {
+                            format!(" code={}", a.code)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    Packet::Publish(p) => {
+                        let mut s = format!("PUBLISH q={}", p.qos.as_u8());
+                        if let Some(pid) = p.pid {
+                            let _ = write!(s, " pid={pid}");
+                        }
+                        let _ = write!(
+                            s,
+                            " t={} p={}",
+                            p.topic,
+                            String::from_utf8_lossy(&p.payload)
+                        );
+                        if p.dup {
+                            s += " dup";
+                        }
+                        if p.retain {
+                            s += " retain";
+                        }
+                        s
+                    }
+                    Packet::PubAck(a) => format!("PUBACK {}", a.pid),
+                    Packet::PubRec(a) => format!("PUBREC {}", a.pid),
+                    Packet::PubRel(a) => format!("PUBREL {}", a.pid),
+                    Packet::PubComp(a) => format!("PUBCOMP {}", a.pid),
+                    Packet::Subscribe(s) => format!(
+                        "SUBSCRIBE {} {} q={}",
+                        s.pid,
+                        s.filters[0].filter,
+                        s.filters[0].qos.as_u8()
+                    ),
+                    Packet::SubAck(s) => format!("SUBACK {} {}", s.pid, s.codes[0]),
+                    Packet::PingReq => "PINGREQ".into(),
+                    Packet::PingResp => "PINGRESP".into(),
+                    Packet::Disconnect(_) => "DISCONNECT".into(),
+                    _ => continue,
+                };
+                let fate = match fate {
+                    Fate::Forwarded => "",
+                    Fate::Dropped => " fate=dropped",
+                    Fate::Held => " fate=held",
+                    Fate::Released => " fate=released",
+                    Fate::Duplicated => " fate=duplicated",
+                };
+                format!("{c} {arrow} {body}{fate}")
+            }
+            _ => continue,
+        };
+        if ms != last_ms {
+            let _ = writeln!(out, "@{ms}");
+            last_ms = ms;
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out
 }

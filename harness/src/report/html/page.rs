@@ -18,11 +18,11 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 th{background:#f2f4f7}\
 .passed{background:#dff3df}.failed,.error{background:#fbd9d5}.skipped{background:#eee}.deviation{background:#fdf0c8}\
 .badge{display:inline-block;padding:.1em .5em;border-radius:.3em;font-weight:bold}\
-pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}\
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}pre.failed,pre.error,pre.deviation,pre.skipped{white-space:pre-wrap}\
 .diagram{overflow-x:auto;border:1px solid #ddd;padding:4px;background:#fff}\
 tr.offending td{background:#fbd9d5;color:#b00;font-weight:bold}\
 td.num{text-align:right;font-family:monospace}td.mono{font-family:monospace;white-space:pre-wrap}\
-a{color:#1a56a8}\
+a{color:#1a56a8}.legend{font-size:.9em;color:#444;max-width:70em}\
 </style>";
 
 fn head(title: &str) -> String {
@@ -70,7 +70,7 @@ pub fn scenario(f: &Finished, index_href: &str) -> String {
             esc(&reasons)
         );
     }
-    out += "<h2>Sequence diagram</h2>\n<div class=\"diagram\">";
+    out += "<h2>Sequence diagram</h2>\n<p class=\"legend\">One row per recorded event, in order (the left column gives its number and time; click a row for the event log). Arrows are MQTT packets with their key fields; one that stops at a proxy under <b style=\"color:#d10\">✕</b> was dropped there, at a <b>□</b> held there (its release starts from it), a double head means duplicated. Bands: <span style=\"background:#fde7c4\">faults</span>, <span style=\"background:#d6e8f8\">broker</span> and <span style=\"background:#e4dcf5\">board</span> events. <b style=\"color:#d10\">Red</b>: the events a failed checker or expectation names.</p>\n<div class=\"diagram\">";
     out += &svg::diagram(&o.history, &offending);
     out += "</div>\n<h2>Verdicts</h2>\n<table><tr><th>checker</th><th>verdict</th><th>what</th></tr>\n";
     for v in &o.verdicts {

@@ -10,7 +10,8 @@
 //! the arrow — a dropped packet stops at the proxy under a cross, a held
 //! one stops at the proxy, its release starts there, a duplicated one
 //! reaches the receiver twice. Faults, broker and board lifecycle events
-//! are bands across the whole width; steps are grey separators. Events a
+//! are bands across the whole width; steps are grey separators; a quiet
+//! stretch of half a second or more is marked "⋯ 2.0 s later". Events a
 //! failed checker or expectation names are red. Every event links to its
 //! row in the page's event log (`#e<seq>`).
 
@@ -26,6 +27,8 @@ const GAP: f64 = 200.0;
 const RIGHT: f64 = 250.0;
 const TOP: f64 = 56.0;
 const LABEL_MAX: usize = 46;
+/// Quiet stretches at least this long get a "later" marker.
+const GAP_SHOWN: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -114,7 +117,24 @@ pub fn diagram(history: &History, offending: &BTreeSet<u64>) -> String {
     let layout = Layout::new(history);
     let mut body = String::new();
     let mut y = TOP + 16.0;
+    let mut last = None;
     for ev in &history.events {
+        // Rows are evenly spaced, so a long quiet stretch (a keepalive
+        // timeout, a backoff) is said in words.
+        if let Some(prev) = last {
+            let quiet: std::time::Duration = ev.at.saturating_sub(prev);
+            if quiet >= GAP_SHOWN {
+                let _ = writeln!(
+                    body,
+                    r#"<text class="quiet" x="{x}" y="{ty}">⋯ {:.1} s later</text>"#,
+                    quiet.as_secs_f64(),
+                    x = GUTTER + 10.0,
+                    ty = y + 11.0
+                );
+                y += 16.0;
+            }
+        }
+        last = Some(ev.at);
         y = row(&mut body, &layout, ev, offending.contains(&ev.seq), y);
     }
     let height = y + 16.0;
@@ -176,6 +196,7 @@ text.head{font-weight:bold;fill:#123}\
 .band.bad rect{fill:#fcd4d0}.band.bad text{fill:#d10}\
 .step rect{fill:#f3f3f3}.step text{fill:#555}\
 .expect text{fill:#272;font-weight:bold}.expect.bad text{fill:#d10}\
+.quiet{fill:#999;font-style:italic}\
 a:hover text{text-decoration:underline}\
 </style>";
 
@@ -662,6 +683,25 @@ mod tests {
     #[test]
     fn small_history_snapshot() {
         insta::assert_snapshot!(diagram(&small(), &offending()));
+    }
+
+    #[test]
+    fn long_quiet_stretches_are_marked() {
+        let h = History::build()
+            .push(EventKind::Broker {
+                what: "started".into(),
+            })
+            .wait(std::time::Duration::from_millis(2500))
+            .push(EventKind::Board {
+                what: "reset".into(),
+            })
+            .push(EventKind::Board {
+                what: "booted".into(),
+            })
+            .finish();
+        let svg = diagram(&h, &BTreeSet::new());
+        assert_eq!(svg.matches("s later</text>").count(), 1, "{svg}");
+        assert!(svg.contains("⋯ 2.5 s later"), "{svg}");
     }
 
     #[test]

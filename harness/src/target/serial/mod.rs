@@ -6,6 +6,7 @@
 //! the port has no such lines or the bench says so, through the bench's
 //! commands (a relay, a switchable hub, or the emulated board's control).
 
+pub mod flash;
 pub mod reset;
 pub mod uart;
 
@@ -21,19 +22,35 @@ use super::supervisor::{Control, Handles};
 use crate::error::{Error, Result};
 use crate::history::{EventKind, Recorder};
 
-/// Opens a board's port at `baud`, with errors that say what to check.
+/// Opens a board's port at `baud`, with errors that say what to check. A
+/// busy port gets two seconds to come free: a flasher that was just
+/// stopped may still be letting go of it.
 pub fn open(port: &Path, baud: u32) -> Result<Box<dyn serialport::SerialPort>> {
     let name = port.to_string_lossy().to_string();
-    serialport::new(&name, baud)
-        .timeout(Duration::from_millis(100))
-        .open()
-        .map_err(|e| open_error(port, e))
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match serialport::new(&name, baud)
+            .timeout(Duration::from_millis(100))
+            .open()
+        {
+            Ok(p) => return Ok(p),
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(open_error(port, e)),
+        }
+    }
+}
+
+fn is_busy(e: &serialport::Error) -> bool {
+    let d = e.description.to_ascii_lowercase();
+    d.contains("busy") || d.contains("exclusive lock")
 }
 
 /// Maps serialport's errors to what a person at the bench should check.
 pub fn open_error(port: &Path, e: serialport::Error) -> Error {
     let p = port.display();
-    let busy = e.description.contains("busy") || e.description.contains("EBUSY");
+    let busy = is_busy(&e);
     match e.kind {
         serialport::ErrorKind::NoDevice if busy => Error::env(
             format!("serial port {p} is busy: {}", e.description),
@@ -63,10 +80,9 @@ pub fn open_error(port: &Path, e: serialport::Error) -> Error {
 enum PortOp {
     Write(Vec<u8>),
     Lines(&'static [reset::Step], oneshot::Sender<reset::Outcome>),
-    Clear,
 }
 
-struct PortLines<'a>(&'a mut dyn serialport::SerialPort);
+struct PortLines<'a>(pub(crate) &'a mut dyn serialport::SerialPort);
 
 impl reset::ControlLines for PortLines<'_> {
     fn set_dtr(&mut self, on: bool) -> std::io::Result<()> {
@@ -85,6 +101,10 @@ impl reset::ControlLines for PortLines<'_> {
 /// fresh) and returns the same handles a supervised process gives.
 pub async fn start(board: Board, recorder: Recorder) -> Result<Handles> {
     let port = open(&board.port, board.baud)?;
+    // What the board printed before we opened the port (a boot long ago,
+    // its @ready included) must not pass for the coming boot: drop it
+    // before the reader thread can see it.
+    let _ = port.clear(serialport::ClearBuffer::Input);
     let reader = port.try_clone().map_err(|e| open_error(&board.port, e))?;
     let (ops, ops_rx) = std::sync::mpsc::channel::<PortOp>();
     let (bytes_tx, bytes) = mpsc::channel::<std::io::Result<Vec<u8>>>(256);
@@ -110,7 +130,6 @@ pub async fn start(board: Board, recorder: Recorder) -> Result<Handles> {
     // Released lines let a board held in reset (or in the ROM loader by a
     // previous flasher) run; then a reset so that what follows is one boot.
     link.lines(reset::RELEASE).await;
-    let _ = link.ops.send(PortOp::Clear);
     link.reset().await.map_err(|e| {
         Error::env(
             format!("resetting board {}: {e}", link.board.name),
@@ -141,9 +160,6 @@ fn spawn_writer(
                 }
                 PortOp::Lines(steps, reply) => {
                     let _ = reply.send(reset::run(&mut PortLines(port.as_mut()), steps));
-                }
-                PortOp::Clear => {
-                    let _ = port.clear(serialport::ClearBuffer::Input);
                 }
             }
         }

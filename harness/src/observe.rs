@@ -1,0 +1,425 @@
+//! `mqtt-hil observe`: the flight recorder for a bench. It puts the fault
+//! proxy between any device and a broker (the device dials `--listen`
+//! instead of its broker), prints every event as it is recorded, runs the
+//! traffic-only checks continuously and prints a violation as soon as one
+//! shows, and takes fault commands from stdin, one a line (`sever`,
+//! `close`, `blackhole`, `heal`, `refuse`, `accept`, `release`, `clear`).
+//!
+//! Ctrl-C (SIGINT) or the end of stdin stops it: the proxy closes its
+//! connections (recorded as the teardown), the broker it started stops, and
+//! then — from the full history, so nothing recorded is lost — it writes
+//! into `--out`: `events.log` (every event, as printed live), `trace.txt`
+//! (the normalized trace), `verdicts.txt`, and the HTML report
+//! (`report/index.html`) and pcapng capture (`pcap/`) of the session.
+//!
+//! The pure parts — reading a command line, deciding which violations are
+//! new — are plain functions tested without sockets; [`run`] is the shell.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::broker::{Broker, BrokerSpec};
+use crate::check::{self, Checker, InvariantSpec, Verdict};
+use crate::error::{Error, Result};
+use crate::exit_codes;
+use crate::history::{EventKind, History, Recorder};
+use crate::proxy::{Fault, Hub};
+use crate::report::{self, Finished, Reporter, RunEvent, Totals};
+use crate::runner::{Outcome, Status};
+
+/// The actor name of whatever connects to the listen address.
+pub const ACTOR: &str = "device";
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub broker: BrokerSpec,
+    /// Where the session's files go (created).
+    pub out: PathBuf,
+    /// The checks to run; [`default_checks`] when none are given.
+    pub checks: Vec<InvariantSpec>,
+    /// Topic filters left out of the normalized trace.
+    pub periodic: Vec<String>,
+}
+
+/// The checks a session runs without a checks file: those that need no
+/// knowledge of the device's topics (the protocol rules always run too).
+pub fn default_checks() -> Vec<InvariantSpec> {
+    let text = r#"
+        [[c]]
+        check = "will"
+        [[c]]
+        check = "keepalive"
+        [[c]]
+        check = "resubscribe"
+        [[c]]
+        check = "backoff"
+    "#;
+    #[derive(serde::Deserialize)]
+    struct D {
+        c: Vec<InvariantSpec>,
+    }
+    toml::from_str::<D>(text).expect("valid defaults").c
+}
+
+/// What a line typed on stdin asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Fault(Fault),
+    Help,
+    Nothing,
+}
+
+pub const COMMANDS: &str = "sever, close, blackhole, heal, refuse, accept, release, clear, help";
+
+/// Reads one command line.
+pub fn parse_command(line: &str) -> std::result::Result<Command, String> {
+    let word = line.trim().to_ascii_lowercase();
+    Ok(match word.as_str() {
+        "" => Command::Nothing,
+        "help" | "?" => Command::Help,
+        "sever" => Command::Fault(Fault::Sever),
+        "close" => Command::Fault(Fault::Close),
+        "blackhole" => Command::Fault(Fault::Blackhole),
+        "heal" => Command::Fault(Fault::Heal),
+        "refuse" => Command::Fault(Fault::Refuse),
+        "accept" => Command::Fault(Fault::Accept),
+        "release" => Command::Fault(Fault::Release),
+        "clear" => Command::Fault(Fault::Clear),
+        other => {
+            let words: Vec<&str> = COMMANDS.split(", ").collect();
+            let near = crate::scenario::closest_word(other, &words)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown command `{other}`{near}; commands: {COMMANDS}"
+            ));
+        }
+    })
+}
+
+/// The checks of a session and which of their violations were already
+/// reported, so each is printed once, when first seen. A violation is known
+/// by its checker, rule and first offending event: its message may grow as
+/// the session goes on (a count), and `verdicts.txt` has the final one.
+pub struct Watch {
+    checkers: Vec<Box<dyn Checker>>,
+    reported: BTreeSet<(String, String, Option<u64>)>,
+}
+
+impl Watch {
+    pub fn new(checks: &[InvariantSpec]) -> Watch {
+        let mut checkers = check::always();
+        checkers.extend(checks.iter().map(check::build));
+        Watch {
+            checkers,
+            reported: BTreeSet::new(),
+        }
+    }
+
+    pub fn verdicts(&self, h: &History) -> Vec<Verdict> {
+        self.checkers.iter().map(|c| c.check(h)).collect()
+    }
+
+    /// Violations in `h` not reported before, as lines to print.
+    pub fn fresh(&mut self, h: &History) -> Vec<String> {
+        let mut out = Vec::new();
+        for v in self.verdicts(h) {
+            for x in &v.violations {
+                let key = (v.checker.clone(), x.rule.clone(), x.events.first().copied());
+                if self.reported.insert(key) {
+                    out.push(format!("VIOLATION {}: {x}", v.checker));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Runs a session until `stop` resolves or `commands` ends. `say` gets every
+/// line meant for the user (stdout in the CLI).
+pub async fn run(
+    cfg: Config,
+    mut commands: mpsc::Receiver<String>,
+    stop: impl std::future::Future<Output = ()>,
+    say: &mut (dyn Write + Send),
+) -> Result<i32> {
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| Error::io(format!("creating {}", cfg.out.display()), e))?;
+    let workdir =
+        std::path::absolute(cfg.out.join("broker")).map_err(|e| Error::io("resolving --out", e))?;
+    std::fs::create_dir_all(&workdir)
+        .map_err(|e| Error::io(format!("creating {}", workdir.display()), e))?;
+    let started_at = SystemTime::now();
+    let recorder = Recorder::new();
+    let broker = Broker::start(&cfg.broker, &workdir).await?;
+    recorder.record(EventKind::Broker {
+        what: format!("started ({})", broker.describe()),
+    });
+    let hub = Hub::new(recorder.clone());
+    let lane = match hub.lane_at(ACTOR, broker.addr(), cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            broker.shutdown().await;
+            return Err(Error::env(
+                format!("cannot listen on {}: {e}", cfg.listen),
+                "choose a free address, e.g. --listen 127.0.0.1:1884",
+            ));
+        }
+    };
+    let line = |say: &mut (dyn Write + Send), text: &str| {
+        let _ = writeln!(say, "{text}");
+        let _ = say.flush();
+    };
+    line(
+        say,
+        &format!(
+            "observe: listening on {} -> broker {} ({}); commands: {COMMANDS}; Ctrl-C ends and writes {}",
+            lane.addr(),
+            cfg.broker,
+            broker.describe(),
+            cfg.out.display()
+        ),
+    );
+    let mut watch = Watch::new(&cfg.checks);
+    let mut printed = 0usize;
+    let mut checked_at = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            cmd = commands.recv() => match cmd {
+                None => break,
+                Some(text) => match parse_command(&text) {
+                    Ok(Command::Fault(f)) => {
+                        let name = f.name();
+                        lane.apply(f);
+                        line(say, &format!("net: {name} on {ACTOR}"));
+                    }
+                    Ok(Command::Help) => line(say, &format!("commands: {COMMANDS}")),
+                    Ok(Command::Nothing) => {}
+                    Err(e) => line(say, &format!("error: {e}")),
+                },
+            },
+            _ = tick.tick() => {
+                printed = print_since(&recorder, printed, say);
+                // Checks re-judge the whole history, so only when it grew.
+                if recorder.len() != checked_at {
+                    checked_at = recorder.len();
+                    for v in watch.fresh(&recorder.snapshot()) {
+                        line(say, &v);
+                    }
+                }
+            }
+        }
+    }
+    // Everything still open is closed and recorded before the history is
+    // taken, so the files hold all of it.
+    recorder.record(EventKind::Teardown);
+    hub.shutdown().await;
+    broker.shutdown().await;
+    let printed_live = printed;
+    print_since(&recorder, printed, say);
+    let history = recorder.snapshot();
+    for v in watch.fresh(&history) {
+        line(say, &v);
+    }
+    let verdicts = watch.verdicts(&history);
+    let ok = verdicts.iter().all(Verdict::ok);
+    write_files(&cfg, &history, &verdicts, started_at, say)?;
+    line(
+        say,
+        &format!(
+            "observe: {} events recorded ({} shown live), {}",
+            history.events.len(),
+            printed_live,
+            if ok {
+                "no violation".to_string()
+            } else {
+                format!(
+                    "{} violation(s)",
+                    verdicts.iter().map(|v| v.violations.len()).sum::<usize>()
+                )
+            }
+        ),
+    );
+    Ok(if ok {
+        exit_codes::OK
+    } else {
+        exit_codes::FAILED
+    })
+}
+
+fn print_since(recorder: &Recorder, from: usize, say: &mut (dyn Write + Send)) -> usize {
+    let new = recorder.since(from);
+    for ev in &new {
+        let _ = writeln!(say, "{}", report::describe::line(ev));
+    }
+    let _ = say.flush();
+    from + new.len()
+}
+
+fn write_files(
+    cfg: &Config,
+    history: &History,
+    verdicts: &[Verdict],
+    started_at: SystemTime,
+    say: &mut (dyn Write + Send),
+) -> Result<()> {
+    let write = |name: &str, text: String| {
+        let path = cfg.out.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    };
+    let events: String = history
+        .events
+        .iter()
+        .map(|e| report::describe::line(e) + "\n")
+        .collect();
+    write("events.log", events)?;
+    let title = format!("observe session through {}", cfg.listen);
+    write(
+        "trace.txt",
+        crate::trace::render_with(
+            &title,
+            history,
+            &crate::trace::Options::black_box(&cfg.periodic),
+        ),
+    )?;
+    let mut text = String::new();
+    for v in verdicts {
+        let state = if v.ok() { "ok" } else { "FAILED" };
+        text += &format!("{}: {state}\n", v.checker);
+        for x in &v.violations {
+            text += &format!("  {x}\n");
+        }
+        for n in &v.notes {
+            text += &format!("  note: {n}\n");
+        }
+    }
+    write("verdicts.txt", text)?;
+    // The run reporters, fed one synthetic scenario: the session.
+    let ok = verdicts.iter().all(Verdict::ok);
+    let outcome = Outcome {
+        id: "observe".into(),
+        name: title.clone(),
+        path: cfg.out.join("trace.txt"),
+        status: if ok { Status::Passed } else { Status::Failed },
+        failures: Vec::new(),
+        verdicts: verdicts.to_vec(),
+        history: history.clone(),
+        duration: history.events.last().map(|e| e.at).unwrap_or_default(),
+    };
+    let mut finished = Finished::new(0, &cfg.broker.to_string(), outcome, started_at);
+    finished.trace = crate::trace::render_with(
+        &title,
+        history,
+        &crate::trace::Options::black_box(&cfg.periodic),
+    );
+    let finished = std::sync::Arc::new(finished);
+    let mut totals = Totals::default();
+    totals.add(&finished.outcome.status);
+    let events = [
+        RunEvent::RunStarted {
+            count: 1,
+            brokers: vec![cfg.broker.to_string()],
+            target: format!("observed at {}", cfg.listen),
+        },
+        RunEvent::ScenarioFinished(finished),
+        RunEvent::RunFinished {
+            totals,
+            elapsed: history.events.last().map(|e| e.at).unwrap_or_default(),
+        },
+    ];
+    let mut html = report::html::HtmlReport::new(&cfg.out.join("report"))?;
+    let mut pcap = report::pcap::PcapFiles::new(&cfg.out.join("pcap"))?;
+    for ev in &events {
+        html.report(ev)?;
+        pcap.report(ev)?;
+    }
+    let _ = writeln!(
+        say,
+        "observe: wrote {0}/events.log, {0}/trace.txt, {0}/verdicts.txt, {0}/report/index.html, {0}/pcap/",
+        cfg.out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{ConnId, Dir, Fate};
+    use crate::mqtt::{Packet, Publish, QoS};
+
+    #[test]
+    fn commands_are_read_with_a_did_you_mean() {
+        assert_eq!(parse_command(" Sever \n"), Ok(Command::Fault(Fault::Sever)));
+        assert_eq!(
+            parse_command("blackhole"),
+            Ok(Command::Fault(Fault::Blackhole))
+        );
+        assert_eq!(parse_command(""), Ok(Command::Nothing));
+        assert_eq!(parse_command("help"), Ok(Command::Help));
+        let e = parse_command("blackhoel").unwrap_err();
+        assert!(e.contains("did you mean `blackhole`?"), "{e}");
+    }
+
+    #[test]
+    fn a_violation_is_reported_once_when_first_seen() {
+        let spec: InvariantSpec =
+            toml::from_str("check = \"publish_allowed\"\ntopics = [\"ok/#\"]").unwrap();
+        let mut w = Watch::new(&[spec]);
+        let publish = |topic: &str| EventKind::Packet {
+            conn: ConnId(1),
+            actor: ACTOR.into(),
+            dir: Dir::ToBroker,
+            packet: Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                topic: topic.into(),
+                pid: None,
+                payload: bytes::Bytes::from_static(b"x"),
+                properties: Default::default(),
+            }),
+            raw: bytes::Bytes::new(),
+            fate: Fate::Forwarded,
+        };
+        let h = History::build().push(publish("ok/1")).finish();
+        assert!(w.fresh(&h).is_empty());
+        let h = History::build()
+            .push(publish("ok/1"))
+            .push(publish("bad/1"))
+            .finish();
+        let lines = w.fresh(&h);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("publish-not-allowed"), "{lines:?}");
+        assert!(w.fresh(&h).is_empty(), "reported twice");
+        // The same violation, grown: not reported again.
+        let h = History::build()
+            .push(publish("ok/1"))
+            .push(publish("bad/1"))
+            .push(publish("bad/1"))
+            .finish();
+        assert!(w.fresh(&h).is_empty(), "reported again as it grew");
+        let h = History::build()
+            .push(publish("ok/1"))
+            .push(publish("bad/1"))
+            .push(publish("bad/2"))
+            .finish();
+        assert_eq!(w.fresh(&h).len(), 1, "a new topic is a new violation");
+    }
+
+    #[test]
+    fn default_checks_need_no_topics() {
+        let names: Vec<String> = default_checks()
+            .iter()
+            .map(|c| check::build(c).name().to_string())
+            .collect();
+        assert_eq!(names, ["will", "keepalive", "resubscribe", "backoff"]);
+    }
+}

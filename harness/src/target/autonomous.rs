@@ -1,0 +1,143 @@
+//! A device that runs its own firmware (a black box): no test agent, no
+//! commands. The board is started and supervised as for the agent (resets,
+//! power cycles, crash reports with the last output), but its serial output
+//! is only logged into the history as UART lines, and nothing is written to
+//! it. Everything the harness knows about the device's MQTT client — client
+//! id, clean session, keep alive, will — comes from its traffic through the
+//! proxy.
+//!
+//! Targets: `qemu` (the given ELF on the emulated ESP8266, which dials
+//! 10.0.2.100:1883 as every image for the board does) and `host` (a Linux
+//! program, told the broker's address in `MQTT_HIL_BROKER=HOST:PORT`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::supervisor::{self, Control, Launch};
+use super::{qemu, Firmware, TargetSpec};
+use crate::error::{Error, Result};
+use crate::history::{EventKind, Recorder};
+use crate::scenario::BoardAction;
+
+/// A started black-box device.
+pub struct AutonomousDevice {
+    control: mpsc::Sender<Control>,
+    supervisor: tokio::task::JoinHandle<()>,
+    uart: tokio::task::JoinHandle<()>,
+}
+
+/// A Linux build of the device's firmware, run as a process.
+struct HostProgram {
+    program: PathBuf,
+    broker: SocketAddr,
+}
+
+impl Launch for HostProgram {
+    fn command(&self) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.program);
+        c.env("MQTT_HIL_BROKER", self.broker.to_string());
+        c
+    }
+
+    fn what(&self) -> &str {
+        "the device program"
+    }
+}
+
+impl AutonomousDevice {
+    /// Boots `fw.image` on the target; it will reach the broker through `lane`.
+    pub fn start(
+        spec: &TargetSpec,
+        lane: SocketAddr,
+        recorder: &Recorder,
+        dir: &Path,
+        fw: &Firmware,
+    ) -> Result<AutonomousDevice> {
+        let image = fw.image.clone().ok_or_else(|| {
+            Error::env(
+                "the scenario's device is autonomous: it runs your own firmware, and no image was given",
+                "pass --firmware FILE (an ELF for --target qemu, a Linux program for --target host)",
+            )
+        })?;
+        if !image.is_file() {
+            return Err(Error::env(
+                format!("the device's firmware is missing: {}", image.display()),
+                "check the --firmware path (the example device is built by `make firmware`)",
+            ));
+        }
+        let handles = match spec {
+            TargetSpec::Qemu => {
+                let flash = dir.join("flash.bin");
+                qemu::Qemu::prepare_flash(&flash)?;
+                let launch = qemu::Qemu {
+                    program: qemu::Qemu::find_program()?,
+                    firmware: image,
+                    flash,
+                    qmp: dir.join("qmp.sock"),
+                    splice: fw.splice.clone(),
+                    lane,
+                };
+                supervisor::start(launch, recorder.clone())
+            }
+            TargetSpec::Host => supervisor::start(
+                HostProgram {
+                    program: image,
+                    broker: lane,
+                },
+                recorder.clone(),
+            ),
+            other => {
+                return Err(Error::env(
+                    format!("an autonomous device cannot run on --target {other}"),
+                    "use --target qemu (an ELF for the emulated ESP8266) or --target host",
+                ))
+            }
+        }
+        .map_err(|e| Error::env(e, "check the installation"))?;
+        let mut lines = handles.from_device;
+        let rec = recorder.clone();
+        let uart = tokio::spawn(async move {
+            while let Some(line) = lines.recv().await {
+                rec.record(EventKind::Uart { line });
+            }
+        });
+        // Nothing is ever written to the device's serial input; dropping the
+        // sender would make the supervisor stop, so it lives in the task.
+        let to_device = handles.to_device;
+        let supervisor = tokio::spawn(async move {
+            let _keep = to_device;
+            let _ = handles.task.await;
+        });
+        Ok(AutonomousDevice {
+            control: handles.control,
+            supervisor,
+            uart,
+        })
+    }
+
+    /// Resets or power-cycles the board. There is no `@ready` to wait for:
+    /// the step is over when the board has restarted; what the firmware
+    /// does next is for the expectations to watch.
+    pub async fn board(&self, action: BoardAction) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        let msg = match action {
+            BoardAction::Reset => Control::Reset(tx),
+            BoardAction::PowerCycle => Control::PowerCycle(tx),
+        };
+        self.control
+            .send(msg)
+            .await
+            .map_err(|_| "the board's supervisor is gone (did the board crash?)".to_string())?;
+        rx.await
+            .map_err(|_| "the board's supervisor is gone".to_string())?
+    }
+
+    pub async fn shutdown(self) {
+        drop(self.control);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.supervisor).await;
+        self.uart.abort();
+    }
+}

@@ -1,0 +1,188 @@
+//! Black-box scenarios (`scenarios/black_box/`): the example device
+//! `firmware/examples/counter_device` runs its own firmware and its own MQTT
+//! client on the emulated ESP8266, with no test agent; the harness judges it
+//! from its traffic alone. The good build passes every scenario with the
+//! reviewed trace; each seeded-bug build fails the scenario that exists to
+//! catch it, naming the broken rule.
+//!
+//! The images come from `make firmware`; a missing image fails these tests
+//! (it never skips them). `MQTT_HIL_RECORD_HISTORIES=DIR` writes each run's
+//! history in the checker-fixture format (tests/fixtures/histories/).
+
+mod check_util;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use mqtt_hil::broker::BrokerSpec;
+use mqtt_hil::runner::deviation::{self, Deviations};
+use mqtt_hil::runner::{self, Outcome, RunConfig};
+use mqtt_hil::target::{Firmware, TargetSpec};
+use rstest::rstest;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn image(bug: Option<&str>) -> PathBuf {
+    let suffix = bug.map(|b| format!("-{b}")).unwrap_or_default();
+    let p = root().join(format!("firmware/build/counter_device{suffix}.elf"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make firmware` first",
+        p.display()
+    );
+    p
+}
+
+async fn run(scenario: &Path, bug: Option<&str>) -> Outcome {
+    let s = mqtt_hil::scenario::load(scenario).expect("scenario loads");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        firmware: Firmware {
+            image: Some(image(bug)),
+            root: root(),
+            splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            boot_timeout: None,
+            bench: None,
+        },
+        target: TargetSpec::Qemu,
+        workdir: work.path().to_path_buf(),
+        deviations: Deviations::default(),
+    };
+    let o = runner::run(&s, &cfg).await;
+    if let Ok(dir) = std::env::var("MQTT_HIL_RECORD_HISTORIES") {
+        let name = format!("{}_{}.hist", s.id, bug.unwrap_or("good"));
+        std::fs::write(Path::new(&dir).join(name), check_util::to_hist(&o.history)).unwrap();
+    }
+    o
+}
+
+fn explain(o: &Outcome, s: &Path) -> String {
+    let s = mqtt_hil::scenario::load(s).unwrap();
+    format!(
+        "{:?}\n{}\n--- trace ---\n{}",
+        o.status,
+        o.failure_text(),
+        mqtt_hil::trace::render_scenario(&s, &o.history)
+    )
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_build_passes(#[files("../scenarios/black_box/*.toml")] path: PathBuf) {
+    let o = run(&path, None).await;
+    assert!(o.passed(), "{}", explain(&o, &path));
+    let s = mqtt_hil::scenario::load(&path).unwrap();
+    let trace = mqtt_hil::trace::render_scenario(&s, &o.history);
+    insta::with_settings!({
+        snapshot_path => "../../scenarios/black_box/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        description => s.name.clone(),
+    }, {
+        insta::assert_snapshot!(s.id.clone(), trace);
+    });
+}
+
+/// Each seeded bug of the example device, the black-box scenario that must
+/// catch it, and the rules (or failed steps) its verdict must name.
+#[rstest]
+#[case::no_resubscribe(
+    "no_resubscribe",
+    "commands_after_reconnect",
+    &["resubscribe-after-clean-session", "step 10"]
+)]
+#[case::tight_reconnect("tight_reconnect", "backoff_when_refused", &["backoff-too-fast"])]
+#[case::qos0_readings(
+    "qos0_readings",
+    "readings_survive_outage",
+    &["sequence-loss", "sequence-qos"]
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_bug_is_caught(#[case] bug: &str, #[case] scenario: &str, #[case] rules: &[&str]) {
+    let path = root()
+        .join("scenarios/black_box")
+        .join(format!("{scenario}.toml"));
+    let bad = run(&path, Some(bug)).await;
+    assert!(
+        !bad.acceptable(),
+        "bug {bug} went unnoticed by {scenario}: {}",
+        explain(&bad, &path)
+    );
+    let seen = deviation::signature(&bad);
+    let missing: BTreeSet<&str> = rules
+        .iter()
+        .copied()
+        .filter(|r| !seen.contains(*r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "bug {bug}: expected {missing:?} among {seen:?}\n{}",
+        explain(&bad, &path)
+    );
+}
+
+/// `--target host` runs any Linux program as the black box, telling it the
+/// broker's address in `MQTT_HIL_BROKER`. Here the program is a shell loop
+/// of `mosquitto_pub` (a real MQTT client, one connection per reading); one
+/// that skips a reading is caught by the same check as the board.
+#[rstest]
+#[case::counts_up(1, true)]
+#[case::skips_a_reading(2, false)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_program_is_judged_the_same_way(#[case] step: u32, #[case] passes: bool) {
+    let work = tempfile::tempdir().unwrap();
+    let device = work.path().join("device.sh");
+    std::fs::write(
+        &device,
+        format!(
+            "#!/bin/sh\n\
+             host=${{MQTT_HIL_BROKER%:*}}; port=${{MQTT_HIL_BROKER##*:}}; n=1\n\
+             while :; do\n\
+               mosquitto_pub -h \"$host\" -p \"$port\" -i host-counter -q 1 \\\n\
+                 -t devices/host-counter/counter -m \"{{\\\"count\\\":$n}}\" || exit 1\n\
+               n=$((n + {step})); sleep 0.2\n\
+             done\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&device, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let scenario = work.path().join("host_counter.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"a host program publishes its counter\"\n\
+         [device]\nautonomous = true\n\
+         [[step]]\nexpect = \"connected\"\nwithin = \"5s\"\n\
+         [[step]]\nexpect = \"published\"\ntopic = \"devices/{client_id}/counter\"\ncount = 4\nwithin = \"5s\"\n\
+         [[invariant]]\ncheck = \"sequence\"\ntopic = \"devices/+/counter\"\njson = \"count\"\nqos = 1\n",
+    )
+    .unwrap();
+    let s = mqtt_hil::scenario::load(&scenario).unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        firmware: Firmware {
+            image: Some(device),
+            root: root(),
+            splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            boot_timeout: None,
+            bench: None,
+        },
+        target: TargetSpec::Host,
+        workdir: work.path().join("run"),
+        deviations: Deviations::default(),
+    };
+    let o = runner::run(&s, &cfg).await;
+    assert_eq!(o.passed(), passes, "{}", explain(&o, &scenario));
+    if !passes {
+        assert!(
+            deviation::signature(&o).contains("sequence-loss"),
+            "{}",
+            explain(&o, &scenario)
+        );
+    }
+}
