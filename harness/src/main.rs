@@ -649,9 +649,9 @@ fn report_matrix(
     let failed = get("FAIL") + get("STALE") + get("ERROR");
     println!(
         "{} passed, {failed} failed, {} skipped ({} known deviations among the passes); {:.1}s",
-        get("PASS") + get("DEV"),
+        get("PASS") + get("DEV") + get("UNSUP"),
         get("SKIP"),
-        get("DEV"),
+        get("DEV") + get("UNSUP"),
         m.wall_ms as f64 / 1000.0
     );
     Ok(if m.failed() {

@@ -37,14 +37,15 @@ pub fn terminal(m: &Matrix) -> String {
     out
 }
 
-/// `12/1/0/3`: pass/dev/fail/skip, failures including stale and errors.
+/// `12/1/0/3`: pass/dev/fail/skip, dev including unsupported conventions,
+/// failures including stale and errors.
 fn summary(m: &Matrix, broker: &str) -> String {
     let c = m.counts(Some(broker));
     let get = |k: &str| c.get(k).copied().unwrap_or(0);
     format!(
         "{}/{}/{}/{}",
         get("PASS"),
-        get("DEV"),
+        get("DEV") + get("UNSUP"),
         get("FAIL") + get("STALE") + get("ERROR"),
         get("SKIP")
     )
@@ -71,7 +72,7 @@ pub fn markdown(m: &Matrix) -> String {
         out += &format!("Partition {p} of a larger run.\n\n");
     }
     out += "PASS: conforms. DEV: fails exactly as the broker's deviations file declares \
-            (reason and spec statement below). STALE: a declared deviation did not happen. \
+            (reason and spec statement below). UNSUP: uses a convention outside MQTT 3.1.1 ($share/, $queue/, $local/) the broker does not implement, as declared. STALE: a declared deviation did not happen. \
             FAIL, ERROR: a failure. SKIP: the broker does not offer what the scenario needs.\n\n";
     out += "| scenario |";
     for b in &m.brokers {
@@ -135,6 +136,7 @@ mod tests {
             profile: b.into(),
             verdict: v,
             detail: d.into(),
+            rules: Vec::new(),
             duration_ms: 1,
         };
         let m = Matrix {
