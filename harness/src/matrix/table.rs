@@ -58,7 +58,14 @@ pub fn notes(m: &Matrix) -> Vec<(String, String, Verdict, String)> {
         for b in &m.brokers {
             if let Some(c) = m.cell(&s.id, b) {
                 if c.verdict != Verdict::Pass {
-                    v.push((s.id.clone(), b.clone(), c.verdict, c.detail.clone()));
+                    // A failure lists the rules a deviations entry would
+                    // have to declare, should it be the broker's own.
+                    let detail = if c.verdict == Verdict::Fail && !c.rules.is_empty() {
+                        format!("{}\n(rules: {})", c.detail, c.rules.join(", "))
+                    } else {
+                        c.detail.clone()
+                    };
+                    v.push((s.id.clone(), b.clone(), c.verdict, detail));
                 }
             }
         }
