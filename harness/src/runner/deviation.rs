@@ -12,6 +12,8 @@
 //! reason = "what the broker does instead"
 //! spec = "the statement of the spec it breaks"
 //! intermittent = false             # true: timing-dependent, may not show
+//! kind = "deviation"               # or "unsupported": a non-standard
+//!                                  # convention ($queue/, $local/) it lacks
 //! ```
 
 use std::collections::BTreeSet;
@@ -21,6 +23,8 @@ use serde::Deserialize;
 
 use super::{Outcome, Status};
 use crate::error::{Error, Result};
+
+const STALE: &str = "the known deviation";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +37,21 @@ pub struct Deviation {
     /// same way every run: its absence is noted, not failed.
     #[serde(default)]
     pub intermittent: bool,
+    /// `deviation` (default): the broker breaks a rule of the spec.
+    /// `unsupported`: the scenario uses a convention outside MQTT 3.1.1
+    /// (`$share/` from 5.0, `$queue/`, `$local/`) that this broker does not
+    /// implement: recorded the same way, so its support is known and a
+    /// broker that starts supporting it shows up as STALE.
+    #[serde(default)]
+    pub kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Deviation,
+    Unsupported,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -69,8 +88,20 @@ impl Deviations {
         })
     }
 
-    fn for_scenario(&self, id: &str) -> Option<&Deviation> {
+    pub fn for_scenario(&self, id: &str) -> Option<&Deviation> {
         self.list.iter().find(|d| d.scenario == id)
+    }
+
+    /// Whether the outcome failed only because a declared deviation did
+    /// not happen (the broker now conforms, or the entry is wrong).
+    pub fn is_stale(&self, o: &Outcome) -> bool {
+        self.for_scenario(&o.id).is_some_and(|d| !d.intermittent)
+            && o.status == Status::Failed
+            && !o.failures.is_empty()
+            && o.failures
+                .iter()
+                .all(|f| f.step == 0 && f.message.starts_with(STALE))
+            && o.verdicts.iter().all(|v| v.ok())
     }
 
     /// Reclassifies an outcome: a failure made only of declared rules is an
@@ -99,7 +130,7 @@ impl Deviations {
                     step: 0,
                     line: 0,
                     message: format!(
-                        "the known deviation [{}] did not happen: the broker now conforms, so remove it from {file}",
+                        "{STALE} [{}] did not happen: the broker now conforms, so remove it from {file}",
                         d.rules.join(", ")
                     ),
                 });
