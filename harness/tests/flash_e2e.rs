@@ -249,3 +249,60 @@ async fn a_corrupted_image_in_flash_is_refused_at_boot() {
         "{e}"
     );
 }
+
+/// A noisy line: the loader refuses a block whose checksum fails (nothing
+/// damaged is written), esptool sends it again and the flash ends up right;
+/// a line too noisy for esptool's three attempts fails the flash with
+/// advice, and what is in flash is never the damaged data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_line_is_survived_or_reported_never_written() {
+    let emu = Emulator::start();
+    let img = mqtt_hil::esp::image::write_v1(
+        0x4010_0000,
+        &[mqtt_hil::esp::image::Segment {
+            addr: 0x4010_0000,
+            data: (0..200u32).map(|i| (i * 13) as u8).collect(),
+        }],
+        mqtt_hil::esp::image::DEFAULT_PARAMS,
+    )
+    .unwrap();
+    let bin = emu.dir.path().join("tiny.bin");
+    std::fs::write(&bin, &img).unwrap();
+    let ctl = |c: &str| {
+        assert!(Command::new(BIN)
+            .args(["emulate", "ctl"])
+            .arg(emu.dir.path().join("control.sock"))
+            .arg(c)
+            .status()
+            .unwrap()
+            .success());
+    };
+    let flash_file = emu.dir.path().join("flash.bin");
+    ctl("line-noise 1");
+    let out = emu.flash_cmd(&bin).arg("--no-boot-check").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        emu.loader_log().contains("failed its checksum"),
+        "{}",
+        emu.loader_log()
+    );
+    assert_eq!(&std::fs::read(&flash_file).unwrap()[..img.len()], &img[..]);
+
+    ctl("line-noise 3");
+    let out = emu.flash_cmd(&bin).arg("--no-boot-check").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("esptool failed") && err.contains("corrupted data"),
+        "{err}"
+    );
+    let flash = std::fs::read(&flash_file).unwrap();
+    assert!(
+        flash[..img.len()].iter().all(|&b| b == 0xFF),
+        "erased by FLASH_BEGIN, never written with damaged data"
+    );
+}
