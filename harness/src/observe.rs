@@ -284,7 +284,11 @@ fn write_files(
     let title = format!("observe session through {}", cfg.listen);
     write(
         "trace.txt",
-        crate::trace::render_with(&title, history, &cfg.periodic),
+        crate::trace::render_with(
+            &title,
+            history,
+            &crate::trace::Options::black_box(&cfg.periodic),
+        ),
     )?;
     let mut text = String::new();
     for v in verdicts {
@@ -311,7 +315,11 @@ fn write_files(
         duration: history.events.last().map(|e| e.at).unwrap_or_default(),
     };
     let mut finished = Finished::new(0, &cfg.broker.to_string(), outcome, started_at);
-    finished.trace = crate::trace::render_with(&title, history, &cfg.periodic);
+    finished.trace = crate::trace::render_with(
+        &title,
+        history,
+        &crate::trace::Options::black_box(&cfg.periodic),
+    );
     let finished = std::sync::Arc::new(finished);
     let mut totals = Totals::default();
     totals.add(&finished.outcome.status);

@@ -126,3 +126,181 @@ async fn seeded_bug_is_caught(#[case] bug: &str, #[case] scenario: &str, #[case]
         explain(&bad, &path)
     );
 }
+
+/// `--target host` runs any Linux program as the black box, telling it the
+/// broker's address in `MQTT_HIL_BROKER`. Here the program is a shell loop
+/// of `mosquitto_pub` (a real MQTT client, one connection per reading); one
+/// that skips a reading is caught by the same check as the board.
+#[rstest]
+#[case::counts_up(1, true)]
+#[case::skips_a_reading(2, false)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_program_is_judged_the_same_way(#[case] step: u32, #[case] passes: bool) {
+    let work = tempfile::tempdir().unwrap();
+    let device = work.path().join("device.sh");
+    std::fs::write(
+        &device,
+        format!(
+            "#!/bin/sh\n\
+             host=${{MQTT_HIL_BROKER%:*}}; port=${{MQTT_HIL_BROKER##*:}}; n=1\n\
+             while :; do\n\
+               mosquitto_pub -h \"$host\" -p \"$port\" -i host-counter -q 1 \\\n\
+                 -t devices/host-counter/counter -m \"{{\\\"count\\\":$n}}\" || exit 1\n\
+               n=$((n + {step})); sleep 0.2\n\
+             done\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&device, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let scenario = work.path().join("host_counter.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"a host program publishes its counter\"\n\
+         [device]\nautonomous = true\n\
+         [[step]]\nexpect = \"connected\"\nwithin = \"5s\"\n\
+         [[step]]\nexpect = \"published\"\ntopic = \"devices/{client_id}/counter\"\ncount = 4\nwithin = \"5s\"\n\
+         [[invariant]]\ncheck = \"sequence\"\ntopic = \"devices/+/counter\"\njson = \"count\"\nqos = 1\n",
+    )
+    .unwrap();
+    let s = mqtt_hil::scenario::load(&scenario).unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        firmware: Firmware {
+            image: Some(device),
+            root: root(),
+            splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            boot_timeout: None,
+            bench: None,
+        },
+        target: TargetSpec::Host,
+        workdir: work.path().join("run"),
+        deviations: Deviations::default(),
+    };
+    let o = runner::run(&s, &cfg).await;
+    assert_eq!(o.passed(), passes, "{}", explain(&o, &scenario));
+    if !passes {
+        assert!(
+            deviation::signature(&o).contains("sequence-loss"),
+            "{}",
+            explain(&o, &scenario)
+        );
+    }
+}
+
+/// A running `mqtt-hil emulate serve` with a firmware image: the emulated
+/// board as a bench board (UART on a pty, resets on a control socket).
+struct Emulator {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    proxy: std::net::SocketAddr,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_emulator(kernel: &Path) -> Emulator {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
+        .args(["emulate", "serve", "--dir"])
+        .arg(dir.path())
+        .arg("--proxy")
+        .arg(proxy.to_string())
+        .arg("--kernel")
+        .arg(kernel)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let emu = Emulator { child, dir, proxy };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !emu.dir.path().join("control.sock").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the emulator did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    emu
+}
+
+/// The same black box on a bench board (`--target serial:PORT`, its
+/// firmware already in its flash): the emulated board behind a pty, reset
+/// through the bench file's command. The good build puts the reviewed
+/// traffic on the wire; the forgetful one is caught by the same rule.
+#[rstest]
+#[case::good(None)]
+#[case::no_resubscribe(Some("no_resubscribe"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bench_board_is_judged_the_same_way(#[case] bug: Option<&str>) {
+    let emu = start_emulator(&image(bug));
+    let d = emu.dir.path();
+    let ctl = |cmd: &str| {
+        format!(
+            "{} emulate ctl {} {cmd}",
+            env!("CARGO_BIN_EXE_mqtt-hil"),
+            d.join("control.sock").display()
+        )
+    };
+    let bench = d.join("bench.toml");
+    std::fs::write(
+        &bench,
+        format!(
+            "[[board]]\nname = \"emulated\"\nport = \"{}\"\nproxy_listen = \"{}\"\ndial = \"10.0.2.100:1883\"\nreset_command = \"{}\"\npower_command = \"{}\"\n",
+            d.join("uart").display(),
+            emu.proxy,
+            ctl("reset"),
+            ctl("power-cycle"),
+        ),
+    )
+    .unwrap();
+    let path = root().join("scenarios/black_box/commands_after_reconnect.toml");
+    let s = mqtt_hil::scenario::load(&path).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = RunConfig {
+        broker: BrokerSpec::Mosquitto,
+        target: TargetSpec::Serial(d.join("uart")),
+        workdir: work.path().to_path_buf(),
+        firmware: Firmware {
+            root: root(),
+            splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            bench: Some(mqtt_hil::target::bench::Bench::load(&bench).unwrap()),
+            ..Default::default()
+        },
+        deviations: Deviations::default(),
+    };
+    let o = runner::run(&s, &cfg).await;
+    match bug {
+        None => {
+            assert!(o.passed(), "{}", explain(&o, &path));
+            let trace = mqtt_hil::trace::render_scenario(&s, &o.history);
+            let snap = root().join("scenarios/black_box/snapshots/commands_after_reconnect.snap");
+            let reviewed = std::fs::read_to_string(&snap).unwrap();
+            let body = |t: &str| -> Vec<String> {
+                t.lines()
+                    .skip_while(|l| !l.starts_with("# "))
+                    .map(str::to_string)
+                    .collect()
+            };
+            assert_eq!(
+                body(&trace),
+                body(&reviewed),
+                "the bench board put different traffic on the wire than {}",
+                snap.display()
+            );
+        }
+        Some(bug) => assert!(
+            deviation::signature(&o).contains("resubscribe-after-clean-session"),
+            "bug {bug} went unnoticed on the bench board: {}",
+            explain(&o, &path)
+        ),
+    }
+}

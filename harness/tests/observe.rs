@@ -221,3 +221,50 @@ fn flight_recorder_watches_a_device_and_keeps_everything_on_sigint() {
         .collect();
     assert!(left.is_empty(), "broker left running: {left:?}");
 }
+
+/// The end of stdin ends a session like Ctrl-C (a recorder started from a
+/// script); with no device and the default checks there is nothing to
+/// report, and the files are still written.
+#[test]
+fn end_of_input_ends_the_session_and_writes_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
+        .args(["observe", "--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("no violation"), "{text}");
+    for f in [
+        "events.log",
+        "trace.txt",
+        "verdicts.txt",
+        "report/index.html",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing:\n{text}");
+    }
+    let verdicts = std::fs::read_to_string(out.join("verdicts.txt")).unwrap();
+    for c in ["protocol", "will", "keepalive", "resubscribe", "backoff"] {
+        assert!(verdicts.contains(&format!("{c}: ok")), "{verdicts}");
+    }
+    // A bad checks file is refused before anything starts, naming its line.
+    let checks = dir.path().join("checks.toml");
+    std::fs::write(
+        &checks,
+        "[[invariant]]\ncheck = \"sequence\"\ntopc = \"a\"\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
+        .args(["observe", "--listen", "127.0.0.1:0", "--checks"])
+        .arg(&checks)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("checks.toml:3"), "{err}");
+    assert!(err.contains("did you mean `topic`?"), "{err}");
+}

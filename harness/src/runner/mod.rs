@@ -248,7 +248,16 @@ impl World {
             ),
             _ => None,
         };
+        // A flashed bench board runs its own firmware from power-on: its
+        // lane opens only after the harness has reset it, so that what it
+        // did before (connecting as soon as the address answered) is not
+        // part of the run. Attempts before that reach no proxy.
+        let bench_black_box =
+            scenario.autonomous.is_some() && matches!(cfg.target, TargetSpec::Serial(_));
         for actor in actors {
+            if bench_black_box && actor == "device" {
+                continue;
+            }
             let bind = match device_bind {
                 Some(addr) if actor == "device" => addr,
                 _ => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -288,11 +297,27 @@ impl World {
         // Last, so that its first connection falls into the first step
         // rather than racing the observers' setup.
         if scenario.autonomous.is_some() {
-            let lane = world.lanes["device"].addr();
+            // A bench board dials the bench file's address, not this one.
+            let lane = world
+                .lanes
+                .get("device")
+                .map(|l| l.addr())
+                .or(device_bind)
+                .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
             world.autonomous = Some(
                 AutonomousDevice::start(&cfg.target, lane, recorder, dir, &cfg.firmware)
+                    .await
                     .map_err(|e| e.to_string())?,
             );
+            if bench_black_box {
+                let bind = device_bind.expect("a serial target has a bench board");
+                let lane = world
+                    .hub
+                    .lane_at("device", upstream, bind)
+                    .await
+                    .map_err(|e| format!("starting the proxy for device at {bind}: {e}"))?;
+                world.lanes.insert("device".to_string(), lane);
+            }
         }
         Ok(world)
     }

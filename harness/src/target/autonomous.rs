@@ -7,8 +7,11 @@
 //! proxy.
 //!
 //! Targets: `qemu` (the given ELF on the emulated ESP8266, which dials
-//! 10.0.2.100:1883 as every image for the board does) and `host` (a Linux
-//! program, told the broker's address in `MQTT_HIL_BROKER=HOST:PORT`).
+//! 10.0.2.100:1883 as every image for the board does), `host` (a Linux
+//! program, told the broker's address in `MQTT_HIL_BROKER=HOST:PORT`) and
+//! `serial:PORT` (a bench board already flashed with the device's firmware,
+//! e.g. by `mqtt-hil flash --no-boot-check`; the bench file says where its
+//! lane listens, and the board is reset so the run starts with its boot).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::supervisor::{self, Control, Launch};
-use super::{qemu, Firmware, TargetSpec};
+use super::{qemu, serial, Firmware, TargetSpec};
 use crate::error::{Error, Result};
 use crate::history::{EventKind, Recorder};
 use crate::scenario::BoardAction;
@@ -49,32 +52,44 @@ impl Launch for HostProgram {
 
 impl AutonomousDevice {
     /// Boots `fw.image` on the target; it will reach the broker through `lane`.
-    pub fn start(
+    pub async fn start(
         spec: &TargetSpec,
         lane: SocketAddr,
         recorder: &Recorder,
         dir: &Path,
         fw: &Firmware,
     ) -> Result<AutonomousDevice> {
-        let image = fw.image.clone().ok_or_else(|| {
-            Error::env(
-                "the scenario's device is autonomous: it runs your own firmware, and no image was given",
-                "pass --firmware FILE (an ELF for --target qemu, a Linux program for --target host)",
-            )
-        })?;
-        if !image.is_file() {
-            return Err(Error::env(
-                format!("the device's firmware is missing: {}", image.display()),
-                "check the --firmware path (the example device is built by `make firmware`)",
-            ));
-        }
+        let image = || -> Result<PathBuf> {
+            let image = fw.image.clone().ok_or_else(|| {
+                Error::env(
+                    "the scenario's device is autonomous: it runs your own firmware, and no image was given",
+                    "pass --firmware FILE (an ELF for --target qemu, a Linux program for --target host)",
+                )
+            })?;
+            if !image.is_file() {
+                return Err(Error::env(
+                    format!("the device's firmware is missing: {}", image.display()),
+                    "check the --firmware path (the example device is built by `make firmware`)",
+                ));
+            }
+            Ok(image)
+        };
         let handles = match spec {
+            // The board's own flash holds the firmware; it was flashed
+            // beforehand (flashing per scenario would cost minutes).
+            TargetSpec::Serial(port) => {
+                let board = fw.bench_board(port)?.clone();
+                return Ok(AutonomousDevice::watch(
+                    serial::start(board, recorder.clone()).await?,
+                    recorder,
+                ));
+            }
             TargetSpec::Qemu => {
                 let flash = dir.join("flash.bin");
                 qemu::Qemu::prepare_flash(&flash)?;
                 let launch = qemu::Qemu {
                     program: qemu::Qemu::find_program()?,
-                    firmware: image,
+                    firmware: image()?,
                     flash,
                     qmp: dir.join("qmp.sock"),
                     splice: fw.splice.clone(),
@@ -84,7 +99,7 @@ impl AutonomousDevice {
             }
             TargetSpec::Host => supervisor::start(
                 HostProgram {
-                    program: image,
+                    program: image()?,
                     broker: lane,
                 },
                 recorder.clone(),
@@ -92,11 +107,16 @@ impl AutonomousDevice {
             other => {
                 return Err(Error::env(
                     format!("an autonomous device cannot run on --target {other}"),
-                    "use --target qemu (an ELF for the emulated ESP8266) or --target host",
+                    "use --target qemu (an ELF for the emulated ESP8266), host (a Linux program) or serial:PORT (a flashed bench board)",
                 ))
             }
         }
         .map_err(|e| Error::env(e, "check the installation"))?;
+        Ok(AutonomousDevice::watch(handles, recorder))
+    }
+
+    /// Logs the board's lines; keeps its input open but never writes to it.
+    fn watch(handles: supervisor::Handles, recorder: &Recorder) -> AutonomousDevice {
         let mut lines = handles.from_device;
         let rec = recorder.clone();
         let uart = tokio::spawn(async move {
@@ -111,11 +131,11 @@ impl AutonomousDevice {
             let _keep = to_device;
             let _ = handles.task.await;
         });
-        Ok(AutonomousDevice {
+        AutonomousDevice {
             control: handles.control,
             supervisor,
             uart,
-        })
+        }
     }
 
     /// Resets or power-cycles the board. There is no `@ready` to wait for:

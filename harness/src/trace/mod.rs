@@ -19,7 +19,11 @@
 //! - publications on a scenario's `periodic` topics (a device that publishes
 //!   a reading every second) are left out with their acks and deliveries,
 //!   and their packet ids are not numbered: how many ticks fall into a step
-//!   is the clock's doing, like PINGREQ. Checks judge them instead.
+//!   is the clock's doing, like PINGREQ. Checks judge them instead;
+//! - for a device running its own firmware (a black box), each direction of
+//!   a connection is its own stream: such a client pipelines (publishes,
+//!   then subscribes, before the first ack is back), so which ack crossed
+//!   which request is the scheduler's doing. Each direction keeps its order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -28,21 +32,40 @@ use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate, History};
 use crate::mqtt::{Packet, PacketType};
 
 pub fn render(title: &str, history: &History) -> String {
-    render_with(title, history, &[])
+    render_with(title, history, &Options::default())
+}
+
+/// Normalizations beyond the default ones.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Topic filters whose publications are left out.
+    pub periodic: Vec<String>,
+    /// Each direction of a connection is its own stream (black boxes).
+    pub split_directions: bool,
+}
+
+impl Options {
+    /// How a device running its own firmware is rendered.
+    pub fn black_box(periodic: &[String]) -> Options {
+        Options {
+            periodic: periodic.to_vec(),
+            split_directions: true,
+        }
+    }
 }
 
 /// The trace of a scenario's run, with the scenario's own normalizations.
 pub fn render_scenario(s: &crate::scenario::Scenario, history: &History) -> String {
-    let periodic = s
-        .autonomous
-        .as_ref()
-        .map(|a| a.periodic.clone())
-        .unwrap_or_default();
-    render_with(&s.name, history, &periodic)
+    let opts = match &s.autonomous {
+        Some(a) => Options::black_box(&a.periodic),
+        None => Options::default(),
+    };
+    render_with(&s.name, history, &opts)
 }
 
-/// [`render`], leaving out publications on the `periodic` topic filters.
-pub fn render_with(title: &str, history: &History, periodic: &[String]) -> String {
+/// [`render`] with more normalizations.
+pub fn render_with(title: &str, history: &History, opts: &Options) -> String {
+    let periodic = &opts.periodic;
     let mut n = Normalizer {
         periodic: periodic.to_vec(),
         ..Normalizer::default()
@@ -89,8 +112,17 @@ pub fn render_with(title: &str, history: &History, periodic: &[String]) -> Strin
                 | EventKind::Malformed { conn, .. } => n.conns.get(conn).copied().unwrap_or(0),
                 _ => 0,
             };
+            // Opening and client packets, broker packets, the close.
+            let dir = match &ev.kind {
+                _ if !opts.split_directions => 0,
+                EventKind::Packet { dir, .. } | EventKind::Malformed { dir, .. } => {
+                    u8::from(*dir == Dir::ToClient)
+                }
+                EventKind::ConnClosed { .. } => 2,
+                _ => 0,
+            };
             groups
-                .entry((rank, actor, source, conn))
+                .entry((rank, actor, source, conn, dir))
                 .or_default()
                 .push(line);
         }
@@ -100,12 +132,12 @@ pub fn render_with(title: &str, history: &History, periodic: &[String]) -> Strin
 }
 
 /// Where a line belongs: actor rank, actor, wire (0) or client report (1),
-/// connection ordinal.
-type Lane = (u8, String, u8, usize);
+/// connection ordinal, direction (only with `split_directions`).
+type Lane = (u8, String, u8, usize, u8);
 
 fn flush(out: &mut String, section: &str, groups: &mut BTreeMap<Lane, Vec<String>>) {
     let _ = writeln!(out, "{section}");
-    for ((_, actor, _, _), lines) in std::mem::take(groups) {
+    for ((_, actor, _, _, _), lines) in std::mem::take(groups) {
         let mut prev: Option<&str> = None;
         let mut repeated = false;
         for l in &lines {
