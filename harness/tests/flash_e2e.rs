@@ -176,23 +176,16 @@ async fn an_interrupted_flash_is_detected_and_reported() {
         .spawn()
         .unwrap();
     // Let it blank the header and get into the body, then interrupt.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let log = emu.loader_log();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !emu.loader_log().contains("FLASH_BEGIN at 0x1000") {
         assert!(
             std::time::Instant::now() < deadline,
-            "never got going: {log}"
+            "the body write never began: {}",
+            emu.loader_log()
         );
-        if std::fs::metadata(emu.dir.path().join("flash.bin"))
-            .map(|m| m.len() > 0)
-            .unwrap_or(false)
-            && log.contains("entered the ROM serial loader")
-        {
-            break;
-        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: signalling a child we started.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);

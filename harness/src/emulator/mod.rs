@@ -349,7 +349,16 @@ impl Emulator {
     /// The EN pin: a warm reset of a running board, a boot of a stopped one.
     async fn reset(&mut self) -> Result<(), String> {
         if self.running.is_some() {
-            let r = qemu::qmp_command(&self.cfg.dir.join("qmp.sock"), "system_reset").await;
+            let qmp = self.cfg.dir.join("qmp.sock");
+            let mut r = qemu::qmp_command(&qmp, "system_reset").await;
+            // A QEMU started a moment ago may not listen on QMP yet.
+            for _ in 0..20 {
+                if r.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                r = qemu::qmp_command(&qmp, "system_reset").await;
+            }
             self.rom_noise(2, false);
             r
         } else {
@@ -436,6 +445,11 @@ impl Emulator {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
+        // QEMU opens its QMP socket only after the UART connection: a reset
+        // right after power-on must find it.
+        while !qmp.exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let (rx, tx) = stream.into_split();
         self.uart_rx = Some(rx);
         self.running = Some(Running { child, uart: tx });

@@ -337,6 +337,9 @@ impl<F: Flash> Loader<F> {
             }
         }
         if blocks > 0 {
+            out.push(Action::Note(format!(
+                "loader: FLASH_BEGIN at {offset:#x}: {blocks} blocks of {block_size} bytes (erasing {real:#x} bytes)"
+            )));
             self.session = Some(FlashSession {
                 offset,
                 blocks,
