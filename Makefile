@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware demo black-box test test-rust test-firmware test-serial-suite esptool fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware images matrix demo black-box test test-rust test-firmware test-serial-suite esptool fuzz lint fmt bench ci clean
 
 all: build
 
@@ -54,7 +54,17 @@ black-box: build firmware
 	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \
 	    --firmware $(DEVICE_FW) --out $(OUT)/black_box --junit $(OUT)/black_box/junit.xml
 
-test: deps firmware esptool test-firmware test-rust
+test: deps firmware esptool images test-firmware test-rust
+
+# Broker images for the container backend and the conformance matrix, built
+# locally from Debian packages (ci/images/README.md); skipped when an image
+# with the same recipe exists. Without a Docker engine this says so and goes
+# on, unless MQTT_HIL_REQUIRE_DOCKER=1 (CI), where it fails.
+images:
+	@if docker info >/dev/null 2>&1; then ci/images/build.sh; \
+	elif [ "$${MQTT_HIL_REQUIRE_DOCKER:-0}" = 1 ]; then \
+	    echo "error: MQTT_HIL_REQUIRE_DOCKER=1 but the Docker engine does not answer" >&2; exit 2; \
+	else echo "images: no Docker engine here; container tests will report themselves skipped"; fi
 
 # The agent's portable core on the host, under ASan and UBSan, every seeded
 # bug caught by its guard test; then a short fuzz of both parsers.
@@ -93,8 +103,16 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
-bench: deps firmware esptool
+bench: deps firmware esptool images
 	$(CARGO) bench --locked -j $(JOBS)
+
+# The whole conformance matrix: every scenario (and the container-only ones)
+# against every broker this machine can run; about 14 minutes with RabbitMQ,
+# whose start dominates. Table in the terminal, $(OUT)/matrix/matrix.md and
+# matrix.json, an HTML index in $(OUT)/matrix/report/.
+matrix: build images
+	./target/release/mqtt-hil matrix scenarios scenarios/containers --out $(OUT)/matrix \
+	    --junit $(OUT)/matrix/junit.xml --report $(OUT)/matrix/report
 
 ci: lint test
 

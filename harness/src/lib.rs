@@ -14,6 +14,7 @@ pub mod error;
 pub mod esp;
 pub mod exit_codes;
 pub mod history;
+pub mod matrix;
 pub mod mqtt;
 pub mod observe;
 pub mod process;

@@ -31,8 +31,11 @@ struct RunArgs {
     /// Scenario files or folders of them.
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// mosquitto (a local process the harness starts) or external:HOST:PORT.
-    #[arg(long, default_value = "mosquitto")]
+    /// auto (mosquitto if installed, else embedded), mosquitto (a local
+    /// process), embedded (rumqttd in-process), container:IMAGE[:TAG]
+    /// (e.g. container:rabbitmq; `make images` builds ours) or
+    /// external:HOST:PORT.
+    #[arg(long, default_value = "auto")]
     broker: String,
     /// What plays the device: virtual, host, qemu, serial:PORT.
     #[arg(long, default_value = "virtual")]
@@ -71,10 +74,51 @@ struct RunArgs {
     pcap: Option<PathBuf>,
 }
 
+#[derive(Args, Clone, Debug)]
+struct MatrixArgs {
+    /// Every `run` flag means the same here, except that the brokers come
+    /// from --brokers.
+    #[command(flatten)]
+    run: RunArgs,
+    /// Comma-separated brokers (as --broker takes them); default: every
+    /// broker this machine can run.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Take share K of N of the scenario x broker cells (CI matrices).
+    #[arg(long, default_value = "1/1")]
+    partition: String,
+    /// Write the results as JSON here (what `mqtt-hil merge` reads);
+    /// default OUT/matrix.json.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the table as Markdown here; default OUT/matrix.md.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Debug)]
+struct MergeArgs {
+    /// JSON files written by `mqtt-hil matrix --json`.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run scenario files or folders and print a verdict per scenario.
     Run(RunArgs),
+    /// Run every scenario against every broker and print one conformance
+    /// table (also written as Markdown and JSON).
+    Matrix(MatrixArgs),
+    /// Join the JSON results of partitioned matrix runs into one table,
+    /// one Markdown file and one JUnit file.
+    Merge(MergeArgs),
     /// List scenarios with their one-line descriptions.
     List {
         #[arg(default_value = "scenarios")]
@@ -183,6 +227,16 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Cmd::Matrix(args) => {
+                tokio::select! {
+                    code = matrix(args) => code,
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("interrupted: stopping everything that was started");
+                        Ok(exit_codes::INTERRUPTED)
+                    }
+                }
+            }
+            Cmd::Merge(args) => merge(args),
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
             Cmd::Observe {
                 listen,
@@ -229,6 +283,9 @@ fn main() -> ExitCode {
             }
         }
     });
+    // Containers outlive the process unless removed: whatever a cancelled
+    // or failed run left is removed here, on every way out.
+    runtime.block_on(mqtt_hil::broker::container::sweep());
     // Dropping the runtime drops every task, and with them the child
     // processes (killed on drop), before we exit.
     drop(runtime);
@@ -411,7 +468,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         report,
         pcap,
     } = args;
-    let broker: BrokerSpec = broker.parse()?;
+    let broker = BrokerSpec::resolve(&broker)?;
     let target: TargetSpec = target.parse()?;
     let bench = bench
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
@@ -487,4 +544,134 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         elapsed: started.elapsed(),
     })?;
     Ok(totals.exit_code())
+}
+
+async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
+    use mqtt_hil::matrix;
+    let MatrixArgs {
+        run,
+        brokers,
+        partition,
+        json,
+        markdown,
+    } = args;
+    if run.broker != "auto" {
+        return Err(Error::Usage(
+            "matrix takes its brokers from --brokers a,b,c (default: every broker this machine can run), not --broker".into(),
+        ));
+    }
+    let partition: matrix::Partition = partition.parse()?;
+    let target: TargetSpec = run.target.parse()?;
+    let bench = run
+        .bench
+        .as_ref()
+        .map(|f| mqtt_hil::target::bench::Bench::load(f))
+        .transpose()?;
+    let scenarios = load_all(&run.paths, run.filter.as_deref())?;
+    if scenarios.is_empty() {
+        return Err(Error::Usage("no scenario matches".into()));
+    }
+    let (brokers, unavailable) = match &brokers {
+        Some(list) => (matrix::plan::parse_brokers(list)?, Vec::new()),
+        None => matrix::available_brokers().await,
+    };
+    let folder = match run.paths.first() {
+        Some(p) if p.is_dir() => p.clone(),
+        Some(p) => p.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        None => PathBuf::from("scenarios"),
+    };
+    std::fs::create_dir_all(&run.out)
+        .map_err(|e| Error::io(format!("creating {}", run.out.display()), e))?;
+    for u in &unavailable {
+        eprintln!("not in the matrix: {u}");
+    }
+    let mut reporters = Reporters::from_options(&report::Options {
+        format: run.format,
+        verbose: run.verbose,
+        traces: Some(run.out.join("traces")),
+        junit: run.junit.clone(),
+        html: run.report.clone(),
+        pcap: run.pcap.clone(),
+    })?;
+    let cfg = matrix::MatrixConfig {
+        scenarios,
+        brokers,
+        unavailable,
+        partition,
+        target,
+        firmware: mqtt_hil::target::Firmware {
+            image: run.firmware.clone(),
+            root: std::env::current_dir()
+                .map_err(|e| Error::io("reading the current folder", e))?,
+            splice: std::env::current_exe()
+                .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
+            boot_timeout: None,
+            bench,
+        },
+        deviations_folder: folder,
+        out: run.out.clone(),
+    };
+    let m = matrix::run(&cfg, &mut reporters).await?;
+    // JUnit came from the reporters already.
+    report_matrix(&m, &run.out, json, markdown, None)
+}
+
+/// Prints the table and the reasons, writes the files, picks the exit code.
+fn report_matrix(
+    m: &mqtt_hil::matrix::Matrix,
+    out: &std::path::Path,
+    json: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+    junit: Option<PathBuf>,
+) -> Result<i32, Error> {
+    use mqtt_hil::matrix::table;
+    println!();
+    print!("{}", table::terminal(m));
+    println!("(cells: pass/dev/fail/skip per broker)");
+    for (s, b, v, why) in table::notes(m) {
+        let first = why.lines().next().unwrap_or("");
+        println!("  {:<5} {s} on {b}: {first}", v.label());
+    }
+    let write = |path: &std::path::Path, text: String| {
+        std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    };
+    let json = json.unwrap_or_else(|| out.join("matrix.json"));
+    let markdown = markdown.unwrap_or_else(|| out.join("matrix.md"));
+    write(&json, m.to_json())?;
+    write(&markdown, table::markdown(m))?;
+    println!("json: {}\nmarkdown: {}", json.display(), markdown.display());
+    if let Some(j) = junit {
+        write(&j, m.junit())?;
+        println!("junit: {}", j.display());
+    }
+    let counts = m.counts(None);
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let failed = get("FAIL") + get("STALE") + get("ERROR");
+    println!(
+        "{} passed, {failed} failed, {} skipped ({} known deviations among the passes); {:.1}s",
+        get("PASS") + get("DEV"),
+        get("SKIP"),
+        get("DEV"),
+        m.wall_ms as f64 / 1000.0
+    );
+    Ok(if m.failed() {
+        exit_codes::FAILED
+    } else {
+        exit_codes::OK
+    })
+}
+
+fn merge(args: MergeArgs) -> Result<i32, Error> {
+    let mut parts = Vec::new();
+    for f in &args.files {
+        parts.push((f.display().to_string(), mqtt_hil::matrix::Matrix::read(f)?));
+    }
+    let m = mqtt_hil::matrix::Matrix::merge(parts)?;
+    let out = args
+        .json
+        .as_ref()
+        .and_then(|j| j.parent().map(|p| p.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let json = args.json.unwrap_or_else(|| out.join("matrix.json"));
+    report_matrix(&m, &out, Some(json), args.markdown, args.junit)
 }

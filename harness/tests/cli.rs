@@ -86,13 +86,35 @@ fn a_bad_scenario_exits_2_naming_file_line_and_field() {
 #[test]
 fn a_missing_mosquitto_names_the_package() {
     let o = bin()
-        .args(["run", "scenarios/qos0_delivery.toml"])
+        .args([
+            "run",
+            "scenarios/qos0_delivery.toml",
+            "--broker",
+            "mosquitto",
+        ])
         .env("MQTT_HIL_MOSQUITTO", "/nonexistent/mosquitto")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("Debian package `mosquitto`"), "{stderr}");
+}
+
+/// The zero-install default: without mosquitto (and without asking for
+/// Docker), `--broker auto` runs the embedded broker.
+#[test]
+fn without_mosquitto_the_default_broker_is_embedded() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["run", "scenarios/qos1_delivery.toml", "--out"])
+        .arg(out.path())
+        .env("MQTT_HIL_MOSQUITTO", "/nonexistent/mosquitto")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("against embedded"), "{stdout}");
+    assert!(stdout.contains("PASS  qos1_delivery"), "{stdout}");
 }
 
 #[test]

@@ -1,22 +1,36 @@
 //! Brokers the harness talks to. A [`BrokerSpec`] names one (`mosquitto`,
-//! `external:HOST:PORT`, later containers and an embedded broker); a running
-//! [`Broker`] gives its address and the lifecycle actions scenarios script.
+//! `embedded`, `container:IMAGE[:TAG]`, `external:HOST:PORT`); a running
+//! [`Broker`] gives its address and the lifecycle and network actions
+//! scenarios script. What each broker offers (restart, pause, network cuts,
+//! `$share`/`$queue`/`$local`) is its [`Profile`], so a scenario that needs
+//! more is skipped with the reason instead of failing.
 
+pub mod container;
+pub mod embedded;
 mod external;
 mod mosquitto;
+pub mod probe;
+mod profile;
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
+pub use container::{Container, ImageRef};
+pub use embedded::Embedded;
 pub use external::External;
 pub use mosquitto::Mosquitto;
+pub use profile::Profile;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerSpec {
     /// A local mosquitto process on a free loopback port, persistence on.
     Mosquitto,
+    /// rumqttd in this process on a free loopback port.
+    Embedded,
+    /// A container the harness starts (testcontainers), on its own network.
+    Container(ImageRef),
     /// A broker someone else runs; lifecycle actions are unavailable.
     External { host: String, port: u16 },
 }
@@ -27,6 +41,12 @@ impl std::str::FromStr for BrokerSpec {
     fn from_str(s: &str) -> Result<BrokerSpec> {
         if s == "mosquitto" {
             return Ok(BrokerSpec::Mosquitto);
+        }
+        if s == "embedded" {
+            return Ok(BrokerSpec::Embedded);
+        }
+        if let Some(image) = s.strip_prefix("container:") {
+            return Ok(BrokerSpec::Container(ImageRef::parse(image)?));
         }
         if let Some(rest) = s.strip_prefix("external:") {
             if let Some((host, port)) = rest.rsplit_once(':') {
@@ -42,17 +62,42 @@ impl std::str::FromStr for BrokerSpec {
             )));
         }
         Err(Error::Usage(format!(
-            "unknown broker `{s}`: use `mosquitto` or `external:HOST:PORT`"
+            "unknown broker `{s}`: use mosquitto, embedded, container:IMAGE[:TAG] (e.g. container:rabbitmq) or external:HOST:PORT"
         )))
     }
 }
 
 impl BrokerSpec {
+    /// Parses a `--broker` value; `auto` picks the cheapest broker this
+    /// machine has: the mosquitto process, else the embedded rumqttd (which
+    /// needs nothing installed).
+    pub fn resolve(s: &str) -> Result<BrokerSpec> {
+        if s == "auto" {
+            let have_mosquitto = match std::env::var_os("MQTT_HIL_MOSQUITTO") {
+                Some(p) => Path::new(&p).is_file(),
+                None => crate::process::find_program("mosquitto").is_some(),
+            };
+            return Ok(if have_mosquitto {
+                BrokerSpec::Mosquitto
+            } else {
+                BrokerSpec::Embedded
+            });
+        }
+        s.parse()
+    }
+
     /// Name of the broker's profile (its known deviations file).
     pub fn profile(&self) -> String {
+        self.capabilities().name.to_string()
+    }
+
+    /// What this broker offers scenarios, before it is started.
+    pub fn capabilities(&self) -> Profile {
         match self {
-            BrokerSpec::Mosquitto => "mosquitto".into(),
-            BrokerSpec::External { .. } => "external".into(),
+            BrokerSpec::Mosquitto => Profile::MOSQUITTO_PROCESS,
+            BrokerSpec::Embedded => Profile::EMBEDDED,
+            BrokerSpec::Container(image) => Profile::container(image),
+            BrokerSpec::External { .. } => Profile::EXTERNAL,
         }
     }
 }
@@ -61,6 +106,14 @@ impl std::fmt::Display for BrokerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BrokerSpec::Mosquitto => f.write_str("mosquitto"),
+            BrokerSpec::Embedded => f.write_str("embedded"),
+            BrokerSpec::Container(image) => {
+                // Our own images print by their short name, as typed.
+                match image.repo.strip_prefix("mqtt-hil/") {
+                    Some(short) if image.tag == "latest" => write!(f, "container:{short}"),
+                    _ => write!(f, "container:{image}"),
+                }
+            }
             BrokerSpec::External { host, port } => write!(f, "external:{host}:{port}"),
         }
     }
@@ -68,7 +121,7 @@ impl std::fmt::Display for BrokerSpec {
 
 /// What a broker promises about persistent sessions, so checkers only
 /// demand what was promised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Promises {
     /// Sessions and queued messages survive a graceful restart.
     pub persists_across_restart: bool,
@@ -78,6 +131,8 @@ pub struct Promises {
 
 pub enum Broker {
     Mosquitto(Mosquitto),
+    Embedded(Embedded),
+    Container(Box<Container>),
     External(External),
 }
 
@@ -85,6 +140,10 @@ impl Broker {
     pub async fn start(spec: &BrokerSpec, workdir: &Path) -> Result<Broker> {
         Ok(match spec {
             BrokerSpec::Mosquitto => Broker::Mosquitto(Mosquitto::start(workdir).await?),
+            BrokerSpec::Embedded => Broker::Embedded(Embedded::start().await?),
+            BrokerSpec::Container(image) => {
+                Broker::Container(Box::new(Container::start(image).await?))
+            }
             BrokerSpec::External { host, port } => {
                 Broker::External(External::connect(host, *port).await?)
             }
@@ -94,6 +153,8 @@ impl Broker {
     pub fn addr(&self) -> SocketAddr {
         match self {
             Broker::Mosquitto(m) => m.addr(),
+            Broker::Embedded(b) => b.addr(),
+            Broker::Container(c) => c.addr(),
             Broker::External(e) => e.addr(),
         }
     }
@@ -101,6 +162,8 @@ impl Broker {
     pub fn describe(&self) -> String {
         match self {
             Broker::Mosquitto(m) => m.describe(),
+            Broker::Embedded(b) => b.describe(),
+            Broker::Container(c) => c.describe(),
             Broker::External(e) => e.describe(),
         }
     }
@@ -108,6 +171,8 @@ impl Broker {
     pub fn promises(&self) -> Promises {
         match self {
             Broker::Mosquitto(_) => Mosquitto::PROMISES,
+            Broker::Embedded(_) => Embedded::PROMISES,
+            Broker::Container(c) => c.promises(),
             Broker::External(_) => Promises {
                 persists_across_restart: false,
                 persists_across_kill: false,
@@ -115,33 +180,50 @@ impl Broker {
         }
     }
 
-    /// Runs a lifecycle action from a scenario: start, stop, restart, kill.
+    /// Runs a lifecycle action from a scenario: start, stop, restart, kill,
+    /// kill_restart; pause and unpause; disconnect and reconnect (containers).
     pub async fn act(&mut self, action: &str) -> Result<()> {
         match self {
+            Broker::Container(c) => c.act(action).await,
             Broker::Mosquitto(m) => match action {
                 "restart" => m.restart().await,
                 "stop" => m.stop().await,
                 "start" => m.start_again().await,
                 "kill" => m.kill().await,
+                "pause" => m.pause(true),
+                "unpause" => m.pause(false),
                 "kill_restart" => {
                     m.kill().await?;
                     m.start_again().await
                 }
                 other => Err(Error::Usage(format!("unknown broker action `{other}`"))),
             },
-            Broker::External(e) => Err(Error::env(
+            Broker::Embedded(_) | Broker::External(_) => Err(Error::env(
                 format!(
-                    "broker action `{action}` needs a broker the harness runs; {} is external",
-                    e.describe()
+                    "broker action `{action}` needs a broker the harness can control; {} cannot be",
+                    self.describe()
                 ),
-                "run this scenario with --broker mosquitto",
+                "run this scenario with --broker mosquitto or --broker container:IMAGE",
             )),
         }
     }
 
     pub async fn shutdown(self) {
-        if let Broker::Mosquitto(m) = self {
-            m.shutdown().await;
+        match self {
+            Broker::Mosquitto(m) => m.shutdown().await,
+            Broker::Container(c) => (*c).shutdown().await,
+            // Cannot be stopped (see embedded.rs); nothing to do for external.
+            Broker::Embedded(_) | Broker::External(_) => {}
         }
     }
+}
+
+/// A loopback port nobody listens on right now. The small race between
+/// releasing it and the broker binding it is caught by the start checks.
+pub(crate) fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("finding a free loopback port", e))?;
+    Ok(l.local_addr()
+        .map_err(|e| Error::io("finding a free loopback port", e))?
+        .port())
 }

@@ -44,7 +44,7 @@ impl Mosquitto {
         let dir = workdir.join("mosquitto");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let port = free_port()?;
+        let port = super::free_port()?;
         // Started as root, mosquitto drops to user `mosquitto`, which cannot
         // write our persistence folder: the database would silently not be
         // saved and persistent sessions would not survive a restart.
@@ -151,6 +151,8 @@ impl Mosquitto {
 
     /// Graceful stop: mosquitto saves its persistence database.
     pub async fn stop(&mut self) -> Result<()> {
+        // A frozen broker would ignore SIGTERM until the stop's timeout.
+        let _ = self.pause(false);
         if let Some(mut c) = self.child.take() {
             process::terminate(&mut c, Duration::from_secs(5)).await;
         }
@@ -170,17 +172,26 @@ impl Mosquitto {
         Ok(())
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: its sockets stay
+    /// open and nothing is answered, like a paused container.
+    pub fn pause(&mut self, freeze: bool) -> Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .ok_or_else(|| Error::Usage("mosquitto is not running".into()))?;
+        let sig = if freeze { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+            return Err(Error::io(
+                "signalling mosquitto",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn shutdown(mut self) {
         let _ = self.stop().await;
     }
-}
-
-/// A loopback port nobody listens on right now. The small race between
-/// releasing it and mosquitto binding it is caught by the start check.
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::io("finding a free loopback port", e))?;
-    Ok(l.local_addr()
-        .map_err(|e| Error::io("finding a free loopback port", e))?
-        .port())
 }

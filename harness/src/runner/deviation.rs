@@ -22,6 +22,8 @@ use serde::Deserialize;
 use super::{Outcome, Status};
 use crate::error::{Error, Result};
 
+const STALE: &str = "the known deviation";
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deviation {
@@ -73,6 +75,18 @@ impl Deviations {
         self.list.iter().find(|d| d.scenario == id)
     }
 
+    /// Whether the outcome failed only because a declared deviation did
+    /// not happen (the broker now conforms, or the entry is wrong).
+    pub fn is_stale(&self, o: &Outcome) -> bool {
+        self.for_scenario(&o.id).is_some_and(|d| !d.intermittent)
+            && o.status == Status::Failed
+            && !o.failures.is_empty()
+            && o.failures
+                .iter()
+                .all(|f| f.step == 0 && f.message.starts_with(STALE))
+            && o.verdicts.iter().all(|v| v.ok())
+    }
+
     /// Reclassifies an outcome: a failure made only of declared rules is an
     /// expected deviation; a declared deviation that did not occur fails.
     pub fn apply(&self, mut o: Outcome) -> Outcome {
@@ -99,7 +113,7 @@ impl Deviations {
                     step: 0,
                     line: 0,
                     message: format!(
-                        "the known deviation [{}] did not happen: the broker now conforms, so remove it from {file}",
+                        "{STALE} [{}] did not happen: the broker now conforms, so remove it from {file}",
                         d.rules.join(", ")
                     ),
                 });

@@ -102,14 +102,20 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
 }
 
 fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
-    let controlled = matches!(cfg.broker, BrokerSpec::Mosquitto);
-    for r in &scenario.requires {
-        let ok = match r.as_str() {
-            "broker_control" | "persistence" => controlled,
+    let profile = cfg.broker.capabilities();
+    let mut needs: Vec<&str> = scenario.requires.iter().map(String::as_str).collect();
+    // Fault steps need a broker that can take them, declared or not.
+    for step in &scenario.steps {
+        if let Action::Broker(what) = &step.action {
+            needs.push(crate::broker::Profile::needed_for(what));
+        }
+    }
+    for r in needs {
+        let ok = match r {
             // mosquitto 2.0 supports $share; nothing else is known to.
-            "shared_subscriptions" => controlled,
+            "shared_subscriptions" => !matches!(cfg.broker, BrokerSpec::External { .. }),
             "queue_subscriptions" => false,
-            _ => true,
+            other => profile.offers(other),
         };
         if !ok {
             return Some(format!(

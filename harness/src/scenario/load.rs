@@ -42,7 +42,10 @@ struct Raw {
 /// Broker capabilities a scenario may require.
 pub const CAPABILITIES: &[&str] = &[
     "broker_control",
+    "broker_pause",
+    "broker_network",
     "persistence",
+    "persistence_across_kill",
     "shared_subscriptions",
     "queue_subscriptions",
     "retained",
@@ -334,7 +337,17 @@ const NET_FAULTS: &[&str] = &[
     "release",
     "clear",
 ];
-const BROKER_ACTIONS: &[&str] = &["restart", "stop", "start", "kill", "kill_restart"];
+const BROKER_ACTIONS: &[&str] = &[
+    "restart",
+    "stop",
+    "start",
+    "kill",
+    "kill_restart",
+    "pause",
+    "unpause",
+    "disconnect",
+    "reconnect",
+];
 const EXPECTS: &[&str] = &[
     "message",
     "published",
@@ -462,13 +475,7 @@ fn step(
         "broker" => {
             let a = f.req_str("broker")?;
             if !BROKER_ACTIONS.contains(&a.as_str()) {
-                return Err(f.err(
-                    "broker",
-                    format!(
-                        "unknown broker action `{a}`; expected one of: {}",
-                        BROKER_ACTIONS.join(", ")
-                    ),
-                ));
+                return Err(unknown(f, "broker", "broker action", &a, BROKER_ACTIONS));
             }
             Action::Broker(a)
         }

@@ -1,0 +1,780 @@
+//! A broker in a container (`--broker container:IMAGE[:TAG]`), started with
+//! testcontainers on the machine's Docker engine. The container gets its own
+//! Docker network (so a scenario can cut it off), its MQTT port published on
+//! 127.0.0.1 only, and counts as ready when it answers a real CONNECT with a
+//! CONNACK. Everything made is removed on every way out: `shutdown` after a
+//! run, [`sweep`] after Ctrl-C or a panic (main calls it), and each object is
+//! named `mqtt-hil-…` so `docker ps -a --filter name=mqtt-hil-` shows leaks.
+//!
+//! The images the matrix knows, with the configuration each needs, are
+//! described once, in [`KNOWN`]. Images are never pulled by surprise: the
+//! image must exist locally (`make images` builds ours from Debian packages);
+//! on a machine with a registry, pull the upstream ones first.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use testcontainers::bollard::models::{
+    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    PortBinding,
+};
+use testcontainers::bollard::query_parameters::{
+    KillContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
+    RemoveContainerOptions,
+};
+use testcontainers::bollard::Docker;
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use super::{probe, Promises};
+use crate::error::{Error, Result};
+
+/// What the harness must know to run one broker image.
+#[derive(Debug)]
+pub struct KnownImage {
+    /// Repository names this entry describes (without tag).
+    pub repos: &'static [&'static str],
+    /// The broker's profile: its deviations file and capabilities.
+    pub profile: &'static str,
+    /// The MQTT port inside the container.
+    pub port: u16,
+    pub env: &'static [(&'static str, &'static str)],
+    /// Command (arguments to the image's entrypoint), when the default
+    /// does not serve anonymous MQTT on all interfaces.
+    pub cmd: &'static [&'static str],
+    /// Files written into the container before it starts.
+    pub files: &'static [(&'static str, &'static str)],
+    /// How long a cold start may take on a busy 2-core machine.
+    pub startup: Duration,
+    pub promises: Promises,
+    /// Built by `make images` (ci/images/); others come from a registry.
+    pub local: bool,
+}
+
+const NATS_CONF: &str = "server_name: mqtt_hil\nlisten: 0.0.0.0:4222\n\
+    jetstream { store_dir: /data }\nmqtt { listen: 0.0.0.0:1883 }\n";
+
+/// Every image the harness knows how to configure. Short names
+/// (`container:mosquitto`) mean the locally built `mqtt-hil/…` images.
+pub const KNOWN: &[KnownImage] = &[
+    KnownImage {
+        repos: &["mqtt-hil/mosquitto"],
+        profile: "mosquitto",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(20),
+        // persistence on, database in /data, saved on a graceful stop.
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: false,
+        },
+        local: true,
+    },
+    KnownImage {
+        repos: &["mqtt-hil/rabbitmq"],
+        profile: "rabbitmq",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(90),
+        // Sessions of clean_session=false clients are durable queues.
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: true,
+        },
+        local: true,
+    },
+    KnownImage {
+        repos: &["mqtt-hil/nats"],
+        profile: "nats",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(20),
+        // MQTT sessions live in JetStream streams in /data.
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: true,
+        },
+        local: true,
+    },
+    KnownImage {
+        repos: &["eclipse-mosquitto", "library/eclipse-mosquitto"],
+        profile: "mosquitto",
+        port: 1883,
+        env: &[],
+        // 2.x listens on localhost only unless told otherwise; the image
+        // ships this file for exactly that.
+        cmd: &["mosquitto", "-c", "/mosquitto-no-auth.conf"],
+        files: &[],
+        startup: Duration::from_secs(20),
+        promises: Promises {
+            persists_across_restart: false,
+            persists_across_kill: false,
+        },
+        local: false,
+    },
+    KnownImage {
+        repos: &["nats", "library/nats"],
+        profile: "nats",
+        port: 1883,
+        env: &[],
+        cmd: &["-c", "/mqtt-hil.conf"],
+        files: &[("/mqtt-hil.conf", NATS_CONF)],
+        startup: Duration::from_secs(20),
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: true,
+        },
+        local: false,
+    },
+    KnownImage {
+        repos: &["emqx", "emqx/emqx"],
+        profile: "emqx",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(90),
+        promises: Promises {
+            persists_across_restart: false,
+            persists_across_kill: false,
+        },
+        local: false,
+    },
+    KnownImage {
+        repos: &["hivemq/hivemq-ce", "hivemq-ce"],
+        profile: "hivemq-ce",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(90),
+        // The community edition persists sessions to disk by default.
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: false,
+        },
+        local: false,
+    },
+    KnownImage {
+        repos: &["vernemq/vernemq", "vernemq"],
+        profile: "vernemq",
+        port: 1883,
+        env: &[
+            ("DOCKER_VERNEMQ_ACCEPT_EULA", "yes"),
+            ("DOCKER_VERNEMQ_ALLOW_ANONYMOUS", "on"),
+        ],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(90),
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: false,
+        },
+        local: false,
+    },
+    KnownImage {
+        repos: &["emqx/nanomq", "nanomq"],
+        profile: "nanomq",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(30),
+        promises: Promises {
+            persists_across_restart: false,
+            persists_across_kill: false,
+        },
+        local: false,
+    },
+];
+
+/// The image a `container:` broker names, resolved against [`KNOWN`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRef {
+    pub repo: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    /// `IMAGE[:TAG]`; a registry host with a port (`host:5000/x`) is kept
+    /// in the repository. Short names of our own images expand:
+    /// `mosquitto` → `mqtt-hil/mosquitto:latest`.
+    pub fn parse(s: &str) -> Result<ImageRef> {
+        if s.is_empty() {
+            return Err(Error::Usage(
+                "broker `container:`: name an image, e.g. container:mosquitto".into(),
+            ));
+        }
+        let (repo, tag) = match s.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') && !r.is_empty() && !t.is_empty() => (r, t),
+            _ => (s, "latest"),
+        };
+        let repo = match repo {
+            "mosquitto" | "rabbitmq" | "nats" => format!("mqtt-hil/{repo}"),
+            r => r.to_string(),
+        };
+        Ok(ImageRef {
+            repo,
+            tag: tag.to_string(),
+        })
+    }
+
+    pub fn known(&self) -> Option<&'static KnownImage> {
+        let repo = self.repo.strip_prefix("docker.io/").unwrap_or(&self.repo);
+        KNOWN.iter().find(|k| k.repos.contains(&repo))
+    }
+
+    /// The profile name: a known image's, else the repository's last part.
+    pub fn profile(&self) -> String {
+        match self.known() {
+            Some(k) => k.profile.to_string(),
+            None => self
+                .repo
+                .rsplit('/')
+                .next()
+                .unwrap_or(&self.repo)
+                .to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.repo, self.tag)
+    }
+}
+
+/// An unknown image is tried with these: MQTT on 1883, no configuration.
+const UNKNOWN: KnownImage = KnownImage {
+    repos: &[],
+    profile: "",
+    port: 1883,
+    env: &[],
+    cmd: &[],
+    files: &[],
+    startup: Duration::from_secs(60),
+    promises: Promises {
+        persists_across_restart: false,
+        persists_across_kill: false,
+    },
+    local: false,
+};
+
+/// Names of everything this process created, for [`sweep`].
+static CREATED: Mutex<Vec<Created>> = Mutex::new(Vec::new());
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Created {
+    Container(String),
+    Network(String),
+}
+
+fn remember(c: Created) {
+    CREATED.lock().expect("registry").push(c);
+}
+
+fn forget(c: &Created) {
+    CREATED.lock().expect("registry").retain(|x| x != c);
+}
+
+/// Connects to the Docker engine, or explains how to get one. With
+/// `MQTT_HIL_REQUIRE_DOCKER=1` callers treat this error as fatal; tests
+/// without it report themselves skipped.
+pub async fn docker() -> Result<Docker> {
+    let hint = "start the Docker engine (Debian package docker.io; `service docker start`), or use --broker mosquitto / --broker embedded";
+    let d = Docker::connect_with_defaults()
+        .map_err(|e| Error::env(format!("cannot reach the Docker engine: {e}"), hint))?;
+    match tokio::time::timeout(Duration::from_secs(5), d.ping()).await {
+        Ok(Ok(_)) => Ok(d),
+        Ok(Err(e)) => Err(Error::env(
+            format!("the Docker engine does not answer: {e}"),
+            hint,
+        )),
+        Err(_) => Err(Error::env(
+            "the Docker engine did not answer within 5s",
+            hint,
+        )),
+    }
+}
+
+/// Whether the image is present locally; a clear error if not.
+pub async fn ensure_image(docker: &Docker, image: &ImageRef) -> Result<()> {
+    match docker.inspect_image(&image.to_string()).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let local = image.known().is_some_and(|k| k.local);
+            let hint = if local {
+                "build it with `make images` (ci/images/build.sh; about 2 minutes the first time)"
+                    .to_string()
+            } else {
+                format!(
+                    "pull it first (`docker pull {image}`) on a machine with a registry; this harness never pulls by itself"
+                )
+            };
+            Err(Error::env(
+                format!("the image {image} is not on this machine ({e})"),
+                hint,
+            ))
+        }
+    }
+}
+
+pub struct Container {
+    docker: Docker,
+    image: ImageRef,
+    known: &'static KnownImage,
+    name: String,
+    network: String,
+    port: u16,
+    container: Option<ContainerAsync<GenericImage>>,
+    /// Time from the start request to the first CONNACK, for benches.
+    pub ready_after: Duration,
+}
+
+impl Container {
+    pub const fn promises_of(known: &KnownImage) -> Promises {
+        known.promises
+    }
+
+    pub async fn start(image: &ImageRef) -> Result<Container> {
+        let docker = docker().await?;
+        ensure_image(&docker, image).await?;
+        let known = image.known().unwrap_or(&UNKNOWN);
+        let name = unique_name("mqtt-hil");
+        let network = format!("{name}-net");
+        docker
+            .create_network(NetworkCreateRequest {
+                name: network.clone(),
+                labels: Some(HashMap::from([("mqtt-hil".to_string(), "1".to_string())])),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::env(
+                    format!("creating Docker network {network}: {e}"),
+                    "check `docker network ls`; remove leftovers with `docker network prune`",
+                )
+            })?;
+        remember(Created::Network(network.clone()));
+        let mut c = Container {
+            docker,
+            image: image.clone(),
+            known,
+            name,
+            network,
+            port: 0,
+            container: None,
+            ready_after: Duration::ZERO,
+        };
+        match c.create().await {
+            Ok(()) => Ok(c),
+            Err(e) => {
+                c.remove().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates and starts the container on a fixed free loopback port (so a
+    /// restart keeps the address the proxy forwards to), then waits for
+    /// MQTT.
+    async fn create(&mut self) -> Result<()> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = super::free_port()?;
+            let mut img = GenericImage::new(self.image.repo.clone(), self.image.tag.clone())
+                .with_exposed_port(self.known.port.tcp())
+                .with_wait_for(WaitFor::Nothing)
+                .with_network(self.network.clone())
+                .with_container_name(self.name.clone())
+                .with_label("mqtt-hil", "1")
+                .with_startup_timeout(Duration::from_secs(60));
+            for (k, v) in self.known.env {
+                img = img.with_env_var(*k, *v);
+            }
+            if !self.known.cmd.is_empty() {
+                img = img.with_cmd(self.known.cmd.iter().copied());
+            }
+            for (path, content) in self.known.files {
+                img = img.with_copy_to(*path, content.as_bytes().to_vec());
+            }
+            let inner = format!("{}/tcp", self.known.port);
+            let img = img.with_host_config_modifier(move |hc| {
+                // Published on loopback only: nothing outside this machine
+                // may reach the broker.
+                hc.publish_all_ports = Some(false);
+                hc.port_bindings = Some(HashMap::from([(
+                    inner.clone(),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(port.to_string()),
+                    }]),
+                )]));
+            });
+            remember(Created::Container(self.name.clone()));
+            let started = tokio::time::Instant::now();
+            match img.start().await {
+                Ok(c) => {
+                    self.container = Some(c);
+                    self.port = port;
+                    self.ready_after = self.wait_ready(started).await?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    // A port taken between our check and Docker's bind is
+                    // worth another try; anything else is not.
+                    self.force_remove_container().await;
+                    if !last.contains("address already in use")
+                        && !last.contains("port is already allocated")
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(Error::env(
+            format!("starting a container from {}: {last}", self.image),
+            "see `docker logs`; check that the image runs (`make images` rebuilds ours)",
+        ))
+    }
+
+    async fn wait_ready(&self, started: tokio::time::Instant) -> Result<Duration> {
+        let docker = self.docker.clone();
+        let name = self.name.clone();
+        let deadline = self.known.startup;
+        let r = probe::wait_ready(self.addr(), deadline, || {
+            let docker = docker.clone();
+            let name = name.clone();
+            async move {
+                match docker.inspect_container(&name, None).await {
+                    Ok(i) => match i.state.and_then(|s| s.running) {
+                        Some(false) => Err("the container exited".to_string()),
+                        _ => Ok(()),
+                    },
+                    Err(e) => Err(format!("the container is gone ({e})")),
+                }
+            }
+        })
+        .await;
+        match r {
+            Ok(_) => Ok(started.elapsed()),
+            Err(why) => Err(Error::env(
+                format!(
+                    "{} ({}) did not become ready: {why}; its last output:\n{}",
+                    self.image,
+                    self.name,
+                    self.log_tail(30).await
+                ),
+                "see the output above; `make images` rebuilds the local images",
+            )),
+        }
+    }
+
+    /// The container's last output lines, for error reports.
+    pub async fn log_tail(&self, lines: usize) -> String {
+        use futures_util::StreamExt;
+        let mut s = self.docker.logs(
+            &self.name,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: lines.to_string(),
+                ..Default::default()
+            }),
+        );
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = s.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out.trim_end().to_string()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} in container {} on {}",
+            self.image,
+            self.name,
+            self.addr()
+        )
+    }
+
+    pub fn promises(&self) -> Promises {
+        self.known.promises
+    }
+
+    fn inner(&self) -> Result<&ContainerAsync<GenericImage>> {
+        self.container
+            .as_ref()
+            .ok_or_else(|| Error::Usage(format!("container {} is already removed", self.name)))
+    }
+
+    fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::env(
+            format!("{what} container {}: {e}", self.name),
+            "see `docker ps -a --filter name=mqtt-hil-`",
+        )
+    }
+
+    /// A lifecycle or network action from a scenario.
+    pub async fn act(&mut self, action: &str) -> Result<()> {
+        match action {
+            // Graceful: the broker gets SIGTERM and saves what it persists.
+            "stop" => self.stop().await,
+            "start" => self.start_again().await,
+            "restart" => {
+                self.stop().await?;
+                self.start_again().await
+            }
+            "kill" => self.kill().await,
+            "kill_restart" => {
+                self.kill().await?;
+                self.start_again().await
+            }
+            // Frozen: sockets stay open, nothing is answered (SIGSTOP-like,
+            // via the cgroup freezer).
+            "pause" => self
+                .inner()?
+                .pause()
+                .await
+                .map_err(|e| self.failed("pausing", e)),
+            "unpause" => self
+                .inner()?
+                .unpause()
+                .await
+                .map_err(|e| self.failed("unpausing", e)),
+            // Cut from its network: its interface is gone, connections stall
+            // and new ones are refused, as when a broker host loses its link.
+            "disconnect" => self
+                .docker
+                .disconnect_network(
+                    &self.network,
+                    NetworkDisconnectRequest {
+                        container: self.name.clone(),
+                        force: Some(true),
+                    },
+                )
+                .await
+                .map_err(|e| self.failed("disconnecting", e)),
+            "reconnect" => {
+                self.docker
+                    .connect_network(
+                        &self.network,
+                        NetworkConnectRequest {
+                            container: self.name.clone(),
+                            endpoint_config: Some(EndpointSettings::default()),
+                        },
+                    )
+                    .await
+                    .map_err(|e| self.failed("reconnecting", e))?;
+                self.wait_ready(tokio::time::Instant::now())
+                    .await
+                    .map(|_| ())
+            }
+            other => Err(Error::Usage(format!("unknown broker action `{other}`"))),
+        }
+    }
+
+    async fn stop(&self) -> Result<()> {
+        self.inner()?
+            .stop_with_timeout(Some(10))
+            .await
+            .map_err(|e| self.failed("stopping", e))
+    }
+
+    /// SIGKILL: a crash, the broker saves nothing.
+    async fn kill(&self) -> Result<()> {
+        self.docker
+            .kill_container(
+                &self.name,
+                Some(KillContainerOptions {
+                    signal: "SIGKILL".into(),
+                }),
+            )
+            .await
+            .map_err(|e| self.failed("killing", e))
+    }
+
+    async fn start_again(&mut self) -> Result<()> {
+        self.inner()?
+            .start()
+            .await
+            .map_err(|e| self.failed("starting", e))?;
+        self.wait_ready(tokio::time::Instant::now())
+            .await
+            .map(|_| ())
+    }
+
+    async fn force_remove_container(&self) {
+        let _ = self
+            .docker
+            .remove_container(
+                &self.name,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        forget(&Created::Container(self.name.clone()));
+    }
+
+    /// Removes the container and its network, whatever state they are in.
+    async fn remove(&mut self) {
+        if let Some(c) = self.container.take() {
+            // Frozen containers cannot be stopped; thaw first.
+            let _ = c.unpause().await;
+            let _ = c.rm().await;
+        }
+        self.force_remove_container().await;
+        let _ = self.docker.remove_network(&self.network).await;
+        forget(&Created::Network(self.network.clone()));
+    }
+
+    pub async fn shutdown(mut self) {
+        self.remove().await;
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // Dropped without shutdown (a cancelled run): keep the names for
+        // `sweep`, and stop testcontainers' own drop from racing it.
+        if let Some(c) = self.container.take() {
+            std::mem::forget(c);
+        }
+    }
+}
+
+/// Removes every container and network this process made that is still
+/// there. Main calls it on every exit path, so Ctrl-C, a timeout or a panic
+/// leaves nothing behind.
+pub async fn sweep() {
+    let leftovers: Vec<Created> = std::mem::take(&mut *CREATED.lock().expect("registry"));
+    if leftovers.is_empty() {
+        return;
+    }
+    let Ok(docker) = Docker::connect_with_defaults() else {
+        return;
+    };
+    for c in &leftovers {
+        if let Created::Container(name) = c {
+            let _ = docker
+                .remove_container(
+                    name,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+    }
+    for c in &leftovers {
+        if let Created::Network(name) = c {
+            let _ = docker.remove_network(name).await;
+        }
+    }
+}
+
+/// Names of the `mqtt-hil-` containers and networks on this engine (any
+/// process's): what tests check is empty after a run.
+pub async fn leftovers(docker: &Docker) -> Vec<String> {
+    let mut out = Vec::new();
+    let filters = HashMap::from([("name".to_string(), vec!["mqtt-hil-".to_string()])]);
+    if let Ok(cs) = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+    {
+        out.extend(cs.into_iter().flat_map(|c| c.names.unwrap_or_default()));
+    }
+    if let Ok(ns) = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+    {
+        out.extend(ns.into_iter().filter_map(|n| n.name));
+    }
+    out
+}
+
+fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names() {
+        let r = ImageRef::parse("mosquitto").unwrap();
+        assert_eq!(r.to_string(), "mqtt-hil/mosquitto:latest");
+        assert_eq!(r.profile(), "mosquitto");
+        let r = ImageRef::parse("eclipse-mosquitto:2.0").unwrap();
+        assert_eq!(
+            (r.repo.as_str(), r.tag.as_str()),
+            ("eclipse-mosquitto", "2.0")
+        );
+        assert_eq!(r.profile(), "mosquitto");
+        let r = ImageRef::parse("registry:5000/team/broker").unwrap();
+        assert_eq!(r.repo, "registry:5000/team/broker");
+        assert_eq!(r.tag, "latest");
+        assert_eq!(r.profile(), "broker");
+        assert_eq!(ImageRef::parse("emqx/emqx:5.8").unwrap().profile(), "emqx");
+        assert!(ImageRef::parse("").is_err());
+    }
+
+    #[test]
+    fn every_known_image_has_one_entry() {
+        let mut seen = std::collections::BTreeSet::new();
+        for k in KNOWN {
+            for r in k.repos {
+                assert!(seen.insert(*r), "{r} described twice");
+            }
+        }
+        for upstream in [
+            "eclipse-mosquitto",
+            "emqx/emqx",
+            "hivemq/hivemq-ce",
+            "vernemq/vernemq",
+            "emqx/nanomq",
+        ] {
+            assert!(seen.contains(upstream), "{upstream} has no description");
+        }
+    }
+}

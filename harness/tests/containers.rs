@@ -1,0 +1,289 @@
+//! The container backend for real, on this machine's Docker engine: a run
+//! against a locally built image passes, and after success, failure, a
+//! scenario timeout and Ctrl-C nothing named `mqtt-hil-…` is left (checked
+//! with the engine's own list, as `docker ps -a --filter name=mqtt-hil-`
+//! would). A missing image and a broker that dies at start are explained.
+//!
+//! Needs Docker and `make images`. With MQTT_HIL_REQUIRE_DOCKER=1 (CI) a
+//! missing engine or image fails these tests; without it they print SKIPPED
+//! with the reason and return.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"));
+    c.current_dir(root());
+    c
+}
+
+/// Whether Docker and the image are here; panics where CI demands them.
+fn docker_ready(image: &str) -> bool {
+    let required = std::env::var("MQTT_HIL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let engine = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let why = if !engine {
+        "no Docker engine answers".to_string()
+    } else if !Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        format!("image {image} is missing (make images)")
+    } else {
+        return true;
+    };
+    assert!(!required, "MQTT_HIL_REQUIRE_DOCKER=1 but {why}");
+    eprintln!("SKIPPED: {why}; set MQTT_HIL_REQUIRE_DOCKER=1 to make this a failure");
+    println!("SKIPPED: {why}");
+    false
+}
+
+/// Containers and networks named for process `pid`, as the engine lists them.
+fn leftovers(pid: u32) -> Vec<String> {
+    let prefix = format!("mqtt-hil-{pid}-");
+    let mut out = Vec::new();
+    for args in [
+        &["ps", "-a", "--format", "{{.Names}}", "--filter"][..],
+        &["network", "ls", "--format", "{{.Name}}", "--filter"][..],
+    ] {
+        let o = Command::new("docker")
+            .args(args)
+            .arg(format!("name={prefix}"))
+            .output()
+            .unwrap();
+        out.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with(&prefix))
+                .map(String::from),
+        );
+    }
+    out
+}
+
+fn run(args: &[&str]) -> (Output, u32) {
+    let out = tempfile::tempdir().unwrap();
+    let child = bin()
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_passing_run_in_a_container_leaves_nothing() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    let (o, pid) = run(&[
+        "run",
+        "scenarios/qos1_delivery.toml",
+        "--broker",
+        "container:mosquitto",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("PASS  qos1_delivery"), "{}", text(&o));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_failing_run_in_a_container_leaves_nothing() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    let (o, pid) = run(&[
+        "run",
+        "harness/tests/fixtures/cli/fails.toml",
+        "--broker",
+        "container:mosquitto",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAIL  fails"), "{}", text(&o));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_scenario_timeout_in_a_container_leaves_nothing() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    let (o, pid) = run(&[
+        "run",
+        "harness/tests/fixtures/cli/slow.toml",
+        "--broker",
+        "container:mosquitto",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("did not finish within its timeout"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_removes_the_container_and_its_network() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "run",
+            "harness/tests/fixtures/cli/slow.toml",
+            "--broker",
+            "container:mosquitto",
+            "--out",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Interrupt once the container runs, so there is something to remove.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !leftovers(pid).iter().any(|n| !n.ends_with("-net")) {
+        assert!(Instant::now() < deadline, "the container never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_image_says_how_to_build_it() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    let (o, pid) = run(&[
+        "run",
+        "scenarios/qos0_delivery.toml",
+        "--broker",
+        "container:mqtt-hil/mosquitto:no-such-tag",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("build it with `make images`"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// A broker that exits at start is reported with its own last words, at
+/// once rather than after the whole readiness wait.
+#[test]
+fn a_broker_that_dies_at_start_is_reported_with_its_output() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    // mosquitto pointed at a configuration that does not exist, tagged as
+    // an image the harness does not know (so it runs with no extra config).
+    let tag = format!("mqtt-hil/broken-test:{}", std::process::id());
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM mqtt-hil/mosquitto:latest\nENTRYPOINT [\"/usr/sbin/mosquitto\", \"-c\", \"/nonexistent.conf\"]\n",
+    )
+    .unwrap();
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", text(&built));
+    let started = Instant::now();
+    let (o, pid) = run(&[
+        "run",
+        "scenarios/qos0_delivery.toml",
+        "--broker",
+        &format!("container:{tag}"),
+    ]);
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("the container exited"), "{t}");
+    assert!(
+        t.contains("/nonexistent.conf"),
+        "mosquitto's own message is missing: {t}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// The container-level faults as scenario files use them: pause/unpause,
+/// disconnect/reconnect from the network, and kill with a broker that
+/// promises persistence across it (NATS JetStream).
+#[test]
+fn container_faults_from_scenario_files() {
+    if !docker_ready("mqtt-hil/nats") {
+        return;
+    }
+    let (o, pid) = run(&[
+        "run",
+        "scenarios/containers",
+        "scenarios/broker_pause.toml",
+        "--broker",
+        "container:nats",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for id in [
+        "broker_network_cut",
+        "broker_kill_persistent_session",
+        "broker_pause",
+    ] {
+        assert!(t.contains(&format!("PASS  {id}")), "{id}: {t}");
+    }
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// The same files on a broker that cannot take those faults are skipped
+/// with the reason, not failed and not passed.
+#[test]
+fn container_faults_are_skipped_where_the_broker_cannot_take_them() {
+    let (o, _) = run(&["run", "scenarios/containers", "--broker", "embedded"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("SKIP  broker_network_cut"), "{t}");
+    assert!(
+        t.contains("needs `broker_network`, which broker embedded does not offer"),
+        "{t}"
+    );
+    assert!(t.contains("0 passed, 0 failed, 2 skipped"), "{t}");
+}

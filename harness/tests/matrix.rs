@@ -1,0 +1,221 @@
+//! `mqtt-hil matrix` and `mqtt-hil merge` as a CI system uses them: a small
+//! representative matrix over real brokers (the mosquitto process, the
+//! embedded rumqttd, and mosquitto, NATS and RabbitMQ containers) split in
+//! two partitions and merged into one table and one JUnit file; a real
+//! non-conformance caught and, where declared, reported as a deviation with
+//! its rule; a declared deviation that no longer happens reported as STALE.
+//! The full matrix runs in `make matrix` / `make bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"));
+    c.current_dir(root());
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Whether Docker and our images are here; panics where CI demands them.
+fn docker_ready() -> bool {
+    let required = std::env::var("MQTT_HIL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let images = ["mqtt-hil/mosquitto", "mqtt-hil/nats", "mqtt-hil/rabbitmq"];
+    let ok = Command::new("docker")
+        .args(["image", "inspect"])
+        .args(images)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let why = "no Docker engine, or the images are not built (make images)";
+        assert!(!required, "MQTT_HIL_REQUIRE_DOCKER=1 but {why}");
+        eprintln!("SKIPPED: {why}");
+        println!("SKIPPED: {why}");
+    }
+    ok
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn verdict(m: &serde_json::Value, scenario: &str, broker: &str) -> String {
+    m["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["scenario"] == scenario && c["broker"] == broker)
+        .map(|c| c["verdict"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no cell {scenario} x {broker}: {m}"))
+}
+
+#[test]
+fn two_partitions_merge_into_one_conformance_table() {
+    if !docker_ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let brokers = "mosquitto,embedded,container:mosquitto,container:nats,container:rabbitmq";
+    for k in ["1/2", "2/2"] {
+        let share = out.path().join(k.replace('/', "of"));
+        let o = bin()
+            .args([
+                "matrix",
+                "scenarios/qos1_delivery.toml",
+                "scenarios/qos2_delivery.toml",
+                "--brokers",
+                brokers,
+                "--partition",
+                k,
+                "--out",
+            ])
+            .arg(&share)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "partition {k}:\n{}", text(&o));
+        let part = json(&share.join("matrix.json"));
+        assert_eq!(part["cells"].as_array().unwrap().len(), 5, "{part}");
+    }
+    let merged = out.path().join("merged.json");
+    let junit = out.path().join("junit.xml");
+    let o = bin()
+        .arg("merge")
+        .arg(out.path().join("1of2/matrix.json"))
+        .arg(out.path().join("2of2/matrix.json"))
+        .arg("--json")
+        .arg(&merged)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let m = json(&merged);
+    assert_eq!(m["cells"].as_array().unwrap().len(), 10, "{m}");
+    for b in brokers.split(',') {
+        assert_eq!(verdict(&m, "qos1_delivery", b), "pass", "{b}");
+    }
+    // QoS 2 is where the brokers differ, and the deviations files say so.
+    for (b, v) in [
+        ("mosquitto", "pass"),
+        ("embedded", "pass"),
+        ("container:mosquitto", "pass"),
+        ("container:nats", "dev"),
+        ("container:rabbitmq", "dev"),
+    ] {
+        assert_eq!(verdict(&m, "qos2_delivery", b), v, "{b}\n{t}");
+    }
+    // The terminal table: a row per scenario, a column per broker.
+    assert!(
+        t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["qos2_delivery", "PASS", "PASS", "PASS", "DEV", "DEV"]),
+        "{t}"
+    );
+    let md = std::fs::read_to_string(out.path().join("matrix.md")).unwrap();
+    assert!(
+        md.contains("| qos2_delivery | PASS | PASS | PASS | DEV | DEV |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("MQTT-3.3.4-1"),
+        "the deviation's rule is missing:\n{md}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testsuite ").count(), 5, "{xml}");
+}
+
+/// rumqttd re-sends an unacknowledged QoS 2 PUBLISH with DUP=0: without
+/// its deviations file the matrix fails naming the rule; with it, the cell
+/// is DEV.
+#[test]
+fn a_real_non_conformance_fails_unless_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("qos2_in_cut_after_publish.toml");
+    std::fs::copy(
+        root().join("scenarios/qos2_in_cut_after_publish.toml"),
+        &scenario,
+    )
+    .unwrap();
+    let o = bin()
+        .arg("matrix")
+        .arg(&scenario)
+        .args(["--brokers", "embedded", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("MQTT-3.3.1-1"), "{t}");
+    let m = json(&dir.path().join("out/matrix.json"));
+    assert_eq!(verdict(&m, "qos2_in_cut_after_publish", "embedded"), "fail");
+
+    let o = bin()
+        .args([
+            "matrix",
+            "scenarios/qos2_in_cut_after_publish.toml",
+            "--brokers",
+            "embedded",
+            "--out",
+        ])
+        .arg(dir.path().join("out2"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let m = json(&dir.path().join("out2/matrix.json"));
+    assert_eq!(verdict(&m, "qos2_in_cut_after_publish", "embedded"), "dev");
+}
+
+/// A deviation file that claims more than the broker does is caught.
+#[test]
+fn a_deviation_that_no_longer_happens_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("scenarios/qos1_delivery.toml"),
+        dir.path().join("qos1_delivery.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("deviations")).unwrap();
+    std::fs::write(
+        dir.path().join("deviations/rumqttd.toml"),
+        "[[deviation]]\nscenario = \"qos1_delivery\"\nrules = [\"step 4\"]\n\
+         reason = \"claimed, not true\"\nspec = \"MQTT-4.3.2-2: ...\"\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("matrix")
+        .arg(dir.path())
+        .args(["--brokers", "embedded", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("STALE"), "{t}");
+    assert!(t.contains("did not happen"), "{t}");
+    let m = json(&dir.path().join("out/matrix.json"));
+    assert_eq!(verdict(&m, "qos1_delivery", "embedded"), "stale");
+}
+
+#[test]
+fn bad_partitions_and_brokers_are_usage_errors() {
+    for args in [
+        &["matrix", "--partition", "3/2"][..],
+        &["matrix", "--brokers", "mosquito"][..],
+        &["matrix", "--broker", "mosquitto"][..],
+    ] {
+        let o = bin().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+    }
+}
