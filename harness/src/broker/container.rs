@@ -520,6 +520,11 @@ impl Container {
         )
     }
 
+    pub fn startup_allowance(&self) -> Duration {
+        // Stop (up to 10s grace) plus a start.
+        self.known.startup + Duration::from_secs(10)
+    }
+
     pub fn promises(&self) -> Promises {
         self.known.promises
     }

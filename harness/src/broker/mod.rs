@@ -168,6 +168,16 @@ impl Broker {
         }
     }
 
+    /// How long bringing this broker up may take: the bound on lifecycle
+    /// steps (restart, start, reconnect) so a slow but correct broker is
+    /// not failed by a step's default timeout.
+    pub fn startup_allowance(&self) -> std::time::Duration {
+        match self {
+            Broker::Container(c) => c.startup_allowance(),
+            _ => std::time::Duration::from_secs(10),
+        }
+    }
+
     pub fn promises(&self) -> Promises {
         match self {
             Broker::Mosquitto(_) => Mosquitto::PROMISES,

@@ -12,7 +12,8 @@
 //!               "detail": "why, one line per reason", "duration_ms": 512 }] }
 //! ```
 //! Verdicts: pass, dev (failed exactly as the broker's deviations file
-//! declares), stale (a declared deviation did not happen), fail, skip
+//! declares), unsup (likewise, for a convention outside the spec the
+//! broker does not implement), stale (a declared deviation did not happen), fail, skip
 //! (the broker does not offer what the scenario needs), error (the broker
 //! or device could not run).
 
@@ -29,6 +30,9 @@ use crate::error::{Error, Result};
 pub enum Verdict {
     Pass,
     Dev,
+    /// Fails because the broker lacks a convention outside the spec, as
+    /// its deviations file declares (`kind = "unsupported"`).
+    Unsup,
     Stale,
     Fail,
     Skip,
@@ -40,6 +44,7 @@ impl Verdict {
         match self {
             Verdict::Pass => "PASS",
             Verdict::Dev => "DEV",
+            Verdict::Unsup => "UNSUP",
             Verdict::Stale => "STALE",
             Verdict::Fail => "FAIL",
             Verdict::Skip => "SKIP",
@@ -61,6 +66,10 @@ pub struct CellResult {
     pub verdict: Verdict,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The rules the cell broke (checker rules, `step N`): what a
+    /// deviations entry's `rules` must list to declare it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
     pub duration_ms: u64,
 }
 
@@ -191,7 +200,7 @@ impl Matrix {
             let mut suite = TestSuite::new(b.clone());
             for c in self.cells.iter().filter(|c| &c.broker == b) {
                 let status = match c.verdict {
-                    Verdict::Pass | Verdict::Dev => TestCaseStatus::success(),
+                    Verdict::Pass | Verdict::Dev | Verdict::Unsup => TestCaseStatus::success(),
                     Verdict::Skip => {
                         let mut s = TestCaseStatus::skipped();
                         s.set_message(c.detail.clone());
@@ -212,7 +221,7 @@ impl Matrix {
                 let mut case = TestCase::new(c.scenario.clone(), status);
                 case.set_classname(format!("{b}.{}", c.scenario));
                 case.set_time(std::time::Duration::from_millis(c.duration_ms));
-                if c.verdict == Verdict::Dev {
+                if matches!(c.verdict, Verdict::Dev | Verdict::Unsup) {
                     case.set_system_out(format!("known deviation: {}", c.detail));
                 }
                 suite.add_test_case(case);
@@ -236,6 +245,7 @@ mod tests {
             profile: b.into(),
             verdict: v,
             detail: String::new(),
+            rules: Vec::new(),
             duration_ms: 5,
         }
     }

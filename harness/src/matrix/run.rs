@@ -108,6 +108,7 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
                     profile: broker.profile(),
                     verdict: Verdict::Error,
                     detail: why.clone(),
+                    rules: Vec::new(),
                     duration_ms: 0,
                 },
                 None => {
@@ -137,7 +138,16 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
 pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResult {
     let (verdict, detail) = match &o.status {
         Status::Passed => (Verdict::Pass, String::new()),
-        Status::Deviation(why) => (Verdict::Dev, why.clone()),
+        Status::Deviation(why) => {
+            let unsupported = devs
+                .for_scenario(&o.id)
+                .is_some_and(|d| d.kind == crate::runner::deviation::Kind::Unsupported);
+            if unsupported {
+                (Verdict::Unsup, why.clone())
+            } else {
+                (Verdict::Dev, why.clone())
+            }
+        }
         Status::Skipped(why) => (Verdict::Skip, why.clone()),
         Status::Error(e) => (Verdict::Error, e.clone()),
         Status::Failed if devs.is_stale(o) => (Verdict::Stale, o.failure_text()),
@@ -149,6 +159,12 @@ pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResu
         profile: broker.profile(),
         verdict,
         detail,
+        rules: match verdict {
+            Verdict::Fail | Verdict::Dev | Verdict::Unsup => {
+                crate::runner::deviation::signature(o).into_iter().collect()
+            }
+            _ => Vec::new(),
+        },
         duration_ms: o.duration.as_millis() as u64,
     }
 }

@@ -37,14 +37,15 @@ pub fn terminal(m: &Matrix) -> String {
     out
 }
 
-/// `12/1/0/3`: pass/dev/fail/skip, failures including stale and errors.
+/// `12/1/0/3`: pass/dev/fail/skip, dev including unsupported conventions,
+/// failures including stale and errors.
 fn summary(m: &Matrix, broker: &str) -> String {
     let c = m.counts(Some(broker));
     let get = |k: &str| c.get(k).copied().unwrap_or(0);
     format!(
         "{}/{}/{}/{}",
         get("PASS"),
-        get("DEV"),
+        get("DEV") + get("UNSUP"),
         get("FAIL") + get("STALE") + get("ERROR"),
         get("SKIP")
     )
@@ -57,7 +58,14 @@ pub fn notes(m: &Matrix) -> Vec<(String, String, Verdict, String)> {
         for b in &m.brokers {
             if let Some(c) = m.cell(&s.id, b) {
                 if c.verdict != Verdict::Pass {
-                    v.push((s.id.clone(), b.clone(), c.verdict, c.detail.clone()));
+                    // A failure lists the rules a deviations entry would
+                    // have to declare, should it be the broker's own.
+                    let detail = if c.verdict == Verdict::Fail && !c.rules.is_empty() {
+                        format!("{}\n(rules: {})", c.detail, c.rules.join(", "))
+                    } else {
+                        c.detail.clone()
+                    };
+                    v.push((s.id.clone(), b.clone(), c.verdict, detail));
                 }
             }
         }
@@ -71,7 +79,7 @@ pub fn markdown(m: &Matrix) -> String {
         out += &format!("Partition {p} of a larger run.\n\n");
     }
     out += "PASS: conforms. DEV: fails exactly as the broker's deviations file declares \
-            (reason and spec statement below). STALE: a declared deviation did not happen. \
+            (reason and spec statement below). UNSUP: uses a convention outside MQTT 3.1.1 ($share/, $queue/, $local/) the broker does not implement, as declared. STALE: a declared deviation did not happen. \
             FAIL, ERROR: a failure. SKIP: the broker does not offer what the scenario needs.\n\n";
     out += "| scenario |";
     for b in &m.brokers {
@@ -135,6 +143,7 @@ mod tests {
             profile: b.into(),
             verdict: v,
             detail: d.into(),
+            rules: Vec::new(),
             duration_ms: 1,
         };
         let m = Matrix {

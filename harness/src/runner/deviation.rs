@@ -12,6 +12,8 @@
 //! reason = "what the broker does instead"
 //! spec = "the statement of the spec it breaks"
 //! intermittent = false             # true: timing-dependent, may not show
+//! kind = "deviation"               # or "unsupported": a non-standard
+//!                                  # convention ($queue/, $local/) it lacks
 //! ```
 
 use std::collections::BTreeSet;
@@ -35,6 +37,21 @@ pub struct Deviation {
     /// same way every run: its absence is noted, not failed.
     #[serde(default)]
     pub intermittent: bool,
+    /// `deviation` (default): the broker breaks a rule of the spec.
+    /// `unsupported`: the scenario uses a convention outside MQTT 3.1.1
+    /// (`$share/` from 5.0, `$queue/`, `$local/`) that this broker does not
+    /// implement: recorded the same way, so its support is known and a
+    /// broker that starts supporting it shows up as STALE.
+    #[serde(default)]
+    pub kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Deviation,
+    Unsupported,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -71,7 +88,7 @@ impl Deviations {
         })
     }
 
-    fn for_scenario(&self, id: &str) -> Option<&Deviation> {
+    pub fn for_scenario(&self, id: &str) -> Option<&Deviation> {
         self.list.iter().find(|d| d.scenario == id)
     }
 

@@ -429,13 +429,19 @@ impl World {
                 line: step.line,
                 message,
             };
-            match tokio::time::timeout(step.timeout, self.step(step)).await {
+            // Bringing a broker back takes as long as its start (RabbitMQ:
+            // 10-20s here); the step's default would cut a correct restart.
+            let timeout = match (&step.action, &self.broker) {
+                (Action::Broker(_), Some(b)) => step.timeout.max(b.startup_allowance()),
+                _ => step.timeout,
+            };
+            match tokio::time::timeout(timeout, self.step(step)).await {
                 Ok(Ok(())) => self.quiesce().await,
                 Ok(Err(msg)) => return Err(fail(msg)),
                 Err(_) => {
                     return Err(fail(format!(
                         "timed out after {}",
-                        crate::scenario::duration::format(step.timeout)
+                        crate::scenario::duration::format(timeout)
                     )))
                 }
             }
