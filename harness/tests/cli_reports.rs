@@ -507,6 +507,9 @@ fn a_broken_environment_stops_the_json_stream_without_run_finished() {
             "mosquitto",
             "--format",
             "json",
+            // Named: the default (auto) would fall back to the embedded broker.
+            "--broker",
+            "mosquitto",
             "--out",
         ])
         .arg(out.path())
