@@ -503,8 +503,6 @@ fn a_broken_environment_stops_the_json_stream_without_run_finished() {
             "run",
             "scenarios/qos0_delivery.toml",
             "scenarios/qos1_delivery.toml",
-            "--broker",
-            "mosquitto",
             "--format",
             "json",
             // Named: the default (auto) would fall back to the embedded broker.
