@@ -76,6 +76,12 @@ build_one() {
   fi
   local t0=$SECONDS
   echo "== building $IMAGE (recipe $hash)"
+  # Without package lists apt-cache knows no dependencies, and the image
+  # would silently lack its libraries.
+  if ! apt-cache show "${PACKAGES[0]}" >/dev/null 2>&1; then
+    echo "   apt has no package lists yet: apt-get update"
+    apt-get update -qq
+  fi
   local pkgs
   mapfile -t pkgs < <(closure "${PACKAGES[@]}" | sort -u)
   echo "   ${#pkgs[@]} packages: ${pkgs[*]}"

@@ -613,7 +613,14 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
     };
     let m = matrix::run(&cfg, &mut reporters).await?;
     // JUnit came from the reporters already.
-    report_matrix(&m, &run.out, json, markdown, None)
+    report_matrix(
+        &m,
+        &run.out,
+        json,
+        markdown,
+        None,
+        run.format == Format::Json,
+    )
 }
 
 /// Prints the table and the reasons, writes the files, picks the exit code.
@@ -623,14 +630,23 @@ fn report_matrix(
     json: Option<PathBuf>,
     markdown: Option<PathBuf>,
     junit: Option<PathBuf>,
+    to_stderr: bool,
 ) -> Result<i32, Error> {
     use mqtt_hil::matrix::table;
-    println!();
-    print!("{}", table::terminal(m));
-    println!("(cells: pass/dev/fail/skip per broker)");
+    // With --format json stdout carries only events: the table goes to
+    // stderr, as the human lines do.
+    let mut text = String::from("\n");
+    text += &table::terminal(m);
+    text += "(cells: pass/dev/fail/skip per broker)\n";
     for (s, b, v, why) in table::notes(m) {
-        let first = why.lines().next().unwrap_or("");
-        println!("  {:<5} {s} on {b}: {first}", v.label());
+        let mut lines = why.lines();
+        let first = lines.next().unwrap_or("");
+        text += &format!("  {:<5} {s} on {b}: {first}\n", v.label());
+        if v == mqtt_hil::matrix::Verdict::Fail {
+            if let Some(rules) = why.lines().find(|l| l.starts_with("(rules: ")) {
+                text += &format!("        {rules}\n");
+            }
+        }
     }
     let write = |path: &std::path::Path, text: String| {
         std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
@@ -639,21 +655,30 @@ fn report_matrix(
     let markdown = markdown.unwrap_or_else(|| out.join("matrix.md"));
     write(&json, m.to_json())?;
     write(&markdown, table::markdown(m))?;
-    println!("json: {}\nmarkdown: {}", json.display(), markdown.display());
+    text += &format!(
+        "json: {}\nmarkdown: {}\n",
+        json.display(),
+        markdown.display()
+    );
     if let Some(j) = junit {
         write(&j, m.junit())?;
-        println!("junit: {}", j.display());
+        text += &format!("junit: {}\n", j.display());
     }
     let counts = m.counts(None);
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
     let failed = get("FAIL") + get("STALE") + get("ERROR");
-    println!(
-        "{} passed, {failed} failed, {} skipped ({} known deviations among the passes); {:.1}s",
+    text += &format!(
+        "matrix: {} passed, {failed} failed, {} skipped ({} known deviations or unsupported conventions among the passes); {:.1}s\n",
         get("PASS") + get("DEV") + get("UNSUP"),
         get("SKIP"),
         get("DEV") + get("UNSUP"),
         m.wall_ms as f64 / 1000.0
     );
+    if to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
     Ok(if m.failed() {
         exit_codes::FAILED
     } else {
@@ -673,5 +698,5 @@ fn merge(args: MergeArgs) -> Result<i32, Error> {
         .and_then(|j| j.parent().map(|p| p.to_path_buf()))
         .unwrap_or_else(|| PathBuf::from("."));
     let json = args.json.unwrap_or_else(|| out.join("matrix.json"));
-    report_matrix(&m, &out, Some(json), args.markdown, args.junit)
+    report_matrix(&m, &out, Some(json), args.markdown, args.junit, false)
 }

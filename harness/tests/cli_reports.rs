@@ -505,6 +505,9 @@ fn a_broken_environment_stops_the_json_stream_without_run_finished() {
             "scenarios/qos1_delivery.toml",
             "--format",
             "json",
+            // Named: the default (auto) would fall back to the embedded broker.
+            "--broker",
+            "mosquitto",
             "--out",
         ])
         .arg(out.path())

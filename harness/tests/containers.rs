@@ -287,3 +287,27 @@ fn container_faults_are_skipped_where_the_broker_cannot_take_them() {
     );
     assert!(t.contains("0 passed, 0 failed, 2 skipped"), "{t}");
 }
+
+/// No Docker engine: a clear error naming the package and the
+/// alternatives, exit 2, nothing judged.
+#[test]
+fn a_missing_docker_engine_is_explained() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "scenarios/qos0_delivery.toml",
+            "--broker",
+            "container:mosquitto",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("Docker engine"), "{t}");
+    assert!(t.contains("docker.io"), "{t}");
+    assert!(t.contains("--broker embedded"), "{t}");
+}

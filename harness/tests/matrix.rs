@@ -219,3 +219,31 @@ fn bad_partitions_and_brokers_are_usage_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
     }
 }
+
+/// With `--format json` stdout is one JSON event a line, the table on
+/// stderr, so a tool can read the stream.
+#[test]
+fn json_format_keeps_stdout_for_events() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args([
+            "matrix",
+            "scenarios/qos0_delivery.toml",
+            "--brokers",
+            "embedded",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.lines().count() >= 3, "{stdout}");
+    for line in stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("qos0_delivery  PASS"));
+}

@@ -61,9 +61,13 @@ fn free_port() -> u16 {
 }
 
 fn start_emulator() -> Emulator {
+    start_emulator_with("agent.elf")
+}
+
+fn start_emulator_with(image: &str) -> Emulator {
     let dir = tempfile::tempdir().unwrap();
     let proxy: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let kernel = root().join("firmware/build/agent.elf");
+    let kernel = root().join("firmware/build").join(image);
     assert!(
         kernel.is_file(),
         "{} is missing: run `make firmware`",
@@ -195,6 +199,27 @@ async fn scenarios_over_the_serial_target_match_the_emulated_board() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The serial path judges, it does not just pass: the agent built with a
+/// seeded bug (it forgets its QoS 2 state across a reset) is caught over
+/// the serial target as over `--target qemu`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_bug_is_caught_over_the_serial_target() {
+    let emu = start_emulator_with("agent-forget_inflight_on_reboot.elf");
+    let scenario = root().join("scenarios/board_reset_mid_qos2_in.toml");
+    let o = run_on_serial(&scenario, &emu).await;
+    assert!(
+        !o.acceptable(),
+        "the bug went unnoticed:\n{}",
+        mqtt_hil::trace::render(&o.name, &o.history)
+    );
+    let seen = mqtt_hil::runner::deviation::signature(&o);
+    assert!(
+        seen.contains("MQTT-4.3.3-2"),
+        "{seen:?}\n{}",
+        o.failure_text()
+    );
 }
 
 /// Without reset lines and without a reset command there is no way to get

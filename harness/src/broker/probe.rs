@@ -75,7 +75,9 @@ where
             Err(e) => last = e,
         }
         alive().await?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Short enough that an in-process broker is seen within a few ms
+        // of binding; a refused connect costs nothing.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(format!(
         "no MQTT CONNACK on {addr} within {}s (last attempt: {last})",

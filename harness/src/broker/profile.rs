@@ -54,7 +54,13 @@ impl Profile {
     pub fn container(image: &ImageRef) -> Profile {
         let (name, promises) = match image.known() {
             Some(k) => (k.profile, k.promises),
-            None => ("container", super::Promises::default()),
+            // An image we know nothing about is its own profile, named
+            // after its repository (`deviations/<name>.toml`); the name is
+            // leaked, a few bytes once per lookup of an unknown image.
+            None => (
+                &*Box::leak(image.profile().into_boxed_str()),
+                super::Promises::default(),
+            ),
         };
         Profile {
             name,

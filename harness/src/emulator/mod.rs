@@ -17,6 +17,11 @@
 //! loads the ESP8266 image as the chip's ROM does, unless `--kernel` names
 //! an ELF to run directly.
 //!
+//! At every reset the line first carries the ROM's boot banner as a reader
+//! at the port's rate sees a 74880-baud text: garbage ([`crate::esp::baud`]),
+//! exactly the noise a bench board makes. Our boot ROM's own lines come
+//! after it at the application's rate, for diagnosis.
+//!
 //! Files in the emulator's folder: `uart` (symlink to the pty), `control.sock`,
 //! `qmp.sock`, `uart.sock` (QEMU's side), `qemu.log` (QEMU's stderr),
 //! `loader.log` (what the ROM loader noticed: bad blocks, interrupted writes).
@@ -73,11 +78,14 @@ struct Running {
 
 struct Emulator {
     cfg: Config,
+    pty: std::sync::Arc<pty::Pty>,
     qemu: PathBuf,
     running: Option<Running>,
     uart_rx: Option<tokio::net::unix::OwnedReadHalf>,
     /// In the ROM's serial loader (GPIO0 was low at reset).
     loader: Option<Line>,
+    /// Flash blocks the line will damage (`line-noise N`, for tests).
+    noise: u32,
 }
 
 /// The ROM loader on a line that runs at the port's baud rate.
@@ -135,17 +143,21 @@ pub async fn serve(cfg: Config) -> Result<i32> {
     std::fs::create_dir_all(&cfg.dir)
         .map_err(|e| Error::io(format!("creating {}", cfg.dir.display()), e))?;
     qemu::Qemu::prepare_flash(&cfg.flash())?;
-    let pty = pty::Pty::open(Some(&cfg.uart()))
-        .map_err(|e| Error::io("opening the emulated board's pty", e))?;
+    let pty = std::sync::Arc::new(
+        pty::Pty::open(Some(&cfg.uart()))
+            .map_err(|e| Error::io("opening the emulated board's pty", e))?,
+    );
     let _ = std::fs::remove_file(cfg.control());
     let control = UnixListener::bind(cfg.control())
         .map_err(|e| Error::io(format!("binding {}", cfg.control().display()), e))?;
     let mut emu = Emulator {
         qemu: qemu::Qemu::find_program()?,
+        pty: pty.clone(),
         cfg,
         running: None,
         uart_rx: None,
         loader: None,
+        noise: 0,
     };
     emu.power_on()
         .await
@@ -228,10 +240,20 @@ impl Emulator {
                 (Ok(()), false)
             }
             "bootloader" => (self.bootloader().await, false),
+            cmd if cmd.starts_with("line-noise ") => match cmd[11..].trim().parse() {
+                Ok(n) => {
+                    self.noise = n;
+                    if let Some(line) = self.loader.as_mut() {
+                        line.loader.line_noise(n);
+                    }
+                    (Ok(()), false)
+                }
+                Err(_) => (Err(format!("`{cmd}`: line-noise takes a block count")), false),
+            },
             "quit" => (Ok(()), true),
             other => (
                 Err(format!(
-                    "unknown command `{other}`: use reset, bootloader, power-cycle, power-off or quit"
+                    "unknown command `{other}`: use reset, bootloader, power-cycle, power-off, line-noise N or quit"
                 )),
                 false,
             ),
@@ -244,14 +266,25 @@ impl Emulator {
         quit
     }
 
+    /// What the ROM prints after a reset, at 74880 baud, as the port's
+    /// user (at its own rate) reads it: the boot noise of a real board.
+    fn rom_noise(&self, cause: u8, loader: bool) {
+        let banner = crate::esp::baud::rom_banner(cause, loader);
+        let seen = crate::esp::baud::misread(banner.as_bytes(), 74880, self.pty.baud());
+        self.pty.write_or_drop(&seen);
+    }
+
     /// The EN pin with GPIO0 low: the CPU restarts in the ROM's loader.
     async fn bootloader(&mut self) -> Result<(), String> {
         self.power_off().await;
+        self.rom_noise(2, true);
         let flash = FileFlash::open(&self.cfg.flash())
             .map_err(|e| format!("opening {}: {e}", self.cfg.flash().display()))?;
         let now = tokio::time::Instant::now();
+        let mut loader = rom::Loader::new(flash, 115200);
+        loader.line_noise(self.noise);
         self.loader = Some(Line {
-            loader: rom::Loader::new(flash, 115200),
+            loader,
             rx_free: now,
             tx_free: now,
         });
@@ -316,7 +349,18 @@ impl Emulator {
     /// The EN pin: a warm reset of a running board, a boot of a stopped one.
     async fn reset(&mut self) -> Result<(), String> {
         if self.running.is_some() {
-            qemu::qmp_command(&self.cfg.dir.join("qmp.sock"), "system_reset").await
+            let qmp = self.cfg.dir.join("qmp.sock");
+            let mut r = qemu::qmp_command(&qmp, "system_reset").await;
+            // A QEMU started a moment ago may not listen on QMP yet.
+            for _ in 0..20 {
+                if r.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                r = qemu::qmp_command(&qmp, "system_reset").await;
+            }
+            self.rom_noise(2, false);
+            r
         } else {
             self.power_on().await
         }
@@ -332,6 +376,7 @@ impl Emulator {
 
     async fn power_on(&mut self) -> Result<(), String> {
         self.leave_loader();
+        self.rom_noise(1, false);
         let dir = &self.cfg.dir;
         let uart_sock = dir.join("uart.sock");
         let qmp = dir.join("qmp.sock");
@@ -400,6 +445,11 @@ impl Emulator {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
+        // QEMU opens its QMP socket only after the UART connection: a reset
+        // right after power-on must find it.
+        while !qmp.exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let (rx, tx) = stream.into_split();
         self.uart_rx = Some(rx);
         self.running = Some(Running { child, uart: tx });

@@ -2,6 +2,7 @@
 //! image format the boot ROM reads, and an emulation of the ROM's serial
 //! loader that the emulated bench board answers flashers with.
 
+pub mod baud;
 pub mod image;
 pub mod rom;
 pub mod slip;

@@ -107,6 +107,8 @@ pub struct Loader<F: Flash> {
     pub baud: u32,
     /// Blocks written since start, for the log and tests.
     pub blocks_written: u32,
+    /// Data blocks still to arrive damaged (a noisy line, for tests).
+    noise: u32,
 }
 
 fn u32_at(d: &[u8], i: usize) -> u32 {
@@ -139,7 +141,14 @@ impl<F: Flash> Loader<F> {
             mem: None,
             baud,
             blocks_written: 0,
+            noise: 0,
         }
+    }
+
+    /// Damages one bit of each of the next `blocks` FLASH_DATA payloads, as
+    /// a noisy line would: their checksums fail and nothing bad is written.
+    pub fn line_noise(&mut self, blocks: u32) {
+        self.noise = blocks;
     }
 
     pub fn flash(&self) -> &F {
@@ -328,6 +337,9 @@ impl<F: Flash> Loader<F> {
             }
         }
         if blocks > 0 {
+            out.push(Action::Note(format!(
+                "loader: FLASH_BEGIN at {offset:#x}: {blocks} blocks of {block_size} bytes (erasing {real:#x} bytes)"
+            )));
             self.session = Some(FlashSession {
                 offset,
                 blocks,
@@ -341,7 +353,14 @@ impl<F: Flash> Loader<F> {
 
     fn flash_data(&mut self, data: &[u8], chk: u32) -> Vec<Action> {
         let (len, seq) = (u32_at(data, 0) as usize, u32_at(data, 1));
-        let body = &data[16..];
+        let mut damaged;
+        let mut body = &data[16..];
+        if self.noise > 0 && !body.is_empty() {
+            self.noise -= 1;
+            damaged = body.to_vec();
+            damaged[body.len() / 2] ^= 0x10;
+            body = &damaged;
+        }
         let Some(s) = self.session.as_mut() else {
             return vec![
                 Self::reply(FLASH_DATA, 0, Err(ERR_FAILED)),
@@ -515,6 +534,21 @@ mod tests {
             "erased, not written"
         );
         assert!(l.unfinished().unwrap().contains("0 of 1 blocks"));
+    }
+
+    #[test]
+    fn line_noise_fails_the_block_and_a_resend_goes_through() {
+        let mut l = loader();
+        l.line_noise(1);
+        l.input(&req(FLASH_BEGIN, &words(&[0x1000, 1, 0x400, 0]), 0));
+        let block = [0x5Au8; 0x400];
+        let mut d = words(&[0x400, 0, 0, 0]);
+        d.extend(block);
+        let first = l.input(&req(FLASH_DATA, &d, checksum(&block) as u32));
+        assert_eq!(answers(&first)[0].2, [1, ERR_CHECKSUM]);
+        let again = l.input(&req(FLASH_DATA, &d, checksum(&block) as u32));
+        assert_eq!(answers(&again)[0].2, [0, 0]);
+        assert_eq!(&l.flash[..0x400], &block[..]);
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub struct Human {
     artifacts: Vec<(String, PathBuf)>,
     bar: Option<ProgressBar>,
     bar_allowed: bool,
-    /// More than one broker: lines name the broker.
-    matrix: bool,
+    /// More than one broker: lines name the broker, padded to this width.
+    matrix: Option<usize>,
 }
 
 impl Human {
@@ -55,7 +55,7 @@ impl Human {
             artifacts,
             bar: None,
             bar_allowed: tty && std::io::stderr().is_terminal() && !ci,
-            matrix: false,
+            matrix: None,
         }
     }
 
@@ -75,10 +75,9 @@ impl Human {
     fn finished_text(&self, f: &super::Finished) -> String {
         let o = &f.outcome;
         let mut text = String::new();
-        let broker = if self.matrix {
-            format!("[{}] ", f.broker)
-        } else {
-            String::new()
+        let broker = match self.matrix {
+            Some(width) => format!("{:<width$} ", format!("[{}]", f.broker)),
+            None => String::new(),
         };
         text += &format!(
             "{:<5} {broker}{:<40} {:>6.1}s  {}\n",
@@ -145,7 +144,8 @@ impl Reporter for Human {
                 brokers,
                 target,
             } => {
-                self.matrix = brokers.len() > 1;
+                self.matrix = (brokers.len() > 1)
+                    .then(|| brokers.iter().map(|b| b.len() + 2).max().unwrap_or(0));
                 if self.bar_allowed && *count > 1 {
                     let bar = ProgressBar::with_draw_target(
                         Some(*count as u64),
@@ -168,7 +168,7 @@ impl Reporter for Human {
             }
             RunEvent::ScenarioStarted { id, broker, .. } => {
                 if let Some(bar) = &self.bar {
-                    bar.set_message(if self.matrix {
+                    bar.set_message(if self.matrix.is_some() {
                         format!("{id} [{broker}]")
                     } else {
                         id.clone()
@@ -207,5 +207,73 @@ impl Reporter for Human {
                 self.print(&text)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+    use crate::report::Finished;
+    use crate::runner::Outcome;
+    use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn finished(id: &str, broker: &str) -> RunEvent {
+        let o = Outcome {
+            id: id.into(),
+            name: "n".into(),
+            path: "x.toml".into(),
+            status: Status::Passed,
+            failures: Vec::new(),
+            verdicts: Vec::new(),
+            history: History::default(),
+            duration: Duration::from_millis(500),
+        };
+        RunEvent::ScenarioFinished(Arc::new(Finished::new(
+            0,
+            broker,
+            o,
+            SystemTime::UNIX_EPOCH,
+        )))
+    }
+
+    #[test]
+    fn matrix_lines_name_the_broker_in_one_column() {
+        let out = Shared::default();
+        let mut h = Human::new(Box::new(out.clone()), false, Vec::new(), false);
+        h.report(&RunEvent::RunStarted {
+            count: 2,
+            brokers: vec!["mosquitto".into(), "embedded".into()],
+            target: "virtual".into(),
+        })
+        .unwrap();
+        h.report(&finished("a", "mosquitto")).unwrap();
+        h.report(&finished("b", "embedded")).unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "running 2 scenario(s) against mosquitto, embedded, device: virtual",
+                "PASS  [mosquitto] a                                           0.5s  n",
+                "PASS  [embedded]  b                                           0.5s  n",
+            ]
+        );
+        // Not a terminal: no bar, no escape sequences.
+        assert!(!text.contains('\x1b'));
     }
 }

@@ -136,6 +136,10 @@ pub async fn start(board: Board, recorder: Recorder) -> Result<Handles> {
             "check the bench file's reset settings",
         )
     })?;
+    // Whatever came in before the reset finished (a boot that was still
+    // printing when we opened the port) belongs to an earlier boot.
+    let mut bytes = bytes;
+    while bytes.try_recv().is_ok() {}
     link.recorder.record(EventKind::Board {
         what: "booted".into(),
     });
