@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod sketch;
 pub mod splice;
 pub mod target;
 pub mod trace;
