@@ -25,6 +25,7 @@
 //!   then subscribes, before the first ack is back), so which ack crossed
 //!   which request is the scheduler's doing. Each direction keeps its order.
 
+use crate::mqtt::props;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
@@ -380,6 +381,10 @@ impl Normalizer {
                     if w.retain {
                         s += " retain";
                     }
+                    if !w.properties.is_empty() {
+                        s += " will";
+                        s += props::render_trace(&w.properties, false).trim_start();
+                    }
                 }
                 if let Some(u) = &c.username {
                     let _ = write!(s, " user={u}");
@@ -387,9 +392,14 @@ impl Normalizer {
                 if c.password.is_some() {
                     s += " pass=***";
                 }
-                s
+                s + &props::render_trace(&c.properties, false)
             }
-            Packet::ConnAck(c) => format!("CONNACK sp={} rc={}", c.session_present as u8, c.code),
+            Packet::ConnAck(c) => format!(
+                "CONNACK sp={} rc={}{}",
+                c.session_present as u8,
+                c.code,
+                props::render_trace(&c.properties, false)
+            ),
             Packet::Publish(pb) => {
                 let mut s = "PUBLISH".to_string();
                 if let Some(pid) = pb.pid {
@@ -408,22 +418,45 @@ impl Normalizer {
                 if pb.retain {
                     s += " retain";
                 }
-                s
+                // What is left of a message expiry depends on the clock.
+                s + &props::render_trace(&pb.properties, !to_broker)
             }
             Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) => {
-                format!("{} {}", p.packet_type(), self.pid(actor, !to_broker, a.pid))
+                format!(
+                    "{} {}{}",
+                    p.packet_type(),
+                    self.pid(actor, !to_broker, a.pid),
+                    ack_extra(a)
+                )
             }
-            Packet::PubRel(a) => format!("PUBREL {}", self.pid(actor, to_broker, a.pid)),
+            Packet::PubRel(a) => format!(
+                "PUBREL {}{}",
+                self.pid(actor, to_broker, a.pid),
+                ack_extra(a)
+            ),
             Packet::Subscribe(s) => {
                 let f: Vec<String> = s
                     .filters
                     .iter()
-                    .map(|f| format!("{} q{}", f.filter, f.qos.as_u8()))
+                    .map(|f| {
+                        let mut t = format!("{} q{}", f.filter, f.qos.as_u8());
+                        if f.options & 0x04 != 0 {
+                            t += " nl";
+                        }
+                        if f.options & 0x08 != 0 {
+                            t += " rap";
+                        }
+                        if f.options & 0x30 != 0 {
+                            let _ = write!(t, " rh{}", (f.options >> 4) & 3);
+                        }
+                        t
+                    })
                     .collect();
                 format!(
-                    "SUBSCRIBE {} [{}]",
+                    "SUBSCRIBE {} [{}]{}",
                     self.pid(actor, true, s.pid),
-                    f.join(", ")
+                    f.join(", "),
+                    props::render_trace(&s.properties, false)
                 )
             }
             Packet::SubAck(s) => format!("SUBACK {} {:?}", self.pid(actor, true, s.pid), s.codes),
@@ -435,12 +468,25 @@ impl Normalizer {
                 )
             }
             Packet::UnsubAck(u) => format!("UNSUBACK {}", self.pid(actor, true, u.pid)),
-            Packet::Disconnect(d) if d.code == 0 => "DISCONNECT".into(),
-            Packet::Disconnect(d) => format!("DISCONNECT rc={}", d.code),
+            Packet::Disconnect(d) if d.code == 0 && d.properties.is_empty() => "DISCONNECT".into(),
+            Packet::Disconnect(d) => format!(
+                "DISCONNECT rc={}{}",
+                d.code,
+                props::render_trace(&d.properties, false)
+            ),
             Packet::Auth(a) => format!("AUTH rc={}", a.code),
             Packet::PingReq | Packet::PingResp => p.packet_type().to_string(),
         }
     }
+}
+
+/// A 5.0 ack's reason code and properties, when it has any.
+fn ack_extra(a: &crate::mqtt::Ack) -> String {
+    let mut s = String::new();
+    if a.code != 0 {
+        let _ = write!(s, " rc={}", a.code);
+    }
+    s + &props::render_trace(&a.properties, false)
 }
 
 /// Printable payloads as quoted text, others as hex; long ones cut.
