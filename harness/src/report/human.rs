@@ -190,6 +190,17 @@ impl Reporter for Human {
                         return Ok(());
                     }
                 }
+                // The board's frames only where they tell something (a
+                // fault acted, or DHCP, DNS, a refusal): the packets above
+                // them say the rest.
+                if let crate::history::EventKind::Frame {
+                    fate: crate::history::FrameFate::Delivered,
+                    note: None,
+                    ..
+                } = &event.kind
+                {
+                    return Ok(());
+                }
                 self.print(&format!("      {}\n", describe::line(event)))
             }
             RunEvent::ScenarioFinished(f) => {
