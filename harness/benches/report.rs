@@ -70,6 +70,7 @@ fn history() -> History {
                     qos: QoS::AtLeastOnce,
                     retain: false,
                     dup: false,
+                    properties: Default::default(),
                 },
             })
             .push(packet(

@@ -363,9 +363,11 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Sce
     let files = scenario::discover(paths)?;
     let mut out = Vec::new();
     for f in files {
-        let s = scenario::load(&f)?;
-        if filter.is_none_or(|flt| s.id.contains(flt)) {
-            out.push(s);
+        // A file with `versions = [...]` is one scenario per version.
+        for s in scenario::load(&f)?.per_version() {
+            if filter.is_none_or(|flt| s.id.contains(flt)) {
+                out.push(s);
+            }
         }
     }
     Ok(out)

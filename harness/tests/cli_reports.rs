@@ -465,6 +465,29 @@ fn verbose_streams_the_emulated_boards_uart_and_the_packets_while_it_runs() {
 }
 
 #[test]
+fn verbose_shows_every_packet_pings_and_held_ones_included() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(
+        &["harness/tests/fixtures/cli/pings_and_held.toml", "-v"],
+        out.path(),
+    );
+    let stdout = text(&o.stdout);
+    for needle in [
+        "device   c1 -> PINGREQ\n",
+        "device   c1 <- PINGRESP\n",
+        "device   c1 -> PINGREQ [held by proxy]",
+    ] {
+        assert!(stdout.contains(needle), "no {needle:?} in {stdout}");
+    }
+    // The trace folds them, one line for the connection.
+    let trace = std::fs::read_to_string(out.path().join("traces/pings_and_held.trace")).unwrap();
+    assert!(
+        trace.contains("#1 keep alive: PINGREQ/PINGRESP, PINGREQ held by proxy"),
+        "{trace}"
+    );
+}
+
+#[test]
 fn a_report_folder_that_cannot_be_made_fails_before_anything_runs() {
     let out = tempfile::tempdir().unwrap();
     let blocker = out.path().join("file");

@@ -101,7 +101,7 @@ impl Driver {
         let verb = cmd.verb();
         let Some(line) = render_command(&cmd, &self.dial) else {
             let _ = reply.send(Err(format!(
-                "the agent protocol has no `{verb}`: this action works only with observers and the virtual device"
+                "the agent protocol has no `{verb}` like this (5.0 connects, properties, subscription options and reason codes are not in it yet): this action works only with observers and the virtual device"
             )));
             return;
         };
@@ -208,6 +208,8 @@ mod tests {
             qos: QoS::AtLeastOnce,
             retain: false,
             pid: None,
+            properties: Default::default(),
+            raw: false,
         };
         let device = async {
             let sent = out_rx.recv().await.unwrap();

@@ -61,6 +61,9 @@ fn kv(out: &mut String, key: &str, value: &[u8]) {
 pub fn render_command(cmd: &Command, dial: &Dial) -> Option<String> {
     let mut s = cmd.verb().to_string();
     match cmd {
+        // The agent's line protocol and C client speak 3.1.1 only: a 5.0
+        // connect must fail loudly, never fall back to 3.1.1 unnoticed.
+        Command::Connect { opts, .. } if opts.version == crate::mqtt::Version::V5 => return None,
         Command::Connect { opts, reconnect } => {
             render_connect(&mut s, opts, reconnect.as_ref(), dial)
         }
@@ -75,15 +78,24 @@ pub fn render_command(cmd: &Command, dial: &Dial) -> Option<String> {
             payload,
             qos,
             retain,
+            properties,
+            raw,
             ..
         } => {
+            if !properties.is_empty() || *raw {
+                return None;
+            }
             kv(&mut s, "topic", topic.as_bytes());
             kv(&mut s, "qos", qos.as_u8().to_string().as_bytes());
             kv(&mut s, "retain", if *retain { b"1" } else { b"0" });
             kv(&mut s, "payload", payload);
         }
         Command::Disconnect | Command::Drop | Command::Reboot => {}
-        Command::SetAcks(_) | Command::Release(_) | Command::SetPings(_) => return None,
+        Command::SetAcks(_)
+        | Command::Release(_)
+        | Command::SetPings(_)
+        | Command::SubscribeWith { .. }
+        | Command::DisconnectWith { .. } => return None,
     }
     Some(s)
 }
@@ -246,6 +258,7 @@ fn event(word: &str, f: &BTreeMap<String, Vec<u8>>) -> Result<ClientEvent, Strin
             qos: QoS::from_u8(num(f, "qos")?).ok_or("qos out of range")?,
             retain: num::<u8>(f, "retain").unwrap_or(0) != 0,
             dup: num::<u8>(f, "dup").unwrap_or(0) != 0,
+            properties: Default::default(),
         }),
         "disconnected" => ClientEvent::Disconnected {
             reason: text(f, "reason").unwrap_or_else(|_| "unknown".into()),
@@ -308,6 +321,7 @@ mod tests {
                 qos: QoS::ExactlyOnce,
                 retain: false,
                 dup: true,
+                properties: Default::default(),
             }))
         );
         assert_eq!(

@@ -36,6 +36,13 @@ pub mod retained;
 pub mod sequence;
 pub mod session;
 pub mod shared;
+pub mod v5_connection;
+pub mod v5_forwarding;
+pub mod v5_limits;
+pub mod v5_retain;
+pub mod v5_session;
+#[cfg(test)]
+pub(crate) mod v5_testkit;
 pub mod will;
 
 /// One broken rule, with the events that show it.
@@ -251,6 +258,55 @@ pub enum InvariantSpec {
         #[serde(default = "secs2", deserialize_with = "de_duration")]
         within: Duration,
     },
+    /// 5.0 Receive Maximum kept both ways (runs in every scenario).
+    V5Flow {
+        #[serde(default = "device_only")]
+        clients: Vec<String>,
+    },
+    /// 5.0 Maximum Packet Size kept both ways (runs in every scenario).
+    V5PacketSize {
+        #[serde(default = "device_only")]
+        clients: Vec<String>,
+    },
+    /// 5.0 topic aliases: limits, no mapping across connections.
+    V5TopicAlias {
+        #[serde(default = "device_only")]
+        clients: Vec<String>,
+    },
+    /// 5.0 forwarding: properties unaltered, expiry, subscription ids, no
+    /// local, retain as published.
+    V5Forwarding {
+        #[serde(default = "device_only")]
+        clients: Vec<String>,
+        #[serde(default = "half_sec", deserialize_with = "de_duration")]
+        slack: Duration,
+    },
+    /// 5.0 Retain Handling 0/1/2 on subscribe.
+    V5RetainHandling {
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        within: Duration,
+    },
+    /// 5.0 CONNACK promises, broker DISCONNECT, server keep alive.
+    V5Connection {
+        #[serde(default = "device_only")]
+        clients: Vec<String>,
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+    },
+    /// 5.0 session expiry: kept before, discarded after.
+    V5Session {
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+        #[serde(default = "yes")]
+        restart_keeps: bool,
+        #[serde(default)]
+        kill_keeps: bool,
+    },
+    /// 5.0 will delay: at min(delay, session expiry), none when back sooner.
+    V5WillDelay {
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+    },
     /// The actor publishes (and sets wills) only on these topic filters.
     PublishAllowed {
         #[serde(default = "device")]
@@ -321,6 +377,12 @@ fn device() -> String {
 }
 fn five() -> u32 {
     5
+}
+fn device_only() -> Vec<String> {
+    vec!["device".to_string()]
+}
+fn half_sec() -> Duration {
+    Duration::from_millis(500)
 }
 fn all_actors() -> Vec<String> {
     vec!["*".to_string()]
@@ -433,6 +495,32 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::Resubscribe { actor, within } => {
             Box::new(resubscribe::ResubscribeChecker { actor, within })
         }
+        InvariantSpec::V5Flow { clients } => Box::new(v5_limits::FlowChecker { clients }),
+        InvariantSpec::V5PacketSize { clients } => {
+            Box::new(v5_limits::PacketSizeChecker { clients })
+        }
+        InvariantSpec::V5TopicAlias { clients } => {
+            Box::new(v5_limits::TopicAliasChecker { clients })
+        }
+        InvariantSpec::V5Forwarding { clients, slack } => {
+            Box::new(v5_forwarding::ForwardingChecker { clients, slack })
+        }
+        InvariantSpec::V5RetainHandling { within } => {
+            Box::new(v5_retain::RetainHandlingChecker { within })
+        }
+        InvariantSpec::V5Connection { clients, slack } => {
+            Box::new(v5_connection::ConnectionChecker { clients, slack })
+        }
+        InvariantSpec::V5Session {
+            slack,
+            restart_keeps,
+            kill_keeps,
+        } => Box::new(v5_session::SessionExpiryChecker {
+            slack,
+            restart_keeps,
+            kill_keeps,
+        }),
+        InvariantSpec::V5WillDelay { slack } => Box::new(v5_session::WillDelayChecker { slack }),
         InvariantSpec::PublishAllowed { actor, topics } => {
             Box::new(allow_list::AllowListChecker { actor, topics })
         }
@@ -444,10 +532,30 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
 /// Observers are left out of the client-side rules because scenarios make
 /// them misbehave on purpose (chosen packet ids, no DUP).
 pub fn always() -> Vec<Box<dyn Checker>> {
-    vec![Box::new(protocol::ProtocolChecker {
-        clients: vec!["device".to_string()],
-        resend_within: secs2(),
-    })]
+    vec![
+        Box::new(protocol::ProtocolChecker {
+            clients: vec!["device".to_string()],
+            resend_within: secs2(),
+        }),
+        // The 5.0 limits and forwarding rules judge 5.0 connections only.
+        Box::new(v5_limits::FlowChecker {
+            clients: device_only(),
+        }),
+        Box::new(v5_limits::PacketSizeChecker {
+            clients: device_only(),
+        }),
+        Box::new(v5_limits::TopicAliasChecker {
+            clients: device_only(),
+        }),
+        Box::new(v5_forwarding::ForwardingChecker {
+            clients: device_only(),
+            slack: half_sec(),
+        }),
+        Box::new(v5_connection::ConnectionChecker {
+            clients: device_only(),
+            slack: secs1(),
+        }),
+    ]
 }
 
 /// `1.5s`-style formatting for messages.

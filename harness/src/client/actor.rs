@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::session::Wire;
 use super::{ClientEvent, Command, ConnectOptions, Reconnect, Reply, Session};
 use crate::history::{EventKind, Recorder};
 use crate::mqtt::codec::{self, Decoder};
@@ -118,6 +119,7 @@ pub fn describe(ev: &ClientEvent) -> String {
                 .join(",")
         ),
         ClientEvent::UnsubAck(p) => format!("unsuback pid={p}"),
+        ClientEvent::ServerDisconnect { code } => format!("server disconnect rc={code}"),
         ClientEvent::Anomaly(s) => format!("anomaly {s}"),
         ClientEvent::Disconnected { reason } => format!("disconnected reason={reason}"),
         ClientEvent::Ready { info } => format!("ready {info}"),
@@ -246,6 +248,15 @@ impl Shell {
                     pid: Some(self.session.subscribe(&filters, now)),
                 }
             }
+            Command::SubscribeWith {
+                filters,
+                properties,
+            } => {
+                self.require_conn()?;
+                Reply {
+                    pid: Some(self.session.subscribe_with(filters, properties, now)),
+                }
+            }
             Command::Unsubscribe(filters) => {
                 self.require_conn()?;
                 Reply {
@@ -258,11 +269,25 @@ impl Shell {
                 qos,
                 retain,
                 pid,
+                properties,
+                raw,
             } => {
-                let pid = self.session.publish(&topic, payload, qos, retain, pid, now);
+                let pid = self
+                    .session
+                    .publish_with(&topic, payload, qos, retain, pid, properties, raw, now);
                 Reply {
                     pid: (pid != 0).then_some(pid),
                 }
+            }
+            Command::DisconnectWith { code, properties } => {
+                self.reconnect = None;
+                self.retry_at = None;
+                if self.conn.is_some() {
+                    self.session.disconnect_with(code, properties, now);
+                    self.flush().await;
+                    self.close("disconnect").await;
+                }
+                Reply::default()
             }
             Command::Disconnect => {
                 self.reconnect = None;
@@ -416,17 +441,35 @@ impl Shell {
     }
 
     async fn flush(&mut self) {
-        let out = self.session.take_output();
+        let out = self.session.take_wire();
         if out.is_empty() {
             return;
         }
         let version = self.session.version();
+        let max = self.session.limits().maximum_packet_size;
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
         let mut bytes = BytesMut::new();
-        for p in &out {
+        for w in &out {
+            let p = match w {
+                Wire::Raw(b) => {
+                    bytes.extend_from_slice(b);
+                    continue;
+                }
+                Wire::Packet(p) => p,
+            };
             match codec::encode(p, version) {
+                // Never larger than the broker said it takes [MQTT-3.2.2-15].
+                Ok(b) if max.is_some_and(|m| b.len() as u64 > m as u64) => {
+                    let msg = format!(
+                        "not sent: {} of {} bytes is over the broker's Maximum Packet Size {}",
+                        p.packet_type(),
+                        b.len(),
+                        max.unwrap_or_default()
+                    );
+                    record_event(&self.recorder, &self.name, &ClientEvent::Anomaly(msg));
+                }
                 Ok(b) => bytes.extend_from_slice(&b),
                 Err(e) => {
                     let msg = format!("cannot encode {}: {e}", p.packet_type());

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 pub use session::{AckPolicy, ClientEvent, ConnectOptions, Session};
 
-use crate::mqtt::QoS;
+use crate::mqtt::{Properties, QoS, SubscribeFilter};
 
 /// Automatic reconnection after a lost connection, with exponential backoff.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +38,21 @@ pub enum Command {
         retain: bool,
         /// Force a packet id (observers only; the agent chooses its own).
         pid: Option<u16>,
+        /// 5.0 properties (empty before 5.0).
+        properties: Properties,
+        /// Send exactly this, rules ignored, to judge the peer's reaction.
+        raw: bool,
+    },
+    /// A 5.0 SUBSCRIBE: filters with their subscription options, and
+    /// properties (subscription identifier, user properties).
+    SubscribeWith {
+        filters: Vec<SubscribeFilter>,
+        properties: Properties,
+    },
+    /// A 5.0 DISCONNECT with a reason code and properties, then close.
+    DisconnectWith {
+        code: u8,
+        properties: Properties,
     },
     /// DISCONNECT, then close; no automatic reconnection afterwards.
     Disconnect,
@@ -57,10 +72,10 @@ impl Command {
     pub fn verb(&self) -> &'static str {
         match self {
             Command::Connect { .. } => "connect",
-            Command::Subscribe(_) => "subscribe",
+            Command::Subscribe(_) | Command::SubscribeWith { .. } => "subscribe",
             Command::Unsubscribe(_) => "unsubscribe",
             Command::Publish { .. } => "publish",
-            Command::Disconnect => "disconnect",
+            Command::Disconnect | Command::DisconnectWith { .. } => "disconnect",
             Command::Drop => "drop",
             Command::Reboot => "reboot",
             Command::SetAcks(_) => "set_acks",

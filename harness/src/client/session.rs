@@ -8,12 +8,13 @@
 //! PUBREL, so a retransmission with DUP is acknowledged but not delivered
 //! again.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::history::Delivery;
+use crate::mqtt::props;
 use crate::mqtt::{
     Ack, Connect, Packet, Properties, Publish, QoS, Subscribe, SubscribeFilter, Unsubscribe,
     Version, Will,
@@ -29,6 +30,8 @@ pub struct ConnectOptions {
     pub username: Option<String>,
     pub password: Option<Bytes>,
     pub version: Version,
+    /// 5.0 CONNECT properties (session expiry, receive maximum, ...).
+    pub properties: Properties,
 }
 
 impl ConnectOptions {
@@ -41,6 +44,7 @@ impl ConnectOptions {
             username: None,
             password: None,
             version: Version::V311,
+            properties: Properties::default(),
         }
     }
 }
@@ -76,6 +80,10 @@ pub enum ClientEvent {
         codes: Vec<u8>,
     },
     UnsubAck(u16),
+    /// A 5.0 DISCONNECT from the broker, with its reason code.
+    ServerDisconnect {
+        code: u8,
+    },
     /// The broker broke a rule the session noticed (e.g. an ack for an
     /// unknown packet id). Recorded, never fatal: checkers judge.
     Anomaly(String),
@@ -98,6 +106,20 @@ struct Outgoing {
     publish: Publish,
     /// PUBREC received: only PUBREL/PUBCOMP remain.
     released: bool,
+    /// Sent on the current connection (counts against the send quota).
+    on_wire: bool,
+    /// Built by hand, rules ignored on purpose (`raw = true`).
+    raw: bool,
+    /// Held back by the broker's Receive Maximum, never sent: it goes out
+    /// as new, not as a DUP resend.
+    held: bool,
+}
+
+/// One thing to write: a packet the codec encodes, or bytes built by hand.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Wire {
+    Packet(Packet),
+    Raw(Bytes),
 }
 
 #[derive(Debug)]
@@ -118,8 +140,35 @@ pub struct Session {
     pending_sub: BTreeSet<u16>,
     last_sent: Duration,
     ping_outstanding: Option<Duration>,
-    out: Vec<Packet>,
+    out: Vec<Wire>,
     events: Vec<ClientEvent>,
+    /// 5.0 limits the broker set in its CONNACK, for this connection.
+    limits: ServerLimits,
+    /// Topic aliases this client set on the current connection.
+    out_aliases: HashMap<u16, String>,
+    /// Topic aliases the broker set on the current connection.
+    in_aliases: HashMap<u16, String>,
+}
+
+/// What a 5.0 CONNACK told the client (defaults: the spec's).
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    pub keep_alive: Option<u16>,
+    /// Receive Maximum: unacknowledged QoS 1/2 PUBLISHes allowed [MQTT-3.3.4-7].
+    pub receive_maximum: u16,
+    pub topic_alias_maximum: u16,
+    pub maximum_packet_size: Option<u32>,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            keep_alive: None,
+            receive_maximum: 65535,
+            topic_alias_maximum: 0,
+            maximum_packet_size: None,
+        }
+    }
 }
 
 impl Session {
@@ -138,7 +187,21 @@ impl Session {
             ping_outstanding: None,
             out: Vec::new(),
             events: Vec::new(),
+            limits: ServerLimits::default(),
+            out_aliases: HashMap::new(),
+            in_aliases: HashMap::new(),
         }
+    }
+
+    /// The limits of the current connection's CONNACK.
+    pub fn limits(&self) -> &ServerLimits {
+        &self.limits
+    }
+
+    /// Keep alive in force: the broker's Server Keep Alive if it sent one
+    /// [MQTT-3.2.2-21], else our own.
+    fn keepalive(&self) -> u16 {
+        self.limits.keep_alive.unwrap_or(self.opts.keepalive)
     }
 
     pub fn options(&self) -> &ConnectOptions {
@@ -157,8 +220,19 @@ impl Session {
         self.opts.version
     }
 
-    /// Packets to write, in order.
+    /// Packets to write, in order (hand-built frames left out: tests).
     pub fn take_output(&mut self) -> Vec<Packet> {
+        std::mem::take(&mut self.out)
+            .into_iter()
+            .filter_map(|w| match w {
+                Wire::Packet(p) => Some(p),
+                Wire::Raw(_) => None,
+            })
+            .collect()
+    }
+
+    /// What to write, in order.
+    pub fn take_wire(&mut self) -> Vec<Wire> {
         std::mem::take(&mut self.out)
     }
 
@@ -172,7 +246,65 @@ impl Session {
 
     fn send(&mut self, p: Packet, now: Duration) {
         self.last_sent = now;
-        self.out.push(p);
+        self.out.push(Wire::Packet(p));
+    }
+
+    /// Puts one of our PUBLISHes on the wire: hand-built when raw, else with
+    /// this connection's topic alias applied (the topic left out once the
+    /// alias is set on this connection [MQTT-3.3.2-7]).
+    fn send_publish(&mut self, mut p: Publish, raw: bool, now: Duration) {
+        self.last_sent = now;
+        if raw {
+            let frame = props::raw_publish(
+                p.dup,
+                p.qos.as_u8(),
+                p.retain,
+                &p.topic,
+                p.pid,
+                &p.properties,
+                &p.payload,
+            );
+            self.out.push(Wire::Raw(frame));
+            return;
+        }
+        if let Some(a) = props::num(&p.properties, props::TOPIC_ALIAS) {
+            let a = a as u16;
+            if self.out_aliases.get(&a) == Some(&p.topic) {
+                p.topic.clear();
+            } else {
+                self.out_aliases.insert(a, p.topic.clone());
+            }
+        }
+        self.out.push(Wire::Packet(Packet::Publish(p)));
+    }
+
+    /// QoS 1/2 PUBLISHes on the wire and not yet acknowledged.
+    fn in_flight_on_wire(&self) -> usize {
+        self.outgoing.values().filter(|o| o.on_wire).count()
+    }
+
+    /// Sends queued QoS 1/2 messages, in order, while the broker's Receive
+    /// Maximum allows [MQTT-4.9.0-2].
+    fn pump(&mut self, now: Duration) {
+        if !self.connected {
+            return;
+        }
+        let order: Vec<u16> = self.order.iter().copied().collect();
+        for pid in order {
+            if self.in_flight_on_wire() >= self.limits.receive_maximum as usize {
+                return;
+            }
+            let Some(o) = self.outgoing.get_mut(&pid) else {
+                continue;
+            };
+            if o.on_wire {
+                continue;
+            }
+            o.on_wire = true;
+            o.held = false;
+            let (p, raw) = (o.publish.clone(), o.raw);
+            self.send_publish(p, raw, now);
+        }
     }
 
     /// A new network connection is open: send CONNECT. A clean session drops
@@ -185,6 +317,12 @@ impl Session {
         }
         self.pending_sub.clear();
         self.ping_outstanding = None;
+        self.limits = ServerLimits::default();
+        self.out_aliases.clear();
+        self.in_aliases.clear();
+        for o in self.outgoing.values_mut() {
+            o.on_wire = false;
+        }
         let c = Connect {
             version: self.opts.version,
             client_id: self.opts.client_id.clone(),
@@ -193,7 +331,7 @@ impl Session {
             will: self.opts.will.clone(),
             username: self.opts.username.clone(),
             password: self.opts.password.clone(),
-            properties: Properties::default(),
+            properties: self.opts.properties.clone(),
         };
         self.send(Packet::Connect(c), now);
     }
@@ -232,6 +370,32 @@ impl Session {
         pid: Option<u16>,
         now: Duration,
     ) -> u16 {
+        self.publish_with(
+            topic,
+            payload,
+            qos,
+            retain,
+            pid,
+            Properties::default(),
+            false,
+            now,
+        )
+    }
+
+    /// [`Session::publish`] with 5.0 properties; `raw` sends them exactly as
+    /// given, rules ignored (to provoke the broker).
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish_with(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        pid: Option<u16>,
+        properties: Properties,
+        raw: bool,
+        now: Duration,
+    ) -> u16 {
         let pid = match qos {
             QoS::AtMostOnce => None,
             _ => Some(pid.unwrap_or_else(|| self.alloc_pid())),
@@ -243,7 +407,7 @@ impl Session {
             topic: topic.to_string(),
             pid,
             payload,
-            properties: Properties::default(),
+            properties,
         };
         if let Some(id) = pid {
             self.order.retain(|p| *p != id);
@@ -251,20 +415,26 @@ impl Session {
             self.outgoing.insert(
                 id,
                 Outgoing {
-                    publish: publish.clone(),
+                    publish,
                     released: false,
+                    on_wire: false,
+                    raw,
+                    held: false,
                 },
             );
-        }
-        if self.connected {
-            self.send(Packet::Publish(publish), now);
+            self.pump(now);
+            if self.connected {
+                if let Some(o) = self.outgoing.get_mut(&id) {
+                    o.held = !o.on_wire;
+                }
+            }
+        } else if self.connected {
+            self.send_publish(publish, raw, now);
         }
         pid.unwrap_or(0)
     }
 
     pub fn subscribe(&mut self, filters: &[(String, QoS)], now: Duration) -> u16 {
-        let pid = self.alloc_pid();
-        self.pending_sub.insert(pid);
         let filters = filters
             .iter()
             .map(|(f, q)| SubscribeFilter {
@@ -273,11 +443,23 @@ impl Session {
                 options: 0,
             })
             .collect();
+        self.subscribe_with(filters, Properties::default(), now)
+    }
+
+    /// SUBSCRIBE with 5.0 subscription options and properties.
+    pub fn subscribe_with(
+        &mut self,
+        filters: Vec<SubscribeFilter>,
+        properties: Properties,
+        now: Duration,
+    ) -> u16 {
+        let pid = self.alloc_pid();
+        self.pending_sub.insert(pid);
         self.send(
             Packet::Subscribe(Subscribe {
                 pid,
                 filters,
-                properties: Properties::default(),
+                properties,
             }),
             now,
         );
@@ -299,7 +481,16 @@ impl Session {
     }
 
     pub fn disconnect(&mut self, now: Duration) {
-        self.send(Packet::Disconnect(crate::mqtt::Disconnect::default()), now);
+        self.disconnect_with(0, Properties::default(), now);
+    }
+
+    /// DISCONNECT with a 5.0 reason code and properties (e.g. 0x04: publish
+    /// the will anyway; a new session expiry).
+    pub fn disconnect_with(&mut self, code: u8, properties: Properties, now: Duration) {
+        self.send(
+            Packet::Disconnect(crate::mqtt::Disconnect { code, properties }),
+            now,
+        );
         self.connected = false;
     }
 
@@ -312,10 +503,10 @@ impl Session {
 
     /// Time passes: keepalive pings [MQTT-3.1.2-23].
     pub fn tick(&mut self, now: Duration) {
-        if !self.connected || self.opts.keepalive == 0 || !self.pings {
+        if !self.connected || self.keepalive() == 0 || !self.pings {
             return;
         }
-        let ka = Duration::from_secs(self.opts.keepalive as u64);
+        let ka = Duration::from_secs(self.keepalive() as u64);
         if self.ping_outstanding.is_none() && now.saturating_sub(self.last_sent) >= ka {
             self.ping_outstanding = Some(now);
             self.send(Packet::PingReq, now);
@@ -324,17 +515,17 @@ impl Session {
 
     /// When the next tick matters, so the shell can sleep until then.
     pub fn next_tick(&self) -> Option<Duration> {
-        if !self.connected || self.opts.keepalive == 0 || !self.pings {
+        if !self.connected || self.keepalive() == 0 || !self.pings {
             return None;
         }
-        Some(self.last_sent + Duration::from_secs(self.opts.keepalive as u64))
+        Some(self.last_sent + Duration::from_secs(self.keepalive() as u64))
     }
 
     /// A PINGREQ got no answer within a keepalive: the shell should drop the
     /// connection, as the spec allows a client to [MQTT-3.1.2-24 analogue].
     pub fn ping_overdue(&self, now: Duration) -> bool {
         self.ping_outstanding.is_some_and(|t| {
-            now.saturating_sub(t) >= Duration::from_secs(self.opts.keepalive.max(1) as u64)
+            now.saturating_sub(t) >= Duration::from_secs(self.keepalive().max(1) as u64)
         })
     }
 
@@ -346,6 +537,16 @@ impl Session {
                     return;
                 }
                 self.connected = true;
+                let p = &ack.properties;
+                self.limits = ServerLimits {
+                    keep_alive: props::num(p, props::SERVER_KEEP_ALIVE).map(|k| k as u16),
+                    receive_maximum: props::num(p, props::RECEIVE_MAXIMUM)
+                        .map(|r| r as u16)
+                        .unwrap_or(65535),
+                    topic_alias_maximum: props::num(p, props::TOPIC_ALIAS_MAXIMUM).unwrap_or(0)
+                        as u16,
+                    maximum_packet_size: props::num(p, props::MAXIMUM_PACKET_SIZE),
+                };
                 if !ack.session_present && !self.opts.clean_session {
                     // The broker lost our session: what we had in flight is
                     // still ours to deliver, so it is resent as new.
@@ -364,12 +565,22 @@ impl Session {
                 {
                     self.forget(a.pid);
                     self.events.push(ClientEvent::PubAck(a.pid));
+                    self.pump(now);
                 } else {
                     self.events.push(ClientEvent::Anomaly(format!(
                         "PUBACK for unknown pid {}",
                         a.pid
                     )));
                 }
+            }
+            Packet::PubRec(a) if a.code >= 0x80 => {
+                // A refusal ends the exchange: no PUBREL, never resent
+                // [MQTT-4.4.0-2], [MQTT-4.3.3-4].
+                if self.outgoing.contains_key(&a.pid) {
+                    self.forget(a.pid);
+                }
+                self.events.push(ClientEvent::PubRec(a.pid));
+                self.pump(now);
             }
             Packet::PubRec(a) => match self.outgoing.get_mut(&a.pid) {
                 Some(o) if o.publish.qos == QoS::ExactlyOnce => {
@@ -390,6 +601,7 @@ impl Session {
                 if self.outgoing.get(&a.pid).is_some_and(|o| o.released) {
                     self.forget(a.pid);
                     self.events.push(ClientEvent::PubComp(a.pid));
+                    self.pump(now);
                 } else {
                     self.events.push(ClientEvent::Anomaly(format!(
                         "PUBCOMP for pid {} that was not released",
@@ -417,6 +629,12 @@ impl Session {
                 self.events.push(ClientEvent::UnsubAck(u.pid));
             }
             Packet::PingResp => self.ping_outstanding = None,
+            Packet::Disconnect(d) if self.opts.version == Version::V5 => {
+                // The close follows; until then the connection counts as up,
+                // so its end is reported as a loss, not a failed connect.
+                self.events
+                    .push(ClientEvent::ServerDisconnect { code: d.code });
+            }
             other => self.events.push(ClientEvent::Anomaly(format!(
                 "unexpected {} from the broker",
                 other.packet_type()
@@ -429,6 +647,10 @@ impl Session {
         self.order.retain(|p| *p != pid);
     }
 
+    /// After CONNACK: PUBRELs and unacknowledged PUBLISHes again, in their
+    /// original order [MQTT-4.6.0-1], PUBLISHes within the broker's Receive
+    /// Maximum, which counts them like new ones [MQTT-4.9.0-1]; messages
+    /// never sent go out as new.
     fn resend_inflight(&mut self, now: Duration) {
         let order: Vec<u16> = self.order.iter().copied().collect();
         for pid in order {
@@ -436,24 +658,65 @@ impl Session {
                 continue;
             };
             if o.released {
+                self.outgoing.get_mut(&pid).expect("present").on_wire = true;
                 if !self.acks.withhold_pubrel {
                     self.send(Packet::PubRel(Ack::new(pid)), now);
                 }
-            } else {
-                let mut p = o.publish;
-                p.dup = true;
-                self.send(Packet::Publish(p), now);
+            } else if self.in_flight_on_wire() < self.limits.receive_maximum as usize {
+                let entry = self.outgoing.get_mut(&pid).expect("present");
+                entry.on_wire = true;
+                entry.publish.dup = !entry.held;
+                entry.held = false;
+                let p = entry.publish.clone();
+                self.send_publish(p, o.raw, now);
             }
         }
     }
 
-    fn on_publish(&mut self, p: Publish, now: Duration) {
+    /// The broker's topic alias, resolved through this connection's map
+    /// [MQTT-3.3.2-7]; `Err` when the PUBLISH cannot be understood.
+    fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), String> {
+        let Some(a) = props::num(&p.properties, props::TOPIC_ALIAS) else {
+            return Ok(());
+        };
+        let a = a as u16;
+        let max = props::num(&self.opts.properties, props::TOPIC_ALIAS_MAXIMUM).unwrap_or(0);
+        if a == 0 || a as u32 > max {
+            return Err(format!(
+                "topic alias {a} from the broker, above our Topic Alias Maximum {max} [MQTT-3.3.2-11]"
+            ));
+        }
+        if p.topic.is_empty() {
+            match self.in_aliases.get(&a) {
+                Some(t) => p.topic = t.clone(),
+                None => {
+                    return Err(format!(
+                        "topic alias {a} with no topic, not set on this connection [MQTT-3.3.2-7]"
+                    ))
+                }
+            }
+        } else {
+            self.in_aliases.insert(a, p.topic.clone());
+        }
+        p.properties.0.retain(|x| x.id != props::TOPIC_ALIAS);
+        Ok(())
+    }
+
+    fn on_publish(&mut self, mut p: Publish, now: Duration) {
+        if let Err(why) = self.resolve_alias(&mut p) {
+            // A Protocol Error: end the connection with 0x94 (Topic Alias
+            // invalid) rather than guess the topic.
+            self.events.push(ClientEvent::Anomaly(why));
+            self.disconnect_with(0x94, Properties::default(), now);
+            return;
+        }
         let delivery = Delivery {
             topic: p.topic.clone(),
             payload: p.payload.clone(),
             qos: p.qos,
             retain: p.retain,
             dup: p.dup,
+            properties: p.properties.clone(),
         };
         match (p.qos, p.pid) {
             (QoS::AtMostOnce, _) => self.events.push(ClientEvent::Delivered(delivery)),

@@ -81,6 +81,9 @@ pub struct Delivery {
     pub qos: QoS,
     pub retain: bool,
     pub dup: bool,
+    /// The 5.0 properties the message arrived with (topic alias removed,
+    /// the topic resolved); empty before 5.0.
+    pub properties: crate::mqtt::Properties,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -7,4 +7,5 @@ mod packet;
 pub use packet::*;
 
 pub mod codec;
+pub mod props;
 pub mod topic;

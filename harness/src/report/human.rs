@@ -1,8 +1,8 @@
 //! The terminal: one line per scenario as it finishes (with its failure
 //! reasons indented below), a summary at the end, and on a terminal a
 //! progress bar for runs of more than one scenario. With `-v` the history
-//! of the running scenario streams as it is recorded, the device's UART
-//! lines included.
+//! of the running scenario streams as it is recorded, every packet (pings
+//! and held ones too) and the device's UART lines included.
 //!
 //! The bar draws on stderr and only when both stdout and stderr are
 //! terminals and `CI` is not set; lines are printed with the bar lifted so
@@ -179,20 +179,12 @@ impl Reporter for Human {
                 }
                 Ok(())
             }
+            // Every event, pings and held packets included: the live view
+            // is what crossed the wire, as the HTML event log shows it.
             RunEvent::Live { event, .. } => {
-                // Pings are the clock's, not the scenario's: they would
-                // drown everything else in a long wait.
-                if let crate::history::EventKind::Packet { packet, .. } = &event.kind {
-                    if matches!(
-                        packet,
-                        crate::mqtt::Packet::PingReq | crate::mqtt::Packet::PingResp
-                    ) {
-                        return Ok(());
-                    }
-                }
                 // The board's frames only where they tell something (a
-                // fault acted, or DHCP, DNS, a refusal): the packets above
-                // them say the rest.
+                // fault acted, or DHCP, DNS, a refusal): the packets
+                // around them say the rest.
                 if let crate::history::EventKind::Frame {
                     fate: crate::history::FrameFate::Delivered,
                     note: None,

@@ -41,6 +41,7 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
             qos,
             retain,
             count,
+            properties,
             ..
         } => {
             let mut n = 0;
@@ -49,6 +50,12 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                     continue;
                 }
                 if let EventKind::Delivered { msg, .. } = &ev.kind {
+                    if let Err(why) = crate::mqtt::props::meets(&msg.properties, properties) {
+                        return Progress::Broken {
+                            why: format!("message on `{}`: {why}", msg.topic),
+                            seq: ev.seq,
+                        };
+                    }
                     if qos.is_some_and(|q| q != msg.qos) {
                         return Progress::Broken {
                             why: format!(
@@ -193,23 +200,48 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 }
             }
         }
-        Expect::Packet { packet, dir, count } => {
-            let n = events
-                .iter()
-                .filter(|ev| match &ev.kind {
-                    EventKind::Packet {
-                        actor: a,
-                        dir: d,
-                        packet: p,
-                        ..
-                    } => {
-                        a == actor
-                            && p.packet_type() == *packet
-                            && dir.is_none_or(|want| want == *d)
-                    }
-                    _ => false,
-                })
-                .count() as u32;
+        Expect::Packet {
+            packet,
+            dir,
+            count,
+            code,
+            properties,
+        } => {
+            let mut n = 0;
+            for ev in events {
+                let EventKind::Packet {
+                    actor: a,
+                    dir: d,
+                    packet: p,
+                    ..
+                } = &ev.kind
+                else {
+                    continue;
+                };
+                if a != actor || p.packet_type() != *packet || !dir.is_none_or(|w| w == *d) {
+                    continue;
+                }
+                let got = crate::mqtt::props::packet_code(p);
+                if code.is_some() && got != *code {
+                    return Progress::Broken {
+                        why: format!(
+                            "{packet} on {actor}'s connection carried reason code {}, expected 0x{:02x}",
+                            got.map(|c| format!("0x{c:02x}")).unwrap_or("none".into()),
+                            code.unwrap_or_default()
+                        ),
+                        seq: ev.seq,
+                    };
+                }
+                let empty = crate::mqtt::Properties::default();
+                let props = crate::mqtt::props::packet_props(p).unwrap_or(&empty);
+                if let Err(why) = crate::mqtt::props::meets(props, properties) {
+                    return Progress::Broken {
+                        why: format!("{packet} on {actor}'s connection: {why}"),
+                        seq: ev.seq,
+                    };
+                }
+                n += 1;
+            }
             if n >= *count {
                 Progress::Met
             } else {
@@ -288,6 +320,7 @@ mod tests {
                 qos: QoS::AtLeastOnce,
                 retain: false,
                 dup: false,
+                properties: Default::default(),
             },
         }
     }
@@ -300,6 +333,7 @@ mod tests {
             retain: None,
             count,
             at_least: false,
+            properties: Vec::new(),
         }
     }
 
@@ -336,6 +370,7 @@ mod tests {
             retain: None,
             count: 1,
             at_least: false,
+            properties: Vec::new(),
         };
         assert!(matches!(
             evaluate(&e, "cloud", &h.events),

@@ -301,7 +301,7 @@ impl World {
         for (name, spec) in &scenario.observers {
             if spec.auto_connect {
                 world
-                    .connect(name, None, None, true, None)
+                    .connect(name, None, None, None, true, None)
                     .await
                     .map_err(|e| {
                         format!("observer {name} could not connect before the first step: {e}")
@@ -529,15 +529,30 @@ impl World {
             ClientAction::Connect {
                 clean_session,
                 keepalive,
+                properties,
                 wait,
                 session_present,
             } => {
                 return self
-                    .connect(actor, *clean_session, *keepalive, *wait, *session_present)
+                    .connect(
+                        actor,
+                        *clean_session,
+                        *keepalive,
+                        properties.clone(),
+                        *wait,
+                        *session_present,
+                    )
                     .await
             }
-            ClientAction::Subscribe { filter, qos } => {
-                return self.subscribe(actor, filter, *qos).await;
+            ClientAction::Subscribe {
+                filter,
+                qos,
+                options,
+                properties,
+            } => {
+                return self
+                    .subscribe(actor, filter, *qos, *options, properties)
+                    .await;
             }
             ClientAction::Unsubscribe { filter } => Command::Unsubscribe(vec![filter.clone()]),
             ClientAction::Publish {
@@ -547,6 +562,8 @@ impl World {
                 retain,
                 pid,
                 repeat,
+                properties,
+                raw,
             } => {
                 let handle = self.actor(actor)?;
                 for n in 1..=*repeat {
@@ -562,6 +579,8 @@ impl World {
                         qos: *qos,
                         retain: *retain,
                         pid: *pid,
+                        properties: properties.clone(),
+                        raw: *raw,
                     };
                     let mut events = handle.events();
                     let reply = publish_with_backpressure(handle, cmd).await?;
@@ -578,6 +597,15 @@ impl World {
                     Command::Drop
                 } else {
                     Command::Disconnect
+                };
+                self.actor(actor)?.command(cmd).await?;
+                self.settle(actor).await;
+                return Ok(());
+            }
+            ClientAction::DisconnectWith { code, properties } => {
+                let cmd = Command::DisconnectWith {
+                    code: *code,
+                    properties: properties.clone(),
                 };
                 self.actor(actor)?.command(cmd).await?;
                 self.settle(actor).await;
@@ -641,12 +669,24 @@ impl World {
         actor: &str,
         filter: &str,
         qos: crate::mqtt::QoS,
+        options: u8,
+        properties: &crate::mqtt::Properties,
     ) -> Result<(), String> {
         let handle = self.actor(actor)?;
         let mut events = handle.events();
-        let reply = handle
-            .command(Command::Subscribe(vec![(filter.to_string(), qos)]))
-            .await?;
+        let cmd = if options == 0 && properties.is_empty() {
+            Command::Subscribe(vec![(filter.to_string(), qos)])
+        } else {
+            Command::SubscribeWith {
+                filters: vec![crate::mqtt::SubscribeFilter {
+                    filter: filter.to_string(),
+                    qos,
+                    options,
+                }],
+                properties: properties.clone(),
+            }
+        };
+        let reply = handle.command(cmd).await?;
         loop {
             match events.recv().await {
                 Ok(ClientEvent::SubAck { pid, codes }) if reply.pid.is_none_or(|p| p == pid) => {
@@ -672,6 +712,7 @@ impl World {
         actor: &str,
         clean: Option<bool>,
         keepalive: Option<u16>,
+        properties: Option<crate::mqtt::Properties>,
         wait: bool,
         session_present: Option<bool>,
     ) -> Result<(), String> {
@@ -685,6 +726,9 @@ impl World {
         }
         if let Some(k) = keepalive {
             opts.keepalive = k;
+        }
+        if let Some(p) = properties {
+            opts.properties = p;
         }
         let handle = self.actor(actor)?;
         let mut events = handle.events();

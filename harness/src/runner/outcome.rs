@@ -195,8 +195,17 @@ pub fn summarize(a: &Action) -> String {
                 }
                 s
             }
-            ClientAction::Subscribe { filter, qos } => {
-                format!("{actor} subscribe {filter} qos={}", qos.as_u8())
+            ClientAction::Subscribe {
+                filter,
+                qos,
+                options,
+                properties,
+            } => {
+                let mut s = format!("{actor} subscribe {filter} qos={}", qos.as_u8());
+                if *options != 0 {
+                    s += &format!(" options=0x{options:02x}");
+                }
+                s + &crate::mqtt::props::render_trace(properties, false)
             }
             ClientAction::Unsubscribe { filter } => format!("{actor} unsubscribe {filter}"),
             ClientAction::Publish {
@@ -206,6 +215,8 @@ pub fn summarize(a: &Action) -> String {
                 retain,
                 pid,
                 repeat,
+                properties,
+                raw,
             } => {
                 let mut s = format!(
                     "{actor} publish {topic} {:?} qos={}",
@@ -221,9 +232,16 @@ pub fn summarize(a: &Action) -> String {
                 if *repeat > 1 {
                     s += &format!(" x{repeat}");
                 }
-                s
+                if *raw {
+                    s += " raw";
+                }
+                s + &crate::mqtt::props::render_trace(properties, false)
             }
             ClientAction::Disconnect => format!("{actor} disconnect"),
+            ClientAction::DisconnectWith { code, properties } => format!(
+                "{actor} disconnect rc=0x{code:02x}{}",
+                crate::mqtt::props::render_trace(properties, false)
+            ),
             ClientAction::Drop => format!("{actor} drop"),
             ClientAction::Reboot => format!("{actor} reboot"),
             ClientAction::Acks(p) => format!("{actor} acks {p:?}"),
@@ -288,7 +306,9 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
                 .map(|p| format!(" {:?}", String::from_utf8_lossy(p)))
                 .unwrap_or_default()
         ),
-        Expect::Packet { packet, dir, count } => format!(
+        Expect::Packet {
+            packet, dir, count, ..
+        } => format!(
             "{count} {packet}{} on {actor}'s connection",
             match dir {
                 Some(crate::history::Dir::ToBroker) => " to broker",

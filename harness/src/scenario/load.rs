@@ -13,7 +13,7 @@ use super::model::*;
 use crate::client::{AckPolicy, ConnectOptions, Reconnect};
 use crate::error::{Error, Result};
 use crate::history::Dir;
-use crate::mqtt::{topic, PacketType, QoS, Version, Will};
+use crate::mqtt::{props, topic, PacketType, Properties, QoS, Version, Will};
 use crate::proxy::{Fault, PacketRule, RuleAction};
 
 const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,6 +37,7 @@ struct Raw {
     step: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     invariant: Vec<Spanned<toml::Table>>,
+    versions: Option<Spanned<Vec<String>>>,
 }
 
 /// Broker capabilities a scenario may require.
@@ -81,12 +82,49 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         }
     }
 
+    let versions = match &raw.versions {
+        None => Vec::new(),
+        Some(v) => {
+            let line = src.line_of(v.span().start);
+            let mut out = Vec::new();
+            for s in v.get_ref() {
+                let ver = parse_version(s).ok_or_else(|| {
+                    src.error(
+                        line,
+                        format!("field `versions`: `{s}` is not one of \"3.1.1\", \"5\""),
+                    )
+                })?;
+                if ver == Version::V31 || out.contains(&ver) {
+                    return Err(src.error(
+                        line,
+                        format!("field `versions`: `{s}` is listed twice or not runnable; list \"3.1.1\" and/or \"5\""),
+                    ));
+                }
+                out.push(ver);
+            }
+            if out.is_empty() {
+                return Err(src.error(line, "field `versions`: list at least one version"));
+            }
+            out
+        }
+    };
+    // In a file that runs as several versions a client's `version` is set
+    // per run, and a 5.0-only key would mean nothing in the 3.1.1 run.
+    let multi = versions.len() > 1;
     let autonomous = match &raw.device {
         Some(t) if t.get_ref().contains_key("autonomous") => autonomous(&src, t)?,
         _ => None,
     };
     let device = match &raw.device {
-        Some(t) if autonomous.is_none() => Some(client_spec(&src, t, "[device]", "device", false)?),
+        Some(t) if autonomous.is_none() => Some(client_spec(
+            &src,
+            t,
+            "[device]",
+            "device",
+            false,
+            versions.first().copied().filter(|_| !multi),
+            multi,
+        )?),
         _ => None,
     };
     let mut observers = BTreeMap::new();
@@ -99,10 +137,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         }
         observers.insert(
             name.clone(),
-            client_spec(&src, t, &format!("[observer.{name}]"), name, true)?,
+            client_spec(
+                &src,
+                t,
+                &format!("[observer.{name}]"),
+                name,
+                true,
+                versions.first().copied().filter(|_| !multi),
+                multi,
+            )?,
         );
     }
 
+    let mut actor_versions: BTreeMap<String, Version> = observers
+        .iter()
+        .map(|(n, s)| (n.clone(), s.connect.version))
+        .collect();
+    if let Some(d) = &device {
+        actor_versions.insert("device".into(), d.connect.version);
+    }
+    if multi {
+        // 5.0-only step keys are refused: the 3.1.1 run could not send them.
+        for v in actor_versions.values_mut() {
+            *v = Version::V311;
+        }
+    }
     let mut steps = Vec::new();
     for (i, t) in raw.step.iter().enumerate() {
         let mut f = Fields::new(&src, t.get_ref(), t.span(), format!("step {}", i + 1));
@@ -111,7 +170,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
             (None, Some(_)) => DeviceKind::Autonomous,
             (None, None) => DeviceKind::None,
         };
-        steps.push(step(&mut f, i + 1, dev, &observers)?);
+        steps.push(step(&mut f, i + 1, dev, &observers, &actor_versions)?);
     }
 
     let mut invariants = Vec::new();
@@ -145,7 +204,71 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         observers,
         steps,
         invariants,
+        versions,
     })
+}
+
+fn parse_version(s: &str) -> Option<Version> {
+    match s {
+        "3.1.1" => Some(Version::V311),
+        "5" | "5.0" => Some(Version::V5),
+        "3.1" => Some(Version::V31),
+        _ => None,
+    }
+}
+
+/// Why a 5.0 key cannot be used by a client of this version.
+fn needs_v5(key: &str, v: Version) -> Option<String> {
+    (v != Version::V5).then(|| {
+        format!(
+            "`{key}` is MQTT 5.0 (§2.2.2: properties, subscription options and reason codes \
+             exist only from 5.0) but this client speaks {}; set `version = \"5\"` on it{}",
+            match v {
+                Version::V31 => "3.1",
+                _ => "3.1.1",
+            },
+            ", and in a file with `versions = [...]` keep 5.0-only keys out (write a 5.0 file)"
+        )
+    })
+}
+
+/// A `properties` table of a scenario file for one place, errors pointing
+/// at the key.
+fn properties(
+    f: &mut Fields,
+    key: &str,
+    place: props::Place,
+    raw: bool,
+    v: Version,
+) -> Result<Option<Properties>> {
+    let Some(value) = f.raw(key) else {
+        return Ok(None);
+    };
+    if let Some(why) = needs_v5(key, v) {
+        return Err(f.err(key, why));
+    }
+    let toml::Value::Table(t) = value else {
+        return Err(f.err(key, "expected a table, e.g. { session_expiry = 30 }"));
+    };
+    props::from_toml(t, place, raw)
+        .map(Some)
+        .map_err(|(k, why)| f.err(key, format!("`{k}`: {why}")))
+}
+
+fn wants(f: &mut Fields, v: Version) -> Result<Vec<(u8, props::Want)>> {
+    let Some(value) = f.raw("properties") else {
+        return Ok(Vec::new());
+    };
+    if let Some(why) = needs_v5("properties", v) {
+        return Err(f.err("properties", why));
+    }
+    let toml::Value::Table(t) = value else {
+        return Err(f.err(
+            "properties",
+            "expected a table, e.g. { message_expiry = \"*\" }",
+        ));
+    };
+    props::wants_from_toml(t).map_err(|(k, why)| f.err("properties", format!("`{k}`: {why}")))
 }
 
 fn line_of_top_key(src: &Source, key: &str) -> usize {
@@ -157,6 +280,7 @@ fn line_of_top_key(src: &Source, key: &str) -> usize {
 }
 
 const CLIENT_KEYS: &[&str] = &[
+    "properties",
     "client_id",
     "clean_session",
     "keepalive",
@@ -178,6 +302,8 @@ fn client_spec(
     what: &str,
     default_id: &str,
     observer: bool,
+    file_version: Option<Version>,
+    multi: bool,
 ) -> Result<ClientSpec> {
     let mut f = Fields::new(src, t.get_ref(), t.span(), what);
     let mut opts = ConnectOptions::new(
@@ -193,18 +319,32 @@ fn client_spec(
     opts.username = f.str("username")?;
     opts.password = f.str("password")?.map(bytes::Bytes::from);
     opts.version = match f.str("version")?.as_deref() {
-        None | Some("3.1.1") => Version::V311,
-        Some("5") | Some("5.0") => Version::V5,
-        Some("3.1") => Version::V31,
-        Some(other) => {
+        Some(_) if multi => {
             return Err(f.err(
                 "version",
-                format!("`{other}` is not one of \"3.1\", \"3.1.1\", \"5\""),
+                "the file's `versions` decides each run's version; remove this",
             ))
         }
+        None => file_version.unwrap_or(Version::V311),
+        Some(s) => parse_version(s).ok_or_else(|| {
+            f.err(
+                "version",
+                format!("`{s}` is not one of \"3.1\", \"3.1.1\", \"5\""),
+            )
+        })?,
     };
-    if let Some(v) = f.raw("will") {
-        opts.will = Some(will(src, &f, v)?);
+    let v = if multi { Version::V311 } else { opts.version };
+    if let Some(p) = properties(
+        &mut f,
+        "properties",
+        props::Place::Packet(PacketType::Connect),
+        false,
+        v,
+    )? {
+        opts.properties = p;
+    }
+    if let Some(w) = f.raw("will") {
+        opts.will = Some(will(src, &f, w, v)?);
     }
     let reconnect = match f.bool("reconnect")? {
         Some(true) => Some(Reconnect {
@@ -260,7 +400,7 @@ fn autonomous(src: &Source, t: &Spanned<toml::Table>) -> Result<Option<Autonomou
     Ok(Some(Autonomous { periodic }))
 }
 
-fn will(src: &Source, parent: &Fields, v: &toml::Value) -> Result<Will> {
+fn will(src: &Source, parent: &Fields, v: &toml::Value, version: Version) -> Result<Will> {
     let toml::Value::Table(t) = v else {
         return Err(parent.err(
             "will",
@@ -282,9 +422,17 @@ fn will(src: &Source, parent: &Fields, v: &toml::Value) -> Result<Will> {
         payload: f.payload()?.unwrap_or_default(),
         qos: f.qos("qos")?.unwrap_or(QoS::AtMostOnce),
         retain: f.bool("retain")?.unwrap_or(false),
-        properties: Default::default(),
+        properties: properties(&mut f, "properties", props::Place::Will, false, version)?
+            .unwrap_or_default(),
     };
-    f.finish(&["topic", "payload", "payload_hex", "qos", "retain"])?;
+    f.finish(&[
+        "topic",
+        "payload",
+        "payload_hex",
+        "qos",
+        "retain",
+        "properties",
+    ])?;
     Ok(w)
 }
 
@@ -356,6 +504,7 @@ const EXPECTS: &[&str] = &[
     "refused",
     "closed",
     "packet",
+    "reason",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -372,6 +521,7 @@ fn step(
     index: usize,
     dev: DeviceKind,
     observers: &BTreeMap<String, ClientSpec>,
+    versions: &BTreeMap<String, Version>,
 ) -> Result<Step> {
     let has_device = dev != DeviceKind::None;
     let present: Vec<&str> = ACTION_KEYS.iter().copied().filter(|k| f.has(k)).collect();
@@ -419,9 +569,10 @@ fn step(
                 ));
             }
             let verb = f.req_str("device")?;
+            let v = versions.get("device").copied().unwrap_or(Version::V311);
             Action::Client {
                 actor: "device".into(),
-                action: client_action(f, "device", &verb, &mut allowed)?,
+                action: client_action(f, "device", &verb, &mut allowed, v)?,
             }
         }
         "observer" => {
@@ -457,8 +608,9 @@ fn step(
                     ),
                 ));
             }
+            let v = versions.get(&name).copied().unwrap_or(Version::V311);
             Action::Client {
-                action: client_action(f, "observer", &verb, &mut allowed)?,
+                action: client_action(f, "observer", &verb, &mut allowed, v)?,
                 actor: name,
             }
         }
@@ -496,8 +648,9 @@ fn step(
             check_actor(f, "actor", &actor, has_device, observers)?;
             let within = f.duration("within")?.unwrap_or(DEFAULT_WITHIN);
             allowed.extend(["actor", "within"]);
+            let v = versions.get(&actor).copied().unwrap_or(Version::V311);
             Action::Expect(Expectation {
-                what: expectation(f, &what, &mut allowed)?,
+                what: expectation(f, &what, &mut allowed, v)?,
                 actor,
                 within,
             })
@@ -546,6 +699,7 @@ fn client_action(
     kind: &str,
     verb: &str,
     allowed: &mut Vec<&'static str>,
+    v: Version,
 ) -> Result<ClientAction> {
     let action = match verb {
         "connect" => {
@@ -554,6 +708,7 @@ fn client_action(
                 "keepalive",
                 "wait_connack",
                 "session_present",
+                "properties",
             ]);
             let wait = f.bool("wait_connack")?.unwrap_or(true);
             let session_present = f.bool("session_present")?;
@@ -566,17 +721,63 @@ fn client_action(
             ClientAction::Connect {
                 clean_session: f.bool("clean_session")?,
                 keepalive: f.int("keepalive", 0, 65535)?.map(|k| k as u16),
+                properties: properties(
+                    f,
+                    "properties",
+                    props::Place::Packet(PacketType::Connect),
+                    false,
+                    v,
+                )?,
                 wait,
                 session_present,
             }
         }
         "subscribe" => {
-            allowed.extend(["filter", "qos"]);
+            allowed.extend([
+                "filter",
+                "qos",
+                "properties",
+                "no_local",
+                "retain_as_published",
+                "retain_handling",
+            ]);
             let filter = f.req_str("filter")?;
             topic::validate_filter(&filter).map_err(|e| f.err("filter", e))?;
+            let mut options = 0u8;
+            for (key, bit) in [("no_local", 0x04u8), ("retain_as_published", 0x08)] {
+                if let Some(on) = f.bool(key)? {
+                    if let Some(why) = needs_v5(key, v) {
+                        return Err(f.err(key, why));
+                    }
+                    if on {
+                        options |= bit;
+                    }
+                }
+            }
+            if options & 0x04 != 0 && filter.starts_with("$share/") {
+                return Err(f.err(
+                    "no_local",
+                    "No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4]",
+                ));
+            }
+            if let Some(rh) = f.int("retain_handling", 0, 2)? {
+                if let Some(why) = needs_v5("retain_handling", v) {
+                    return Err(f.err("retain_handling", why));
+                }
+                options |= (rh as u8) << 4;
+            }
             ClientAction::Subscribe {
                 filter,
                 qos: f.qos("qos")?.unwrap_or(QoS::AtMostOnce),
+                options,
+                properties: properties(
+                    f,
+                    "properties",
+                    props::Place::Packet(PacketType::Subscribe),
+                    false,
+                    v,
+                )?
+                .unwrap_or_default(),
             }
         }
         "unsubscribe" => {
@@ -594,9 +795,27 @@ fn client_action(
                 "retain",
                 "pid",
                 "repeat",
+                "properties",
+                "raw",
             ]);
+            let raw = f.bool("raw")?.unwrap_or(false);
+            let props = properties(
+                f,
+                "properties",
+                props::Place::Packet(PacketType::Publish),
+                raw,
+                v,
+            )?
+            .unwrap_or_default();
+            if raw && v != Version::V5 {
+                return Err(f.err("raw", needs_v5("raw", v).unwrap_or_default()));
+            }
+            // An empty topic is how 5.0 uses an alias already set; a raw
+            // publish may send any topic at all.
             let topic = f.req_str("topic")?;
-            topic::validate_topic(&topic).map_err(|e| f.err("topic", e))?;
+            if !raw {
+                topic::validate_topic(&topic).map_err(|e| f.err("topic", e))?;
+            }
             let pid = f.int("pid", 1, 65535)?.map(|p| p as u16);
             if pid.is_some() && kind == "device" {
                 return Err(f.err(
@@ -611,9 +830,44 @@ fn client_action(
                 retain: f.bool("retain")?.unwrap_or(false),
                 repeat: f.int("repeat", 1, 100_000)?.unwrap_or(1) as u32,
                 pid,
+                properties: props,
+                raw,
             }
         }
-        "disconnect" => ClientAction::Disconnect,
+        "disconnect" => {
+            allowed.extend(["reason", "properties"]);
+            let code = f.int("reason", 0, 255)?;
+            if code.is_some() {
+                if let Some(why) = needs_v5("reason", v) {
+                    return Err(f.err("reason", why));
+                }
+            }
+            let props = properties(
+                f,
+                "properties",
+                props::Place::Packet(PacketType::Disconnect),
+                false,
+                v,
+            )?;
+            if let Some(c) = code {
+                if !crate::mqtt::codec::reason_allowed(PacketType::Disconnect, Version::V5, c as u8)
+                {
+                    return Err(f.err(
+                        "reason",
+                        format!(
+                            "0x{c:02x} is not a DISCONNECT reason code (§3.14.2.1) [MQTT-3.14.2-1]"
+                        ),
+                    ));
+                }
+            }
+            match (code, props) {
+                (None, None) => ClientAction::Disconnect,
+                (c, p) => ClientAction::DisconnectWith {
+                    code: c.unwrap_or(0) as u8,
+                    properties: p.unwrap_or_default(),
+                },
+            }
+        }
         "drop" => ClientAction::Drop,
         "reboot" => ClientAction::Reboot,
         "acks" => {
@@ -686,7 +940,12 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
     Ok(fault)
 }
 
-fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> Result<Expect> {
+fn expectation(
+    f: &mut Fields,
+    what: &str,
+    allowed: &mut Vec<&'static str>,
+    v: Version,
+) -> Result<Expect> {
     Ok(match what {
         "message" => {
             allowed.extend([
@@ -697,8 +956,10 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
                 "retain",
                 "count",
                 "at_least",
+                "properties",
             ]);
             Expect::Message {
+                properties: wants(f, v)?,
                 topic: f.str("topic")?,
                 payload: f.payload()?,
                 qos: f.qos("qos")?,
@@ -743,12 +1004,25 @@ fn expectation(f: &mut Fields, what: &str, allowed: &mut Vec<&'static str>) -> R
                 count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
             }
         }
-        "packet" => {
-            allowed.extend(["packet", "dir", "count"]);
+        "packet" | "reason" => {
+            allowed.extend(["packet", "dir", "count", "code", "properties"]);
+            let code = f.int("code", 0, 255)?.map(|c| c as u8);
+            if what == "reason" && code.is_none() {
+                return Err(f.err_table("`expect = \"reason\"` needs `code`, e.g. code = 0x8E"));
+            }
+            if let Some(c) = code {
+                if c != 0 {
+                    if let Some(why) = needs_v5("code", v) {
+                        return Err(f.err("code", why));
+                    }
+                }
+            }
             Expect::Packet {
                 packet: packet_type(f)?,
                 dir: direction(f)?,
                 count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
+                code,
+                properties: wants(f, v)?,
             }
         }
         other => return Err(unknown(f, "expect", "expectation", other, EXPECTS)),

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::client::{AckPolicy, ConnectOptions, Reconnect};
-use crate::mqtt::QoS;
+use crate::mqtt::props::Want;
+use crate::mqtt::{Properties, QoS, Version};
 use crate::proxy::Fault;
 
 #[derive(Clone, Debug)]
@@ -32,6 +33,10 @@ pub struct Scenario {
     pub observers: BTreeMap<String, ClientSpec>,
     pub steps: Vec<Step>,
     pub invariants: Vec<Invariant>,
+    /// `versions = ["3.1.1", "5"]`: the protocol versions this file runs
+    /// as, one verdict each ([`Scenario::as_version`]); empty when the
+    /// file does not say (it runs as its clients' `version`).
+    pub versions: Vec<Version>,
 }
 
 /// How an actor's client connects, from `[device]` or `[observer.NAME]`.
@@ -61,6 +66,47 @@ pub struct Autonomous {
 }
 
 impl Scenario {
+    /// The same scenario with every client speaking `v`: its id gets a
+    /// `@5` suffix for 5.0 (3.1.1 keeps the plain id, and its snapshot).
+    pub fn as_version(&self, v: Version) -> Scenario {
+        let mut s = self.clone();
+        let set = |c: &mut crate::client::ConnectOptions| {
+            c.version = v;
+            // 3.1.1's clean session 0 keeps the session for good; in 5.0
+            // that is clean start 0 with a session that never expires.
+            if v == Version::V5
+                && !c.clean_session
+                && crate::mqtt::props::get(&c.properties, crate::mqtt::props::SESSION_EXPIRY)
+                    .is_none()
+            {
+                c.properties.0.push(crate::mqtt::Property {
+                    id: crate::mqtt::props::SESSION_EXPIRY,
+                    value: crate::mqtt::PropValue::U32(u32::MAX),
+                });
+            }
+        };
+        if let Some(d) = &mut s.device {
+            set(&mut d.connect);
+        }
+        for o in s.observers.values_mut() {
+            set(&mut o.connect);
+        }
+        if v == Version::V5 {
+            s.id = format!("{}@5", s.id);
+            s.name = format!("{} (MQTT 5)", s.name);
+        }
+        s.versions = vec![v];
+        s
+    }
+
+    /// One scenario per version the file lists (itself when it lists none).
+    pub fn per_version(&self) -> Vec<Scenario> {
+        if self.versions.len() <= 1 {
+            return vec![self.clone()];
+        }
+        self.versions.iter().map(|v| self.as_version(*v)).collect()
+    }
+
     /// The scenario has a `device` actor (driven or autonomous).
     pub fn has_device(&self) -> bool {
         self.device.is_some() || self.autonomous.is_some()
@@ -93,6 +139,8 @@ pub enum ClientAction {
     Connect {
         clean_session: Option<bool>,
         keepalive: Option<u16>,
+        /// 5.0 CONNECT properties for this connection, replacing the actor's.
+        properties: Option<Properties>,
         /// Wait for the CONNACK (default) or go on at once.
         wait: bool,
         /// Demand this session-present flag in the CONNACK.
@@ -101,6 +149,11 @@ pub enum ClientAction {
     Subscribe {
         filter: String,
         qos: QoS,
+        /// 5.0 subscription options above the QoS bits: no local (0x04),
+        /// retain as published (0x08), retain handling (bits 4-5).
+        options: u8,
+        /// 5.0 SUBSCRIBE properties (subscription identifier, user).
+        properties: Properties,
     },
     Unsubscribe {
         filter: String,
@@ -113,8 +166,16 @@ pub enum ClientAction {
         pid: Option<u16>,
         /// Publish this many messages; `{n}` in the payload counts from 1.
         repeat: u32,
+        properties: Properties,
+        /// Sent as given, rules ignored: the scenario judges the reaction.
+        raw: bool,
     },
     Disconnect,
+    /// A 5.0 DISCONNECT with a reason code and properties.
+    DisconnectWith {
+        code: u8,
+        properties: Properties,
+    },
     Drop,
     Reboot,
     Acks(AckPolicy),
@@ -149,6 +210,8 @@ pub enum Expect {
         retain: Option<bool>,
         count: u32,
         at_least: bool,
+        /// 5.0 properties each counted message must carry.
+        properties: Vec<(u8, Want)>,
     },
     /// No matching message during the whole `within`.
     NoMessage {
@@ -176,6 +239,10 @@ pub enum Expect {
         packet: crate::mqtt::PacketType,
         dir: Option<crate::history::Dir>,
         count: u32,
+        /// The reason (or return) code it must carry (`expect = "reason"`).
+        code: Option<u8>,
+        /// 5.0 properties it must carry.
+        properties: Vec<(u8, Want)>,
     },
 }
 

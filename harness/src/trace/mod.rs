@@ -13,8 +13,18 @@
 //!   left out: its order is the harness's, not the protocol's;
 //! - a run of identical lines (e.g. refused reconnect attempts, whose number
 //!   follows the clock) is printed once, followed by `(repeated)`;
-//! - PINGREQ/PINGRESP are left out (their timing is the clock's, not the
-//!   protocol's); passwords are replaced by `***`;
+//! - PINGREQ/PINGRESP are shown, folded: how many pings a connection
+//!   exchanges, and which step each falls into, is the clock's (and each
+//!   client's own ping policy), not the protocol's. So each connection's
+//!   pings become one `keep alive:` line, printed where the connection
+//!   ends (or in the last step if it is still open), that says what kinds
+//!   of ping traffic it carried: answered exchanges, pings the proxy held,
+//!   dropped or released, a PINGREQ still unanswered a second later, a
+//!   PINGRESP nobody asked for, a PINGREQ from the broker. A connection
+//!   that never pinged has no such line; scenarios keep their connections'
+//!   lives clear of their keep alive (short ones have 60s, idle ones live
+//!   several keep alives), so whether a line appears is not a race;
+//! - passwords are replaced by `***`;
 //! - payloads print as text when printable, as hex otherwise, cut at 64 bytes;
 //! - publications on a scenario's `periodic` topics (a device that publishes
 //!   a reading every second) are left out with their acks and deliveries,
@@ -25,11 +35,12 @@
 //!   then subscribes, before the first ack is back), so which ack crossed
 //!   which request is the scheduler's doing. Each direction keeps its order.
 
+use crate::mqtt::props;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate, History};
-use crate::mqtt::{Packet, PacketType};
+use crate::mqtt::Packet;
 
 pub fn render(title: &str, history: &History) -> String {
     render_with(title, history, &Options::default())
@@ -79,11 +90,20 @@ pub fn render_with(title: &str, history: &History, opts: &Options) -> String {
             periodic.join(", ")
         );
     }
+    if history.events.iter().any(is_ping) {
+        let _ = writeln!(
+            out,
+            "# keep alive: each connection's PINGREQ/PINGRESP fold into one line where it ends \
+             (how many, and when, is the clock's)"
+        );
+    }
     let mut section = "setup".to_string();
     let mut groups: BTreeMap<Lane, Vec<String>> = BTreeMap::new();
+    let mut end = history.events.last().map(|e| e.at).unwrap_or_default();
     for ev in &history.events {
         // How the harness stops things is not behaviour; its order varies.
         if matches!(ev.kind, EventKind::Teardown) {
+            end = ev.at;
             break;
         }
         if let EventKind::Step { index, summary } = &ev.kind {
@@ -91,12 +111,27 @@ pub fn render_with(title: &str, history: &History, opts: &Options) -> String {
             section = format!("step {index}: {summary}");
             continue;
         }
+        if let EventKind::Packet {
+            conn,
+            actor,
+            dir,
+            packet,
+            fate,
+            ..
+        } = &ev.kind
+        {
+            if n.pings.note(actor, *conn, *dir, packet, *fate, ev.at) {
+                continue;
+            }
+        }
+        if let EventKind::ConnClosed { conn, actor, .. } = &ev.kind {
+            if let Some(line) = n.keep_alive_line(actor, *conn, ev.at) {
+                let lane = n.close_lane(actor, *conn, opts);
+                groups.entry(lane).or_default().push(line);
+            }
+        }
         if let Some((actor, line)) = n.line(ev) {
-            let rank = match actor.as_str() {
-                "device" => 0,
-                "broker" | "board" | "net" => 2,
-                _ => 1,
-            };
+            let rank = rank(&actor);
             // What the wire showed and what the actor's own client reported
             // are two streams, each in order but not in order with each other.
             let (source, line) = match ev.kind {
@@ -127,8 +162,171 @@ pub fn render_with(title: &str, history: &History, opts: &Options) -> String {
                 .push(line);
         }
     }
+    // Connections still open when the steps ended: their pings so far.
+    for (conn, actor) in n.pings.open() {
+        if let Some(line) = n.keep_alive_line(&actor, conn, end) {
+            let lane = n.close_lane(&actor, conn, opts);
+            groups.entry(lane).or_default().push(line);
+        }
+    }
     flush(&mut out, &section, &mut groups);
     out
+}
+
+fn is_ping(ev: &Event) -> bool {
+    matches!(
+        &ev.kind,
+        EventKind::Packet { packet, .. } if matches!(packet, Packet::PingReq | Packet::PingResp)
+    )
+}
+
+fn rank(actor: &str) -> u8 {
+    match actor {
+        "device" => 0,
+        "broker" | "board" | "net" => 2,
+        _ => 1,
+    }
+}
+
+/// What one connection's keep-alive traffic showed, without counts or times.
+#[derive(Default)]
+struct PingLog {
+    /// Times the broker got a PINGREQ it has not answered yet, oldest first.
+    outstanding: Vec<std::time::Duration>,
+    answered: bool,
+    /// `PINGREQ held by proxy`-style notes, in a fixed order.
+    fates: std::collections::BTreeSet<(u8, &'static str, &'static str)>,
+    unrequested: bool,
+    from_broker: bool,
+    /// The keep-alive line was printed (the connection ended).
+    done: bool,
+}
+
+/// Keep-alive traffic per connection; see the module docs.
+#[derive(Default)]
+struct Pings {
+    conns: BTreeMap<ConnId, (String, PingLog)>,
+}
+
+impl Pings {
+    /// Takes a PINGREQ or PINGRESP into its connection's log; false for
+    /// any other packet.
+    fn note(
+        &mut self,
+        actor: &str,
+        conn: ConnId,
+        dir: Dir,
+        packet: &Packet,
+        fate: Fate,
+        at: std::time::Duration,
+    ) -> bool {
+        let req = match packet {
+            Packet::PingReq => true,
+            Packet::PingResp => false,
+            _ => return false,
+        };
+        let log = &mut self
+            .conns
+            .entry(conn)
+            .or_insert_with(|| (actor.to_string(), PingLog::default()))
+            .1;
+        let name = if req { "PINGREQ" } else { "PINGRESP" };
+        let (order, what) = match fate {
+            Fate::Forwarded => (0, ""),
+            Fate::Dropped => (1, "dropped by proxy"),
+            Fate::Held => (2, "held by proxy"),
+            Fate::Released => (3, "released by proxy"),
+            Fate::Duplicated => (4, "duplicated by proxy"),
+        };
+        if !what.is_empty() {
+            log.fates.insert((order, name, what));
+        }
+        match (req, dir) {
+            (true, Dir::ToClient) | (false, Dir::ToBroker) => log.from_broker |= req,
+            (true, Dir::ToBroker) => {
+                // The broker got it (a held one only when released).
+                let times = match fate {
+                    Fate::Forwarded | Fate::Released => 1,
+                    Fate::Duplicated => 2,
+                    Fate::Dropped | Fate::Held => 0,
+                };
+                log.outstanding.extend(std::iter::repeat_n(at, times));
+            }
+            (false, Dir::ToClient) if fate != Fate::Released => {
+                // The broker answered, whether or not the client got it.
+                if log.outstanding.is_empty() {
+                    log.unrequested = true;
+                } else {
+                    log.outstanding.remove(0);
+                    log.answered = true;
+                }
+            }
+            (false, Dir::ToClient) => {}
+        }
+        true
+    }
+
+    /// Connections with pings whose line is not printed yet.
+    fn open(&self) -> Vec<(ConnId, String)> {
+        self.conns
+            .iter()
+            .filter(|(_, (_, l))| !l.done)
+            .map(|(c, (a, _))| (*c, a.clone()))
+            .collect()
+    }
+}
+
+impl Normalizer {
+    /// The `keep alive:` line of a connection that ends at `end` (once).
+    fn keep_alive_line(
+        &mut self,
+        actor: &str,
+        conn: ConnId,
+        end: std::time::Duration,
+    ) -> Option<String> {
+        let (_, log) = self.pings.conns.get_mut(&conn)?;
+        if log.done {
+            return None;
+        }
+        log.done = true;
+        let mut parts = Vec::new();
+        if log.answered {
+            parts.push("PINGREQ/PINGRESP".to_string());
+        }
+        parts.extend(log.fates.iter().map(|(_, p, w)| format!("{p} {w}")));
+        // A ping the broker got within the last second may be answered
+        // in flight: only a longer silence is an unanswered ping.
+        if log
+            .outstanding
+            .iter()
+            .any(|t| end.saturating_sub(*t) >= std::time::Duration::from_secs(1))
+        {
+            parts.push("PINGREQ unanswered".into());
+        }
+        if log.unrequested {
+            parts.push("PINGRESP without a PINGREQ".into());
+        }
+        if log.from_broker {
+            parts.push("PINGREQ from the broker".into());
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let c = self.conn(actor, conn);
+        Some(format!("{c} keep alive: {}", parts.join(", ")))
+    }
+
+    /// The lane of a connection's close line.
+    fn close_lane(&mut self, actor: &str, conn: ConnId, opts: &Options) -> Lane {
+        let ordinal = self.conns.get(&conn).copied().unwrap_or(0);
+        (
+            rank(actor),
+            actor.to_string(),
+            0,
+            ordinal,
+            if opts.split_directions { 2 } else { 0 },
+        )
+    }
 }
 
 /// Where a line belongs: actor rank, actor, wire (0) or client report (1),
@@ -174,6 +372,8 @@ struct Normalizer {
     /// Packet ids of left-out publications: (connection, sent towards the
     /// broker, id), so that their acks are left out too.
     hidden: std::collections::HashSet<(ConnId, bool, u16)>,
+    /// Keep-alive traffic, folded per connection.
+    pings: Pings,
 }
 
 impl Normalizer {
@@ -270,12 +470,6 @@ impl Normalizer {
                 fate,
                 ..
             } => {
-                if matches!(
-                    packet.packet_type(),
-                    PacketType::PingReq | PacketType::PingResp
-                ) {
-                    return None;
-                }
                 let c = self.conn(actor, *conn);
                 if *dir == Dir::ToBroker && matches!(packet, Packet::Disconnect(_)) {
                     self.said_disconnect.insert(*conn);
@@ -383,6 +577,10 @@ impl Normalizer {
                     if w.retain {
                         s += " retain";
                     }
+                    if !w.properties.is_empty() {
+                        s += " will";
+                        s += props::render_trace(&w.properties, false).trim_start();
+                    }
                 }
                 if let Some(u) = &c.username {
                     let _ = write!(s, " user={u}");
@@ -390,9 +588,14 @@ impl Normalizer {
                 if c.password.is_some() {
                     s += " pass=***";
                 }
-                s
+                s + &props::render_trace(&c.properties, false)
             }
-            Packet::ConnAck(c) => format!("CONNACK sp={} rc={}", c.session_present as u8, c.code),
+            Packet::ConnAck(c) => format!(
+                "CONNACK sp={} rc={}{}",
+                c.session_present as u8,
+                c.code,
+                props::render_trace(&c.properties, false)
+            ),
             Packet::Publish(pb) => {
                 let mut s = "PUBLISH".to_string();
                 if let Some(pid) = pb.pid {
@@ -411,22 +614,45 @@ impl Normalizer {
                 if pb.retain {
                     s += " retain";
                 }
-                s
+                // What is left of a message expiry depends on the clock.
+                s + &props::render_trace(&pb.properties, !to_broker)
             }
             Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) => {
-                format!("{} {}", p.packet_type(), self.pid(actor, !to_broker, a.pid))
+                format!(
+                    "{} {}{}",
+                    p.packet_type(),
+                    self.pid(actor, !to_broker, a.pid),
+                    ack_extra(a)
+                )
             }
-            Packet::PubRel(a) => format!("PUBREL {}", self.pid(actor, to_broker, a.pid)),
+            Packet::PubRel(a) => format!(
+                "PUBREL {}{}",
+                self.pid(actor, to_broker, a.pid),
+                ack_extra(a)
+            ),
             Packet::Subscribe(s) => {
                 let f: Vec<String> = s
                     .filters
                     .iter()
-                    .map(|f| format!("{} q{}", f.filter, f.qos.as_u8()))
+                    .map(|f| {
+                        let mut t = format!("{} q{}", f.filter, f.qos.as_u8());
+                        if f.options & 0x04 != 0 {
+                            t += " nl";
+                        }
+                        if f.options & 0x08 != 0 {
+                            t += " rap";
+                        }
+                        if f.options & 0x30 != 0 {
+                            let _ = write!(t, " rh{}", (f.options >> 4) & 3);
+                        }
+                        t
+                    })
                     .collect();
                 format!(
-                    "SUBSCRIBE {} [{}]",
+                    "SUBSCRIBE {} [{}]{}",
                     self.pid(actor, true, s.pid),
-                    f.join(", ")
+                    f.join(", "),
+                    props::render_trace(&s.properties, false)
                 )
             }
             Packet::SubAck(s) => format!("SUBACK {} {:?}", self.pid(actor, true, s.pid), s.codes),
@@ -438,12 +664,25 @@ impl Normalizer {
                 )
             }
             Packet::UnsubAck(u) => format!("UNSUBACK {}", self.pid(actor, true, u.pid)),
-            Packet::Disconnect(d) if d.code == 0 => "DISCONNECT".into(),
-            Packet::Disconnect(d) => format!("DISCONNECT rc={}", d.code),
+            Packet::Disconnect(d) if d.code == 0 && d.properties.is_empty() => "DISCONNECT".into(),
+            Packet::Disconnect(d) => format!(
+                "DISCONNECT rc={}{}",
+                d.code,
+                props::render_trace(&d.properties, false)
+            ),
             Packet::Auth(a) => format!("AUTH rc={}", a.code),
             Packet::PingReq | Packet::PingResp => p.packet_type().to_string(),
         }
     }
+}
+
+/// A 5.0 ack's reason code and properties, when it has any.
+fn ack_extra(a: &crate::mqtt::Ack) -> String {
+    let mut s = String::new();
+    if a.code != 0 {
+        let _ = write!(s, " rc={}", a.code);
+    }
+    s + &props::render_trace(&a.properties, false)
 }
 
 /// Printable payloads as quoted text, others as hex; long ones cut.
@@ -467,7 +706,7 @@ pub fn payload(p: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
+    use crate::history::{CloseReason, History};
     use crate::mqtt::{Ack, Properties, Publish, QoS};
     use bytes::Bytes;
 
@@ -518,6 +757,106 @@ mod tests {
         assert!(text.contains("#1 -> PUBLISH c1 q2 t \"m\""), "{text}");
         assert!(text.contains("#1 <- PUBREC c1"), "{text}");
         assert!(text.contains("#1 <- PUBLISH b1"), "{text}");
+    }
+
+    fn pkt(conn: u32, dir: Dir, packet: Packet, fate: Fate) -> EventKind {
+        EventKind::Packet {
+            conn: ConnId(conn),
+            actor: "device".into(),
+            dir,
+            packet,
+            raw: Bytes::new(),
+            fate,
+        }
+    }
+
+    fn ping_history(exchanges: usize, step_at: usize) -> History {
+        let mut b = History::build().push(EventKind::ConnOpened {
+            conn: ConnId(4),
+            actor: "device".into(),
+        });
+        for i in 0..=exchanges {
+            if i == step_at.min(exchanges) {
+                b = b.push(EventKind::Step {
+                    index: 2,
+                    summary: "wait 7s".into(),
+                });
+            }
+            if i == exchanges {
+                break;
+            }
+            b = b
+                .push(pkt(4, Dir::ToBroker, Packet::PingReq, Fate::Forwarded))
+                .push(pkt(4, Dir::ToClient, Packet::PingResp, Fate::Forwarded));
+        }
+        b.push(EventKind::ConnClosed {
+            conn: ConnId(4),
+            actor: "device".into(),
+            reason: CloseReason::Severed,
+        })
+        .finish()
+    }
+
+    #[test]
+    fn pings_fold_into_one_line_whatever_their_number_and_steps() {
+        // However many exchanges the clock allowed, and whichever step they
+        // fell into, the trace reads the same.
+        let three = render("x", &ping_history(3, 3));
+        for (n, at) in [(1, 1), (5, 2), (2, 0)] {
+            assert_eq!(render("x", &ping_history(n, at)), three);
+        }
+        assert!(
+            three.contains("device   #1 keep alive: PINGREQ/PINGRESP\n  device   #1 severed"),
+            "{three}"
+        );
+        assert!(three.starts_with("# x\n# keep alive:"), "{three}");
+        // No pings: no line, no header.
+        let none = render("x", &ping_history(0, 0));
+        assert!(!none.contains("keep alive"), "{none}");
+    }
+
+    #[test]
+    fn ping_anomalies_and_proxy_fates_are_shown() {
+        let secs = std::time::Duration::from_secs;
+        let h = History::build()
+            .push(EventKind::ConnOpened {
+                conn: ConnId(1),
+                actor: "device".into(),
+            })
+            .push(pkt(1, Dir::ToBroker, Packet::PingReq, Fate::Held))
+            .push(pkt(1, Dir::ToClient, Packet::PingResp, Fate::Forwarded))
+            .push(pkt(1, Dir::ToBroker, Packet::PingReq, Fate::Forwarded))
+            .wait(secs(2))
+            .push(EventKind::ConnClosed {
+                conn: ConnId(1),
+                actor: "device".into(),
+                reason: CloseReason::BrokerClosed,
+            })
+            .finish();
+        let t = render("x", &h);
+        assert!(
+            t.contains(
+                "#1 keep alive: PINGREQ held by proxy, PINGREQ unanswered, PINGRESP without a PINGREQ"
+            ),
+            "{t}"
+        );
+        // A PINGREQ the broker got just before the end may be answered in
+        // flight: not called unanswered.
+        let h = History::build()
+            .push(EventKind::ConnOpened {
+                conn: ConnId(1),
+                actor: "device".into(),
+            })
+            .push(pkt(1, Dir::ToBroker, Packet::PingReq, Fate::Forwarded))
+            .push(pkt(1, Dir::ToClient, Packet::PingResp, Fate::Forwarded))
+            .push(pkt(1, Dir::ToBroker, Packet::PingReq, Fate::Forwarded))
+            .push(EventKind::Teardown)
+            .finish();
+        let t = render("x", &h);
+        assert!(
+            t.ends_with("  device   #1 keep alive: PINGREQ/PINGRESP\n"),
+            "{t}"
+        );
     }
 
     #[test]

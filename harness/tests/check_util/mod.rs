@@ -228,6 +228,7 @@ impl T {
                 qos: QoS::from_u8(qos).unwrap(),
                 retain: false,
                 dup: false,
+                properties: Default::default(),
             },
         })
     }

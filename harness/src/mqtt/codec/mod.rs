@@ -25,7 +25,7 @@
 
 mod error;
 mod read;
-mod rules;
+pub(crate) mod rules;
 mod write;
 
 use bytes::{Bytes, BytesMut};
@@ -78,6 +78,12 @@ pub fn connect_version(frame: &[u8]) -> Option<Version> {
         return None;
     }
     read::sniff_connect_version(frame)
+}
+
+/// May `code` be the reason (or return) code of this packet type in this
+/// version? (The tables of 3.1.1 §3.2.2.3, §3.9.3 and 5.0 §2.4.)
+pub fn reason_allowed(t: PacketType, version: Version, code: u8) -> bool {
+    rules::reason_ok(t, version, code)
 }
 
 /// One item from [`Decoder::next_frame`]: the raw frame and its decoding.

@@ -675,6 +675,7 @@ mod tests {
                     qos: QoS::AtLeastOnce,
                     retain: false,
                     dup: false,
+                    properties: Default::default(),
                 },
             })
             .push(pkt(

@@ -1,0 +1,446 @@
+//! `v5_connection`: what a 5.0 CONNACK and a broker's DISCONNECT promise,
+//! and whether both sides kept to it (statement ids are MQTT 5.0's).
+//!
+//! Broker:
+//! - after a refusing CONNACK (0x80 or more) the broker closes the
+//!   connection within `slack` [MQTT-3.2.2-7], sending nothing more;
+//! - a client that connected with an empty client id gets an Assigned
+//!   Client Identifier in the successful CONNACK [MQTT-3.2.2-16];
+//! - a SUBACK has one reason code per filter [MQTT-3.8.4-6] and an UNSUBACK
+//!   one per filter [MQTT-3.11.3-1];
+//! - the broker's DISCONNECT comes only after a successful CONNACK
+//!   [MQTT-3.14.0-1], carries no Session Expiry Interval [MQTT-3.14.2-2],
+//!   is the last packet it sends there [MQTT-3.14.4-1], and the broker
+//!   closes the connection within `slack` of it [MQTT-3.14.4-2];
+//! - a PINGREQ that reached the broker is answered with PINGRESP within
+//!   `slack` while the connection stays open [MQTT-3.12.4-1].
+//!
+//! Client (actors in `clients`):
+//! - no PUBLISH above the CONNACK's Maximum QoS [MQTT-3.2.2-11], no
+//!   retained PUBLISH when Retain Available is 0 [MQTT-3.2.2-14];
+//! - with a Server Keep Alive in the CONNACK, the client sends something
+//!   within that many seconds (+ `slack`) while its connection is open and
+//!   free of faults [MQTT-3.2.2-21];
+//! - after its own DISCONNECT, nothing more [MQTT-3.14.4-1].
+
+use std::time::Duration;
+
+use super::index::{seen, sent, Index};
+use super::v5_limits::{connections, judged};
+use super::{Checker, Verdict};
+use crate::history::{Dir, EventKind, History};
+use crate::mqtt::props::{
+    self, ASSIGNED_CLIENT_ID, MAXIMUM_QOS, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SESSION_EXPIRY,
+};
+use crate::mqtt::Packet;
+
+pub struct ConnectionChecker {
+    pub clients: Vec<String>,
+    pub slack: Duration,
+}
+
+impl Checker for ConnectionChecker {
+    fn name(&self) -> &str {
+        "v5_connection"
+    }
+
+    fn check(&self, history: &History) -> Verdict {
+        let mut v = Verdict::new(self.name());
+        let ix = Index::new(history);
+        let closes: Vec<(u32, Duration, u64)> = history
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::ConnClosed { conn, .. } => Some((conn.0, e.at, e.seq)),
+                _ => None,
+            })
+            .collect();
+        let end = history.iter().last().map(|e| e.at).unwrap_or_default();
+        for c in connections(history) {
+            let close = closes.iter().find(|(id, _, _)| *id == c.id.0);
+            let client = judged(&self.clients, &c.actor);
+            let mut connack_ok = false;
+            let mut broker_disconnect: Option<(u64, Duration)> = None;
+            let mut client_disconnect: Option<u64> = None;
+            let mut subscribes: Vec<(u16, usize, bool)> = Vec::new();
+            let mut pings: Vec<(u64, Duration, bool)> = Vec::new();
+            let mut refused: Option<(u64, Duration)> = None;
+            let mut refused_at: Option<Duration> = None;
+            let mut disconnect_at: Option<Duration> = None;
+            for p in &c.pkts {
+                if p.dir == Dir::ToClient {
+                    if let Some((s, _)) = broker_disconnect {
+                        v.fail(
+                            "MQTT-3.14.4-1",
+                            format!(
+                                "the broker sent {} to {} after its DISCONNECT",
+                                p.packet.packet_type(),
+                                c.actor
+                            ),
+                            vec![s, p.seq],
+                        );
+                        broker_disconnect = None;
+                    }
+                    if let Some((s, _)) = refused {
+                        v.fail(
+                            "MQTT-3.2.2-7",
+                            format!(
+                                "the broker sent {} to {} after refusing it",
+                                p.packet.packet_type(),
+                                c.actor
+                            ),
+                            vec![s, p.seq],
+                        );
+                        refused = None;
+                    }
+                } else if let Some(s) = client_disconnect {
+                    if client && sent(p.fate) {
+                        v.fail(
+                            "MQTT-3.14.4-1",
+                            format!(
+                                "{} sent {} after its DISCONNECT",
+                                c.actor,
+                                p.packet.packet_type()
+                            ),
+                            vec![s, p.seq],
+                        );
+                        client_disconnect = None;
+                    }
+                }
+                match (p.packet, p.dir) {
+                    (Packet::ConnAck(a), Dir::ToClient) => {
+                        // (Session present 1 on a refusal [MQTT-3.2.2-6] does
+                        // not decode: the codec flags that frame.)
+                        if a.code >= 0x80 {
+                            refused = Some((p.seq, p.at));
+                            refused_at = Some(p.at);
+                        }
+                        if a.code == 0 {
+                            connack_ok = true;
+                            if c.connect.is_some_and(|x| x.client_id.is_empty())
+                                && props::get(&a.properties, ASSIGNED_CLIENT_ID).is_none()
+                            {
+                                v.fail("MQTT-3.2.2-16", format!("{} connected with an empty client id and the CONNACK has no Assigned Client Identifier", c.actor), vec![p.seq]);
+                            }
+                        }
+                    }
+                    (Packet::Disconnect(d), Dir::ToClient) => {
+                        if !connack_ok {
+                            v.fail(
+                                "MQTT-3.14.0-1",
+                                format!(
+                                    "the broker sent DISCONNECT to {} before a successful CONNACK",
+                                    c.actor
+                                ),
+                                vec![p.seq],
+                            );
+                        }
+                        if props::get(&d.properties, SESSION_EXPIRY).is_some() {
+                            v.fail("MQTT-3.14.2-2", format!("the broker's DISCONNECT to {} carries a Session Expiry Interval", c.actor), vec![p.seq]);
+                        }
+                        broker_disconnect = Some((p.seq, p.at));
+                        disconnect_at = Some(p.at);
+                    }
+                    (Packet::Disconnect(_), Dir::ToBroker) if sent(p.fate) => {
+                        client_disconnect = Some(p.seq)
+                    }
+                    (Packet::Subscribe(s), Dir::ToBroker) if seen(p.fate) => {
+                        subscribes.push((s.pid, s.filters.len(), false))
+                    }
+                    (Packet::Unsubscribe(s), Dir::ToBroker) if seen(p.fate) => {
+                        subscribes.push((s.pid, s.filters.len(), true))
+                    }
+                    (Packet::SubAck(a), Dir::ToClient) => {
+                        if let Some(&(_, n, _)) = subscribes
+                            .iter()
+                            .rev()
+                            .find(|(pid, _, u)| *pid == a.pid && !u)
+                        {
+                            if a.codes.len() != n {
+                                v.fail(
+                                    "MQTT-3.8.4-6",
+                                    format!(
+                                        "SUBACK to {} has {} reason codes for {n} filters",
+                                        c.actor,
+                                        a.codes.len()
+                                    ),
+                                    vec![p.seq],
+                                );
+                            }
+                        }
+                    }
+                    (Packet::UnsubAck(a), Dir::ToClient) => {
+                        if let Some(&(_, n, _)) = subscribes
+                            .iter()
+                            .rev()
+                            .find(|(pid, _, u)| *pid == a.pid && *u)
+                        {
+                            if a.codes.len() != n {
+                                v.fail(
+                                    "MQTT-3.11.3-1",
+                                    format!(
+                                        "UNSUBACK to {} has {} reason codes for {n} filters",
+                                        c.actor,
+                                        a.codes.len()
+                                    ),
+                                    vec![p.seq],
+                                );
+                            }
+                        }
+                    }
+                    (Packet::PingReq, Dir::ToBroker) if seen(p.fate) => {
+                        pings.push((p.seq, p.at, false))
+                    }
+                    (Packet::PingResp, Dir::ToClient) => {
+                        if let Some(x) = pings.iter_mut().find(|x| !x.2) {
+                            x.2 = true;
+                        }
+                    }
+                    (Packet::Publish(pb), Dir::ToBroker) if client && sent(p.fate) => {
+                        let ack = c.connack_props();
+                        if let Some(m) = props::num(&ack, MAXIMUM_QOS) {
+                            if pb.qos.as_u8() as u32 > m {
+                                v.fail(
+                                    "MQTT-3.2.2-11",
+                                    format!(
+                                        "{} published at QoS {} above the broker's Maximum QoS {m}",
+                                        c.actor,
+                                        pb.qos.as_u8()
+                                    ),
+                                    vec![p.seq],
+                                );
+                            }
+                        }
+                        if pb.retain && props::num(&ack, RETAIN_AVAILABLE) == Some(0) {
+                            v.fail("MQTT-3.2.2-14", format!("{} published a retained message; the broker said Retain Available 0", c.actor), vec![p.seq]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let closed_at = close.map(|x| x.1);
+            for (what, from, rule) in [
+                (disconnect_at, "its DISCONNECT", "MQTT-3.14.4-2"),
+                (refused_at, "a refusing CONNACK", "MQTT-3.2.2-7"),
+            ] {
+                let Some(at) = what else { continue };
+                let limit = at + self.slack;
+                if limit < end && closed_at.is_none_or(|t| t > limit) {
+                    v.fail(
+                        rule,
+                        format!(
+                            "the broker did not close {}'s connection within {} of {from}",
+                            c.actor,
+                            super::fmt_d(self.slack)
+                        ),
+                        vec![],
+                    );
+                }
+            }
+            for (seq, at, answered) in pings {
+                let limit = at + self.slack;
+                if !answered
+                    && limit < end
+                    && closed_at.is_none_or(|t| t > limit)
+                    && ix.undisturbed(&c.actor, at, limit)
+                {
+                    v.fail(
+                        "MQTT-3.12.4-1",
+                        format!(
+                            "no PINGRESP to {}'s PINGREQ within {}",
+                            c.actor,
+                            super::fmt_d(self.slack)
+                        ),
+                        vec![seq],
+                    );
+                }
+            }
+            // Server Keep Alive: the client's silences.
+            let Some(ka) = props::num(&c.connack_props(), SERVER_KEEP_ALIVE).filter(|k| *k > 0)
+            else {
+                continue;
+            };
+            if !client || !connack_ok {
+                continue;
+            }
+            let limit = Duration::from_secs(ka as u64) + self.slack;
+            let ups: Vec<(u64, Duration)> = c
+                .pkts
+                .iter()
+                .filter(|p| p.dir == Dir::ToBroker && sent(p.fate))
+                .map(|p| (p.seq, p.at))
+                .collect();
+            let stop = closed_at.unwrap_or(end);
+            let mut prev = ups.first().map(|x| x.1).unwrap_or_default();
+            let mut prev_seq = ups.first().map(|x| x.0).unwrap_or_default();
+            for &(seq, at) in ups.iter().skip(1).chain(std::iter::once(&(u64::MAX, stop))) {
+                if at.saturating_sub(prev) > limit && ix.undisturbed(&c.actor, prev, prev + limit) {
+                    v.fail(
+                        "MQTT-3.2.2-21",
+                        format!(
+                            "{} was silent for {} from {}; the broker's Server Keep Alive is {ka}s",
+                            c.actor,
+                            super::fmt_d(at.saturating_sub(prev)),
+                            super::fmt_d(prev)
+                        ),
+                        vec![prev_seq],
+                    );
+                    break;
+                }
+                prev = at;
+                prev_seq = seq;
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::v5_testkit::*;
+    use super::*;
+    use crate::history::CloseReason;
+
+    fn checker() -> ConnectionChecker {
+        ConnectionChecker {
+            clients: vec!["device".into()],
+            slack: Duration::from_millis(500),
+        }
+    }
+
+    #[test]
+    fn refusals_must_close() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", false, 60, ""),
+            connack(false, 0x87, ""),
+        );
+        k.wait(10)
+            .close(1, "device", CloseReason::BrokerClosed)
+            .wait(1000)
+            .step("end");
+        assert!(checker().check(&k.history()).ok());
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", false, 60, ""),
+            connack(false, 0x87, ""),
+        );
+        k.wait(2000).step("end");
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.2.2-7"]);
+    }
+
+    #[test]
+    fn an_empty_client_id_needs_an_assigned_one() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("", true, 60, ""),
+            connack(false, 0, "assigned_client_identifier = \"auto-1\""),
+        );
+        assert!(checker().check(&k.history()).ok());
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.2.2-16"]);
+    }
+
+    #[test]
+    fn server_disconnect_rules() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.down(1, "device", disconnect(0x8E, "")).wait(5).close(
+            1,
+            "device",
+            CloseReason::BrokerClosed,
+        );
+        k.wait(1000).step("end");
+        assert!(checker().check(&k.history()).ok());
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.down(1, "device", disconnect(0x8E, "session_expiry = 5"))
+            .down(1, "device", publish(None, 0, "t", "x", ""));
+        k.wait(1000).step("end");
+        let v = checker().check(&k.history());
+        assert_violates(&v, "MQTT-3.14.2-2");
+        assert_violates(&v, "MQTT-3.14.4-1");
+        assert_violates(&v, "MQTT-3.14.4-2");
+        let mut k = Kit::new();
+        k.open(1, "device")
+            .up(1, "device", connect("d", true, 60, ""));
+        k.down(1, "device", disconnect(0x87, ""))
+            .close(1, "device", CloseReason::BrokerClosed);
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.14.0-1"]);
+    }
+
+    #[test]
+    fn client_limits_maximum_qos_retain_and_server_keep_alive() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(
+                false,
+                0,
+                "maximum_qos = 1\nretain_available = 0\nserver_keep_alive = 2",
+            ),
+        );
+        k.wait(1500)
+            .up(1, "device", publish(Some(1), 1, "t", "x", ""));
+        k.wait(1500)
+            .up(1, "device", Packet::PingReq)
+            .wait(5)
+            .down(1, "device", Packet::PingResp);
+        k.wait(1000).step("end");
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        k.up(1, "device", publish(Some(2), 2, "t", "x", ""));
+        k.up(1, "device", retained(publish(None, 0, "t", "x", "")));
+        k.wait(4000).step("end");
+        let v = checker().check(&k.history());
+        assert_violates(&v, "MQTT-3.2.2-11");
+        assert_violates(&v, "MQTT-3.2.2-14");
+        assert_violates(&v, "MQTT-3.2.2-21");
+    }
+
+    #[test]
+    fn unanswered_pings_and_miscounted_acks_fail() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(1, "device", Packet::PingReq).wait(2000).step("end");
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.12.4-1"]);
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(1, "device", subscribe(1, "a", 1, 0, ""))
+            .down(1, "device", suback(1, &[1, 1]));
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.8.4-6"]);
+    }
+}

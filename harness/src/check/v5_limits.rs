@@ -1,0 +1,576 @@
+//! The limits two 5.0 peers announce in CONNECT and CONNACK, and whether
+//! each side kept to the other's (statement ids are MQTT 5.0's):
+//!
+//! `v5_flow` — Receive Maximum. Per connection and direction, the QoS 1/2
+//! PUBLISHes a sender has put on the wire and not seen completed (PUBACK;
+//! PUBREC with a code of 0x80 or more; PUBCOMP) never exceed the receiver's
+//! Receive Maximum (absent: 65,535): the client against the CONNACK's
+//! [MQTT-3.3.4-7], the broker against the CONNECT's [MQTT-3.3.4-9]. A DUP
+//! resend of an outstanding packet id is not a new one; the count starts
+//! again on each connection, and what a reconnecting sender resends counts
+//! at once [MQTT-4.9.0-1]. An ack the proxy dropped never reached the
+//! sender, so it frees nothing.
+//!
+//! `v5_packet_size` — Maximum Packet Size. No packet (as the proxy saw its
+//! bytes) larger than the receiver's announced maximum: from the broker
+//! [MQTT-3.1.2-24], from the client after the CONNACK [MQTT-3.2.2-15].
+//!
+//! `v5_topic_alias` — Topic Alias. Never alias 0 [MQTT-3.3.2-8]; a client
+//! uses none when the CONNACK's Topic Alias Maximum is absent or 0
+//! [MQTT-3.2.2-18] and none above it [MQTT-3.3.2-9]; the broker likewise
+//! against the CONNECT's [MQTT-3.1.2-27], [MQTT-3.3.2-11]. A receiver keeps
+//! no mapping across connections [MQTT-3.3.2-7]: a PUBLISH that names an
+//! alias with no topic, never set on its connection, must not be accepted
+//! (acknowledged with success or delivered onward). A broker must accept
+//! every alias within its own maximum [MQTT-3.3.2-12]: a DISCONNECT 0x94
+//! (Topic Alias invalid) answering a valid one is a violation.
+//!
+//! Client-side rules judge only the actors in `clients` (default: the
+//! device), since observers break them on purpose with `raw = true`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::index::{seen, sent};
+use super::{Checker, Verdict};
+use crate::history::{ConnId, Dir, EventKind, Fate, History};
+use crate::mqtt::props::{
+    self, MAXIMUM_PACKET_SIZE, RECEIVE_MAXIMUM, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
+};
+use crate::mqtt::{Packet, Properties, QoS, Version};
+
+/// One packet on a 5.0 connection.
+pub(crate) struct Pk<'a> {
+    pub seq: u64,
+    pub at: std::time::Duration,
+    pub dir: Dir,
+    pub fate: Fate,
+    pub packet: &'a Packet,
+    pub size: usize,
+}
+
+/// A 5.0 connection as the v5 checkers read it.
+pub(crate) struct C5<'a> {
+    pub id: ConnId,
+    pub actor: String,
+    pub connect: Option<&'a crate::mqtt::Connect>,
+    pub connack: Option<&'a crate::mqtt::ConnAck>,
+    pub pkts: Vec<Pk<'a>>,
+}
+
+impl C5<'_> {
+    pub fn connect_props(&self) -> Properties {
+        self.connect
+            .map(|c| c.properties.clone())
+            .unwrap_or_default()
+    }
+    pub fn connack_props(&self) -> Properties {
+        self.connack
+            .map(|c| c.properties.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The 5.0 connections of a history, packets in log order.
+pub(crate) fn connections(h: &History) -> Vec<C5<'_>> {
+    let mut order: Vec<ConnId> = Vec::new();
+    let mut by: HashMap<ConnId, C5> = HashMap::new();
+    for ev in h.iter() {
+        let EventKind::Packet {
+            conn,
+            actor,
+            dir,
+            packet,
+            raw,
+            fate,
+        } = &ev.kind
+        else {
+            continue;
+        };
+        let c = by.entry(*conn).or_insert_with(|| {
+            order.push(*conn);
+            C5 {
+                id: *conn,
+                actor: actor.clone(),
+                connect: None,
+                connack: None,
+                pkts: Vec::new(),
+            }
+        });
+        match packet {
+            Packet::Connect(x) if c.connect.is_none() => c.connect = Some(x),
+            Packet::ConnAck(x) if c.connack.is_none() => c.connack = Some(x),
+            _ => {}
+        }
+        c.pkts.push(Pk {
+            seq: ev.seq,
+            at: ev.at,
+            dir: *dir,
+            fate: *fate,
+            packet,
+            size: raw.len(),
+        });
+    }
+    order
+        .into_iter()
+        .filter_map(|id| by.remove(&id))
+        .filter(|c| c.connect.is_some_and(|x| x.version == Version::V5))
+        .collect()
+}
+
+pub(crate) fn judged(clients: &[String], actor: &str) -> bool {
+    clients.iter().any(|c| c == "*" || c == actor)
+}
+
+pub struct FlowChecker {
+    pub clients: Vec<String>,
+}
+
+impl Checker for FlowChecker {
+    fn name(&self) -> &str {
+        "v5_flow"
+    }
+
+    fn check(&self, history: &History) -> Verdict {
+        let mut v = Verdict::new(self.name());
+        for c in connections(history) {
+            let client_max = props::num(&c.connack_props(), RECEIVE_MAXIMUM).unwrap_or(65535);
+            let broker_max = props::num(&c.connect_props(), RECEIVE_MAXIMUM).unwrap_or(65535);
+            let mut sides = vec![(Dir::ToClient, broker_max, "MQTT-3.3.4-9", "the broker")];
+            if judged(&self.clients, &c.actor) {
+                sides.push((Dir::ToBroker, client_max, "MQTT-3.3.4-7", "the client"));
+            }
+            for (dir, max, rule, who) in sides {
+                let mut out: BTreeSet<u16> = BTreeSet::new();
+                let mut seqs: Vec<u64> = Vec::new();
+                for p in &c.pkts {
+                    match p.packet {
+                        Packet::Publish(pb)
+                            if p.dir == dir && pb.qos != QoS::AtMostOnce && sent(p.fate) =>
+                        {
+                            let pid = pb.pid.unwrap_or(0);
+                            if out.insert(pid) {
+                                seqs.push(p.seq);
+                            }
+                            if out.len() as u32 > max {
+                                v.fail(
+                                    rule,
+                                    format!(
+                                        "{who} on {}'s connection had {} QoS 1/2 PUBLISHes unacknowledged (ids {:?}), its peer's Receive Maximum is {max}",
+                                        c.actor,
+                                        out.len(),
+                                        out
+                                    ),
+                                    seqs.clone(),
+                                );
+                                break;
+                            }
+                        }
+                        Packet::PubAck(a) | Packet::PubComp(a) if p.dir != dir && seen(p.fate) => {
+                            out.remove(&a.pid);
+                        }
+                        Packet::PubRec(a) if p.dir != dir && seen(p.fate) && a.code >= 0x80 => {
+                            out.remove(&a.pid);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        v.note("receive maximum judged on every 5.0 connection");
+        v
+    }
+}
+
+pub struct PacketSizeChecker {
+    pub clients: Vec<String>,
+}
+
+impl Checker for PacketSizeChecker {
+    fn name(&self) -> &str {
+        "v5_packet_size"
+    }
+
+    fn check(&self, history: &History) -> Verdict {
+        let mut v = Verdict::new(self.name());
+        for c in connections(history) {
+            let to_client = props::num(&c.connect_props(), MAXIMUM_PACKET_SIZE);
+            let to_broker = props::num(&c.connack_props(), MAXIMUM_PACKET_SIZE);
+            let mut acked = false;
+            for p in &c.pkts {
+                if matches!(p.packet, Packet::ConnAck(_)) {
+                    acked = true;
+                }
+                if !sent(p.fate) {
+                    continue;
+                }
+                let (max, rule, who) = match p.dir {
+                    Dir::ToClient => (to_client, "MQTT-3.1.2-24", "the broker"),
+                    Dir::ToBroker if acked && judged(&self.clients, &c.actor) => {
+                        (to_broker, "MQTT-3.2.2-15", "the client")
+                    }
+                    Dir::ToBroker => continue,
+                };
+                if let Some(m) = max {
+                    if p.size as u64 > m as u64 {
+                        v.fail(
+                            rule,
+                            format!(
+                                "{who} sent a {} of {} bytes on {}'s connection; the peer's Maximum Packet Size is {m}",
+                                p.packet.packet_type(),
+                                p.size,
+                                c.actor
+                            ),
+                            vec![p.seq],
+                        );
+                    }
+                }
+            }
+        }
+        v
+    }
+}
+
+pub struct TopicAliasChecker {
+    pub clients: Vec<String>,
+}
+
+impl Checker for TopicAliasChecker {
+    fn name(&self) -> &str {
+        "v5_topic_alias"
+    }
+
+    fn check(&self, history: &History) -> Verdict {
+        let mut v = Verdict::new(self.name());
+        let conns = connections(history);
+        for c in &conns {
+            let client_side = judged(&self.clients, &c.actor);
+            let from_broker_max = props::num(&c.connect_props(), TOPIC_ALIAS_MAXIMUM).unwrap_or(0);
+            let from_client_max = props::num(&c.connack_props(), TOPIC_ALIAS_MAXIMUM).unwrap_or(0);
+            // Aliases the client set on this connection (as the broker sees them).
+            let mut set_up: HashMap<u32, String> = HashMap::new();
+            // Alias-only PUBLISHes the broker cannot resolve: (pid, seq, payload).
+            let mut unknown: Vec<(Option<u16>, u64, bytes::Bytes)> = Vec::new();
+            for p in &c.pkts {
+                match (p.packet, p.dir) {
+                    (Packet::Publish(pb), dir) if sent(p.fate) => {
+                        let Some(a) = props::num(&pb.properties, TOPIC_ALIAS) else {
+                            continue;
+                        };
+                        let (max, who, judge, over, none) = match dir {
+                            Dir::ToBroker => (
+                                from_client_max,
+                                "the client",
+                                client_side,
+                                "MQTT-3.3.2-9",
+                                "MQTT-3.2.2-18",
+                            ),
+                            Dir::ToClient => (
+                                from_broker_max,
+                                "the broker",
+                                true,
+                                "MQTT-3.3.2-11",
+                                "MQTT-3.1.2-27",
+                            ),
+                        };
+                        if a == 0 {
+                            if judge {
+                                v.fail(
+                                    "MQTT-3.3.2-8",
+                                    format!("{who} sent Topic Alias 0 on {}'s connection", c.actor),
+                                    vec![p.seq],
+                                );
+                            }
+                        } else if a > max && judge {
+                            let rule = if max == 0 { none } else { over };
+                            v.fail(
+                                rule,
+                                format!("{who} sent Topic Alias {a} on {}'s connection; the peer's Topic Alias Maximum is {max}", c.actor),
+                                vec![p.seq],
+                            );
+                        }
+                        if dir == Dir::ToBroker && seen(p.fate) && a > 0 && a <= from_client_max {
+                            if pb.topic.is_empty() {
+                                if !set_up.contains_key(&a) {
+                                    unknown.push((pb.pid, p.seq, pb.payload.clone()));
+                                }
+                            } else {
+                                set_up.insert(a, pb.topic.clone());
+                            }
+                        }
+                    }
+                    (Packet::PubAck(x) | Packet::PubRec(x), Dir::ToClient) if x.code < 0x80 => {
+                        if let Some((_, s, _)) =
+                            unknown.iter().find(|(pid, _, _)| *pid == Some(x.pid))
+                        {
+                            v.fail(
+                                "MQTT-3.3.2-7",
+                                format!(
+                                    "the broker accepted (reason {}) a PUBLISH from {} naming a topic alias never set on that connection: it must have carried a mapping over",
+                                    x.code, c.actor
+                                ),
+                                vec![*s, p.seq],
+                            );
+                        }
+                    }
+                    (Packet::Disconnect(d), Dir::ToClient) if d.code == 0x94 => {
+                        // Was the last alias the client used a valid one?
+                        let last = c.pkts.iter().rev().find(|q| {
+                            q.seq < p.seq
+                                && q.dir == Dir::ToBroker
+                                && matches!(q.packet, Packet::Publish(pb) if props::num(&pb.properties, TOPIC_ALIAS).is_some())
+                        });
+                        if let Some(q) = last {
+                            if let Packet::Publish(pb) = q.packet {
+                                let a = props::num(&pb.properties, TOPIC_ALIAS).unwrap_or(0);
+                                let valid = a > 0
+                                    && a <= from_client_max
+                                    && (!pb.topic.is_empty() || set_up.contains_key(&a));
+                                if valid {
+                                    v.fail(
+                                        "MQTT-3.3.2-12",
+                                        format!("the broker refused Topic Alias {a} from {} (DISCONNECT 0x94), within its own maximum {from_client_max}", c.actor),
+                                        vec![q.seq, p.seq],
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // Delivered onward: another connection got the payload after it.
+            for (_, s, payload) in &unknown {
+                for o in conns.iter().filter(|o| o.id != c.id) {
+                    if let Some(d) = o.pkts.iter().find(|q| {
+                        q.seq > *s
+                            && q.dir == Dir::ToClient
+                            && matches!(q.packet, Packet::Publish(pb) if pb.payload == *payload)
+                    }) {
+                        v.fail(
+                            "MQTT-3.3.2-7",
+                            format!(
+                                "a PUBLISH from {} naming a topic alias never set on its connection was delivered to {}: the broker carried a mapping over",
+                                c.actor, o.actor
+                            ),
+                            vec![*s, d.seq],
+                        );
+                    }
+                }
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::v5_testkit::*;
+    use super::*;
+    use crate::mqtt::PacketType;
+
+    fn flow() -> FlowChecker {
+        FlowChecker {
+            clients: vec!["device".into()],
+        }
+    }
+
+    #[test]
+    fn broker_over_the_clients_receive_maximum_fails() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "receive_maximum = 2"),
+            connack(false, 0, ""),
+        );
+        for pid in 1..=3 {
+            k.wait(5)
+                .down(1, "device", publish(Some(pid), 1, "t", "x", ""));
+        }
+        assert_violates(&flow().check(&k.history()), "MQTT-3.3.4-9");
+    }
+
+    #[test]
+    fn acks_free_quota_dup_resends_do_not_count_and_pubrec_holds_until_pubcomp() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "receive_maximum = 2"),
+            connack(false, 0, ""),
+        );
+        k.down(1, "device", publish(Some(1), 2, "t", "a", ""))
+            .down(1, "device", publish(Some(2), 1, "t", "b", ""))
+            .down(1, "device", dup(publish(Some(2), 1, "t", "b", "")))
+            .up(1, "device", ack(PacketType::PubAck, 2, 0))
+            .down(1, "device", publish(Some(3), 1, "t", "c", ""))
+            .up(1, "device", ack(PacketType::PubRec, 1, 0))
+            .up(1, "device", ack(PacketType::PubAck, 3, 0))
+            .down(1, "device", publish(Some(4), 1, "t", "d", ""));
+        let v = flow().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        // With PUBREC not freeing the slot, one more is too many.
+        k.down(1, "device", publish(Some(5), 1, "t", "e", ""));
+        assert_violates(&flow().check(&k.history()), "MQTT-3.3.4-9");
+    }
+
+    #[test]
+    fn client_over_the_brokers_receive_maximum_fails_and_a_dropped_ack_frees_nothing() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, "receive_maximum = 1"),
+        );
+        k.up(1, "device", publish(Some(1), 1, "t", "a", ""));
+        k.dropped_down(1, "device", ack(PacketType::PubAck, 1, 0));
+        k.up(1, "device", publish(Some(2), 1, "t", "b", ""));
+        assert_violates(&flow().check(&k.history()), "MQTT-3.3.4-7");
+    }
+
+    #[test]
+    fn quota_starts_again_on_a_new_connection() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", false, 60, ""),
+            connack(false, 0, "receive_maximum = 1"),
+        );
+        k.up(1, "device", publish(Some(1), 1, "t", "a", ""));
+        k.close(1, "device", crate::history::CloseReason::Severed);
+        k.session(
+            2,
+            "device",
+            connect("d", false, 60, ""),
+            connack(true, 0, "receive_maximum = 1"),
+        );
+        k.up(2, "device", dup(publish(Some(1), 1, "t", "a", "")))
+            .down(2, "device", ack(PacketType::PubAck, 1, 0))
+            .up(2, "device", publish(Some(2), 1, "t", "b", ""));
+        let v = flow().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+    }
+
+    #[test]
+    fn packets_over_maximum_packet_size_fail_both_ways() {
+        let c = PacketSizeChecker {
+            clients: vec!["device".into()],
+        };
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "maximum_packet_size = 20"),
+            connack(false, 0, "maximum_packet_size = 30"),
+        );
+        k.down(1, "device", publish(None, 0, "t", "small", ""));
+        k.up(
+            1,
+            "device",
+            publish(None, 0, "t", "0123456789012345678", ""),
+        );
+        assert!(c.check(&k.history()).ok());
+        k.down(
+            1,
+            "device",
+            publish(None, 0, "t", "this payload is longer than twenty", ""),
+        );
+        assert_violates(&c.check(&k.history()), "MQTT-3.1.2-24");
+        k.up(
+            1,
+            "device",
+            publish(None, 0, "t", "and this one is longer than thirty bytes", ""),
+        );
+        assert_violates(&c.check(&k.history()), "MQTT-3.2.2-15");
+    }
+
+    fn alias() -> TopicAliasChecker {
+        TopicAliasChecker {
+            clients: vec!["device".into()],
+        }
+    }
+
+    #[test]
+    fn aliases_zero_absent_and_above_the_maximum_fail() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "topic_alias_maximum = 2"),
+            connack(false, 0, ""),
+        );
+        k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 2"));
+        assert!(alias().check(&k.history()).ok());
+        k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 3"));
+        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-11");
+        k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 1"));
+        assert_violates(&alias().check(&k.history()), "MQTT-3.2.2-18");
+        k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 0"));
+        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-8");
+        // An observer breaking them on purpose is not judged.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "prober",
+            connect("p", true, 60, ""),
+            connack(false, 0, "topic_alias_maximum = 2"),
+        );
+        k.up(1, "prober", publish(None, 0, "t", "a", "topic_alias = 5"));
+        assert!(alias().check(&k.history()).ok());
+    }
+
+    #[test]
+    fn a_stale_alias_accepted_after_a_reconnect_fails_but_a_refused_one_passes() {
+        let base = |k: &mut Kit| {
+            k.session(
+                1,
+                "prober",
+                connect("p", true, 60, ""),
+                connack(false, 0, "topic_alias_maximum = 5"),
+            );
+            k.up(
+                1,
+                "prober",
+                publish(Some(1), 1, "a/b", "first", "topic_alias = 1"),
+            )
+            .down(1, "prober", ack(PacketType::PubAck, 1, 0))
+            .close(1, "prober", crate::history::CloseReason::Severed);
+            k.session(
+                2,
+                "prober",
+                connect("p", true, 60, ""),
+                connack(false, 0, "topic_alias_maximum = 5"),
+            );
+            k.up(
+                2,
+                "prober",
+                publish(Some(2), 1, "", "second", "topic_alias = 1"),
+            );
+        };
+        let mut k = Kit::new();
+        base(&mut k);
+        k.down(2, "prober", ack(PacketType::PubAck, 2, 0));
+        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-7");
+        let mut k = Kit::new();
+        base(&mut k);
+        k.down(2, "prober", disconnect(0x82, ""));
+        let v = alias().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+    }
+
+    #[test]
+    fn refusing_a_valid_alias_fails() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "prober",
+            connect("p", true, 60, ""),
+            connack(false, 0, "topic_alias_maximum = 5"),
+        );
+        k.up(1, "prober", publish(None, 0, "a/b", "x", "topic_alias = 5"))
+            .down(1, "prober", disconnect(0x94, ""));
+        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-12");
+    }
+}
