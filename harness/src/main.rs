@@ -137,6 +137,23 @@ enum Cmd {
     /// Run every scenario against every broker and print one conformance
     /// table (also written as Markdown and JSON).
     Matrix(MatrixArgs),
+    /// How many normative statements of MQTT 3.1.1 and 5.0 the suite
+    /// covers: cited by a checker, proven failing by a test, exercised by a
+    /// scenario that `make test` runs.
+    Coverage {
+        /// The statement files (mqtt-3.1.1.toml, mqtt-5.0.toml).
+        #[arg(long, default_value = "scenarios/spec")]
+        spec: PathBuf,
+        /// The scenario folder (its v5/ and black_box/ are read too).
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+        /// Also write the Markdown report (every statement and its evidence) here.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Print the Markdown report instead of the table.
+        #[arg(long)]
+        md: bool,
+    },
     /// Join the JSON results of partitioned matrix runs into one table,
     /// one Markdown file and one JUnit file.
     Merge(MergeArgs),
@@ -248,6 +265,12 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Cmd::Coverage {
+                spec,
+                scenarios,
+                markdown,
+                md,
+            } => coverage(&spec, &scenarios, markdown.as_deref(), md),
             Cmd::Matrix(args) => {
                 tokio::select! {
                     code = matrix(args) => code,
@@ -357,6 +380,26 @@ async fn observe(
     };
     let mut stdout = std::io::stdout();
     mqtt_hil::observe::run(cfg, rx, stop, &mut stdout).await
+}
+
+fn coverage(
+    spec: &std::path::Path,
+    scenarios: &std::path::Path,
+    markdown: Option<&std::path::Path>,
+    md: bool,
+) -> Result<i32, Error> {
+    use mqtt_hil::check::coverage;
+    let reports = coverage::measure(spec, scenarios)?;
+    let text = coverage::render_markdown(&reports);
+    if let Some(p) = markdown {
+        std::fs::write(p, &text).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+    }
+    if md {
+        print!("{text}");
+    } else {
+        print!("{}", coverage::render_table(&reports));
+    }
+    Ok(exit_codes::OK)
 }
 
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Scenario>, Error> {

@@ -13,29 +13,33 @@ use rstest::rstest;
 #[rstest]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario(#[files("../scenarios/*.toml")] path: PathBuf) {
-    let s = mqtt_hil::scenario::load(&path).expect("scenario loads");
-    let work = tempfile::tempdir().unwrap();
-    let cfg = RunConfig {
-        broker: BrokerSpec::Mosquitto,
-        target: TargetSpec::Virtual,
-        workdir: work.path().to_path_buf(),
-        firmware: Default::default(),
-        deviations: Deviations::load(path.parent().unwrap(), "mosquitto").unwrap(),
-    };
-    let outcome = runner::run(&s, &cfg).await;
-    let trace = mqtt_hil::trace::render(&s.name, &outcome.history);
-    assert!(
-        outcome.acceptable(),
-        "{:?}\n{}\n--- trace ---\n{trace}",
-        outcome.status,
-        outcome.failure_text()
-    );
-    insta::with_settings!({
-        snapshot_path => "../../scenarios/snapshots",
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-        description => s.name.clone(),
-    }, {
-        insta::assert_snapshot!(s.id.clone(), trace);
-    });
+    let file = mqtt_hil::scenario::load(&path).expect("scenario loads");
+    // `versions = ["3.1.1", "5"]`: one run and one verdict per version.
+    for s in file.per_version() {
+        let work = tempfile::tempdir().unwrap();
+        let cfg = RunConfig {
+            broker: BrokerSpec::Mosquitto,
+            target: TargetSpec::Virtual,
+            workdir: work.path().to_path_buf(),
+            firmware: Default::default(),
+            deviations: Deviations::load(path.parent().unwrap(), "mosquitto").unwrap(),
+        };
+        let outcome = runner::run(&s, &cfg).await;
+        let trace = mqtt_hil::trace::render(&s.name, &outcome.history);
+        assert!(
+            outcome.acceptable(),
+            "{}: {:?}\n{}\n--- trace ---\n{trace}",
+            s.id,
+            outcome.status,
+            outcome.failure_text()
+        );
+        insta::with_settings!({
+            snapshot_path => "../../scenarios/snapshots",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            description => s.name.clone(),
+        }, {
+            insta::assert_snapshot!(s.id.replace('@', "_at_"), trace);
+        });
+    }
 }

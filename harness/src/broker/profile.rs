@@ -19,6 +19,9 @@ pub struct Profile {
     pub pause: bool,
     /// disconnect, reconnect from its network (containers only).
     pub network: bool,
+    /// Speaks MQTT 5.0: 5.0 scenarios are UNSUP (skipped, with the
+    /// reason) against a broker that does not.
+    pub mqtt5: bool,
     /// Persistent sessions survive a graceful restart.
     pub persistence: bool,
     /// ... and a SIGKILL.
@@ -31,6 +34,7 @@ impl Profile {
         control: true,
         pause: true,
         network: false,
+        mqtt5: true,
         persistence: true,
         persistence_across_kill: false,
     };
@@ -39,6 +43,8 @@ impl Profile {
         control: false,
         pause: false,
         network: false,
+        // The embedded broker listens with rumqttd's 3.1.1 (v4) server only.
+        mqtt5: false,
         persistence: false,
         persistence_across_kill: false,
     };
@@ -47,6 +53,7 @@ impl Profile {
         control: false,
         pause: false,
         network: false,
+        mqtt5: true,
         persistence: false,
         persistence_across_kill: false,
     };
@@ -67,6 +74,9 @@ impl Profile {
             control: true,
             pause: true,
             network: true,
+            // Debian 12's RabbitMQ 3.10 MQTT plugin and NATS 2.9 speak
+            // 3.1.1 only; an unknown image is given the chance to show.
+            mqtt5: !matches!(name, "rabbitmq" | "nats"),
             persistence: promises.persists_across_restart,
             persistence_across_kill: promises.persists_across_kill,
         }
@@ -80,6 +90,7 @@ impl Profile {
             "persistence_across_kill" => self.control && self.persistence_across_kill,
             "broker_pause" => self.pause,
             "broker_network" => self.network,
+            "mqtt5" => self.mqtt5,
             _ => true,
         }
     }

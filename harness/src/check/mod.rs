@@ -26,6 +26,7 @@ use crate::history::History;
 
 pub mod allow_list;
 pub mod backoff;
+pub mod coverage;
 pub mod delivery;
 pub mod exactly_once;
 pub mod index;

@@ -442,5 +442,32 @@ mod tests {
         k.up(1, "device", subscribe(1, "a", 1, 0, ""))
             .down(1, "device", suback(1, &[1, 1]));
         assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.8.4-6"]);
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        let unsub = |pid| {
+            Packet::Unsubscribe(crate::mqtt::Unsubscribe {
+                pid,
+                filters: vec!["a".into(), "b".into()],
+                properties: Default::default(),
+            })
+        };
+        let unsuback = |pid, codes: &[u8]| {
+            Packet::UnsubAck(crate::mqtt::UnsubAck {
+                pid,
+                codes: codes.to_vec(),
+                properties: Default::default(),
+            })
+        };
+        k.up(1, "device", unsub(2))
+            .down(1, "device", unsuback(2, &[0, 0x11]));
+        assert!(checker().check(&k.history()).ok());
+        k.up(1, "device", unsub(3))
+            .down(1, "device", unsuback(3, &[0]));
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.11.3-1"]);
     }
 }

@@ -319,29 +319,27 @@ mod tests {
             .down(1, "cloud", publish(None, 0, "t/1", "x", PROPS));
         let v = checker().check(&k.history());
         assert!(v.ok(), "{v:?}");
-        for (delivered, rule) in [
-            (PROPS.replace("\"r\"", "\"q\""), "MQTT-3.3.2-15"),
-            (PROPS.replace("\"c\"", "\"d\""), "MQTT-3.3.2-16"),
-            (PROPS.replace("text/plain", "x/y"), "MQTT-3.3.2-20"),
-            (
-                PROPS.replace("payload_format = 1", "payload_format = 0"),
-                "MQTT-3.3.2-4",
-            ),
-            (
-                PROPS.replace(
-                    "[[\"b\",\"2\"],[\"a\",\"1\"]]",
-                    "[[\"a\",\"1\"],[\"b\",\"2\"]]",
-                ),
-                "MQTT-3.3.2-18",
-            ),
-            (PROPS.replace(",[\"a\",\"1\"]", ""), "MQTT-3.3.2-17"),
-        ] {
+        let case = |delivered: String| {
             let mut k = base(0, "", publish(None, 0, "t/1", "x", PROPS));
             k.wait(5)
                 .down(1, "cloud", publish(None, 0, "t/1", "x", &delivered));
-            let v = checker().check(&k.history());
-            assert_eq!(v.rules(), vec![rule], "{delivered}: {v:?}");
-        }
+            checker().check(&k.history())
+        };
+        let v = case(PROPS.replace("\"r\"", "\"q\""));
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-15"]);
+        let v = case(PROPS.replace("\"c\"", "\"d\""));
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-16"]);
+        let v = case(PROPS.replace("text/plain", "x/y"));
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-20"]);
+        let v = case(PROPS.replace("payload_format = 1", "payload_format = 0"));
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-4"]);
+        let v = case(PROPS.replace(
+            "[[\"b\",\"2\"],[\"a\",\"1\"]]",
+            "[[\"a\",\"1\"],[\"b\",\"2\"]]",
+        ));
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-18"], "the same pairs reordered");
+        let v = case(PROPS.replace(",[\"a\",\"1\"]", ""));
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-17"], "a pair lost");
     }
 
     #[test]

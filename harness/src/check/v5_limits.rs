@@ -522,6 +522,30 @@ mod tests {
     }
 
     #[test]
+    fn broker_aliases_without_a_client_maximum_and_client_aliases_above_the_brokers_fail() {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, "topic_alias_maximum = 3"),
+        );
+        k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 3"));
+        assert!(alias().check(&k.history()).ok());
+        k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 4"));
+        assert_eq!(alias().check(&k.history()).rules(), vec!["MQTT-3.3.2-9"]);
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 1"));
+        assert_eq!(alias().check(&k.history()).rules(), vec!["MQTT-3.1.2-27"]);
+    }
+
+    #[test]
     fn a_stale_alias_accepted_after_a_reconnect_fails_but_a_refused_one_passes() {
         let base = |k: &mut Kit| {
             k.session(

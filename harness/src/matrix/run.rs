@@ -58,7 +58,11 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
             .iter()
             .filter(|s| mine.iter().any(|c| c.scenario == s.id))
             .map(|s| ScenarioRow {
-                id: s.id.clone(),
+                id: if speaks_v5(s) && !s.id.ends_with("@5") {
+                    format!("{}@5", s.id)
+                } else {
+                    s.id.clone()
+                },
                 name: s.name.clone(),
             })
             .collect(),
@@ -123,6 +127,10 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
                     classify(&f.outcome, devs, broker)
                 }
             };
+            let mut result = result;
+            if speaks_v5(s) && !result.scenario.ends_with("@5") {
+                result.scenario += "@5";
+            }
             m.cells.push(result);
         }
     }
@@ -131,7 +139,57 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
         elapsed: started.elapsed(),
     })?;
     m.wall_ms = started.elapsed().as_millis() as u64;
+    fold_versions(&mut m);
     Ok(m)
+}
+
+/// A scenario whose clients speak 5.0 (a 5.0 file, or the 5.0 run of a
+/// `versions` file) belongs in the 5.0 columns.
+fn speaks_v5(s: &crate::scenario::Scenario) -> bool {
+    let v5 = |c: &crate::scenario::ClientSpec| c.connect.version == crate::mqtt::Version::V5;
+    s.device.as_ref().is_some_and(v5) || (s.device.is_none() && s.observers.values().any(v5))
+}
+
+/// One column per broker and protocol version: the 5.0 run of a scenario
+/// (`id@5`) becomes the scenario's cell in the broker's `BROKER 5.0`
+/// column, right after its 3.1.1 column; a scenario that exists only as
+/// 5.0 keeps its row, with `-` in the 3.1.1 columns.
+pub fn fold_versions(m: &mut Matrix) {
+    if !m.cells.iter().any(|c| c.scenario.ends_with("@5")) {
+        return;
+    }
+    for c in &mut m.cells {
+        if let Some(base) = c.scenario.strip_suffix("@5") {
+            c.scenario = base.to_string();
+            c.broker = format!("{} 5.0", c.broker);
+        }
+    }
+    let mut rows: Vec<ScenarioRow> = Vec::new();
+    for r in std::mem::take(&mut m.scenarios) {
+        let (id, name) = match r.id.strip_suffix("@5") {
+            Some(base) => (
+                base.to_string(),
+                r.name.trim_end_matches(" (MQTT 5)").to_string(),
+            ),
+            None => (r.id.clone(), r.name.clone()),
+        };
+        if !rows.iter().any(|x| x.id == id) {
+            rows.push(ScenarioRow { id, name });
+        }
+    }
+    m.scenarios = rows;
+    let mut cols = Vec::new();
+    for b in std::mem::take(&mut m.brokers) {
+        let v5 = format!("{b} 5.0");
+        let has = |col: &str| m.cells.iter().any(|c| c.broker == col);
+        if has(&b) {
+            cols.push(b.clone());
+        }
+        if has(&v5) {
+            cols.push(v5);
+        }
+    }
+    m.brokers = cols;
 }
 
 /// One cell's verdict and the reason to show for it.
@@ -148,6 +206,8 @@ pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResu
                 (Verdict::Dev, why.clone())
             }
         }
+        // A 5.0 scenario against a broker whose profile has no 5.0.
+        Status::Skipped(why) if why.starts_with("needs MQTT 5.0") => (Verdict::Unsup, why.clone()),
         Status::Skipped(why) => (Verdict::Skip, why.clone()),
         Status::Error(e) => (Verdict::Error, e.clone()),
         Status::Failed if devs.is_stale(o) => (Verdict::Stale, o.failure_text()),
@@ -166,5 +226,63 @@ pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResu
             _ => Vec::new(),
         },
         duration_ms: o.duration.as_millis() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(scenario: &str, broker: &str, verdict: Verdict) -> CellResult {
+        CellResult {
+            scenario: scenario.into(),
+            broker: broker.into(),
+            profile: broker.into(),
+            verdict,
+            detail: String::new(),
+            rules: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn versions_fold_into_one_column_per_broker_and_version() {
+        let mut m = Matrix {
+            brokers: vec!["mosquitto".into(), "container:nats".into()],
+            scenarios: ["a", "a@5", "b@5"]
+                .iter()
+                .map(|id| ScenarioRow {
+                    id: id.to_string(),
+                    name: format!("{id} (MQTT 5)"),
+                })
+                .collect(),
+            cells: vec![
+                cell("a", "mosquitto", Verdict::Pass),
+                cell("a@5", "mosquitto", Verdict::Pass),
+                cell("b@5", "mosquitto", Verdict::Dev),
+                cell("a", "container:nats", Verdict::Pass),
+                cell("a@5", "container:nats", Verdict::Unsup),
+                cell("b@5", "container:nats", Verdict::Unsup),
+            ],
+            ..Default::default()
+        };
+        fold_versions(&mut m);
+        assert_eq!(
+            m.brokers,
+            [
+                "mosquitto",
+                "mosquitto 5.0",
+                "container:nats",
+                "container:nats 5.0"
+            ]
+        );
+        let ids: Vec<&str> = m.scenarios.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            m.cell("a", "container:nats 5.0").unwrap().verdict,
+            Verdict::Unsup
+        );
+        assert_eq!(m.cell("b", "mosquitto 5.0").unwrap().verdict, Verdict::Dev);
+        assert!(m.cell("b", "mosquitto").is_none());
     }
 }

@@ -107,6 +107,22 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
 
 fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
     let profile = cfg.broker.capabilities();
+    let v5 = |c: &crate::scenario::ClientSpec| c.connect.version == crate::mqtt::Version::V5;
+    if scenario.device.as_ref().is_some_and(v5) && cfg.target != TargetSpec::Virtual {
+        return Some(format!(
+            "the device speaks MQTT 5.0 here, and the firmware's agent on --target {} speaks \
+             3.1.1 only so far: run 5.0 scenarios with --target virtual",
+            cfg.target
+        ));
+    }
+    if (scenario.device.as_ref().is_some_and(v5) || scenario.observers.values().any(v5))
+        && !profile.offers("mqtt5")
+    {
+        return Some(format!(
+            "needs MQTT 5.0, which broker {} does not speak (its profile)",
+            cfg.broker
+        ));
+    }
     let mut needs: Vec<&str> = scenario.requires.iter().map(String::as_str).collect();
     // Fault steps need a broker that can take them, declared or not.
     for step in &scenario.steps {
