@@ -16,6 +16,7 @@ pub mod exit_codes;
 pub mod history;
 pub mod matrix;
 pub mod mqtt;
+pub mod net;
 pub mod observe;
 pub mod process;
 pub mod proxy;

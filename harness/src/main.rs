@@ -79,6 +79,27 @@ struct RunArgs {
     /// (Wireshark and tshark decode it as MQTT over TCP).
     #[arg(long, value_name = "DIR")]
     pcap: Option<PathBuf>,
+    /// The emulated board's network (--target qemu): owned (the harness
+    /// plays access point, DHCP, DNS and router; network faults work) or
+    /// slirp (QEMU's user network, as before; no network faults).
+    #[arg(long, default_value = "owned")]
+    net: String,
+    /// Make the board's DNS answer NAME with ADDR (repeatable); every other
+    /// name resolves to the broker's address, 10.0.2.100.
+    #[arg(long, value_name = "NAME=ADDR")]
+    dns: Vec<String>,
+}
+
+fn net_options(net: &str, dns: &[String]) -> Result<mqtt_hil::net::Options, Error> {
+    let mut o = mqtt_hil::net::Options {
+        mode: net.parse()?,
+        ..Default::default()
+    };
+    for d in dns {
+        let (name, addr) = mqtt_hil::net::parse_dns_override(d).map_err(Error::Usage)?;
+        o.names.insert(name, addr);
+    }
+    Ok(o)
 }
 
 #[derive(Args, Clone, Debug)]
@@ -593,7 +614,10 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         pcap,
         library,
         libraries,
+        net,
+        dns,
     } = args;
+    let net = net_options(&net, &dns)?;
     let broker = BrokerSpec::resolve(&broker)?;
     let firmware = resolve_firmware(firmware, library, libraries).await?;
     let target: TargetSpec = target.parse()?;
@@ -638,6 +662,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
                 .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
             boot_timeout: None,
             bench,
+            net,
         },
     };
     let started = std::time::Instant::now();
@@ -763,6 +788,7 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
                 .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
             boot_timeout: None,
             bench,
+            net: net_options(&run.net, &run.dns)?,
         },
         deviations_folder: folder,
         out: run.out.clone(),

@@ -44,6 +44,7 @@ async fn run(scenario: &Path, bug: Option<&str>) -> Outcome {
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
             bench: None,
+            net: Default::default(),
         },
         target: TargetSpec::Qemu,
         workdir: work.path().to_path_buf(),
@@ -166,6 +167,7 @@ async fn a_host_program_is_judged_the_same_way(#[case] step: u32, #[case] passes
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
             bench: None,
+            net: Default::default(),
         },
         target: TargetSpec::Host,
         workdir: work.path().join("run"),
@@ -280,6 +282,7 @@ async fn a_bench_board_is_judged_the_same_way(#[case] bug: Option<&str>) {
             root: root(),
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             bench: Some(mqtt_hil::target::bench::Bench::load(&bench).unwrap()),
+            net: Default::default(),
             ..Default::default()
         },
         deviations: Deviations::default(),
