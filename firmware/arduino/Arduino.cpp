@@ -3,6 +3,8 @@
 #include "Arduino.h"
 #include "board.h"
 #include "net.h"
+#include "Ticker.h"
+#include <new>
 
 extern "C" {
 
@@ -20,8 +22,35 @@ static unsigned long last_activity;
 
 void yield(void)
 {
+    board_wdt_feed();
     if (board_poll() + net_poll() > 0)
         last_activity = millis();
+    ticker_service();
+}
+
+uint64_t micros64(void)
+{
+    return clock_us();
+}
+
+/* The ESP8266 core yields here only when the sketch has run for longer
+ * than interval_us since it last gave the SDK a turn; the emulated board
+ * services the network on every call, which is cheaper than the real
+ * SDK's context switch and keeps spinning loops responsive. */
+void optimistic_yield(uint32_t interval_us)
+{
+    (void)interval_us;
+    yield();
+}
+
+void interrupts(void)
+{
+    board_interrupts(1);
+}
+
+void noInterrupts(void)
+{
+    board_interrupts(0);
 }
 
 /* Waits in 1 ms WAITI naps between service steps: the network and UART
@@ -44,9 +73,89 @@ void delayMicroseconds(unsigned int us)
         ;
 }
 
-void pinMode(uint8_t, uint8_t) {}
-void digitalWrite(uint8_t, uint8_t) {}
-int digitalRead(uint8_t) { return LOW; }
+/* GPIO: no pins here. What the sketch asks for is logged once per change
+ * so a run's UART log shows it (an LED blinking every second prints a
+ * line a second, as a logic analyser on the pin would show). */
+static uint8_t pin_mode[NUM_DIGITAL_PINS + 1];
+static uint8_t pin_level[NUM_DIGITAL_PINS + 1];
+static uint32_t mode_known, level_known;
+
+static int gpio_pin_ok(uint8_t pin)
+{
+    return pin <= NUM_DIGITAL_PINS;
+}
+
+void pinMode(uint8_t pin, uint8_t mode)
+{
+    if (!gpio_pin_ok(pin))
+        return;
+    if (!(mode_known & (1u << pin)) || pin_mode[pin] != mode) {
+        static const char *const names[] = {"INPUT", "OUTPUT", "INPUT_PULLUP", "OUTPUT_OPEN_DRAIN",
+                                            "INPUT_PULLDOWN_16", "WAKEUP_PULLUP", "?", "WAKEUP_PULLDOWN"};
+        printf("[gpio] pinMode(%u, %s)\n", pin, mode < 8 ? names[mode] : "?");
+    }
+    mode_known |= 1u << pin;
+    pin_mode[pin] = mode;
+}
+
+void digitalWrite(uint8_t pin, uint8_t val)
+{
+    if (!gpio_pin_ok(pin))
+        return;
+    uint8_t v = val ? HIGH : LOW;
+    if (pin_level[pin] != v || !(level_known & (1u << pin)))
+        printf("[gpio] digitalWrite(%u, %s)\n", pin, v ? "HIGH" : "LOW");
+    level_known |= 1u << pin;
+    pin_level[pin] = v;
+}
+
+/* Reads back what was written; an input reads its pull (HIGH with a
+ * pull-up, else LOW). */
+int digitalRead(uint8_t pin)
+{
+    if (!gpio_pin_ok(pin))
+        return LOW;
+    if (pin_mode[pin] == OUTPUT || pin_mode[pin] == OUTPUT_OPEN_DRAIN)
+        return pin_level[pin];
+    return pin_mode[pin] == INPUT_PULLUP ? HIGH : LOW;
+}
+
+int analogRead(uint8_t) { return 0; }
+void analogWrite(uint8_t pin, int val)
+{
+    printf("[gpio] analogWrite(%u, %d)\n", pin, val);
+}
+void analogWriteRange(uint32_t) {}
+void analogWriteFreq(uint32_t) {}
+void analogWriteResolution(int) {}
+void attachInterrupt(uint8_t pin, void (*)(void), int mode)
+{
+    printf("[gpio] attachInterrupt(%u, mode %d): no edges on the emulated board\n", pin, mode);
+}
+void detachInterrupt(uint8_t) {}
+unsigned long pulseIn(uint8_t, uint8_t, unsigned long timeout)
+{
+    delayMicroseconds((unsigned)(timeout > 1000000ul ? 1000000ul : timeout));
+    return 0;
+}
+unsigned long pulseInLong(uint8_t pin, uint8_t state, unsigned long timeout)
+{
+    return pulseIn(pin, state, timeout);
+}
+void shiftOut(uint8_t, uint8_t, uint8_t, uint8_t) {}
+uint8_t shiftIn(uint8_t, uint8_t, uint8_t) { return 0; }
+void tone(uint8_t pin, unsigned int frequency, unsigned long)
+{
+    printf("[gpio] tone(%u, %u Hz)\n", pin, frequency);
+}
+void noTone(uint8_t) {}
+
+long map(long x, long in_min, long in_max, long out_min, long out_max)
+{
+    if (in_max == in_min)
+        return out_min;
+    return (x - in_min) * (out_max - out_min) / (in_max - in_min) + out_min;
+}
 
 static uint32_t rng = 2463534242u;
 
@@ -86,6 +195,33 @@ int main(void)
 }
 
 }
+
+unsigned long pulseIn(uint8_t pin, uint8_t state)
+{
+    return pulseIn(pin, state, 1000000ul);
+}
+void tone(uint8_t pin, unsigned int frequency)
+{
+    tone(pin, frequency, 0);
+}
+void attachInterruptArg(uint8_t pin, void (*)(void *), void *, int mode)
+{
+    attachInterrupt(pin, nullptr, mode);
+}
+
+/* Calling an empty std::function: where libstdc++ would throw
+ * bad_function_call (and, without exceptions, abort). */
+extern "C" void __mqtt_hil_bad_function_call(void)
+{
+    printf("\nabort: an empty std::function was called\n");
+    board_reset();
+}
+
+namespace std {
+const nothrow_t nothrow{};
+}
+void *operator new(size_t n, const std::nothrow_t &) noexcept { return malloc(n); }
+void *operator new[](size_t n, const std::nothrow_t &) noexcept { return malloc(n); }
 
 /* C++ run-time without libstdc++: allocation and the pure-virtual trap. */
 void *operator new(size_t n) { return malloc(n); }

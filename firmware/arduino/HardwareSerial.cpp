@@ -5,6 +5,7 @@ HardwareSerial Serial;
 
 void HardwareSerial::begin(unsigned long baud)
 {
+    baud_ = baud;
     uart_init((uint32_t)baud);
 }
 

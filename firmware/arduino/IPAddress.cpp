@@ -41,3 +41,16 @@ size_t IPAddress::printTo(Print &p) const
     char buf[16];
     return p.print(toChars(buf, sizeof(buf)));
 }
+
+#include "WString.h"
+
+bool IPAddress::fromString(const String &s)
+{
+    return fromString(s.c_str());
+}
+
+String IPAddress::toString() const
+{
+    char buf[16];
+    return String(toChars(buf, sizeof(buf)));
+}

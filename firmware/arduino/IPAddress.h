@@ -4,10 +4,12 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include "Printable.h"
 
 class Print;
+class String;
 
-class IPAddress {
+class IPAddress : public Printable {
 public:
     IPAddress() : addr(0) {}
     IPAddress(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
@@ -21,9 +23,12 @@ public:
     bool operator!=(const IPAddress &o) const { return addr != o.addr; }
     bool isSet() const { return addr != 0; }
     bool fromString(const char *s);
+    bool fromString(const String &s);
+    String toString() const;
+    uint8_t *raw_address() { return reinterpret_cast<uint8_t *>(&addr); }
     /* Dotted quad into buf (at least 16 bytes); returns buf. */
     const char *toChars(char *buf, size_t len) const;
-    size_t printTo(Print &p) const;
+    size_t printTo(Print &p) const override;
 
 private:
     uint32_t addr;

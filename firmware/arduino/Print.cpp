@@ -1,19 +1,43 @@
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include "Print.h"
-#include "IPAddress.h"
+#include "Printable.h"
+#include "WString.h"
+#include "pgmspace.h"
 
 size_t Print::write(const uint8_t *buf, size_t len)
 {
     size_t n = 0;
-    while (len--)
-        n += write(*buf++);
+    while (len--) {
+        if (!write(*buf++))
+            break;
+        n++;
+    }
     return n;
 }
 
-size_t Print::write(const char *s)
+size_t Print::print(const __FlashStringHelper *s)
 {
-    return s ? write((const uint8_t *)s, strlen(s)) : 0;
+    PGM_P p = reinterpret_cast<PGM_P>(s);
+    if (!p)
+        return 0;
+    char chunk[32];
+    size_t n = 0;
+    for (;;) {
+        size_t k = 0;
+        while (k < sizeof chunk && (chunk[k] = (char)pgm_read_byte(p + k)))
+            k++;
+        n += write((const uint8_t *)chunk, k);
+        if (k < sizeof chunk)
+            return n;
+        p += k;
+    }
+}
+
+size_t Print::print(const String &s)
+{
+    return write((const uint8_t *)s.c_str(), s.length());
 }
 
 size_t Print::print(unsigned long long n, int base)
@@ -33,27 +57,33 @@ size_t Print::print(unsigned long long n, int base)
 
 size_t Print::print(long long n, int base)
 {
-    if (n < 0 && base == 10)
-        return print('-') + print((unsigned long long)(-(n + 1)) + 1, base);
-    return print((unsigned long long)n, base);
-}
-
-size_t Print::print(long n, int base)
-{
-    /* Like Arduino: negative numbers in other bases print as unsigned. */
     if (base != 10)
-        return print((unsigned long long)(unsigned long)n, base);
-    return print((long long)n, base);
-}
-
-size_t Print::print(unsigned long n, int base)
-{
+        return print((unsigned long long)n, base);
+    if (n < 0)
+        return print('-') + print(0ull - (unsigned long long)n, base);
     return print((unsigned long long)n, base);
 }
 
-size_t Print::print(const IPAddress &ip)
+size_t Print::print(double n, int digits)
 {
-    return ip.printTo(*this);
+    char buf[48];
+    int len = snprintf(buf, sizeof buf, "%.*f", digits < 0 ? 0 : digits, n);
+    if (len < 0)
+        return 0;
+    if ((size_t)len < sizeof buf)
+        return write((const uint8_t *)buf, (size_t)len);
+    char *big = (char *)malloc((size_t)len + 1);
+    if (!big)
+        return 0;
+    snprintf(big, (size_t)len + 1, "%.*f", digits < 0 ? 0 : digits, n);
+    size_t r = write((const uint8_t *)big, (size_t)len);
+    free(big);
+    return r;
+}
+
+size_t Print::print(const Printable &p)
+{
+    return p.printTo(*this);
 }
 
 size_t Print::vprintf(const char *fmt, va_list ap)
@@ -67,12 +97,12 @@ size_t Print::vprintf(const char *fmt, va_list ap)
         return 0;
     if ((size_t)len < sizeof(small))
         return write((const uint8_t *)small, (size_t)len);
-    char *big = new char[(size_t)len + 1];
+    char *big = (char *)malloc((size_t)len + 1);
     if (!big)
         return 0;
     vsnprintf(big, (size_t)len + 1, fmt, ap);
     size_t n = write((const uint8_t *)big, (size_t)len);
-    delete[] big;
+    free(big);
     return n;
 }
 
@@ -82,5 +112,20 @@ size_t Print::printf(const char *fmt, ...)
     va_start(ap, fmt);
     size_t n = vprintf(fmt, ap);
     va_end(ap);
+    return n;
+}
+
+size_t Print::printf_P(const char *fmt, ...)
+{
+    size_t len = strlen_P(fmt);
+    char *f = (char *)malloc(len + 1);
+    if (!f)
+        return 0;
+    strcpy_P(f, fmt);
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = vprintf(f, ap);
+    va_end(ap);
+    free(f);
     return n;
 }

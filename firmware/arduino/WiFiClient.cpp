@@ -1,5 +1,5 @@
 #include "Arduino.h"
-#include "WiFiClient.h"
+#include "ESP8266WiFi.h"
 #include "lwip/tcp.h"
 #include "lwip/pbuf.h"
 
@@ -85,7 +85,7 @@ static void detach(TcpConn *c, bool hard)
     c->state = CONN_CLOSED;
 }
 
-WiFiClient::WiFiClient(const WiFiClient &other) : Stream(other), conn(other.conn)
+WiFiClient::WiFiClient(const WiFiClient &other) : Client(other), conn(other.conn)
 {
     if (conn)
         conn->refs++;
@@ -120,9 +120,25 @@ void WiFiClient::release()
 int WiFiClient::connect(const char *host, uint16_t port)
 {
     IPAddress ip;
-    if (!host || !ip.fromString(host))
+    if (!host || !WiFi.hostByName(host, ip))
         return 0;
     return connect(ip, port);
+}
+
+WiFiClient::WiFiClient(struct tcp_pcb *pcb)
+{
+    conn = new TcpConn;
+    if (!conn) {
+        tcp_abort(pcb);
+        return;
+    }
+    conn->pcb = pcb;
+    conn->state = CONN_OPEN;
+    conn->remote = ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip));
+    conn->rport = pcb->remote_port;
+    tcp_arg(pcb, conn);
+    tcp_recv(pcb, on_recv);
+    tcp_err(pcb, on_err);
 }
 
 int WiFiClient::connect(IPAddress ip, uint16_t port)

@@ -3,12 +3,13 @@
 #ifndef WIFICLIENT_H
 #define WIFICLIENT_H
 
-#include "Stream.h"
+#include "Client.h"
 #include "IPAddress.h"
 
 struct TcpConn;
+struct tcp_pcb;
 
-class WiFiClient : public Stream {
+class WiFiClient : public Client {
 public:
     WiFiClient() {}
     WiFiClient(const WiFiClient &other);
@@ -16,28 +17,32 @@ public:
     ~WiFiClient() override;
 
     /* Blocks (servicing the network) until connected, refused or timed out
-     * after getTimeout() ms (default 5 s). Host must be a dotted quad: the
-     * emulated network has no DNS. Returns 1 on success, 0 otherwise. */
-    int connect(IPAddress ip, uint16_t port);
-    int connect(const char *host, uint16_t port);
+     * after getTimeout() ms (at least 5 s). A host name is resolved with
+     * WiFi.hostByName() first. Returns 1 on success, 0 otherwise. */
+    int connect(IPAddress ip, uint16_t port) override;
+    int connect(const char *host, uint16_t port) override;
+    int connect(const String &host, uint16_t port) { return connect(host.c_str(), port); }
+    /* An accepted connection (WiFiServer::accept()). */
+    explicit WiFiClient(tcp_pcb *accepted);
     size_t write(uint8_t c) override;
     size_t write(const uint8_t *buf, size_t len) override;
     using Print::write;
     /* Bytes write() would take right now without waiting: lets a sketch
      * write without blocking when the peer stops reading. */
-    int availableForWrite();
+    int availableForWrite() override;
     int available() override;
     int read() override;
-    int read(uint8_t *buf, size_t len);
+    int read(uint8_t *buf, size_t len) override;
+    int read(char *buf, size_t len) { return read((uint8_t *)buf, len); }
     int peek() override;
     /* Waits until everything written has been acknowledged (or timeout). */
     void flush() override;
     /* Orderly close (FIN). */
-    void stop();
+    void stop() override;
     /* Reset the connection (RST), for tests that need an abrupt drop. */
     void abort();
-    uint8_t connected();
-    operator bool() { return connected(); }
+    uint8_t connected() override;
+    operator bool() override { return connected(); }
     void setNoDelay(bool nodelay);
     bool getNoDelay();
     IPAddress remoteIP();

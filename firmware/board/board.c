@@ -8,6 +8,7 @@ extern char __heap_start[], __heap_end[];
 
 void board_init(void)
 {
+    reset_init();
     clock_init();
     uart_init(115200);
 }
@@ -72,4 +73,38 @@ size_t board_free_heap(void)
                            : 0;
     struct mallinfo mi = mallinfo();
     return untouched + (size_t)mi.fordblks;
+}
+
+static int irq_enabled = 1;
+
+/* The firmware polls and keeps the CPU's interrupts masked outside
+ * board_idle_cycles(); what the sketch asked for is kept so that idling
+ * honours it. */
+void board_interrupts(int enabled)
+{
+    irq_enabled = enabled;
+}
+
+int board_interrupts_enabled(void)
+{
+    return irq_enabled;
+}
+
+void board_sleep_ms(uint32_t ms)
+{
+    board_idle_ms(ms);
+}
+
+static uint32_t wdt_fed_ms;
+static int wdt_soft_on = 1;
+
+void board_wdt_feed(void)
+{
+    wdt_fed_ms = clock_ms();
+}
+
+void board_wdt_soft_enable(int on)
+{
+    wdt_soft_on = on;
+    board_wdt_feed();
 }

@@ -35,8 +35,34 @@ int board_poll(void);
 void board_idle_ms(uint32_t ms);
 void board_idle_cycles(uint32_t cycles);
 __attribute__((noreturn)) void board_reset(void);
+/* Halts the CPU for about ms without servicing anything (deep sleep). */
+void board_sleep_ms(uint32_t ms);
+/* The watchdog's feed (yield, delay, between loop() calls, ESP.wdtFeed)
+ * and the soft watchdog's switch (ESP.wdtDisable/wdtEnable). */
+void board_wdt_feed(void);
+void board_wdt_soft_enable(int on);
+/* noInterrupts()/interrupts(): whether the sketch has masked interrupts. */
+void board_interrupts(int enabled);
+int board_interrupts_enabled(void);
 uint32_t board_cpu_hz(void);
 size_t board_free_heap(void);
+
+/* reset.c: the SDK's reset reasons (rst_info.reason). */
+#define BOARD_RESET_POWER_ON     0
+#define BOARD_RESET_HW_WDT       1
+#define BOARD_RESET_EXCEPTION    2
+#define BOARD_RESET_SOFT_WDT     3
+#define BOARD_RESET_SOFT_RESTART 4
+#define BOARD_RESET_DEEP_SLEEP   5
+#define BOARD_RESET_EXTERNAL     6
+struct board_reset_info {
+    uint32_t reason, exccause, epc1, excvaddr;
+};
+void reset_init(void);
+const struct board_reset_info *board_last_reset(void);
+const char *board_reset_reason_text(uint32_t reason);
+__attribute__((noreturn)) void board_reset_because(uint32_t reason, uint32_t exccause, uint32_t epc1,
+                                                   uint32_t excvaddr);
 
 /* clock.c */
 void clock_init(void);

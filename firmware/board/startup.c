@@ -51,5 +51,5 @@ IRAM_ATTR void board_panic(uint32_t cause, uint32_t epc, uint32_t vaddr, uint32_
     uart_puts(" a0=0x");
     panic_hex(a0);
     uart_puts("\r\n");
-    board_reset();
+    board_reset_because(BOARD_RESET_EXCEPTION, cause, epc, vaddr);
 }

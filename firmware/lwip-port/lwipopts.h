@@ -21,7 +21,11 @@
 #define LWIP_DHCP                   1
 /* QEMU's user network has no other hosts; the ARP probe only costs time. */
 #define DHCP_DOES_ARP_CHECK         0
-#define LWIP_DNS                    0
+/* WiFi.hostByName() and WiFiClient::connect(host): lwIP's DNS client,
+ * servers from DHCP (or WiFi.config()). */
+#define LWIP_DNS                    1
+#define DNS_TABLE_SIZE              2
+#define DNS_MAX_NAME_LENGTH         128
 #define LWIP_IGMP                   0
 #define LWIP_AUTOIP                 0
 #define LWIP_NETIF_HOSTNAME         1
@@ -31,7 +35,7 @@
 #define MEM_ALIGNMENT               4
 #define MEM_SIZE                    (10 * 1024)
 #define MEMP_NUM_PBUF               8
-#define MEMP_NUM_UDP_PCB            2
+#define MEMP_NUM_UDP_PCB            3   /* DHCP, DNS, one for the sketch */
 #define MEMP_NUM_TCP_PCB            4
 #define MEMP_NUM_TCP_PCB_LISTEN     1
 #define MEMP_NUM_TCP_SEG            16

@@ -170,3 +170,8 @@ int net_poll(void)
     sys_check_timeouts();
     return n;
 }
+
+const uint8_t *net_mac(void)
+{
+    return mac_addr;
+}

@@ -26,6 +26,8 @@ int net_has_address(void);
 /* The link (the radio's association) is up. */
 int net_link_up(void);
 struct netif *net_netif(void);
+/* The NIC's MAC address (6 bytes). */
+const uint8_t *net_mac(void);
 /* Moves received frames into lwIP and runs its timers; call often.
  * Returns the number of frames taken in. */
 int net_poll(void);

@@ -130,6 +130,10 @@ struct Builder<'a> {
     tools: String,
     hashes: Mutex<HashMap<PathBuf, String>>,
     messages: Mutex<String>,
+    /// The soft-float sections to build (firmware/softfloat/functions.txt).
+    softfloat: Vec<String>,
+    /// The toolchain's xtensa-config.h (the lx106's configuration).
+    plugin_include: PathBuf,
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -239,6 +243,26 @@ impl<'a> Builder<'a> {
                 "run `make -C firmware` once (it fetches lwIP's Debian source package)",
             ));
         }
+        let lib1 = env.firmware.join(".cache/softfloat/lib1funcs.S");
+        if !lib1.is_file() {
+            return Err(Error::env(
+                format!("the soft-float routines are not there ({})", lib1.display()),
+                "run `make -C firmware` once (it unpacks them from Debian's gcc-12-source package)",
+            ));
+        }
+        let list = env.firmware.join("softfloat/functions.txt");
+        let softfloat = std::fs::read_to_string(&list)
+            .map_err(|e| Error::io(format!("reading {}", list.display()), e))?
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let plugin = Command::new(tool("gcc"))
+            .arg("-print-file-name=plugin")
+            .output()
+            .map_err(|e| Error::io("asking the compiler for its plugin folder", e))?;
+        let plugin_include =
+            PathBuf::from(String::from_utf8_lossy(&plugin.stdout).trim()).join("include");
         Ok(Builder {
             req,
             env,
@@ -247,6 +271,8 @@ impl<'a> Builder<'a> {
             tools,
             hashes: Mutex::new(HashMap::new()),
             messages: Mutex::new(String::new()),
+            softfloat,
+            plugin_include,
         })
     }
 
@@ -277,6 +303,7 @@ impl<'a> Builder<'a> {
     fn core_include(&self) -> Vec<PathBuf> {
         vec![
             self.fw("arduino"),
+            self.fw("arduino/std"),
             self.fw("board"),
             self.fw("lwip-port"),
             self.fw(".cache/lwip/src/include"),
@@ -310,7 +337,6 @@ impl<'a> Builder<'a> {
             "-DF_CPU=40000000L",
             "-DMQTT_HIL_QEMU=1",
             "-DMQTT_HIL_SKETCH=1",
-            "-DPICOLIBC_INTEGER_PRINTF_SCANF",
         ]
         .map(String::from)
         .to_vec()
@@ -382,7 +408,8 @@ impl<'a> Builder<'a> {
         for l in &self.candidates {
             h.update(format!("{l:?}\n").as_bytes());
         }
-        for (dir, _) in self.core_sources() {
+        for (dir, _, extra) in self.core_sources() {
+            h.update(format!("{extra:?}").as_bytes());
             h.update(format!("{}\n", dir.display()).as_bytes());
         }
         format!("{:x}", h.finalize())
@@ -438,13 +465,17 @@ impl<'a> Builder<'a> {
 
         // Compile: the core's units and the sketch's, two at a time.
         let mut jobs: Vec<Job> = Vec::new();
-        for (src, lang) in self.core_sources() {
+        for (src, lang, extra) in self.core_sources() {
             let lwip = src.starts_with(self.fw(".cache/lwip"));
+            let mut flags = self.core_flags(lang, lwip);
+            flags.extend(extra);
             jobs.push(Job {
                 source: src.clone(),
                 lang,
-                flags: self.core_flags(lang, lwip),
-                group: if lwip {
+                flags,
+                group: if src.starts_with(self.fw(".cache/softfloat")) {
+                    Group::SoftFloat
+                } else if lwip {
                     Group::Lwip
                 } else if src.starts_with(self.fw("arduino")) {
                     Group::Arduino
@@ -500,6 +531,7 @@ impl<'a> Builder<'a> {
         };
         let arduino_a = archive(Group::Arduino)?;
         let lwip_a = archive(Group::Lwip)?;
+        let softfloat_a = archive(Group::SoftFloat)?;
         let objects: Vec<&PathBuf> = results
             .iter()
             .filter(|r| matches!(r.group, Group::Board | Group::Sketch))
@@ -508,7 +540,6 @@ impl<'a> Builder<'a> {
         let ld = self.fw("board/board.ld");
         let link_args: Vec<String> = vec![
             format!("-specs={SPECS}"),
-            "-DPICOLIBC_INTEGER_PRINTF_SCANF".into(),
             "-nostartfiles".into(),
             "-T".into(),
             ld.display().to_string(),
@@ -537,6 +568,7 @@ impl<'a> Builder<'a> {
                 .arg("-Wl,--start-group")
                 .arg(&arduino_a)
                 .arg(&lwip_a)
+                .arg(&softfloat_a)
                 .args(["-lc", "-lm", "-lgcc", "-Wl,--end-group"])
                 .output()
                 .map_err(|e| Error::io("running the linker", e))?;
@@ -628,8 +660,8 @@ impl<'a> Builder<'a> {
 
     /// The board support, the Arduino layer and lwIP: what the firmware
     /// Makefile builds for its own images.
-    fn core_sources(&self) -> Vec<(PathBuf, Lang)> {
-        let mut out = Vec::new();
+    fn core_sources(&self) -> Vec<(PathBuf, Lang, Vec<String>)> {
+        let mut out: Vec<(PathBuf, Lang, Vec<String>)> = Vec::new();
         let mut add = |dir: PathBuf, exts: &[&str]| {
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 let mut v: Vec<PathBuf> = rd
@@ -644,7 +676,7 @@ impl<'a> Builder<'a> {
                 v.sort();
                 for p in v {
                     if let Some(l) = Lang::of(&p) {
-                        out.push((p, l));
+                        out.push((p, l, Vec::new()));
                     }
                 }
             }
@@ -655,7 +687,18 @@ impl<'a> Builder<'a> {
         add(self.fw(".cache/lwip/src/core"), &["c"]);
         add(self.fw(".cache/lwip/src/core/ipv4"), &["c"]);
         let eth = self.fw(".cache/lwip/src/netif/ethernet.c");
-        out.push((eth, Lang::C));
+        out.push((eth, Lang::C, Vec::new()));
+        // GCC's own xtensa soft-float routines, one section of lib1funcs.S
+        // per function group (firmware/softfloat/functions.txt).
+        let lib1 = self.fw(".cache/softfloat/lib1funcs.S");
+        let config = format!("-I{}", self.plugin_include.display());
+        for f in &self.softfloat {
+            out.push((
+                lib1.clone(),
+                Lang::Asm,
+                vec![format!("-DL_{f}"), config.clone()],
+            ));
+        }
         out
     }
 
@@ -892,6 +935,7 @@ enum Group {
     Board,
     Arduino,
     Lwip,
+    SoftFloat,
     Sketch,
 }
 

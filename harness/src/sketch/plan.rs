@@ -228,6 +228,7 @@ impl Discovery {
             self.done.push(unit);
             return Ok(());
         }
+        let mut added_now: Vec<usize> = Vec::new();
         for header in missing {
             let Some(lib) = library::resolve(header, &self.libraries, ARCH) else {
                 return Err(Missing {
@@ -240,6 +241,10 @@ impl Discovery {
                 .iter()
                 .position(|l| l.dir == lib.dir)
                 .expect("resolved from this list");
+            if added_now.contains(&idx) {
+                // Two headers of the same library, missing in one pass.
+                continue;
+            }
             if self.used.contains(&idx) {
                 // Its folder is on the path and still no file: the header
                 // is there by name only in a way the compiler does not take
@@ -259,6 +264,7 @@ impl Discovery {
                 ));
             }
             self.used.push(idx);
+            added_now.push(idx);
             self.include_dirs.push(self.libraries[idx].include_dir());
             for s in &self.libraries[idx].sources {
                 if let Some(lang) = Lang::of(s) {

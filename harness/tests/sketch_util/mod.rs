@@ -63,3 +63,65 @@ pub fn counter_device(bug: Option<&str>) -> PathBuf {
         .unwrap_or_default();
     image("counter_device", &defines)
 }
+
+/// Boots `elf` on the emulated board (no network, no flash) and returns its
+/// UART lines up to and including the first that contains `until`; panics
+/// with what it printed if that does not come within `secs`.
+#[allow(dead_code)]
+pub fn uart_until(elf: &Path, until: &str, secs: u64) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("qemu-system-xtensa")
+        .args([
+            "-M",
+            "lx60-nommu",
+            "-cpu",
+            "lx106",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-kernel",
+        ])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-xtensa (Debian's qemu-system-misc) runs");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l.trim_end_matches('\r').to_string()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let done = l.contains(until);
+                lines.push(l);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "no `{until}` within {secs}s; the board printed:\n{}",
+                    lines.join("\n")
+                );
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}

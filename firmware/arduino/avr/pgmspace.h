@@ -1,0 +1,2 @@
+/* avr/pgmspace.h: where AVR sketches look for PROGMEM. */
+#include "../pgmspace.h"
