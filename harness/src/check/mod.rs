@@ -40,6 +40,7 @@ pub mod shared;
 pub mod v5_connection;
 pub mod v5_forwarding;
 pub mod v5_limits;
+pub mod v5_packets;
 pub mod v5_retain;
 pub mod v5_session;
 #[cfg(test)]
@@ -282,6 +283,14 @@ pub enum InvariantSpec {
         #[serde(default = "half_sec", deserialize_with = "de_duration")]
         slack: Duration,
     },
+    /// 5.0 packet order: CONNECT/CONNACK first, acks for what was sent,
+    /// SUBACK/UNSUBACK for every request (runs in every scenario).
+    V5Packets {
+        #[serde(default = "device_only")]
+        clients: Vec<String>,
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+    },
     /// 5.0 Retain Handling 0/1/2 on subscribe.
     V5RetainHandling {
         #[serde(default = "secs1", deserialize_with = "de_duration")]
@@ -506,6 +515,9 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::V5Forwarding { clients, slack } => {
             Box::new(v5_forwarding::ForwardingChecker { clients, slack })
         }
+        InvariantSpec::V5Packets { clients, slack } => {
+            Box::new(v5_packets::PacketsChecker { clients, slack })
+        }
         InvariantSpec::V5RetainHandling { within } => {
             Box::new(v5_retain::RetainHandlingChecker { within })
         }
@@ -553,6 +565,10 @@ pub fn always() -> Vec<Box<dyn Checker>> {
             slack: half_sec(),
         }),
         Box::new(v5_connection::ConnectionChecker {
+            clients: device_only(),
+            slack: secs1(),
+        }),
+        Box::new(v5_packets::PacketsChecker {
             clients: device_only(),
             slack: secs1(),
         }),
