@@ -46,9 +46,10 @@ demo: build firmware
 	status=$$?; echo "open $(OUT)/report/index.html; JUnit $(OUT)/junit.xml, pcaps in $(OUT)/pcap/, traces in $(OUT)/traces/"; exit $$status
 
 # Black-box scenarios: a device running its own firmware (no test agent),
-# judged from its traffic alone. DEVICE_FW is any ELF for the emulated board;
-# the default is the example counter device (firmware/examples/counter_device).
-DEVICE_FW ?= firmware/build/counter_device.elf
+# judged from its traffic alone. DEVICE_FW is any ELF for the emulated board
+# or an Arduino sketch folder (built first, cached); the default is the
+# example counter device (firmware/sketches/counter_device).
+DEVICE_FW ?= firmware/sketches/counter_device
 black-box: build firmware
 	@echo "== black-box scenarios: broker=$(BROKER) firmware=$(DEVICE_FW)"
 	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \

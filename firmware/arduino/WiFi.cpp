@@ -56,6 +56,10 @@ wl_status_t WiFiClass::status()
 {
     if (!started)
         return WL_DISCONNECTED;
+    /* Association lost: the SDK is reconnecting, which the core reports
+     * as WL_DISCONNECTED (and the DHCP address is gone with it). */
+    if (!net_link_up())
+        return WL_DISCONNECTED;
     if (net_has_address())
         return WL_CONNECTED;
     if (!use_static && !fell_back && dhcp_fallback_ms &&

@@ -6,6 +6,7 @@
 #include "lwip/dhcp.h"
 #include "lwip/timeouts.h"
 #include "lwip/pbuf.h"
+#include "lwip/sys.h"
 #include "netif/ethernet.h"
 #include "board.h"
 #include "open_eth.h"
@@ -13,6 +14,13 @@
 
 static struct netif eth;
 static int initialised;
+/* How the interface was brought up, to bring it back after a link loss. */
+static int up_mode = -1;
+static int link_seen;
+static uint32_t link_checked_ms;
+/* The link (the radio's association, on the emulated board the NIC's
+ * link: QMP set_link) is looked at this often. */
+#define LINK_POLL_MS 50
 /* QEMU's default NIC address; slirp does not care which one we pick. */
 static const uint8_t mac_addr[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
@@ -61,9 +69,12 @@ int net_up(net_mode_t mode, const ip4_addr_t *ip, const ip4_addr_t *mask,
 {
     if (net_init() != 0)
         return -1;
-    if (open_eth_link_up())
+    link_seen = open_eth_link_up();
+    link_checked_ms = sys_now();
+    if (link_seen)
         netif_set_link_up(&eth);
     netif_set_up(&eth);
+    up_mode = mode;
     if (mode == NET_DHCP)
         return dhcp_start(&eth) == ERR_OK ? 0 : -1;
     ip4_addr_t sip, smask, sgw;
@@ -84,8 +95,47 @@ void net_down(void)
 {
     if (!initialised)
         return;
+    up_mode = -1;
     dhcp_release_and_stop(&eth);
     netif_set_down(&eth);
+}
+
+int net_link_up(void)
+{
+    return initialised && netif_is_link_up(&eth);
+}
+
+/* What the ESP8266 does when its station loses the access point: the link
+ * goes down and a DHCP address is given up (its TCP connections die with
+ * it: lwIP aborts the PCBs bound to the old address); when the link comes
+ * back, DHCP starts over and may hand out another address. A static
+ * address stays. */
+static void link_changed(int up)
+{
+    if (!up) {
+        netif_set_link_down(&eth);
+        if (up_mode == NET_DHCP) {
+            dhcp_stop(&eth);
+            netif_set_addr(&eth, IP4_ADDR_ANY4, IP4_ADDR_ANY4, IP4_ADDR_ANY4);
+        }
+        return;
+    }
+    netif_set_link_up(&eth);
+    if (up_mode == NET_DHCP)
+        dhcp_start(&eth);
+}
+
+static void poll_link(void)
+{
+    uint32_t now = sys_now();
+    if (now - link_checked_ms < LINK_POLL_MS)
+        return;
+    link_checked_ms = now;
+    int up = open_eth_link_up();
+    if (up != link_seen) {
+        link_seen = up;
+        link_changed(up);
+    }
 }
 
 int net_has_address(void)
@@ -115,6 +165,8 @@ int net_poll(void)
         }
         open_eth_rx_release();
     }
+    if (up_mode >= 0)
+        poll_link();
     sys_check_timeouts();
     return n;
 }

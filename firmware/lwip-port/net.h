@@ -23,6 +23,8 @@ int net_up(net_mode_t mode, const ip4_addr_t *ip, const ip4_addr_t *mask,
            const ip4_addr_t *gw);
 void net_down(void);
 int net_has_address(void);
+/* The link (the radio's association) is up. */
+int net_link_up(void);
 struct netif *net_netif(void);
 /* Moves received frames into lwIP and runs its timers; call often.
  * Returns the number of frames taken in. */

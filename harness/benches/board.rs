@@ -225,6 +225,7 @@ fn main() {
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
             bench: None,
+            net: Default::default(),
         },
         deviations: Default::default(),
     };

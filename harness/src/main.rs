@@ -43,10 +43,17 @@ struct RunArgs {
     /// Write JUnit XML here.
     #[arg(long)]
     junit: Option<PathBuf>,
-    /// The device's software: the host agent binary (--target host) or
-    /// firmware ELF (--target qemu); default: the build in firmware/build/.
+    /// The device's software: the host agent binary (--target host), a
+    /// firmware ELF or an Arduino sketch folder, built first (--target
+    /// qemu); default: the build in firmware/build/.
     #[arg(long)]
     firmware: Option<PathBuf>,
+    /// With --firmware SKETCH_DIR: one library's folder (as for `build`).
+    #[arg(long, value_name = "DIR")]
+    library: Vec<PathBuf>,
+    /// With --firmware SKETCH_DIR: a folder of libraries (as for `build`).
+    #[arg(long, value_name = "DIR")]
+    libraries: Vec<PathBuf>,
     /// Folder for traces and broker files.
     #[arg(long, default_value = "out")]
     out: PathBuf,
@@ -72,6 +79,27 @@ struct RunArgs {
     /// (Wireshark and tshark decode it as MQTT over TCP).
     #[arg(long, value_name = "DIR")]
     pcap: Option<PathBuf>,
+    /// The emulated board's network (--target qemu): owned (the harness
+    /// plays access point, DHCP, DNS and router; network faults work) or
+    /// slirp (QEMU's user network, as before; no network faults).
+    #[arg(long, default_value = "owned")]
+    net: String,
+    /// Make the board's DNS answer NAME with ADDR (repeatable); every other
+    /// name resolves to the broker's address, 10.0.2.100.
+    #[arg(long, value_name = "NAME=ADDR")]
+    dns: Vec<String>,
+}
+
+fn net_options(net: &str, dns: &[String]) -> Result<mqtt_hil::net::Options, Error> {
+    let mut o = mqtt_hil::net::Options {
+        mode: net.parse()?,
+        ..Default::default()
+    };
+    for d in dns {
+        let (name, addr) = mqtt_hil::net::parse_dns_override(d).map_err(Error::Usage)?;
+        o.names.insert(name, addr);
+    }
+    Ok(o)
 }
 
 #[derive(Args, Clone, Debug)]
@@ -107,6 +135,30 @@ struct MergeArgs {
     markdown: Option<PathBuf>,
     #[arg(long)]
     junit: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Debug)]
+struct BuildArgs {
+    /// The sketch folder (it holds NAME.ino).
+    sketch: PathBuf,
+    /// One library's folder (with library.properties and src/, or the old
+    /// flat layout); preferred over any library of the same header.
+    #[arg(long, value_name = "DIR")]
+    library: Vec<PathBuf>,
+    /// A folder of libraries, e.g. ~/Arduino/libraries.
+    #[arg(long, value_name = "DIR")]
+    libraries: Vec<PathBuf>,
+    /// Copy the image (ELF) here; default: leave it in the build cache and
+    /// print where.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// A preprocessor definition for the sketch and its libraries
+    /// (NAME or NAME=VALUE), like arduino-cli's compiler.cpp.extra_flags.
+    #[arg(short = 'D', long = "define", value_name = "NAME[=VALUE]")]
+    defines: Vec<String>,
+    /// Compiler warnings, as arduino-cli's --warnings.
+    #[arg(long, value_enum, default_value = "none")]
+    warnings: mqtt_hil::sketch::Warnings,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +245,11 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Build an Arduino sketch folder for the emulated ESP8266, as
+    /// arduino-cli builds it for an ESP8266 board: .ino files joined and
+    /// given prototypes, the sketch's .c/.cpp/.S, the libraries its headers
+    /// name; prints the sizes against the ESP8266's budget.
+    Build(BuildArgs),
     /// Splice stdin/stdout to a TCP address (QEMU's guestfwd runs this).
     #[command(hide = true)]
     Splice { addr: String },
@@ -268,6 +325,9 @@ fn main() -> ExitCode {
                 out,
             } => observe(listen, &broker, checks, out).await,
             Cmd::Image { elf, output } => image(&elf, &output),
+            Cmd::Build(args) => tokio::task::spawn_blocking(move || build(args))
+                .await
+                .unwrap_or_else(|e| Err(Error::Usage(format!("the build stopped: {e}")))),
             Cmd::Boards { bench } => boards(&bench),
             Cmd::Flash {
                 target,
@@ -489,6 +549,46 @@ fn image(elf: &std::path::Path, output: &std::path::Path) -> Result<i32, Error> 
     Ok(exit_codes::OK)
 }
 
+fn build(args: BuildArgs) -> Result<i32, Error> {
+    use mqtt_hil::sketch;
+    let root = std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?;
+    let env = sketch::Env::discover(&root)?;
+    let req = sketch::Request {
+        sketch: args.sketch.clone(),
+        library: args.library,
+        libraries: args.libraries,
+        defines: args.defines,
+        warnings: args.warnings,
+    };
+    let started = std::time::Instant::now();
+    let b = sketch::build(&req, &env)?;
+    eprint!("{}", b.messages);
+    for l in &b.libraries {
+        println!("using library {l}");
+    }
+    println!("{}", b.sizes.report());
+    let elf = match &args.output {
+        Some(o) => {
+            std::fs::copy(&b.elf, o)
+                .map_err(|e| Error::io(format!("writing {}", o.display()), e))?;
+            o.clone()
+        }
+        None => b.elf.clone(),
+    };
+    println!(
+        "{}: {} in {:.1}s{}",
+        args.sketch.display(),
+        elf.display(),
+        started.elapsed().as_secs_f64(),
+        if b.cached {
+            " (unchanged: from the cache)"
+        } else {
+            ""
+        }
+    );
+    Ok(exit_codes::OK)
+}
+
 fn list(paths: &[PathBuf]) -> Result<i32, Error> {
     let all = load_all(paths, None)?;
     let width = all.iter().map(|s| s.id.len()).max().unwrap_or(0);
@@ -512,8 +612,14 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         format,
         report,
         pcap,
+        library,
+        libraries,
+        net,
+        dns,
     } = args;
+    let net = net_options(&net, &dns)?;
     let broker = BrokerSpec::resolve(&broker)?;
+    let firmware = resolve_firmware(firmware, library, libraries).await?;
     let target: TargetSpec = target.parse()?;
     let bench = bench
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
@@ -556,6 +662,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
                 .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
             boot_timeout: None,
             bench,
+            net,
         },
     };
     let started = std::time::Instant::now();
@@ -591,6 +698,28 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     Ok(totals.exit_code())
 }
 
+/// `--firmware SKETCH_DIR` is built first (a cache lookup when unchanged);
+/// anything else is an image as it is.
+async fn resolve_firmware(
+    firmware: Option<PathBuf>,
+    library: Vec<PathBuf>,
+    libraries: Vec<PathBuf>,
+) -> Result<Option<PathBuf>, Error> {
+    match firmware {
+        Some(f) if f.is_dir() => {
+            let root =
+                std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?;
+            let elf = tokio::task::spawn_blocking(move || {
+                mqtt_hil::sketch::firmware_image(&f, &root, &library, &libraries)
+            })
+            .await
+            .unwrap_or_else(|e| Err(Error::Usage(format!("the build stopped: {e}"))))?;
+            Ok(Some(elf))
+        }
+        other => Ok(other),
+    }
+}
+
 async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
     use mqtt_hil::matrix;
     let MatrixArgs {
@@ -606,6 +735,13 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         ));
     }
     let partition: matrix::Partition = partition.parse()?;
+    let mut run = run;
+    run.firmware = resolve_firmware(
+        run.firmware.take(),
+        run.library.clone(),
+        run.libraries.clone(),
+    )
+    .await?;
     let target: TargetSpec = run.target.parse()?;
     let bench = run
         .bench
@@ -652,6 +788,7 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
                 .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
             boot_timeout: None,
             bench,
+            net: net_options(&run.net, &run.dns)?,
         },
         deviations_folder: folder,
         out: run.out.clone(),

@@ -1,15 +1,17 @@
 //! Black-box scenarios (`scenarios/black_box/`): the example device
-//! `firmware/examples/counter_device` runs its own firmware and its own MQTT
+//! `firmware/sketches/counter_device` (a `.ino` sketch folder, built here
+//! by the sketch builder as `mqtt-hil build` would) runs its own firmware and its own MQTT
 //! client on the emulated ESP8266, with no test agent; the harness judges it
 //! from its traffic alone. The good build passes every scenario with the
 //! reviewed trace; each seeded-bug build fails the scenario that exists to
 //! catch it, naming the broken rule.
 //!
-//! The images come from `make firmware`; a missing image fails these tests
-//! (it never skips them). `MQTT_HIL_RECORD_HISTORIES=DIR` writes each run's
+//! The images are built once per cache state (`tests/sketch_util`); a
+//! build that fails fails these tests (it never skips them). `MQTT_HIL_RECORD_HISTORIES=DIR` writes each run's
 //! history in the checker-fixture format (tests/fixtures/histories/).
 
 mod check_util;
+mod sketch_util;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,14 +30,7 @@ fn root() -> PathBuf {
 }
 
 fn image(bug: Option<&str>) -> PathBuf {
-    let suffix = bug.map(|b| format!("-{b}")).unwrap_or_default();
-    let p = root().join(format!("firmware/build/counter_device{suffix}.elf"));
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make firmware` first",
-        p.display()
-    );
-    p
+    sketch_util::counter_device(bug)
 }
 
 async fn run(scenario: &Path, bug: Option<&str>) -> Outcome {
@@ -49,6 +44,7 @@ async fn run(scenario: &Path, bug: Option<&str>) -> Outcome {
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
             bench: None,
+            net: Default::default(),
         },
         target: TargetSpec::Qemu,
         workdir: work.path().to_path_buf(),
@@ -171,6 +167,7 @@ async fn a_host_program_is_judged_the_same_way(#[case] step: u32, #[case] passes
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
             bench: None,
+            net: Default::default(),
         },
         target: TargetSpec::Host,
         workdir: work.path().join("run"),
@@ -285,6 +282,7 @@ async fn a_bench_board_is_judged_the_same_way(#[case] bug: Option<&str>) {
             root: root(),
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             bench: Some(mqtt_hil::target::bench::Bench::load(&bench).unwrap()),
+            net: Default::default(),
             ..Default::default()
         },
         deviations: Deviations::default(),
@@ -314,5 +312,22 @@ async fn a_bench_board_is_judged_the_same_way(#[case] bug: Option<&str>) {
             "bug {bug} went unnoticed on the bench board: {}",
             explain(&o, &path)
         ),
+    }
+}
+
+/// Every seeded bug listed in the sketch's bugs.txt still builds (each is
+/// caught by a case of `seeded_bug_is_caught` above).
+#[test]
+fn every_listed_bug_builds() {
+    let list =
+        std::fs::read_to_string(root().join("firmware/sketches/counter_device/bugs.txt")).unwrap();
+    let bugs: Vec<&str> = list
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(!bugs.is_empty());
+    for b in bugs {
+        assert!(image(Some(b)).is_file(), "{b}");
     }
 }

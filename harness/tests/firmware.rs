@@ -48,6 +48,7 @@ async fn run(scenario: &Path, target: TargetSpec, bug: Option<&str>) -> Outcome 
             splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
             boot_timeout: None,
             bench: None,
+            net: Default::default(),
         },
         target,
         workdir: work.path().to_path_buf(),
@@ -196,6 +197,7 @@ async fn a_broken_board_is_reported_with_its_last_output() {
                 splice: PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
                 boot_timeout: Some(std::time::Duration::from_secs(3)),
                 bench: None,
+                net: Default::default(),
             },
             deviations: Deviations::default(),
         };

@@ -147,6 +147,7 @@ async fn flash_with_esptool_then_boot_then_run_scenarios() {
                 root: root(),
                 splice: PathBuf::from(BIN),
                 bench: Some(Bench::load(&emu.bench_file()).unwrap()),
+                net: Default::default(),
                 ..Default::default()
             },
             deviations: Deviations::load(&root().join("scenarios"), "mosquitto").unwrap(),

@@ -5,18 +5,12 @@
 //! writes the events, trace, verdicts and report without losing anything it
 //! recorded, leaving no broker behind.
 
+mod sketch_util;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Kills the child on every way out of the test.
 struct Guard(Child);
@@ -51,12 +45,7 @@ fn wait_line(
 
 #[test]
 fn flight_recorder_watches_a_device_and_keeps_everything_on_sigint() {
-    let fw = root().join("firmware/build/counter_device.elf");
-    assert!(
-        fw.is_file(),
-        "{} is missing: run `make firmware`",
-        fw.display()
-    );
+    let fw = sketch_util::counter_device(None);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let checks = dir.path().join("checks.toml");

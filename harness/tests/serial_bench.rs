@@ -126,6 +126,7 @@ async fn run_on_serial(scenario: &Path, emu: &Emulator) -> Outcome {
             root: root(),
             splice: PathBuf::from(BIN),
             bench: Some(bench_for(emu)),
+            net: Default::default(),
             ..Default::default()
         },
         deviations: Deviations::load(scenario.parent().unwrap(), "mosquitto").unwrap(),
@@ -248,6 +249,7 @@ async fn a_port_without_lines_and_no_reset_command_is_a_clear_error() {
             root: root(),
             splice: PathBuf::from(BIN),
             bench: Some(Bench::load(&file).unwrap()),
+            net: Default::default(),
             ..Default::default()
         },
         deviations: Deviations::default(),

@@ -137,6 +137,31 @@ pub enum EventKind {
     /// The steps are over and the harness starts stopping everything: what
     /// follows is the harness's doing, not behaviour under test.
     Teardown,
+    /// An Ethernet frame on the emulated board's network (the harness's
+    /// own, `crate::net`), recorded when its sender sent it: from the board
+    /// (`ToBroker`) or to it (`ToClient`), with what the network did to it.
+    Frame {
+        dir: Dir,
+        data: Bytes,
+        fate: FrameFate,
+        /// What the frame meant to the harness (`DHCP ACK 10.0.2.15`,
+        /// `DNS broker.local -> 10.0.2.100`, `RST: refused`...).
+        note: Option<String>,
+    },
+}
+
+/// What the harness's network did with a frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrameFate {
+    Delivered,
+    /// Lost; the reason names the fault (`ip loss`, `radio: weak signal`...).
+    Dropped(String),
+    /// Delivered twice.
+    Duplicated,
+    /// Delivered this much later, in order.
+    Delayed(Duration),
+    /// Held back this long, so that later frames overtook it.
+    Reordered(Duration),
 }
 
 #[derive(Clone, Debug, PartialEq)]

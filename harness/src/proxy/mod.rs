@@ -63,6 +63,7 @@ mod conn;
 mod fault;
 mod link;
 
+pub(crate) use fault::{dir_name, ordinal};
 pub use fault::{ConnCommand, Decision, Fault, FaultState, LinkParams, PacketRule, RuleAction};
 pub use link::{Chunk, Link, Rng};
 
@@ -133,6 +134,7 @@ impl Hub {
             std::io::Error::new(e.kind(), format!("listening on {bind} for {actor}: {e}"))
         })?;
         let shared = Arc::new(LaneShared {
+            hub: self.inner.clone(),
             actor: actor.to_string(),
             addr: listener.local_addr()?,
             recorder: self.inner.recorder.clone(),
@@ -200,6 +202,28 @@ impl Lane {
         self.shared.state().upstream = upstream;
     }
 
+    /// New connections are being refused (`refuse` until `accept`).
+    pub fn refusing(&self) -> bool {
+        self.shared.state().faults.refusing()
+    }
+
+    /// Records a connection attempt refused before it reached the lane —
+    /// the harness's own network answered the board's SYN with RST — the
+    /// way the lane records one it refused itself (`ConnOpened`, then
+    /// `ConnClosed Refused`), so histories and traces read the same.
+    pub fn record_refused(&self) {
+        let id = ConnId(self.shared.hub.next_conn.fetch_add(1, Ordering::Relaxed));
+        self.shared.record(EventKind::ConnOpened {
+            conn: id,
+            actor: self.shared.actor.clone(),
+        });
+        self.shared.record(EventKind::ConnClosed {
+            conn: id,
+            actor: self.shared.actor.clone(),
+            reason: CloseReason::Refused,
+        });
+    }
+
     /// Connections accepted and not yet recorded as closed.
     pub fn open_connections(&self) -> usize {
         self.shared
@@ -212,6 +236,7 @@ impl Lane {
 }
 
 pub(crate) struct LaneShared {
+    hub: Arc<HubInner>,
     actor: String,
     addr: SocketAddr,
     recorder: Recorder,

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::history::{CloseReason, Event, EventKind, Fate};
+use crate::history::{CloseReason, Dir, Event, EventKind, Fate, FrameFate};
 use crate::mqtt::Packet;
 use crate::trace::payload;
 
@@ -73,6 +73,37 @@ pub fn event(kind: &EventKind) -> String {
             if *ok { "ok" } else { "FAILED" }
         ),
         EventKind::Teardown => "teardown: the harness stops everything".into(),
+        EventKind::Frame {
+            dir,
+            data,
+            fate,
+            note,
+        } => format!("{:<8} {}", "net", frame(*dir, data, fate, note.as_deref())),
+    }
+}
+
+/// A frame of the board's network: direction, what it was, what happened.
+pub fn frame(dir: Dir, data: &[u8], fate: &FrameFate, note: Option<&str>) -> String {
+    let arrow = match dir {
+        Dir::ToBroker => "board ->",
+        Dir::ToClient => "board <-",
+    };
+    let mut s = format!("{arrow} {}", crate::net::wire::summary(data));
+    if let Some(n) = note {
+        s += &format!(" ({n})");
+    }
+    s += &frame_fate(fate);
+    s
+}
+
+pub fn frame_fate(f: &FrameFate) -> String {
+    use crate::scenario::duration::format as d;
+    match f {
+        FrameFate::Delivered => String::new(),
+        FrameFate::Dropped(why) => format!(" DROPPED by {why}"),
+        FrameFate::Duplicated => " DUPLICATED".into(),
+        FrameFate::Delayed(t) => format!(" delayed {}", d(*t)),
+        FrameFate::Reordered(t) => format!(" REORDERED (held {})", d(*t)),
     }
 }
 
@@ -202,6 +233,7 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::Uart { .. } => "uart",
         EventKind::Expect { .. } => "expect",
         EventKind::Teardown => "teardown",
+        EventKind::Frame { .. } => "frame",
     }
 }
 

@@ -182,6 +182,17 @@ impl Reporter for Human {
             // Every event, pings and held packets included: the live view
             // is what crossed the wire, as the HTML event log shows it.
             RunEvent::Live { event, .. } => {
+                // The board's frames only where they tell something (a
+                // fault acted, or DHCP, DNS, a refusal): the packets
+                // around them say the rest.
+                if let crate::history::EventKind::Frame {
+                    fate: crate::history::FrameFate::Delivered,
+                    note: None,
+                    ..
+                } = &event.kind
+                {
+                    return Ok(());
+                }
                 self.print(&format!("      {}\n", describe::line(event)))
             }
             RunEvent::ScenarioFinished(f) => {

@@ -300,8 +300,8 @@ impl World {
             world.lanes.insert(actor.to_string(), lane);
         }
         if let Some(spec) = &scenario.device {
-            let lane = world.lanes["device"].addr();
-            let device = Device::start(&cfg.target, lane, recorder, dir, &cfg.firmware)
+            let lane = world.lanes["device"].clone();
+            let device = Device::start(&cfg.target, &lane, recorder, dir, &cfg.firmware)
                 .await
                 .map_err(|e| e.to_string())?;
             configure(&device.actor, spec).await?;
@@ -335,9 +335,16 @@ impl World {
                 .or(device_bind)
                 .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
             world.autonomous = Some(
-                AutonomousDevice::start(&cfg.target, lane, recorder, dir, &cfg.firmware)
-                    .await
-                    .map_err(|e| e.to_string())?,
+                AutonomousDevice::start(
+                    &cfg.target,
+                    lane,
+                    world.lanes.get("device"),
+                    recorder,
+                    dir,
+                    &cfg.firmware,
+                )
+                .await
+                .map_err(|e| e.to_string())?,
             );
             if bench_black_box {
                 // A connection the board began before its reset may still

@@ -30,6 +30,7 @@ pub struct AutonomousDevice {
     control: mpsc::Sender<Control>,
     supervisor: tokio::task::JoinHandle<()>,
     uart: tokio::task::JoinHandle<()>,
+    network: Option<crate::net::Network>,
 }
 
 /// A Linux build of the device's firmware, run as a process.
@@ -55,6 +56,7 @@ impl AutonomousDevice {
     pub async fn start(
         spec: &TargetSpec,
         lane: SocketAddr,
+        lane_handle: Option<&crate::proxy::Lane>,
         recorder: &Recorder,
         dir: &Path,
         fw: &Firmware,
@@ -87,15 +89,33 @@ impl AutonomousDevice {
             TargetSpec::Qemu => {
                 let flash = dir.join("flash.bin");
                 qemu::Qemu::prepare_flash(&flash)?;
+                let program = qemu::Qemu::find_program()?;
+                let firmware = image()?;
+                let qmp = dir.join("qmp.sock");
+                let lane_handle = lane_handle.ok_or_else(|| {
+                    Error::env("the emulated board has no proxy lane", "report this as a bug")
+                })?;
+                let (netdev, network) =
+                    qemu::network(fw, dir, lane_handle, recorder, &qmp).await?;
                 let launch = qemu::Qemu {
-                    program: qemu::Qemu::find_program()?,
-                    firmware: image()?,
+                    program,
+                    firmware,
                     flash,
-                    qmp: dir.join("qmp.sock"),
-                    splice: fw.splice.clone(),
-                    lane,
+                    qmp,
+                    netdev,
                 };
-                supervisor::start(launch, recorder.clone())
+                let h = match supervisor::start(launch, recorder.clone()) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        if let Some(n) = network {
+                            n.shutdown().await;
+                        }
+                        return Err(Error::env(e, "check the installation"));
+                    }
+                };
+                let mut d = AutonomousDevice::watch(h, recorder);
+                d.network = network;
+                return Ok(d);
             }
             TargetSpec::Host => supervisor::start(
                 HostProgram {
@@ -135,6 +155,7 @@ impl AutonomousDevice {
             control: handles.control,
             supervisor,
             uart,
+            network: None,
         }
     }
 
@@ -155,9 +176,17 @@ impl AutonomousDevice {
             .map_err(|_| "the board's supervisor is gone".to_string())?
     }
 
+    /// The board's own network, when the harness plays it.
+    pub fn network(&self) -> Option<&crate::net::Network> {
+        self.network.as_ref()
+    }
+
     pub async fn shutdown(self) {
         drop(self.control);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.supervisor).await;
         self.uart.abort();
+        if let Some(n) = self.network {
+            n.shutdown().await;
+        }
     }
 }

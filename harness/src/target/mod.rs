@@ -83,6 +83,8 @@ pub struct Firmware {
     pub boot_timeout: Option<Duration>,
     /// The bench the `serial` target's boards are described in.
     pub bench: Option<bench::Bench>,
+    /// The emulated board's network (`--net`, `--dns`).
+    pub net: crate::net::Options,
 }
 
 impl Firmware {
@@ -104,23 +106,27 @@ pub struct Device {
     control: Option<mpsc::Sender<Control>>,
     supervisor: Option<tokio::task::JoinHandle<()>>,
     boot_timeout: Duration,
+    /// The emulated board's own network, when the harness plays it.
+    network: Option<crate::net::Network>,
 }
 
 impl Device {
     /// Starts the device, which will reach the broker through `lane`.
     pub async fn start(
         spec: &TargetSpec,
-        lane: SocketAddr,
+        lane_handle: &crate::proxy::Lane,
         recorder: &Recorder,
         dir: &Path,
         fw: &Firmware,
     ) -> Result<Device> {
+        let lane: SocketAddr = lane_handle.addr();
         match spec {
             TargetSpec::Virtual => Ok(Device {
                 actor: spawn_client("device", lane, recorder.clone()),
                 control: None,
                 supervisor: None,
                 boot_timeout: BOOT_TIMEOUT,
+                network: None,
             }),
             TargetSpec::Host => {
                 let program = fw
@@ -152,26 +158,34 @@ impl Device {
                 require_file(&firmware, "the emulated board's firmware", "make firmware")?;
                 let flash = dir.join("flash.bin");
                 qemu::Qemu::prepare_flash(&flash)?;
+                let program = qemu::Qemu::find_program()?;
+                let qmp = dir.join("qmp.sock");
+                let (netdev, network) = qemu::network(fw, dir, lane_handle, recorder, &qmp).await?;
                 let launch = qemu::Qemu {
-                    program: qemu::Qemu::find_program()?,
+                    program,
                     firmware,
                     flash,
-                    qmp: dir.join("qmp.sock"),
-                    splice: fw.splice.clone(),
-                    lane,
+                    qmp,
+                    netdev,
                 };
                 let (host, port) = qemu::GUEST_BROKER;
                 let dial = Dial {
                     host: host.into(),
                     port,
                 };
-                Device::supervised(
+                let mut d = Device::supervised(
                     launch,
                     dial,
                     recorder,
                     fw.boot_timeout.unwrap_or(BOOT_TIMEOUT),
                 )
-                .await
+                .await;
+                match (&mut d, network) {
+                    (Ok(d), n) => d.network = n,
+                    (Err(_), Some(n)) => n.shutdown().await,
+                    _ => {}
+                }
+                d
             }
             TargetSpec::Serial(port) => {
                 let board = fw.bench_board(port)?.clone();
@@ -222,6 +236,7 @@ impl Device {
             control: Some(h.control),
             supervisor: Some(h.task),
             boot_timeout,
+            network: None,
         };
         match tokio::time::timeout(boot_timeout, wait_ready(&mut events)).await {
             Ok(true) => Ok(device),
@@ -276,11 +291,20 @@ impl Device {
         }
     }
 
+    /// The board's own network, when the harness plays it (target `qemu`
+    /// with `--net owned`).
+    pub fn network(&self) -> Option<&crate::net::Network> {
+        self.network.as_ref()
+    }
+
     pub async fn shutdown(self) {
         self.actor.shutdown().await;
         drop(self.control);
         if let Some(t) = self.supervisor {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(n) = self.network {
+            n.shutdown().await;
         }
     }
 }

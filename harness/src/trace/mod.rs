@@ -548,7 +548,10 @@ impl Normalizer {
                     format!("FAILED: {detail}")
                 },
             ),
-            EventKind::Step { .. } | EventKind::Teardown => return None,
+            // The board's frames are below the MQTT traffic the trace is
+            // about: what a fault did to them shows in the packets' timing,
+            // the pcap and the report, not here.
+            EventKind::Step { .. } | EventKind::Teardown | EventKind::Frame { .. } => return None,
         })
     }
 

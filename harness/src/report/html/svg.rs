@@ -135,6 +135,16 @@ pub fn diagram(history: &History, offending: &BTreeSet<u64>) -> String {
             }
         }
         last = Some(ev.at);
+        // The board's frames are drawn only where they tell something: a
+        // fault acted on them, or they were DHCP, DNS or a refusal.
+        if let EventKind::Frame {
+            fate: crate::history::FrameFate::Delivered,
+            note: None,
+            ..
+        } = &ev.kind
+        {
+            continue;
+        }
         y = row(&mut body, &layout, ev, offending.contains(&ev.seq), y);
     }
     let height = y + 16.0;
@@ -331,6 +341,19 @@ fn row(out: &mut String, l: &Layout, ev: &Event, bad: bool, y: f64) -> f64 {
         }
         EventKind::Board { what } => {
             band(out, l, ev, "band board", &format!("board {what}"), bad, y)
+        }
+        EventKind::Frame {
+            dir,
+            data,
+            fate,
+            note: n,
+        } => {
+            let class = match fate {
+                crate::history::FrameFate::Delivered => "note",
+                _ => "note cut",
+            };
+            let text = describe::frame(*dir, data, fate, n.as_deref());
+            note(out, l, ev, "device", &text, class, bad, y)
         }
         EventKind::Teardown => band(
             out,

@@ -14,7 +14,7 @@
  * <id> is counter-<chip id>; clean session, keep alive 4 s, reconnect with
  * exponential backoff from 1 s to 8 s.
  *
- * Seeded bugs (examples/counter_device/bugs.txt, one image each):
+ * Seeded bugs (bugs.txt, one image each):
  *   COUNTER_DEVICE_BUG_NO_RESUBSCRIBE   subscribes once per boot, not per clean
  *                                session, so commands stop working after
  *                                the first reconnect
