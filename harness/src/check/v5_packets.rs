@@ -138,17 +138,17 @@ impl Checker for PacketsChecker {
                     _ => {}
                 }
                 match (p.packet, p.dir) {
-                    (Packet::PubAck(a) | Packet::PubRec(a), Dir::ToClient) => {
-                        if !sent_by.get(&cid).is_some_and(|s| s.contains(&a.pid)) {
-                            v.fail(
-                                "MQTT-2.2.1-5",
-                                format!(
-                                    "the broker acknowledged packet id {} that {} never published",
-                                    a.pid, c.actor
-                                ),
-                                vec![p.seq],
-                            );
-                        }
+                    (Packet::PubAck(a) | Packet::PubRec(a), Dir::ToClient)
+                        if !sent_by.get(&cid).is_some_and(|s| s.contains(&a.pid)) =>
+                    {
+                        v.fail(
+                            "MQTT-2.2.1-5",
+                            format!(
+                                "the broker acknowledged packet id {} that {} never published",
+                                a.pid, c.actor
+                            ),
+                            vec![p.seq],
+                        );
                     }
                     (Packet::Subscribe(s), Dir::ToBroker) if seen(p.fate) => {
                         pending.push((s.pid, p.seq, p.at, false))
