@@ -37,9 +37,11 @@ pub mod retained;
 pub mod sequence;
 pub mod session;
 pub mod shared;
+pub mod v5_acks;
 pub mod v5_connection;
 pub mod v5_forwarding;
 pub mod v5_limits;
+pub mod v5_packets;
 pub mod v5_retain;
 pub mod v5_session;
 #[cfg(test)]
@@ -282,6 +284,20 @@ pub enum InvariantSpec {
         #[serde(default = "half_sec", deserialize_with = "de_duration")]
         slack: Duration,
     },
+    /// 5.0 packet order: CONNECT/CONNACK first, acks for what was sent,
+    /// SUBACK/UNSUBACK for every request (runs in every scenario).
+    V5Packets {
+        #[serde(default = "device_only")]
+        clients: Vec<String>,
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+    },
+    /// The broker's side of 5.0 QoS exchanges: acks owed, DUP on resends,
+    /// delivered QoS within the grant (runs in every scenario).
+    V5Acks {
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        slack: Duration,
+    },
     /// 5.0 Retain Handling 0/1/2 on subscribe.
     V5RetainHandling {
         #[serde(default = "secs1", deserialize_with = "de_duration")]
@@ -506,6 +522,10 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::V5Forwarding { clients, slack } => {
             Box::new(v5_forwarding::ForwardingChecker { clients, slack })
         }
+        InvariantSpec::V5Packets { clients, slack } => {
+            Box::new(v5_packets::PacketsChecker { clients, slack })
+        }
+        InvariantSpec::V5Acks { slack } => Box::new(v5_acks::AcksChecker { slack }),
         InvariantSpec::V5RetainHandling { within } => {
             Box::new(v5_retain::RetainHandlingChecker { within })
         }
@@ -556,6 +576,11 @@ pub fn always() -> Vec<Box<dyn Checker>> {
             clients: device_only(),
             slack: secs1(),
         }),
+        Box::new(v5_packets::PacketsChecker {
+            clients: device_only(),
+            slack: secs1(),
+        }),
+        Box::new(v5_acks::AcksChecker { slack: secs1() }),
     ]
 }
 
