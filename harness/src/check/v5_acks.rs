@@ -11,6 +11,12 @@
 //!   sends PUBREL for that packet id [MQTT-4.3.3-4];
 //! - the broker resends an unacknowledged PUBLISH only with DUP set
 //!   [MQTT-3.3.1-1] — on the same connection or on a resumed one;
+//! - on a resumed session (session present 1) the broker resends its
+//!   unacknowledged PUBLISHes — as many as the client's Receive Maximum
+//!   allows — within `slack`, and resends at no other time: a DUP resend
+//!   on the connection that first carried it is a violation [MQTT-4.4.0-1];
+//! - messages one client published on one topic at one QoS reach each
+//!   non-shared subscriber in the order they were published [MQTT-4.6.0-5];
 //! - a delivery's QoS is at most the lower of the published QoS and the
 //!   highest QoS granted to the session's matching subscriptions
 //!   [MQTT-3.8.4-8].
@@ -19,7 +25,7 @@
 //! free of faults and the broker up; a connection that ends first owes
 //! nothing on it (the session rules and `v5_session` take over).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use super::index::{seen, sent, Index};
@@ -56,6 +62,17 @@ impl Checker for AcksChecker {
             // (what the broker owes, pid, seq, at, rule, what)
             let mut owed: Vec<(&'static str, u16, u64, Duration, &'static str)> = Vec::new();
             let out = outstanding.entry(cid.clone()).or_default();
+            // Owed again on this resumed connection.
+            let owed_again: BTreeSet<u16> = if resumed {
+                out.keys().copied().collect()
+            } else {
+                BTreeSet::new()
+            };
+            let rm =
+                crate::mqtt::props::num(&c.connect_props(), crate::mqtt::props::RECEIVE_MAXIMUM)
+                    .unwrap_or(65535) as usize;
+            let opened = c.pkts.first().map(|p| (p.seq, p.at));
+            let mut first_here: BTreeSet<u16> = BTreeSet::new();
             for p in &c.pkts {
                 match (p.packet, p.dir) {
                     (Packet::Publish(pb), Dir::ToBroker) if seen(p.fate) => {
@@ -92,6 +109,16 @@ impl Checker for AcksChecker {
                 match (p.packet, p.dir) {
                     (Packet::Publish(pb), Dir::ToClient) if sent(p.fate) => {
                         if let Some(pid) = pb.pid {
+                            if pb.dup && first_here.contains(&pid) && out.contains_key(&pid) {
+                                v.fail(
+                                    "MQTT-4.4.0-1",
+                                    format!("the broker resent PUBLISH {pid} to {} on the connection that first carried it", c.actor),
+                                    vec![out[&pid], p.seq],
+                                );
+                            }
+                            if !out.contains_key(&pid) {
+                                first_here.insert(pid);
+                            }
                             if let Some(&first) = out.get(&pid) {
                                 if !pb.dup {
                                     v.fail(
@@ -116,6 +143,38 @@ impl Checker for AcksChecker {
                         out.remove(&a.pid);
                     }
                     _ => {}
+                }
+            }
+            if let (Some((seq, at)), false) = (opened, owed_again.is_empty()) {
+                let limit = at + self.slack;
+                let resent: BTreeSet<u16> = c
+                    .pkts
+                    .iter()
+                    .filter(|p| p.at <= limit && p.dir == Dir::ToClient && sent(p.fate))
+                    .filter_map(|p| match p.packet {
+                        Packet::Publish(pb) if pb.dup => pb.pid.filter(|x| owed_again.contains(x)),
+                        _ => None,
+                    })
+                    .collect();
+                // With a Receive Maximum only the first ones are due at once.
+                let due = owed_again.len().min(rm);
+                if resent.len() < due
+                    && limit < end
+                    && closed.is_none_or(|t| t > limit)
+                    && ix.undisturbed(&c.actor, at, limit)
+                {
+                    let missing: Vec<&u16> =
+                        owed_again.iter().filter(|x| !resent.contains(x)).collect();
+                    v.fail(
+                        "MQTT-4.4.0-1",
+                        format!(
+                            "{} resumed its session and the broker did not resend its unacknowledged PUBLISH(es) {:?} within {}",
+                            c.actor,
+                            missing,
+                            super::fmt_d(self.slack)
+                        ),
+                        vec![seq],
+                    );
                 }
             }
             for (what, pid, seq, at, rule) in owed {
@@ -148,6 +207,10 @@ impl Checker for AcksChecker {
                 }
             }
         }
+        // Order per (subscriber connection, publisher connection, topic,
+        // QoS): the source events of first sends, in delivery order.
+        type Key = (crate::history::ConnId, crate::history::ConnId, String, u8);
+        let mut order: HashMap<Key, Vec<(u64, u64)>> = HashMap::new();
         // Delivered QoS against published and granted QoS.
         for d in ix
             .pubs
@@ -174,17 +237,36 @@ impl Checker for AcksChecker {
                 })
                 .filter_map(|s| s.granted())
                 .max();
-            let source = ix
-                .pubs
+            let src = ix.pubs.iter().rfind(|s| {
+                s.dir == Dir::ToBroker
+                    && seen(s.fate)
+                    && s.stamp.seq < d.stamp.seq
+                    && s.publish.topic == d.publish.topic
+                    && s.publish.payload == d.publish.payload
+            });
+            let source = src.map(|s| s.publish.qos);
+            let mine: Vec<_> = ix
+                .subs
                 .iter()
                 .filter(|s| {
-                    s.dir == Dir::ToBroker
-                        && s.stamp.seq < d.stamp.seq
-                        && s.publish.topic == d.publish.topic
-                        && s.publish.payload == d.publish.payload
+                    ix.conns[s.conn].client_id() == dc.client_id()
+                        && topic::matches(&s.filter, &d.publish.topic)
                 })
-                .map(|s| s.publish.qos)
-                .next_back();
+                .collect();
+            let shared_only = !mine.is_empty() && mine.iter().all(|s| s.shared());
+            if let (Some(s), false, false) = (src, d.publish.dup, shared_only) {
+                if !s.publish.dup && !d.publish.retain {
+                    order
+                        .entry((
+                            d.conn,
+                            s.conn,
+                            d.publish.topic.clone(),
+                            s.publish.qos.as_u8(),
+                        ))
+                        .or_default()
+                        .push((s.stamp.seq, d.stamp.seq));
+                }
+            }
             if let (Some(g), Some(q)) = (granted, source) {
                 let max = g.min(q);
                 if d.publish.qos > max {
@@ -201,6 +283,26 @@ impl Checker for AcksChecker {
                         vec![d.stamp.seq],
                     );
                 }
+            }
+        }
+        let mut keys: Vec<_> = order.keys().cloned().collect();
+        keys.sort();
+        for k in keys {
+            let seqs = &order[&k];
+            if let Some(w) = seqs.windows(2).find(|w| w[1].0 < w[0].0) {
+                let actor = ix
+                    .by_id
+                    .get(&k.0)
+                    .map(|&i| ix.conns[i].actor.clone())
+                    .unwrap_or_default();
+                v.fail(
+                    "MQTT-4.6.0-5",
+                    format!(
+                        "{actor} got messages on {} out of the order they were published",
+                        k.2
+                    ),
+                    vec![w[1].0, w[0].0, w[0].1, w[1].1],
+                );
             }
         }
         v
@@ -325,6 +427,81 @@ mod tests {
             publish(Some(7), 1, "t", "z", ""),
         );
         assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.1-1"]);
+    }
+
+    #[test]
+    fn resume_resends_what_is_owed_and_nothing_is_resent_otherwise() {
+        let base = |k: &mut Kit| {
+            up(k);
+            k.up(1, "device", subscribe(1, "t", 1, 0, ""))
+                .down(1, "device", suback(1, &[1]));
+            k.down(1, "device", publish(Some(6), 1, "t", "x", ""));
+            k.close(1, "device", CloseReason::Severed);
+            k.session(
+                2,
+                "device",
+                connect("d", false, 60, "session_expiry = 60"),
+                connack(true, 0, ""),
+            );
+        };
+        let mut k = Kit::new();
+        base(&mut k);
+        k.wait(2000).step("end");
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.4.0-1"]);
+        let mut k = Kit::new();
+        base(&mut k);
+        k.down(2, "device", dup(publish(Some(6), 1, "t", "x", "")));
+        k.wait(10)
+            .down(2, "device", dup(publish(Some(6), 1, "t", "x", "")));
+        let v = checker().check(&k.history());
+        assert!(
+            v.ok(),
+            "a second DUP on the resumed connection is a retransmission of the resend: {v:?}"
+        );
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "t", 1, 0, ""))
+            .down(1, "device", suback(1, &[1]));
+        k.down(1, "device", publish(Some(6), 1, "t", "x", ""));
+        k.wait(10)
+            .down(1, "device", dup(publish(Some(6), 1, "t", "x", "")));
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.4.0-1"]);
+    }
+
+    #[test]
+    fn one_publishers_messages_arrive_in_order() {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "t", 0, 0, ""))
+            .down(1, "device", suback(1, &[0]));
+        k.session(
+            2,
+            "cloud",
+            connect("c", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(2, "cloud", publish(None, 0, "t", "1", "")).up(
+            2,
+            "cloud",
+            publish(None, 0, "t", "2", ""),
+        );
+        k.down(1, "device", publish(None, 0, "t", "1", "")).down(
+            1,
+            "device",
+            publish(None, 0, "t", "2", ""),
+        );
+        assert!(checker().check(&k.history()).ok());
+        k.up(2, "cloud", publish(None, 0, "t", "3", "")).up(
+            2,
+            "cloud",
+            publish(None, 0, "t", "4", ""),
+        );
+        k.down(1, "device", publish(None, 0, "t", "4", "")).down(
+            1,
+            "device",
+            publish(None, 0, "t", "3", ""),
+        );
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.6.0-5"]);
     }
 
     #[test]
