@@ -180,12 +180,14 @@ long arduino_random(long max)
 
 int main(void)
 {
-    printf("\n[board] mqtt-hil emulated ESP8266 (lx106 @ %lu Hz), free heap %u bytes, flash %s\n",
+    printf("\n[board] mqtt-hil emulated ESP8266 (lx106 @ %lu Hz), free heap %u bytes, flash %s, reset: %s\n",
            (unsigned long)board_cpu_hz(), (unsigned)board_free_heap(),
-           flash_present() ? "present" : "absent");
+           flash_present() ? "present" : "absent",
+           board_reset_reason_text(board_last_reset()->reason));
     setup();
     for (;;) {
         loop();
+        /* The end of loop() is where the core's SDK gets its turn. */
         yield();
         /* A sketch that polls without delay() would spin the host CPU; once
          * nothing has arrived for a while, pace loop() at ~1 kHz. */

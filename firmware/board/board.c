@@ -23,31 +23,6 @@ int board_poll(void)
     return grew;
 }
 
-#define TIMER0_INT 6   /* XCHAL_TIMER0_INTERRUPT of the lx106 */
-
-/* Sleeps until CCOUNT passes `cycles` from now, with the CPU halted in
- * WAITI so QEMU's host thread idles instead of spinning. Device
- * interrupts stay disabled: anything that arrives meanwhile waits in the
- * UART FIFO or the MAC's RX ring for the next poll. */
-void board_idle_cycles(uint32_t cycles)
-{
-    uint32_t now, after, ps;
-    __asm__ volatile("rsr %0, ccount" : "=a"(now));
-    __asm__ volatile("wsr %0, ccompare0" :: "a"(now + cycles));
-    /* CCOUNT follows the host's clock: if QEMU's thread was descheduled
-     * between the read and the write, the deadline is already behind
-     * CCOUNT, and QEMU arms the compare timer for the next wrap-around
-     * (2^32 cycles, 107 s): WAITI would sleep that long. Then don't wait. */
-    __asm__ volatile("rsr %0, ccount" : "=a"(after));
-    if ((int32_t)(now + cycles - after) <= 0)
-        return;
-    __asm__ volatile("wsr %0, intenable; rsync" :: "a"(1u << TIMER0_INT));
-    __asm__ volatile("waiti 0" ::: "memory");
-    __asm__ volatile("wsr %0, intenable; rsync" :: "a"(0));
-    __asm__ volatile("rsil %0, 15" : "=a"(ps));
-    (void)ps;
-}
-
 void board_idle_ms(uint32_t ms)
 {
     board_idle_cycles(ms * (board_cpu_hz() / 1000u));
@@ -75,36 +50,8 @@ size_t board_free_heap(void)
     return untouched + (size_t)mi.fordblks;
 }
 
-static int irq_enabled = 1;
-
-/* The firmware polls and keeps the CPU's interrupts masked outside
- * board_idle_cycles(); what the sketch asked for is kept so that idling
- * honours it. */
-void board_interrupts(int enabled)
-{
-    irq_enabled = enabled;
-}
-
-int board_interrupts_enabled(void)
-{
-    return irq_enabled;
-}
-
 void board_sleep_ms(uint32_t ms)
 {
     board_idle_ms(ms);
 }
 
-static uint32_t wdt_fed_ms;
-static int wdt_soft_on = 1;
-
-void board_wdt_feed(void)
-{
-    wdt_fed_ms = clock_ms();
-}
-
-void board_wdt_soft_enable(int on)
-{
-    wdt_soft_on = on;
-    board_wdt_feed();
-}

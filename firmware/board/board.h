@@ -35,6 +35,9 @@ int board_poll(void);
 void board_idle_ms(uint32_t ms);
 void board_idle_cycles(uint32_t cycles);
 __attribute__((noreturn)) void board_reset(void);
+/* watchdog.c: the tick, the soft watchdog, interrupts. */
+void watchdog_start(void);
+void board_tick(uint32_t *frame);
 /* Halts the CPU for about ms without servicing anything (deep sleep). */
 void board_sleep_ms(uint32_t ms);
 /* The watchdog's feed (yield, delay, between loop() calls, ESP.wdtFeed)

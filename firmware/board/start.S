@@ -25,13 +25,10 @@ _vectors:
     j       _vec_fatal
 
     .org 0x80
-    /* The only interrupt ever enabled is the CCOMPARE0 timer that wakes
-     * board_idle() from WAITI; writing CCOMPARE0 acknowledges it. */
+    /* The only interrupt enabled is the CCOMPARE0 timer: the watchdog's
+     * tick and board_idle()'s wake-up (watchdog.c). */
 _vec_level1:
-    rsr     a0, ccount
-    wsr     a0, ccompare0
-    rsr     a0, excsave1
-    rfe
+    j       _level1_handler
 
     .section .iram.text, "ax"
     .align 4
@@ -39,6 +36,59 @@ _vec_level1:
 .Lvecbase:      .word _vectors
 .Lboard_start:  .word board_start
 .Lpanic:        .word board_panic
+.Ltick:         .word board_tick
+
+    /* Level-1 interrupt: the interrupted code's registers are all saved
+     * (call0 leaves a2-a11 to the caller, and this caller did not expect
+     * a call), then board_tick(frame) runs on the interrupted stack. */
+    .align 4
+_level1_handler:
+    addi    a1, a1, -80
+    s32i    a2, a1, 8
+    s32i    a3, a1, 12
+    s32i    a4, a1, 16
+    s32i    a5, a1, 20
+    s32i    a6, a1, 24
+    s32i    a7, a1, 28
+    s32i    a8, a1, 32
+    s32i    a9, a1, 36
+    s32i    a10, a1, 40
+    s32i    a11, a1, 44
+    s32i    a12, a1, 48
+    s32i    a13, a1, 52
+    s32i    a14, a1, 56
+    s32i    a15, a1, 60
+    rsr     a0, excsave1
+    s32i    a0, a1, 0
+    rsr     a0, sar
+    s32i    a0, a1, 4
+    rsr     a0, epc1
+    s32i    a0, a1, 64
+    mov     a2, a1
+    l32r    a0, .Ltick
+    callx0  a0
+    l32i    a0, a1, 64
+    wsr     a0, epc1
+    l32i    a0, a1, 4
+    wsr     a0, sar
+    l32i    a2, a1, 8
+    l32i    a3, a1, 12
+    l32i    a4, a1, 16
+    l32i    a5, a1, 20
+    l32i    a6, a1, 24
+    l32i    a7, a1, 28
+    l32i    a8, a1, 32
+    l32i    a9, a1, 36
+    l32i    a10, a1, 40
+    l32i    a11, a1, 44
+    l32i    a12, a1, 48
+    l32i    a13, a1, 52
+    l32i    a14, a1, 56
+    l32i    a15, a1, 60
+    l32i    a0, a1, 0
+    addi    a1, a1, 80
+    rsync
+    rfe
 
     .align 4
     .global _start

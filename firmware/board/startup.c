@@ -28,6 +28,7 @@ IRAM_ATTR void board_start(void)
     board_init();
     for (ctor_fn *f = __init_array_start; f < __init_array_end; f++)
         (*f)();
+    watchdog_start();
     main();
     board_reset();
 }

@@ -234,3 +234,37 @@ fn soft_float_gives_the_hosts_ieee_results() {
         wrong.join("\n")
     );
 }
+
+/// The soft watchdog: yielding or feeding keeps the sketch alive, a loop
+/// that does neither is reset with the core's message and the next boot
+/// reports "Software Watchdog" (ESP.getResetReason()).
+#[test]
+fn a_sketch_that_stops_yielding_is_reset_by_the_soft_watchdog() {
+    let elf = sketch_util::image("wdt_reset", &[]);
+    let lines = sketch_util::uart_until(&elf, "WDT DONE", 60);
+    let at = |s: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(s))
+            .unwrap_or_else(|| panic!("no `{s}` in:\n{}", lines.join("\n")))
+    };
+    assert!(at("reason: Power On") < at("yielded 4 s: not reset"));
+    assert!(at("yielded 4 s: not reset") < at("fed 4 s: not reset"));
+    assert!(at("fed 4 s: not reset") < at("stop yielding"));
+    assert!(at("stop yielding") < at("Soft WDT reset"));
+    assert!(at("Soft WDT reset") < at(">>>stack>>>"));
+    assert!(at("<<<stack<<<") < at("reason: Software Watchdog"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("Soft WDT reset"))
+            .count(),
+        1,
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("reset: Software Watchdog")),
+        "the boot banner names the reason"
+    );
+}

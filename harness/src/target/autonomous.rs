@@ -51,6 +51,16 @@ impl Launch for HostProgram {
     }
 }
 
+/// A reset the board announces on its UART, as the ESP8266 core's
+/// postmortem does (the emulated board prints the same line): a board
+/// event in the history, so traces and checks see it.
+pub fn board_event(line: &str) -> Option<String> {
+    match line.trim() {
+        "Soft WDT reset" => Some("watchdog reset (soft WDT)".into()),
+        _ => None,
+    }
+}
+
 impl AutonomousDevice {
     /// Boots `fw.image` on the target; it will reach the broker through `lane`.
     pub async fn start(
@@ -141,7 +151,11 @@ impl AutonomousDevice {
         let rec = recorder.clone();
         let uart = tokio::spawn(async move {
             while let Some(line) = lines.recv().await {
+                let board = board_event(&line);
                 rec.record(EventKind::Uart { line });
+                if let Some(what) = board {
+                    rec.record(EventKind::Board { what });
+                }
             }
         });
         // Nothing is ever written to the device's serial input; dropping the
@@ -188,5 +202,17 @@ impl AutonomousDevice {
         if let Some(n) = self.network {
             n.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cores_watchdog_line_is_a_board_event() {
+        assert_eq!(
+            super::board_event("Soft WDT reset\r").as_deref(),
+            Some("watchdog reset (soft WDT)")
+        );
+        assert_eq!(super::board_event("counter: Soft WDT reset soon"), None);
     }
 }

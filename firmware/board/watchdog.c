@@ -1,0 +1,177 @@
+/* The ESP8266's watchdogs, as far as the emulated board can have them, and
+ * the timer they run on (QEMU's lx60 has no ESP8266 watchdog).
+ *
+ * The CPU's one timer, CCOMPARE0, interrupts at level 1 every TICK_MS and
+ * whenever board_idle_cycles() wants to wake. Each tick checks the soft
+ * watchdog: like the SDK's, it is fed whenever the sketch gives the system
+ * a turn (yield(), delay(), the end of loop(), ESP.wdtFeed()), and if it
+ * has not been fed for SOFT_WDT_MS the board prints what the core prints
+ * ("Soft WDT reset" and the stack) and resets with reason 3. Masking
+ * interrupts (noInterrupts()) masks the tick too, exactly as it keeps the
+ * chip's soft watchdog from firing; the chip's hardware watchdog, which
+ * then resets it after ~8 s, is not emulated yet.
+ *
+ * A tick seen late because QEMU's thread was not scheduled (a loaded host)
+ * must not count as a sketch that stopped yielding: the watchdog fires
+ * only when the sketch has also run through MIN_TICKS ticks unfed. */
+#include "board.h"
+
+#define TIMER0_INT 6   /* XCHAL_TIMER0_INTERRUPT of the lx106 */
+#define TICK_MS 100u
+#define SOFT_WDT_MS 3200u
+#define MIN_TICKS 16u
+
+static uint32_t tick_cycles;
+static volatile uint32_t next_tick;
+static volatile uint32_t idle_wake;
+static volatile int idling;
+static volatile uint32_t fed_at;
+static volatile uint32_t ticks_unfed;
+static volatile int soft_on = 1;
+static int irq_on = 1;
+
+extern char _stack_top[];
+
+static inline uint32_t ccount(void)
+{
+    uint32_t v;
+    __asm__ volatile("rsr %0, ccount" : "=a"(v));
+    return v;
+}
+
+static inline void arm(uint32_t at)
+{
+    __asm__ volatile("wsr %0, ccompare0; rsync" :: "a"(at));
+}
+
+/* The next deadline of the two; compares as signed distances from now. */
+static uint32_t next_deadline(uint32_t now)
+{
+    if (idling && (int32_t)(idle_wake - now) < (int32_t)(next_tick - now))
+        return idle_wake;
+    return next_tick;
+}
+
+static IRAM_ATTR void hex(uint32_t v)
+{
+    for (int i = 28; i >= 0; i -= 4)
+        uart_putc("0123456789abcdef"[(v >> i) & 0xf]);
+}
+
+/* What the ESP8266 core's postmortem prints for a soft watchdog reset:
+ * the cause, then the stack from the interrupted frame to its top. */
+static IRAM_ATTR void soft_wdt_fire(uint32_t *frame)
+{
+    uint32_t sp = (uint32_t)frame + 80;
+    uint32_t end = (uint32_t)_stack_top;
+    uart_puts("\r\n--------------- CUT HERE FOR EXCEPTION DECODER ---------------\r\n");
+    uart_puts("\r\nSoft WDT reset\r\n\r\n>>>stack>>>\r\n\r\nctx: cont\r\nsp: ");
+    hex(sp);
+    uart_puts(" end: ");
+    hex(end);
+    uart_puts(" offset: 0000\r\n");
+    for (uint32_t a = sp & ~15u; a < end && a < sp + 1024; a += 16) {
+        hex(a);
+        uart_puts(": ");
+        for (int i = 0; i < 4; i++) {
+            uart_putc(' ');
+            hex(*(volatile uint32_t *)(a + 4 * i));
+        }
+        uart_puts("\r\n");
+    }
+    uart_puts("<<<stack<<<\r\n\r\n--------------- CUT HERE FOR EXCEPTION DECODER ---------------\r\n");
+    board_reset_because(BOARD_RESET_SOFT_WDT, 0, frame[16], 0);
+}
+
+/* The level-1 interrupt (start.S): a tick, an idle wake-up, or both. */
+IRAM_ATTR void board_tick(uint32_t *frame)
+{
+    uint32_t now = ccount();
+    if ((int32_t)(now - next_tick) >= 0) {
+        next_tick += tick_cycles;
+        if ((int32_t)(next_tick - now) <= 0)
+            next_tick = now + tick_cycles;
+        ticks_unfed++;
+        if (soft_on && ticks_unfed >= MIN_TICKS &&
+            now - fed_at >= SOFT_WDT_MS * (tick_cycles / TICK_MS))
+            soft_wdt_fire(frame);
+    }
+    if (idling && (int32_t)(now - idle_wake) >= 0)
+        idling = 0;
+    uint32_t at = next_deadline(now);
+    if ((int32_t)(at - now) <= 0)
+        at = now + 1000;
+    arm(at);
+}
+
+void watchdog_start(void)
+{
+    tick_cycles = board_cpu_hz() / 1000u * TICK_MS;
+    uint32_t now = ccount();
+    fed_at = now;
+    next_tick = now + tick_cycles;
+    arm(next_tick);
+    __asm__ volatile("wsr %0, intenable; rsync" :: "a"(1u << TIMER0_INT));
+    uint32_t ps;
+    __asm__ volatile("rsil %0, 0" : "=a"(ps));
+    (void)ps;
+}
+
+void board_wdt_feed(void)
+{
+    fed_at = ccount();
+    ticks_unfed = 0;
+}
+
+void board_wdt_soft_enable(int on)
+{
+    board_wdt_feed();
+    soft_on = on;
+}
+
+void board_interrupts(int enabled)
+{
+    uint32_t ps;
+    if (enabled)
+        __asm__ volatile("rsil %0, 0" : "=a"(ps));
+    else
+        __asm__ volatile("rsil %0, 15" : "=a"(ps));
+    (void)ps;
+    irq_on = enabled;
+}
+
+int board_interrupts_enabled(void)
+{
+    return irq_on;
+}
+
+/* Sleeps until CCOUNT passes `cycles` from now, with the CPU halted in
+ * WAITI so QEMU's host thread idles instead of spinning. Device
+ * interrupts stay disabled: anything that arrives meanwhile waits in the
+ * UART FIFO or the MAC's RX ring for the next poll. With interrupts masked
+ * by the sketch nothing can wake WAITI, so it does not wait at all. */
+void board_idle_cycles(uint32_t cycles)
+{
+    if (!irq_on)
+        return;
+    uint32_t ps;
+    /* Armed and halted with the tick masked, so the wake-up cannot slip
+     * in between and leave WAITI waiting for the next tick. */
+    __asm__ volatile("rsil %0, 15" : "=a"(ps));
+    uint32_t now = ccount();
+    idle_wake = now + cycles;
+    idling = 1;
+    arm(next_deadline(now));
+    /* CCOUNT follows the host's clock: if QEMU's thread was descheduled
+     * since the read, the deadline is already behind CCOUNT and QEMU would
+     * arm the compare for the next wrap-around (107 s). Then don't wait. */
+    if ((int32_t)(idle_wake - ccount()) > 0 && (int32_t)(next_tick - ccount()) > 0)
+        __asm__ volatile("waiti 0" ::: "memory");
+    idling = 0;
+    now = ccount();
+    uint32_t at = next_tick;
+    if ((int32_t)(at - now) <= 0)
+        at = now + 1000;
+    arm(at);
+    __asm__ volatile("wsr %0, ps; rsync" :: "a"(ps) : "memory");
+}
