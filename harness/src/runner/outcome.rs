@@ -328,6 +328,7 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
                 None => "",
             }
         ),
+        Expect::Board { event, count } => format!("{count} board event(s) `{event}`"),
         Expect::Closed { by } => format!(
             "{actor} connection closed{}",
             by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default()
