@@ -49,6 +49,7 @@ pub const CAPABILITIES: &[&str] = &[
     "persistence_across_kill",
     "shared_subscriptions",
     "queue_subscriptions",
+    "local_subscriptions",
     "retained",
 ];
 
