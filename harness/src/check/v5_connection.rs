@@ -34,6 +34,11 @@ use crate::mqtt::props::{
 };
 use crate::mqtt::Packet;
 
+/// 5.0's takeover statement, judged by the `connections` checker on 5.0
+/// connections (a broker must end the old connection of a client id that
+/// connects again).
+pub const TAKEOVER: &str = "MQTT-3.1.4-3";
+
 pub struct ConnectionChecker {
     pub clients: Vec<String>,
     pub slack: Duration,
