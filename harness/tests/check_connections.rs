@@ -195,3 +195,89 @@ fn broker_closes_with_a_cause_pass() {
     let v = always("connections", &t.history());
     assert!(v.ok(), "{v:?}");
 }
+
+#[test]
+fn the_sever_of_the_previous_connection_does_not_explain_a_close() {
+    // rumqttd 0.20, qos2_out_cut_after_pubrel: the device resends its
+    // PUBREL on the resumed session right after a sever, and the broker
+    // hangs up instead of answering PUBCOMP.
+    let mut t = T::new();
+    let c1 = t.connect("device", "dut-o3", false, 60);
+    t.up(c1, publish(Some(1), 2, "dut/o3/data", "m1", false, false));
+    t.ack(c1, false, "pubrec", 1);
+    t.ack(c1, true, "pubrel", 1);
+    t.fault("device", "sever");
+    t.close(c1, CloseReason::Severed);
+    let c2 = t.connect_full("device", connect_pkt("dut-o3", false, 60, None), true);
+    t.ack(c2, true, "pubrel", 1);
+    t.close(c2, CloseReason::BrokerClosed);
+    t.wait(5000).step("end");
+    let v = always("connections", &t.history());
+    assert_eq!(v.rules(), vec!["broker-closed"], "{v:?}");
+    assert!(
+        v.violations[0].message.contains("last packet was PUBREL"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_failed_step_names_the_rule_broken_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\n[device]\nclient_id = \"dut-1\"\n\n[[step]]\ndevice = \"connect\"\n\n[[step]]\ndevice = \"subscribe\"\nfilter = \"a/b\"\nqos = 1\n\n[[step]]\nexpect = \"packet\"\npacket = \"SUBACK\"\n\n[[step]]\nwait = \"1s\"\n",
+    )
+    .unwrap();
+    let s = mqtt_hil::scenario::load(&path).unwrap();
+    // Step events carry the step's 1-based index.
+    let h_steps = |t: &mut T, i: usize, s: &str| {
+        t.push(mqtt_hil::history::EventKind::Step {
+            index: i,
+            summary: s.into(),
+        })
+    };
+    let mut t = T::new();
+    h_steps(&mut t, 1, "device connect");
+    let dev = t.connect("device", "dut-1", true, 60);
+    h_steps(&mut t, 2, "device subscribe a/b qos=1");
+    t.malformed(dev, Dir::ToBroker, &[0x82, 0x08], PID0);
+    h_steps(&mut t, 3, "expect SUBACK");
+    h_steps(&mut t, 4, "wait 1s");
+    let h = t.history();
+    let verdicts: Vec<_> = mqtt_hil::check::always()
+        .iter()
+        .map(|c| c.check(&h))
+        .collect();
+    let mut failures = vec![mqtt_hil::runner::StepFailure {
+        step: 3,
+        line: 14,
+        message: "not met within 5s: 0 of 1 SUBACK packet(s) on device's connection".into(),
+    }];
+    mqtt_hil::runner::name_broken_rules(&s, &h, &verdicts, &mut failures);
+    assert!(
+        failures[0]
+            .message
+            .contains("following from a broken rule: codec [MQTT-2.3.1-1]"),
+        "{}",
+        failures[0].message
+    );
+    // A failure with no rule broken in its window stays as it was.
+    let mut failures = vec![mqtt_hil::runner::StepFailure {
+        step: 4,
+        line: 17,
+        message: "m".into(),
+    }];
+    let h2 = {
+        let mut t = T::new();
+        t.connect("device", "dut-1", true, 60);
+        h_steps(&mut t, 4, "wait 1s");
+        t.history()
+    };
+    let verdicts: Vec<_> = mqtt_hil::check::always()
+        .iter()
+        .map(|c| c.check(&h2))
+        .collect();
+    mqtt_hil::runner::name_broken_rules(&s, &h2, &verdicts, &mut failures);
+    assert_eq!(failures[0].message, "m");
+}

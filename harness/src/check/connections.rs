@@ -223,7 +223,9 @@ impl ConnectionsChecker {
                     && o.first.at >= c.first.at
             }) {
                 Some(format!("{} connected with the same client id", o.id))
-            } else if !ix.undisturbed(&c.actor, at.saturating_sub(self.slack), at) {
+            } else if !ix.undisturbed(&c.actor, at.saturating_sub(self.slack).max(c.first.at), at) {
+                // Only faults in this connection's own life: the sever that
+                // ended the previous connection explains nothing here.
                 Some("a fault hit the connection".into())
             } else if broker_acts
                 .iter()
