@@ -90,10 +90,12 @@ void setup() {
   topicStatus = base + "status";
   client.setServer(mqtt_server, 1883);
   client.setKeepAlive(5);
-  // A lambda with a capture: the callback is a std::function.
-  int *calls = new int(0);
-  client.setCallback([calls](char *topic, byte *payload, unsigned int length) {
-    ++*calls;
+  // The callback is a std::function: a lambda may capture (here a String,
+  // copied along with it).
+  String label = clientId;
+  client.setCallback([label](char *topic, byte *payload, unsigned int length) {
+    Serial.print(label);
+    Serial.print(": ");
     callback(topic, payload, length);
   });
 }

@@ -32,6 +32,9 @@ HilPubSub::HilPubSub()
 HilPubSub::HilPubSub(Client &c) : HilPubSub()
 {
     client = &c;
+    /* As sketches and libraries of this style write it: NULL (an integer
+     * constant in C++) must reach std::function's nullptr overload. */
+    callback = NULL;
 }
 
 HilPubSub::HilPubSub(const char *h, uint16_t p, Callback cb, Client &c) : HilPubSub(c)
