@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod broker;
 pub mod check;
+pub mod device;
 pub mod client;
 pub mod emulator;
 pub mod error;
