@@ -47,6 +47,7 @@ pub mod v5_retain;
 pub mod v5_session;
 #[cfg(test)]
 pub(crate) mod v5_testkit;
+pub mod watchdog;
 pub mod will;
 
 /// One broken rule, with the events that show it.
@@ -339,6 +340,9 @@ pub enum InvariantSpec {
         #[serde(default)]
         will_payload: Option<String>,
     },
+    /// The board was never reset by a watchdog (soft or hardware): a
+    /// firmware that stopped yielding (`watchdog-reset`).
+    NoWatchdogReset {},
     /// The actor publishes (and sets wills) only on these topic filters.
     PublishAllowed {
         #[serde(default = "device")]
@@ -572,6 +576,7 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
             will_topic,
             will_payload,
         }),
+        InvariantSpec::NoWatchdogReset {} => Box::new(watchdog::NoWatchdogResetChecker),
     }
 }
 

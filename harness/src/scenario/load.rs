@@ -49,6 +49,7 @@ pub const CAPABILITIES: &[&str] = &[
     "persistence_across_kill",
     "shared_subscriptions",
     "queue_subscriptions",
+    "local_subscriptions",
     "retained",
 ];
 
@@ -573,6 +574,7 @@ const EXPECTS: &[&str] = &[
     "packet",
     "reason",
     "uart",
+    "board",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1105,6 +1107,22 @@ fn expectation(
                 count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
                 code,
                 properties: wants(f, v)?,
+            }
+        }
+        "board" => {
+            allowed.extend(["event", "count"]);
+            let event = f.str("event")?.ok_or_else(|| {
+                f.err_table("`expect = \"board\"` needs `event`, e.g. event = \"watchdog reset\"")
+            })?;
+            if event.trim().is_empty() {
+                return Err(f.err(
+                    "event",
+                    "empty: name the board event, e.g. \"watchdog reset\"",
+                ));
+            }
+            Expect::Board {
+                event,
+                count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
             }
         }
         other => return Err(unknown(f, "expect", "expectation", other, EXPECTS)),
