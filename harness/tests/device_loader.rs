@@ -51,7 +51,11 @@ fn a_description_reads_into_the_domain_type() {
     assert_eq!(d.publishes[0].qos, QoS::AtLeastOnce);
     assert_eq!(d.publishes[0].number, Some(Number::Json("n".into())));
     assert!(d.publishes[0].periodic);
-    assert_eq!(d.commands[1].qos, QoS::AtLeastOnce, "commands default to QoS 1");
+    assert_eq!(
+        d.commands[1].qos,
+        QoS::AtLeastOnce,
+        "commands default to QoS 1"
+    );
     assert_eq!(d.commands[1].reaction, Reaction::Uart("lamp off".into()));
     assert_eq!(d.limits.command_payload, Some(64));
     assert_eq!(
@@ -68,31 +72,95 @@ fn a_description_reads_into_the_domain_type() {
 /// Each bad input, the line it must be reported at, and what the message
 /// must say (table, field, why).
 #[rstest]
-#[case::unknown_top_key("keepalve = 4\n[[publish]]\ntopic = \"a\"\n", 1, "description: field `keepalve`: unknown field (did you mean `keepalive`?)")]
-#[case::unknown_publish_key("[[publish]]\ntopic = \"a\"\njsn = \"n\"\n", 3, "publish 1: field `jsn`: unknown field (did you mean `json`?)")]
+#[case::unknown_top_key(
+    "keepalve = 4\n[[publish]]\ntopic = \"a\"\n",
+    1,
+    "description: field `keepalve`: unknown field (did you mean `keepalive`?)"
+)]
+#[case::unknown_publish_key(
+    "[[publish]]\ntopic = \"a\"\njsn = \"n\"\n",
+    3,
+    "publish 1: field `jsn`: unknown field (did you mean `json`?)"
+)]
 #[case::unknown_command_key("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { uart = \"x\" }\nretain = true\n", 7, "command 1: field `retain`: unknown field")]
 #[case::unknown_reaction_key("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { publish = \"s\", paylod = \"on\" }\n", 6, "command 1: reaction: field `paylod`: unknown field (did you mean `payload`?)")]
 #[case::unknown_limits_key("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { uart = \"x\" }\n[limits]\ncommand_size = 9\n", 8, "limits: field `command_size`: unknown field")]
-#[case::unknown_will_key("will = { topic = \"w\", qos = 1, retained = true }\n[[publish]]\ntopic = \"a\"\n", 1, "will: field `retained`: unknown field (did you mean `retain`?)")]
-#[case::filter_as_publish_topic("[[publish]]\ntopic = \"devices/+/counter\"\n", 2, "publish 1: field `topic`: a topic name must not contain wildcards")]
+#[case::unknown_will_key(
+    "will = { topic = \"w\", qos = 1, retained = true }\n[[publish]]\ntopic = \"a\"\n",
+    1,
+    "will: field `retained`: unknown field (did you mean `retain`?)"
+)]
+#[case::filter_as_publish_topic(
+    "[[publish]]\ntopic = \"devices/+/counter\"\n",
+    2,
+    "publish 1: field `topic`: a topic name must not contain wildcards"
+)]
 #[case::filter_as_command_topic("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"cmd/#\"\npayload = \"on\"\nreaction = { uart = \"x\" }\n", 4, "command 1: field `topic`: a topic name must not contain wildcards")]
 #[case::filter_as_reaction_topic("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { publish = \"state/+\" }\n", 6, "command 1: reaction: field `publish`: a topic name must not contain wildcards")]
-#[case::filter_as_will_topic("will = { topic = \"status/#\" }\n[[publish]]\ntopic = \"a\"\n", 1, "will: field `topic`: a topic name must not contain wildcards")]
-#[case::command_without_reaction("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\n", 3, "command 1: missing field `reaction`")]
-#[case::empty_reaction("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = {}\n", 6, "command 1: reaction: no reaction given")]
+#[case::filter_as_will_topic(
+    "will = { topic = \"status/#\" }\n[[publish]]\ntopic = \"a\"\n",
+    1,
+    "will: field `topic`: a topic name must not contain wildcards"
+)]
+#[case::command_without_reaction(
+    "[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\n",
+    3,
+    "command 1: missing field `reaction`"
+)]
+#[case::empty_reaction(
+    "[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = {}\n",
+    6,
+    "command 1: reaction: no reaction given"
+)]
 #[case::two_reactions("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { publish = \"s\", uart = \"x\" }\n", 6, "give either `publish` or `uart`")]
 #[case::reaction_not_a_table("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = \"state\"\n", 6, "command 1: field `reaction`: expected a table")]
-#[case::command_without_payload("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\nreaction = { uart = \"x\" }\n", 3, "command 1: missing field `payload`")]
-#[case::json_and_regex("[[publish]]\ntopic = \"a\"\njson = \"n\"\nregex = \"(\\\\d+)\"\n", 4, "publish 1: field `regex`: give either `json` or `regex`")]
-#[case::bad_regex("[[publish]]\ntopic = \"a\"\nregex = \"(\"\n", 3, "publish 1: field `regex`")]
-#[case::qos_out_of_range("[[publish]]\ntopic = \"a\"\nqos = 3\n", 3, "publish 1: field `qos`: 3 is out of range 0..=2")]
-#[case::announcements_without_number("[[publish]]\ntopic = \"a\"\nannouncements = true\n", 3, "publish 1: field `announcements`")]
-#[case::unknown_placeholder("[[publish]]\ntopic = \"d/{device_id}/n\"\n", 2, "publish 1: field `topic`: `d/{device_id}/n`: `{client_id}` is the only placeholder")]
-#[case::nothing_published("[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { uart = \"x\" }\n", 1, "declares no topic the device publishes on")]
+#[case::command_without_payload(
+    "[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\nreaction = { uart = \"x\" }\n",
+    3,
+    "command 1: missing field `payload`"
+)]
+#[case::json_and_regex(
+    "[[publish]]\ntopic = \"a\"\njson = \"n\"\nregex = \"(\\\\d+)\"\n",
+    4,
+    "publish 1: field `regex`: give either `json` or `regex`"
+)]
+#[case::bad_regex(
+    "[[publish]]\ntopic = \"a\"\nregex = \"(\"\n",
+    3,
+    "publish 1: field `regex`"
+)]
+#[case::qos_out_of_range(
+    "[[publish]]\ntopic = \"a\"\nqos = 3\n",
+    3,
+    "publish 1: field `qos`: 3 is out of range 0..=2"
+)]
+#[case::announcements_without_number(
+    "[[publish]]\ntopic = \"a\"\nannouncements = true\n",
+    3,
+    "publish 1: field `announcements`"
+)]
+#[case::unknown_placeholder(
+    "[[publish]]\ntopic = \"d/{device_id}/n\"\n",
+    2,
+    "publish 1: field `topic`: `d/{device_id}/n`: `{client_id}` is the only placeholder"
+)]
+#[case::nothing_published(
+    "[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { uart = \"x\" }\n",
+    1,
+    "declares no topic the device publishes on"
+)]
 #[case::limit_below_a_command("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"toggle\"\nreaction = { uart = \"x\" }\n[limits]\ncommand_payload = 3\n", 8, "limits: field `command_payload`: 3 bytes is less than command 1's own payload (6 bytes)")]
-#[case::limit_without_command("[[publish]]\ntopic = \"a\"\n[limits]\ncommand_payload = 30\n", 4, "limits: field `command_payload`: a command size limit needs a [[command]]")]
+#[case::limit_without_command(
+    "[[publish]]\ntopic = \"a\"\n[limits]\ncommand_payload = 30\n",
+    4,
+    "limits: field `command_payload`: a command size limit needs a [[command]]"
+)]
 #[case::fill_of_two_chars("[[publish]]\ntopic = \"a\"\n[[command]]\ntopic = \"c\"\npayload = \"on\"\nreaction = { uart = \"x\" }\n[limits]\ncommand_payload = 9\nfill = \"ab\"\n", 9, "limits: field `fill`: `ab`: give one character")]
-#[case::bad_duration("retry_max = \"5\"\n[[publish]]\ntopic = \"a\"\n", 1, "description: field `retry_max`: `5` has no unit")]
+#[case::bad_duration(
+    "retry_max = \"5\"\n[[publish]]\ntopic = \"a\"\n",
+    1,
+    "description: field `retry_max`: `5` has no unit"
+)]
 #[case::syntax("[[publish]\ntopic = \"a\"\n", 1, "")]
 #[case::wrong_type("publish = \"a\"\n", 1, "")]
 fn a_bad_description_is_rejected_with_file_line_and_field(
@@ -113,7 +181,10 @@ fn a_bad_description_is_rejected_with_file_line_and_field(
             assert_eq!(file, Path::new("dev.toml"));
             assert_eq!(*got, line, "{e}");
             assert!(message.contains(says), "{e}");
-            assert!(e.to_string().starts_with(&format!("dev.toml:{line}: ")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("dev.toml:{line}: ")),
+                "{e}"
+            );
         }
         Err(other) => panic!("expected an input error, got {other}"),
         Ok(d) => panic!("accepted:\n{text}\nas {d:?}"),
@@ -214,11 +285,31 @@ fn placeholders_commands_and_reactions_are_filled_from_the_description() {
 
 /// A suite file's mistakes are reported at the suite file's line.
 #[rstest]
-#[case::unknown_placeholder("[[step]]\nexpect = \"published\"\ntopic = \"{publish.0.topik}\"\n", 8, "step 1: field `topic`: unknown placeholder `{publish.0.topik}`")]
-#[case::reaction_without_command("[[step]]\nexpect = \"reaction\"\n", 7, "step 1: field `expect`: `expect = \"reaction\"` needs `command = N`")]
-#[case::command_elsewhere("[[step]]\nwait = \"1s\"\ncommand = 0\n", 8, "step 1: field `command`: `command` belongs to")]
-#[case::resend_without_publish("[[step]]\nexpect = \"published\"\nresend = \"1s\"\n", 8, "step 1: field `resend`: `resend` sends the previous step again")]
-#[case::unknown_need("[[step]]\nwait = \"1s\"\n", 4, "unknown need `comand` (did you mean `command`?)")]
+#[case::unknown_placeholder(
+    "[[step]]\nexpect = \"published\"\ntopic = \"{publish.0.topik}\"\n",
+    8,
+    "step 1: field `topic`: unknown placeholder `{publish.0.topik}`"
+)]
+#[case::reaction_without_command(
+    "[[step]]\nexpect = \"reaction\"\n",
+    7,
+    "step 1: field `expect`: `expect = \"reaction\"` needs `command = N`"
+)]
+#[case::command_elsewhere(
+    "[[step]]\nwait = \"1s\"\ncommand = 0\n",
+    8,
+    "step 1: field `command`: `command` belongs to"
+)]
+#[case::resend_without_publish(
+    "[[step]]\nexpect = \"published\"\nresend = \"1s\"\n",
+    8,
+    "step 1: field `resend`: `resend` sends the previous step again"
+)]
+#[case::unknown_need(
+    "[[step]]\nwait = \"1s\"\n",
+    4,
+    "unknown need `comand` (did you mean `command`?)"
+)]
 fn a_bad_suite_file_is_rejected_with_its_line(
     #[case] steps: &str,
     #[case] line: usize,
@@ -231,7 +322,10 @@ fn a_bad_suite_file_is_rejected_with_its_line(
     };
     match expand(&format!("{head}{steps}"), &desc(GOOD)) {
         Err(e @ Error::Input { .. }) => {
-            let Error::Input { line: got, message, .. } = &e else {
+            let Error::Input {
+                line: got, message, ..
+            } = &e
+            else {
                 unreachable!()
             };
             assert_eq!(*got, line, "{e}");
@@ -245,7 +339,8 @@ fn a_bad_suite_file_is_rejected_with_its_line(
 #[test]
 fn a_scenario_the_description_cannot_fill_is_skipped_with_the_reason() {
     let d = desc("[[publish]]\ntopic = \"a\"\n");
-    let text = "name = \"x\"\n[device]\nautonomous = true\nneeds = [\"command\"]\n[observer.cloud]\n\
+    let text =
+        "name = \"x\"\n[device]\nautonomous = true\nneeds = [\"command\"]\n[observer.cloud]\n\
                 [[step]]\nobserver.cloud = \"publish\"\ncommand = 0\n";
     match expand(text, &d).unwrap() {
         suite::Expanded::Skipped { reason, .. } => {

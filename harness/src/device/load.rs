@@ -26,14 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "command",
     "limits",
 ];
-const PUBLISH_KEYS: &[&str] = &[
-    "topic",
-    "qos",
-    "json",
-    "regex",
-    "periodic",
-    "announcements",
-];
+const PUBLISH_KEYS: &[&str] = &["topic", "qos", "json", "regex", "periodic", "announcements"];
 const COMMAND_KEYS: &[&str] = &["topic", "payload", "qos", "reaction"];
 const REACTION_KEYS: &[&str] = &["publish", "payload", "uart"];
 const WILL_KEYS: &[&str] = &["topic", "payload", "qos", "retain"];

@@ -56,14 +56,13 @@ pub fn load_suite(paths: &[PathBuf], desc: &Description) -> Result<Vec<Expanded>
     Ok(out)
 }
 
+/// Suite scenarios to run, and suite files skipped with the reason.
+pub type Selection = (Vec<Scenario>, Vec<(PathBuf, String)>);
+
 /// What `mqtt-hil run --device FILE PATHS` runs: the suite files under
 /// `paths` whose id contains `filter`, expanded for the device described
 /// in `description`, and those skipped with the reason.
-pub fn load_for(
-    description: &Path,
-    paths: &[PathBuf],
-    filter: Option<&str>,
-) -> Result<(Vec<Scenario>, Vec<(PathBuf, String)>)> {
+pub fn load_for(description: &Path, paths: &[PathBuf], filter: Option<&str>) -> Result<Selection> {
     let desc = super::load(description)?;
     let (mut run, mut skipped) = (Vec::new(), Vec::new());
     for e in load_suite(paths, &desc)? {
@@ -197,7 +196,10 @@ fn unmet_need(path: &Path, text: &str, desc: &Description) -> Result<Option<Stri
                 .commands
                 .is_empty()
                 .then_some("declares no [[command]]"),
-            "keepalive" => desc.keepalive.is_none().then_some("declares no `keepalive`"),
+            "keepalive" => desc
+                .keepalive
+                .is_none()
+                .then_some("declares no `keepalive`"),
             "command_limit" => desc
                 .limits
                 .command_payload
@@ -225,7 +227,10 @@ fn unmet_need(path: &Path, text: &str, desc: &Description) -> Result<Option<Stri
 
 /// `expect = "reaction"`, `command = N` → the expectation the description
 /// gives for obeying command N.
-fn reaction(table: &mut toml::Table, desc: &Description) -> std::result::Result<(), (String, String)> {
+fn reaction(
+    table: &mut toml::Table,
+    desc: &Description,
+) -> std::result::Result<(), (String, String)> {
     let publish = table
         .get("observer")
         .and_then(|o| o.as_table())
@@ -294,7 +299,10 @@ fn command(desc: &Description, n: usize) -> std::result::Result<&Command, String
 }
 
 /// Fills the placeholders in every string of a table (recursively).
-fn fill_table(table: &mut toml::Table, desc: &Description) -> std::result::Result<(), (String, String)> {
+fn fill_table(
+    table: &mut toml::Table,
+    desc: &Description,
+) -> std::result::Result<(), (String, String)> {
     for (key, value) in table.iter_mut() {
         fill_value(value, desc).map_err(|why| (key.clone(), why))?;
     }
@@ -372,13 +380,15 @@ fn value(name: &str, desc: &Description) -> std::result::Result<String, String> 
     let unknown = || format!("unknown placeholder `{{{name}}}`; the suite may use {SCALARS}");
     let parts: Vec<&str> = name.split('.').collect();
     let keepalive = || {
-        desc.keepalive.map(|k| Duration::from_secs(k as u64)).ok_or_else(|| {
-            format!(
-                "`{{{name}}}` needs the device's keep alive, and {} declares no `keepalive`: \
+        desc.keepalive
+            .map(|k| Duration::from_secs(k as u64))
+            .ok_or_else(|| {
+                format!(
+                    "`{{{name}}}` needs the device's keep alive, and {} declares no `keepalive`: \
                  add `needs = [\"keepalive\"]` to [device]",
-                desc.path.display()
-            )
-        })
+                    desc.path.display()
+                )
+            })
     };
     let d = |d: Duration| scenario::duration::format(d);
     match parts.as_slice() {

@@ -201,7 +201,8 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 Progress::Met
             } else {
                 let others = if n == 0 && !elsewhere.is_empty() {
-                    let list: Vec<String> = elsewhere.iter().take(5).map(|t| format!("`{t}`")).collect();
+                    let list: Vec<String> =
+                        elsewhere.iter().take(5).map(|t| format!("`{t}`")).collect();
                     format!(
                         " on `{}`; it published only on {}",
                         want_topic.as_deref().unwrap_or("*"),
@@ -327,7 +328,9 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 }
             }
             Progress::Pending {
-                seen: format!("none of the {lines} UART line(s) {actor} printed contains {contains:?}"),
+                seen: format!(
+                    "none of the {lines} UART line(s) {actor} printed contains {contains:?}"
+                ),
             }
         }
     }

@@ -73,15 +73,16 @@ pub enum Part {
     Invariant(usize),
 }
 
+/// Rewrites one table of a scenario file, or refuses it with the key at
+/// fault and why.
+pub type Expander<'a> =
+    dyn FnMut(Part, &mut toml::Table) -> std::result::Result<(), (String, String)> + 'a;
+
 /// [`parse`] with a pass over each table before it is read: `expand` may
 /// rewrite it (the device suite fills its placeholders this way,
 /// `crate::device::suite`), or refuse it with the key at fault and why,
 /// reported at that key's line like any other error of the file.
-pub fn parse_with(
-    path: &Path,
-    text: &str,
-    expand: &mut dyn FnMut(Part, &mut toml::Table) -> std::result::Result<(), (String, String)>,
-) -> Result<Scenario> {
+pub fn parse_with(path: &Path, text: &str, expand: &mut Expander) -> Result<Scenario> {
     let src = Source { path, text };
     let mut raw: Raw = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(1);
@@ -101,7 +102,11 @@ pub fn parse_with(
             run(Part::Device, "[device]".into(), d)?;
         }
         for (name, t) in raw.observer.iter_mut() {
-            run(Part::Observer(name.clone()), format!("[observer.{name}]"), t)?;
+            run(
+                Part::Observer(name.clone()),
+                format!("[observer.{name}]"),
+                t,
+            )?;
         }
         for (i, t) in raw.step.iter_mut().enumerate() {
             run(Part::Step(i + 1), format!("step {}", i + 1), t)?;

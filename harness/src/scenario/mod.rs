@@ -8,5 +8,7 @@ mod load;
 mod model;
 
 pub use fields::closest as closest_word;
-pub use load::{discover, load, load_checks, parse, parse_with, CheckFile, Part, CAPABILITIES};
+pub use load::{
+    discover, load, load_checks, parse, parse_with, CheckFile, Expander, Part, CAPABILITIES,
+};
 pub use model::*;
