@@ -26,6 +26,8 @@ use crate::history::History;
 
 pub mod allow_list;
 pub mod backoff;
+pub mod codec;
+pub mod connections;
 pub mod coverage;
 pub mod declared;
 pub mod delivery;
@@ -178,6 +180,11 @@ pub enum InvariantSpec {
         /// packets before that counts as not resent (default `2s`).
         #[serde(default = "secs2", deserialize_with = "de_duration")]
         resend_within: Duration,
+        /// How long a receiver has to send the PUBACK, PUBREC or PUBCOMP
+        /// a PUBLISH or PUBREL it got asks for, while its connection stands
+        /// (default `1s`).
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        ack_within: Duration,
     },
     /// Session present flags, resumed subscriptions, offline queues.
     Session {
@@ -466,9 +473,11 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::Protocol {
             clients,
             resend_within,
+            ack_within,
         } => Box::new(protocol::ProtocolChecker {
             clients,
             resend_within,
+            ack_within,
         }),
         InvariantSpec::Session {
             restart_keeps,
@@ -586,10 +595,15 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
 /// them misbehave on purpose (chosen packet ids, no DUP).
 pub fn always() -> Vec<Box<dyn Checker>> {
     vec![
+        // Frames the codec rejects, from any actor.
+        Box::new(codec::CodecChecker),
         Box::new(protocol::ProtocolChecker {
             clients: vec!["device".to_string()],
             resend_within: secs2(),
+            ack_within: secs1(),
         }),
+        // Takeovers and the broker's closes, for every actor.
+        Box::new(connections::ConnectionsChecker { slack: secs2() }),
         // The 5.0 limits and forwarding rules judge 5.0 connections only.
         Box::new(v5_limits::FlowChecker {
             clients: device_only(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use outcome::{Outcome, Status, StepFailure};
+pub use outcome::{name_broken_rules, Outcome, Status, StepFailure};
 pub use reported::run_reported;
 
 use crate::broker::{Broker, BrokerSpec};
