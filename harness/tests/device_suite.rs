@@ -122,7 +122,11 @@ async fn the_suite_catches_each_seeded_bug(
     let path = root().join(format!("scenarios/device/{scenario}.toml"));
     let s = expand(&counter(), &path);
     let bad = run(&s, sketch_util::counter_device(Some(bug)), bug).await;
-    assert!(!bad.acceptable(), "bug {bug} went unnoticed: {}", explain(&bad, &s));
+    assert!(
+        !bad.acceptable(),
+        "bug {bug} went unnoticed: {}",
+        explain(&bad, &s)
+    );
     let seen = deviation::signature(&bad);
     let missing: BTreeSet<&str> = rules
         .iter()
@@ -162,7 +166,10 @@ async fn a_description_that_does_not_fit_is_a_clear_error_at_the_first_step(
     let s = expand(&file, &root().join("scenarios/device/boot.toml"));
     let o = run(&s, sketch_util::image(sketch, &[]), "misfit").await;
     assert!(!o.passed(), "{}", explain(&o, &s));
-    let f = o.failures.first().unwrap_or_else(|| panic!("{}", explain(&o, &s)));
+    let f = o
+        .failures
+        .first()
+        .unwrap_or_else(|| panic!("{}", explain(&o, &s)));
     assert_eq!(f.step, 2, "{}", explain(&o, &s));
     assert!(f.message.contains(says), "{}", explain(&o, &s));
     assert!(
