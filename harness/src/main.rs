@@ -96,6 +96,11 @@ struct RunArgs {
     /// differ, where the verdicts do not agree.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
+    /// A device description (TOML, scenarios/device/README.md): the
+    /// scenarios are the generic device suite (scenarios/device/), filled
+    /// in with what this device does.
+    #[arg(long, value_name = "FILE")]
+    device: Option<PathBuf>,
 }
 
 fn net_options(net: &str, dns: &[String]) -> Result<mqtt_hil::net::Options, Error> {
@@ -626,6 +631,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         net,
         dns,
         repeat,
+        device,
     } = args;
     let repeat = repeat as usize;
     let net = net_options(&net, &dns)?;
@@ -636,7 +642,16 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
         .transpose()?;
     // Every file is checked before anything starts.
-    let scenarios = load_all(&paths, filter.as_deref())?;
+    let scenarios = match &device {
+        None => load_all(&paths, filter.as_deref())?,
+        Some(d) => {
+            let (run, skipped) = mqtt_hil::device::suite::load_for(d, &paths, filter.as_deref())?;
+            for (path, why) in skipped {
+                println!("SKIP {}: {why}", path.display());
+            }
+            run
+        }
+    };
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
