@@ -140,6 +140,27 @@ async fn the_suite_catches_each_seeded_bug(
     );
 }
 
+/// A description whose keep alive and will are not what the device's
+/// CONNECT says: the device is judged by what its description promises.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_unlike_the_description_breaks_the_declared_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("device.toml");
+    let text = std::fs::read_to_string(counter())
+        .unwrap()
+        .replace("keepalive = 4", "keepalive = 30")
+        .replace("payload = \"offline\"", "payload = \"gone\"");
+    std::fs::write(&file, text).unwrap();
+    let s = expand(&file, &root().join("scenarios/device/boot.toml"));
+    let o = run(&s, sketch_util::counter_device(None), "misdeclared").await;
+    let seen = deviation::signature(&o);
+    assert!(
+        seen.contains("declared-keepalive") && seen.contains("declared-will"),
+        "{seen:?}\n{}",
+        explain(&o, &s)
+    );
+}
+
 /// A description that does not fit the device is stopped at the suite's
 /// first step that names a topic (step 2, right after the device
 /// connected), saying why: never a command to `devices//cmd`.
