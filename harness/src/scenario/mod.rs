@@ -8,5 +8,8 @@ mod load;
 mod model;
 
 pub use fields::closest as closest_word;
-pub use load::{discover, load, load_checks, parse, CheckFile, CAPABILITIES};
+pub use load::{
+    discover, load, load_checks, parse, parse_network_command, CheckFile, CAPABILITIES,
+    NETWORK_FAMILIES,
+};
 pub use model::*;
