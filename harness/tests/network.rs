@@ -17,6 +17,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use mqtt_hil::broker::BrokerSpec;
+use mqtt_hil::history::{EventKind, FrameFate};
 use mqtt_hil::runner::deviation::{self, Deviations};
 use mqtt_hil::runner::{self, Outcome, RunConfig, Status};
 use mqtt_hil::target::{Firmware, TargetSpec};
@@ -86,8 +87,21 @@ fn assert_passes_as_reviewed(path: &Path, o: &Outcome) {
 async fn agent_on_the_owned_network(#[files("../scenarios/network/*.toml")] path: PathBuf) {
     let o = run_on(&path, agent(), Default::default()).await;
     assert_passes_as_reviewed(&path, &o);
-    if o.id == "one_byte_segments" {
-        pcap_carries_the_real_one_byte_segments(&o);
+    match o.id.as_str() {
+        "one_byte_segments" => pcap_carries_the_real_one_byte_segments(&o),
+        // The loss really happened, below TCP, and was recorded as such.
+        "qos_under_segment_loss" => {
+            let lost = o
+                .history
+                .events
+                .iter()
+                .filter(|e| {
+                    matches!(&e.kind, EventKind::Frame { fate: FrameFate::Dropped(why), .. } if why == "ip loss")
+                })
+                .count();
+            assert!(lost >= 3, "only {lost} segments lost to `ip loss`");
+        }
+        _ => {}
     }
 }
 
@@ -180,7 +194,7 @@ fn pcap_carries_the_real_one_byte_segments(o: &Outcome) {
         "ip.src == 10.0.2.100 && tcp.srcport == 1883 && tcp.len == 1",
         &["frame.number"],
     );
-    let bigger = fields("tcp.port == 1883 && tcp.len > 1", &["frame.number"]);
+    let bigger = fields("ip.addr == 10.0.2.15 && tcp.len > 1", &["frame.number"]);
     assert!(
         one_byte_up.len() > 40 && one_byte_down.len() > 40,
         "{} 1-byte segments from the board, {} to it",

@@ -726,6 +726,37 @@ mod tests {
         synack.seq + 1
     }
 
+    /// Under `mss` the board drops what its few receive buffers cannot
+    /// hold: once a timeout resends the first lost byte, each partial ACK
+    /// sends the next few at once, so recovery follows the board's ACKs.
+    #[test]
+    fn partial_acks_resend_the_next_lost_segments_at_once() {
+        let mut s = stack();
+        let iss = connect(&mut s);
+        s.apply(&NetFault::Ip {
+            dir: Some(Dir::ToClient),
+            fault: IpFault::Mss(1),
+        });
+        let a = s.on_lane(T0, 1, LaneEvent::Data(b"0123456789".to_vec()));
+        assert_eq!(sent(&a).len(), 10);
+        // The board took two bytes; the rest never reached its stack.
+        let a = s.on_frame(T0, &seg(1001, iss + 2, flags::ACK, &[], None));
+        assert!(sent(&a).is_empty());
+        let due = s.deadline().expect("a retransmission timer");
+        let a = s.on_timer(due);
+        let seqs = |a: &[Action]| sent(a).iter().map(|x| x.seq - iss).collect::<Vec<_>>();
+        assert_eq!(seqs(&a), [2]);
+        let a = s.on_frame(due, &seg(1001, iss + 3, flags::ACK, &[], None));
+        assert_eq!(seqs(&a), [3, 4, 5, 6]);
+        let a = s.on_frame(due, &seg(1001, iss + 5, flags::ACK, &[], None));
+        assert_eq!(seqs(&a), [7, 8]);
+        let a = s.on_frame(due, &seg(1001, iss + 9, flags::ACK, &[], None));
+        assert_eq!(seqs(&a), [9]);
+        let a = s.on_frame(due, &seg(1001, iss + 10, flags::ACK, &[], None));
+        assert!(sent(&a).is_empty());
+        assert!(sent(&s.on_timer(due + Duration::from_secs(5))).is_empty());
+    }
+
     #[test]
     fn a_connection_is_spliced_into_the_lane_both_ways() {
         let mut s = stack();
