@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware images matrix demo black-box test test-rust test-firmware test-serial-suite esptool fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware images matrix demo black-box test test-rust test-firmware test-serial-suite esptool amqtt fuzz lint fmt bench ci clean
 
 all: build
 
@@ -55,7 +55,7 @@ black-box: build firmware
 	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \
 	    --firmware $(DEVICE_FW) --out $(OUT)/black_box --junit $(OUT)/black_box/junit.xml
 
-test: deps firmware esptool images test-firmware test-rust
+test: deps firmware esptool amqtt images test-firmware test-rust
 
 # Broker images for the container backend and the conformance matrix, built
 # locally from Debian packages (ci/images/README.md); skipped when an image
@@ -91,6 +91,17 @@ esptool: .cache/esptool/bin/esptool
 	/usr/bin/python3 -m venv .cache/esptool
 	.cache/esptool/bin/pip install -q --disable-pip-version-check esptool==$(ESPTOOL_VERSION)
 	@.cache/esptool/bin/esptool version
+
+# amqtt (PyPI), a second broker that the harness knows nothing built-in
+# about: the external-broker tests run it as `--broker external:HOST:PORT`
+# with and without a profile (scenarios/deviations/amqtt.toml).
+AMQTT_VERSION ?= 0.12.1
+amqtt: .cache/amqtt/bin/amqtt
+.cache/amqtt/bin/amqtt:
+	@ci/deps.sh python3 python3-venv
+	/usr/bin/python3 -m venv .cache/amqtt
+	.cache/amqtt/bin/pip install -q --disable-pip-version-check amqtt==$(AMQTT_VERSION)
+	@.cache/amqtt/bin/amqtt --version
 
 # The whole scenario suite through the serial target on the emulated board's
 # pty (make test runs a subset of it; this takes ~1.5 min more).

@@ -49,7 +49,9 @@ String EspClass::getResetInfo()
 {
     const struct board_reset_info *r = board_last_reset();
     char buf[160];
-    if (r->reason == BOARD_RESET_EXCEPTION)
+    /* After a hardware watchdog reset the core reports exception 4 (the
+     * level-1 interrupt that could not run) and where the CPU was. */
+    if (r->reason == BOARD_RESET_EXCEPTION || r->reason == BOARD_RESET_HW_WDT)
         snprintf(buf, sizeof buf, "Fatal exception:%lu flag:%lu (%s) epc1:0x%08lx epc2:0x00000000 epc3:0x00000000 excvaddr:0x%08lx depc:0x00000000",
                  (unsigned long)r->exccause, (unsigned long)r->reason, board_reset_reason_text(r->reason),
                  (unsigned long)r->epc1, (unsigned long)r->excvaddr);

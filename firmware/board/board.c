@@ -11,6 +11,7 @@ void board_init(void)
     reset_init();
     clock_init();
     uart_init(115200);
+    reset_report();
 }
 
 int board_poll(void)

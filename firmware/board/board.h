@@ -38,6 +38,9 @@ __attribute__((noreturn)) void board_reset(void);
 /* watchdog.c: the tick, the soft watchdog, interrupts. */
 void watchdog_start(void);
 void board_tick(uint32_t *frame);
+/* The hardware watchdog's look from the ICOUNT debug exception (start.S);
+ * returns the next ICOUNT. */
+uint32_t board_hw_wdt_check(uint32_t *frame);
 /* Halts the CPU for about ms without servicing anything (deep sleep). */
 void board_sleep_ms(uint32_t ms);
 /* The watchdog's feed (yield, delay, between loop() calls, ESP.wdtFeed)
@@ -62,6 +65,9 @@ struct board_reset_info {
     uint32_t reason, exccause, epc1, excvaddr;
 };
 void reset_init(void);
+/* Prints what the ESP8266's ROM prints at boot for the last reset, where
+ * that says more than our banner (after a hardware watchdog reset). */
+void reset_report(void);
 const struct board_reset_info *board_last_reset(void);
 const char *board_reset_reason_text(uint32_t reason);
 __attribute__((noreturn)) void board_reset_because(uint32_t reason, uint32_t exccause, uint32_t epc1,

@@ -34,6 +34,16 @@ void reset_init(void)
     r->exccause = r->epc1 = r->excvaddr = 0;
 }
 
+void reset_report(void)
+{
+    /* The chip's ROM prints its cause line on every boot (cause 4 is the
+     * hardware watchdog) and "wdt reset" under it; the hardware watchdog
+     * itself prints nothing when it fires, so this is the only trace a
+     * UART log (and the harness's board event) gets of it. */
+    if (last.reason == BOARD_RESET_HW_WDT)
+        uart_puts("\r\n ets Jan  8 2013,rst cause:4, boot mode:(3,6)\r\n\r\nwdt reset\r\n");
+}
+
 const struct board_reset_info *board_last_reset(void)
 {
     return &last;

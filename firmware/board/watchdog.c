@@ -1,5 +1,5 @@
-/* The ESP8266's watchdogs, as far as the emulated board can have them, and
- * the timer they run on (QEMU's lx60 has no ESP8266 watchdog).
+/* The ESP8266's two watchdogs, as far as the emulated board can have them,
+ * and the timer they run on (QEMU's lx60 has no ESP8266 watchdog).
  *
  * The CPU's one timer, CCOMPARE0, interrupts at level 1 every TICK_MS and
  * whenever board_idle_cycles() wants to wake. Each tick checks the soft
@@ -8,18 +8,41 @@
  * has not been fed for SOFT_WDT_MS the board prints what the core prints
  * ("Soft WDT reset" and the stack) and resets with reason 3. Masking
  * interrupts (noInterrupts()) masks the tick too, exactly as it keeps the
- * chip's soft watchdog from firing; the chip's hardware watchdog, which
- * then resets it after ~8 s, is not emulated yet.
+ * chip's soft watchdog from firing.
+ *
+ * The hardware watchdog is what resets the chip then: a counter outside
+ * the CPU that the SDK's soft-watchdog interrupt feeds, so it runs out
+ * (~8 s) when that interrupt cannot run (interrupts masked) or is stopped
+ * (ESP.wdtDisable()) and the sketch does not feed it either. The chip
+ * prints nothing when it fires; its ROM says "rst cause:4" and "wdt reset"
+ * at the next boot (reset.c). On the lx60 board nothing outside the CPU
+ * can be programmed to do that, and every interrupt a timer or device can
+ * raise is level 1, masked with the rest (the lx106's NMI, level 3, is
+ * wired to nothing). What is left above level 1 is the debug level (2):
+ * while the sketch has interrupts masked, noInterrupts() masks at level 1
+ * (which on the lx106 is every maskable interrupt, the same set `rsil 15`
+ * masks on the chip) and arms the ICOUNT debug exception, which looks at
+ * the clock every HW_LOOK_INSNS instructions (start.S, board_hw_wdt_check).
+ * With interrupts on, the tick looks instead. ICOUNT costs QEMU a few
+ * host instructions per guest instruction, so it is armed only while the
+ * sketch has interrupts masked.
  *
  * A tick seen late because QEMU's thread was not scheduled (a loaded host)
- * must not count as a sketch that stopped yielding: the watchdog fires
- * only when the sketch has also run through MIN_TICKS ticks unfed. */
+ * must not count as a sketch that stopped yielding: each watchdog fires
+ * only when the sketch has also run through enough ticks (or ICOUNT
+ * looks) unfed. */
 #include "board.h"
 
 #define TIMER0_INT 6   /* XCHAL_TIMER0_INTERRUPT of the lx106 */
 #define TICK_MS 100u
 #define SOFT_WDT_MS 3200u
 #define MIN_TICKS 16u
+#define HW_WDT_MS 8000u
+#define HW_MIN_TICKS 40u
+/* A look every ~1M instructions: a few ms of emulated code. */
+#define HW_LOOK_INSNS 1000000u
+#define HW_MIN_LOOKS 16u
+#define DEBUG_LEVEL 2  /* XCHAL_DEBUGLEVEL of the lx106 */
 
 static uint32_t tick_cycles;
 static volatile uint32_t next_tick;
@@ -28,6 +51,9 @@ static volatile int idling;
 static volatile uint32_t fed_at;
 static volatile uint32_t ticks_unfed;
 static volatile int soft_on = 1;
+static volatile uint32_t hw_fed_at;
+static volatile uint32_t hw_ticks_unfed;
+static volatile uint32_t hw_looks_unfed;
 static int irq_on = 1;
 
 extern char _stack_top[];
@@ -83,6 +109,29 @@ static IRAM_ATTR void soft_wdt_fire(uint32_t *frame)
     board_reset_because(BOARD_RESET_SOFT_WDT, 0, frame[16], 0);
 }
 
+/* The hardware watchdog ran out: the chip just resets (reason 1; the
+ * core's getResetInfo() then shows exception 4, the level-1 interrupt
+ * that never came, and where the CPU was). */
+static IRAM_ATTR void hw_wdt_fire(uint32_t epc)
+{
+    board_reset_because(BOARD_RESET_HW_WDT, 4, epc, 0);
+}
+
+static IRAM_ATTR int hw_wdt_expired(uint32_t now)
+{
+    return now - hw_fed_at >= HW_WDT_MS * (tick_cycles / TICK_MS);
+}
+
+/* The debug exception (start.S) every HW_LOOK_INSNS instructions while the
+ * sketch keeps interrupts masked; returns what ICOUNT starts from next. */
+IRAM_ATTR uint32_t board_hw_wdt_check(uint32_t *frame)
+{
+    hw_looks_unfed++;
+    if (hw_looks_unfed >= HW_MIN_LOOKS && hw_wdt_expired(ccount()))
+        hw_wdt_fire(frame[16]);
+    return 0u - HW_LOOK_INSNS;
+}
+
 /* The level-1 interrupt (start.S): a tick, an idle wake-up, or both. */
 IRAM_ATTR void board_tick(uint32_t *frame)
 {
@@ -95,6 +144,14 @@ IRAM_ATTR void board_tick(uint32_t *frame)
         if (soft_on && ticks_unfed >= MIN_TICKS &&
             now - fed_at >= SOFT_WDT_MS * (tick_cycles / TICK_MS))
             soft_wdt_fire(frame);
+        /* The SDK's soft-watchdog interrupt is what feeds the hardware
+         * one; stopped (ESP.wdtDisable()), it leaves that to the sketch. */
+        if (soft_on) {
+            hw_fed_at = now;
+            hw_ticks_unfed = 0;
+        } else if (++hw_ticks_unfed >= HW_MIN_TICKS && hw_wdt_expired(now)) {
+            hw_wdt_fire(frame[16]);
+        }
     }
     if (idling && (int32_t)(now - idle_wake) >= 0)
         idling = 0;
@@ -109,6 +166,7 @@ void watchdog_start(void)
     tick_cycles = board_cpu_hz() / 1000u * TICK_MS;
     uint32_t now = ccount();
     fed_at = now;
+    hw_fed_at = now;
     next_tick = now + tick_cycles;
     arm(next_tick);
     __asm__ volatile("wsr %0, intenable; rsync" :: "a"(1u << TIMER0_INT));
@@ -119,8 +177,12 @@ void watchdog_start(void)
 
 void board_wdt_feed(void)
 {
-    fed_at = ccount();
+    uint32_t now = ccount();
+    fed_at = now;
     ticks_unfed = 0;
+    hw_fed_at = now;
+    hw_ticks_unfed = 0;
+    hw_looks_unfed = 0;
 }
 
 void board_wdt_soft_enable(int on)
@@ -129,13 +191,23 @@ void board_wdt_soft_enable(int on)
     soft_on = on;
 }
 
+/* Masking is at level 1, every maskable interrupt of the lx106, leaving
+ * the debug level to the hardware watchdog's ICOUNT look (see the top).
+ * ICOUNTLEVEL is written before PS: RSIL ends QEMU's translation block,
+ * so the code after it is translated with the counting on (or off). */
 void board_interrupts(int enabled)
 {
     uint32_t ps;
-    if (enabled)
+    if (enabled) {
+        __asm__ volatile("wsr %0, icountlevel; isync" :: "a"(0));
         __asm__ volatile("rsil %0, 0" : "=a"(ps));
-    else
-        __asm__ volatile("rsil %0, 15" : "=a"(ps));
+    } else {
+        if (irq_on) {
+            __asm__ volatile("wsr %0, icount; wsr %1, icountlevel; isync"
+                             :: "a"(0u - HW_LOOK_INSNS), "a"(DEBUG_LEVEL));
+        }
+        __asm__ volatile("rsil %0, 1" : "=a"(ps));
+    }
     (void)ps;
     irq_on = enabled;
 }

@@ -37,6 +37,10 @@ struct RunArgs {
     /// external:HOST:PORT.
     #[arg(long, default_value = "auto")]
     broker: String,
+    /// The external broker's profile: capabilities, control hooks and
+    /// known deviations from deviations/NAME.toml next to the scenarios.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
     /// What plays the device: virtual, host, qemu, serial:PORT.
     #[arg(long, default_value = "virtual")]
     target: String,
@@ -638,6 +642,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     let RunArgs {
         paths,
         broker,
+        profile,
         target,
         junit,
         firmware,
@@ -654,7 +659,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         dns,
     } = args;
     let net = net_options(&net, &dns)?;
-    let broker = BrokerSpec::resolve(&broker)?;
+    let broker = BrokerSpec::resolve(&broker)?.with_profile(profile)?;
     let firmware = resolve_firmware(firmware, library, libraries).await?;
     let target: TargetSpec = target.parse()?;
     let bench = bench
@@ -684,7 +689,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
             } else {
                 p.parent().map(|p| p.to_path_buf()).unwrap_or_default()
             };
-            mqtt_hil::runner::deviation::Deviations::load(&folder, &broker.profile())?
+            mqtt_hil::runner::deviation::Deviations::for_broker(&folder, &broker)?
         }
         None => Default::default(),
     };
@@ -799,6 +804,7 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         Some(list) => (matrix::plan::parse_brokers(list)?, Vec::new()),
         None => matrix::available_brokers().await,
     };
+    let brokers = matrix::plan::with_profile(brokers, run.profile.clone())?;
     let folder = match run.paths.first() {
         Some(p) if p.is_dir() => p.clone(),
         Some(p) => p.parent().map(|p| p.to_path_buf()).unwrap_or_default(),

@@ -184,7 +184,7 @@ pub async fn run(
         .map_err(|e| Error::io(format!("creating {}", workdir.display()), e))?;
     let started_at = SystemTime::now();
     let recorder = Recorder::new();
-    let broker = Broker::start(&cfg.broker, &workdir).await?;
+    let broker = Broker::start(&cfg.broker, &workdir, None).await?;
     recorder.record(EventKind::Broker {
         what: format!("started ({})", broker.describe()),
     });

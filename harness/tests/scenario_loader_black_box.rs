@@ -144,3 +144,36 @@ fn traffic_check_mistakes_name_the_field() {
     ));
     assert!(msg.contains("field `topics`: list at least one"), "{msg}");
 }
+
+#[test]
+fn board_expectation_and_watchdog_check_parse_and_check_their_fields() {
+    let s = scenario::parse(
+        Path::new("x.toml"),
+        &format!("{HEAD}[[step]]\nexpect = \"board\"\nevent = \"watchdog reset\"\ncount = 2\nwithin = \"20s\"\ntimeout = \"21s\"\n[[invariant]]\ncheck = \"no_watchdog_reset\"\n"),
+    )
+    .unwrap();
+    match &s.steps[0].action {
+        Action::Expect(e) => assert!(
+            matches!(&e.what, Expect::Board { event, count: 2 } if event == "watchdog reset"),
+            "{e:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        mqtt_hil::check::build(&s.invariants[0].spec).name(),
+        "no_watchdog_reset"
+    );
+    let (line, msg) = err(&format!("{HEAD}[[step]]\nexpect = \"board\"\n"));
+    assert_eq!(line, 5, "{msg}");
+    assert!(msg.contains("needs `event`"), "{msg}");
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\nexpect = \"board\"\nevent = \"watchdog reset\"\nevnt = \"x\"\n"
+    ));
+    assert_eq!(line, 8, "{msg}");
+    assert!(msg.contains("did you mean `event`?"), "{msg}");
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\nwait = \"1s\"\n[[invariant]]\ncheck = \"no_watchdog_rest\"\n"
+    ));
+    assert_eq!(line, 8, "{msg}");
+    assert!(msg.contains("did you mean `no_watchdog_reset`?"), "{msg}");
+}

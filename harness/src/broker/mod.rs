@@ -1,13 +1,16 @@
 //! Brokers the harness talks to. A [`BrokerSpec`] names one (`mosquitto`,
-//! `embedded`, `container:IMAGE[:TAG]`, `external:HOST:PORT`); a running
-//! [`Broker`] gives its address and the lifecycle and network actions
-//! scenarios script. What each broker offers (restart, pause, network cuts,
-//! `$share`/`$queue`/`$local`) is its [`Profile`], so a scenario that needs
-//! more is skipped with the reason instead of failing.
+//! `embedded`, `container:IMAGE[:TAG]`, `external:HOST:PORT`, the latter
+//! with a profile name from `--profile`); a running [`Broker`] gives its
+//! address and the lifecycle and network actions scenarios script (for an
+//! external broker, through the [`hooks`] of its profile file). What each
+//! broker offers (restart, pause, network cuts, `$share`/`$queue`/`$local`)
+//! is its [`Profile`], so a scenario that needs more is skipped with the
+//! reason instead of failing.
 
 pub mod container;
 pub mod embedded;
 mod external;
+pub mod hooks;
 mod mosquitto;
 pub mod probe;
 mod profile;
@@ -20,8 +23,9 @@ use crate::error::{Error, Result};
 pub use container::{Container, ImageRef};
 pub use embedded::Embedded;
 pub use external::External;
+pub use hooks::{HookContext, Hooks};
 pub use mosquitto::Mosquitto;
-pub use profile::Profile;
+pub use profile::{Convention, Declared, Profile};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerSpec {
@@ -31,8 +35,15 @@ pub enum BrokerSpec {
     Embedded,
     /// A container the harness starts (testcontainers), on its own network.
     Container(ImageRef),
-    /// A broker someone else runs; lifecycle actions are unavailable.
-    External { host: String, port: u16 },
+    /// A broker someone else runs; lifecycle actions only through the
+    /// hooks of its profile (`deviations/<profile>.toml`, `--profile`).
+    External {
+        host: String,
+        port: u16,
+        /// `--profile NAME`; without it the profile is `external`, whose
+        /// file is optional.
+        profile: Option<String>,
+    },
 }
 
 impl std::str::FromStr for BrokerSpec {
@@ -54,6 +65,7 @@ impl std::str::FromStr for BrokerSpec {
                     return Ok(BrokerSpec::External {
                         host: host.trim_matches(['[', ']']).to_string(),
                         port,
+                        profile: None,
                     });
                 }
             }
@@ -86,18 +98,58 @@ impl BrokerSpec {
         s.parse()
     }
 
-    /// Name of the broker's profile (its known deviations file).
-    pub fn profile(&self) -> String {
-        self.capabilities().name.to_string()
+    /// `--profile NAME`: which profile file an external broker takes its
+    /// capabilities, hooks and deviations from. The brokers the harness
+    /// runs itself have theirs built in.
+    pub fn with_profile(self, profile: Option<String>) -> Result<BrokerSpec> {
+        match (self, profile) {
+            (s, None) => Ok(s),
+            (BrokerSpec::External { host, port, .. }, Some(p)) => {
+                if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || p.starts_with('.') {
+                    return Err(Error::Usage(format!(
+                        "--profile `{p}`: a profile is a file name in the scenarios' deviations/ folder, without .toml (letters, digits, - _ .)"
+                    )));
+                }
+                Ok(BrokerSpec::External {
+                    host,
+                    port,
+                    profile: Some(p),
+                })
+            }
+            (s, Some(p)) => Err(Error::Usage(format!(
+                "--profile {p} is for external brokers (--broker external:HOST:PORT); {s} has its profile built in (`{}`)",
+                s.profile()
+            ))),
+        }
     }
 
-    /// What this broker offers scenarios, before it is started.
+    /// Name of the broker's profile (its profile file,
+    /// `deviations/<name>.toml`).
+    pub fn profile(&self) -> String {
+        self.capabilities().name
+    }
+
+    /// Whether the profile file must exist (one named with `--profile`).
+    pub fn profile_required(&self) -> bool {
+        matches!(
+            self,
+            BrokerSpec::External {
+                profile: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// What this broker offers scenarios, before its profile file is read
+    /// and before it is started.
     pub fn capabilities(&self) -> Profile {
         match self {
-            BrokerSpec::Mosquitto => Profile::MOSQUITTO_PROCESS,
-            BrokerSpec::Embedded => Profile::EMBEDDED,
+            BrokerSpec::Mosquitto => Profile::mosquitto_process(),
+            BrokerSpec::Embedded => Profile::embedded(),
             BrokerSpec::Container(image) => Profile::container(image),
-            BrokerSpec::External { .. } => Profile::EXTERNAL,
+            BrokerSpec::External { profile, .. } => {
+                Profile::external(profile.as_deref().unwrap_or("external"))
+            }
         }
     }
 }
@@ -114,7 +166,7 @@ impl std::fmt::Display for BrokerSpec {
                     _ => write!(f, "container:{image}"),
                 }
             }
-            BrokerSpec::External { host, port } => write!(f, "external:{host}:{port}"),
+            BrokerSpec::External { host, port, .. } => write!(f, "external:{host}:{port}"),
         }
     }
 }
@@ -137,15 +189,21 @@ pub enum Broker {
 }
 
 impl Broker {
-    pub async fn start(spec: &BrokerSpec, workdir: &Path) -> Result<Broker> {
+    /// Starts (or, external, checks) the broker; `hooks` carry out the
+    /// broker steps of an external one.
+    pub async fn start(
+        spec: &BrokerSpec,
+        workdir: &Path,
+        hooks: Option<HookContext>,
+    ) -> Result<Broker> {
         Ok(match spec {
             BrokerSpec::Mosquitto => Broker::Mosquitto(Mosquitto::start(workdir).await?),
             BrokerSpec::Embedded => Broker::Embedded(Embedded::start().await?),
             BrokerSpec::Container(image) => {
                 Broker::Container(Box::new(Container::start(image).await?))
             }
-            BrokerSpec::External { host, port } => {
-                Broker::External(External::connect(host, *port).await?)
+            BrokerSpec::External { host, port, .. } => {
+                Broker::External(External::connect(host, *port, hooks).await?)
             }
         })
     }
@@ -174,6 +232,7 @@ impl Broker {
     pub fn startup_allowance(&self) -> std::time::Duration {
         match self {
             Broker::Container(c) => c.startup_allowance(),
+            Broker::External(e) => e.startup_allowance(),
             _ => std::time::Duration::from_secs(10),
         }
     }
@@ -208,12 +267,13 @@ impl Broker {
                 }
                 other => Err(Error::Usage(format!("unknown broker action `{other}`"))),
             },
-            Broker::Embedded(_) | Broker::External(_) => Err(Error::env(
+            Broker::External(e) => e.act(action).await,
+            Broker::Embedded(_) => Err(Error::env(
                 format!(
                     "broker action `{action}` needs a broker the harness can control; {} cannot be",
                     self.describe()
                 ),
-                "run this scenario with --broker mosquitto or --broker container:IMAGE",
+                "run this scenario with --broker mosquitto, --broker container:IMAGE, or an external broker whose profile has hooks",
             )),
         }
     }

@@ -11,15 +11,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// CONNECT, MQTT 3.1.1, clean session, keep alive 10s, client id
-/// `mqtt-hil-probe`: the one packet every broker in the matrix accepts.
-const CONNECT: &[u8] = &[
-    0x10, 26, // CONNECT, remaining length
-    0x00, 0x04, b'M', b'Q', b'T', b'T', // protocol name
-    0x04, // level 4 = 3.1.1
-    0x02, // clean session
-    0x00, 0x0a, // keep alive
-    0x00, 14, b'm', b'q', b't', b't', b'-', b'h', b'i', b'l', b'-', b'p', b'r', b'o', b'b', b'e',
-];
+/// `mqtt-hil-probe-<pid>-<n>`: the one packet every broker in the matrix
+/// accepts. The id is unique per probe, so probes of harness runs sharing
+/// an external broker never take each other's sessions over.
+fn connect_packet() -> Vec<u8> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("mqtt-hil-probe-{}-{n}", std::process::id());
+    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x0a];
+    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    body.extend_from_slice(id.as_bytes());
+    // Remaining length < 128: one byte (the id is at most ~40 bytes).
+    let mut p = vec![0x10, body.len() as u8];
+    p.extend(body);
+    p
+}
 const DISCONNECT: &[u8] = &[0xe0, 0x00];
 
 /// One CONNECT/CONNACK exchange within `timeout`. `Err` says what happened
@@ -29,7 +35,7 @@ pub async fn connack(addr: SocketAddr, timeout: Duration) -> Result<(), String> 
         let mut s = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("TCP connect: {e}"))?;
-        s.write_all(CONNECT)
+        s.write_all(&connect_packet())
             .await
             .map_err(|e| format!("sending CONNECT: {e}"))?;
         let mut ack = [0u8; 4];
@@ -45,7 +51,13 @@ pub async fn connack(addr: SocketAddr, timeout: Duration) -> Result<(), String> 
                 ack[3]
             ));
         }
+        // Goodbye as a client says it: DISCONNECT, then our FIN, then the
+        // broker's close (briefly awaited), so its log shows a clean
+        // disconnect rather than a connection lost.
         let _ = s.write_all(DISCONNECT).await;
+        let _ = s.shutdown().await;
+        let mut rest = [0u8; 64];
+        let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut rest)).await;
         Ok(())
     };
     match tokio::time::timeout(timeout, exchange).await {
@@ -90,10 +102,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connect_packet_is_well_formed() {
-        let p = crate::mqtt::codec::decode(CONNECT, crate::mqtt::Version::V311).unwrap();
-        assert_eq!(p.packet_type(), crate::mqtt::PacketType::Connect);
-        assert_eq!(CONNECT[1] as usize, CONNECT.len() - 2);
+    fn connect_packet_is_well_formed_and_unique() {
+        let (a, b) = (connect_packet(), connect_packet());
+        let p = crate::mqtt::codec::decode(&a, crate::mqtt::Version::V311).unwrap();
+        let crate::mqtt::Packet::Connect(c) = p else {
+            panic!("{p:?}")
+        };
+        assert!(
+            c.client_id.starts_with("mqtt-hil-probe-"),
+            "{}",
+            c.client_id
+        );
+        assert_eq!(a[1] as usize, a.len() - 2);
+        assert_ne!(a, b);
+    }
+
+    /// What a broker sees of a probe: CONNECT, then (after its CONNACK)
+    /// DISCONNECT and the end of the stream — a whole session, nothing
+    /// half-open for its log to complain about.
+    #[tokio::test]
+    async fn a_probe_is_a_whole_mqtt_session() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            let mut acked = false;
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                if !acked && got.len() >= 2 && got.len() >= got[1] as usize + 2 {
+                    s.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+                    acked = true;
+                }
+            }
+            got
+        });
+        connack(addr, Duration::from_secs(2)).await.unwrap();
+        let got = seen.await.unwrap();
+        let split = got[1] as usize + 2;
+        let first = crate::mqtt::codec::decode(&got[..split], crate::mqtt::Version::V311).unwrap();
+        assert_eq!(first.packet_type(), crate::mqtt::PacketType::Connect);
+        assert_eq!(&got[split..], DISCONNECT, "then DISCONNECT and EOF");
     }
 
     #[tokio::test]

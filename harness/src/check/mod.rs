@@ -46,6 +46,7 @@ pub mod v5_retain;
 pub mod v5_session;
 #[cfg(test)]
 pub(crate) mod v5_testkit;
+pub mod watchdog;
 pub mod will;
 
 /// One broken rule, with the events that show it.
@@ -324,6 +325,9 @@ pub enum InvariantSpec {
         #[serde(default = "secs1", deserialize_with = "de_duration")]
         slack: Duration,
     },
+    /// The board was never reset by a watchdog (soft or hardware): a
+    /// firmware that stopped yielding (`watchdog-reset`).
+    NoWatchdogReset {},
     /// The actor publishes (and sets wills) only on these topic filters.
     PublishAllowed {
         #[serde(default = "device")]
@@ -545,6 +549,7 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::PublishAllowed { actor, topics } => {
             Box::new(allow_list::AllowListChecker { actor, topics })
         }
+        InvariantSpec::NoWatchdogReset {} => Box::new(watchdog::NoWatchdogResetChecker),
     }
 }
 

@@ -114,6 +114,28 @@ pub fn parse_brokers(list: &str) -> Result<Vec<BrokerSpec>> {
     Ok(out)
 }
 
+/// `--profile NAME` for a matrix: the profile of its external brokers.
+pub fn with_profile(brokers: Vec<BrokerSpec>, profile: Option<String>) -> Result<Vec<BrokerSpec>> {
+    let Some(p) = profile else {
+        return Ok(brokers);
+    };
+    if !brokers
+        .iter()
+        .any(|b| matches!(b, BrokerSpec::External { .. }))
+    {
+        return Err(Error::Usage(format!(
+            "--profile {p} is for external brokers, and --brokers names none (external:HOST:PORT)"
+        )));
+    }
+    brokers
+        .into_iter()
+        .map(|b| match b {
+            BrokerSpec::External { .. } => b.with_profile(Some(p.clone())),
+            other => Ok(other),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

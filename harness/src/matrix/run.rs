@@ -35,7 +35,7 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
     let started = Instant::now();
     let mut deviations = Vec::new();
     for b in &cfg.brokers {
-        deviations.push(Deviations::load(&cfg.deviations_folder, &b.profile())?);
+        deviations.push(Deviations::for_broker(&cfg.deviations_folder, b)?);
     }
     let all: Vec<Cell> = cfg
         .scenarios
@@ -196,16 +196,8 @@ pub fn fold_versions(m: &mut Matrix) {
 pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResult {
     let (verdict, detail) = match &o.status {
         Status::Passed => (Verdict::Pass, String::new()),
-        Status::Deviation(why) => {
-            let unsupported = devs
-                .for_scenario(&o.id)
-                .is_some_and(|d| d.kind == crate::runner::deviation::Kind::Unsupported);
-            if unsupported {
-                (Verdict::Unsup, why.clone())
-            } else {
-                (Verdict::Dev, why.clone())
-            }
-        }
+        Status::Deviation(why) => (Verdict::Dev, why.clone()),
+        Status::Unsupported(why) => (Verdict::Unsup, why.clone()),
         // A 5.0 scenario against a broker whose profile has no 5.0.
         Status::Skipped(why) if why.starts_with("needs MQTT 5.0") => (Verdict::Unsup, why.clone()),
         Status::Skipped(why) => (Verdict::Skip, why.clone()),

@@ -87,13 +87,15 @@ pub fn offending_events(o: &Outcome) -> std::collections::BTreeSet<u64> {
 }
 
 /// Counts over a run. `passed` includes the known deviations (also counted
-/// in `deviations`); `failed` includes the errors (also counted in `errors`).
+/// in `deviations`) and the unsupported conventions (also counted in
+/// `unsupported`); `failed` includes the errors (also counted in `errors`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
     pub deviations: usize,
+    pub unsupported: usize,
     pub errors: usize,
 }
 
@@ -104,6 +106,10 @@ impl Totals {
             Status::Deviation(_) => {
                 self.passed += 1;
                 self.deviations += 1
+            }
+            Status::Unsupported(_) => {
+                self.passed += 1;
+                self.unsupported += 1
             }
             Status::Skipped(_) => self.skipped += 1,
             Status::Failed => self.failed += 1,
@@ -123,7 +129,7 @@ impl Totals {
     }
 }
 
-/// Four-letter label for terminals: PASS, FAIL, SKIP, ERROR, DEV.
+/// Short label for terminals: PASS, FAIL, SKIP, ERROR, DEV, UNSUP.
 pub fn label(s: &Status) -> &'static str {
     match s {
         Status::Passed => "PASS",
@@ -131,6 +137,7 @@ pub fn label(s: &Status) -> &'static str {
         Status::Skipped(_) => "SKIP",
         Status::Error(_) => "ERROR",
         Status::Deviation(_) => "DEV",
+        Status::Unsupported(_) => "UNSUP",
     }
 }
 
@@ -142,13 +149,16 @@ pub fn status_name(s: &Status) -> &'static str {
         Status::Skipped(_) => "skipped",
         Status::Error(_) => "error",
         Status::Deviation(_) => "deviation",
+        Status::Unsupported(_) => "unsupported",
     }
 }
 
 /// The reason a skip, error or deviation carries.
 pub fn status_reason(s: &Status) -> Option<&str> {
     match s {
-        Status::Skipped(r) | Status::Error(r) | Status::Deviation(r) => Some(r),
+        Status::Skipped(r) | Status::Error(r) | Status::Deviation(r) | Status::Unsupported(r) => {
+            Some(r)
+        }
         Status::Passed | Status::Failed => None,
     }
 }

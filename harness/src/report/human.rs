@@ -86,8 +86,13 @@ impl Human {
             o.duration.as_secs_f64(),
             o.name
         );
-        if let Status::Deviation(why) = &o.status {
-            text += &format!("      expected deviation: {why}\n");
+        if let Status::Deviation(why) | Status::Unsupported(why) = &o.status {
+            let what = if matches!(o.status, Status::Deviation(_)) {
+                "expected deviation"
+            } else {
+                "unsupported"
+            };
+            text += &format!("      {what}: {why}\n");
             for line in o.failure_text().lines().skip(1) {
                 text += &format!("      {line}\n");
             }
@@ -105,6 +110,12 @@ impl Human {
             text += &format!(
                 "{} of the passes are known deviations of the broker (see DEV lines)\n",
                 totals.deviations
+            );
+        }
+        if totals.unsupported > 0 {
+            text += &format!(
+                "{} of the passes use a convention outside MQTT 3.1.1 the broker lacks (see UNSUP lines)\n",
+                totals.unsupported
             );
         }
         for (what, path) in &self.artifacts {

@@ -40,7 +40,7 @@ pub fn render(results: &[Arc<Finished>]) -> String {
 fn case(f: &Finished) -> TestCase {
     let o = &f.outcome;
     let status = match &o.status {
-        Status::Passed | Status::Deviation(_) => TestCaseStatus::success(),
+        Status::Passed | Status::Deviation(_) | Status::Unsupported(_) => TestCaseStatus::success(),
         Status::Skipped(why) => {
             let mut s = TestCaseStatus::skipped();
             s.set_message(why.clone());

@@ -3,9 +3,20 @@
 //! the suite stays green while the deviation stays visible. A deviation that
 //! stops happening is reported too, so the list never goes stale.
 //!
-//! One file per broker: `<scenario folder>/deviations/<broker>.toml`.
+//! One file per broker profile: `<scenario folder>/deviations/<profile>.toml`.
+//! It is the broker's profile file: besides the deviations, an external
+//! broker's file may declare its capabilities and give hooks that control
+//! it (`--broker external:HOST:PORT --profile NAME`; see
+//! [`crate::broker::Declared`] and [`crate::broker::hooks`]):
 //!
 //! ```toml
+//! [capabilities]                 # external brokers only
+//! persistence = true
+//! shared_subscriptions = false
+//!
+//! [hooks]                        # external brokers only
+//! restart = "systemctl restart my-broker"
+//!
 //! [[deviation]]
 //! scenario = "keepalive_expiry"
 //! rules = ["MQTT-3.1.2-24"]        # the checker rules (or "step N") that fail
@@ -22,6 +33,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Outcome, Status};
+use crate::broker::{BrokerSpec, Declared, HookContext, Hooks};
 use crate::error::{Error, Result};
 
 const STALE: &str = "the known deviation";
@@ -58,6 +70,10 @@ pub enum Kind {
 pub struct Deviations {
     pub file: Option<std::path::PathBuf>,
     pub list: Vec<Deviation>,
+    /// `[capabilities]`: what an external broker's profile declares.
+    pub capabilities: Option<Declared>,
+    /// `[hooks]`: how the harness controls an external broker.
+    pub hooks: Option<Hooks>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +81,8 @@ pub struct Deviations {
 struct File {
     #[serde(default)]
     deviation: Vec<Deviation>,
+    capabilities: Option<Declared>,
+    hooks: Option<Hooks>,
 }
 
 impl Deviations {
@@ -74,17 +92,71 @@ impl Deviations {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(Deviations::default());
         };
+        let line_of = |pos: usize| text[..pos.min(text.len())].matches('\n').count() + 1;
         let f: File = toml::from_str(&text).map_err(|e| Error::Input {
             file: path.clone(),
-            line: e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(1),
+            line: e.span().map(|s| line_of(s.start)).unwrap_or(1),
             message: e.message().trim_end().to_string(),
         })?;
         Ok(Deviations {
             file: Some(path),
             list: f.deviation,
+            capabilities: f.capabilities,
+            hooks: f.hooks,
+        })
+    }
+
+    /// The profile file of `broker` in `folder/deviations/`: required when
+    /// named with `--profile`; `[capabilities]` and `[hooks]` only for an
+    /// external broker (the others' are built in).
+    pub fn for_broker(folder: &Path, broker: &BrokerSpec) -> Result<Deviations> {
+        let name = broker.profile();
+        let path = folder.join("deviations").join(format!("{name}.toml"));
+        if broker.profile_required() && !path.is_file() {
+            return Err(Error::Usage(format!(
+                "{}: no such profile file (--profile {name} reads deviations/{name}.toml next to the scenarios); create it, even empty, or leave out --profile",
+                path.display()
+            )));
+        }
+        let d = Deviations::load(folder, &name)?;
+        if !matches!(broker, BrokerSpec::External { .. }) {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (table, present) in [
+                ("capabilities", d.capabilities.is_some()),
+                ("hooks", d.hooks.is_some()),
+            ] {
+                if present {
+                    let line = text
+                        .lines()
+                        .position(|l| l.trim() == format!("[{table}]"))
+                        .map_or(1, |i| i + 1);
+                    return Err(Error::Input {
+                        file: path.clone(),
+                        line,
+                        message: format!(
+                            "[{table}] is for an external broker's profile; {broker} is run by the harness, which knows its capabilities and controls it itself"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    /// What the broker offers, as built in and as its profile file declares.
+    pub fn profile_of(&self, broker: &BrokerSpec) -> crate::broker::Profile {
+        broker
+            .capabilities()
+            .declare(self.capabilities.as_ref(), self.hooks.as_ref())
+    }
+
+    /// The hooks of an external broker, ready to run for a scenario whose
+    /// work folder is `workdir`.
+    pub fn hook_context(&self, workdir: &Path) -> Option<HookContext> {
+        self.hooks.as_ref().map(|h| HookContext {
+            hooks: h.clone(),
+            profile_dir: crate::broker::hooks::profile_dir(self.file.as_deref()),
+            log: workdir.join("hooks.log"),
         })
     }
 
@@ -94,14 +166,19 @@ impl Deviations {
 
     /// Whether the outcome failed only because a declared deviation did
     /// not happen (the broker now conforms, or the entry is wrong).
+    /// Or a declared capability (`queue_subscriptions = false`) that did
+    /// not hold (`super::convention`).
     pub fn is_stale(&self, o: &Outcome) -> bool {
-        self.for_scenario(&o.id).is_some_and(|d| !d.intermittent)
-            && o.status == Status::Failed
-            && !o.failures.is_empty()
-            && o.failures
-                .iter()
-                .all(|f| f.step == 0 && f.message.starts_with(STALE))
+        let only = |prefix: &str| {
+            !o.failures.is_empty()
+                && o.failures
+                    .iter()
+                    .all(|f| f.step == 0 && f.message.starts_with(prefix))
+        };
+        o.status == Status::Failed
             && o.verdicts.iter().all(|v| v.ok())
+            && ((self.for_scenario(&o.id).is_some_and(|d| !d.intermittent) && only(STALE))
+                || only(super::convention::STALE_CAPABILITY))
     }
 
     /// Reclassifies an outcome: a failure made only of declared rules is an
@@ -120,7 +197,11 @@ impl Deviations {
             Status::Failed => {
                 let declared: BTreeSet<String> = d.rules.iter().cloned().collect();
                 if seen.is_subset(&declared) {
-                    o.status = Status::Deviation(format!("{} ({})", d.reason, d.spec));
+                    let why = format!("{} ({})", d.reason, d.spec);
+                    o.status = match d.kind {
+                        Kind::Deviation => Status::Deviation(why),
+                        Kind::Unsupported => Status::Unsupported(why),
+                    };
                 }
             }
             Status::Passed if d.intermittent => {}

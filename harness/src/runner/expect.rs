@@ -250,6 +250,34 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 }
             }
         }
+        Expect::Board { event, count } => {
+            // The board is the device's; its events name no actor.
+            let seen: Vec<&str> = events
+                .iter()
+                .filter_map(|ev| match &ev.kind {
+                    EventKind::Board { what } => Some(what.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let n = seen
+                .iter()
+                .filter(|w| w.starts_with(event.as_str()))
+                .count() as u32;
+            if n >= *count {
+                Progress::Met
+            } else {
+                Progress::Pending {
+                    seen: format!(
+                        "{n} of {count} board event(s) `{event}`; board events seen: {}",
+                        if seen.is_empty() {
+                            "none".to_string()
+                        } else {
+                            seen.join(", ")
+                        }
+                    ),
+                }
+            }
+        }
         Expect::Closed { by } => {
             for ev in events {
                 if let EventKind::ConnClosed {
@@ -445,6 +473,38 @@ mod tests {
         assert!(matches!(
             evaluate(&e(1, Some(QoS::ExactlyOnce)), "device", &h.events),
             Progress::Broken { .. }
+        ));
+    }
+
+    #[test]
+    fn board_counts_the_board_events_that_start_with_the_text() {
+        let e = |event: &str, count| Expect::Board {
+            event: event.into(),
+            count,
+        };
+        let board = |what: &str| EventKind::Board { what: what.into() };
+        let h = History::build()
+            .push(board("booted"))
+            .push(board("watchdog reset (soft WDT)"))
+            .push(board("watchdog reset (hw WDT)"))
+            .finish();
+        assert_eq!(
+            evaluate(&e("watchdog reset", 2), "device", &h.events),
+            Progress::Met
+        );
+        assert_eq!(
+            evaluate(&e("watchdog reset (hw WDT)", 1), "device", &h.events),
+            Progress::Met
+        );
+        let Progress::Pending { seen } =
+            evaluate(&e("watchdog reset (hw WDT)", 2), "device", &h.events)
+        else {
+            panic!("two hardware watchdog resets were not seen");
+        };
+        assert!(seen.contains("1 of 2"), "{seen}");
+        assert!(matches!(
+            evaluate(&e("power_cycle", 1), "device", &h.events),
+            Progress::Pending { .. }
         ));
     }
 

@@ -3,6 +3,7 @@
 //! the recorded history with the checkers. Everything it starts is stopped
 //! again on every path out, including timeouts.
 
+pub mod convention;
 pub mod deviation;
 pub mod expect;
 mod outcome;
@@ -34,8 +35,16 @@ pub struct RunConfig {
     /// Where brokers keep their files; a fresh folder per scenario below it.
     pub workdir: std::path::PathBuf,
     pub firmware: crate::target::Firmware,
-    /// Known deviations of this broker.
+    /// The broker's profile file: known deviations and, for an external
+    /// broker, declared capabilities and control hooks.
     pub deviations: deviation::Deviations,
+}
+
+impl RunConfig {
+    /// What the broker offers, built in and as its profile file declares.
+    pub fn profile(&self) -> crate::broker::Profile {
+        self.deviations.profile_of(&self.broker)
+    }
 }
 
 /// How long a bench board's black box is given after its reset before its
@@ -105,7 +114,7 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
         history,
         started.elapsed(),
     );
-    cfg.deviations.apply(o)
+    convention::judge(cfg.deviations.apply(o), &cfg.profile())
 }
 
 /// What a scenario asks of its target that the target can never do, as
@@ -164,7 +173,7 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
     if let Some(why) = network_unavailable(scenario, cfg) {
         return Some(why);
     }
-    let profile = cfg.broker.capabilities();
+    let profile = cfg.profile();
     let v5 = |c: &crate::scenario::ClientSpec| c.connect.version == crate::mqtt::Version::V5;
     if scenario.device.as_ref().is_some_and(v5) && cfg.target != TargetSpec::Virtual {
         return Some(format!(
@@ -181,25 +190,33 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
             cfg.broker
         ));
     }
-    let mut needs: Vec<&str> = scenario.requires.iter().map(String::as_str).collect();
+    // Conventions ($share/, $queue/, $local/) are never a reason to skip:
+    // unless the profile declares them, they are measured (`convention`).
+    for r in &scenario.requires {
+        if !profile.offers(r) {
+            return Some(match profile.hooked {
+                Some(_) => format!("{} (broker {})", profile.missing_because(r), cfg.broker),
+                None => format!("needs `{r}`, which broker {} does not offer", cfg.broker),
+            });
+        }
+    }
     // Fault steps need a broker that can take them, declared or not.
     for step in &scenario.steps {
         if let Action::Broker(what) = &step.action {
-            needs.push(crate::broker::Profile::needed_for(what));
-        }
-    }
-    for r in needs {
-        let ok = match r {
-            // mosquitto 2.0 supports $share; nothing else is known to.
-            "shared_subscriptions" => !matches!(cfg.broker, BrokerSpec::External { .. }),
-            "queue_subscriptions" => false,
-            other => profile.offers(other),
-        };
-        if !ok {
-            return Some(format!(
-                "needs `{r}`, which broker {} does not offer",
-                cfg.broker
-            ));
+            if profile.can(what) {
+                continue;
+            }
+            let needed = crate::broker::Profile::needed_for(what);
+            return Some(match profile.hooked {
+                Some(_) => format!(
+                    "step {} (`broker = \"{what}\"`) needs a `{}` hook in the [hooks] of profile `{}` (broker {})",
+                    step.index,
+                    if what == "kill_restart" { "kill` and a `start" } else { what },
+                    profile.name,
+                    cfg.broker
+                ),
+                None => format!("needs `{needed}`, which broker {} does not offer", cfg.broker),
+            });
         }
     }
     None
@@ -292,7 +309,7 @@ impl World {
         dir: &std::path::Path,
         recorder: &Recorder,
     ) -> Result<World, String> {
-        let broker = Broker::start(&cfg.broker, dir)
+        let broker = Broker::start(&cfg.broker, dir, cfg.deviations.hook_context(dir))
             .await
             .map_err(|e| e.to_string())?;
         recorder.record(EventKind::Broker {

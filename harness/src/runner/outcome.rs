@@ -18,6 +18,11 @@ pub enum Status {
     Error(String),
     /// Failed exactly as the broker's known deviations say it does.
     Deviation(String),
+    /// Failed because the broker lacks a convention outside MQTT 3.1.1
+    /// (`$share/`, `$queue/`, `$local/`) the scenario uses: declared so in
+    /// its profile, or measured (nothing was delivered through it).
+    /// Counts as passed, like a deviation.
+    Unsupported(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,13 +91,20 @@ impl Outcome {
 
     /// Passed, or failed only as the broker is known to.
     pub fn acceptable(&self) -> bool {
-        matches!(self.status, Status::Passed | Status::Deviation(_))
+        matches!(
+            self.status,
+            Status::Passed | Status::Deviation(_) | Status::Unsupported(_)
+        )
     }
 
     /// Every reason this scenario failed, one per line, for terminals and JUnit.
     pub fn failure_text(&self) -> String {
         let mut lines = Vec::new();
-        if let Status::Error(e) | Status::Skipped(e) | Status::Deviation(e) = &self.status {
+        if let Status::Error(e)
+        | Status::Skipped(e)
+        | Status::Deviation(e)
+        | Status::Unsupported(e) = &self.status
+        {
             lines.push(e.clone());
         }
         for f in &self.failures {
@@ -317,6 +329,7 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
                 None => "",
             }
         ),
+        Expect::Board { event, count } => format!("{count} board event(s) `{event}`"),
         Expect::Closed { by } => format!(
             "{actor} connection closed{}",
             by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default()

@@ -49,6 +49,7 @@ pub const CAPABILITIES: &[&str] = &[
     "persistence_across_kill",
     "shared_subscriptions",
     "queue_subscriptions",
+    "local_subscriptions",
     "retained",
 ];
 
@@ -521,6 +522,7 @@ const EXPECTS: &[&str] = &[
     "closed",
     "packet",
     "reason",
+    "board",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1234,6 +1236,22 @@ fn expectation(
                 count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
                 code,
                 properties: wants(f, v)?,
+            }
+        }
+        "board" => {
+            allowed.extend(["event", "count"]);
+            let event = f.str("event")?.ok_or_else(|| {
+                f.err_table("`expect = \"board\"` needs `event`, e.g. event = \"watchdog reset\"")
+            })?;
+            if event.trim().is_empty() {
+                return Err(f.err(
+                    "event",
+                    "empty: name the board event, e.g. \"watchdog reset\"",
+                ));
+            }
+            Expect::Board {
+                event,
+                count: f.int("count", 1, 1_000_000)?.unwrap_or(1) as u32,
             }
         }
         other => return Err(unknown(f, "expect", "expectation", other, EXPECTS)),

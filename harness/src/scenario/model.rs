@@ -248,6 +248,10 @@ pub enum Expect {
         qos: Option<QoS>,
         count: u32,
     },
+    /// Board events (resets, watchdog resets) whose description starts
+    /// with `event`, at least `count` of them: `"watchdog reset"` matches
+    /// both `watchdog reset (soft WDT)` and `watchdog reset (hw WDT)`.
+    Board { event: String, count: u32 },
     /// Packets of a type seen by the proxy on the actor's lane, for
     /// sequencing a fault right after a protocol step.
     Packet {

@@ -51,14 +51,21 @@ impl Launch for HostProgram {
     }
 }
 
-/// A reset the board announces on its UART, as the ESP8266 core's
-/// postmortem does (the emulated board prints the same line): a board
-/// event in the history, so traces and checks see it.
+/// A reset the board announces on its UART (the emulated board prints
+/// the same lines as a chip): a board event in the history, so traces,
+/// expectations (`expect = "board"`) and checks (`no_watchdog_reset`) see
+/// it. The soft watchdog is reported by the core's postmortem as it fires;
+/// the hardware watchdog prints nothing, and only the ROM's cause line at
+/// the next boot (`rst cause:4`) tells of it.
 pub fn board_event(line: &str) -> Option<String> {
-    match line.trim() {
-        "Soft WDT reset" => Some("watchdog reset (soft WDT)".into()),
-        _ => None,
+    let line = line.trim();
+    if line == "Soft WDT reset" {
+        return Some("watchdog reset (soft WDT)".into());
     }
+    if line.starts_with("ets ") && line.contains(",rst cause:4,") {
+        return Some("watchdog reset (hw WDT)".into());
+    }
+    None
 }
 
 impl AutonomousDevice {
@@ -214,5 +221,15 @@ mod tests {
             Some("watchdog reset (soft WDT)")
         );
         assert_eq!(super::board_event("counter: Soft WDT reset soon"), None);
+        assert_eq!(
+            super::board_event(" ets Jan  8 2013,rst cause:4, boot mode:(3,6)\r").as_deref(),
+            Some("watchdog reset (hw WDT)")
+        );
+        // Other causes (2: reset pin or deep-sleep wake) are not the watchdog.
+        assert_eq!(
+            super::board_event(" ets Jan  8 2013,rst cause:2, boot mode:(3,6)"),
+            None
+        );
+        assert_eq!(super::board_event("wdt reset"), None);
     }
 }
