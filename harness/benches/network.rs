@@ -150,7 +150,14 @@ fn blast(h: &History) -> Blast {
         .events
         .iter()
         .filter(|e| {
-            matches!(&e.kind, EventKind::Packet { dir: Dir::ToBroker, packet: Packet::Publish(_), .. })
+            matches!(
+                &e.kind,
+                EventKind::Packet {
+                    dir: Dir::ToBroker,
+                    packet: Packet::Publish(_),
+                    ..
+                }
+            )
         })
         .map(|e| e.at)
         .collect();

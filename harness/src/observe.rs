@@ -95,7 +95,8 @@ pub enum Command {
 
 pub const COMMANDS: &str = "sever, close, blackhole, heal, refuse, accept, release, clear, help";
 /// The board's network faults, as commands (`--board`).
-pub const NETWORK_COMMANDS: &str = "ip loss|duplicate rate=R|nth=N [dir=D], ip reorder rate=R [gap=T], \
+pub const NETWORK_COMMANDS: &str =
+    "ip loss|duplicate rate=R|nth=N [dir=D], ip reorder rate=R [gap=T], \
      ip delay delay=T [jitter=T], ip mss bytes=N, ip refuse|accept|blackhole|heal|clear, \
      wifi off|on|roam, wifi weak loss=R, dns fail|timeout|heal, dhcp off|on";
 
@@ -500,7 +501,10 @@ mod tests {
             Ok("ip delay 100ms jitter 20ms".to_string())
         );
         let e = parse_command("ip loss rate=1.5").unwrap_err();
-        assert!(e.contains("field `rate`") && e.contains("outside 0-1"), "{e}");
+        assert!(
+            e.contains("field `rate`") && e.contains("outside 0-1"),
+            "{e}"
+        );
         let e = parse_command("wifi of").unwrap_err();
         assert!(e.contains("did you mean `off`?"), "{e}");
         let e = parse_command("ip loss rate=0.2 gap=5ms").unwrap_err();

@@ -379,7 +379,8 @@ impl Tcp {
             self.timer = self.outstanding().then(|| now + self.rto);
             if let Some((end, resent)) = self.recover {
                 if lt(self.snd_una, end) {
-                    out.segments.extend(self.resend_after_partial_ack(end, resent));
+                    out.segments
+                        .extend(self.resend_after_partial_ack(end, resent));
                 } else {
                     self.recover = None;
                 }

@@ -457,8 +457,7 @@ fn withhold(f: &mut Fields) -> Result<AckPolicy> {
 }
 
 const ACTION_KEYS: &[&str] = &[
-    "device", "observer", "net", "ip", "wifi", "dns", "dhcp", "broker", "board", "wait",
-    "expect",
+    "device", "observer", "net", "ip", "wifi", "dns", "dhcp", "broker", "board", "wait", "expect",
 ];
 const CLIENT_VERBS: &[&str] = &[
     "connect",
@@ -1022,16 +1021,22 @@ pub fn parse_network_command(line: &str) -> std::result::Result<crate::net::NetF
             NETWORK_FAMILIES.join(", ")
         ));
     }
-    let name = words
-        .next()
-        .ok_or_else(|| format!("`{family}` needs a fault, e.g. `{family} {}`", match family.as_str() {
-            "ip" => "loss rate=0.2",
-            "wifi" => "off",
-            "dns" => "fail",
-            _ => "off",
-        }))?;
+    let name = words.next().ok_or_else(|| {
+        format!(
+            "`{family}` needs a fault, e.g. `{family} {}`",
+            match family.as_str() {
+                "ip" => "loss rate=0.2",
+                "wifi" => "off",
+                "dns" => "fail",
+                _ => "off",
+            }
+        )
+    })?;
     let mut table = toml::Table::new();
-    table.insert(family.clone(), toml::Value::String(name.to_ascii_lowercase()));
+    table.insert(
+        family.clone(),
+        toml::Value::String(name.to_ascii_lowercase()),
+    );
     for w in words {
         let (k, v) = w
             .split_once('=')
@@ -1128,11 +1133,9 @@ fn network_fault(
                 }
                 "mss" => {
                     allowed.push("bytes");
-                    IpFault::Mss(
-                        f.int("bytes", 1, 1460)?
-                            .ok_or_else(|| f.err_table("`ip = \"mss\"` needs `bytes`, e.g. bytes = 1"))?
-                            as u16,
-                    )
+                    IpFault::Mss(f.int("bytes", 1, 1460)?.ok_or_else(|| {
+                        f.err_table("`ip = \"mss\"` needs `bytes`, e.g. bytes = 1")
+                    })? as u16)
                 }
                 "refuse" => IpFault::Refuse,
                 "accept" => IpFault::Accept,

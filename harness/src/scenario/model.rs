@@ -136,12 +136,21 @@ pub struct Step {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Client { actor: String, action: ClientAction },
-    Net { actor: String, fault: Fault },
+    Client {
+        actor: String,
+        action: ClientAction,
+    },
+    Net {
+        actor: String,
+        fault: Fault,
+    },
     /// A fault of the emulated board's own network (`ip`, `wifi`, `dns`,
     /// `dhcp` steps; docs/network.md). `line` is the line of its key, for
     /// errors found once the target is known ([`Scenario::network_steps`]).
-    Network { fault: NetFault, line: usize },
+    Network {
+        fault: NetFault,
+        line: usize,
+    },
     Broker(String),
     Board(BoardAction),
     Wait(Duration),
