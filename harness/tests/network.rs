@@ -156,7 +156,7 @@ async fn split_publish_bug_is_caught_only_with_mss() {
 }
 
 /// The pcap of the owned network is the board's real frames: the
-/// PUBLISH the board sent under `ip mss` crossed as 1-byte TCP segments
+/// PUBLISHes the board sent under `ip mss` crossed as 1-byte TCP segments
 /// from 10.0.2.15, and tshark's own reassembly and MQTT dissector put it
 /// back together.
 fn pcap_carries_the_real_one_byte_segments(o: &Outcome) {
@@ -198,7 +198,7 @@ fn pcap_carries_the_real_one_byte_segments(o: &Outcome) {
     );
     let bigger = fields("ip.addr == 10.0.2.15 && tcp.len > 1", &["frame.number"]);
     assert!(
-        one_byte_up.len() > 40 && one_byte_down.len() > 40,
+        one_byte_up.len() > 100 && one_byte_down.len() > 20,
         "{} 1-byte segments from the board, {} to it",
         one_byte_up.len(),
         one_byte_down.len()
@@ -212,7 +212,7 @@ fn pcap_carries_the_real_one_byte_segments(o: &Outcome) {
         &["mqtt.topic", "mqtt.msg"],
     );
     assert!(
-        topics.iter().any(|l| l.starts_with("dut/mss/data\t")),
+        topics.iter().any(|l| l.starts_with("dut/mss/q2\t")),
         "tshark did not reassemble the board's PUBLISH: {topics:?}"
     );
     // The DHCP exchange is there too, as it was on the wire.

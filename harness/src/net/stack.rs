@@ -726,32 +726,31 @@ mod tests {
         synack.seq + 1
     }
 
-    /// Under `mss` the board drops what its few receive buffers cannot
-    /// hold: once a timeout resends the first lost byte, each partial ACK
-    /// sends the next few at once, so recovery follows the board's ACKs.
+    /// Under `mss` at most four segments are in flight (the board's few
+    /// receive buffers), ACK-clocked; after a loss a timeout resends the
+    /// first lost byte and each partial ACK the next ones at once.
     #[test]
-    fn partial_acks_resend_the_next_lost_segments_at_once() {
+    fn small_segments_flow_ack_clocked_and_recover_on_partial_acks() {
         let mut s = stack();
         let iss = connect(&mut s);
         s.apply(&NetFault::Ip {
             dir: Some(Dir::ToClient),
             fault: IpFault::Mss(1),
         });
+        let seqs = |a: &[Action]| sent(a).iter().map(|x| x.seq - iss).collect::<Vec<_>>();
         let a = s.on_lane(T0, 1, LaneEvent::Data(b"0123456789".to_vec()));
-        assert_eq!(sent(&a).len(), 10);
-        // The board took two bytes; the rest never reached its stack.
+        assert_eq!(seqs(&a), [0, 1, 2, 3]);
+        // The board took two bytes (2 and 3 never reached its stack).
         let a = s.on_frame(T0, &seg(1001, iss + 2, flags::ACK, &[], None));
-        assert!(sent(&a).is_empty());
+        assert_eq!(seqs(&a), [4, 5]);
         let due = s.deadline().expect("a retransmission timer");
         let a = s.on_timer(due);
-        let seqs = |a: &[Action]| sent(a).iter().map(|x| x.seq - iss).collect::<Vec<_>>();
         assert_eq!(seqs(&a), [2]);
+        // Partial ACK: what was lost after it, at once, then new data.
         let a = s.on_frame(due, &seg(1001, iss + 3, flags::ACK, &[], None));
         assert_eq!(seqs(&a), [3, 4, 5, 6]);
-        let a = s.on_frame(due, &seg(1001, iss + 5, flags::ACK, &[], None));
-        assert_eq!(seqs(&a), [7, 8]);
-        let a = s.on_frame(due, &seg(1001, iss + 9, flags::ACK, &[], None));
-        assert_eq!(seqs(&a), [9]);
+        let a = s.on_frame(due, &seg(1001, iss + 6, flags::ACK, &[], None));
+        assert_eq!(seqs(&a), [7, 8, 9]);
         let a = s.on_frame(due, &seg(1001, iss + 10, flags::ACK, &[], None));
         assert!(sent(&a).is_empty());
         assert!(sent(&s.on_timer(due + Duration::from_secs(5))).is_empty());

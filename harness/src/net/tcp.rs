@@ -28,8 +28,11 @@
 //! - FIN and RST either way; after closing first it answers a
 //!   retransmitted FIN for a short TIME-WAIT.
 //!
-//! No congestion window: the board's receive window (a few KiB) is the
-//! only limit, which is what a LAN host sees from a broker this close.
+//! No congestion window beyond a fixed one of four segments in flight:
+//! with the board's usual MSS that is its whole receive window (4 x 1460,
+//! what a LAN host sees from a broker this close), and under `mss` it keeps
+//! the board's few receive buffers from overflowing, so small segments
+//! flow ACK-clocked, as a real sender's congestion window would make them.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -47,9 +50,10 @@ const MIN_RTO: Duration = Duration::from_millis(200);
 const MAX_RTO: Duration = Duration::from_secs(30);
 const MAX_RETRIES: u32 = 12;
 const TIME_WAIT: Duration = Duration::from_secs(2);
-/// Segments resent ahead of the board's ACKs while recovering from a loss:
-/// few enough for its receive buffers (lwIP's pbuf pool holds ten frames).
-const RECOVERY_BURST: usize = 4;
+/// Segments in flight at most, new or resent while recovering from a loss:
+/// few enough for the board's receive buffers (lwIP's pbuf pool holds ten
+/// frames), as many as its window holds at its MSS.
+const FLIGHT_SEGMENTS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -463,7 +467,9 @@ impl Tcp {
         loop {
             let flight = self.in_flight();
             let unsent = self.tx.len() - flight;
-            let room = (self.snd_wnd as usize).saturating_sub(flight);
+            let room = (self.snd_wnd as usize)
+                .min(FLIGHT_SEGMENTS * self.seg_size())
+                .saturating_sub(flight);
             if unsent > 0 && room > 0 && !self.fin_sent {
                 let n = unsent.min(room).min(self.seg_size());
                 let data: Vec<u8> = self.tx.range(flight..flight + n).copied().collect();
@@ -509,7 +515,7 @@ impl Tcp {
     }
 
     /// A partial ACK in recovery: the segments after it, up to
-    /// RECOVERY_BURST ahead of the board's ACK, never past what was in
+    /// FLIGHT_SEGMENTS ahead of the board's ACK, never past what was in
     /// flight when the loss was found (the FIN is left to the timer).
     fn resend_after_partial_ack(&mut self, end: u32, resent: u32) -> Vec<Segment> {
         let mut from = if lt(resent, self.snd_una) {
@@ -519,7 +525,7 @@ impl Tcp {
         };
         let data_end = self.snd_una.wrapping_add(self.in_flight() as u32);
         let stop = if lt(end, data_end) { end } else { data_end };
-        let ahead = RECOVERY_BURST * self.seg_size();
+        let ahead = FLIGHT_SEGMENTS * self.seg_size();
         let mut out = Vec::new();
         while lt(from, stop) && (from.wrapping_sub(self.snd_una) as usize) < ahead {
             let off = from.wrapping_sub(self.snd_una) as usize;
