@@ -78,6 +78,28 @@ fn sequence_judges_repeats_and_gaps_by_qos() {
     );
 }
 
+/// An announcement (`oops` here) on a numbered topic is skipped when the
+/// check is told the topic carries some; the real violations still show.
+#[test]
+fn sequence_skips_unnumbered_payloads_when_told() {
+    let h = load_fixture("seq_qos2_repeat_and_qos1_gap.hist");
+    let v = check(
+        "check = \"sequence\"\ntopic = \"+/seq\"\nregex = 'n=(\\d+)'\nskip_unnumbered = true",
+        &h,
+    );
+    assert_eq!(
+        v.rules(),
+        vec!["sequence-duplicate", "sequence-loss"],
+        "{v:?}"
+    );
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.contains("skipped as announcements") && n.contains("\"oops\"")),
+        "{v:?}"
+    );
+}
+
 #[test]
 fn sequence_starts_a_new_count_after_a_board_reset() {
     let mut t = T::new();

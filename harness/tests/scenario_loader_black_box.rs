@@ -110,7 +110,8 @@ fn traffic_checks_parse_with_defaults() {
             json: Some("count".into()),
             regex: None,
             actor: "device".into(),
-            qos: None
+            qos: None,
+            skip_unnumbered: false,
         }
     );
     let s: InvariantSpec = toml::from_str("check = \"resubscribe\"").unwrap();

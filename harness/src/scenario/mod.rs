@@ -3,13 +3,13 @@
 //! runner executes. The format is documented in `scenarios/README.md`.
 
 pub mod duration;
-mod fields;
+pub(crate) mod fields;
 mod load;
 mod model;
 
 pub use fields::closest as closest_word;
 pub use load::{
-    discover, load, load_checks, parse, parse_network_command, CheckFile, CAPABILITIES,
-    NETWORK_FAMILIES,
+    discover, load, load_checks, parse, parse_network_command, parse_with, CheckFile, Expander,
+    Part, CAPABILITIES, NETWORK_FAMILIES,
 };
 pub use model::*;
