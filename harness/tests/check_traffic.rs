@@ -239,3 +239,54 @@ fn will_backoff_and_keepalive_judge_the_recorded_device() {
     );
     assert!(v.ok(), "{v:?}");
 }
+
+/// `declared`: every CONNECT carries the keep alive and will the device's
+/// description declares; `{client_id}` in the will topic is that CONNECT's
+/// own client id (the tricky good case: two devices, two ids).
+#[test]
+fn declared_compares_each_connect_with_the_description() {
+    let spec = "check = \"declared\"\nkeepalive = 4\nwill_topic = \"devices/{client_id}/status\"\nwill_payload = \"offline\"";
+    let run = |id: &str, ka: u16, w: Option<(&str, &str)>| {
+        let mut t = T::new();
+        t.connect_full(
+            "device",
+            connect_pkt(id, true, ka, w.map(|(topic, p)| will(topic, p, 1))),
+            false,
+        );
+        t.wait(500);
+        // After a reconnect, the same again.
+        t.connect_full(
+            "device",
+            connect_pkt(id, true, ka, w.map(|(topic, p)| will(topic, p, 1))),
+            false,
+        );
+        t.wait(500).step("end");
+        check(spec, &t.history())
+    };
+    let v = run(
+        "counter-1",
+        4,
+        Some(("devices/counter-1/status", "offline")),
+    );
+    assert!(v.ok(), "{v:?}");
+    let v = run(
+        "counter-2",
+        4,
+        Some(("devices/counter-2/status", "offline")),
+    );
+    assert!(v.ok(), "{v:?}");
+    let v = run(
+        "counter-1",
+        10,
+        Some(("devices/counter-1/status", "offline")),
+    );
+    assert_eq!(v.rules(), vec!["declared-keepalive"], "{v:?}");
+    assert!(v.violations[0].message.contains("10 s"), "{v:?}");
+    let v = run("counter-1", 4, None);
+    assert_eq!(v.rules(), vec!["declared-will"], "{v:?}");
+    let v = run("counter-1", 4, Some(("devices/other/status", "offline")));
+    assert_eq!(v.rules(), vec!["declared-will"], "{v:?}");
+    let v = run("counter-1", 4, Some(("devices/counter-1/status", "bye")));
+    assert_eq!(v.rules(), vec!["declared-will"], "{v:?}");
+    assert!(v.violations[0].message.contains("\"bye\""), "{v:?}");
+}

@@ -348,11 +348,22 @@ fn a_scenario_the_description_cannot_fill_is_skipped_with_the_reason() {
         }
         other => panic!("{other:?}"),
     }
-    // Without `needs`, the step that cannot be filled says what to add.
+    // Without `needs`, the steps with `command = N` are left out and the
+    // rest still runs; a placeholder elsewhere says what to add.
     let text = text.replace("needs = [\"command\"]\n", "");
-    let e = expand(&text, &d).unwrap_err().to_string();
+    let more =
+        format!("{text}[[step]]\nnet = \"sever\"\n[[step]]\nexpect = \"reaction\"\ncommand = 1\n");
+    let s = scenario(expand(&more, &d).unwrap());
+    assert_eq!(s.steps.len(), 1, "{:?}", s.steps);
+    assert!(matches!(s.steps[0].action, Action::Net { .. }));
+    let e = expand(
+        &format!("{text}[[step]]\nexpect = \"published\"\ntopic = \"{{command.0.topic}}\"\n"),
+        &d,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.starts_with("suite.toml:7: step 1: field `command`")
+        e.starts_with("suite.toml:10: step 2: field `topic`")
             && e.contains("declares no [[command]]")
             && e.contains("needs = [\"command\"]"),
         "{e}"

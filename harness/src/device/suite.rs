@@ -20,7 +20,9 @@
 //!   the device does when obeying it (`expect = "published"` on its state
 //!   topic, or `expect = "uart"`);
 //! - `[device] needs = [...]` (`command`, `keepalive`, `command_limit`):
-//!   a scenario the description cannot fill is skipped, with the reason.
+//!   a scenario the description cannot fill is skipped, with the reason;
+//!   for a device without commands, the steps with `command = N` are left
+//!   out of the others.
 //!
 //! `{client_id}` and `{n}` are left for the runner. Every expanded
 //! scenario also gets the description's invariants ([`invariants`]).
@@ -231,6 +233,13 @@ fn reaction(
     table: &mut toml::Table,
     desc: &Description,
 ) -> std::result::Result<(), (String, String)> {
+    // A device without commands skips the steps that send one or wait for
+    // its reaction; the rest of the scenario (the faults, the reconnects,
+    // the checks) still applies.
+    if desc.commands.is_empty() && table.contains_key("command") {
+        table.clear();
+        return Ok(());
+    }
     let publish = table
         .get("observer")
         .and_then(|o| o.as_table())
@@ -291,7 +300,8 @@ fn command_number(table: &mut toml::Table) -> std::result::Result<usize, (String
 fn command(desc: &Description, n: usize) -> std::result::Result<&Command, String> {
     if desc.commands.is_empty() {
         return Err(format!(
-            "the device description {} declares no [[command]]: add `needs = [\"command\"]` to [device]",
+            "the device description {} declares no [[command]]: add `needs = [\"command\"]` to \
+             [device], or give the step `command = N` (left out for such a device)",
             desc.path.display()
         ));
     }

@@ -80,8 +80,9 @@ pub type Expander<'a> =
 
 /// [`parse`] with a pass over each table before it is read: `expand` may
 /// rewrite it (the device suite fills its placeholders this way,
-/// `crate::device::suite`), or refuse it with the key at fault and why,
-/// reported at that key's line like any other error of the file.
+/// `crate::device::suite`), leave a step out by emptying its table, or
+/// refuse it with the key at fault and why, reported at that key's line
+/// like any other error of the file.
 pub fn parse_with(path: &Path, text: &str, expand: &mut Expander) -> Result<Scenario> {
     let src = Source { path, text };
     let mut raw: Raw = toml::from_str(text).map_err(|e| {
@@ -111,6 +112,8 @@ pub fn parse_with(path: &Path, text: &str, expand: &mut Expander) -> Result<Scen
         for (i, t) in raw.step.iter_mut().enumerate() {
             run(Part::Step(i + 1), format!("step {}", i + 1), t)?;
         }
+        // A step the expander emptied is left out.
+        raw.step.retain(|t| !t.get_ref().is_empty());
         for (i, t) in raw.invariant.iter_mut().enumerate() {
             run(Part::Invariant(i + 1), format!("invariant {}", i + 1), t)?;
         }
