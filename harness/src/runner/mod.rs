@@ -7,6 +7,7 @@ pub mod convention;
 pub mod deviation;
 pub mod expect;
 mod outcome;
+pub mod repeat;
 mod reported;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use outcome::{name_broken_rules, Outcome, Status, StepFailure};
-pub use reported::run_reported;
+pub use reported::{run_repeated, run_reported};
 
 use crate::broker::{Broker, BrokerSpec};
 use crate::check::{self, Checker};
