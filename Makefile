@@ -118,12 +118,12 @@ fmt:
 bench: deps firmware esptool images
 	$(CARGO) bench --locked -j $(JOBS)
 
-# The whole conformance matrix: every scenario (and the container-only ones)
-# against every broker this machine can run; about 14 minutes with RabbitMQ,
-# whose start dominates. Table in the terminal, $(OUT)/matrix/matrix.md and
+# The whole conformance matrix: every scenario (with the container-only and
+# the slow ones) against every broker this machine can run; about 14 minutes
+# with RabbitMQ, whose start dominates, plus about 45s per broker for slow/. Table in the terminal, $(OUT)/matrix/matrix.md and
 # matrix.json, an HTML index in $(OUT)/matrix/report/.
 matrix: build images
-	./target/release/mqtt-hil matrix scenarios scenarios/containers --out $(OUT)/matrix \
+	./target/release/mqtt-hil matrix scenarios scenarios/containers scenarios/slow --out $(OUT)/matrix \
 	    --junit $(OUT)/matrix/junit.xml --report $(OUT)/matrix/report
 
 ci: lint test

@@ -92,6 +92,15 @@ struct RunArgs {
     /// name resolves to the broker's address, 10.0.2.100.
     #[arg(long, value_name = "NAME=ADDR")]
     dns: Vec<String>,
+    /// Run each scenario N times and report FLAKY, with the rules that
+    /// differ, where the verdicts do not agree.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
+    /// A device description (TOML, scenarios/device/README.md): the
+    /// scenarios are the generic device suite (scenarios/device/), filled
+    /// in with what this device does.
+    #[arg(long, value_name = "FILE")]
+    device: Option<PathBuf>,
 }
 
 fn net_options(net: &str, dns: &[String]) -> Result<mqtt_hil::net::Options, Error> {
@@ -621,7 +630,10 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         libraries,
         net,
         dns,
+        repeat,
+        device,
     } = args;
+    let repeat = repeat as usize;
     let net = net_options(&net, &dns)?;
     let broker = BrokerSpec::resolve(&broker)?.with_profile(profile)?;
     let firmware = resolve_firmware(firmware, library, libraries).await?;
@@ -630,7 +642,16 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
         .transpose()?;
     // Every file is checked before anything starts.
-    let scenarios = load_all(&paths, filter.as_deref())?;
+    let scenarios = match &device {
+        None => load_all(&paths, filter.as_deref())?,
+        Some(d) => {
+            let (run, skipped) = mqtt_hil::device::suite::load_for(d, &paths, filter.as_deref())?;
+            for (path, why) in skipped {
+                println!("SKIP {}: {why}", path.display());
+            }
+            run
+        }
+    };
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
@@ -673,16 +694,17 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let label = broker.to_string();
     reporters.report(&RunEvent::RunStarted {
-        count: scenarios.len(),
+        count: scenarios.len() * repeat,
         brokers: vec![label.clone()],
         target: target.to_string(),
     })?;
     let mut totals = Totals::default();
     let mut environment_error = None;
-    for (index, s) in scenarios.iter().enumerate() {
-        let f = runner::run_reported(s, &cfg, index, &label, &mut reporters).await?;
-        totals.add(&f.outcome.status);
-        if let Status::Error(e) = &f.outcome.status {
+    for (n, s) in scenarios.iter().enumerate() {
+        let r = runner::run_repeated(s, &cfg, n * repeat, &label, repeat, &mut reporters).await?;
+        totals.add_repeated(&r);
+        let last = &r.runs[r.runs.len() - 1];
+        if let Status::Error(e) = &last.outcome.status {
             if e.contains("hint:") {
                 // An environment problem will fail every scenario alike.
                 environment_error = Some(e.clone());
@@ -798,6 +820,7 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         },
         deviations_folder: folder,
         out: run.out.clone(),
+        repeat: run.repeat as usize,
     };
     let m = matrix::run(&cfg, &mut reporters).await?;
     // JUnit came from the reporters already.
@@ -854,7 +877,7 @@ fn report_matrix(
     }
     let counts = m.counts(None);
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
-    let failed = get("FAIL") + get("STALE") + get("ERROR");
+    let failed = get("FAIL") + get("STALE") + get("ERROR") + get("FLAKY");
     text += &format!(
         "matrix: {} passed, {failed} failed, {} skipped ({} known deviations or unsupported conventions among the passes); {:.1}s\n",
         get("PASS") + get("DEV") + get("UNSUP"),

@@ -88,3 +88,22 @@ fn invariant_tables_reject_mistakes() {
     let e = toml::from_str::<InvariantSpec>("check = \"will\"\nslack = \"1h\"").unwrap_err();
     assert!(e.to_string().contains("unknown time unit"), "{e}");
 }
+
+/// Histories recorded from the seeded fake peers of tests/check_peers.rs,
+/// judged by the checkers every scenario runs.
+#[test]
+fn recorded_peer_faults_are_caught_and_a_good_takeover_passes() {
+    let v = always("codec", &load_fixture("peer_subscribe_pid_0.hist"));
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-1", "MQTT-2.3.1-1"], "{v:?}");
+    let v = always("protocol", &load_fixture("peer_no_pubcomp.hist"));
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{v:?}");
+    let v = always("connections", &load_fixture("peer_takeover_ignored.hist"));
+    assert_eq!(v.rules(), vec!["MQTT-3.1.4-2"], "{v:?}");
+    let v = always("connections", &load_fixture("peer_unprovoked_close.hist"));
+    assert_eq!(v.rules(), vec!["broker-closed"], "{v:?}");
+    let h = load_fixture("peer_takeover_good.hist");
+    for c in mqtt_hil::check::always() {
+        let v = c.check(&h);
+        assert!(v.ok(), "{v:?}");
+    }
+}

@@ -158,3 +158,82 @@ fn always_judges_the_device_but_not_scripted_observers() {
     let h = t.history();
     assert!(always.iter().any(|c| !c.check(&h).ok()));
 }
+
+#[test]
+fn a_pubrel_left_without_pubcomp_while_the_connection_stands_fails() {
+    // The broker got the device's PUBREL and never completed the exchange.
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(7), 2, "a/b", "m1", false, false));
+    t.ack(dev, false, "pubrec", 7);
+    let rel = t.ack(dev, true, "pubrel", 7);
+    t.wait(3000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{v:?}");
+    assert_eq!(v.violations[0].events, vec![rel]);
+    assert!(v.violations[0].message.contains("no PUBCOMP"), "{v:?}");
+    // The device as receiver: a PUBLISH it never acknowledged.
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.down(dev, publish(Some(3), 1, "a/b", "m1", false, false));
+    t.wait(3000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.2-2"], "{v:?}");
+}
+
+#[test]
+fn a_held_answer_a_closed_connection_or_an_observer_are_not_owed_acks() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(7), 2, "a/b", "m1", false, false));
+    t.ack(dev, false, "pubrec", 7);
+    t.ack(dev, true, "pubrel", 7);
+    // The broker answered in time; a proxy rule holds the PUBCOMP for 7s.
+    t.fault("device", "delay PUBCOMP 7s");
+    t.pkt(dev, Dir::ToClient, Packet::PubComp(Ack::new(7)), Fate::Held);
+    t.wait(7000);
+    t.pkt(
+        dev,
+        Dir::ToClient,
+        Packet::PubComp(Ack::new(7)),
+        Fate::Released,
+    );
+    // A PUBREL the connection did not outlive by a second.
+    t.up(dev, publish(Some(8), 2, "a/b", "m2", false, false));
+    t.ack(dev, false, "pubrec", 8);
+    t.ack(dev, true, "pubrel", 8);
+    t.wait(400).close(dev, CloseReason::Severed);
+    // An observer withholding its PUBACK on purpose (not a judged client).
+    let cloud = t.connect("cloud", "cloud", true, 60);
+    t.down(cloud, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.wait(3000).step("end");
+    let v = check(
+        r#"check = "protocol"
+clients = ["device"]"#,
+        &t.history(),
+    );
+    assert!(v.ok(), "{v:?}");
+}
+
+#[test]
+fn the_resend_check_judges_after_a_board_reset() {
+    // The device's inflight survives a board reset (flash); it reconnects
+    // and the connection stands for 5s: the missing resend is judged.
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", false, 60);
+    t.up(dev, publish(Some(2), 1, "a/c", "m2", false, false));
+    // The broker's PUBACK is lost with the reset.
+    t.pkt(
+        dev,
+        Dir::ToClient,
+        Packet::PubAck(Ack::new(2)),
+        Fate::Dropped,
+    );
+    t.wait(100).board("reset");
+    t.wait(1500);
+    let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+    t.wait(5000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.4.0-1"], "{v:?}");
+    let _ = dev2;
+}

@@ -226,13 +226,7 @@ fn assert_verdict(r: &Run, id: &str, status: &str, says: &[&str]) {
 }
 
 fn assert_failed_run(r: &Run) {
-    assert_eq!(
-        r.code,
-        Some(1),
-        "exit status\n{}\n{}",
-        r.stdout,
-        r.stderr
-    );
+    assert_eq!(r.code, Some(1), "exit status\n{}\n{}", r.stdout, r.stderr);
 }
 
 #[tokio::test]
@@ -262,12 +256,20 @@ async fn a_broker_that_answers_connect_with_garbage() {
     let r = run_against(Mode::Garbage).await;
     assert_failed_run(&r);
     for id in ["observer_first", "device_first"] {
-        let status = if id == "observer_first" { "ERROR" } else { "FAIL" };
+        let status = if id == "observer_first" {
+            "ERROR"
+        } else {
+            "FAIL"
+        };
         assert_verdict(
             &r,
             id,
             status,
-            &["could not connect", "not valid MQTT (20 03 00 00 2a)", "malformed CONNACK"],
+            &[
+                "could not connect",
+                "not valid MQTT (20 03 00 00 2a)",
+                "malformed CONNACK",
+            ],
         );
     }
 }
@@ -289,7 +291,10 @@ async fn a_broker_that_announces_a_256_mb_packet() {
             &r,
             id,
             status,
-            &["no CONNACK within", "announced at byte 0 as 268435460 bytes"],
+            &[
+                "no CONNACK within",
+                "announced at byte 0 as 268435460 bytes",
+            ],
         );
     }
 }

@@ -26,7 +26,10 @@ use crate::history::History;
 
 pub mod allow_list;
 pub mod backoff;
+pub mod codec;
+pub mod connections;
 pub mod coverage;
+pub mod declared;
 pub mod delivery;
 pub mod exactly_once;
 pub mod index;
@@ -177,6 +180,11 @@ pub enum InvariantSpec {
         /// packets before that counts as not resent (default `2s`).
         #[serde(default = "secs2", deserialize_with = "de_duration")]
         resend_within: Duration,
+        /// How long a receiver has to send the PUBACK, PUBREC or PUBCOMP
+        /// a PUBLISH or PUBREL it got asks for, while its connection stands
+        /// (default `1s`).
+        #[serde(default = "secs1", deserialize_with = "de_duration")]
+        ack_within: Duration,
     },
     /// Session present flags, resumed subscriptions, offline queues.
     Session {
@@ -253,6 +261,10 @@ pub enum InvariantSpec {
         /// The QoS the device claims to publish at (default: as published).
         #[serde(default)]
         qos: Option<u8>,
+        /// Payloads without a number (an announcement such as `online`)
+        /// are skipped rather than `sequence-unreadable` (default false).
+        #[serde(default)]
+        skip_unnumbered: bool,
     },
     /// After a reconnect without a session, the client subscribes again.
     Resubscribe {
@@ -324,6 +336,16 @@ pub enum InvariantSpec {
     V5WillDelay {
         #[serde(default = "secs1", deserialize_with = "de_duration")]
         slack: Duration,
+    },
+    /// The device's CONNECTs carry the keep alive and will its device
+    /// description declares (added by the generic device suite).
+    Declared {
+        #[serde(default)]
+        keepalive: Option<u16>,
+        #[serde(default)]
+        will_topic: Option<String>,
+        #[serde(default)]
+        will_payload: Option<String>,
     },
     /// The board was never reset by a watchdog (soft or hardware): a
     /// firmware that stopped yielding (`watchdog-reset`).
@@ -451,9 +473,11 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::Protocol {
             clients,
             resend_within,
+            ack_within,
         } => Box::new(protocol::ProtocolChecker {
             clients,
             resend_within,
+            ack_within,
         }),
         InvariantSpec::Session {
             restart_keeps,
@@ -500,9 +524,11 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
             regex,
             actor,
             qos,
+            skip_unnumbered,
         } => Box::new(sequence::SequenceChecker {
             actor,
             topic,
+            skip_unnumbered,
             extract: match (json, regex) {
                 (_, Some(r)) => sequence::Extractor::Regex(
                     // validate() has compiled it; an invalid one matches nothing.
@@ -549,6 +575,16 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::PublishAllowed { actor, topics } => {
             Box::new(allow_list::AllowListChecker { actor, topics })
         }
+        InvariantSpec::Declared {
+            keepalive,
+            will_topic,
+            will_payload,
+        } => Box::new(declared::DeclaredChecker {
+            actor: "device".into(),
+            keepalive,
+            will_topic,
+            will_payload,
+        }),
         InvariantSpec::NoWatchdogReset {} => Box::new(watchdog::NoWatchdogResetChecker),
     }
 }
@@ -559,10 +595,15 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
 /// them misbehave on purpose (chosen packet ids, no DUP).
 pub fn always() -> Vec<Box<dyn Checker>> {
     vec![
+        // Frames the codec rejects, from any actor.
+        Box::new(codec::CodecChecker),
         Box::new(protocol::ProtocolChecker {
             clients: vec!["device".to_string()],
             resend_within: secs2(),
+            ack_within: secs1(),
         }),
+        // Takeovers and the broker's closes, for every actor.
+        Box::new(connections::ConnectionsChecker { slack: secs2() }),
         // The 5.0 limits and forwarding rules judge 5.0 connections only.
         Box::new(v5_limits::FlowChecker {
             clients: device_only(),

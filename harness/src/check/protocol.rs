@@ -20,7 +20,11 @@
 //!   `resend_within`, if the connection lives that long without faults
 //!   [MQTT-4.4.0-1].
 //!
-//! Receiver rules: PUBACK/PUBREC answer a QoS 1/2 PUBLISH the receiver got
+//! Receiver rules: a receiver answers each QoS 1 PUBLISH it got with
+//! PUBACK [MQTT-4.3.2-2], each QoS 2 PUBLISH with PUBREC and each PUBREL
+//! with PUBCOMP [MQTT-4.3.3-2], within `ack_within` while the connection
+//! stands and no fault or broker action hides the answer (3.1.1
+//! connections; `v5_acks` judges 5.0's). PUBACK/PUBREC answer a QoS 1/2 PUBLISH the receiver got
 //! with that id, PUBCOMP answers a PUBREL it got (`ack-without-publish`,
 //! `pubcomp-without-pubrel`); a broker's SUBACK/UNSUBACK answers a request
 //! it got. A receiver may ack the same id twice (retransmissions), so only
@@ -42,6 +46,7 @@ use crate::mqtt::{Packet, QoS};
 pub struct ProtocolChecker {
     pub clients: Vec<String>,
     pub resend_within: Duration,
+    pub ack_within: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -124,7 +129,7 @@ impl Checker for ProtocolChecker {
                 continue;
             };
             let c = &ix.conns[ci];
-            let Some(cid) = c.client_id().map(str::to_string) else {
+            let Some(cid) = c.client_key() else {
                 continue;
             };
             packets += 1;
@@ -471,6 +476,7 @@ impl Checker for ProtocolChecker {
                 );
             }
         }
+        self.owed_acks(history, &ix, &mut v);
         v.notes.insert(
             0,
             format!(
@@ -480,6 +486,111 @@ impl Checker for ProtocolChecker {
             ),
         );
         v
+    }
+}
+
+/// An answer a receiver owes: (ack type, pid, event that asked, when, rule).
+struct Owed {
+    ack: crate::mqtt::PacketType,
+    pid: u16,
+    seq: u64,
+    at: Duration,
+    /// The receiver is the client (the packet went to it).
+    client: bool,
+}
+
+impl ProtocolChecker {
+    /// PUBACK for QoS 1, PUBREC for QoS 2, PUBCOMP for PUBREL: owed by the
+    /// receiver within `ack_within` on the connection that carried the
+    /// request. An answer counts when sent (a fault may hold it on its way).
+    fn owed_acks(&self, history: &History, ix: &Index, v: &mut Verdict) {
+        use crate::mqtt::PacketType as T;
+        let mut owed: HashMap<crate::history::ConnId, Vec<Owed>> = HashMap::new();
+        for ev in &history.events {
+            let EventKind::Packet {
+                conn,
+                dir,
+                packet,
+                fate,
+                ..
+            } = &ev.kind
+            else {
+                continue;
+            };
+            let to_client = *dir == Dir::ToClient;
+            let list = owed.entry(*conn).or_default();
+            let ask = |ack| Owed {
+                ack,
+                pid: packet.pid().unwrap_or(0),
+                seq: ev.seq,
+                at: ev.at,
+                client: to_client,
+            };
+            match packet {
+                Packet::Publish(p) if seen(*fate) && p.pid.is_some() => match p.qos {
+                    QoS::AtLeastOnce => list.push(ask(T::PubAck)),
+                    QoS::ExactlyOnce => list.push(ask(T::PubRec)),
+                    QoS::AtMostOnce => {}
+                },
+                Packet::PubRel(_) if seen(*fate) => list.push(ask(T::PubComp)),
+                Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) if sent(*fate) => {
+                    let t = packet.packet_type();
+                    // Sent by the receiver: the request went the other way.
+                    if let Some(i) = list
+                        .iter()
+                        .position(|o| o.ack == t && o.pid == a.pid && o.client != to_client)
+                    {
+                        list.remove(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut conns: Vec<_> = owed.into_iter().collect();
+        conns.sort_by_key(|(c, _)| *c);
+        for (id, list) in conns {
+            let Some(&ci) = ix.by_id.get(&id) else {
+                continue;
+            };
+            let c = &ix.conns[ci];
+            if c.version() == crate::mqtt::Version::V5 {
+                continue;
+            }
+            let end = c.end(ix.end);
+            for o in list {
+                if o.client && !self.judged(&c.actor) {
+                    continue;
+                }
+                let limit = o.at + self.ack_within;
+                if limit >= end
+                    || !ix.undisturbed(&c.actor, o.at, limit)
+                    || ix.broker_down_between(o.at, limit).is_some()
+                {
+                    continue;
+                }
+                let (rule, asked) = match o.ack {
+                    T::PubAck => ("MQTT-4.3.2-2", "QoS 1 PUBLISH"),
+                    T::PubRec => ("MQTT-4.3.3-2", "QoS 2 PUBLISH"),
+                    _ => ("MQTT-4.3.3-2", "PUBREL"),
+                };
+                let who = if o.client {
+                    c.actor.clone()
+                } else {
+                    format!("the broker (to {})", c.actor)
+                };
+                v.fail(
+                    rule,
+                    format!(
+                        "{who} got {asked} pid {} on {} and sent no {} for it within {} while the connection stood",
+                        o.pid,
+                        c.id,
+                        o.ack,
+                        fmt_d(self.ack_within)
+                    ),
+                    vec![o.seq],
+                );
+            }
+        }
     }
 }
 

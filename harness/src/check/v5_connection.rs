@@ -34,6 +34,11 @@ use crate::mqtt::props::{
 };
 use crate::mqtt::Packet;
 
+/// 5.0's takeover statement, judged by the `connections` checker on 5.0
+/// connections (a broker must end the old connection of a client id that
+/// connects again).
+pub const TAKEOVER: &str = "MQTT-3.1.4-3";
+
 pub struct ConnectionChecker {
     pub clients: Vec<String>,
     pub slack: Duration,
@@ -350,6 +355,54 @@ mod tests {
             connack(false, 0, ""),
         );
         assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.2.2-16"]);
+    }
+
+    #[test]
+    fn a_takeover_must_end_the_old_connection() {
+        use crate::check::connections::ConnectionsChecker;
+        let takeover = || ConnectionsChecker {
+            slack: Duration::from_secs(2),
+        };
+        // The broker accepts the second connection of `d` and leaves the
+        // first one open.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", false, 60, "session_expiry = 60"),
+            connack(false, 0, ""),
+        );
+        k.wait(500);
+        k.session(
+            2,
+            "device",
+            connect("d", false, 60, "session_expiry = 60"),
+            connack(true, 0, ""),
+        );
+        k.wait(3000).step("end");
+        let v = takeover().check(&k.history());
+        assert_eq!(v.rules(), vec!["MQTT-3.1.4-3"], "{v:?}");
+        // Tricky but fine: DISCONNECT 0x8E and the close come just after the
+        // new CONNACK, within the slack.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", false, 60, "session_expiry = 60"),
+            connack(false, 0, ""),
+        );
+        k.wait(500);
+        k.session(
+            2,
+            "device",
+            connect("d", false, 60, "session_expiry = 60"),
+            connack(true, 0, ""),
+        );
+        k.wait(300).down(1, "device", disconnect(0x8E, ""));
+        k.close(1, "device", CloseReason::BrokerClosed);
+        k.wait(3000).step("end");
+        let v = takeover().check(&k.history());
+        assert!(v.ok(), "{v:?}");
     }
 
     #[test]

@@ -434,8 +434,7 @@ impl Shell {
             // The server's first packet is CONNACK [MQTT-3.2.0-1]; anything
             // else (a flood of them, even) ends the attempt rather than
             // being taken as traffic of a session that does not exist.
-            if !was_connected
-                && !matches!(p.packet_type(), PacketType::ConnAck | PacketType::Auth)
+            if !was_connected && !matches!(p.packet_type(), PacketType::ConnAck | PacketType::Auth)
             {
                 broken.get_or_insert(format!(
                     "{} from broker before CONNACK [MQTT-3.2.0-1]",
@@ -497,7 +496,11 @@ impl Shell {
                 Ok(b) => bytes.extend_from_slice(&b),
                 Err(e) => {
                     let msg = format!("cannot encode {}: {e}", p.packet_type());
-                    record_event(&self.recorder, &self.name, &ClientEvent::Anomaly(msg.clone()));
+                    record_event(
+                        &self.recorder,
+                        &self.name,
+                        &ClientEvent::Anomaly(msg.clone()),
+                    );
                     unsent.push(msg);
                 }
             }

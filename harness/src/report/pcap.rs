@@ -383,7 +383,7 @@ impl Reporter for PcapFiles {
                     &self.dir,
                     self.per_broker,
                     &f.broker,
-                    &format!("{}.pcapng", slug(&o.id)),
+                    &format!("{}.pcapng", slug(&f.file_stem())),
                 )?;
                 let bytes = pcapng(
                     &frames(&o.history),

@@ -8,6 +8,7 @@ pub mod deviation;
 pub mod expect;
 mod outcome;
 pub mod peer;
+pub mod repeat;
 mod reported;
 
 use std::collections::BTreeMap;
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use outcome::{Outcome, Status, StepFailure};
-pub use reported::run_reported;
+pub use outcome::{name_broken_rules, Outcome, Status, StepFailure};
+pub use reported::{run_repeated, run_reported};
 
 use crate::broker::{Broker, BrokerSpec};
 use crate::check::{self, Checker};
@@ -304,6 +305,8 @@ struct World {
     deadline: Instant,
     /// How long the current step was given, for messages.
     allowed: Duration,
+    /// The last single publish an observer made, for `resend`.
+    last_publish: Option<(String, Command)>,
 }
 
 impl World {
@@ -325,6 +328,7 @@ impl World {
             anchor: 0,
             deadline: Instant::now() + scenario.timeout,
             allowed: scenario.timeout,
+            last_publish: None,
             // The emulated board answers slower than a process on the host.
             quiet: match cfg.target {
                 // A black box answers a step with several exchanges of its
@@ -479,6 +483,12 @@ impl World {
             return Ok(text.to_string());
         }
         match self.device_client_id() {
+            Some(id) if id.is_empty() => Err(format!(
+                "`{CLIENT_ID}` in `{text}` stands for the device's client id, and the device \
+                 connected with an empty one (the broker makes one up, which nobody can know): \
+                 write its topics as they are, without `{CLIENT_ID}` (e.g. in its device \
+                 description), or give the device a client id"
+            )),
             Some(id) => Ok(text.replace(CLIENT_ID, &id)),
             None => Err(format!(
                 "`{CLIENT_ID}` in `{text}` stands for the device's client id, learned from its \
@@ -553,7 +563,12 @@ impl World {
             let fail = |message: String| StepFailure {
                 step: step.index,
                 line: step.line,
-                message,
+                // The note right under the first line, above any UART tail.
+                message: match (&step.note, message.split_once('\n')) {
+                    (None, _) => message,
+                    (Some(n), None) => format!("{message}\n  ({n})"),
+                    (Some(n), Some((first, rest))) => format!("{first}\n  ({n})\n{rest}"),
+                },
             };
             // Bringing a broker back takes as long as its start (RabbitMQ:
             // 10-20s here); the step's default would cut a correct restart.
@@ -629,7 +644,9 @@ impl World {
             }
             Action::Expect(e) => {
                 let what = self.expect_with_client_id(&e.what)?;
-                self.expect(step.index, &e.actor, &what, e.within).await
+                let resend = e.resend.zip(self.last_publish.clone());
+                self.expect(step.index, &e.actor, &what, e.within, resend)
+                    .await
             }
         }
     }
@@ -675,7 +692,6 @@ impl World {
                 properties,
                 raw,
             } => {
-                let handle = self.actor(actor)?;
                 for n in 1..=*repeat {
                     let payload = if *repeat > 1 {
                         let text = String::from_utf8_lossy(payload).replace("{n}", &n.to_string());
@@ -692,6 +708,10 @@ impl World {
                         properties: properties.clone(),
                         raw: *raw,
                     };
+                    if *repeat == 1 {
+                        self.last_publish = Some((actor.to_string(), cmd.clone()));
+                    }
+                    let handle = self.actor(actor)?;
                     let mut events = handle.events();
                     let from = self.recorder.len();
                     let reply = publish_with_backpressure(handle, cmd, self.deadline)
@@ -976,10 +996,21 @@ impl World {
         actor: &str,
         what: &Expect,
         within: Duration,
+        resend: Option<(Duration, (String, Command))>,
     ) -> Result<(), String> {
         let from = self.anchor;
         let deadline = Instant::now() + within;
+        let mut next_resend = resend.as_ref().map(|(every, _)| Instant::now() + *every);
         loop {
+            if let (Some(at), Some((every, (actor, cmd)))) = (next_resend, &resend) {
+                if Instant::now() >= at {
+                    // The earlier copy may have gone to a device that was
+                    // reconnecting: its clean session lost it.
+                    let handle = self.actor(actor)?;
+                    publish_with_backpressure(handle, cmd.clone(), self.deadline).await?;
+                    next_resend = Some(Instant::now() + *every);
+                }
+            }
             let events = self.recorder.since(from);
             let progress = expect::evaluate(what, actor, &events);
             let done = Instant::now() >= deadline;

@@ -76,6 +76,7 @@ impl Outcome {
     ) -> Outcome {
         let mut failures: Vec<StepFailure> = failure.into_iter().collect();
         failures.extend(end_failures);
+        name_broken_rules(s, &history, &verdicts, &mut failures);
         let ok = failures.is_empty() && verdicts.iter().all(Verdict::ok);
         Outcome {
             failures,
@@ -133,6 +134,64 @@ impl Outcome {
             }
         }
         lines.join("\n")
+    }
+}
+
+/// A step that failed because a peer broke a rule says which: each
+/// violation with an event between the action the failed step follows (an
+/// expectation is judged from the last action) and the end of the failed
+/// step is named in the step's message, with its rule and events — "0 of 3
+/// SUBACK" then reads as the consequence of the SUBSCRIBE the codec
+/// rejected [MQTT-2.3.1-1].
+pub fn name_broken_rules(
+    s: &Scenario,
+    history: &History,
+    verdicts: &[Verdict],
+    failures: &mut [StepFailure],
+) {
+    let step_seq = |index: usize| {
+        history.events.iter().find_map(|ev| match &ev.kind {
+            EventKind::Step { index: i, .. } if *i == index => Some(ev.seq),
+            _ => None,
+        })
+    };
+    for f in failures.iter_mut().filter(|f| f.step > 0) {
+        let anchor = s
+            .steps
+            .iter()
+            .take(f.step.saturating_sub(1))
+            .rev()
+            .find(|st| !matches!(st.action, Action::Expect(_) | Action::Wait(_)))
+            .map_or(f.step, |st| st.index);
+        let Some(from) = step_seq(anchor).or_else(|| step_seq(f.step)) else {
+            continue;
+        };
+        let to = history
+            .events
+            .iter()
+            .find_map(|ev| match &ev.kind {
+                EventKind::Step { index, .. } if *index > f.step => Some(ev.seq),
+                EventKind::Teardown => Some(ev.seq),
+                _ => None,
+            })
+            .unwrap_or(u64::MAX);
+        let causes: Vec<String> = verdicts
+            .iter()
+            .flat_map(|v| v.violations.iter().map(move |x| (v.checker.as_str(), x)))
+            .filter(|(_, x)| x.events.iter().any(|&e| e >= from && e < to))
+            .map(|(checker, x)| {
+                let evs: Vec<String> = x.events.iter().map(|e| format!("#{e}")).collect();
+                format!("{checker} [{}] {} ({})", x.rule, x.message, evs.join(", "))
+            })
+            .take(3)
+            .collect();
+        if !causes.is_empty() {
+            f.message = format!(
+                "{} — following from a broken rule: {}",
+                f.message,
+                causes.join("; ")
+            );
+        }
     }
 }
 
@@ -302,6 +361,7 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
                 .unwrap_or_default()
         ),
         Expect::Refused => format!("{actor} refused"),
+        Expect::Uart { contains } => format!("{actor} prints a line with {contains:?}"),
         Expect::Published {
             topic,
             payload,

@@ -20,9 +20,9 @@ pub fn broker_did(events: &[Event], actor: &str, wanted: PacketType) -> String {
 /// For an actor found not connected: what the broker did on its last
 /// connection, or that it has had none.
 pub fn last_connection(events: &[Event], actor: &str) -> String {
-    let start = events.iter().rposition(
-        |e| matches!(&e.kind, EventKind::ConnOpened { actor: a, .. } if a == actor),
-    );
+    let start = events
+        .iter()
+        .rposition(|e| matches!(&e.kind, EventKind::ConnOpened { actor: a, .. } if a == actor));
     match start {
         None => format!("{actor} has had no connection to the broker in this run"),
         Some(i) => format!(
@@ -139,10 +139,7 @@ mod tests {
 
     #[test]
     fn another_actors_traffic_is_not_this_ones() {
-        let events = [
-            opened("other"),
-            closed("other", CloseReason::BrokerClosed),
-        ];
+        let events = [opened("other"), closed("other", CloseReason::BrokerClosed)];
         assert_eq!(
             broker_did(&events, "cloud", PacketType::ConnAck),
             "the broker sent nothing"

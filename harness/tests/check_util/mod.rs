@@ -24,6 +24,15 @@ pub fn check(spec: &str, h: &History) -> Verdict {
     mqtt_hil::check::build(&spec).check(h)
 }
 
+/// Runs one of the checkers every scenario runs, by name.
+pub fn always(name: &str, h: &History) -> Verdict {
+    mqtt_hil::check::always()
+        .into_iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("no always-on checker {name}"))
+        .check(h)
+}
+
 pub fn will(topic: &str, payload: &str, qos: u8) -> Will {
     Will {
         topic: topic.into(),
@@ -109,6 +118,9 @@ impl T {
             raw: Bytes::new(),
             fate,
         })
+    }
+    pub fn actor_of(&self, c: ConnId) -> String {
+        self.actors[&c].clone()
     }
     pub fn up(&mut self, c: ConnId, p: Packet) -> u64 {
         self.pkt(c, Dir::ToBroker, p, Fate::Forwarded)
@@ -232,6 +244,17 @@ impl T {
             },
         })
     }
+    /// Bytes the codec rejected, as the proxy records them.
+    pub fn malformed(&mut self, c: ConnId, dir: Dir, raw: &[u8], error: &str) -> u64 {
+        let actor = self.actors[&c].clone();
+        self.push(EventKind::Malformed {
+            conn: c,
+            actor,
+            dir,
+            raw: Bytes::copy_from_slice(raw),
+            error: error.into(),
+        })
+    }
     pub fn disconnect(&mut self, c: ConnId) -> &mut Self {
         self.up(c, Packet::Disconnect(Disconnect::default()));
         self.close(c, CloseReason::ClientClosed)
@@ -333,6 +356,9 @@ pub fn load_fixture(name: &str) -> History {
             "board" => {
                 t.board(w[1]);
             }
+            "step" => {
+                t.step(&w[1..].join(" "));
+            }
             "deliver" => {
                 t.deliver(w[1], w[2], w[3], kv("q").unwrap_or("0").parse().unwrap());
             }
@@ -348,6 +374,22 @@ pub fn load_fixture(name: &str) -> History {
                         .and_then(|s| s.parse().ok())
                         .unwrap_or_else(|| bad!())
                 };
+                if w[2] == "MALFORMED" {
+                    // `CONN > MALFORMED HEX the codec's error...`
+                    let raw: Vec<u8> = (0..w[3].len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&w[3][i..i + 2], 16).unwrap_or_else(|_| bad!()))
+                        .collect();
+                    let actor = t.actor_of(c);
+                    t.push(EventKind::Malformed {
+                        conn: c,
+                        actor,
+                        dir,
+                        raw: Bytes::from(raw),
+                        error: w[4..].join(" "),
+                    });
+                    continue;
+                }
                 let p = match w[2] {
                     "CONNECT" => {
                         let wl = kv("will").map(|s| {
@@ -359,7 +401,7 @@ pub fn load_fixture(name: &str) -> History {
                             )
                         });
                         Packet::Connect(connect_pkt(
-                            w[3],
+                            if w[3] == "\"\"" { "" } else { w[3] },
                             kv("clean") != Some("0"),
                             kv("ka").map(|k| k.parse().unwrap()).unwrap_or(0),
                             wl,
@@ -414,8 +456,8 @@ pub fn load_fixture(name: &str) -> History {
 
 /// Writes a recorded history in the fixture format `load_fixture` reads, so
 /// real runs can become checker fixtures (see tests/black_box.rs). Events
-/// the format has no line for (steps, UART lines, expectations, actor
-/// reports) are left out; payloads must have no whitespace.
+/// the format has no line for (UART lines, expectations, actor reports)
+/// are left out; payloads must have no whitespace.
 pub fn to_hist(h: &History) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -440,6 +482,19 @@ pub fn to_hist(h: &History) -> String {
                 format!("close c{} {r}", conn.0)
             }
             EventKind::Fault { target, fault } => format!("fault {target} {fault}"),
+            EventKind::Step { summary, .. } => format!("step {summary}"),
+            EventKind::Malformed {
+                conn,
+                dir,
+                raw,
+                error,
+                ..
+            } => format!(
+                "c{} {} MALFORMED {} {error}",
+                conn.0,
+                if *dir == Dir::ToBroker { ">" } else { "<" },
+                raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
             EventKind::Broker { what } => {
                 format!("broker {}", what.split_whitespace().next().unwrap_or(""))
             }
@@ -466,7 +521,14 @@ pub fn to_hist(h: &History) -> String {
                     Packet::Connect(cp) => {
                         let mut s = format!(
                             "CONNECT {} clean={} ka={}",
-                            cp.client_id, cp.clean_start as u8, cp.keep_alive
+                            // An empty client id is written `""`.
+                            if cp.client_id.is_empty() {
+                                "\"\""
+                            } else {
+                                cp.client_id.as_str()
+                            },
+                            cp.clean_start as u8,
+                            cp.keep_alive
                         );
                         if let Some(w) = &cp.will {
                             let _ = write!(

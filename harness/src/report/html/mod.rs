@@ -73,11 +73,11 @@ impl Reporter for HtmlReport {
             RunEvent::ScenarioFinished(f) => {
                 let (rel, back) = if self.brokers.len() > 1 {
                     (
-                        format!("{}/{}.html", slug(&f.broker), slug(&f.outcome.id)),
+                        format!("{}/{}.html", slug(&f.broker), slug(&f.file_stem())),
                         "../index.html",
                     )
                 } else {
-                    (format!("{}.html", slug(&f.outcome.id)), "index.html")
+                    (format!("{}.html", slug(&f.file_stem())), "index.html")
                 };
                 self.write(&rel, &scenario(f, back))?;
                 self.rows.push(IndexRow::of(f, rel));
