@@ -232,6 +232,11 @@ fn drain(sock: &TcpStream) {
 impl Conn {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> End {
         loop {
+            // A peer that floods keeps a socket always ready, and a ready
+            // socket's future does not yield: without this, the loop could
+            // starve the tasks it feeds (the client waiting for the first
+            // of those bytes) for as long as the flood lasts.
+            tokio::task::consume_budget().await;
             let now = Instant::now();
             if let Some(end) = self.pump(now) {
                 return end;
