@@ -217,8 +217,20 @@ enum Cmd {
     Observe {
         /// Where the device connects instead of its broker (e.g.
         /// 127.0.0.1:1884; 0.0.0.0:1884 for a board on the bench network).
-        #[arg(long)]
-        listen: std::net::SocketAddr,
+        /// Not needed with --board.
+        #[arg(long, required_unless_present = "board")]
+        listen: Option<std::net::SocketAddr>,
+        /// Boot this firmware (an ELF or a sketch folder) on the emulated
+        /// ESP8266 as the observed device, on the harness's own network:
+        /// then `ip`, `wifi`, `dns` and `dhcp` commands act on its frames.
+        #[arg(long, value_name = "FIRMWARE")]
+        board: Option<PathBuf>,
+        /// The emulated board's network: owned (default) or slirp.
+        #[arg(long, default_value = "owned", requires = "board")]
+        net: String,
+        /// Make the board's DNS answer NAME with ADDR (repeatable).
+        #[arg(long, value_name = "NAME=ADDR", requires = "board")]
+        dns: Vec<String>,
         /// mosquitto (started here) or external:HOST:PORT.
         #[arg(long, default_value = "mosquitto")]
         broker: String,
@@ -339,10 +351,32 @@ fn main() -> ExitCode {
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
             Cmd::Observe {
                 listen,
+                board,
+                net,
+                dns,
                 broker,
                 checks,
                 out,
-            } => observe(listen, &broker, checks, out).await,
+            } => {
+                let board = match board {
+                    None => None,
+                    Some(fw) => Some(mqtt_hil::observe::Board {
+                        firmware: mqtt_hil::target::Firmware {
+                            image: resolve_firmware(Some(fw), Vec::new(), Vec::new()).await?,
+                            root: std::env::current_dir()
+                                .map_err(|e| Error::io("reading the current folder", e))?,
+                            splice: std::env::current_exe()
+                                .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
+                            boot_timeout: None,
+                            bench: None,
+                            net: net_options(&net, &dns)?,
+                        },
+                    }),
+                };
+                let listen =
+                    listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+                observe(listen, board, &broker, checks, out).await
+            }
             Cmd::Image { elf, output } => image(&elf, &output),
             Cmd::Build(args) => tokio::task::spawn_blocking(move || build(args))
                 .await
@@ -405,6 +439,7 @@ fn main() -> ExitCode {
 
 async fn observe(
     listen: std::net::SocketAddr,
+    board: Option<mqtt_hil::observe::Board>,
     broker: &str,
     checks: Option<PathBuf>,
     out: PathBuf,
@@ -431,6 +466,7 @@ async fn observe(
     });
     let cfg = mqtt_hil::observe::Config {
         listen,
+        board,
         broker,
         out,
         checks: file.invariants,
@@ -651,18 +687,16 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
         .transpose()?;
     // Every file is checked before anything starts.
-    let scenarios = match &device {
-        None => load_all(&paths, filter.as_deref())?,
-        Some(d) => {
-            let (run, skipped) = mqtt_hil::device::suite::load_for(d, &paths, filter.as_deref())?;
-            for (path, why) in skipped {
-                println!("SKIP {}: {why}", path.display());
-            }
-            run
-        }
+    let (scenarios, skipped) = match &device {
+        None => (load_all(&paths, filter.as_deref())?, Vec::new()),
+        Some(d) => mqtt_hil::device::suite::load_for(d, &paths, filter.as_deref())?,
     };
-    if scenarios.is_empty() {
+    if scenarios.is_empty() && skipped.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
+    }
+    // What the target can never do is an input error, before anything starts.
+    for s in &scenarios {
+        runner::check_target(s, &target)?;
     }
     let mut reporters = Reporters::from_options(&report::Options {
         format,
@@ -703,7 +737,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let label = broker.to_string();
     reporters.report(&RunEvent::RunStarted {
-        count: scenarios.len() * repeat,
+        count: scenarios.len() * repeat + skipped.len(),
         brokers: vec![label.clone()],
         target: target.to_string(),
     })?;
@@ -720,6 +754,12 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
                 break;
             }
         }
+    }
+    // Suite files the device's description cannot fill, after the rest.
+    for (i, (s, why)) in skipped.iter().enumerate() {
+        let f =
+            runner::report_skipped(s, why, scenarios.len() * repeat + i, &label, &mut reporters)?;
+        totals.add(&f.outcome.status);
     }
     if let Some(e) = environment_error {
         // Not a finished run: nothing past this scenario was judged. The
@@ -787,6 +827,9 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
     let scenarios = load_all(&run.paths, run.filter.as_deref())?;
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
+    }
+    for s in &scenarios {
+        mqtt_hil::runner::check_target(s, &target)?;
     }
     let (brokers, unavailable) = match &brokers {
         Some(list) => (matrix::plan::parse_brokers(list)?, Vec::new()),

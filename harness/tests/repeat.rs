@@ -5,7 +5,8 @@
 //! by the harness's readiness probes (one per scenario run), so the
 //! variation follows the runs, not the clock. Shown: `run --repeat 2`
 //! reports FLAKY with the differing rules in the terminal, JUnit
-//! (`<flakyFailure>` as nextest writes it) and the JSON events, and exits 1;
+//! (`<flakyFailure>` as nextest writes it), the JSON events and the HTML
+//! index, and exits 1;
 //! `matrix --repeat 2` shows a FLAKY cell; a well-behaved broker
 //! (mosquitto) is stable under the same repeat.
 
@@ -191,6 +192,8 @@ fn a_verdict_that_varies_between_runs_is_flaky_everywhere_it_is_reported() {
             "--junit",
         ])
         .arg(&junit)
+        .arg("--report")
+        .arg(out.path().join("report"))
         .arg("--out")
         .arg(out.path())
         .output()
@@ -251,6 +254,11 @@ fn a_verdict_that_varies_between_runs_is_flaky_everywhere_it_is_reported() {
     assert!(xml.contains(r#"type="flaky""#), "{xml}");
     assert_eq!(xml.matches("<flakyFailure ").count(), 1, "{xml}");
     assert!(xml.contains(r#"message="run 2: step 5"#), "{xml}");
+    // The HTML index marks both runs FLAKY, each linking its own page.
+    let html = std::fs::read_to_string(out.path().join("report/index.html")).unwrap();
+    assert_eq!(html.matches(">FLAKY</td>").count(), 2, "{html}");
+    assert!(html.contains("qos1_delivery (run 2/2)"), "{html}");
+    assert!(out.path().join("report/qos1_delivery.run2.html").is_file());
     // Each run keeps its own trace file.
     assert!(out.path().join("traces/qos1_delivery.trace").is_file());
     assert!(out.path().join("traces/qos1_delivery.run2.trace").is_file());

@@ -83,6 +83,20 @@ impl Reporter for HtmlReport {
                 self.rows.push(IndexRow::of(f, rel));
                 self.write_index()?;
             }
+            // Every run of a scenario whose runs disagree shows FLAKY.
+            RunEvent::ScenarioRepeated(r) => {
+                if let Some(flaky) = &r.flaky {
+                    let why = format!("{}; {}", flaky.summary(), flaky.differing_text());
+                    for row in self
+                        .rows
+                        .iter_mut()
+                        .filter(|row| row.id == r.id() && row.broker == r.broker)
+                    {
+                        row.flaky = Some(why.clone());
+                    }
+                    self.write_index()?;
+                }
+            }
             RunEvent::RunFinished { .. } => self.write_index()?,
             _ => {}
         }
