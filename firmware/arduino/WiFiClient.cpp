@@ -295,6 +295,12 @@ uint8_t WiFiClient::connected()
 {
     if (!conn)
         return 0;
+    /* The core's connected() is "open, or data still unread", and asks the
+     * second through available(), which gives the SDK a turn: a sketch
+     * spinning on connected() alone (waiting for the broker to close) must
+     * see the close without calling delay(). */
+    if (!conn->rx)
+        yield();
     return conn->state == CONN_OPEN || (conn->rx && conn->rx->tot_len > conn->rx_off);
 }
 

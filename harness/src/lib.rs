@@ -9,6 +9,7 @@ pub mod agent;
 pub mod broker;
 pub mod check;
 pub mod client;
+pub mod device;
 pub mod emulator;
 pub mod error;
 pub mod esp;

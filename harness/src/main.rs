@@ -92,6 +92,11 @@ struct RunArgs {
     /// name resolves to the broker's address, 10.0.2.100.
     #[arg(long, value_name = "NAME=ADDR")]
     dns: Vec<String>,
+    /// A device description (TOML, scenarios/device/README.md): the
+    /// scenarios are the generic device suite (scenarios/device/), filled
+    /// in with what this device does.
+    #[arg(long, value_name = "FILE")]
+    device: Option<PathBuf>,
 }
 
 fn net_options(net: &str, dns: &[String]) -> Result<mqtt_hil::net::Options, Error> {
@@ -621,6 +626,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         libraries,
         net,
         dns,
+        device,
     } = args;
     let net = net_options(&net, &dns)?;
     let broker = BrokerSpec::resolve(&broker)?.with_profile(profile)?;
@@ -630,7 +636,16 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
         .transpose()?;
     // Every file is checked before anything starts.
-    let scenarios = load_all(&paths, filter.as_deref())?;
+    let scenarios = match &device {
+        None => load_all(&paths, filter.as_deref())?,
+        Some(d) => {
+            let (run, skipped) = mqtt_hil::device::suite::load_for(d, &paths, filter.as_deref())?;
+            for (path, why) in skipped {
+                println!("SKIP {}: {why}", path.display());
+            }
+            run
+        }
+    };
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }

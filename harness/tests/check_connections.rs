@@ -281,3 +281,35 @@ fn a_failed_step_names_the_rule_broken_before_it() {
     mqtt_hil::runner::name_broken_rules(&s, &h2, &verdicts, &mut failures);
     assert_eq!(failures[0].message, "m");
 }
+
+/// With an empty client id the broker makes up a new one for each
+/// connection [MQTT-3.1.3-6]: a second such connection while the first
+/// is still open (a board reset the broker has not noticed yet) is no
+/// takeover, and the broker's packet id 1 on each is no resend. The same
+/// history with a real client id breaks both rules.
+#[test]
+fn connections_with_an_empty_client_id_are_separate_clients() {
+    for (id, ok) in [("", true), ("dut-1", false)] {
+        let mut t = T::new();
+        let old = t.connect("device", id, true, 10);
+        t.subscribe(old, 1, "cmd", 1);
+        t.wait(500);
+        let new = t.connect("device", id, true, 10);
+        t.subscribe(new, 1, "cmd", 1);
+        t.wait(300);
+        // The broker still forwards to both: pid 1 on each, DUP=0.
+        t.down(new, publish(Some(1), 1, "cmd", "on", false, false));
+        t.down(old, publish(Some(1), 1, "cmd", "on", false, false));
+        t.ack(new, true, "puback", 1);
+        t.ack(old, true, "puback", 1);
+        t.wait(4000).step("end");
+        let h = t.history();
+        let c = always("connections", &h);
+        let p = always("protocol", &h);
+        assert_eq!(c.ok() && p.ok(), ok, "client id {id:?}: {c:?}\n{p:?}");
+        if !ok {
+            assert!(c.rules().contains(&"MQTT-3.1.4-2"), "{c:?}");
+            assert!(p.rules().contains(&"MQTT-3.3.1-1"), "{p:?}");
+        }
+    }
+}

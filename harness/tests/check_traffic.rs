@@ -78,6 +78,28 @@ fn sequence_judges_repeats_and_gaps_by_qos() {
     );
 }
 
+/// An announcement (`oops` here) on a numbered topic is skipped when the
+/// check is told the topic carries some; the real violations still show.
+#[test]
+fn sequence_skips_unnumbered_payloads_when_told() {
+    let h = load_fixture("seq_qos2_repeat_and_qos1_gap.hist");
+    let v = check(
+        "check = \"sequence\"\ntopic = \"+/seq\"\nregex = 'n=(\\d+)'\nskip_unnumbered = true",
+        &h,
+    );
+    assert_eq!(
+        v.rules(),
+        vec!["sequence-duplicate", "sequence-loss"],
+        "{v:?}"
+    );
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.contains("skipped as announcements") && n.contains("\"oops\"")),
+        "{v:?}"
+    );
+}
+
 #[test]
 fn sequence_starts_a_new_count_after_a_board_reset() {
     let mut t = T::new();
@@ -216,4 +238,55 @@ fn will_backoff_and_keepalive_judge_the_recorded_device() {
         &load_fixture("bb_outage_good.hist"),
     );
     assert!(v.ok(), "{v:?}");
+}
+
+/// `declared`: every CONNECT carries the keep alive and will the device's
+/// description declares; `{client_id}` in the will topic is that CONNECT's
+/// own client id (the tricky good case: two devices, two ids).
+#[test]
+fn declared_compares_each_connect_with_the_description() {
+    let spec = "check = \"declared\"\nkeepalive = 4\nwill_topic = \"devices/{client_id}/status\"\nwill_payload = \"offline\"";
+    let run = |id: &str, ka: u16, w: Option<(&str, &str)>| {
+        let mut t = T::new();
+        t.connect_full(
+            "device",
+            connect_pkt(id, true, ka, w.map(|(topic, p)| will(topic, p, 1))),
+            false,
+        );
+        t.wait(500);
+        // After a reconnect, the same again.
+        t.connect_full(
+            "device",
+            connect_pkt(id, true, ka, w.map(|(topic, p)| will(topic, p, 1))),
+            false,
+        );
+        t.wait(500).step("end");
+        check(spec, &t.history())
+    };
+    let v = run(
+        "counter-1",
+        4,
+        Some(("devices/counter-1/status", "offline")),
+    );
+    assert!(v.ok(), "{v:?}");
+    let v = run(
+        "counter-2",
+        4,
+        Some(("devices/counter-2/status", "offline")),
+    );
+    assert!(v.ok(), "{v:?}");
+    let v = run(
+        "counter-1",
+        10,
+        Some(("devices/counter-1/status", "offline")),
+    );
+    assert_eq!(v.rules(), vec!["declared-keepalive"], "{v:?}");
+    assert!(v.violations[0].message.contains("10 s"), "{v:?}");
+    let v = run("counter-1", 4, None);
+    assert_eq!(v.rules(), vec!["declared-will"], "{v:?}");
+    let v = run("counter-1", 4, Some(("devices/other/status", "offline")));
+    assert_eq!(v.rules(), vec!["declared-will"], "{v:?}");
+    let v = run("counter-1", 4, Some(("devices/counter-1/status", "bye")));
+    assert_eq!(v.rules(), vec!["declared-will"], "{v:?}");
+    assert!(v.violations[0].message.contains("\"bye\""), "{v:?}");
 }

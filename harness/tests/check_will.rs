@@ -154,3 +154,48 @@ fn broker_kill_lifts_the_requirement() {
     t.wait(3000).step("end");
     assert!(check(SPEC, &t.history()).ok());
 }
+
+/// A connection sits out a short blackhole, then its client closes it
+/// inside a second, long one: the broker cannot see that close, so the
+/// will is due at 1.5 x keep alive after the last packet it got, not at
+/// the close (seen with the generic device suite's network_loss).
+#[test]
+fn a_close_inside_a_second_blackhole_starts_no_clock() {
+    for (at, ok) in [(5_100u64, true), (8_000, false)] {
+        let mut t = T::new();
+        let (cloud, dev) = base(&mut t);
+        t.at(500).fault("device", "blackhole");
+        t.at(1000).fault("device", "heal");
+        t.at(2000).up(dev, Packet::PingReq);
+        t.down(dev, Packet::PingResp);
+        t.at(3000).fault("device", "blackhole");
+        t.at(3500).close(dev, CloseReason::ClientClosed);
+        // keep alive 2 s: last packet in at 2.0 s, due by 5.0 s + 1 s slack.
+        t.at(at).receive(cloud, 7, 1, "dut/1/status", "offline");
+        t.wait(3000).step("end");
+        let v = check(SPEC, &t.history());
+        assert_eq!(v.ok(), ok, "will at {at} ms: {v:?}");
+        if !ok {
+            assert_eq!(v.rules(), vec!["will-late"], "{v:?}");
+        }
+    }
+}
+
+/// Recorded: the photocell feed sketch (empty client id) through a board
+/// reset and a power cut (the generic device suite). Each connection is
+/// its own client to the broker, so neither is a takeover of the other,
+/// and each will the broker published belongs to its own connection.
+#[test]
+fn an_empty_client_id_is_a_new_client_each_time() {
+    let h = load_fixture("photocell_empty_id_board_reset.hist");
+    let v = check(
+        r#"check = "will"
+slack = "2s""#,
+        &h,
+    );
+    assert!(v.ok(), "{v:?}");
+    for rule in ["protocol", "connections"] {
+        let v = always(rule, &h);
+        assert!(v.ok(), "{v:?}");
+    }
+}

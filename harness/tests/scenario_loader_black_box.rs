@@ -110,7 +110,8 @@ fn traffic_checks_parse_with_defaults() {
             json: Some("count".into()),
             regex: None,
             actor: "device".into(),
-            qos: None
+            qos: None,
+            skip_unnumbered: false,
         }
     );
     let s: InvariantSpec = toml::from_str("check = \"resubscribe\"").unwrap();
@@ -176,4 +177,51 @@ fn board_expectation_and_watchdog_check_parse_and_check_their_fields() {
     ));
     assert_eq!(line, 8, "{msg}");
     assert!(msg.contains("did you mean `no_watchdog_reset`?"), "{msg}");
+}
+
+/// `expect = "uart"` (a reaction a black box prints) and `resend` (a
+/// command sent again while waiting for its reaction), with their errors.
+#[test]
+fn uart_expectations_and_resend_load_and_refuse_mistakes() {
+    let s = scenario::parse(
+        Path::new("ok.toml"),
+        &format!(
+            "{HEAD}[[step]]\nobserver.cloud = \"publish\"\ntopic = \"c\"\npayload = \"on\"\n\
+             [[step]]\nexpect = \"uart\"\ncontains = \"light on\"\nresend = \"2s\"\nnote = \"it says so\"\n"
+        ),
+    )
+    .unwrap();
+    match &s.steps[1].action {
+        Action::Expect(e) => {
+            assert_eq!(
+                e.what,
+                Expect::Uart {
+                    contains: "light on".into()
+                }
+            );
+            assert_eq!(e.resend, Some(std::time::Duration::from_secs(2)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.steps[1].note.as_deref(), Some("it says so"));
+
+    let (line, msg) = err(&format!("{HEAD}[[step]]\nexpect = \"uart\"\n"));
+    assert_eq!(line, 5, "{msg}");
+    assert!(msg.contains("step 1: missing field `contains`"), "{msg}");
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\nexpect = \"uart\"\ncontains = \"x\"\nresend = \"1s\"\n"
+    ));
+    assert_eq!(line, 8, "{msg}");
+    assert!(
+        msg.contains("step 1: field `resend`: `resend` sends the previous step again"),
+        "{msg}"
+    );
+    let (line, msg) = err(&format!(
+        "{HEAD}[[step]]\nobserver.cloud = \"publish\"\ntopic = \"c\"\n[[step]]\nexpect = \"uart\"\ncontains = \"x\"\nresend = \"0s\"\n"
+    ));
+    assert_eq!(line, 11, "{msg}");
+    assert!(
+        msg.contains("field `resend`: give a period above zero"),
+        "{msg}"
+    );
 }

@@ -7,7 +7,9 @@
  *   devices/<id>/counter   {"count":N} every second, QoS 1; readings taken
  *                          while offline are queued and sent after the
  *                          reconnect, so none is lost (some may repeat)
- *   devices/<id>/cmd       "on" / "off" (subscribed at QoS 1)
+ *   devices/<id>/cmd       "on" / "off" (subscribed at QoS 1; trailing blanks
+ *                          ignored); a packet over its 384-byte buffer drops
+ *                          the connection, which it then makes again
  *   devices/<id>/state     the new state after a command, QoS 1
  *   devices/<id>/status    "online" after each connect; the will "offline"
  *
@@ -81,6 +83,9 @@ static void on_message(const char *topic, const uint8_t *payload, unsigned len)
 {
     if (strcmp(topic, t_cmd) != 0)
         return;
+    /* Trailing blanks (a console's newline, padding) are not part of it. */
+    while (len > 0 && (payload[len - 1] == ' ' || payload[len - 1] == '\r' || payload[len - 1] == '\n'))
+        len--;
     if (len == 2 && memcmp(payload, "on", 2) == 0)
         light_on = true;
     else if (len == 3 && memcmp(payload, "off", 3) == 0)

@@ -7,7 +7,9 @@
  *
  *   hil-user/feeds/photocell     a counter standing in for the light
  *                                sensor, one reading per loop (~2 s), QoS 1
- *   hil-user/feeds/onoff         "ON" / "OFF" commands (subscribed QoS 1)
+ *   hil-user/feeds/onoff         "ON" / "OFF" commands (subscribed QoS 1; the
+ *                                library keeps the first 19 bytes, the sketch
+ *                                trims blanks)
  *   hil-user/feeds/onoff-state   the new state after each command, QoS 1
  *   hil-user/feeds/status        will "offline"
  */
@@ -63,6 +65,7 @@ void loop() {
   while ((subscription = mqtt.readSubscription(2000))) {
     if (subscription == &onoffbutton) {
       String value = (char *)onoffbutton.lastread;
+      value.trim();
       Serial.print(F("Got: "));
       Serial.println(value);
       bool on = value.equalsIgnoreCase("ON");

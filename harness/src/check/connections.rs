@@ -74,7 +74,8 @@ impl ConnectionsChecker {
             };
             let connack_seq = new.connack.as_ref().map(|(s, _)| s.seq).unwrap_or(0);
             for (oi, old) in ix.conns.iter().enumerate() {
-                if oi == ni || old.client_id() != Some(cid) {
+                // An empty client id is a new client each time.
+                if oi == ni || !old.same_client(new) {
                     continue;
                 }
                 let Some(old_acc) = old.accepted_at() else {
@@ -215,7 +216,7 @@ impl ConnectionsChecker {
                 Some(w)
             } else if let Some(o) = ix.conns.iter().find(|o| {
                 o.id != c.id
-                    && o.client_id() == c.client_id()
+                    && o.same_client(c)
                     && o.connect_seen
                     && o.connect
                         .as_ref()

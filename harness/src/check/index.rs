@@ -88,6 +88,26 @@ impl Conn {
     pub fn client_id(&self) -> Option<&str> {
         self.connect.as_ref().map(|(_, c)| c.client_id.as_str())
     }
+
+    /// Both connections are the same client to the broker: the same
+    /// client id — unless it is empty, for which the broker makes up a new
+    /// one each time [MQTT-3.1.3-6], so only a connection is itself.
+    pub fn same_client(&self, other: &Conn) -> bool {
+        self.id == other.id
+            || matches!((self.client_id(), other.client_id()), (Some(a), Some(b)) if a == b && !a.is_empty())
+    }
+
+    /// The key of its client's state: the client id, or (empty) the
+    /// connection's own id, as for [`Conn::same_client`].
+    pub fn client_key(&self) -> Option<String> {
+        self.client_id().map(|id| {
+            if id.is_empty() {
+                format!("(assigned to {})", self.id)
+            } else {
+                id.to_string()
+            }
+        })
+    }
     pub fn version(&self) -> Version {
         self.connect
             .as_ref()

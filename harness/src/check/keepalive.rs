@@ -133,7 +133,7 @@ impl Checker for KeepaliveChecker {
                     let idle = cl.at.saturating_sub(last.0);
                     let takeover = ix.conns.iter().any(|o| {
                         o.id != c.id
-                            && o.client_id() == c.client_id()
+                            && o.same_client(c)
                             && o.connect.as_ref().is_some_and(|(s, _)| {
                                 s.at >= acc && s.at <= cl.at + Duration::from_millis(100)
                             })

@@ -29,6 +29,7 @@ pub mod backoff;
 pub mod codec;
 pub mod connections;
 pub mod coverage;
+pub mod declared;
 pub mod delivery;
 pub mod exactly_once;
 pub mod index;
@@ -260,6 +261,10 @@ pub enum InvariantSpec {
         /// The QoS the device claims to publish at (default: as published).
         #[serde(default)]
         qos: Option<u8>,
+        /// Payloads without a number (an announcement such as `online`)
+        /// are skipped rather than `sequence-unreadable` (default false).
+        #[serde(default)]
+        skip_unnumbered: bool,
     },
     /// After a reconnect without a session, the client subscribes again.
     Resubscribe {
@@ -331,6 +336,16 @@ pub enum InvariantSpec {
     V5WillDelay {
         #[serde(default = "secs1", deserialize_with = "de_duration")]
         slack: Duration,
+    },
+    /// The device's CONNECTs carry the keep alive and will its device
+    /// description declares (added by the generic device suite).
+    Declared {
+        #[serde(default)]
+        keepalive: Option<u16>,
+        #[serde(default)]
+        will_topic: Option<String>,
+        #[serde(default)]
+        will_payload: Option<String>,
     },
     /// The board was never reset by a watchdog (soft or hardware): a
     /// firmware that stopped yielding (`watchdog-reset`).
@@ -509,9 +524,11 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
             regex,
             actor,
             qos,
+            skip_unnumbered,
         } => Box::new(sequence::SequenceChecker {
             actor,
             topic,
+            skip_unnumbered,
             extract: match (json, regex) {
                 (_, Some(r)) => sequence::Extractor::Regex(
                     // validate() has compiled it; an invalid one matches nothing.
@@ -558,6 +575,16 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
         InvariantSpec::PublishAllowed { actor, topics } => {
             Box::new(allow_list::AllowListChecker { actor, topics })
         }
+        InvariantSpec::Declared {
+            keepalive,
+            will_topic,
+            will_payload,
+        } => Box::new(declared::DeclaredChecker {
+            actor: "device".into(),
+            keepalive,
+            will_topic,
+            will_payload,
+        }),
         InvariantSpec::NoWatchdogReset {} => Box::new(watchdog::NoWatchdogResetChecker),
     }
 }

@@ -129,7 +129,7 @@ impl Checker for ProtocolChecker {
                 continue;
             };
             let c = &ix.conns[ci];
-            let Some(cid) = c.client_id().map(str::to_string) else {
+            let Some(cid) = c.client_key() else {
                 continue;
             };
             packets += 1;

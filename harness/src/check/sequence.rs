@@ -19,7 +19,9 @@
 //! received may still be queued and are not judged. With `qos` set, readings
 //! published below it break `sequence-qos` and losses are judged at the
 //! claimed QoS. A payload the extractor cannot read breaks
-//! `sequence-unreadable`. `{client_id}` in `topic` is the actor's client id
+//! `sequence-unreadable`, unless `skip_unnumbered` says the topic also
+//! carries announcements (e.g. `online`): those are skipped and counted in
+//! a note. `{client_id}` in `topic` is the actor's client id
 //! from its CONNECT.
 
 use std::collections::BTreeMap;
@@ -84,6 +86,9 @@ pub struct SequenceChecker {
     pub extract: Extractor,
     /// The QoS the device claims to publish at.
     pub qos: Option<QoS>,
+    /// Skip payloads that hold no number (announcements) instead of
+    /// breaking `sequence-unreadable`; they are counted in a note.
+    pub skip_unnumbered: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -173,6 +178,12 @@ impl Checker for SequenceChecker {
             ));
         }
         for (t, (n, seq, example)) in &unreadable {
+            if self.skip_unnumbered {
+                v.note(format!(
+                    "{n} payload(s) on `{t}` without a number skipped as announcements (e.g. {example})"
+                ));
+                continue;
+            }
             v.fail(
                 "sequence-unreadable",
                 format!(

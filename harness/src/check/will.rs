@@ -355,8 +355,9 @@ impl WillChecker {
             );
         }
 
-        // Silence: the first blackhole-like fault or board loss while open.
-        let mut silence: Option<(Duration, Duration, u64)> = None;
+        // Silences: blackhole-like faults (or a board loss) while open. A
+        // connection can sit out a short one and end inside a later one.
+        let mut silences: Vec<(Duration, Duration, u64)> = Vec::new();
         for f in &ix.faults {
             if f.hits(&c.actor)
                 && SILENCE.contains(&f.kind.as_str())
@@ -373,17 +374,16 @@ impl WillChecker {
                     })
                     .map(|h| h.stamp.at)
                     .unwrap_or(Duration::MAX);
-                silence = Some((f.stamp.at, heal, f.stamp.seq));
-                break;
+                silences.push((f.stamp.at, heal, f.stamp.seq));
             }
         }
-        if c.actor == "device" && silence.is_none() {
+        if c.actor == "device" && silences.is_empty() {
             if let Some((s, _)) = ix
                 .boards
                 .iter()
                 .find(|(s, _)| s.at >= accepted && s.at <= end)
             {
-                silence = Some((s.at, Duration::MAX, s.seq));
+                silences.push((s.at, Duration::MAX, s.seq));
             }
         }
         let last_rx = |before: Duration| {
@@ -399,20 +399,22 @@ impl WillChecker {
         // Keep-alive based end.
         let mut ka_end: Option<(Duration, Duration, Vec<u64>)> = None; // (start, deadline)
         let mut healed_in_grace: Option<Duration> = None;
-        if let Some((sb, heal, seq)) = silence {
+        // The first silence that outlasted 1.5 x keep alive ends it.
+        for &(sb, heal, seq) in &silences {
             if ka > Duration::ZERO {
                 let (rx, rx_seq) = last_rx(sb.max(accepted));
                 let due = rx + ka.mul_f64(1.5);
                 if heal > due {
                     ka_end = Some((rx + ka, due + delay + self.slack, vec![seq, rx_seq]));
-                } else if heal > rx + ka {
+                    break;
+                } else if heal > rx + ka && healed_in_grace.is_none() {
                     healed_in_grace = Some(rx + ka);
                 }
             }
         }
         // Close-based end, if the broker could see the close.
         let close_end = closed.as_ref().and_then(|(s, reason)| {
-            let in_silence = silence.is_some_and(|(a, b, _)| s.at >= a && s.at <= b);
+            let in_silence = silences.iter().any(|&(a, b, _)| s.at >= a && s.at <= b);
             let visible = match reason {
                 CloseReason::Severed | CloseReason::Closed | CloseReason::BrokerClosed => true,
                 CloseReason::ClientClosed => !in_silence,
@@ -431,7 +433,7 @@ impl WillChecker {
         let limit = t_end.unwrap_or(Duration::MAX);
         let takeover = ix.conns.iter().enumerate().find(|(k, o)| {
             *k != ci
-                && o.client_id() == c.client_id()
+                && o.same_client(c)
                 && o.connect_seen
                 && o.connect
                     .as_ref()
@@ -556,7 +558,7 @@ impl WillChecker {
                 continue;
             }
             let sc = &ix.conns[s.conn];
-            if sc.client_id() == owner.client_id() {
+            if sc.same_client(owner) {
                 continue;
             }
             if !sc.open_at(w.start, ix.end) || sc.end(ix.end) < deadline {

@@ -155,6 +155,8 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
             count,
         } => {
             let mut n = 0;
+            // Topics it did publish on, to say so when none matched.
+            let mut elsewhere: std::collections::BTreeSet<&str> = Default::default();
             for ev in events {
                 let EventKind::Packet {
                     actor: a,
@@ -174,6 +176,9 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
                 let topic_ok = want_topic
                     .as_ref()
                     .is_none_or(|t| t == &p.topic || topic::matches(t, &p.topic));
+                if !topic_ok {
+                    elsewhere.insert(&p.topic);
+                }
                 if !topic_ok || payload.as_ref().is_some_and(|x| x != &p.payload) {
                     continue;
                 }
@@ -195,8 +200,19 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
             if n >= *count {
                 Progress::Met
             } else {
+                let others = if n == 0 && !elsewhere.is_empty() {
+                    let list: Vec<String> =
+                        elsewhere.iter().take(5).map(|t| format!("`{t}`")).collect();
+                    format!(
+                        " on `{}`; it published only on {}",
+                        want_topic.as_deref().unwrap_or("*"),
+                        list.join(", ")
+                    )
+                } else {
+                    String::new()
+                };
                 Progress::Pending {
-                    seen: format!("{n} of {count} matching PUBLISH(es) from {actor}"),
+                    seen: format!("{n} of {count} matching PUBLISH(es) from {actor}{others}"),
                 }
             }
         }
@@ -299,6 +315,22 @@ pub fn evaluate(expect: &Expect, actor: &str, events: &[Event]) -> Progress {
             }
             Progress::Pending {
                 seen: format!("{actor}'s connection is still open"),
+            }
+        }
+        Expect::Uart { contains } => {
+            let mut lines = 0;
+            for ev in events {
+                if let EventKind::Uart { line } = &ev.kind {
+                    if line.contains(contains.as_str()) {
+                        return Progress::Met;
+                    }
+                    lines += 1;
+                }
+            }
+            Progress::Pending {
+                seen: format!(
+                    "none of the {lines} UART line(s) {actor} printed contains {contains:?}"
+                ),
             }
         }
     }

@@ -242,6 +242,8 @@ struct World {
     anchor: usize,
     /// How long the wire must be silent before a step counts as settled.
     quiet: Duration,
+    /// The last single publish an observer made, for `resend`.
+    last_publish: Option<(String, Command)>,
 }
 
 impl World {
@@ -268,6 +270,7 @@ impl World {
             observers: BTreeMap::new(),
             specs: BTreeMap::new(),
             anchor: 0,
+            last_publish: None,
             // The emulated board answers slower than a process on the host.
             quiet: match cfg.target {
                 // A black box answers a step with several exchanges of its
@@ -406,6 +409,12 @@ impl World {
             return Ok(text.to_string());
         }
         match self.device_client_id() {
+            Some(id) if id.is_empty() => Err(format!(
+                "`{CLIENT_ID}` in `{text}` stands for the device's client id, and the device \
+                 connected with an empty one (the broker makes one up, which nobody can know): \
+                 write its topics as they are, without `{CLIENT_ID}` (e.g. in its device \
+                 description), or give the device a client id"
+            )),
             Some(id) => Ok(text.replace(CLIENT_ID, &id)),
             None => Err(format!(
                 "`{CLIENT_ID}` in `{text}` stands for the device's client id, learned from its \
@@ -480,7 +489,12 @@ impl World {
             let fail = |message: String| StepFailure {
                 step: step.index,
                 line: step.line,
-                message,
+                // The note right under the first line, above any UART tail.
+                message: match (&step.note, message.split_once('\n')) {
+                    (None, _) => message,
+                    (Some(n), None) => format!("{message}\n  ({n})"),
+                    (Some(n), Some((first, rest))) => format!("{first}\n  ({n})\n{rest}"),
+                },
             };
             // Bringing a broker back takes as long as its start (RabbitMQ:
             // 10-20s here); the step's default would cut a correct restart.
@@ -552,7 +566,9 @@ impl World {
             }
             Action::Expect(e) => {
                 let what = self.expect_with_client_id(&e.what)?;
-                self.expect(step.index, &e.actor, &what, e.within).await
+                let resend = e.resend.zip(self.last_publish.clone());
+                self.expect(step.index, &e.actor, &what, e.within, resend)
+                    .await
             }
         }
     }
@@ -598,7 +614,6 @@ impl World {
                 properties,
                 raw,
             } => {
-                let handle = self.actor(actor)?;
                 for n in 1..=*repeat {
                     let payload = if *repeat > 1 {
                         let text = String::from_utf8_lossy(payload).replace("{n}", &n.to_string());
@@ -615,6 +630,10 @@ impl World {
                         properties: properties.clone(),
                         raw: *raw,
                     };
+                    if *repeat == 1 {
+                        self.last_publish = Some((actor.to_string(), cmd.clone()));
+                    }
+                    let handle = self.actor(actor)?;
                     let mut events = handle.events();
                     let reply = publish_with_backpressure(handle, cmd).await?;
                     // A burst is paced by its acknowledgements, one message
@@ -832,10 +851,21 @@ impl World {
         actor: &str,
         what: &Expect,
         within: Duration,
+        resend: Option<(Duration, (String, Command))>,
     ) -> Result<(), String> {
         let from = self.anchor;
         let deadline = Instant::now() + within;
+        let mut next_resend = resend.as_ref().map(|(every, _)| Instant::now() + *every);
         loop {
+            if let (Some(at), Some((every, (actor, cmd)))) = (next_resend, &resend) {
+                if Instant::now() >= at {
+                    // The earlier copy may have gone to a device that was
+                    // reconnecting: its clean session lost it.
+                    let handle = self.actor(actor)?;
+                    publish_with_backpressure(handle, cmd.clone()).await?;
+                    next_resend = Some(Instant::now() + *every);
+                }
+            }
             let events = self.recorder.since(from);
             let progress = expect::evaluate(what, actor, &events);
             let done = Instant::now() >= deadline;

@@ -361,6 +361,7 @@ pub fn describe_expect(actor: &str, e: &Expect) -> String {
                 .unwrap_or_default()
         ),
         Expect::Refused => format!("{actor} refused"),
+        Expect::Uart { contains } => format!("{actor} prints a line with {contains:?}"),
         Expect::Published {
             topic,
             payload,

@@ -60,6 +60,21 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Fields of a table nested under `key` of this one (an inline table
+    /// such as `will = { ... }`): its errors name `what` and point at the
+    /// line where `key` is written.
+    pub fn nested(&self, key: &str, table: &'a toml::Table, what: impl Into<String>) -> Fields<'a> {
+        let line = self.line_of_key(key);
+        let offset = self
+            .src
+            .text
+            .split_inclusive('\n')
+            .take(line - 1)
+            .map(str::len)
+            .sum::<usize>();
+        Fields::new(self.src, table, offset..offset, what)
+    }
+
     pub fn what(&self) -> &str {
         &self.what
     }

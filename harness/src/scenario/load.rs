@@ -60,11 +60,64 @@ pub fn load(path: &Path) -> Result<Scenario> {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
+    parse_with(path, text, &mut |_, _| Ok(()))
+}
+
+/// A table of a scenario file, as [`parse_with`] hands it to its expander.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    Device,
+    Observer(String),
+    /// 1-based, as errors count them.
+    Step(usize),
+    Invariant(usize),
+}
+
+/// Rewrites one table of a scenario file, or refuses it with the key at
+/// fault and why.
+pub type Expander<'a> =
+    dyn FnMut(Part, &mut toml::Table) -> std::result::Result<(), (String, String)> + 'a;
+
+/// [`parse`] with a pass over each table before it is read: `expand` may
+/// rewrite it (the device suite fills its placeholders this way,
+/// `crate::device::suite`), leave a step out by emptying its table, or
+/// refuse it with the key at fault and why, reported at that key's line
+/// like any other error of the file.
+pub fn parse_with(path: &Path, text: &str, expand: &mut Expander) -> Result<Scenario> {
     let src = Source { path, text };
-    let raw: Raw = toml::from_str(text).map_err(|e| {
+    let mut raw: Raw = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(1);
         src.error(line, e.message().trim_end().to_string())
     })?;
+    {
+        let mut run = |part: Part, what: String, t: &mut Spanned<toml::Table>| -> Result<()> {
+            let span = t.span();
+            let mut table = t.get_ref().clone();
+            expand(part, &mut table).map_err(|(key, why)| {
+                Fields::new(&src, t.get_ref(), span.clone(), what).err(&key, why)
+            })?;
+            *t.get_mut() = table;
+            Ok(())
+        };
+        if let Some(d) = raw.device.as_mut() {
+            run(Part::Device, "[device]".into(), d)?;
+        }
+        for (name, t) in raw.observer.iter_mut() {
+            run(
+                Part::Observer(name.clone()),
+                format!("[observer.{name}]"),
+                t,
+            )?;
+        }
+        for (i, t) in raw.step.iter_mut().enumerate() {
+            run(Part::Step(i + 1), format!("step {}", i + 1), t)?;
+        }
+        // A step the expander emptied is left out.
+        raw.step.retain(|t| !t.get_ref().is_empty());
+        for (i, t) in raw.invariant.iter_mut().enumerate() {
+            run(Part::Invariant(i + 1), format!("invariant {}", i + 1), t)?;
+        }
+    }
 
     let timeout = match &raw.timeout {
         None => DEFAULT_SCENARIO_TIMEOUT,
@@ -172,6 +225,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
             (None, None) => DeviceKind::None,
         };
         steps.push(step(&mut f, i + 1, dev, &observers, &actor_versions)?);
+    }
+
+    for (i, s) in steps.iter().enumerate() {
+        let Action::Expect(Expectation {
+            resend: Some(_), ..
+        }) = &s.action
+        else {
+            continue;
+        };
+        let after_publish = i > 0
+            && matches!(
+                &steps[i - 1].action,
+                Action::Client {
+                    action: ClientAction::Publish { .. },
+                    actor,
+                } if actor != "device"
+            );
+        if !after_publish {
+            let t = &raw.step[i];
+            return Err(Fields::new(&src, t.get_ref(), t.span(), format!("step {}", i + 1))
+                .err("resend", "`resend` sends the previous step again: put it right after an observer's `publish` step"));
+        }
     }
 
     let mut invariants = Vec::new();
@@ -506,6 +581,7 @@ const EXPECTS: &[&str] = &[
     "closed",
     "packet",
     "reason",
+    "uart",
     "board",
 ];
 
@@ -552,7 +628,7 @@ fn step(
         }
     };
     let timeout = f.duration("timeout")?.unwrap_or(DEFAULT_STEP_TIMEOUT);
-    let _note = f.str("note")?;
+    let note = f.str("note")?;
     let mut allowed: Vec<&str> = vec![key, "timeout", "note"];
     let action = match key {
         "device" => {
@@ -649,12 +725,17 @@ fn step(
             let actor = f.str("actor")?.unwrap_or_else(|| "device".into());
             check_actor(f, "actor", &actor, has_device, observers)?;
             let within = f.duration("within")?.unwrap_or(DEFAULT_WITHIN);
-            allowed.extend(["actor", "within"]);
+            allowed.extend(["actor", "within", "resend"]);
+            let resend = f.duration("resend")?;
+            if resend.is_some_and(|r| r.is_zero()) {
+                return Err(f.err("resend", "give a period above zero, e.g. resend = \"2s\""));
+            }
             let v = versions.get(&actor).copied().unwrap_or(Version::V311);
             Action::Expect(Expectation {
                 what: expectation(f, &what, &mut allowed, v)?,
                 actor,
                 within,
+                resend,
             })
         }
         _ => unreachable!("ACTION_KEYS covers every key"),
@@ -671,6 +752,7 @@ fn step(
         line,
         timeout,
         action,
+        note,
     })
 }
 
@@ -984,6 +1066,14 @@ fn expectation(
             }
         }
         "refused" => Expect::Refused,
+        "uart" => {
+            allowed.push("contains");
+            let contains = f.req_str("contains")?;
+            if contains.is_empty() {
+                return Err(f.err("contains", "give the text the line must contain"));
+            }
+            Expect::Uart { contains }
+        }
         "closed" => {
             allowed.push("by");
             let by = f.str("by")?;

@@ -3,10 +3,12 @@
 //! runner executes. The format is documented in `scenarios/README.md`.
 
 pub mod duration;
-mod fields;
+pub(crate) mod fields;
 mod load;
 mod model;
 
 pub use fields::closest as closest_word;
-pub use load::{discover, load, load_checks, parse, CheckFile, CAPABILITIES};
+pub use load::{
+    discover, load, load_checks, parse, parse_with, CheckFile, Expander, Part, CAPABILITIES,
+};
 pub use model::*;

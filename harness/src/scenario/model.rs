@@ -121,6 +121,9 @@ pub struct Step {
     pub line: usize,
     pub timeout: Duration,
     pub action: Action,
+    /// The author's `note`: shown with the step's failure, to say what it
+    /// means (e.g. "the device dropped the command silently").
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -196,6 +199,10 @@ pub struct Expectation {
     pub what: Expect,
     /// How long to wait for it.
     pub within: Duration,
+    /// `resend = "2s"`: while waiting, send the previous step's publish
+    /// again this often (a command to a device that may be reconnecting,
+    /// whose clean session would have lost it).
+    pub resend: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -233,6 +240,9 @@ pub enum Expect {
         qos: Option<QoS>,
         count: u32,
     },
+    /// A line the device printed on its UART containing `contains` (a
+    /// black box's reaction that is not on the wire).
+    Uart { contains: String },
     /// Board events (resets, watchdog resets) whose description starts
     /// with `event`, at least `count` of them: `"watchdog reset"` matches
     /// both `watchdog reset (soft WDT)` and `watchdog reset (hw WDT)`.

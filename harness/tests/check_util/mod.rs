@@ -401,7 +401,7 @@ pub fn load_fixture(name: &str) -> History {
                             )
                         });
                         Packet::Connect(connect_pkt(
-                            w[3],
+                            if w[3] == "\"\"" { "" } else { w[3] },
                             kv("clean") != Some("0"),
                             kv("ka").map(|k| k.parse().unwrap()).unwrap_or(0),
                             wl,
@@ -521,7 +521,14 @@ pub fn to_hist(h: &History) -> String {
                     Packet::Connect(cp) => {
                         let mut s = format!(
                             "CONNECT {} clean={} ka={}",
-                            cp.client_id, cp.clean_start as u8, cp.keep_alive
+                            // An empty client id is written `""`.
+                            if cp.client_id.is_empty() {
+                                "\"\""
+                            } else {
+                                cp.client_id.as_str()
+                            },
+                            cp.clean_start as u8,
+                            cp.keep_alive
                         );
                         if let Some(w) = &cp.will {
                             let _ = write!(
