@@ -194,6 +194,15 @@ size_t WiFiClient::write(const uint8_t *buf, size_t len)
             room = len - done;
         if (room > 0xffff)
             room = 0xffff;
+        /* lwIP cuts a write into segments of the peer's MSS and refuses
+         * (ERR_MEM) one that would need more than the send queue's free
+         * segments: against a small MSS, write no more than they hold. */
+        size_t slots = tcp_sndqueuelen(conn->pcb) < TCP_SND_QUEUELEN
+                           ? (size_t)(TCP_SND_QUEUELEN - tcp_sndqueuelen(conn->pcb))
+                           : 0;
+        size_t mss = tcp_mss(conn->pcb) ? tcp_mss(conn->pcb) : 1;
+        if (room > slots * mss)
+            room = slots * mss;
         if (room == 0 || tcp_sndqueuelen(conn->pcb) >= TCP_SND_QUEUELEN) {
             if (millis() - start > (timeout_ms < 5000 ? 5000 : timeout_ms))
                 break;
@@ -203,6 +212,9 @@ size_t WiFiClient::write(const uint8_t *buf, size_t len)
         }
         err_t e = tcp_write(conn->pcb, buf + done, (u16_t)room, TCP_WRITE_FLAG_COPY);
         if (e == ERR_MEM) {
+            if (millis() - start > (timeout_ms < 5000 ? 5000 : timeout_ms))
+                break;
+            tcp_output(conn->pcb);
             yield();
             continue;
         }

@@ -74,6 +74,7 @@ fn main() {
             firmware: Default::default(),
             deviations_folder: root.join("scenarios"),
             out: work.path().join("matrix"),
+            repeat: 1,
         };
         let mut reporters = Reporters::new();
         let m = matrix::run(&cfg, &mut reporters)

@@ -2,7 +2,8 @@
 
 /// Every scenario passed (skipped ones are listed but do not fail the run).
 pub const OK: i32 = 0;
-/// At least one scenario failed or errored.
+/// At least one scenario failed or errored, or (`--repeat N`) gave
+/// different verdicts in different runs (FLAKY).
 pub const FAILED: i32 = 1;
 /// Invalid input (a bad scenario file, a bad flag) or a missing piece of the
 /// environment (no mosquitto, no QEMU): nothing was judged.

@@ -92,6 +92,10 @@ struct RunArgs {
     /// name resolves to the broker's address, 10.0.2.100.
     #[arg(long, value_name = "NAME=ADDR")]
     dns: Vec<String>,
+    /// Run each scenario N times and report FLAKY, with the rules that
+    /// differ, where the verdicts do not agree.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
     /// A device description (TOML, scenarios/device/README.md): the
     /// scenarios are the generic device suite (scenarios/device/), filled
     /// in with what this device does.
@@ -213,8 +217,20 @@ enum Cmd {
     Observe {
         /// Where the device connects instead of its broker (e.g.
         /// 127.0.0.1:1884; 0.0.0.0:1884 for a board on the bench network).
-        #[arg(long)]
-        listen: std::net::SocketAddr,
+        /// Not needed with --board.
+        #[arg(long, required_unless_present = "board")]
+        listen: Option<std::net::SocketAddr>,
+        /// Boot this firmware (an ELF or a sketch folder) on the emulated
+        /// ESP8266 as the observed device, on the harness's own network:
+        /// then `ip`, `wifi`, `dns` and `dhcp` commands act on its frames.
+        #[arg(long, value_name = "FIRMWARE")]
+        board: Option<PathBuf>,
+        /// The emulated board's network: owned (default) or slirp.
+        #[arg(long, default_value = "owned", requires = "board")]
+        net: String,
+        /// Make the board's DNS answer NAME with ADDR (repeatable).
+        #[arg(long, value_name = "NAME=ADDR", requires = "board")]
+        dns: Vec<String>,
         /// mosquitto (started here) or external:HOST:PORT.
         #[arg(long, default_value = "mosquitto")]
         broker: String,
@@ -329,10 +345,32 @@ fn main() -> ExitCode {
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
             Cmd::Observe {
                 listen,
+                board,
+                net,
+                dns,
                 broker,
                 checks,
                 out,
-            } => observe(listen, &broker, checks, out).await,
+            } => {
+                let board = match board {
+                    None => None,
+                    Some(fw) => Some(mqtt_hil::observe::Board {
+                        firmware: mqtt_hil::target::Firmware {
+                            image: resolve_firmware(Some(fw), Vec::new(), Vec::new()).await?,
+                            root: std::env::current_dir()
+                                .map_err(|e| Error::io("reading the current folder", e))?,
+                            splice: std::env::current_exe()
+                                .map_err(|e| Error::io("finding the mqtt-hil binary", e))?,
+                            boot_timeout: None,
+                            bench: None,
+                            net: net_options(&net, &dns)?,
+                        },
+                    }),
+                };
+                let listen =
+                    listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+                observe(listen, board, &broker, checks, out).await
+            }
             Cmd::Image { elf, output } => image(&elf, &output),
             Cmd::Build(args) => tokio::task::spawn_blocking(move || build(args))
                 .await
@@ -392,6 +430,7 @@ fn main() -> ExitCode {
 
 async fn observe(
     listen: std::net::SocketAddr,
+    board: Option<mqtt_hil::observe::Board>,
     broker: &str,
     checks: Option<PathBuf>,
     out: PathBuf,
@@ -418,6 +457,7 @@ async fn observe(
     });
     let cfg = mqtt_hil::observe::Config {
         listen,
+        board,
         broker,
         out,
         checks: file.invariants,
@@ -626,8 +666,10 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         libraries,
         net,
         dns,
+        repeat,
         device,
     } = args;
+    let repeat = repeat as usize;
     let net = net_options(&net, &dns)?;
     let broker = BrokerSpec::resolve(&broker)?.with_profile(profile)?;
     let firmware = resolve_firmware(firmware, library, libraries).await?;
@@ -648,6 +690,10 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     };
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
+    }
+    // What the target can never do is an input error, before anything starts.
+    for s in &scenarios {
+        runner::check_target(s, &target)?;
     }
     let mut reporters = Reporters::from_options(&report::Options {
         format,
@@ -688,16 +734,17 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let label = broker.to_string();
     reporters.report(&RunEvent::RunStarted {
-        count: scenarios.len(),
+        count: scenarios.len() * repeat,
         brokers: vec![label.clone()],
         target: target.to_string(),
     })?;
     let mut totals = Totals::default();
     let mut environment_error = None;
-    for (index, s) in scenarios.iter().enumerate() {
-        let f = runner::run_reported(s, &cfg, index, &label, &mut reporters).await?;
-        totals.add(&f.outcome.status);
-        if let Status::Error(e) = &f.outcome.status {
+    for (n, s) in scenarios.iter().enumerate() {
+        let r = runner::run_repeated(s, &cfg, n * repeat, &label, repeat, &mut reporters).await?;
+        totals.add_repeated(&r);
+        let last = &r.runs[r.runs.len() - 1];
+        if let Status::Error(e) = &last.outcome.status {
             if e.contains("hint:") {
                 // An environment problem will fail every scenario alike.
                 environment_error = Some(e.clone());
@@ -772,6 +819,9 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
     if scenarios.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
+    for s in &scenarios {
+        mqtt_hil::runner::check_target(s, &target)?;
+    }
     let (brokers, unavailable) = match &brokers {
         Some(list) => (matrix::plan::parse_brokers(list)?, Vec::new()),
         None => matrix::available_brokers().await,
@@ -813,6 +863,7 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         },
         deviations_folder: folder,
         out: run.out.clone(),
+        repeat: run.repeat as usize,
     };
     let m = matrix::run(&cfg, &mut reporters).await?;
     // JUnit came from the reporters already.
@@ -869,7 +920,7 @@ fn report_matrix(
     }
     let counts = m.counts(None);
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
-    let failed = get("FAIL") + get("STALE") + get("ERROR");
+    let failed = get("FAIL") + get("STALE") + get("ERROR") + get("FLAKY");
     text += &format!(
         "matrix: {} passed, {failed} failed, {} skipped ({} known deviations or unsupported conventions among the passes); {:.1}s\n",
         get("PASS") + get("DEV") + get("UNSUP"),

@@ -5,6 +5,14 @@
 //! shows, and takes fault commands from stdin, one a line (`sever`,
 //! `close`, `blackhole`, `heal`, `refuse`, `accept`, `release`, `clear`).
 //!
+//! With `--board FIRMWARE` the observed device is the emulated ESP8266
+//! booted here, on the harness's own network (docs/network.md), and the
+//! network faults of scenario steps work as commands too, with the same
+//! fields as `key=value`: `ip loss rate=0.2 dir=to_broker`, `ip mss
+//! bytes=1`, `wifi off`, `wifi weak loss=30%`, `dns fail`, `dhcp on`. A
+//! device that only dials `--listen` is on a network the harness does not
+//! own: those commands are refused with one line.
+//!
 //! Ctrl-C (SIGINT) or the end of stdin stops it: the proxy closes its
 //! connections (recorded as the teardown), the broker it started stops, and
 //! then — from the full history, so nothing recorded is lost — it writes
@@ -37,6 +45,9 @@ pub const ACTOR: &str = "device";
 
 pub struct Config {
     pub listen: SocketAddr,
+    /// Boot this board as the observed device (instead of waiting for one
+    /// to dial `listen`).
+    pub board: Option<Board>,
     pub broker: BrokerSpec,
     /// Where the session's files go (created).
     pub out: PathBuf,
@@ -44,6 +55,12 @@ pub struct Config {
     pub checks: Vec<InvariantSpec>,
     /// Topic filters left out of the normalized trace.
     pub periodic: Vec<String>,
+}
+
+/// The emulated board `observe --board` boots: its firmware runs as a
+/// black box whose connections go to the session's lane.
+pub struct Board {
+    pub firmware: crate::target::Firmware,
 }
 
 /// The checks a session runs without a checks file: those that need no
@@ -70,14 +87,25 @@ pub fn default_checks() -> Vec<InvariantSpec> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Fault(Fault),
+    /// A fault of the board's own network.
+    Network(crate::net::NetFault),
     Help,
     Nothing,
 }
 
 pub const COMMANDS: &str = "sever, close, blackhole, heal, refuse, accept, release, clear, help";
+/// The board's network faults, as commands (`--board`).
+pub const NETWORK_COMMANDS: &str =
+    "ip loss|duplicate rate=R|nth=N [dir=D], ip reorder rate=R [gap=T], \
+     ip delay delay=T [jitter=T], ip mss bytes=N, ip refuse|accept|blackhole|heal|clear, \
+     wifi off|on|roam, wifi weak loss=R, dns fail|timeout|heal, dhcp off|on";
 
 /// Reads one command line.
 pub fn parse_command(line: &str) -> std::result::Result<Command, String> {
+    let first = line.split_whitespace().next().unwrap_or_default();
+    if crate::scenario::NETWORK_FAMILIES.contains(&first.to_ascii_lowercase().as_str()) {
+        return crate::scenario::parse_network_command(line.trim()).map(Command::Network);
+    }
     let word = line.trim().to_ascii_lowercase();
     Ok(match word.as_str() {
         "" => Command::Nothing,
@@ -91,7 +119,8 @@ pub fn parse_command(line: &str) -> std::result::Result<Command, String> {
         "release" => Command::Fault(Fault::Release),
         "clear" => Command::Fault(Fault::Clear),
         other => {
-            let words: Vec<&str> = COMMANDS.split(", ").collect();
+            let mut words: Vec<&str> = COMMANDS.split(", ").collect();
+            words.extend(crate::scenario::NETWORK_FAMILIES);
             let near = crate::scenario::closest_word(other, &words)
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
@@ -175,11 +204,48 @@ pub async fn run(
         let _ = writeln!(say, "{text}");
         let _ = say.flush();
     };
+    let board = match &cfg.board {
+        None => None,
+        Some(b) => {
+            let started = crate::target::autonomous::AutonomousDevice::start(
+                &crate::target::TargetSpec::Qemu,
+                lane.addr(),
+                Some(&lane),
+                &recorder,
+                &workdir,
+                &b.firmware,
+            )
+            .await;
+            match started {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    hub.shutdown().await;
+                    broker.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let commands_text = match board.as_ref().and_then(|b| b.network()) {
+        Some(_) => format!("{COMMANDS}, {NETWORK_COMMANDS}"),
+        None => COMMANDS.to_string(),
+    };
     line(
         say,
         &format!(
-            "observe: listening on {} -> broker {} ({}); commands: {COMMANDS}; Ctrl-C ends and writes {}",
-            lane.addr(),
+            "observe: {} -> broker {} ({}); commands: {commands_text}; Ctrl-C ends and writes {}",
+            match &cfg.board {
+                Some(b) => format!(
+                    "emulated board {} on the {} network",
+                    b.firmware
+                        .image
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    b.firmware.net.mode
+                ),
+                None => format!("listening on {}", lane.addr()),
+            },
             cfg.broker,
             broker.describe(),
             cfg.out.display()
@@ -201,7 +267,17 @@ pub async fn run(
                         lane.apply(f);
                         line(say, &format!("net: {name} on {ACTOR}"));
                     }
-                    Ok(Command::Help) => line(say, &format!("commands: {COMMANDS}")),
+                    Ok(Command::Network(f)) => {
+                        let name = f.name();
+                        match board.as_ref().and_then(|b| b.network()) {
+                            Some(net) => match net.apply(f).await {
+                                Ok(()) => line(say, &format!("net: {name} on {ACTOR}")),
+                                Err(e) => line(say, &format!("error: {name}: {e}")),
+                            },
+                            None => line(say, &format!("error: {}", network_refusal(&name, &cfg))),
+                        }
+                    }
+                    Ok(Command::Help) => line(say, &format!("commands: {commands_text}")),
                     Ok(Command::Nothing) => {}
                     Err(e) => line(say, &format!("error: {e}")),
                 },
@@ -221,6 +297,9 @@ pub async fn run(
     // Everything still open is closed and recorded before the history is
     // taken, so the files hold all of it.
     recorder.record(EventKind::Teardown);
+    if let Some(b) = board {
+        b.shutdown().await;
+    }
     hub.shutdown().await;
     broker.shutdown().await;
     let printed_live = printed;
@@ -255,9 +334,34 @@ pub async fn run(
     })
 }
 
+/// Why a network command cannot act in this session: one line.
+fn network_refusal(name: &str, cfg: &Config) -> String {
+    match &cfg.board {
+        Some(_) => format!(
+            "`{name}` needs the harness's own network, and this board runs on QEMU's user \
+             network (--net slirp): start observe with --net owned"
+        ),
+        None => format!(
+            "`{name}` acts on the emulated board's own network, and this session has none (the \
+             device dials {} over a network the harness does not own): boot the board here \
+             with --board FIRMWARE",
+            cfg.listen
+        ),
+    }
+}
+
 fn print_since(recorder: &Recorder, from: usize, say: &mut (dyn Write + Send)) -> usize {
     let new = recorder.since(from);
     for ev in &new {
+        // The board's frames only where they tell something, as `-v`.
+        if let EventKind::Frame {
+            fate: crate::history::FrameFate::Delivered,
+            note: None,
+            ..
+        } = &ev.kind
+        {
+            continue;
+        }
         let _ = writeln!(say, "{}", report::describe::line(ev));
     }
     let _ = say.flush();
@@ -366,6 +470,62 @@ mod tests {
         assert_eq!(parse_command("help"), Ok(Command::Help));
         let e = parse_command("blackhoel").unwrap_err();
         assert!(e.contains("did you mean `blackhole`?"), "{e}");
+    }
+
+    #[test]
+    fn network_commands_read_like_steps() {
+        use crate::net::{Amount, IpFault, NetFault, Wifi};
+        assert_eq!(
+            parse_command("ip loss rate=0.2 dir=to_broker"),
+            Ok(Command::Network(NetFault::Ip {
+                dir: Some(Dir::ToBroker),
+                fault: IpFault::Loss(Amount::Rate(0.2))
+            }))
+        );
+        assert_eq!(
+            parse_command("ip mss bytes=1\n"),
+            Ok(Command::Network(NetFault::Ip {
+                dir: None,
+                fault: IpFault::Mss(1)
+            }))
+        );
+        assert_eq!(
+            parse_command("wifi weak loss=30%"),
+            Ok(Command::Network(NetFault::Wifi(Wifi::Weak { loss: 0.3 })))
+        );
+        assert_eq!(
+            parse_command("ip delay delay=100ms jitter=20ms").map(|c| match c {
+                Command::Network(f) => f.name(),
+                _ => String::new(),
+            }),
+            Ok("ip delay 100ms jitter 20ms".to_string())
+        );
+        let e = parse_command("ip loss rate=1.5").unwrap_err();
+        assert!(
+            e.contains("field `rate`") && e.contains("outside 0-1"),
+            "{e}"
+        );
+        let e = parse_command("wifi of").unwrap_err();
+        assert!(e.contains("did you mean `off`?"), "{e}");
+        let e = parse_command("ip loss rate=0.2 gap=5ms").unwrap_err();
+        assert!(e.contains("field `gap`: unknown field"), "{e}");
+        let e = parse_command("ip").unwrap_err();
+        assert!(e.contains("needs a fault"), "{e}");
+    }
+
+    #[test]
+    fn without_a_board_network_commands_are_refused_in_one_line() {
+        let cfg = Config {
+            listen: "127.0.0.1:1884".parse().unwrap(),
+            board: None,
+            broker: BrokerSpec::Mosquitto,
+            out: PathBuf::from("out"),
+            checks: Vec::new(),
+            periodic: Vec::new(),
+        };
+        let why = network_refusal("wifi off", &cfg);
+        assert!(!why.contains('\n'));
+        assert!(why.contains("--board FIRMWARE"), "{why}");
     }
 
     #[test]

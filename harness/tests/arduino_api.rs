@@ -5,6 +5,9 @@
 //! says what the core's documentation and headers promise. Its float and
 //! double table is recomputed here on the host: the lx106's soft-float
 //! must give the same IEEE bits, and printf("%.6f") the same digits.
+//! The groups that need a network (WiFi.*, hostByName, ESP8266WiFiMulti,
+//! Client connecting through `Client&`, WiFiServer) run in
+//! `firmware/sketches/wifi_api` on the harness's own network.
 
 mod sketch_util;
 
@@ -107,6 +110,35 @@ const EXPECTED: &[(&str, &str)] = &[
     ("esp.rtcMemory", "1"),
     // The emulated lx106 runs at 40 MHz (CCOUNT), and says so.
     ("esp.cpuMHz", "40"),
+    // deepSleep(us) is a timed reset: the board wakes reporting it, and
+    // restart() is a software reset.
+    ("esp.deepSleepWake", "Deep-Sleep Wake"),
+    ("esp.restart", "Software/System restart"),
+    // Stream (Arduino's): parseInt/parseFloat skip what cannot start a
+    // number and leave what follows; find() consumes through the target;
+    // readStringUntil() drops the terminator; readBytes() returns what
+    // came before the timeout.
+    ("stream.parse", "-123|4.5|[ z]"),
+    ("stream.find", "1|ok|next"),
+    ("stream.readBytes", "3|abc"),
+    ("stream.readBytesUntil", "2|k1|k2"),
+    // pgm_read_ptr: a table of PROGMEM strings; PSTR() in the *_P calls.
+    ("pgm.ptr", "beta|4"),
+    // millis() and micros() agree; yield() runs timers (Ticker) as the
+    // SDK does on the core.
+    ("time.millisMicros", "11"),
+    ("time.yieldRunsTimers", "1"),
+    // EEPROM: length(), write/read, put/get of a struct (little-endian:
+    // byte 8 is the low byte of 1883).
+    ("eeprom.rw", "64|a5|1883dut|91"),
+    // digitalRead gives back what was written; INPUT_PULLUP reads HIGH.
+    ("gpio.read", "01"),
+    // A WiFiClient that never connected, through Client& as libraries
+    // hold it: not connected, nothing available, read() -1, false.
+    ("client.unconnected", "00-10"),
+    ("wifi.mac", "52:54:00:12:34:56"),
+    ("wifi.mode", "11"),
+    ("wifi.autoReconnect", "1011"),
 ];
 
 /// Where the emulated layer is known to differ, what it gives instead, and
@@ -140,6 +172,12 @@ fn every_api_group_behaves_as_the_core_documents() {
         EXPECTED.len(),
         "a reported value has no expectation: {got:?}"
     );
+    // GPIO calls are no-ops that are logged, once per change: the second
+    // digitalWrite(LOW) changes nothing and prints nothing.
+    let count = |s: &str| lines.iter().filter(|l| l.as_str() == s).count();
+    assert_eq!(count("[gpio] pinMode(2, OUTPUT)"), 1, "{lines:#?}");
+    assert_eq!(count("[gpio] digitalWrite(2, LOW)"), 1, "{lines:#?}");
+    assert_eq!(count("[gpio] pinMode(14, INPUT_PULLUP)"), 1, "{lines:#?}");
 }
 
 fn hex32(s: &str) -> u32 {
@@ -267,4 +305,87 @@ fn a_sketch_that_stops_yielding_is_reset_by_the_soft_watchdog() {
         lines.iter().any(|l| l.contains("reset: Software Watchdog")),
         "the boot banner names the reason"
     );
+}
+
+/// The network half of the API groups, on the harness's own network
+/// (DHCP, DNS and the broker are real: the board runs as a black-box
+/// device under scenarios/sketches/wifi_api/wifi_api.toml): what
+/// firmware/sketches/wifi_api prints against what the core documents.
+const EXPECTED_NET: &[(&str, &str)] = &[
+    // ESP8266WiFiMulti::run() joins a listed network, WL_CONNECTED.
+    ("multi.run", "1"),
+    ("wifi.status", "11"),
+    // The harness's network: the first lease, its router and DNS server.
+    (
+        "wifi.addresses",
+        "10.0.2.15|10.0.2.2|255.255.255.0|10.0.2.3",
+    ),
+    // SSID() is the joined network's (the first listed one).
+    ("wifi.ssid", "hil-lab"),
+    ("wifi.rssi", "1"),
+    // hostByName: 1 and the address; a dotted quad is parsed, not looked
+    // up. The harness's DNS answers every name with its broker.
+    ("wifi.hostByName", "1|10.0.2.100|1|192.168.7.9"),
+    // reconnect() while joined: true, and joined again.
+    ("wifi.reconnect", "11"),
+    // disconnect(): not connected, no address; begin() joins again.
+    ("wifi.disconnect", "11"),
+    // WiFiServer: listening (status() nonzero), no client waiting.
+    ("server.listen", "10"),
+    // connect(host, port) through Client&: 1, write() takes all 20 bytes,
+    // the broker's CONNACK (20 02 00 00), connected and true, remoteIP().
+    ("client.connect", "1|20|20200|11|10.0.2.100"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_api_behaves_as_the_core_documents() {
+    use mqtt_hil::history::EventKind;
+    let path = sketch_util::root().join("scenarios/sketches/wifi_api/wifi_api.toml");
+    let s = mqtt_hil::scenario::load(&path).expect("scenario loads");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = mqtt_hil::runner::RunConfig {
+        broker: mqtt_hil::broker::BrokerSpec::Mosquitto,
+        firmware: mqtt_hil::target::Firmware {
+            image: Some(sketch_util::image("wifi_api", &[])),
+            root: sketch_util::root(),
+            splice: std::path::PathBuf::from(env!("CARGO_BIN_EXE_mqtt-hil")),
+            ..mqtt_hil::target::Firmware::default()
+        },
+        target: mqtt_hil::target::TargetSpec::Qemu,
+        workdir: work.path().to_path_buf(),
+        deviations: Default::default(),
+    };
+    let o = mqtt_hil::runner::run(&s, &cfg).await;
+    let lines: Vec<String> = o
+        .history
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Uart { line } => Some(line.trim_end_matches('\r').to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        o.passed(),
+        "{:?}\n{}\n--- UART ---\n{}",
+        o.status,
+        o.failure_text(),
+        lines.join("\n")
+    );
+    let got = reported(&lines);
+    let wrong: Vec<String> = EXPECTED_NET
+        .iter()
+        .filter_map(|(k, want)| match got.get(*k) {
+            Some(v) if v == want => None,
+            Some(v) => Some(format!("{k}: got `{v}`, the core gives `{want}`")),
+            None => Some(format!("{k}: not reported")),
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{}\n--- UART ---\n{}",
+        wrong.join("\n"),
+        lines.join("\n")
+    );
+    assert_eq!(got.len(), EXPECTED_NET.len(), "unexpected reports: {got:?}");
 }

@@ -3,9 +3,9 @@
 //! `make amqtt` installs into .cache/amqtt as `make test` does), given to
 //! the harness as `--broker external:HOST:PORT`, with and without a
 //! profile (`--profile NAME`, `deviations/NAME.toml` next to the
-//! scenarios). Shown here: hooks make a broker-restart scenario runnable
-//! (and their absence skips it, naming the hook); a deviation declared in
-//! a profile turns FAIL into DEV; a missing profile file is one error
+//! scenarios). Shown here: hooks make broker-restart and broker-pause
+//! scenarios runnable (and their absence skips them, naming the hooks); a
+//! deviation declared in a profile turns FAIL into DEV; a missing profile file is one error
 //! naming it; conventions outside MQTT 3.1.1 are measured on an unknown
 //! broker and come out UNSUP, not FAIL; the readiness probe leaves no
 //! half-open connection in the broker's log.
@@ -137,8 +137,12 @@ impl OwnMosquitto {
             "pid=$(cat {d}/mosquitto.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done"
         );
         let start = format!("{} -c {d}/mosquitto.conf -d", m.display());
+        let signal = |sig: &str| format!("kill -{sig} $(cat {d}/mosquitto.pid)");
         format!(
-            "[hooks]\nstop = \"{stop}\"\nstart = \"{start}\"\nrestart = \"{stop}; {start}\"\ntimeout = \"10s\"\n"
+            "[hooks]\nstop = \"{stop}\"\nstart = \"{start}\"\nrestart = \"{stop}; {start}\"\n\
+             pause = \"{}\"\nunpause = \"{}\"\ntimeout = \"10s\"\n",
+            signal("STOP"),
+            signal("CONT")
         )
     }
 }
@@ -147,7 +151,7 @@ impl OwnMosquitto {
 fn profile_hooks_make_a_broker_restart_scenario_run_on_an_external_broker() {
     let broker_dir = tempfile::tempdir().unwrap();
     let m = OwnMosquitto::start(broker_dir.path());
-    let scenarios = scenario_folder(&["broker_restart_persistent_session"]);
+    let scenarios = scenario_folder(&["broker_restart_persistent_session", "broker_pause"]);
     let profile = scenarios.path().join("deviations/own-mosquitto.toml");
     let broker = format!("external:127.0.0.1:{}", m.port);
     let file = scenarios
@@ -169,6 +173,16 @@ fn profile_hooks_make_a_broker_restart_scenario_run_on_an_external_broker() {
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("SKIP  broker_restart_persistent_session"), "{t}");
     assert!(t.contains("`restart` hook"), "{t}");
+    let o = bin()
+        .arg("run")
+        .arg(scenarios.path().join("broker_pause.toml"))
+        .args(["--broker", &broker, "--profile", "own-mosquitto", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(t.contains("SKIP  broker_pause"), "{t}");
+    assert!(t.contains("`pause` and `unpause` hooks"), "{t}");
 
     // With them it runs, and the session and its queued message survive
     // the restart the hook carried out.
@@ -188,6 +202,18 @@ fn profile_hooks_make_a_broker_restart_scenario_run_on_an_external_broker() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("PASS  broker_restart_persistent_session"), "{t}");
+    // pause/unpause hooks (SIGSTOP/SIGCONT here) make a frozen-broker
+    // scenario run too.
+    let o = bin()
+        .arg("run")
+        .arg(scenarios.path().join("broker_pause.toml"))
+        .args(["--broker", &broker, "--profile", "own-mosquitto", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS  broker_pause"), "{t}");
     let pid_after = std::fs::read_to_string(m.dir.join("mosquitto.pid")).unwrap();
     assert_ne!(pid_before, pid_after, "the hook did not restart the broker");
     let trace = std::fs::read_to_string(

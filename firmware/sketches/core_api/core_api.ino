@@ -6,8 +6,14 @@
  * the host: soft-float must give the IEEE results bit for bit.
  *
  * No prototypes are written here on purpose: the builder generates them
- * (report() and the groups are called before they are defined). */
+ * (report() and the groups are called before they are defined).
+ *
+ * The last group sleeps: ESP.deepSleep() is a timed reset, the board
+ * wakes reporting "Deep-Sleep Wake", restarts with ESP.restart() and
+ * reports "Software/System restart", and only then prints "API DONE". */
 #include <Ticker.h>
+#include <EEPROM.h>
+#include <ESP8266WiFi.h>
 #include <functional>
 
 static const char greeting[] PROGMEM = "hello from flash";
@@ -20,14 +26,29 @@ volatile int ticks = 0;
 void setup() {
   Serial.begin(115200);
   Serial.println();
+  String reason = ESP.getResetReason();
+  if (reason == "Deep-Sleep Wake") {
+    report("esp", "deepSleepWake", reason);
+    ESP.restart();
+  }
+  if (reason == "Software/System restart") {
+    report("esp", "restart", reason);
+    Serial.println(F("API DONE"));
+    return;
+  }
   strings();
   printing();
+  streams();
   progmem();
   conversions();
   callbacks();
   floats();
   chip();
-  Serial.println(F("API DONE"));
+  storage();
+  pins();
+  network();
+  Serial.flush();
+  ESP.deepSleep(200000);
 }
 
 void loop() { delay(100); }
@@ -116,7 +137,49 @@ void printing() {
   report("print", "println", String((int)l.text.length()) + String((int)l.text[1]) + String((int)l.text[2]));
 }
 
+/* A Stream over a fixed text, to see what the parsing helpers take. */
+class TextStream : public Stream {
+ public:
+  explicit TextStream(const char *t) : text(t) { setTimeout(10); }
+  int available() override { return (int)strlen(text + at); }
+  int read() override { return text[at] ? (unsigned char)text[at++] : -1; }
+  int peek() override { return text[at] ? (unsigned char)text[at] : -1; }
+  size_t write(uint8_t) override { return 0; }
+
+ private:
+  const char *text;
+  size_t at = 0;
+};
+
+void streams() {
+  // parseInt/parseFloat skip what cannot start a number, stop after it.
+  TextStream a("x=-123;y=4.5 z");
+  long i = a.parseInt();
+  float f = a.parseFloat();
+  report("stream", "parse", String(i) + "|" + String(f, 1) + "|[" + a.readString() + "]");
+  TextStream b("header\r\nbody: ok\nnext");
+  bool found = b.find("body: ");
+  String rest = b.readStringUntil('\n');
+  report("stream", "find", String(found) + "|" + rest + "|" + b.readString());
+  // readBytes stops at the timeout with what it has.
+  TextStream c("abc");
+  char buf[8] = {0};
+  size_t n = c.readBytes(buf, 5);
+  report("stream", "readBytes", String(n) + "|" + buf);
+  TextStream d("k1,k2");
+  char word[8] = {0};
+  size_t w = d.readBytesUntil(',', word, sizeof word - 1);
+  report("stream", "readBytesUntil", String(w) + "|" + word + "|" + d.readString());
+}
+
+static const char name_a[] PROGMEM = "alpha";
+static const char name_b[] PROGMEM = "beta";
+static const char *const names[] PROGMEM = {name_a, name_b};
+
 void progmem() {
+  char name[8];
+  strcpy_P(name, (PGM_P)pgm_read_ptr(&names[1]));
+  report("pgm", "ptr", String(name) + "|" + String(strlen_P(PSTR("four"))));
   char buf[32];
   strcpy_P(buf, greeting);
   report("pgm", "strcpy_P", buf);
@@ -177,6 +240,19 @@ void callbacks() {
   delay(50);
   unsigned long dm = millis() - m0;
   report("time", "delay", String(dm >= 50 && dm < 100));
+  // millis() and micros() count the same time; yield() runs what the SDK
+  // runs, e.g. a Ticker's callback, without delay().
+  unsigned long u0 = micros(), ms0 = millis();
+  delay(30);
+  unsigned long du = micros() - u0, dms = millis() - ms0;
+  report("time", "millisMicros", String(dms >= 30 && dms < 80) + String(du / 1000 + 1 >= dms && du / 1000 <= dms + 1));
+  static volatile bool fired = false;
+  ticker.once_ms(5, []() { fired = true; });
+  unsigned long y0 = millis();
+  while (!fired && millis() - y0 < 500) {
+    yield();
+  }
+  report("time", "yieldRunsTimers", String(fired));
 }
 
 void fline(const char *op, uint32_t a, uint32_t b, uint32_t r) {
@@ -254,4 +330,45 @@ void chip() {
   uint32_t w = 0x12345678, back = 0;
   report("esp", "rtcMemory", String(ESP.rtcUserMemoryWrite(4, &w, 4) && ESP.rtcUserMemoryRead(4, &back, 4) && back == w));
   report("esp", "cpuMHz", String(ESP.getCpuFreqMHz()));
+}
+
+struct Settings {
+  uint16_t port;
+  char name[6];
+};
+
+/* EEPROM: what is written reads back before commit() (commit() writes
+ * the flash; this board runs without one here, see persist_smoke). */
+void storage() {
+  EEPROM.begin(64);
+  EEPROM.write(3, 0xa5);
+  Settings in = {1883, "dut"}, out = {0, ""};
+  EEPROM.put(8, in);
+  EEPROM.get(8, out);
+  report("eeprom", "rw", String(EEPROM.length()) + "|" + String(EEPROM.read(3), HEX) + "|" + String(out.port) + out.name + "|" + String(EEPROM[8]));
+  EEPROM.end();
+}
+
+/* GPIO: no pins, but the calls are accepted and each change is logged
+ * ("[gpio] ..." lines the test looks for); reads give back what was
+ * written, and a pull-up input reads HIGH. */
+void pins() {
+  pinMode(LED_BUILTIN, OUTPUT);
+  digitalWrite(LED_BUILTIN, LOW);
+  digitalWrite(LED_BUILTIN, LOW);
+  int out = digitalRead(LED_BUILTIN);
+  pinMode(D5, INPUT_PULLUP);
+  report("gpio", "read", String(out) + String(digitalRead(D5)));
+}
+
+/* The network calls that need no network: a client that never connected
+ * (through its Client base class, as libraries hold it), the station's
+ * settings. With a network: tests/arduino_api.rs's networked sketch. */
+void network() {
+  WiFiClient wc;
+  Client &c = wc;
+  report("client", "unconnected", String(c.connected()) + String(c.available()) + String(c.read()) + String((bool)c));
+  report("wifi", "mac", WiFi.macAddress());
+  report("wifi", "mode", String(WiFi.mode(WIFI_STA)) + String((int)WiFi.getMode()));
+  report("wifi", "autoReconnect", String(WiFi.setAutoReconnect(false)) + String(WiFi.getAutoReconnect()) + String(WiFi.setAutoReconnect(true)) + String(WiFi.getAutoReconnect()));
 }

@@ -23,7 +23,12 @@
  *   COUNTER_DEVICE_BUG_TIGHT_RECONNECT  retries every 20 ms, without backoff
  *   COUNTER_DEVICE_BUG_QOS0_READINGS    publishes readings at QoS 0 and drops those
  *                                taken while offline, though the device is
- *                                documented (above) as QoS 1 */
+ *                                documented (above) as QoS 1
+ *   COUNTER_DEVICE_BUG_SPLIT_PUBLISH    its MQTT client (MiniMqtt.cpp) takes a
+ *                                PUBLISH to arrive in one TCP segment: one
+ *                                cut into small segments (the network's
+ *                                `ip = "mss"`) is mis-parsed and the command
+ *                                in it is lost */
 #include <Arduino.h>
 #include <ESP8266WiFi.h>
 #include "MiniMqtt.h"

@@ -15,7 +15,9 @@
 //! declares), unsup (likewise, for a convention outside the spec the
 //! broker does not implement), stale (a declared deviation did not happen), fail, skip
 //! (the broker does not offer what the scenario needs), error (the broker
-//! or device could not run).
+//! or device could not run), flaky (`--repeat N`: the runs' verdicts
+//! differ; `runs` lists each run's verdict and `rules` the rules that
+//! differ). Under `--repeat`, every cell has `runs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,6 +39,8 @@ pub enum Verdict {
     Fail,
     Skip,
     Error,
+    /// `--repeat N`: the runs' verdicts differ.
+    Flaky,
 }
 
 impl Verdict {
@@ -49,12 +53,16 @@ impl Verdict {
             Verdict::Fail => "FAIL",
             Verdict::Skip => "SKIP",
             Verdict::Error => "ERROR",
+            Verdict::Flaky => "FLAKY",
         }
     }
 
     /// Whether the cell makes the matrix fail.
     pub fn is_failure(self) -> bool {
-        matches!(self, Verdict::Fail | Verdict::Stale | Verdict::Error)
+        matches!(
+            self,
+            Verdict::Fail | Verdict::Stale | Verdict::Error | Verdict::Flaky
+        )
     }
 }
 
@@ -71,6 +79,9 @@ pub struct CellResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
     pub duration_ms: u64,
+    /// Under `--repeat N`: each run's verdict (`FAIL [step 5]`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -206,7 +217,7 @@ impl Matrix {
                         s.set_message(c.detail.clone());
                         s
                     }
-                    Verdict::Fail | Verdict::Stale | Verdict::Error => {
+                    Verdict::Fail | Verdict::Stale | Verdict::Error | Verdict::Flaky => {
                         let kind = if c.verdict == Verdict::Error {
                             NonSuccessKind::Error
                         } else {
@@ -247,6 +258,7 @@ mod tests {
             detail: String::new(),
             rules: Vec::new(),
             duration_ms: 5,
+            runs: Vec::new(),
         }
     }
 

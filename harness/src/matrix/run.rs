@@ -28,6 +28,8 @@ pub struct MatrixConfig {
     pub deviations_folder: PathBuf,
     /// Broker files go under `out/work/<broker>/`.
     pub out: PathBuf,
+    /// Runs per cell (`--repeat N`); cells whose runs disagree are FLAKY.
+    pub repeat: usize,
 }
 
 /// Runs this partition's cells, each reported as it finishes.
@@ -68,8 +70,9 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
             .collect(),
         ..Default::default()
     };
+    let repeat = cfg.repeat.max(1);
     reporters.report(&RunEvent::RunStarted {
-        count: mine.len(),
+        count: mine.len() * repeat,
         brokers: m.brokers.clone(),
         target: cfg.target.to_string(),
     })?;
@@ -114,17 +117,19 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
                     detail: why.clone(),
                     rules: Vec::new(),
                     duration_ms: 0,
+                    runs: Vec::new(),
                 },
                 None => {
-                    let f = runner::run_reported(s, &run_cfg, index, &column, reporters).await?;
-                    index += 1;
-                    totals.add(&f.outcome.status);
-                    if let Status::Error(e) = &f.outcome.status {
+                    let r = runner::run_repeated(s, &run_cfg, index, &column, repeat, reporters)
+                        .await?;
+                    index += r.runs.len();
+                    totals.add_repeated(&r);
+                    if let Status::Error(e) = &r.runs[r.runs.len() - 1].outcome.status {
                         if e.contains("hint:") {
                             broken = Some(format!("{column} could not run: {e}"));
                         }
                     }
-                    classify(&f.outcome, devs, broker)
+                    classify_repeated(&r, devs, broker)
                 }
             };
             let mut result = result;
@@ -192,6 +197,35 @@ pub fn fold_versions(m: &mut Matrix) {
     m.brokers = cols;
 }
 
+/// A cell run `--repeat N` times: FLAKY, with every run's verdict and the
+/// rules that differ, where the runs disagree; else the first run's
+/// verdict, with every run listed.
+pub fn classify_repeated(
+    r: &crate::report::Repeated,
+    devs: &Deviations,
+    broker: &BrokerSpec,
+) -> CellResult {
+    let mut cell = classify(&r.runs[0].outcome, devs, broker);
+    if r.runs.len() > 1 {
+        cell.runs = r
+            .runs
+            .iter()
+            .map(|f| crate::runner::repeat::Signature::of(&f.outcome, devs).describe())
+            .collect();
+        cell.duration_ms = r
+            .runs
+            .iter()
+            .map(|f| f.outcome.duration.as_millis() as u64)
+            .sum();
+    }
+    if let Some(flaky) = &r.flaky {
+        cell.verdict = Verdict::Flaky;
+        cell.detail = format!("{}; {}", flaky.summary(), flaky.differing_text());
+        cell.rules = flaky.differing.clone();
+    }
+    cell
+}
+
 /// One cell's verdict and the reason to show for it.
 pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResult {
     let (verdict, detail) = match &o.status {
@@ -218,6 +252,7 @@ pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResu
             _ => Vec::new(),
         },
         duration_ms: o.duration.as_millis() as u64,
+        runs: Vec::new(),
     }
 }
 
@@ -234,6 +269,7 @@ mod tests {
             detail: String::new(),
             rules: Vec::new(),
             duration_ms: 0,
+            runs: Vec::new(),
         }
     }
 

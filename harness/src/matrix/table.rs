@@ -46,7 +46,7 @@ fn summary(m: &Matrix, broker: &str) -> String {
         "{}/{}/{}/{}",
         get("PASS"),
         get("DEV") + get("UNSUP"),
-        get("FAIL") + get("STALE") + get("ERROR"),
+        get("FAIL") + get("STALE") + get("ERROR") + get("FLAKY"),
         get("SKIP")
     )
 }
@@ -60,7 +60,9 @@ pub fn notes(m: &Matrix) -> Vec<(String, String, Verdict, String)> {
                 if c.verdict != Verdict::Pass {
                     // A failure lists the rules a deviations entry would
                     // have to declare, should it be the broker's own.
-                    let detail = if c.verdict == Verdict::Fail && !c.rules.is_empty() {
+                    let detail = if matches!(c.verdict, Verdict::Fail | Verdict::Flaky)
+                        && !c.rules.is_empty()
+                    {
                         format!("{}\n(rules: {})", c.detail, c.rules.join(", "))
                     } else {
                         c.detail.clone()
@@ -80,7 +82,7 @@ pub fn markdown(m: &Matrix) -> String {
     }
     out += "PASS: conforms. DEV: fails exactly as the broker's deviations file declares \
             (reason and spec statement below). UNSUP: uses a convention outside MQTT 3.1.1 ($share/, $queue/, $local/) the broker does not implement, as declared. STALE: a declared deviation did not happen. \
-            FAIL, ERROR: a failure. SKIP: the broker does not offer what the scenario needs.\n\n";
+            FAIL, ERROR: a failure. FLAKY: the runs of `--repeat N` disagree (each run's verdict and the differing rules below), a failure. SKIP: the broker does not offer what the scenario needs.\n\n";
     out += "| scenario |";
     for b in &m.brokers {
         out += &format!(" {} |", escape(b));
@@ -145,6 +147,7 @@ mod tests {
             detail: d.into(),
             rules: Vec::new(),
             duration_ms: 1,
+            runs: Vec::new(),
         };
         let m = Matrix {
             format: 1,

@@ -26,6 +26,8 @@ use crate::proxy::Lane;
 pub const NETDEV: &str = "n0";
 /// How long a roam keeps the link down before the new network answers.
 const ROAM_GAP: Duration = Duration::from_millis(600);
+/// How long a radio fault waits for a board that is still starting.
+const QMP_WAIT: Duration = Duration::from_secs(5);
 /// Largest frame accepted from QEMU (a jumbo frame would be a bug).
 const MAX_FRAME: usize = 65536;
 
@@ -274,16 +276,32 @@ impl Shell {
                     self.recorder.record(kind);
                 }
                 Action::Link(up) => {
-                    let cmd = format!(
-                        r#"{{"execute":"set_link","arguments":{{"name":"{NETDEV}","up":{up}}}}}"#
-                    );
-                    if let Err(e) = crate::target::qemu::qmp_execute(&self.qmp, &cmd).await {
+                    if let Err(e) = set_link(&self.qmp, up).await {
                         result = Err(format!("the board's radio (QMP set_link): {e}"));
                     }
                 }
             }
         }
         result
+    }
+}
+
+/// QMP `set_link` on the board's NIC. A fault applied while QEMU is still
+/// starting (a scenario's first step, an `observe` command typed at once)
+/// waits, bounded, for its QMP socket to answer.
+async fn set_link(qmp: &Path, up: bool) -> std::result::Result<(), String> {
+    let cmd = format!(r#"{{"execute":"set_link","arguments":{{"name":"{NETDEV}","up":{up}}}}}"#);
+    let deadline = Instant::now() + QMP_WAIT;
+    loop {
+        match crate::target::qemu::qmp_execute(qmp, &cmd).await {
+            Err(e)
+                if Instant::now() < deadline
+                    && (!qmp.exists() || e.contains("Connection refused")) =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -726,6 +726,36 @@ mod tests {
         synack.seq + 1
     }
 
+    /// Under `mss` at most four segments are in flight (the board's few
+    /// receive buffers), ACK-clocked; after a loss a timeout resends the
+    /// first lost byte and each partial ACK the next ones at once.
+    #[test]
+    fn small_segments_flow_ack_clocked_and_recover_on_partial_acks() {
+        let mut s = stack();
+        let iss = connect(&mut s);
+        s.apply(&NetFault::Ip {
+            dir: Some(Dir::ToClient),
+            fault: IpFault::Mss(1),
+        });
+        let seqs = |a: &[Action]| sent(a).iter().map(|x| x.seq - iss).collect::<Vec<_>>();
+        let a = s.on_lane(T0, 1, LaneEvent::Data(b"0123456789".to_vec()));
+        assert_eq!(seqs(&a), [0, 1, 2, 3]);
+        // The board took two bytes (2 and 3 never reached its stack).
+        let a = s.on_frame(T0, &seg(1001, iss + 2, flags::ACK, &[], None));
+        assert_eq!(seqs(&a), [4, 5]);
+        let due = s.deadline().expect("a retransmission timer");
+        let a = s.on_timer(due);
+        assert_eq!(seqs(&a), [2]);
+        // Partial ACK: what was lost after it, at once, then new data.
+        let a = s.on_frame(due, &seg(1001, iss + 3, flags::ACK, &[], None));
+        assert_eq!(seqs(&a), [3, 4, 5, 6]);
+        let a = s.on_frame(due, &seg(1001, iss + 6, flags::ACK, &[], None));
+        assert_eq!(seqs(&a), [7, 8, 9]);
+        let a = s.on_frame(due, &seg(1001, iss + 10, flags::ACK, &[], None));
+        assert!(sent(&a).is_empty());
+        assert!(sent(&s.on_timer(due + Duration::from_secs(5))).is_empty());
+    }
+
     #[test]
     fn a_connection_is_spliced_into_the_lane_both_ways() {
         let mut s = stack();

@@ -18,11 +18,21 @@
 //!   retransmit on three duplicate ACKs, and a 1-byte probe into a zero
 //!   window; a retransmission is cut to the current segment size too, so
 //!   `mss` splits every byte the board receives;
+//! - after a loss, each ACK that covers only part of what was in flight
+//!   (RFC 6582's partial ACK) sends the next few lost segments at once,
+//!   ACK-clocked, instead of one per doubling timeout: the board keeps no
+//!   out-of-order segment, so everything after a hole was lost too, and
+//!   under `mss` (dozens of 1-byte segments in flight, more than its few
+//!   receive buffers hold) recovering one byte per timeout would take
+//!   minutes;
 //! - FIN and RST either way; after closing first it answers a
 //!   retransmitted FIN for a short TIME-WAIT.
 //!
-//! No congestion window: the board's receive window (a few KiB) is the
-//! only limit, which is what a LAN host sees from a broker this close.
+//! No congestion window beyond a fixed one of four segments in flight:
+//! with the board's usual MSS that is its whole receive window (4 x 1460,
+//! what a LAN host sees from a broker this close), and under `mss` it keeps
+//! the board's few receive buffers from overflowing, so small segments
+//! flow ACK-clocked, as a real sender's congestion window would make them.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -40,6 +50,10 @@ const MIN_RTO: Duration = Duration::from_millis(200);
 const MAX_RTO: Duration = Duration::from_secs(30);
 const MAX_RETRIES: u32 = 12;
 const TIME_WAIT: Duration = Duration::from_secs(2);
+/// Segments in flight at most, new or resent while recovering from a loss:
+/// few enough for the board's receive buffers (lwIP's pbuf pool holds ten
+/// frames), as many as its window holds at its MSS.
+const FLIGHT_SEGMENTS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -132,6 +146,9 @@ pub struct Tcp {
     /// A segment being timed: the sequence number its ACK must reach.
     probe: Option<(u32, Duration)>,
     dupacks: u32,
+    /// Recovering from a loss: what was in flight (`snd_nxt`) when it was
+    /// found, and how far the resending has got.
+    recover: Option<(u32, u32)>,
     ack_pending: bool,
     adv_mss: u16,
 }
@@ -164,6 +181,7 @@ impl Tcp {
             retries: 0,
             probe: None,
             dupacks: 0,
+            recover: None,
             ack_pending: false,
             adv_mss,
         };
@@ -363,6 +381,14 @@ impl Tcp {
                 }
             }
             self.timer = self.outstanding().then(|| now + self.rto);
+            if let Some((end, resent)) = self.recover {
+                if lt(self.snd_una, end) {
+                    out.segments
+                        .extend(self.resend_after_partial_ack(end, resent));
+                } else {
+                    self.recover = None;
+                }
+            }
         } else if s.ack == self.snd_una
             && s.payload.is_empty()
             && !s.has(flags::FIN)
@@ -372,6 +398,7 @@ impl Tcp {
             self.dupacks += 1;
             if self.dupacks == 3 {
                 out.segments.extend(self.retransmit());
+                self.start_recovery();
             }
         }
     }
@@ -440,7 +467,9 @@ impl Tcp {
         loop {
             let flight = self.in_flight();
             let unsent = self.tx.len() - flight;
-            let room = (self.snd_wnd as usize).saturating_sub(flight);
+            let room = (self.snd_wnd as usize)
+                .min(FLIGHT_SEGMENTS * self.seg_size())
+                .saturating_sub(flight);
             if unsent > 0 && room > 0 && !self.fin_sent {
                 let n = unsent.min(room).min(self.seg_size());
                 let data: Vec<u8> = self.tx.range(flight..flight + n).copied().collect();
@@ -476,6 +505,36 @@ impl Tcp {
                 break;
             }
         }
+        out
+    }
+
+    /// A loss was found and the first unacknowledged segment resent.
+    fn start_recovery(&mut self) {
+        let first = self.in_flight().min(self.seg_size()) as u32;
+        self.recover = Some((self.snd_nxt, self.snd_una.wrapping_add(first)));
+    }
+
+    /// A partial ACK in recovery: the segments after it, up to
+    /// FLIGHT_SEGMENTS ahead of the board's ACK, never past what was in
+    /// flight when the loss was found (the FIN is left to the timer).
+    fn resend_after_partial_ack(&mut self, end: u32, resent: u32) -> Vec<Segment> {
+        let mut from = if lt(resent, self.snd_una) {
+            self.snd_una
+        } else {
+            resent
+        };
+        let data_end = self.snd_una.wrapping_add(self.in_flight() as u32);
+        let stop = if lt(end, data_end) { end } else { data_end };
+        let ahead = FLIGHT_SEGMENTS * self.seg_size();
+        let mut out = Vec::new();
+        while lt(from, stop) && (from.wrapping_sub(self.snd_una) as usize) < ahead {
+            let off = from.wrapping_sub(self.snd_una) as usize;
+            let n = (stop.wrapping_sub(from) as usize).min(self.seg_size());
+            let data: Vec<u8> = self.tx.range(off..off + n).copied().collect();
+            out.push(self.seg(from, flags::ACK, data));
+            from = from.wrapping_add(n as u32);
+        }
+        self.recover = Some((end, from));
         out
     }
 
@@ -524,6 +583,7 @@ impl Tcp {
                 return out;
             }
             out.segments.extend(self.retransmit());
+            self.start_recovery();
             self.rto = (self.rto * 2).min(MAX_RTO);
             self.timer = Some(now + self.rto);
         } else if self.tx.len() > self.in_flight() && self.snd_wnd == 0 {

@@ -35,6 +35,9 @@ pub enum RunEvent {
         event: Box<Event>,
     },
     ScenarioFinished(Arc<Finished>),
+    /// After the runs of one scenario under `--repeat N` (N > 1), each of
+    /// which was a `ScenarioFinished`: whether their verdicts agree.
+    ScenarioRepeated(Arc<Repeated>),
     RunFinished {
         totals: Totals,
         elapsed: Duration,
@@ -52,6 +55,9 @@ pub struct Finished {
     /// Wall-clock time at which the history's clock started (about when the
     /// scenario started): history times are offsets from it.
     pub started_at: SystemTime,
+    /// Which run of the scenario this is (from 1) of how many (`--repeat`).
+    pub attempt: usize,
+    pub attempts: usize,
 }
 
 impl Finished {
@@ -62,6 +68,19 @@ impl Finished {
             trace: crate::trace::render(&outcome.name, &outcome.history),
             outcome,
             started_at,
+            attempt: 1,
+            attempts: 1,
+        }
+    }
+
+    /// File name stem of this run's files: the scenario id, and `.runK`
+    /// for the K-th run of a repeated scenario after the first, so the
+    /// runs do not overwrite each other.
+    pub fn file_stem(&self) -> String {
+        if self.attempt > 1 {
+            format!("{}.run{}", self.outcome.id, self.attempt)
+        } else {
+            self.outcome.id.clone()
         }
     }
 
@@ -69,6 +88,23 @@ impl Finished {
     /// report highlights as the violation.
     pub fn offending_events(&self) -> std::collections::BTreeSet<u64> {
         offending_events(&self.outcome)
+    }
+}
+
+/// The runs of one scenario under `--repeat N` and how their verdicts
+/// compare.
+#[derive(Debug)]
+pub struct Repeated {
+    pub broker: String,
+    /// Every run, in order (`attempt` 1..=N).
+    pub runs: Vec<Arc<Finished>>,
+    /// `Some` when the verdicts differ.
+    pub flaky: Option<crate::runner::repeat::Flaky>,
+}
+
+impl Repeated {
+    pub fn id(&self) -> &str {
+        &self.runs[0].outcome.id
     }
 }
 
@@ -97,6 +133,9 @@ pub struct Totals {
     pub deviations: usize,
     pub unsupported: usize,
     pub errors: usize,
+    /// Of `failed`, scenarios whose verdicts differed between the runs of
+    /// `--repeat N`.
+    pub flaky: usize,
 }
 
 impl Totals {
@@ -117,6 +156,17 @@ impl Totals {
                 self.failed += 1;
                 self.errors += 1
             }
+        }
+    }
+
+    /// The scenario's runs under `--repeat N`, counted once: FLAKY fails;
+    /// runs that agree count as the first did.
+    pub fn add_repeated(&mut self, r: &Repeated) {
+        if r.flaky.is_some() {
+            self.failed += 1;
+            self.flaky += 1;
+        } else {
+            self.add(&r.runs[0].outcome.status);
         }
     }
 

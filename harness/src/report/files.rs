@@ -45,7 +45,7 @@ impl Reporter for TraceFiles {
                     &self.dir,
                     self.per_broker,
                     &f.broker,
-                    &format!("{}.trace", f.outcome.id),
+                    &format!("{}.trace", f.file_stem()),
                 )?;
                 std::fs::write(&path, &f.trace)
                     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;

@@ -1,5 +1,7 @@
 //! The terminal: one line per scenario as it finishes (with its failure
-//! reasons indented below), a summary at the end, and on a terminal a
+//! reasons indented below; under `--repeat N` one per run, `[run K/N]`,
+//! then a FLAKY line with each run's verdict and the differing rules
+//! where the runs disagree), a summary at the end, and on a terminal a
 //! progress bar for runs of more than one scenario. With `-v` the history
 //! of the running scenario streams as it is recorded, every packet (pings
 //! and held ones too) and the device's UART lines included.
@@ -79,10 +81,15 @@ impl Human {
             Some(width) => format!("{:<width$} ", format!("[{}]", f.broker)),
             None => String::new(),
         };
+        let id = if f.attempts > 1 {
+            format!("{} [run {}/{}]", o.id, f.attempt, f.attempts)
+        } else {
+            o.id.clone()
+        };
         text += &format!(
             "{:<5} {broker}{:<40} {:>6.1}s  {}\n",
             label(&o.status),
-            o.id,
+            id,
             o.duration.as_secs_f64(),
             o.name
         );
@@ -104,8 +111,31 @@ impl Human {
         text
     }
 
+    /// After the runs of a repeated scenario: FLAKY where they disagree.
+    fn repeated_text(&self, r: &super::Repeated) -> String {
+        let Some(flaky) = &r.flaky else {
+            return String::new();
+        };
+        let broker = match self.matrix {
+            Some(width) => format!("{:<width$} ", format!("[{}]", r.broker)),
+            None => String::new(),
+        };
+        let mut text = format!("FLAKY {broker}{:<40} {}\n", r.id(), flaky.summary());
+        text += &format!("      {}\n", flaky.differing_text());
+        for (f, sig) in r.runs.iter().zip(&flaky.runs) {
+            text += &format!("      run {}: {}\n", f.attempt, sig.describe());
+        }
+        text
+    }
+
     fn summary(&self, totals: &Totals) -> String {
         let mut text = String::new();
+        if totals.flaky > 0 {
+            text += &format!(
+                "{} scenario(s) FLAKY: their verdicts differ between runs (see FLAKY lines); counted as failed\n",
+                totals.flaky
+            );
+        }
         if totals.deviations > 0 {
             text += &format!(
                 "{} of the passes are known deviations of the broker (see DEV lines)\n",
@@ -211,6 +241,10 @@ impl Reporter for Human {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
                 }
+                self.print(&text)
+            }
+            RunEvent::ScenarioRepeated(r) => {
+                let text = self.repeated_text(r);
                 self.print(&text)
             }
             RunEvent::RunFinished { totals, .. } => {

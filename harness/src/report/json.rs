@@ -64,6 +64,17 @@ enum Line<'a> {
         failures: Vec<FailureJson<'a>>,
         verdicts: Vec<VerdictJson<'a>>,
         trace: &'a str,
+        attempt: usize,
+        attempts: usize,
+    },
+    ScenarioRepeated {
+        id: &'a str,
+        broker: &'a str,
+        /// The runs' indices, in order.
+        indices: Vec<usize>,
+        flaky: bool,
+        runs: Vec<RunJson>,
+        differing_rules: &'a [String],
     },
     RunFinished {
         #[serde(flatten)]
@@ -92,6 +103,12 @@ impl EventJson {
             text: describe::event(&ev.kind),
         }
     }
+}
+
+#[derive(Serialize)]
+struct RunJson {
+    status: &'static str,
+    rules: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -203,8 +220,27 @@ impl Reporter for Json {
                         })
                         .collect(),
                     trace: &f.trace,
+                    attempt: f.attempt,
+                    attempts: f.attempts,
                 }
             }
+            RunEvent::ScenarioRepeated(r) => Line::ScenarioRepeated {
+                id: r.id(),
+                broker: &r.broker,
+                indices: r.runs.iter().map(|f| f.index).collect(),
+                flaky: r.flaky.is_some(),
+                runs: r
+                    .runs
+                    .iter()
+                    .map(|f| RunJson {
+                        status: status_name(&f.outcome.status),
+                        rules: crate::runner::deviation::signature(&f.outcome)
+                            .into_iter()
+                            .collect(),
+                    })
+                    .collect(),
+                differing_rules: r.flaky.as_ref().map_or(&[], |f| &f.differing),
+            },
             RunEvent::RunFinished { totals, elapsed } => Line::RunFinished {
                 totals: *totals,
                 duration_secs: elapsed.as_secs_f64(),

@@ -4,37 +4,147 @@
 //! offending events themselves, so a CI page shows what happened on the
 //! wire without opening the trace. The normalized trace is the case's
 //! system-out.
+//!
+//! A scenario run `--repeat N` times is one test case, written as nextest
+//! writes retried tests: when the runs disagree (FLAKY, a failure here) the
+//! case fails with the FLAKY summary and carries every failing run as a
+//! `<flakyFailure>` (`<flakyError>`) if some run passed, as
+//! `<rerunFailure>` (`<rerunError>`) if none did; runs that agree are the
+//! first run's case, further failing runs as `<rerunFailure>`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{
+    FlakyOrRerun, NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 
 use super::events::{offending_events, RunEvent};
-use super::{describe, Finished, Reporter};
+use super::{describe, Finished, Repeated, Reporter};
 use crate::error::Error;
 use crate::runner::Status;
 
+/// One test case: a scenario's run, or all the runs of a repeated one.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    One(Arc<Finished>),
+    Repeated(Arc<Repeated>),
+}
+
+impl Entry {
+    fn broker(&self) -> &str {
+        match self {
+            Entry::One(f) => &f.broker,
+            Entry::Repeated(r) => &r.broker,
+        }
+    }
+}
+
 /// Renders finished scenarios (of any number of brokers, in run order).
 pub fn render(results: &[Arc<Finished>]) -> String {
+    let entries: Vec<Entry> = results.iter().cloned().map(Entry::One).collect();
+    render_entries(&entries)
+}
+
+pub fn render_entries(results: &[Entry]) -> String {
     let mut report = Report::new("mqtt-hil");
     let mut brokers: Vec<&str> = Vec::new();
     for f in results {
-        if !brokers.contains(&f.broker.as_str()) {
-            brokers.push(&f.broker);
+        if !brokers.contains(&f.broker()) {
+            brokers.push(f.broker());
         }
     }
     for broker in brokers {
         let mut suite = TestSuite::new(broker);
         suite.add_property(("broker", broker));
-        for f in results.iter().filter(|f| f.broker == broker) {
-            suite.add_test_case(case(f));
+        for e in results.iter().filter(|f| f.broker() == broker) {
+            suite.add_test_case(match e {
+                Entry::One(f) => case(f),
+                Entry::Repeated(r) => repeated_case(r),
+            });
         }
         report.add_test_suite(suite);
     }
     report
         .to_string()
         .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"))
+}
+
+/// A failing run as a `<flakyFailure>`/`<rerunFailure>` element.
+fn rerun(f: &Finished) -> Option<TestRerun> {
+    let o = &f.outcome;
+    let kind = match o.status {
+        Status::Failed => NonSuccessKind::Failure,
+        Status::Error(_) => NonSuccessKind::Error,
+        _ => return None,
+    };
+    let text = failure_text(o);
+    let mut r = TestRerun::new(kind);
+    r.set_message(format!(
+        "run {}: {}",
+        f.attempt,
+        text.lines().next().unwrap_or("failed")
+    ));
+    r.set_description(text);
+    r.set_time(o.duration);
+    r.set_system_out(f.trace.clone());
+    Some(r)
+}
+
+fn repeated_case(r: &Repeated) -> TestCase {
+    let first = &r.runs[0];
+    let mut case = case(first);
+    let time = r.runs.iter().map(|f| f.outcome.duration).sum();
+    case.set_time(time);
+    let Some(flaky) = &r.flaky else {
+        // The runs agree: the first run's case; further failing runs as
+        // reruns, so each run's evidence is there.
+        case.status.set_rerun_kind(FlakyOrRerun::Rerun);
+        let more: Vec<TestRerun> = r.runs[1..].iter().filter_map(|f| rerun(f)).collect();
+        if matches!(case.status, TestCaseStatus::NonSuccess { .. }) {
+            case.status.add_reruns(more);
+        }
+        return case;
+    };
+    let some_passed = r.runs.iter().any(|f| f.outcome.acceptable());
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    status.set_message(format!(
+        "FLAKY: {}; {}",
+        flaky.summary(),
+        flaky.differing_text()
+    ));
+    status.set_type("flaky");
+    let mut description = String::new();
+    for (f, sig) in r.runs.iter().zip(&flaky.runs) {
+        description += &format!("run {}: {}\n", f.attempt, sig.describe());
+    }
+    status.set_description(description);
+    status.set_rerun_kind(if some_passed {
+        FlakyOrRerun::Flaky
+    } else {
+        FlakyOrRerun::Rerun
+    });
+    status.add_reruns(r.runs.iter().filter_map(|f| rerun(f)));
+    case.status = status;
+    case
+}
+
+/// Every reason, then the offending events quoted.
+fn failure_text(o: &crate::runner::Outcome) -> String {
+    let mut text = o.failure_text();
+    let offending = offending_events(o);
+    if !offending.is_empty() {
+        text += "\noffending events:";
+        for ev in o
+            .history
+            .events
+            .iter()
+            .filter(|e| offending.contains(&e.seq))
+        {
+            text += &format!("\n  {}", describe::line(ev));
+        }
+    }
+    text
 }
 
 fn case(f: &Finished) -> TestCase {
@@ -52,19 +162,7 @@ fn case(f: &Finished) -> TestCase {
             } else {
                 NonSuccessKind::Error
             };
-            let mut text = o.failure_text();
-            let offending = offending_events(o);
-            if !offending.is_empty() {
-                text += "\noffending events:";
-                for ev in o
-                    .history
-                    .events
-                    .iter()
-                    .filter(|e| offending.contains(&e.seq))
-                {
-                    text += &format!("\n  {}", describe::line(ev));
-                }
-            }
+            let text = failure_text(o);
             let mut s = TestCaseStatus::non_success(kind);
             s.set_message(text.lines().next().unwrap_or("failed").to_string());
             s.set_description(text);
@@ -81,7 +179,7 @@ fn case(f: &Finished) -> TestCase {
 /// Collects the run and writes `--junit FILE` when it ends.
 pub struct JunitFile {
     path: PathBuf,
-    results: Vec<Arc<Finished>>,
+    results: Vec<Entry>,
 }
 
 impl JunitFile {
@@ -97,14 +195,25 @@ impl Reporter for JunitFile {
     fn report(&mut self, ev: &RunEvent) -> Result<(), Error> {
         // Written after every scenario, so a run cut short (Ctrl-C, a
         // CI timeout) still leaves a valid file of what did run.
-        if let RunEvent::ScenarioFinished(f) = ev {
-            self.results.push(f.clone());
+        match ev {
+            RunEvent::ScenarioFinished(f) => self.results.push(Entry::One(f.clone())),
+            // The runs it replaces were written one by one as they ended.
+            RunEvent::ScenarioRepeated(r) => {
+                self.results.retain(|e| match e {
+                    Entry::One(f) => !r.runs.iter().any(|x| Arc::ptr_eq(x, f)),
+                    Entry::Repeated(_) => true,
+                });
+                self.results.push(Entry::Repeated(r.clone()));
+            }
+            _ => {}
         }
         if matches!(
             ev,
-            RunEvent::ScenarioFinished(_) | RunEvent::RunFinished { .. }
+            RunEvent::ScenarioFinished(_)
+                | RunEvent::ScenarioRepeated(_)
+                | RunEvent::RunFinished { .. }
         ) {
-            std::fs::write(&self.path, render(&self.results))
+            std::fs::write(&self.path, render_entries(&self.results))
                 .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
         }
         Ok(())

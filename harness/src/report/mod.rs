@@ -33,7 +33,7 @@ pub mod pcap;
 
 use std::path::PathBuf;
 
-pub use events::{Finished, RunEvent, Totals};
+pub use events::{Finished, Repeated, RunEvent, Totals};
 
 use crate::error::Error;
 

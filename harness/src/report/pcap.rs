@@ -22,6 +22,15 @@
 //!   use;
 //! - timestamps are the history's, from the scenario's wall-clock start,
 //!   in nanoseconds.
+//!
+//! On the harness's own network (an emulated board with `--net owned`,
+//! docs/network.md) the device's connections are not synthesized: the
+//! capture carries the board's real Ethernet frames (10.0.2.x) as its
+//! stack sent them and the harness answered — lwIP's segment sizes, a
+//! PUBLISH cut into 1-byte segments by `ip mss`, retransmissions, DHCP,
+//! DNS, ARP, RSTs — each commented with its `#seq` and, when a fault acted
+//! on it, what the network did (`dropped by ip loss`, `duplicated`...).
+//! Observers' connections are synthesized as above.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -179,8 +188,14 @@ fn addresses(history: &History) -> HashMap<String, [u8; 4]> {
     out
 }
 
-/// The frames of every proxied connection of `history`, in log order.
+/// The frames of every proxied connection of `history`, in log order;
+/// the board's real frames instead of the device's synthesized ones when
+/// the history has them.
 pub fn frames(history: &History) -> Vec<Frame> {
+    let real = history
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Frame { .. }));
     let ips = addresses(history);
     let refused: HashSet<ConnId> = history
         .events
@@ -199,6 +214,35 @@ pub fn frames(history: &History) -> Vec<Frame> {
     let mut push = |at, data, comment: Option<String>| out.push(Frame { at, data, comment });
     for ev in &history.events {
         let at = ev.at;
+        match &ev.kind {
+            EventKind::Frame {
+                dir,
+                data,
+                fate,
+                note,
+            } => {
+                let mut comment = format!(
+                    "#{} {} the board",
+                    ev.seq,
+                    if *dir == Dir::ToBroker { "from" } else { "to" }
+                );
+                if let Some(n) = note {
+                    comment += &format!(" ({n})");
+                }
+                comment += &describe::frame_fate(fate);
+                push(at, data.to_vec(), Some(comment));
+                continue;
+            }
+            EventKind::ConnOpened { actor, .. }
+            | EventKind::Packet { actor, .. }
+            | EventKind::Malformed { actor, .. }
+            | EventKind::ConnClosed { actor, .. }
+                if real && actor == "device" =>
+            {
+                continue
+            }
+            _ => {}
+        }
         match &ev.kind {
             EventKind::ConnOpened { conn, actor } => {
                 let ip = ips.get(actor).copied().unwrap_or(DEVICE_IP);
@@ -383,7 +427,7 @@ impl Reporter for PcapFiles {
                     &self.dir,
                     self.per_broker,
                     &f.broker,
-                    &format!("{}.pcapng", slug(&o.id)),
+                    &format!("{}.pcapng", slug(&f.file_stem())),
                 )?;
                 let bytes = pcapng(
                     &frames(&o.history),

@@ -7,6 +7,7 @@ pub mod convention;
 pub mod deviation;
 pub mod expect;
 mod outcome;
+pub mod repeat;
 mod reported;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use outcome::{name_broken_rules, Outcome, Status, StepFailure};
-pub use reported::run_reported;
+pub use reported::{run_repeated, run_reported};
 
 use crate::broker::{Broker, BrokerSpec};
 use crate::check::{self, Checker};
@@ -64,6 +65,9 @@ pub async fn run(scenario: &Scenario, cfg: &RunConfig) -> Outcome {
 /// history first.
 pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Recorder) -> Outcome {
     let started = Instant::now();
+    if let Err(e) = check_target(scenario, &cfg.target) {
+        return Outcome::error(scenario, e.to_string(), recorder.snapshot());
+    }
     if let Some(missing) = unmet_requirement(scenario, cfg) {
         return Outcome::skipped(scenario, missing);
     }
@@ -114,7 +118,62 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
     convention::judge(cfg.deviations.apply(o), &cfg.profile())
 }
 
+/// What a scenario asks of its target that the target can never do, as
+/// an error at the file and line of the step (checked before anything
+/// starts, by `mqtt-hil run` for every file and by [`run`]): a `wifi` step
+/// needs a board with a radio the harness controls — the emulated board.
+/// A virtual device and the host build have no radio; a bench board's
+/// radio is its own (its access point is not the harness's).
+pub fn check_target(
+    scenario: &Scenario,
+    target: &TargetSpec,
+) -> std::result::Result<(), crate::error::Error> {
+    if *target == TargetSpec::Qemu {
+        return Ok(());
+    }
+    for (step, fault, line) in scenario.network_steps() {
+        if fault.needs_radio() {
+            return Err(crate::error::Error::Input {
+                file: scenario.path.clone(),
+                line,
+                message: format!(
+                    "step {}: field `wifi`: `{}` needs the board's radio, and --target {target} \
+                     has none the harness controls (a virtual device and the host build have no \
+                     radio; a bench board's is on its own access point): run it with --target qemu",
+                    step.index,
+                    fault.name()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why the network steps of a scenario cannot be carried out here (they
+/// are then skipped with this reason, never faked).
+fn network_unavailable(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
+    let (step, fault, line) = scenario.network_steps().next()?;
+    let what = format!("step {} (line {line}, `{}`)", step.index, fault.name());
+    if cfg.target != TargetSpec::Qemu {
+        return Some(format!(
+            "{what} acts on the emulated board's own network, which --target {} does not have: \
+             run it with --target qemu",
+            cfg.target
+        ));
+    }
+    if cfg.firmware.net.mode == crate::net::NetMode::Slirp {
+        return Some(format!(
+            "{what} needs the harness's own network, and --net slirp (QEMU's user network) \
+             cannot do network faults: run it with --net owned (the default)"
+        ));
+    }
+    None
+}
+
 fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
+    if let Some(why) = network_unavailable(scenario, cfg) {
+        return Some(why);
+    }
     let profile = cfg.profile();
     let v5 = |c: &crate::scenario::ClientSpec| c.connect.version == crate::mqtt::Version::V5;
     if scenario.device.as_ref().is_some_and(v5) && cfg.target != TargetSpec::Virtual {
@@ -544,6 +603,21 @@ impl World {
                     self.settle(actor).await;
                 }
                 Ok(())
+            }
+            Action::Network { fault, .. } => {
+                let network = self
+                    .device
+                    .as_ref()
+                    .and_then(|d| d.network())
+                    .or_else(|| self.autonomous.as_ref().and_then(|a| a.network()))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{}` needs the emulated board's own network, and this board has none",
+                            fault.name()
+                        )
+                    })?;
+                // The network records the fault, with its parameters.
+                network.apply(fault.clone()).await
             }
             Action::Broker(what) => {
                 let broker = self.broker.as_mut().ok_or("no broker")?;

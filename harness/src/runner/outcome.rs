@@ -319,6 +319,7 @@ pub fn summarize(a: &Action) -> String {
             ClientAction::Release(pid) => format!("{actor} release pid={pid}"),
         },
         Action::Net { actor, fault } => format!("net {} on {actor}", fault.name()),
+        Action::Network { fault, .. } => format!("{} on device", fault.name()),
         Action::Broker(w) => format!("broker {w}"),
         Action::Board(crate::scenario::BoardAction::Reset) => "board reset".into(),
         Action::Board(crate::scenario::BoardAction::PowerCycle) => "board power_cycle".into(),

@@ -1,6 +1,7 @@
 //! One scenario run as report events: `ScenarioStarted`, the live history
-//! while it runs (only if a reporter wants it), `ScenarioFinished`. Shared
-//! by `mqtt-hil run` and any command that runs many (a broker matrix).
+//! while it runs (only if a reporter wants it), `ScenarioFinished`; under
+//! `--repeat N`, N such runs and then `ScenarioRepeated`. Shared by
+//! `mqtt-hil run` and any command that runs many (a broker matrix).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,7 +11,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use super::{run_recorded, RunConfig};
 use crate::error::Error;
 use crate::history::Recorder;
-use crate::report::{Finished, Reporters, RunEvent};
+use crate::report::{Finished, Repeated, Reporters, RunEvent};
 use crate::scenario::Scenario;
 
 /// Runs `scenario` against `cfg`'s broker, labelled `broker` in the reports.
@@ -19,6 +20,52 @@ pub async fn run_reported(
     cfg: &RunConfig,
     index: usize,
     broker: &str,
+    reporters: &mut Reporters,
+) -> Result<Arc<Finished>, Error> {
+    run_attempt(scenario, cfg, index, broker, (1, 1), reporters).await
+}
+
+/// Runs `scenario` `runs` times (indices `index..index + runs`), each
+/// reported as it finishes, then compares their verdicts
+/// ([`super::repeat`]) and, for more than one run, reports that.
+pub async fn run_repeated(
+    scenario: &Scenario,
+    cfg: &RunConfig,
+    index: usize,
+    broker: &str,
+    runs: usize,
+    reporters: &mut Reporters,
+) -> Result<Arc<Repeated>, Error> {
+    let runs = runs.max(1);
+    let mut finished = Vec::with_capacity(runs);
+    for k in 1..=runs {
+        let f = run_attempt(scenario, cfg, index + k - 1, broker, (k, runs), reporters).await?;
+        // An environment that broke (no broker) breaks every run alike.
+        let broken = matches!(&f.outcome.status, super::Status::Error(e) if e.contains("hint:"));
+        finished.push(f);
+        if broken {
+            break;
+        }
+    }
+    let outcomes: Vec<&super::Outcome> = finished.iter().map(|f| &f.outcome).collect();
+    let flaky = super::repeat::compare(&outcomes, &cfg.deviations);
+    let r = Arc::new(Repeated {
+        broker: broker.to_string(),
+        runs: finished,
+        flaky,
+    });
+    if runs > 1 {
+        reporters.report(&RunEvent::ScenarioRepeated(r.clone()))?;
+    }
+    Ok(r)
+}
+
+async fn run_attempt(
+    scenario: &Scenario,
+    cfg: &RunConfig,
+    index: usize,
+    broker: &str,
+    (attempt, attempts): (usize, usize),
     reporters: &mut Reporters,
 ) -> Result<Arc<Finished>, Error> {
     reporters.report(&RunEvent::ScenarioStarted {
@@ -64,6 +111,8 @@ pub async fn run_reported(
         run_recorded(scenario, cfg, recorder).await
     };
     let mut finished = Finished::new(index, broker, outcome, started_at);
+    finished.attempt = attempt;
+    finished.attempts = attempts;
     // The scenario's own normalizations (periodic topics of a black box).
     finished.trace = crate::trace::render_scenario(scenario, &finished.outcome.history);
     let finished = Arc::new(finished);

@@ -532,7 +532,7 @@ fn withhold(f: &mut Fields) -> Result<AckPolicy> {
 }
 
 const ACTION_KEYS: &[&str] = &[
-    "device", "observer", "net", "broker", "board", "wait", "expect",
+    "device", "observer", "net", "ip", "wifi", "dns", "dhcp", "broker", "board", "wait", "expect",
 ];
 const CLIENT_VERBS: &[&str] = &[
     "connect",
@@ -561,6 +561,21 @@ const NET_FAULTS: &[&str] = &[
     "release",
     "clear",
 ];
+const IP_FAULTS: &[&str] = &[
+    "loss",
+    "duplicate",
+    "reorder",
+    "delay",
+    "mss",
+    "refuse",
+    "accept",
+    "blackhole",
+    "heal",
+    "clear",
+];
+const WIFI_FAULTS: &[&str] = &["off", "on", "roam", "weak"];
+const DNS_FAULTS: &[&str] = &["fail", "timeout", "heal"];
+const DHCP_FAULTS: &[&str] = &["off", "on"];
 const BROKER_ACTIONS: &[&str] = &[
     "restart",
     "stop",
@@ -700,6 +715,19 @@ fn step(
             Action::Net {
                 fault: fault(f, &fault_name, &mut allowed)?,
                 actor,
+            }
+        }
+        "ip" | "wifi" | "dns" | "dhcp" => {
+            if !has_device {
+                return Err(f.err(
+                    key,
+                    "a network fault acts on the device's board: the scenario has no [device] table",
+                ));
+            }
+            let line = f.line_of_key(key);
+            Action::Network {
+                fault: network_fault(f, key, &mut allowed)?,
+                line,
             }
         }
         "broker" => {
@@ -1022,6 +1050,192 @@ fn fault(f: &mut Fields, name: &str, allowed: &mut Vec<&'static str>) -> Result<
         other => return Err(unknown(f, "net", "fault", other, NET_FAULTS)),
     };
     Ok(fault)
+}
+
+/// A probability: 0 to 1 as a number, or a percentage string (`"20%"`).
+fn rate(f: &mut Fields, key: &str) -> Result<Option<f64>> {
+    let v = match f.raw(key) {
+        None => return Ok(None),
+        Some(toml::Value::Float(x)) => crate::net::fault::check_rate(*x),
+        Some(toml::Value::Integer(i)) => crate::net::fault::check_rate(*i as f64),
+        Some(toml::Value::String(s)) => crate::net::fault::parse_rate(s),
+        Some(other) => Err(format!(
+            "expected a probability (0.2 or \"20%\"), found {}",
+            other.type_str()
+        )),
+    };
+    v.map(Some).map_err(|e| f.err(key, e))
+}
+
+/// `rate = 0.2` or `nth = 3`, one of them.
+fn amount(f: &mut Fields, what: &str) -> Result<crate::net::Amount> {
+    use crate::net::Amount;
+    let r = rate(f, "rate")?;
+    let n = f.int("nth", 1, u32::MAX as i64)?;
+    match (r, n) {
+        (Some(_), Some(_)) => Err(f.err(
+            "nth",
+            "give either `rate` (each segment with that probability) or `nth` (that new data \
+             segment of each connection), not both",
+        )),
+        (Some(r), None) => Ok(Amount::Rate(r)),
+        (None, Some(n)) => Ok(Amount::Nth(n as u32)),
+        (None, None) => Err(f.err_table(format!(
+            "`ip = \"{what}\"` needs `rate` (e.g. rate = 0.2) or `nth` (e.g. nth = 3)"
+        ))),
+    }
+}
+
+/// The families of the board's network faults, as step keys and as the
+/// first word of an `observe` command.
+pub const NETWORK_FAMILIES: &[&str] = &["ip", "wifi", "dns", "dhcp"];
+
+/// A network fault typed as one line (`mqtt-hil observe`'s stdin): the
+/// family, the fault and the step's fields as `key=value`, read by the
+/// same code as a scenario step, e.g. `ip loss rate=0.2 dir=to_broker`,
+/// `ip mss bytes=1`, `wifi weak loss=30%`, `dns fail`, `dhcp on`.
+pub fn parse_network_command(line: &str) -> std::result::Result<crate::net::NetFault, String> {
+    let mut words = line.split_whitespace();
+    let family = words.next().unwrap_or_default().to_ascii_lowercase();
+    if !NETWORK_FAMILIES.contains(&family.as_str()) {
+        return Err(format!(
+            "`{family}` is not a network fault family: {}",
+            NETWORK_FAMILIES.join(", ")
+        ));
+    }
+    let name = words.next().ok_or_else(|| {
+        format!(
+            "`{family}` needs a fault, e.g. `{family} {}`",
+            match family.as_str() {
+                "ip" => "loss rate=0.2",
+                "wifi" => "off",
+                "dns" => "fail",
+                _ => "off",
+            }
+        )
+    })?;
+    let mut table = toml::Table::new();
+    table.insert(
+        family.clone(),
+        toml::Value::String(name.to_ascii_lowercase()),
+    );
+    for w in words {
+        let (k, v) = w
+            .split_once('=')
+            .ok_or_else(|| format!("`{w}`: write parameters as key=value, e.g. rate=0.2"))?;
+        // A number or a boolean as TOML reads it; anything else is text
+        // (`100ms`, `20%`, `to_broker`).
+        let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(v.to_string()));
+        table.insert(k.to_string(), value);
+    }
+    let src = Source {
+        path: Path::new("<stdin>"),
+        text: line,
+    };
+    let mut f = Fields::new(&src, &table, 0..line.len(), "command");
+    let mut allowed: Vec<&str> = vec![match family.as_str() {
+        "ip" => "ip",
+        "wifi" => "wifi",
+        "dns" => "dns",
+        _ => "dhcp",
+    }];
+    let strip = |e: Error| match e {
+        Error::Input { message, .. } => message.replacen("command: ", "", 1),
+        other => other.to_string(),
+    };
+    let fault = network_fault(&mut f, allowed[0], &mut allowed).map_err(strip)?;
+    f.finish(&allowed).map_err(strip)?;
+    Ok(fault)
+}
+
+/// An `ip`, `wifi`, `dns` or `dhcp` step (docs/network.md).
+fn network_fault(
+    f: &mut Fields,
+    family: &str,
+    allowed: &mut Vec<&'static str>,
+) -> Result<crate::net::NetFault> {
+    use crate::net::{IpFault, NetFault, Wifi};
+    let name = f.req_str(family)?;
+    Ok(match family {
+        "wifi" => NetFault::Wifi(match name.as_str() {
+            "off" => Wifi::Off,
+            "on" => Wifi::On,
+            "roam" => Wifi::Roam,
+            "weak" => {
+                allowed.push("loss");
+                Wifi::Weak {
+                    loss: rate(f, "loss")?.ok_or_else(|| {
+                        f.err_table("`wifi = \"weak\"` needs `loss`, e.g. loss = 0.3 (0 ends it)")
+                    })?,
+                }
+            }
+            other => return Err(unknown(f, "wifi", "wifi fault", other, WIFI_FAULTS)),
+        }),
+        "dns" => NetFault::Dns(match name.as_str() {
+            "fail" => crate::net::dns::Mode::Fail,
+            "timeout" => crate::net::dns::Mode::Timeout,
+            "heal" => crate::net::dns::Mode::Answer,
+            other => return Err(unknown(f, "dns", "dns fault", other, DNS_FAULTS)),
+        }),
+        "dhcp" => NetFault::Dhcp(match name.as_str() {
+            "off" => false,
+            "on" => true,
+            other => return Err(unknown(f, "dhcp", "dhcp fault", other, DHCP_FAULTS)),
+        }),
+        _ => {
+            let fault = match name.as_str() {
+                "loss" => {
+                    allowed.extend(["rate", "nth"]);
+                    IpFault::Loss(amount(f, "loss")?)
+                }
+                "duplicate" => {
+                    allowed.extend(["rate", "nth"]);
+                    IpFault::Duplicate(amount(f, "duplicate")?)
+                }
+                "reorder" => {
+                    allowed.extend(["rate", "gap"]);
+                    IpFault::Reorder {
+                        rate: rate(f, "rate")?.ok_or_else(|| {
+                            f.err_table("`ip = \"reorder\"` needs `rate`, e.g. rate = 0.2")
+                        })?,
+                        gap: f.duration("gap")?.unwrap_or(Duration::from_millis(50)),
+                    }
+                }
+                "delay" => {
+                    allowed.extend(["delay", "jitter"]);
+                    IpFault::Delay {
+                        delay: f.duration("delay")?.ok_or_else(|| {
+                            f.err_table("`ip = \"delay\"` needs `delay`, e.g. delay = \"100ms\"")
+                        })?,
+                        jitter: f.duration("jitter")?.unwrap_or_default(),
+                    }
+                }
+                "mss" => {
+                    allowed.push("bytes");
+                    IpFault::Mss(f.int("bytes", 1, 1460)?.ok_or_else(|| {
+                        f.err_table("`ip = \"mss\"` needs `bytes`, e.g. bytes = 1")
+                    })? as u16)
+                }
+                "refuse" => IpFault::Refuse,
+                "accept" => IpFault::Accept,
+                "blackhole" => IpFault::Blackhole,
+                "heal" => IpFault::Heal,
+                "clear" => IpFault::Clear,
+                other => return Err(unknown(f, "ip", "ip fault", other, IP_FAULTS)),
+            };
+            // Refusal and `clear` act on the network as a whole.
+            let dir = if matches!(fault, IpFault::Refuse | IpFault::Accept | IpFault::Clear) {
+                None
+            } else {
+                allowed.push("dir");
+                direction(f)?
+            };
+            NetFault::Ip { dir, fault }
+        }
+    })
 }
 
 fn expectation(

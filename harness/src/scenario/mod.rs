@@ -9,6 +9,7 @@ mod model;
 
 pub use fields::closest as closest_word;
 pub use load::{
-    discover, load, load_checks, parse, parse_with, CheckFile, Expander, Part, CAPABILITIES,
+    discover, load, load_checks, parse, parse_network_command, parse_with, CheckFile, Expander,
+    Part, CAPABILITIES, NETWORK_FAMILIES,
 };
 pub use model::*;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::client::{AckPolicy, ConnectOptions, Reconnect};
 use crate::mqtt::props::Want;
 use crate::mqtt::{Properties, QoS, Version};
+use crate::net::NetFault;
 use crate::proxy::Fault;
 
 #[derive(Clone, Debug)]
@@ -107,6 +108,16 @@ impl Scenario {
         self.versions.iter().map(|v| self.as_version(*v)).collect()
     }
 
+    /// Steps on the emulated board's own network, with the line of their
+    /// key: they need `--target qemu` on the owned network (`wifi` needs a
+    /// radio at all, see [`crate::runner::check_target`]).
+    pub fn network_steps(&self) -> impl Iterator<Item = (&Step, &NetFault, usize)> {
+        self.steps.iter().filter_map(|s| match &s.action {
+            Action::Network { fault, line } => Some((s, fault, *line)),
+            _ => None,
+        })
+    }
+
     /// The scenario has a `device` actor (driven or autonomous).
     pub fn has_device(&self) -> bool {
         self.device.is_some() || self.autonomous.is_some()
@@ -128,8 +139,21 @@ pub struct Step {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Client { actor: String, action: ClientAction },
-    Net { actor: String, fault: Fault },
+    Client {
+        actor: String,
+        action: ClientAction,
+    },
+    Net {
+        actor: String,
+        fault: Fault,
+    },
+    /// A fault of the emulated board's own network (`ip`, `wifi`, `dns`,
+    /// `dhcp` steps; docs/network.md). `line` is the line of its key, for
+    /// errors found once the target is known ([`Scenario::network_steps`]).
+    Network {
+        fault: NetFault,
+        line: usize,
+    },
     Broker(String),
     Board(BoardAction),
     Wait(Duration),

@@ -73,15 +73,29 @@ impl Reporter for HtmlReport {
             RunEvent::ScenarioFinished(f) => {
                 let (rel, back) = if self.brokers.len() > 1 {
                     (
-                        format!("{}/{}.html", slug(&f.broker), slug(&f.outcome.id)),
+                        format!("{}/{}.html", slug(&f.broker), slug(&f.file_stem())),
                         "../index.html",
                     )
                 } else {
-                    (format!("{}.html", slug(&f.outcome.id)), "index.html")
+                    (format!("{}.html", slug(&f.file_stem())), "index.html")
                 };
                 self.write(&rel, &scenario(f, back))?;
                 self.rows.push(IndexRow::of(f, rel));
                 self.write_index()?;
+            }
+            // Every run of a scenario whose runs disagree shows FLAKY.
+            RunEvent::ScenarioRepeated(r) => {
+                if let Some(flaky) = &r.flaky {
+                    let why = format!("{}; {}", flaky.summary(), flaky.differing_text());
+                    for row in self
+                        .rows
+                        .iter_mut()
+                        .filter(|row| row.id == r.id() && row.broker == r.broker)
+                    {
+                        row.flaky = Some(why.clone());
+                    }
+                    self.write_index()?;
+                }
             }
             RunEvent::RunFinished { .. } => self.write_index()?,
             _ => {}

@@ -150,6 +150,10 @@ pub struct IndexRow {
     pub reason: Option<String>,
     /// The scenario page, relative to the index.
     pub href: String,
+    /// Which run of the scenario (`--repeat`), from 1, of how many.
+    pub attempt: (usize, usize),
+    /// Set on every run of a scenario whose runs disagree: why it is FLAKY.
+    pub flaky: Option<String>,
 }
 
 impl IndexRow {
@@ -167,6 +171,28 @@ impl IndexRow {
             duration_secs: o.duration.as_secs_f64(),
             reason,
             href,
+            attempt: (f.attempt, f.attempts),
+            flaky: None,
+        }
+    }
+
+    /// The status cell: FLAKY over the run's own status when the runs
+    /// disagree.
+    fn cell(&self) -> (&'static str, &'static str, Option<&str>) {
+        match &self.flaky {
+            Some(why) => ("failed", "FLAKY", Some(why.as_str())),
+            None => (
+                status_name(&self.status),
+                label(&self.status),
+                self.reason.as_deref(),
+            ),
+        }
+    }
+
+    fn title(&self) -> String {
+        match self.attempt {
+            (_, 1) => self.id.clone(),
+            (k, n) => format!("{} (run {k}/{n})", self.id),
         }
     }
 }
@@ -189,17 +215,16 @@ pub fn index(title: &str, rows: &[IndexRow]) -> String {
     out += &totals_line(rows);
     out += "<table><tr><th>status</th><th>scenario</th><th>broker</th><th>time</th><th>why</th></tr>\n";
     for r in rows {
+        let (cls, label, why) = r.cell();
         let _ = writeln!(
             out,
             "<tr><td class=\"{cls}\">{label}</td><td><a href=\"{href}\">{id}</a><br><small>{name}</small></td><td>{broker}</td><td class=\"num\">{d:.1}s</td><td>{why}</td></tr>",
-            cls = status_name(&r.status),
-            label = label(&r.status),
             href = esc(&r.href),
-            id = esc(&r.id),
+            id = esc(&r.title()),
             name = esc(&r.name),
             broker = esc(&r.broker),
             d = r.duration_secs,
-            why = esc(r.reason.as_deref().unwrap_or(""))
+            why = esc(why.unwrap_or(""))
         );
     }
     out += "</table>\n</body></html>\n";
@@ -233,13 +258,12 @@ pub fn matrix_index(title: &str, brokers: &[String], rows: &[IndexRow]) -> Strin
         for b in brokers {
             match rows.iter().find(|r| r.id == id && &r.broker == b) {
                 Some(r) => {
+                    let (cls, label, why) = r.cell();
                     let _ = write!(
                         out,
-                        "<td class=\"{}\"><a href=\"{}\" title=\"{}\">{}</a></td>",
-                        status_name(&r.status),
+                        "<td class=\"{cls}\"><a href=\"{}\" title=\"{}\">{label}</a></td>",
                         esc(&r.href),
-                        esc(r.reason.as_deref().unwrap_or("")),
-                        label(&r.status)
+                        esc(why.unwrap_or("")),
                     );
                 }
                 None => out += "<td>—</td>",
