@@ -247,6 +247,13 @@ fn a_qos2_publish_answered_with_puback_owes_its_pubrec() {
     t.ack(c, false, "puback", 1);
     t.wait(2000).step("end");
     let v = check(SPEC, &t.history());
-    assert_eq!(v.rules(), vec!["ack-without-publish", "MQTT-4.3.3-2"], "{v:?}");
-    assert!(v.violations[1].message.contains("answered PUBACK instead"), "{v:?}");
+    assert_eq!(
+        v.rules(),
+        vec!["ack-without-publish", "MQTT-4.3.3-2"],
+        "{v:?}"
+    );
+    assert!(
+        v.violations[1].message.contains("answered PUBACK instead"),
+        "{v:?}"
+    );
 }
