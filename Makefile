@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware images matrix demo black-box test test-rust test-firmware test-serial-suite esptool amqtt fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware images matrix demo black-box device-suite test test-rust test-firmware test-serial-suite esptool amqtt fuzz lint fmt bench ci clean
 
 all: build
 
@@ -50,10 +50,18 @@ demo: build firmware
 # or an Arduino sketch folder (built first, cached); the default is the
 # example counter device (firmware/sketches/counter_device).
 DEVICE_FW ?= firmware/sketches/counter_device
+DEVICE ?= $(DEVICE_FW)/device.toml
 black-box: build firmware
 	@echo "== black-box scenarios: broker=$(BROKER) firmware=$(DEVICE_FW)"
 	./target/release/mqtt-hil run scenarios/black_box --broker $(BROKER) --target qemu \
 	    --firmware $(DEVICE_FW) --out $(OUT)/black_box --junit $(OUT)/black_box/junit.xml
+
+# The generic device suite for any device: DEVICE is its description
+# (scenarios/device/README.md), DEVICE_FW its sketch folder or ELF.
+device-suite: build firmware
+	@echo "== device suite: broker=$(BROKER) device=$(DEVICE) firmware=$(DEVICE_FW)"
+	./target/release/mqtt-hil run scenarios/device --device $(DEVICE) --broker $(BROKER) --target qemu \
+	    --firmware $(DEVICE_FW) --libraries firmware/libraries --out $(OUT)/device --junit $(OUT)/device/junit.xml
 
 test: deps firmware esptool amqtt images test-firmware test-rust
 

@@ -678,17 +678,11 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
         .transpose()?;
     // Every file is checked before anything starts.
-    let scenarios = match &device {
-        None => load_all(&paths, filter.as_deref())?,
-        Some(d) => {
-            let (run, skipped) = mqtt_hil::device::suite::load_for(d, &paths, filter.as_deref())?;
-            for (path, why) in skipped {
-                println!("SKIP {}: {why}", path.display());
-            }
-            run
-        }
+    let (scenarios, skipped) = match &device {
+        None => (load_all(&paths, filter.as_deref())?, Vec::new()),
+        Some(d) => mqtt_hil::device::suite::load_for(d, &paths, filter.as_deref())?,
     };
-    if scenarios.is_empty() {
+    if scenarios.is_empty() && skipped.is_empty() {
         return Err(Error::Usage("no scenario matches".into()));
     }
     // What the target can never do is an input error, before anything starts.
@@ -734,7 +728,7 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let label = broker.to_string();
     reporters.report(&RunEvent::RunStarted {
-        count: scenarios.len() * repeat,
+        count: scenarios.len() * repeat + skipped.len(),
         brokers: vec![label.clone()],
         target: target.to_string(),
     })?;
@@ -751,6 +745,12 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
                 break;
             }
         }
+    }
+    // Suite files the device's description cannot fill, after the rest.
+    for (i, (s, why)) in skipped.iter().enumerate() {
+        let f =
+            runner::report_skipped(s, why, scenarios.len() * repeat + i, &label, &mut reporters)?;
+        totals.add(&f.outcome.status);
     }
     if let Some(e) = environment_error {
         // Not a finished run: nothing past this scenario was judged. The

@@ -93,6 +93,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("conv.map", "50|100"),
     ("conv.minmax", "39"),
     ("conv.random", "11"),
+    // randomSeed(): the same seed gives the same sequence.
+    ("conv.randomSeed", "1"),
     // LED_BUILTIN (GPIO2 on the common modules) and its old name.
     ("conv.led", "22"),
     // <functional>: function pointers and capturing lambdas, empty tests.

@@ -83,6 +83,35 @@ fn a_bad_scenario_exits_2_naming_file_line_and_field() {
     );
 }
 
+/// `run --device FILE`: a bad description stops the run before anything
+/// starts, naming its file, line and field.
+#[test]
+fn a_bad_device_description_exits_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("device.toml");
+    std::fs::write(
+        &f,
+        "[[publish]]\ntopic = \"d/1/n\"\n[[command]]\ntopic = \"d/1/cmd\"\npayload = \"on\"\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(root().join("scenarios/device"))
+        .arg("--device")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:3: command 1: missing field `reaction`",
+            f.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_missing_mosquitto_names_the_package() {
     let o = bin()

@@ -212,6 +212,10 @@ void conversions() {
   randomSeed(42);
   long a = random(100), b = random(10, 20);
   report("conv", "random", String(a >= 0 && a < 100) + String(b >= 10 && b < 20));
+  // The same seed starts the same sequence.
+  randomSeed(42);
+  long a2 = random(100), b2 = random(10, 20);
+  report("conv", "randomSeed", String(a2 == a && b2 == b));
   report("conv", "led", String(LED_BUILTIN) + String(BUILTIN_LED));
 }
 

@@ -174,17 +174,21 @@ impl HookContext {
         let mut child = cmd
             .spawn()
             .map_err(|e| failed(format!("could not start: {e}")))?;
+        // A hook cut short (its timeout, the scenario's, Ctrl-C) is killed
+        // with everything it started; one that finished keeps what it
+        // started (a broker it launched in the background).
+        let group = GroupGuard(child.id());
         let status = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(failed(format!("could not be waited for: {e}"))),
             Err(_) => {
-                crate::process::kill(&mut child).await;
                 return Err(failed(format!(
                     "did not finish within {} (the profile's [hooks] timeout)",
                     crate::scenario::duration::format(timeout)
                 )));
             }
         };
+        group.disarm();
         if !status.success() {
             return Err(failed(format!("failed ({status})")));
         }
@@ -208,6 +212,27 @@ impl HookContext {
         }
         let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
         format!("; its output ({}):\n    {tail}", self.log.display())
+    }
+}
+
+/// Kills a hook's process group when dropped, unless disarmed.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: plain syscall on the process group this hook leads
+            // (process::guard made it its own group).
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
     }
 }
 
@@ -270,6 +295,50 @@ mod tests {
         assert!(e.contains("cannot pause 9"), "{e}");
         let e = ctx.act("stop", "127.0.0.1", addr).await.unwrap_err();
         assert!(e.to_string().contains("no hook"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_hangs_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child.pid");
+        let ctx = HookContext {
+            hooks: toml::from_str(&format!(
+                "restart = \"sleep 30 & echo $! > {}; wait\"\ntimeout = \"300ms\"",
+                marker.display()
+            ))
+            .unwrap(),
+            profile_dir: dir.path().into(),
+            log: dir.path().join("hooks.log"),
+        };
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let e = ctx.act("restart", "127.0.0.1", addr).await.unwrap_err();
+        assert!(e.to_string().contains("did not finish within 300ms"), "{e}");
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The background `sleep` went with it (reaped by init, or a zombie
+        // of the killed shell at worst: either way not running).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next();
+            if matches!(state, None | Some('Z') | Some('X')) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sleep {pid} still runs: {stat}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

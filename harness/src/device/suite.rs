@@ -46,6 +46,8 @@ pub enum Expanded {
     Skipped {
         path: PathBuf,
         reason: String,
+        /// Its id, name and path, to report it SKIPPED (no steps).
+        stand_in: Box<Scenario>,
     },
 }
 
@@ -58,8 +60,9 @@ pub fn load_suite(paths: &[PathBuf], desc: &Description) -> Result<Vec<Expanded>
     Ok(out)
 }
 
-/// Suite scenarios to run, and suite files skipped with the reason.
-pub type Selection = (Vec<Scenario>, Vec<(PathBuf, String)>);
+/// Suite scenarios to run, and stand-ins for the suite files skipped,
+/// with the reason.
+pub type Selection = (Vec<Scenario>, Vec<(Scenario, String)>);
 
 /// What `mqtt-hil run --device FILE PATHS` runs: the suite files under
 /// `paths` whose id contains `filter`, expanded for the device described
@@ -74,10 +77,11 @@ pub fn load_for(description: &Path, paths: &[PathBuf], filter: Option<&str>) -> 
                     run.push(*s);
                 }
             }
-            Expanded::Skipped { path, reason } => {
-                let id = path.file_stem().unwrap_or_default().to_string_lossy();
-                if filter.is_none_or(|f| id.contains(f)) {
-                    skipped.push((path, reason));
+            Expanded::Skipped {
+                reason, stand_in, ..
+            } => {
+                if filter.is_none_or(|f| stand_in.id.contains(f)) {
+                    skipped.push((*stand_in, reason));
                 }
             }
         }
@@ -96,6 +100,7 @@ pub fn expand(path: &Path, text: &str, desc: &Description) -> Result<Expanded> {
         return Ok(Expanded::Skipped {
             path: path.to_path_buf(),
             reason,
+            stand_in: Box::new(stand_in(path, text)),
         });
     }
     let mut s = scenario::parse_with(path, text, &mut |part, table| {
@@ -160,6 +165,31 @@ pub fn invariants(desc: &Description) -> Vec<InvariantSpec> {
         will_payload: desc.will.as_ref().and_then(|w| w.payload.clone()),
     });
     out
+}
+
+/// A scenario with the file's id, name and description and no steps, for
+/// reporting a skipped file.
+fn stand_in(path: &Path, text: &str) -> Scenario {
+    let doc: toml::Table = toml::from_str(text).unwrap_or_default();
+    let get = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Scenario {
+        path: path.to_path_buf(),
+        id: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        name: get("name").unwrap_or_default(),
+        description: get("description"),
+        tags: Vec::new(),
+        timeout: Duration::ZERO,
+        requires: Vec::new(),
+        device: None,
+        autonomous: Some(Default::default()),
+        observers: Default::default(),
+        steps: Vec::new(),
+        invariants: Vec::new(),
+        versions: Vec::new(),
+    }
 }
 
 /// Reads `[device] needs` (before anything else, so a scenario the

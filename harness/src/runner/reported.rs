@@ -119,3 +119,24 @@ async fn run_attempt(
     reporters.report(&RunEvent::ScenarioFinished(finished.clone()))?;
     Ok(finished)
 }
+
+/// Reports a scenario decided SKIPPED before it ran (e.g. a suite file the
+/// device's description cannot fill), like one `unmet_requirement` skips.
+pub fn report_skipped(
+    scenario: &Scenario,
+    why: &str,
+    index: usize,
+    broker: &str,
+    reporters: &mut Reporters,
+) -> Result<Arc<Finished>, Error> {
+    reporters.report(&RunEvent::ScenarioStarted {
+        index,
+        id: scenario.id.clone(),
+        name: scenario.name.clone(),
+        broker: broker.to_string(),
+    })?;
+    let outcome = super::Outcome::skipped(scenario, why.to_string());
+    let finished = Arc::new(Finished::new(index, broker, outcome, SystemTime::now()));
+    reporters.report(&RunEvent::ScenarioFinished(finished.clone()))?;
+    Ok(finished)
+}

@@ -791,4 +791,46 @@ mod tests {
         // Nothing else is red.
         assert_eq!(svg.matches(" bad\"").count(), 2, "{svg}");
     }
+
+    /// A fault of the board's own network is a band with its parameters,
+    /// as a proxy fault is; a frame it dropped is a note marked cut.
+    #[test]
+    fn network_faults_are_bands_with_their_parameters() {
+        use crate::net::{Amount, IpFault, NetFault};
+        let fault = NetFault::Ip {
+            dir: Some(Dir::ToBroker),
+            fault: IpFault::Loss(Amount::Rate(0.2)),
+        };
+        let h = History::build()
+            .push(EventKind::Fault {
+                target: "device".into(),
+                fault: fault.name(),
+            })
+            .push(EventKind::Frame {
+                dir: Dir::ToBroker,
+                data: Bytes::from_static(&[0u8; 20]),
+                fate: crate::history::FrameFate::Dropped("ip loss".into()),
+                note: None,
+            })
+            .push(EventKind::Fault {
+                target: "device".into(),
+                fault: NetFault::Wifi(crate::net::Wifi::Off).name(),
+            })
+            .finish();
+        let svg = diagram(&h, &BTreeSet::new());
+        let row = |seq: u64| {
+            svg.lines()
+                .find(|l| l.starts_with(&format!("<a href=\"#e{seq}\">")))
+                .unwrap_or_else(|| panic!("no row for #{seq}: {svg}"))
+                .to_string()
+        };
+        assert!(
+            row(0).contains(r#"<g class="band">"#)
+                && row(0).contains("fault: ip loss 20% to_broker on device"),
+            "{}",
+            row(0)
+        );
+        assert!(row(1).contains(r#"class="note cut""#) && row(1).contains("DROPPED by ip loss"));
+        assert!(row(2).contains("fault: wifi off on device"));
+    }
 }
