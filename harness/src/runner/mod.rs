@@ -748,7 +748,8 @@ impl World {
     /// before the next step starts: waits until no packet has crossed the
     /// proxy for a short quiet period, at most a second. Without it, which
     /// step an ack lands in would follow the scheduler, and so would the
-    /// snapshots.
+    /// snapshots. On the board's own network a packet still on its way in
+    /// small segments (`ip mss`) is traffic too: its data frames count.
     async fn quiesce(&self) {
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut seen = self.recorder.len();
@@ -764,6 +765,7 @@ impl World {
                 EventKind::Delivered { .. }
                 | EventKind::ConnOpened { .. }
                 | EventKind::ConnClosed { .. } => true,
+                EventKind::Frame { data, .. } => crate::net::wire::carries_mqtt_data(data),
                 _ => false,
             });
             seen = now;
