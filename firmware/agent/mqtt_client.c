@@ -523,7 +523,7 @@ static mqtt_result sub_unsub(mqtt_client *c, uint8_t type, const uint8_t *filter
         return MQTT_C_NOT_CONNECTED;
     if (len + 7 > MQTT_TX_MAX)
         return MQTT_C_TOO_BIG;
-    mqtt_filter f = { { filter, len }, qos };
+    mqtt_filter f = { { filter, len }, qos, 0 };
     mqtt_packet p;
     memset(&p, 0, sizeof p);
     p.type = type;

@@ -6,8 +6,9 @@
 //! differ for it (its UART reaction, its 19-byte buffer, its empty client
 //! id across board resets, its 5 s connect loop against a refusing broker),
 //! to keep `make test` short. Each seeded bug of the counter device is
-//! caught by the suite, naming the rule; a description that does not fit
-//! the device stops at the first step with a clear error.
+//! caught by the suite, naming the rule; so is a description that promises
+//! more than the device does (buffer, keep alive, will); a description that
+//! does not fit the device stops at the first step with a clear error.
 //!
 //! `MQTT_HIL_RECORD_HISTORIES=DIR` writes each run's history in the
 //! checker-fixture format (tests/fixtures/histories/).
@@ -157,6 +158,33 @@ async fn a_connect_unlike_the_description_breaks_the_declared_rules() {
     assert!(
         seen.contains("declared-keepalive") && seen.contains("declared-will"),
         "{seen:?}\n{}",
+        explain(&o, &s)
+    );
+}
+
+/// A description that claims more buffer than the device has (the counter
+/// device's 384-byte packet buffer takes a command payload of about 350
+/// bytes): the command at the claimed size gets no reaction, and the
+/// suite reports it as a silent drop at that step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_at_the_claimed_size_without_reaction_is_a_silent_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("device.toml");
+    let text = std::fs::read_to_string(counter())
+        .unwrap()
+        .replace("command_payload = 300", "command_payload = 370");
+    std::fs::write(&file, text).unwrap();
+    let s = expand(&file, &root().join("scenarios/device/command_size.toml"));
+    let o = run(&s, sketch_util::counter_device(None), "overclaimed").await;
+    let f = o
+        .failures
+        .first()
+        .unwrap_or_else(|| panic!("{}", explain(&o, &s)));
+    assert_eq!(f.step, 6, "{}", explain(&o, &s));
+    assert!(
+        f.message
+            .contains("dropped a command of the size it claims to take silently"),
+        "{}",
         explain(&o, &s)
     );
 }

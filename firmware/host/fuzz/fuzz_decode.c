@@ -1,5 +1,6 @@
 /* libFuzzer target: the packet decoder, the streaming decoder and the client
  * state machine fed arbitrary broker bytes.
+ * Every input is decoded as MQTT 3.1.1 and as 5.0.
  * Oracles: no sanitizer report; whatever decodes re-encodes to a packet that
  * decodes to the same encoding; the streaming decoder agrees with the
  * one-shot decoder on the first packet. */
@@ -24,7 +25,7 @@ static void check_round_trip(const mqtt_packet *p)
     size_t n = mqtt_encode(a, sizeof a, &cp);
     if (!n)
         abort();
-    if (mqtt_decode(a, n, &again) != MQTT_OK)
+    if (mqtt_decode_v(a, n, p->version, &again) != MQTT_OK)
         abort();
     if (again.type == MQTT_SUBSCRIBE || again.type == MQTT_UNSUBSCRIBE)
         again.filters = fl;
@@ -70,15 +71,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *copy = malloc(size ? size : 1);
     memcpy(copy, data, size);
     mqtt_packet p;
-    mqtt_err one = mqtt_decode(copy, size, &p);
-    if (one == MQTT_OK)
+    if (mqtt_decode(copy, size, &p) == MQTT_OK)
         check_round_trip(&p);
+    if (mqtt_decode_v(copy, size, MQTT_V5, &p) == MQTT_OK)
+        check_round_trip(&p);
+    /* The streaming decoder speaks one version or the other. */
+    uint8_t version = (size & 2) ? MQTT_V5 : MQTT_V311;
 
     size_t total;
     mqtt_err fr = mqtt_frame(copy, size, MQTT_RX_MAX, &total);
     static uint8_t dbuf[MQTT_RX_MAX];
     mqtt_decoder d;
     mqtt_decoder_init(&d, dbuf, sizeof dbuf);
+    d.version = version;
     size_t chunk = size ? (size_t)(data[0] % 7) + 1 : 1, off = 0;
     bool first = true;
     while (off < size) {
@@ -86,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += mqtt_decoder_feed(&d, copy + off, k);
         mqtt_err e;
         while ((e = mqtt_decoder_next(&d, &p)) == MQTT_OK) {
-            if (first && fr == MQTT_OK && mqtt_decode(copy, total, &p) != MQTT_OK)
+            if (first && fr == MQTT_OK && mqtt_decode_v(copy, total, version, &p) != MQTT_OK)
                 abort();
             first = false;
         }
@@ -94,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* The stream is unusable after an error; the one-shot framer
              * must not have accepted this first packet whole. */
             if (first && fr == MQTT_OK && total <= size &&
-                mqtt_decode(copy, total, &p) == MQTT_OK)
+                mqtt_decode_v(copy, total, version, &p) == MQTT_OK)
                 abort();
             break;
         }

@@ -44,7 +44,7 @@ TEST(codec_round_trips_all_14_types)
         memset(&in, 0, sizeof in);
         in.type = t;
         in.pid = 0x1234;
-        mqtt_filter f[2] = { { S("a/+/c"), 1 }, { S("#"), 2 } };
+        mqtt_filter f[2] = { { S("a/+/c"), 1, 0 }, { S("#"), 2, 0 } };
         switch (t) {
         case MQTT_CONNECT:
             in.connect.clean = true;

@@ -225,7 +225,17 @@ impl Matrix {
                         };
                         let mut s = TestCaseStatus::non_success(kind);
                         s.set_message(c.detail.lines().next().unwrap_or("failed").to_string());
-                        s.set_description(c.detail.clone());
+                        let mut description = c.detail.clone();
+                        // A merged matrix keeps each run's verdict, not its
+                        // evidence: the partitions' own JUnit files have the
+                        // runs as <flakyFailure> elements.
+                        for (k, r) in c.runs.iter().enumerate() {
+                            description += &format!("\nrun {}: {r}", k + 1);
+                        }
+                        if c.verdict == Verdict::Flaky {
+                            s.set_type("flaky");
+                        }
+                        s.set_description(description);
                         s
                     }
                 };
@@ -319,6 +329,22 @@ mod tests {
         std::fs::write(&p, "{\n \"format\": 1,\n \"cells\": 3\n}").unwrap();
         let e = Matrix::read(&p).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}:", p.display())), "{e}");
+    }
+
+    #[test]
+    fn a_flaky_cell_is_a_failure_listing_every_run() {
+        let mut c = cell("s1", "x", Verdict::Flaky);
+        c.detail = "2 runs: 1 PASS, 1 FAIL [step 5]; differing rules: step 5".into();
+        c.runs = vec!["PASS".into(), "FAIL [step 5]".into()];
+        let m = part(&["x"], vec![c]);
+        assert!(m.failed());
+        let xml = m.junit();
+        assert!(xml.contains("failures=\"1\""), "{xml}");
+        assert!(xml.contains("type=\"flaky\""), "{xml}");
+        assert!(xml.contains("run 2: FAIL [step 5]"), "{xml}");
+        // ...and survives the JSON a partition writes and merge reads.
+        let back: Matrix = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(back, m);
     }
 
     #[test]

@@ -336,6 +336,17 @@ pub fn build_tcp(dst_mac: Mac, src_mac: Mac, s: &Segment, id: u16) -> Vec<u8> {
 /// A one-line summary of a frame for the history and the report, e.g.
 /// `TCP 10.0.2.15:49153 > 10.0.2.100:1883 [PSH,ACK] seq=1 ack=1 len=14`
 /// (sequence numbers as the frame has them).
+/// A TCP segment with payload other than a lone PINGREQ or PINGRESP: MQTT
+/// data on its way (keep-alive traffic follows the clock, not the steps).
+pub fn carries_mqtt_data(frame: &[u8]) -> bool {
+    match parse(frame).map(|f| f.parsed) {
+        Some(Parsed::Tcp(s)) => {
+            !s.payload.is_empty() && s.payload != [0xc0, 0] && s.payload != [0xd0, 0]
+        }
+        _ => false,
+    }
+}
+
 pub fn summary(frame: &[u8]) -> String {
     match parse(frame).map(|f| f.parsed) {
         Some(Parsed::Tcp(s)) => format!(
@@ -432,5 +443,16 @@ mod tests {
             summary(&f),
             "TCP 10.0.2.100:1883 > 10.0.2.15:49153 [PSH,ACK] seq=305419896 ack=42 len=3"
         );
+    }
+
+    #[test]
+    fn data_segments_but_not_pings_or_bare_acks_are_traffic() {
+        let f = |p: &[u8]| carries_mqtt_data(&build_tcp([2; 6], [4; 6], &seg(p, None), 1));
+        assert!(f(b"\x30"));
+        assert!(f(b"abc"));
+        assert!(!f(b""));
+        assert!(!f(b"\xc0\x00"));
+        assert!(!f(b"\xd0\x00"));
+        assert!(!carries_mqtt_data(b"not a frame"));
     }
 }
