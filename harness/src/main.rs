@@ -319,11 +319,14 @@ fn main() -> ExitCode {
             Cmd::Run(args) => {
                 let run = run(args);
                 tokio::select! {
-                    code = run => code,
+                    // The handler first: polled (installed) before anything starts,
+                    // so a SIGINT right after a broker or board is spawned is caught.
+                    biased;
                     _ = tokio::signal::ctrl_c() => {
                         eprintln!("interrupted: stopping everything that was started");
                         Ok(exit_codes::INTERRUPTED)
                     }
+                    code = run => code,
                 }
             }
             Cmd::Coverage {
@@ -334,11 +337,14 @@ fn main() -> ExitCode {
             } => coverage(&spec, &scenarios, markdown.as_deref(), md),
             Cmd::Matrix(args) => {
                 tokio::select! {
-                    code = matrix(args) => code,
+                    // The handler first: polled (installed) before anything starts,
+                    // so a SIGINT right after a broker or board is spawned is caught.
+                    biased;
                     _ = tokio::signal::ctrl_c() => {
                         eprintln!("interrupted: stopping everything that was started");
                         Ok(exit_codes::INTERRUPTED)
                     }
+                    code = matrix(args) => code,
                 }
             }
             Cmd::Merge(args) => merge(args),
@@ -384,11 +390,14 @@ fn main() -> ExitCode {
             } => {
                 let run = flash(&target, &bench, &firmware, no_boot_check);
                 tokio::select! {
-                    code = run => code,
+                    // The handler first: polled (installed) before anything starts,
+                    // so a SIGINT right after a broker or board is spawned is caught.
+                    biased;
                     _ = tokio::signal::ctrl_c() => {
                         eprintln!("interrupted: the flash is incomplete; the board will refuse to boot it (flash again)");
                         Ok(exit_codes::INTERRUPTED)
                     }
+                    code = run => code,
                 }
             }
             Cmd::Emulate(EmulateCmd::Serve {

@@ -237,3 +237,23 @@ fn the_resend_check_judges_after_a_board_reset() {
     assert_eq!(v.rules(), vec!["MQTT-4.4.0-1"], "{v:?}");
     let _ = dev2;
 }
+
+#[test]
+fn a_qos2_publish_answered_with_puback_owes_its_pubrec() {
+    // RabbitMQ 3.10 answers a QoS 2 PUBLISH with PUBACK.
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.up(c, publish(Some(1), 2, "a/b", "m1", false, false));
+    t.ack(c, false, "puback", 1);
+    t.wait(2000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(
+        v.rules(),
+        vec!["ack-without-publish", "MQTT-4.3.3-2"],
+        "{v:?}"
+    );
+    assert!(
+        v.violations[1].message.contains("answered PUBACK instead"),
+        "{v:?}"
+    );
+}

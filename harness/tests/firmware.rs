@@ -130,6 +130,9 @@ async fn suite_on_emulated_esp8266(#[files("../scenarios/*.toml")] path: PathBuf
 #[case::qos2_double_delivery("qos2_double_delivery", "qos2_in_cut_after_publish", &["MQTT-4.3.3-2"])]
 #[case::no_pubrel_resend("no_pubrel_resend", "qos2_out_cut_after_pubrec", &["MQTT-4.4.0-1"])]
 #[case::forget_inflight_on_reboot("forget_inflight_on_reboot", "board_reset_mid_qos2_in", &["MQTT-4.3.3-2"])]
+// After the reset the board reconnects with its session and does not resend
+// the PUBLISH it forgot: judged, not "too short or under a fault to judge".
+#[case::forget_inflight_on_reboot_out("forget_inflight_on_reboot", "board_reset_mid_qos2_out", &["MQTT-4.4.0-1"])]
 #[case::wrong_will_topic("wrong_will_topic", "will_on_sever", &["step 4"])]
 #[case::no_dup_flag("no_dup_flag", "qos2_out_cut_after_publish", &["MQTT-3.3.1-1"])]
 #[case::tight_reconnect("tight_reconnect", "backoff_when_refused", &["backoff-too-fast"])]

@@ -497,6 +497,8 @@ struct Owed {
     at: Duration,
     /// The receiver is the client (the packet went to it).
     client: bool,
+    /// Another kind of ack the receiver sent for that id instead.
+    instead: Option<crate::mqtt::PacketType>,
 }
 
 impl ProtocolChecker {
@@ -525,6 +527,7 @@ impl ProtocolChecker {
                 seq: ev.seq,
                 at: ev.at,
                 client: to_client,
+                instead: None,
             };
             match packet {
                 Packet::Publish(p) if seen(*fate) && p.pid.is_some() => match p.qos {
@@ -541,6 +544,11 @@ impl ProtocolChecker {
                         .position(|o| o.ack == t && o.pid == a.pid && o.client != to_client)
                     {
                         list.remove(i);
+                    } else if let Some(o) = list
+                        .iter_mut()
+                        .find(|o| o.pid == a.pid && o.client != to_client && o.instead.is_none())
+                    {
+                        o.instead = Some(t);
                     }
                 }
                 _ => {}
@@ -581,11 +589,14 @@ impl ProtocolChecker {
                 v.fail(
                     rule,
                     format!(
-                        "{who} got {asked} pid {} on {} and sent no {} for it within {} while the connection stood",
+                        "{who} got {asked} pid {} on {} and sent no {} for it within {} while the connection stood{}",
                         o.pid,
                         c.id,
                         o.ack,
-                        fmt_d(self.ack_within)
+                        fmt_d(self.ack_within),
+                        o.instead
+                            .map(|t| format!(" (it answered {t} instead)"))
+                            .unwrap_or_default()
                     ),
                     vec![o.seq],
                 );

@@ -16,6 +16,7 @@ use super::session::Wire;
 use super::{ClientEvent, Command, ConnectOptions, Reconnect, Reply, Session};
 use crate::history::{EventKind, Recorder};
 use crate::mqtt::codec::{self, Decoder};
+use crate::mqtt::PacketType;
 
 type Request = (Command, oneshot::Sender<Result<Reply, String>>);
 
@@ -343,7 +344,12 @@ impl Shell {
                 Reply::default()
             }
         };
-        self.flush().await;
+        // A packet the command asked for that cannot be encoded was not
+        // sent: the step did not happen, and must not pass as if it had.
+        let unsent = self.flush().await;
+        if !unsent.is_empty() {
+            return Err(unsent.join("; "));
+        }
         Ok(reply)
     }
 
@@ -425,6 +431,17 @@ impl Shell {
         let now = self.now();
         for p in packets {
             let was_connected = self.session.is_connected();
+            // The server's first packet is CONNACK [MQTT-3.2.0-1]; anything
+            // else (a flood of them, even) ends the attempt rather than
+            // being taken as traffic of a session that does not exist.
+            if !was_connected && !matches!(p.packet_type(), PacketType::ConnAck | PacketType::Auth)
+            {
+                broken.get_or_insert(format!(
+                    "{} from broker before CONNACK [MQTT-3.2.0-1]",
+                    p.packet_type()
+                ));
+                break;
+            }
             self.session.on_packet(p, now);
             if !was_connected && self.session.is_connected() {
                 self.backoff = Duration::ZERO;
@@ -435,20 +452,26 @@ impl Shell {
         }
         self.flush().await;
         if let Some(reason) = broken {
-            self.emit(ClientEvent::Anomaly(reason));
-            self.lost("protocol_error").await;
+            self.emit(ClientEvent::Anomaly(reason.clone()));
+            // The reason carries what was wrong, so a verdict built from
+            // it says what the broker sent, not just that it was wrong.
+            self.lost(&format!("protocol_error ({reason})")).await;
         }
     }
 
-    async fn flush(&mut self) {
+    /// Writes what the session wants sent. Returns why packets could not
+    /// be encoded (they are recorded as anomalies too), so a command that
+    /// asked for them can fail.
+    async fn flush(&mut self) -> Vec<String> {
         let out = self.session.take_wire();
+        let mut unsent = Vec::new();
         if out.is_empty() {
-            return;
+            return unsent;
         }
         let version = self.session.version();
         let max = self.session.limits().maximum_packet_size;
         let Some(conn) = self.conn.as_mut() else {
-            return;
+            return unsent;
         };
         let mut bytes = BytesMut::new();
         for w in &out {
@@ -473,13 +496,19 @@ impl Shell {
                 Ok(b) => bytes.extend_from_slice(&b),
                 Err(e) => {
                     let msg = format!("cannot encode {}: {e}", p.packet_type());
-                    record_event(&self.recorder, &self.name, &ClientEvent::Anomaly(msg));
+                    record_event(
+                        &self.recorder,
+                        &self.name,
+                        &ClientEvent::Anomaly(msg.clone()),
+                    );
+                    unsent.push(msg);
                 }
             }
         }
         if let Err(e) = conn.stream.write_all(&bytes).await {
             self.lost(&format!("io_error ({e})")).await;
         }
+        unsent
     }
 
     async fn close(&mut self, reason: &str) {

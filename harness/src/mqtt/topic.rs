@@ -77,6 +77,19 @@ pub fn validate_filter(filter: &str) -> Result<(), String> {
     if filter.contains('\0') {
         return Err("a topic filter must not contain NUL [MQTT-4.7.3-2]".into());
     }
+    fits_length("topic filter", filter)
+}
+
+/// Topics and filters are UTF-8 strings with a two-byte length prefix
+/// [MQTT-1.5.3]; a longer one cannot be sent at all. (A Rust string is
+/// valid UTF-8 already, which is the other half of that rule.)
+fn fits_length(what: &str, s: &str) -> Result<(), String> {
+    if s.len() > usize::from(u16::MAX) {
+        return Err(format!(
+            "a {what} is at most 65,535 bytes of UTF-8; this one is {} [MQTT-1.5.3]",
+            s.len()
+        ));
+    }
     Ok(())
 }
 
@@ -92,7 +105,7 @@ pub fn validate_topic(topic: &str) -> Result<(), String> {
     if topic.contains('\0') {
         return Err("a topic name must not contain NUL [MQTT-4.7.3-2]".into());
     }
-    Ok(())
+    fits_length("topic name", topic)
 }
 
 #[cfg(test)]

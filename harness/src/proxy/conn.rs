@@ -76,6 +76,9 @@ struct Side {
     gone: bool,
     /// Frames on their way into this side's socket, front partly written.
     out: VecDeque<Bytes>,
+    /// Bytes in `out`, kept as it changes: summing the queue on every turn
+    /// of the loop made a flood of small packets quadratic.
+    out_len: usize,
     /// Shut this side's write half after `out` drains.
     out_eof: bool,
     wr_shut: bool,
@@ -88,13 +91,14 @@ impl Side {
             reading: true,
             gone: false,
             out: VecDeque::new(),
+            out_len: 0,
             out_eof: false,
             wr_shut: false,
         }
     }
 
     fn out_bytes(&self) -> usize {
-        self.out.iter().map(Bytes::len).sum()
+        self.out_len
     }
 }
 
@@ -128,6 +132,9 @@ struct Conn {
     cmds: mpsc::UnboundedReceiver<ConnCommand>,
     cmds_open: bool,
     buf: Vec<u8>,
+    /// Whether side `s`'s unfinished packet over [`BUFFER_LIMIT`] was
+    /// recorded (once: the connection stalls on it).
+    oversize_noted: [bool; 2],
 }
 
 pub(crate) async fn run(setup: ConnSetup) {
@@ -188,6 +195,7 @@ pub(crate) async fn run(setup: ConnSetup) {
         outage: blackholed,
         cmds,
         cmds_open: true,
+        oversize_noted: [false; 2],
         buf: vec![0; 64 * 1024],
     };
     let end = conn.run(&mut shutdown).await;
@@ -224,6 +232,11 @@ fn drain(sock: &TcpStream) {
 impl Conn {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> End {
         loop {
+            // A peer that floods keeps a socket always ready, and a ready
+            // socket's future does not yield: without this, the loop could
+            // starve the tasks it feeds (the client waiting for the first
+            // of those bytes) for as long as the flood lasts.
+            tokio::task::consume_budget().await;
             let now = Instant::now();
             if let Some(end) = self.pump(now) {
                 return end;
@@ -238,10 +251,13 @@ impl Conn {
                 biased;
                 _ = shutdown.wait_for(|v| *v) => Ev::Shutdown,
                 cmd = self.cmds.recv(), if self.cmds_open => Ev::Cmd(cmd),
-                r = c.sock.readable(), if can_read[CLIENT] => { let _ = r; Ev::Readable(CLIENT) }
-                r = b.sock.readable(), if can_read[BROKER] => { let _ = r; Ev::Readable(BROKER) }
+                // Writes before reads: what was read goes on before more is
+                // taken in, so a peer that floods cannot hold back what it
+                // already sent (a client waits for the first of it).
                 r = c.sock.writable(), if can_write[CLIENT] => { let _ = r; Ev::Writable(CLIENT) }
                 r = b.sock.writable(), if can_write[BROKER] => { let _ = r; Ev::Writable(BROKER) }
+                r = c.sock.readable(), if can_read[CLIENT] => { let _ = r; Ev::Readable(CLIENT) }
+                r = b.sock.readable(), if can_read[BROKER] => { let _ = r; Ev::Readable(BROKER) }
                 _ = tokio::time::sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => Ev::Timer,
             };
             let end = match ev {
@@ -316,6 +332,7 @@ impl Conn {
                             );
                         }
                         if !self.sides[t].out_eof {
+                            self.sides[t].out_len += bytes.len();
                             self.sides[t].out.push_back(bytes);
                         }
                     }
@@ -422,7 +439,10 @@ impl Conn {
         self.decoders[s].feed(&data);
         loop {
             match self.decoders[s].next_frame() {
-                Ok(None) => return None,
+                Ok(None) => {
+                    self.note_oversize(s);
+                    return None;
+                }
                 Ok(Some((raw, decoded))) => {
                     if s == CLIENT {
                         if let Some(v) = codec::connect_version(&raw) {
@@ -443,6 +463,29 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// A packet larger than the proxy holds is never forwarded: reading
+    /// stops once its buffer is full, and the peer waiting for it would see
+    /// nothing. Recorded, so a verdict can say what the sender announced.
+    fn note_oversize(&mut self, s: usize) {
+        let pending = self.decoders[s].pending();
+        if self.oversize_noted[s] || pending.len() < BUFFER_LIMIT {
+            return;
+        }
+        self.oversize_noted[s] = true;
+        let announced = codec::announced_len(pending).unwrap_or(0);
+        let head = Bytes::copy_from_slice(&pending[..pending.len().min(5)]);
+        self.lane.record(EventKind::Malformed {
+            conn: self.id,
+            actor: self.lane.actor.clone(),
+            dir: dir_from(s),
+            raw: head,
+            error: format!(
+                "packet announced at byte 0 as {announced} bytes, over the {} KiB the proxy holds of one packet: not forwarded, the connection stalls",
+                BUFFER_LIMIT / 1024
+            ),
+        });
     }
 
     /// Bytes that are not a decodable packet: recorded and forwarded as
@@ -520,6 +563,7 @@ impl Conn {
             Ok(n) => {
                 self.links[1 - t].spent(n);
                 let _ = front.split_to(n);
+                side.out_len -= n;
                 if front.is_empty() {
                     side.out.pop_front();
                 }

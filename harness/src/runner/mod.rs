@@ -7,6 +7,7 @@ pub mod convention;
 pub mod deviation;
 pub mod expect;
 mod outcome;
+pub mod peer;
 pub mod repeat;
 mod reported;
 
@@ -80,14 +81,39 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
             recorder.snapshot(),
         );
     }
-    let mut world = match World::start(scenario, cfg, &dir, &recorder).await {
-        Ok(w) => w,
-        Err(e) => {
-            let mut o = Outcome::error(scenario, e, recorder.snapshot());
-            o.duration = started.elapsed();
-            return o;
-        }
+    // Setting up (the broker's readiness, the board's boot, the observers'
+    // connects) waits on peers too: it has the scenario's timeout as well,
+    // and whatever it started is stopped when it fails.
+    let setup_deadline = started + scenario.timeout;
+    let timed_out = || {
+        format!(
+            "setting up did not finish within the scenario's timeout of {}",
+            crate::scenario::duration::format(scenario.timeout)
+        )
     };
+    let broker = tokio::time::timeout_at(
+        setup_deadline,
+        Broker::start(&cfg.broker, &dir, cfg.deviations.hook_context(&dir)),
+    )
+    .await;
+    let broker = match broker {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return setup_error(scenario, e.to_string(), &recorder, started),
+        Err(_) => return setup_error(scenario, timed_out(), &recorder, started),
+    };
+    let mut world = World::new(scenario, cfg, broker, &recorder);
+    let prepared = tokio::time::timeout_at(
+        setup_deadline,
+        world.prepare(scenario, cfg, &dir, setup_deadline),
+    )
+    .await;
+    if let Some(e) = match prepared {
+        Ok(r) => r.err(),
+        Err(_) => Some(timed_out()),
+    } {
+        world.stop().await;
+        return setup_error(scenario, e, &recorder, started);
+    }
     let steps = tokio::time::timeout(scenario.timeout, world.run_steps(scenario));
     let failure = match steps.await {
         Ok(r) => r.err(),
@@ -117,6 +143,25 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
     );
     convention::judge(cfg.deviations.apply(o), &cfg.profile())
 }
+
+fn setup_error(
+    scenario: &Scenario,
+    message: String,
+    recorder: &Recorder,
+    started: Instant,
+) -> Outcome {
+    let mut o = Outcome::error(scenario, message, recorder.snapshot());
+    o.duration = started.elapsed();
+    o
+}
+
+/// How long an observer's connect before the first step may wait for its
+/// CONNACK, as a `connect` step may by default.
+const SETUP_CONNECT: Duration = Duration::from_secs(10);
+
+/// Past a step's own deadline, how long the runner lets the step's waits
+/// report what they were waiting for before it cuts the step itself.
+const STEP_GRACE: Duration = Duration::from_millis(250);
 
 /// What a scenario asks of its target that the target can never do, as
 /// an error at the file and line of the step (checked before anything
@@ -229,10 +274,17 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
 async fn publish_with_backpressure(
     handle: &ActorHandle,
     cmd: Command,
+    deadline: Instant,
 ) -> Result<crate::client::Reply, String> {
     let mut events = handle.events();
     loop {
         match handle.command(cmd.clone()).await {
+            Err(e) if e.contains("inflight_full") && Instant::now() >= deadline => {
+                return Err(format!(
+                    "{}'s inflight window stayed full: its messages were not acknowledged in time ({e})",
+                    handle.name()
+                ))
+            }
             Err(e) if e.contains("inflight_full") => loop {
                 match tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
                     Ok(Ok(ClientEvent::PubAck(_) | ClientEvent::PubComp(_))) | Err(_) => break,
@@ -247,14 +299,19 @@ async fn publish_with_backpressure(
     }
 }
 
-/// Waits for the PUBACK or PUBCOMP that completes our message `pid`.
+/// Waits for the PUBACK or PUBCOMP that completes our message `pid`, until
+/// `deadline`: `Ok(false)` when it did not come.
 async fn wait_completed(
     events: &mut tokio::sync::broadcast::Receiver<ClientEvent>,
     pid: u16,
-) -> Result<(), String> {
+    deadline: Instant,
+) -> Result<bool, String> {
     loop {
-        match events.recv().await {
-            Ok(ClientEvent::PubAck(p) | ClientEvent::PubComp(p)) if p == pid => return Ok(()),
+        let Ok(ev) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            return Ok(false);
+        };
+        match ev {
+            Ok(ClientEvent::PubAck(p) | ClientEvent::PubComp(p)) if p == pid => return Ok(true),
             Ok(ClientEvent::Disconnected { reason }) => {
                 return Err(format!(
                     "the connection ended before message {pid} was acknowledged ({reason})"
@@ -301,20 +358,18 @@ struct World {
     anchor: usize,
     /// How long the wire must be silent before a step counts as settled.
     quiet: Duration,
+    /// When the current step (or set-up wait) must be over: every wait on
+    /// a peer inside it ends by then, saying what the peer did.
+    deadline: Instant,
+    /// How long the current step was given, for messages.
+    allowed: Duration,
     /// The last single publish an observer made, for `resend`.
     last_publish: Option<(String, Command)>,
 }
 
 impl World {
-    async fn start(
-        scenario: &Scenario,
-        cfg: &RunConfig,
-        dir: &std::path::Path,
-        recorder: &Recorder,
-    ) -> Result<World, String> {
-        let broker = Broker::start(&cfg.broker, dir, cfg.deviations.hook_context(dir))
-            .await
-            .map_err(|e| e.to_string())?;
+    /// The world around a started broker; [`World::prepare`] starts the rest.
+    fn new(scenario: &Scenario, cfg: &RunConfig, broker: Broker, recorder: &Recorder) -> World {
         recorder.record(EventKind::Broker {
             what: format!("started ({})", broker.describe()),
         });
@@ -329,6 +384,8 @@ impl World {
             observers: BTreeMap::new(),
             specs: BTreeMap::new(),
             anchor: 0,
+            deadline: Instant::now() + scenario.timeout,
+            allowed: scenario.timeout,
             last_publish: None,
             // The emulated board answers slower than a process on the host.
             quiet: match cfg.target {
@@ -340,8 +397,22 @@ impl World {
                 _ => Duration::from_millis(40),
             },
         };
-        let upstream = broker.addr();
         world.broker = Some(broker);
+        world
+    }
+
+    /// Starts the proxy lanes, the device and the observers, and connects
+    /// the observers that connect before the first step.
+    async fn prepare(
+        &mut self,
+        scenario: &Scenario,
+        cfg: &RunConfig,
+        dir: &std::path::Path,
+        setup_deadline: Instant,
+    ) -> Result<(), String> {
+        let world = self;
+        let recorder = &world.recorder.clone();
+        let upstream = world.broker.as_ref().ok_or("no broker")?.addr();
         let mut actors: Vec<&str> = scenario.observers.keys().map(String::as_str).collect();
         if scenario.has_device() {
             actors.push("device");
@@ -395,6 +466,8 @@ impl World {
         }
         for (name, spec) in &scenario.observers {
             if spec.auto_connect {
+                world.allowed = SETUP_CONNECT.min(scenario.timeout);
+                world.deadline = setup_deadline.min(Instant::now() + SETUP_CONNECT);
                 world
                     .connect(name, None, None, None, true, None)
                     .await
@@ -440,7 +513,7 @@ impl World {
                 world.lanes.insert("device".to_string(), lane);
             }
         }
-        Ok(world)
+        Ok(())
     }
 
     /// The device's client id, learned from the first CONNECT it sent
@@ -561,7 +634,11 @@ impl World {
                 (Action::Broker(_), Some(b)) => step.timeout.max(b.startup_allowance()),
                 _ => step.timeout,
             };
-            match tokio::time::timeout(timeout, self.step(step)).await {
+            // The step's waits end at its deadline and say what they were
+            // waiting for; the grace lets them, before the step is cut.
+            self.allowed = timeout;
+            self.deadline = Instant::now() + timeout;
+            match tokio::time::timeout(timeout + STEP_GRACE, self.step(step)).await {
                 Ok(Ok(())) => self.quiesce().await,
                 Ok(Err(msg)) => return Err(fail(self.with_device_output(msg))),
                 Err(_) => {
@@ -709,11 +786,25 @@ impl World {
                     }
                     let handle = self.actor(actor)?;
                     let mut events = handle.events();
-                    let reply = publish_with_backpressure(handle, cmd).await?;
+                    let from = self.recorder.len();
+                    let reply = publish_with_backpressure(handle, cmd, self.deadline)
+                        .await
+                        .map_err(|e| self.explain(actor, e))?;
                     // A burst is paced by its acknowledgements, one message
                     // in flight at a time, so it reads the same every run.
                     if let (true, Some(pid)) = (*repeat > 1, reply.pid) {
-                        wait_completed(&mut events, pid).await?;
+                        if !wait_completed(&mut events, pid, self.deadline).await? {
+                            let ack = if *qos == crate::mqtt::QoS::ExactlyOnce {
+                                crate::mqtt::PacketType::PubComp
+                            } else {
+                                crate::mqtt::PacketType::PubAck
+                            };
+                            return Err(format!(
+                                "message {n} of {repeat} (packet id {pid}): no {ack} within {}: {}",
+                                crate::scenario::duration::format(self.allowed),
+                                peer::broker_did(&self.recorder.since(from), actor, ack)
+                            ));
+                        }
                     }
                 }
                 return Ok(());
@@ -741,7 +832,23 @@ impl World {
             ClientAction::Acks(p) => Command::SetAcks(p.clone()),
             ClientAction::Release(pid) => Command::Release(*pid),
         };
-        self.actor(actor)?.command(cmd).await.map(|_| ())
+        let verb = cmd.verb();
+        self.actor(actor)?
+            .command(cmd)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.explain(actor, format!("{verb}: {e}")))
+    }
+
+    /// A command refused because the actor is not connected says only
+    /// that (the agent's `not_connected`): add what the broker did on the
+    /// actor's last connection, from the proxy's record.
+    fn explain(&self, actor: &str, error: String) -> String {
+        if error.contains("not_connected") || error.contains("not connected") {
+            let events = self.recorder.since(0);
+            return format!("{error} ({})", peer::last_connection(&events, actor));
+        }
+        error
     }
 
     /// Lets a step's consequences (acks, deliveries to other actors) arrive
@@ -802,6 +909,7 @@ impl World {
     ) -> Result<(), String> {
         let handle = self.actor(actor)?;
         let mut events = handle.events();
+        let from = self.recorder.len();
         let cmd = if options == 0 && properties.is_empty() {
             Command::Subscribe(vec![(filter.to_string(), qos)])
         } else {
@@ -814,9 +922,23 @@ impl World {
                 properties: properties.clone(),
             }
         };
-        let reply = handle.command(cmd).await?;
+        let reply = handle
+            .command(cmd)
+            .await
+            .map_err(|e| self.explain(actor, format!("subscribe: {e}")))?;
         loop {
-            match events.recv().await {
+            let Ok(ev) = tokio::time::timeout_at(self.deadline, events.recv()).await else {
+                return Err(format!(
+                    "{actor}'s subscription to `{filter}`: no SUBACK within {}: {}",
+                    crate::scenario::duration::format(self.allowed),
+                    peer::broker_did(
+                        &self.recorder.since(from),
+                        actor,
+                        crate::mqtt::PacketType::SubAck
+                    )
+                ));
+            };
+            match ev {
                 Ok(ClientEvent::SubAck { pid, codes }) if reply.pid.is_none_or(|p| p == pid) => {
                     if codes.iter().any(|c| *c >= 0x80) {
                         return Err(format!("the broker refused {actor}'s subscription to `{filter}` (SUBACK {codes:?})"));
@@ -825,7 +947,12 @@ impl World {
                 }
                 Ok(ClientEvent::Disconnected { reason }) => {
                     return Err(format!(
-                        "{actor} lost its connection before SUBACK ({reason})"
+                        "{actor} lost its connection before SUBACK ({reason}): {}",
+                        peer::broker_did(
+                            &self.recorder.since(from),
+                            actor,
+                            crate::mqtt::PacketType::SubAck
+                        )
                     ))
                 }
                 Ok(_) => {}
@@ -860,6 +987,7 @@ impl World {
         }
         let handle = self.actor(actor)?;
         let mut events = handle.events();
+        let from = self.recorder.len();
         let cmd = Command::Connect {
             opts,
             reconnect: spec.reconnect.clone(),
@@ -880,9 +1008,22 @@ impl World {
         if !wait {
             return Ok(());
         }
+        let broker_did = || {
+            peer::broker_did(
+                &self.recorder.since(from),
+                actor,
+                crate::mqtt::PacketType::ConnAck,
+            )
+        };
         let mut attempt_started = false;
         loop {
-            let ev = events.recv().await;
+            let Ok(ev) = tokio::time::timeout_at(self.deadline, events.recv()).await else {
+                return Err(format!(
+                    "no CONNACK within {}: {}",
+                    crate::scenario::duration::format(self.allowed),
+                    broker_did()
+                ));
+            };
             if !attempt_started {
                 match ev {
                     Ok(ClientEvent::Connecting) => attempt_started = true,
@@ -910,7 +1051,10 @@ impl World {
                     ))
                 }
                 Ok(ClientEvent::Disconnected { reason }) if spec.reconnect.is_none() => {
-                    return Err(format!("{actor} could not connect: {reason}"))
+                    return Err(format!(
+                        "{actor} could not connect ({reason}): {}",
+                        broker_did()
+                    ))
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => return Err(format!("{actor} stopped")),
@@ -938,7 +1082,7 @@ impl World {
                     // The earlier copy may have gone to a device that was
                     // reconnecting: its clean session lost it.
                     let handle = self.actor(actor)?;
-                    publish_with_backpressure(handle, cmd.clone()).await?;
+                    publish_with_backpressure(handle, cmd.clone(), self.deadline).await?;
                     next_resend = Some(Instant::now() + *every);
                 }
             }

@@ -20,10 +20,26 @@ pub struct Source<'a> {
 
 impl Source<'_> {
     pub fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .matches('\n')
+        // Bytes, not a str slice: a span toml reports need not fall on a
+        // character boundary of our text, and this must never panic.
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
             .count()
             + 1
+    }
+
+    /// Byte offset where 1-based `line` starts. Counted over whole lines
+    /// with their endings, so a CRLF file (two bytes per ending) and
+    /// multi-byte characters land on the line's first byte, always a
+    /// character boundary.
+    pub fn offset_of_line(&self, line: usize) -> usize {
+        self.text
+            .split_inclusive('\n')
+            .take(line.saturating_sub(1))
+            .map(str::len)
+            .sum()
     }
 
     pub fn error(&self, line: usize, message: impl Into<String>) -> Error {
@@ -87,7 +103,7 @@ impl<'a> Fields<'a> {
     /// Line where `key` is written inside this table (its header line if the
     /// key is not found literally, e.g. when given through a dotted parent).
     pub fn line_of_key(&self, key: &str) -> usize {
-        let body = &self.src.text[self.span.clone()];
+        let body = self.src.text.get(self.span.clone()).unwrap_or("");
         let mut offset = self.span.start;
         for l in body.split_inclusive('\n') {
             let t = l.trim_start();
@@ -243,6 +259,11 @@ impl<'a> Fields<'a> {
 
 fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    // Checked before slicing by bytes: a multi-byte character would put a
+    // slice boundary inside it.
+    if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("`{c}` is not a hex digit"));
+    }
     if !s.len().is_multiple_of(2) {
         return Err("hex needs an even number of digits".into());
     }

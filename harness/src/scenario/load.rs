@@ -224,7 +224,9 @@ pub fn parse_with(path: &Path, text: &str, expand: &mut Expander) -> Result<Scen
             (None, Some(_)) => DeviceKind::Autonomous,
             (None, None) => DeviceKind::None,
         };
-        steps.push(step(&mut f, i + 1, dev, &observers, &actor_versions)?);
+        let st = step(&mut f, i + 1, dev, &observers, &actor_versions)?;
+        fits_timeout(&f, &st.action, timeout)?;
+        steps.push(st);
     }
 
     for (i, s) in steps.iter().enumerate() {
@@ -483,13 +485,7 @@ fn will(src: &Source, parent: &Fields, v: &toml::Value, version: Version) -> Res
             "expected a table like { topic = \"a/b\", payload = \"offline\", qos = 1 }",
         ));
     };
-    let line = parent.line_of_key("will");
-    let offset = src
-        .text
-        .lines()
-        .take(line - 1)
-        .map(|l| l.len() + 1)
-        .sum::<usize>();
+    let offset = src.offset_of_line(parent.line_of_key("will"));
     let mut f = Fields::new(src, t, offset..offset, format!("{}: will", parent.what()));
     let topic = f.req_str("topic")?;
     topic::validate_topic(&topic).map_err(|e| f.err("topic", e))?;
@@ -607,6 +603,28 @@ enum DeviceKind {
     Driven,
     /// Runs its own firmware; only watched.
     Autonomous,
+}
+
+/// An expectation given longer than the scenario's timeout is not what it
+/// says: the scenario would end in its timeout first. (A `wait` past the
+/// timeout stays allowed: cutting a scenario short is how its timeout is
+/// shown to work.)
+fn fits_timeout(f: &Fields, action: &Action, timeout: Duration) -> Result<()> {
+    let (key, d) = match action {
+        Action::Expect(e) => ("within", e.within),
+        _ => return Ok(()),
+    };
+    if d > timeout {
+        return Err(f.err(
+            key,
+            format!(
+                "{} cannot fit the scenario's timeout of {}: shorten it, or raise the top-level `timeout`",
+                super::duration::format(d),
+                super::duration::format(timeout)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn step(
@@ -894,9 +912,9 @@ fn client_action(
         }
         "unsubscribe" => {
             allowed.push("filter");
-            ClientAction::Unsubscribe {
-                filter: f.req_str("filter")?,
-            }
+            let filter = f.req_str("filter")?;
+            topic::validate_filter(&filter).map_err(|e| f.err("filter", e))?;
+            ClientAction::Unsubscribe { filter }
         }
         "publish" => {
             allowed.extend([
@@ -1256,9 +1274,13 @@ fn expectation(
                 "at_least",
                 "properties",
             ]);
+            let topic = f.str("topic")?;
+            if let Some(t) = &topic {
+                topic::validate_filter(t).map_err(|e| f.err("topic", e))?;
+            }
             Expect::Message {
                 properties: wants(f, v)?,
-                topic: f.str("topic")?,
+                topic,
                 payload: f.payload()?,
                 qos: f.qos("qos")?,
                 retain: f.bool("retain")?,
@@ -1268,8 +1290,12 @@ fn expectation(
         }
         "no_message" => {
             allowed.extend(["topic", "payload", "payload_hex"]);
+            let topic = f.str("topic")?;
+            if let Some(t) = &topic {
+                topic::validate_filter(t).map_err(|e| f.err("topic", e))?;
+            }
             Expect::NoMessage {
-                topic: f.str("topic")?,
+                topic,
                 payload: f.payload()?,
             }
         }

@@ -45,6 +45,13 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
     }))
 }
 
+/// The length the fixed header at the start of `buf` announces for its
+/// whole frame, once the header is complete (`None` before, or when it is
+/// invalid) — to say what a stream is waiting for.
+pub fn announced_len(buf: &[u8]) -> Option<usize> {
+    read::fixed_header(buf).ok().flatten().map(|(h, r)| h + r)
+}
+
 /// Decodes exactly one complete frame (as delimited by [`frame_len`]) for
 /// the given protocol version. CONNECT decodes whatever version is passed
 /// (it carries its own).
