@@ -22,6 +22,9 @@
 #ifndef MQTT_HIL_BUG_TIGHT_RECONNECT
 #define MQTT_HIL_BUG_TIGHT_RECONNECT 0
 #endif
+#ifndef MQTT_HIL_BUG_IGNORE_RECEIVE_MAXIMUM
+#define MQTT_HIL_BUG_IGNORE_RECEIVE_MAXIMUM 0
+#endif
 
 /* The banner's bug=: -DMQTT_HIL_BUG=no_dup_flag or -DMQTT_HIL_BUG='"no_dup_flag"'
  * both work; it is stringified here and the agent strips any quotes. */

@@ -1,4 +1,13 @@
-/* MQTT 3.1.1 client state machine, sans-IO.
+/* MQTT 3.1.1 and 5.0 client state machine, sans-IO.
+ *
+ * 5.0 (opts.version = MQTT_V5): CONNECT and will properties are the
+ * caller's (raw, checked); from CONNACK the client keeps the broker's receive
+ * maximum (never more unacknowledged QoS 1/2 PUBLISH than that, also when
+ * resending after a reconnect), maximum packet size (nothing larger is sent),
+ * server keep alive and assigned client identifier; it resolves incoming topic
+ * aliases up to the maximum it announced; acks, SUBACK/UNSUBACK and a
+ * broker's DISCONNECT report their reason codes. It never uses topic aliases
+ * for what it sends: resends after a reconnect could not rely on them.
  *
  * The owner feeds it events (connection opened/closed, bytes received, the
  * time, application commands); it answers through callbacks: open/close the
@@ -29,6 +38,9 @@ extern "C" {
 #define MQTT_WILL_TOPIC_MAX 128
 #define MQTT_WILL_PAYLOAD_MAX 256
 #define MQTT_TCP_TIMEOUT_MS 10000u
+#define MQTT_PROPS_MAX 128      /* 5.0 CONNECT properties, and will properties */
+#define MQTT_ALIAS_MAX 4        /* incoming topic aliases we can remember */
+#define MQTT_ALIAS_TOPIC_MAX 64 /* longest topic an incoming alias can stand for */
 
 typedef enum {
     MQTT_ST_IDLE,    /* no connection, none wanted */
@@ -60,18 +72,20 @@ typedef struct {
     uint16_t keepalive; /* seconds, 0 = off */
     bool reconnect;
     uint32_t backoff_ms, backoff_max_ms;
+    uint8_t version;              /* MQTT_V311 (or 0) or MQTT_V5 */
+    mqtt_slice props, will_props; /* 5.0 only */
 } mqtt_connect_opts;
 
 typedef enum {
-    MQTT_EV_CONNECTED,    /* sp */
-    MQTT_EV_REFUSED,      /* rc: CONNACK with a non-zero return code */
+    MQTT_EV_CONNECTED,    /* sp, packet (the CONNACK, for its 5.0 properties) */
+    MQTT_EV_REFUSED,      /* rc: CONNACK with a non-zero return/reason code */
     MQTT_EV_SUBACK,       /* pid, packet (list = granted codes) */
-    MQTT_EV_UNSUBACK,     /* pid */
-    MQTT_EV_PUBACK,       /* pid */
-    MQTT_EV_PUBREC,       /* pid */
-    MQTT_EV_PUBCOMP,      /* pid */
-    MQTT_EV_MESSAGE,      /* packet (a PUBLISH) */
-    MQTT_EV_DISCONNECTED, /* reason */
+    MQTT_EV_UNSUBACK,     /* pid, packet (5.0: list = reason codes) */
+    MQTT_EV_PUBACK,       /* pid, rc (5.0 reason code, else 0) */
+    MQTT_EV_PUBREC,       /* pid, rc */
+    MQTT_EV_PUBCOMP,      /* pid, rc */
+    MQTT_EV_MESSAGE,      /* packet (a PUBLISH; an aliased topic resolved) */
+    MQTT_EV_DISCONNECTED, /* reason; rc = a 5.0 broker DISCONNECT's reason code */
     MQTT_EV_LOG,          /* reason = free text */
 } mqtt_event_type;
 
@@ -106,6 +120,18 @@ typedef struct {
     mqtt_connect_opts opts;
     uint8_t id_buf[MQTT_ID_MAX], user_buf[MQTT_USER_MAX], pass_buf[MQTT_PASS_MAX];
     uint8_t will_topic_buf[MQTT_WILL_TOPIC_MAX], will_payload_buf[MQTT_WILL_PAYLOAD_MAX];
+    uint8_t props_buf[MQTT_PROPS_MAX], will_props_buf[MQTT_PROPS_MAX];
+
+    /* 5.0, per connection: what the broker's CONNACK allows (defaults when
+     * absent, 3.2.2.3), and our incoming topic alias map (3.3.2.3.4). */
+    uint16_t keepalive;      /* effective: ours, or the server's keep alive */
+    uint16_t peer_recv_max;
+    uint32_t peer_max_packet;
+    uint16_t alias_max;      /* what we announced */
+    uint8_t out_sent;        /* leading inflight entries sent on this connection */
+    uint8_t disc_rc;         /* reason code of the broker's DISCONNECT */
+    uint8_t alias_len[MQTT_ALIAS_MAX];
+    uint8_t alias_topic[MQTT_ALIAS_MAX][MQTT_ALIAS_TOPIC_MAX];
 
     uint32_t state_since;  /* when the current state was entered */
     uint32_t backoff_at;   /* BACKOFF: when to reconnect */
@@ -133,12 +159,23 @@ void mqtt_client_tick(mqtt_client *c, uint32_t now);
 mqtt_result mqtt_client_publish(mqtt_client *c, const uint8_t *topic, size_t topic_len,
                                 const uint8_t *payload, size_t payload_len, uint8_t qos,
                                 bool retain, uint16_t *pid, uint32_t now);
+/* 5.0: with PUBLISH properties (no topic alias, no subscription id). */
+mqtt_result mqtt_client_publish_props(mqtt_client *c, const uint8_t *topic, size_t topic_len,
+                                      const uint8_t *payload, size_t payload_len, uint8_t qos,
+                                      bool retain, mqtt_slice props, uint16_t *pid, uint32_t now);
 mqtt_result mqtt_client_subscribe(mqtt_client *c, const uint8_t *filter, size_t len,
                                   uint8_t qos, uint16_t *pid, uint32_t now);
+/* 5.0: subscription options (MQTT_SUB_*) and SUBSCRIBE properties
+ * (subscription identifier, user properties). */
+mqtt_result mqtt_client_subscribe_opts(mqtt_client *c, const uint8_t *filter, size_t len,
+                                       uint8_t qos, uint8_t options, mqtt_slice props,
+                                       uint16_t *pid, uint32_t now);
 mqtt_result mqtt_client_unsubscribe(mqtt_client *c, const uint8_t *filter, size_t len,
                                     uint16_t *pid, uint32_t now);
 /* Sends DISCONNECT (if connected), closes, stops reconnecting. */
 mqtt_result mqtt_client_disconnect(mqtt_client *c, uint32_t now);
+/* The same with a 5.0 reason code (0x04: publish the will). */
+mqtt_result mqtt_client_disconnect_rc(mqtt_client *c, uint8_t rc, uint32_t now);
 /* Closes without DISCONNECT, as a network loss would; reconnects if set. */
 mqtt_result mqtt_client_drop(mqtt_client *c, uint32_t now);
 /* Wipes the session in RAM and in the store. */

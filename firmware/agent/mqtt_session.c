@@ -6,8 +6,10 @@
  *   header (16 B): magic "MQHS", version u8, 0 u8, body_len u16, seq u32,
  *                  checksum u32 (FNV-1a over the seq bytes and the body)
  *   body: last_pid u16, n_out u8, n_in u8,
- *         n_out x { pid u16, qos u8, state u8, retain u8, 0 u8,
+ *         n_out x { pid u16, qos u8, state u8, retain u8, props_len u8,
  *                   topic_len u16, payload_len u16, data },
+ * props_len (5.0 PUBLISH properties after the payload) was a zero byte in
+ * records written before 5.0, so they load unchanged.
  *         n_in x pid u16 */
 #define REC_VERSION 1
 #define HDR_SIZE 16
@@ -91,11 +93,11 @@ bool mqtt_session_save(mqtt_session *s)
         b[2] = o->qos;
         b[3] = o->state;
         b[4] = o->retain;
-        b[5] = 0;
+        b[5] = o->props_len;
         put16(b + 6, o->topic_len);
         put16(b + 8, o->payload_len);
         emit(&k, b, OUT_HDR);
-        emit(&k, o->data, (size_t)o->topic_len + o->payload_len);
+        emit(&k, o->data, (size_t)o->topic_len + o->payload_len + o->props_len);
     }
     for (size_t i = 0; i < s->n_in; i++) {
         put16(b, s->in[i]);
@@ -173,7 +175,8 @@ static bool parse(mqtt_session *s, uint32_t base, uint16_t len)
         o->retain = b[4] != 0;
         o->topic_len = get16(b + 6);
         o->payload_len = get16(b + 8);
-        size_t n = (size_t)o->topic_len + o->payload_len;
+        o->props_len = b[5];
+        size_t n = (size_t)o->topic_len + o->payload_len + o->props_len;
         bool state_ok = o->qos == 1 ? o->state == MQTT_OUT_AWAIT_PUBACK
                       : o->qos == 2 ? (o->state == MQTT_OUT_AWAIT_PUBREC ||
                                        o->state == MQTT_OUT_AWAIT_PUBCOMP)
@@ -248,8 +251,18 @@ mqtt_outgoing *mqtt_session_add_out(mqtt_session *s, uint16_t pid, uint8_t qos, 
                                     const uint8_t *topic, size_t topic_len,
                                     const uint8_t *payload, size_t payload_len)
 {
+    return mqtt_session_add_out_props(s, pid, qos, retain, topic, topic_len, payload,
+                                      payload_len, NULL, 0);
+}
+
+mqtt_outgoing *mqtt_session_add_out_props(mqtt_session *s, uint16_t pid, uint8_t qos, bool retain,
+                                          const uint8_t *topic, size_t topic_len,
+                                          const uint8_t *payload, size_t payload_len,
+                                          const uint8_t *props, size_t props_len)
+{
     if (s->n_out >= MQTT_MAX_INFLIGHT || topic_len > MQTT_INFLIGHT_DATA ||
-        payload_len > MQTT_INFLIGHT_DATA - topic_len)
+        payload_len > MQTT_INFLIGHT_DATA - topic_len || props_len > 255 ||
+        props_len > MQTT_INFLIGHT_DATA - topic_len - payload_len)
         return NULL;
     mqtt_outgoing *o = &s->out[s->n_out++];
     o->pid = pid;
@@ -261,6 +274,9 @@ mqtt_outgoing *mqtt_session_add_out(mqtt_session *s, uint16_t pid, uint8_t qos, 
     memcpy(o->data, topic, topic_len);
     if (payload_len)
         memcpy(o->data + topic_len, payload, payload_len);
+    o->props_len = (uint8_t)props_len;
+    if (props_len)
+        memcpy(o->data + topic_len + payload_len, props, props_len);
     return o;
 }
 

@@ -36,7 +36,8 @@ typedef struct {
     uint8_t qos, state;
     bool retain;
     uint16_t topic_len, payload_len;
-    uint8_t data[MQTT_INFLIGHT_DATA]; /* topic, then payload */
+    uint8_t props_len; /* 5.0 PUBLISH properties, kept for the resend */
+    uint8_t data[MQTT_INFLIGHT_DATA]; /* topic, payload, then properties */
 } mqtt_outgoing;
 
 /* Byte-addressed persistent area of MQTT_STORE_SIZE bytes. commit may be
@@ -75,6 +76,11 @@ mqtt_outgoing *mqtt_session_find_out(mqtt_session *s, uint16_t pid);
 mqtt_outgoing *mqtt_session_add_out(mqtt_session *s, uint16_t pid, uint8_t qos, bool retain,
                                     const uint8_t *topic, size_t topic_len,
                                     const uint8_t *payload, size_t payload_len);
+/* The same with 5.0 PUBLISH properties (at most 255 bytes). */
+mqtt_outgoing *mqtt_session_add_out_props(mqtt_session *s, uint16_t pid, uint8_t qos, bool retain,
+                                          const uint8_t *topic, size_t topic_len,
+                                          const uint8_t *payload, size_t payload_len,
+                                          const uint8_t *props, size_t props_len);
 void mqtt_session_remove_out(mqtt_session *s, uint16_t pid);
 
 bool mqtt_session_in_has(const mqtt_session *s, uint16_t pid);

@@ -728,6 +728,11 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
             net,
         },
     };
+    // A bench board no scenario could start on is one error, before
+    // anything runs, not the same ERROR for every scenario.
+    if let TargetSpec::Serial(port) = &target {
+        cfg.firmware.bench_board(port)?;
+    }
     let started = std::time::Instant::now();
     let label = broker.to_string();
     reporters.report(&RunEvent::RunStarted {

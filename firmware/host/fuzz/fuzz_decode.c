@@ -118,12 +118,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.keepalive = 1;
     o.reconnect = size & 1;
     o.backoff_ms = o.backoff_max_ms = 10;
+    /* 5.0 with two topic aliases and a receive maximum of 1, or 3.1.1. */
+    static const uint8_t alias_max[] = { 0x22, 0x00, 0x02 };
+    if (version == MQTT_V5) {
+        o.version = MQTT_V5;
+        o.props.data = alias_max;
+        o.props.len = sizeof alias_max;
+    }
     mqtt_client_connect(&c, &o, 0);
     mqtt_client_on_open(&c, 0);
     static const uint8_t connack[] = { 0x20, 2, 0, 0 };
-    mqtt_client_on_bytes(&c, connack, sizeof connack, 0);
+    static const uint8_t connack5[] = { 0x20, 6, 0, 0, 3, 0x21, 0x00, 0x01 };
+    if (version == MQTT_V5)
+        mqtt_client_on_bytes(&c, connack5, sizeof connack5, 0);
+    else
+        mqtt_client_on_bytes(&c, connack, sizeof connack, 0);
     uint16_t pid;
     mqtt_client_publish(&c, (const uint8_t *)"t", 1, (const uint8_t *)"x", 1, 2, false, &pid, 0);
+    mqtt_client_publish(&c, (const uint8_t *)"u", 1, (const uint8_t *)"y", 1, 1, false, &pid, 0);
     mqtt_client_on_bytes(&c, copy, size, 1);
     mqtt_client_tick(&c, 5000);
     /* Whatever was persisted must load back. */

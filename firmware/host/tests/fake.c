@@ -73,6 +73,11 @@ static void cb_event(void *ctx, const mqtt_event *ev)
     case MQTT_EV_DISCONNECTED: snprintf(line, sizeof line, "disconnected %s", ev->reason); break;
     case MQTT_EV_LOG: snprintf(line, sizeof line, "log %s", ev->reason); break;
     }
+    /* 5.0 reason codes, only when not success, so 3.1.1 lines stay as they were. */
+    if (ev->rc && ev->type != MQTT_EV_REFUSED && ev->type != MQTT_EV_LOG) {
+        size_t n = strlen(line);
+        snprintf(line + n, sizeof line - n, " rc=%d", ev->rc);
+    }
     log_line(f, line);
 }
 
@@ -97,10 +102,16 @@ void fake_feed(fake *f, const mqtt_packet *p)
     fake_feed_raw(f, buf, n);
 }
 
+uint8_t fake_version(const fake *f)
+{
+    return f->c.opts.version == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+}
+
 void fake_connack(fake *f, bool sp, uint8_t rc)
 {
     mqtt_packet p;
     memset(&p, 0, sizeof p);
+    p.version = fake_version(f);
     p.type = MQTT_CONNACK;
     p.session_present = sp;
     p.rc = rc;
@@ -113,6 +124,7 @@ void fake_ack(fake *f, uint8_t type, uint16_t pid)
     memset(&p, 0, sizeof p);
     p.type = type;
     p.pid = pid;
+    p.version = fake_version(f);
     fake_feed(f, &p);
 }
 
@@ -122,6 +134,7 @@ void fake_publish(fake *f, const char *topic, const char *payload, uint8_t qos, 
     mqtt_packet p;
     memset(&p, 0, sizeof p);
     p.type = MQTT_PUBLISH;
+    p.version = fake_version(f);
     p.topic.data = (const uint8_t *)topic;
     p.topic.len = strlen(topic);
     p.payload.data = (const uint8_t *)payload;
@@ -139,7 +152,7 @@ bool fake_next_sent(fake *f, mqtt_packet *p)
     size_t left = f->sent_len - f->sent_read;
     if (mqtt_frame(b, left, left, &total) != MQTT_OK)
         return false;
-    if (mqtt_decode(b, total, p) != MQTT_OK)
+    if (mqtt_decode_v(b, total, fake_version(f), p) != MQTT_OK)
         return false;
     f->sent_read += total;
     return true;

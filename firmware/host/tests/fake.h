@@ -24,6 +24,8 @@ typedef struct {
 } fake;
 
 void fake_store_init(fake_store *s);
+/* The version the client speaks, for what the broker side encodes/decodes. */
+uint8_t fake_version(const fake *f);
 /* Sets up a client over `store` (which persists across fake_init calls, as
  * flash persists across a reboot). */
 void fake_init(fake *f, fake_store *store);

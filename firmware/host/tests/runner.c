@@ -36,6 +36,7 @@ static const struct {
     { "wrong_will_topic", "client_connect_carries_will_user_pass" },
     { "no_dup_flag", "client_resent_publish_has_dup" },
     { "tight_reconnect", "client_reconnect_backs_off_exponentially" },
+    { "ignore_receive_maximum", "client5_flow_control_never_exceeds_receive_maximum" },
 };
 
 int main(int argc, char **argv)
