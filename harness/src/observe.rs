@@ -169,6 +169,78 @@ impl Watch {
     }
 }
 
+/// When the live checks judge again. The checkers judge a whole history
+/// (they are batch functions), so judging on every tick costs O(n) per tick
+/// and a long session ends up spending a core on it (issue 17). The pace
+/// keeps that cost proportional to what was recorded: a new judgement only
+/// when the history grew by a tenth since the last one (amortized: each
+/// event pays for about ten judged events, whatever the session's length),
+/// or when it grew at all and the time since the last one is at least ten
+/// times what that one took (so checking uses at most ~1/10 of a core).
+/// Violations therefore show within max(100 ms, 10 × one judgement) or a
+/// 10 % growth of the history; the final verdicts are always a full
+/// judgement of everything recorded.
+#[derive(Debug, Default)]
+pub struct Pace {
+    judged_len: usize,
+    judged_at: Duration,
+    cost: Duration,
+}
+
+impl Pace {
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+    /// Whether a history of `len` events at session time `now` is due.
+    pub fn due(&self, len: usize, now: Duration) -> bool {
+        if len <= self.judged_len {
+            return false;
+        }
+        if len - self.judged_len >= self.judged_len.div_ceil(10) {
+            return true;
+        }
+        now >= self.judged_at + Self::MIN_INTERVAL.max(self.cost * 10)
+    }
+
+    /// Records a judgement of `len` events at `now` that took `cost`.
+    pub fn judged(&mut self, len: usize, now: Duration, cost: Duration) {
+        self.judged_len = len;
+        self.judged_at = now;
+        self.cost = cost;
+    }
+}
+
+/// The live half of a session: a copy of the history grown by appending
+/// (never re-copied whole) and judged at the [`Pace`].
+pub struct Live {
+    pub watch: Watch,
+    pub history: History,
+    pub pace: Pace,
+}
+
+impl Live {
+    pub fn new(checks: &[InvariantSpec]) -> Live {
+        Live {
+            watch: Watch::new(checks),
+            history: History::default(),
+            pace: Pace::default(),
+        }
+    }
+
+    /// Appends `new` events; judges if due at `now`; returns the violations
+    /// not reported before.
+    pub fn feed(&mut self, new: Vec<crate::history::Event>, now: Duration) -> Vec<String> {
+        self.history.events.extend(new);
+        let len = self.history.events.len();
+        if !self.pace.due(len, now) {
+            return Vec::new();
+        }
+        let t = std::time::Instant::now();
+        let fresh = self.watch.fresh(&self.history);
+        self.pace.judged(len, now, t.elapsed());
+        fresh
+    }
+}
+
 /// Runs a session until `stop` resolves or `commands` ends. `say` gets every
 /// line meant for the user (stdout in the CLI).
 pub async fn run(
@@ -251,9 +323,8 @@ pub async fn run(
             cfg.out.display()
         ),
     );
-    let mut watch = Watch::new(&cfg.checks);
+    let mut live = Live::new(&cfg.checks);
     let mut printed = 0usize;
-    let mut checked_at = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(stop);
     loop {
@@ -284,12 +355,9 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 printed = print_since(&recorder, printed, say);
-                // Checks re-judge the whole history, so only when it grew.
-                if recorder.len() != checked_at {
-                    checked_at = recorder.len();
-                    for v in watch.fresh(&recorder.snapshot()) {
-                        line(say, &v);
-                    }
+                let new = recorder.since(live.history.events.len());
+                for v in live.feed(new, recorder.elapsed()) {
+                    line(say, &v);
                 }
             }
         }
@@ -305,6 +373,8 @@ pub async fn run(
     let printed_live = printed;
     print_since(&recorder, printed, say);
     let history = recorder.snapshot();
+    drop(live.history);
+    let mut watch = live.watch;
     for v in watch.fresh(&history) {
         line(say, &v);
     }
@@ -459,6 +529,22 @@ mod tests {
     use super::*;
     use crate::history::{ConnId, Dir, Fate};
     use crate::mqtt::{Packet, Publish, QoS};
+
+    #[test]
+    fn the_pace_judges_after_a_tenth_of_growth_or_ten_times_the_last_cost() {
+        let ms = Duration::from_millis;
+        let mut p = Pace::default();
+        assert!(!p.due(0, ms(0)), "nothing recorded");
+        assert!(p.due(1, ms(0)));
+        p.judged(1000, ms(1000), ms(50));
+        assert!(!p.due(1000, ms(9000)), "no growth, no judgement");
+        assert!(!p.due(1099, ms(1400)), "9.9 % and 400 ms < 10 × 50 ms");
+        assert!(p.due(1100, ms(1001)), "10 % growth");
+        assert!(p.due(1001, ms(1500)), "10 × the last cost passed");
+        p.judged(1000, ms(1000), ms(1));
+        assert!(!p.due(1001, ms(1099)), "never more often than every 100 ms");
+        assert!(p.due(1001, ms(1100)));
+    }
 
     #[test]
     fn commands_are_read_with_a_did_you_mean() {
