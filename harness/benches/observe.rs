@@ -1,0 +1,149 @@
+//! `cargo bench --bench observe`: what `observe`'s live checks cost as a
+//! session grows (issue 17: they used to re-judge the whole history every
+//! 100 ms tick, a full core after ~10,000 events). 100,000 events (20,000
+//! QoS 1 messages from the device to a subscriber: PUBLISH, PUBACK,
+//! forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
+//! events/s would record them, 10 per 100 ms tick, with the session clock
+//! simulated; the default checks and the protocol rules judge at
+//! observe::Pace. Printed per 10,000 events: CPU time per event (getrusage)
+//! and resident memory (/proc/self/statm); then a full judgement at the end.
+//! Flat CPU per event is the target; memory grows only by the history
+//! itself (kept for the files written at the end).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt_hil::history::{ConnId, Delivery, Dir, Event, EventKind, Fate};
+use mqtt_hil::mqtt::codec;
+use mqtt_hil::mqtt::{Ack, Packet, Properties, Publish, QoS, Version};
+use mqtt_hil::observe::{default_checks, Live};
+
+const EVENTS: usize = 100_000;
+const PER_TICK: usize = 10;
+const BLOCK: usize = 10_000;
+
+fn packet(conn: u32, actor: &str, dir: Dir, p: Packet) -> EventKind {
+    EventKind::Packet {
+        conn: ConnId(conn),
+        actor: actor.into(),
+        dir,
+        raw: codec::encode(&p, Version::V311).expect("encodes"),
+        packet: p,
+        fate: Fate::Forwarded,
+    }
+}
+
+/// The `n`-th event of the session (two connections opened first).
+fn event(n: usize) -> EventKind {
+    if n == 0 {
+        return EventKind::ConnOpened {
+            conn: ConnId(1),
+            actor: "device".into(),
+        };
+    }
+    if n == 1 {
+        return EventKind::ConnOpened {
+            conn: ConnId(2),
+            actor: "cloud".into(),
+        };
+    }
+    let i = (n - 2) / 5;
+    let pid = (i % 60_000 + 1) as u16;
+    let payload = Bytes::from(format!("reading-{i}"));
+    let publish = |pid| {
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "dut/1/data".into(),
+            pid: Some(pid),
+            payload: payload.clone(),
+            properties: Properties::default(),
+        })
+    };
+    match (n - 2) % 5 {
+        0 => packet(1, "device", Dir::ToBroker, publish(pid)),
+        1 => packet(1, "device", Dir::ToClient, Packet::PubAck(Ack::new(pid))),
+        2 => packet(2, "cloud", Dir::ToClient, publish(pid)),
+        3 => EventKind::Delivered {
+            actor: "cloud".into(),
+            msg: Delivery {
+                topic: "dut/1/data".into(),
+                payload,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                dup: false,
+                properties: Default::default(),
+            },
+        },
+        _ => packet(2, "cloud", Dir::ToBroker, Packet::PubAck(Ack::new(pid))),
+    }
+}
+
+fn cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
+fn main() {
+    let mut live = Live::new(&default_checks());
+    let rss_start = rss_mib();
+    println!(
+        "observe: {EVENTS} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick"
+    );
+    println!("RSS at start: {rss_start:.1} MiB");
+    println!(
+        "{:>8}  {:>12}  {:>9}  {:>9}",
+        "events", "CPU/event", "RSS MiB", "printed"
+    );
+    let wall = Instant::now();
+    let (mut block_cpu, mut printed) = (cpu(), 0usize);
+    let mut n = 0;
+    while n < EVENTS {
+        let now = Duration::from_millis((n / PER_TICK) as u64 * 100);
+        let new: Vec<Event> = (n..n + PER_TICK)
+            .map(|k| Event {
+                seq: k as u64,
+                at: now,
+                kind: event(k),
+            })
+            .collect();
+        n += PER_TICK;
+        printed += live.feed(new, now).len();
+        if n % BLOCK == 0 {
+            let c = cpu();
+            println!(
+                "{n:>8}  {:>9.1} µs  {:>9.1}  {printed:>9}",
+                (c - block_cpu).as_secs_f64() * 1e6 / BLOCK as f64,
+                rss_mib()
+            );
+            block_cpu = c;
+        }
+    }
+    let t = Instant::now();
+    let verdicts = live.watch.verdicts(&live.history);
+    let bad: usize = verdicts.iter().map(|v| v.violations.len()).sum();
+    println!(
+        "final full judgement: {:.2} s, {bad} violation(s); fed in {:.1} s wall",
+        t.elapsed().as_secs_f64(),
+        wall.elapsed().as_secs_f64()
+    );
+    let rss_end = rss_mib();
+    println!(
+        "RSS at end: {rss_end:.1} MiB ({:.0} bytes per event, the history itself)",
+        (rss_end - rss_start) * 1024.0 * 1024.0 / EVENTS as f64
+    );
+}
