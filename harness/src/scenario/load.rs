@@ -945,6 +945,16 @@ fn client_action(
             let topic = f.req_str("topic")?;
             if !raw {
                 topic::validate_topic(&topic).map_err(|e| f.err("topic", e))?;
+            } else if topic.len() > usize::from(u16::MAX) {
+                // Rules may be broken on purpose; the wire format cannot:
+                // a two-byte length prefix would send another topic.
+                return Err(f.err(
+                    "topic",
+                    format!(
+                        "{} bytes: even a raw topic is at most 65,535 bytes, all its length prefix can say [MQTT-1.5.3]",
+                        topic.len()
+                    ),
+                ));
             }
             let pid = f.int("pid", 1, 65535)?.map(|p| p as u16);
             if pid.is_some() && kind == "device" {
