@@ -223,8 +223,9 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
     let v5 = |c: &crate::scenario::ClientSpec| c.connect.version == crate::mqtt::Version::V5;
     if scenario.device.as_ref().is_some_and(v5) && cfg.target != TargetSpec::Virtual {
         return Some(format!(
-            "the device speaks MQTT 5.0 here, and the firmware's agent on --target {} speaks \
-             3.1.1 only so far: run 5.0 scenarios with --target virtual",
+            "the device speaks MQTT 5.0 here; the firmware's agent and its driver do too \
+             (firmware/agent/PROTOCOL.md), but 5.0 scenarios are not yet verified through the \
+             agent on --target {}: run them with --target virtual",
             cfg.target
         ));
     }
