@@ -125,6 +125,7 @@ fmt:
 
 bench: deps firmware esptool images
 	$(CARGO) bench --locked -j $(JOBS)
+	CARGO=$(CARGO) JOBS=$(JOBS) ci/signal-soak.sh
 
 # The whole conformance matrix: every scenario (with the container-only and
 # the slow ones) against every broker this machine can run; about 14 minutes

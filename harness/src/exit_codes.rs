@@ -8,5 +8,7 @@ pub const FAILED: i32 = 1;
 /// Invalid input (a bad scenario file, a bad flag) or a missing piece of the
 /// environment (no mosquitto, no QEMU): nothing was judged.
 pub const INVALID: i32 = 2;
-/// Interrupted by Ctrl-C; everything started was stopped.
+/// Interrupted by Ctrl-C; everything started was stopped. Every stopping
+/// signal gives 128 + its number: SIGINT 130, SIGTERM 143, SIGHUP 129
+/// ([`crate::signals::Signal::exit_code`]).
 pub const INTERRUPTED: i32 = 130;

@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod signals;
 pub mod sketch;
 pub mod splice;
 pub mod target;

@@ -319,20 +319,18 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let code = runtime.block_on(async {
+        // SIGINT, SIGTERM and SIGHUP alike (signals.rs); a second one exits
+        // at once after removing containers and networks.
+        let mut interrupts = match mqtt_hil::signals::Interrupts::install() {
+            Ok(i) => i,
+            Err(e) => return Err(Error::io("installing the signal handlers", e)),
+        };
         match cli.command {
             Cmd::List { paths } => list(&paths),
             Cmd::Run(args) => {
-                let run = run(args);
-                tokio::select! {
-                    // The handler first: polled (installed) before anything starts,
-                    // so a SIGINT right after a broker or board is spawned is caught.
-                    biased;
-                    _ = tokio::signal::ctrl_c() => {
-                        eprintln!("interrupted: stopping everything that was started");
-                        Ok(exit_codes::INTERRUPTED)
-                    }
-                    code = run => code,
-                }
+                // `run` handles the signals itself: it reports the scenarios
+                // left unfinished and marks the reports interrupted.
+                run(args, interrupts.clone()).await
             }
             Cmd::Coverage {
                 spec,
@@ -342,14 +340,8 @@ fn main() -> ExitCode {
             } => coverage(&spec, &scenarios, markdown.as_deref(), md),
             Cmd::Matrix(args) => {
                 tokio::select! {
-                    // The handler first: polled (installed) before anything starts,
-                    // so a SIGINT right after a broker or board is spawned is caught.
-                    biased;
-                    _ = tokio::signal::ctrl_c() => {
-                        eprintln!("interrupted: stopping everything that was started");
-                        Ok(exit_codes::INTERRUPTED)
-                    }
                     code = matrix(args) => code,
+                    s = interrupts.first() => Ok(s.exit_code()),
                 }
             }
             Cmd::Merge(args) => merge(args),
@@ -381,7 +373,7 @@ fn main() -> ExitCode {
                 };
                 let listen =
                     listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-                observe(listen, board, &broker, checks, out, duration).await
+                observe(listen, board, &broker, checks, out, duration, interrupts).await
             }
             Cmd::Image { elf, output } => image(&elf, &output),
             Cmd::Build(args) => tokio::task::spawn_blocking(move || build(args))
@@ -396,14 +388,11 @@ fn main() -> ExitCode {
             } => {
                 let run = flash(&target, &bench, &firmware, no_boot_check);
                 tokio::select! {
-                    // The handler first: polled (installed) before anything starts,
-                    // so a SIGINT right after a broker or board is spawned is caught.
-                    biased;
-                    _ = tokio::signal::ctrl_c() => {
-                        eprintln!("interrupted: the flash is incomplete; the board will refuse to boot it (flash again)");
-                        Ok(exit_codes::INTERRUPTED)
-                    }
                     code = run => code,
+                    s = interrupts.first() => {
+                        eprintln!("the flash is incomplete; the board will refuse to boot it (flash again)");
+                        Ok(s.exit_code())
+                    }
                 }
             }
             Cmd::Emulate(EmulateCmd::Serve {
@@ -455,6 +444,7 @@ async fn observe(
     checks: Option<PathBuf>,
     out: PathBuf,
     duration: Option<std::time::Duration>,
+    mut interrupts: mqtt_hil::signals::Interrupts,
 ) -> Result<i32, Error> {
     let broker: BrokerSpec = broker.parse()?;
     let file = match &checks {
@@ -492,7 +482,7 @@ async fn observe(
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupts.first() => {}
             _ = timer => {}
         }
     };
@@ -677,7 +667,7 @@ fn list(paths: &[PathBuf]) -> Result<i32, Error> {
     Ok(exit_codes::OK)
 }
 
-async fn run(args: RunArgs) -> Result<i32, Error> {
+async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Result<i32, Error> {
     let RunArgs {
         paths,
         broker,
@@ -702,7 +692,11 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     let repeat = repeat as usize;
     let net = net_options(&net, &dns)?;
     let broker = BrokerSpec::resolve(&broker)?.with_profile(profile)?;
-    let firmware = resolve_firmware(firmware, library, libraries).await?;
+    // Building a sketch can take minutes: a signal stops it too.
+    let firmware = tokio::select! {
+        f = resolve_firmware(firmware, library, libraries) => f?,
+        s = interrupts.first() => return Ok(s.exit_code()),
+    };
     let target: TargetSpec = target.parse()?;
     let bench = bench
         .map(|f| mqtt_hil::target::bench::Bench::load(&f))
@@ -769,8 +763,27 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     })?;
     let mut totals = Totals::default();
     let mut environment_error = None;
+    let mut interrupted = None;
     for (n, s) in scenarios.iter().enumerate() {
-        let r = runner::run_repeated(s, &cfg, n * repeat, &label, repeat, &mut reporters).await?;
+        if let Some(sig) = interrupted {
+            let why = format!("not run: the run was interrupted by {sig}");
+            let f = runner::report_interrupted(s, &why, n * repeat, &label, &mut reporters)?;
+            totals.add(&f.outcome.status);
+            continue;
+        }
+        // A signal drops the scenario's future: its broker, proxy, board
+        // and peers are stopped by their drops (containers by the sweep
+        // in main); what it recorded so far is lost with it.
+        let r = tokio::select! {
+            r = runner::run_repeated(s, &cfg, n * repeat, &label, repeat, &mut reporters) => r?,
+            sig = interrupts.first() => {
+                interrupted = Some(sig);
+                let why = format!("interrupted by {sig} before it finished");
+                let f = runner::report_interrupted(s, &why, n * repeat, &label, &mut reporters)?;
+                totals.add(&f.outcome.status);
+                continue;
+            }
+        };
         totals.add_repeated(&r);
         let last = &r.runs[r.runs.len() - 1];
         if let Status::Error(e) = &last.outcome.status {
@@ -796,8 +809,9 @@ async fn run(args: RunArgs) -> Result<i32, Error> {
     reporters.report(&RunEvent::RunFinished {
         totals,
         elapsed: started.elapsed(),
+        interrupted,
     })?;
-    Ok(totals.exit_code())
+    Ok(interrupted.map_or(totals.exit_code(), |s| s.exit_code()))
 }
 
 /// `--firmware SKETCH_DIR` is built first (a cache lookup when unchanged);

@@ -445,6 +445,7 @@ fn write_files(
         RunEvent::RunFinished {
             totals,
             elapsed: history.events.last().map(|e| e.at).unwrap_or_default(),
+            interrupted: None,
         },
     ];
     let mut html = report::html::HtmlReport::new(&cfg.out.join("report"))?;

@@ -677,6 +677,11 @@ impl Drop for Container {
 /// there. Main calls it on every exit path, so Ctrl-C, a timeout or a panic
 /// leaves nothing behind.
 pub async fn sweep() {
+    // One sweep at a time: a second signal's sweep (signals.rs) waits for
+    // the one main runs instead of finding the list empty and exiting
+    // while containers are still being removed.
+    static SWEEPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = SWEEPING.lock().await;
     let leftovers: Vec<Created> = std::mem::take(&mut *CREATED.lock().expect("registry"));
     if leftovers.is_empty() {
         return;

@@ -142,6 +142,7 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
     reporters.report(&RunEvent::RunFinished {
         totals,
         elapsed: started.elapsed(),
+        interrupted: None,
     })?;
     m.wall_ms = started.elapsed().as_millis() as u64;
     fold_versions(&mut m);

@@ -38,9 +38,12 @@ pub enum RunEvent {
     /// After the runs of one scenario under `--repeat N` (N > 1), each of
     /// which was a `ScenarioFinished`: whether their verdicts agree.
     ScenarioRepeated(Arc<Repeated>),
+    /// The run's end. `interrupted`: a signal cut it short; the scenarios
+    /// it stopped or never started were reported as errors before this.
     RunFinished {
         totals: Totals,
         elapsed: Duration,
+        interrupted: Option<crate::signals::Signal>,
     },
 }
 

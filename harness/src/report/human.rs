@@ -247,11 +247,20 @@ impl Reporter for Human {
                 let text = self.repeated_text(r);
                 self.print(&text)
             }
-            RunEvent::RunFinished { totals, .. } => {
+            RunEvent::RunFinished {
+                totals,
+                interrupted,
+                ..
+            } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
-                let text = self.summary(totals);
+                let mut text = self.summary(totals);
+                if let Some(sig) = interrupted {
+                    text += &format!(
+                        "INTERRUPTED by {sig}: the run was cut short; unfinished scenarios are counted as errors\n"
+                    );
+                }
                 self.print(&text)
             }
         }

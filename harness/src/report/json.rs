@@ -81,6 +81,8 @@ enum Line<'a> {
         totals: Totals,
         duration_secs: f64,
         exit_code: i32,
+        /// The signal that cut the run short (`SIGTERM`), or null.
+        interrupted: Option<&'static str>,
     },
 }
 
@@ -241,10 +243,15 @@ impl Reporter for Json {
                     .collect(),
                 differing_rules: r.flaky.as_ref().map_or(&[], |f| &f.differing),
             },
-            RunEvent::RunFinished { totals, elapsed } => Line::RunFinished {
+            RunEvent::RunFinished {
+                totals,
+                elapsed,
+                interrupted,
+            } => Line::RunFinished {
                 totals: *totals,
                 duration_secs: elapsed.as_secs_f64(),
-                exit_code: totals.exit_code(),
+                exit_code: interrupted.map_or(totals.exit_code(), |s| s.exit_code()),
+                interrupted: interrupted.map(|s| s.name()),
             },
         };
         let mut text = serde_json::to_string(&line).expect("JSON of plain data");

@@ -23,6 +23,7 @@ use super::events::{offending_events, RunEvent};
 use super::{describe, Finished, Repeated, Reporter};
 use crate::error::Error;
 use crate::runner::Status;
+use crate::signals::Signal;
 
 /// One test case: a scenario's run, or all the runs of a repeated one.
 #[derive(Clone, Debug)]
@@ -47,12 +48,22 @@ pub fn render(results: &[Arc<Finished>]) -> String {
 }
 
 pub fn render_entries(results: &[Entry]) -> String {
+    render_run(results, None)
+}
+
+/// The run's report; `interrupted` marks a run a signal cut short: every
+/// suite gets the property `interrupted` (the signal's name) and an error
+/// test case `run interrupted`, so no CI page shows it green.
+pub fn render_run(results: &[Entry], interrupted: Option<Signal>) -> String {
     let mut report = Report::new("mqtt-hil");
     let mut brokers: Vec<&str> = Vec::new();
     for f in results {
         if !brokers.contains(&f.broker()) {
             brokers.push(f.broker());
         }
+    }
+    if brokers.is_empty() && interrupted.is_some() {
+        brokers.push("mqtt-hil");
     }
     for broker in brokers {
         let mut suite = TestSuite::new(broker);
@@ -62,6 +73,17 @@ pub fn render_entries(results: &[Entry]) -> String {
                 Entry::One(f) => case(f),
                 Entry::Repeated(r) => repeated_case(r),
             });
+        }
+        if let Some(sig) = interrupted {
+            suite.add_property(("interrupted", sig.name()));
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_type("interrupted");
+            s.set_message(format!(
+                "the run was interrupted by {sig}: scenarios after the last one finished did not run or were stopped"
+            ));
+            let mut case = TestCase::new("run interrupted", s);
+            case.set_classname("mqtt-hil");
+            suite.add_test_case(case);
         }
         report.add_test_suite(suite);
     }
@@ -180,6 +202,7 @@ fn case(f: &Finished) -> TestCase {
 pub struct JunitFile {
     path: PathBuf,
     results: Vec<Entry>,
+    interrupted: Option<Signal>,
 }
 
 impl JunitFile {
@@ -187,6 +210,7 @@ impl JunitFile {
         JunitFile {
             path: path.to_path_buf(),
             results: Vec::new(),
+            interrupted: None,
         }
     }
 }
@@ -205,6 +229,7 @@ impl Reporter for JunitFile {
                 });
                 self.results.push(Entry::Repeated(r.clone()));
             }
+            RunEvent::RunFinished { interrupted, .. } => self.interrupted = *interrupted,
             _ => {}
         }
         if matches!(
@@ -213,7 +238,7 @@ impl Reporter for JunitFile {
                 | RunEvent::ScenarioRepeated(_)
                 | RunEvent::RunFinished { .. }
         ) {
-            std::fs::write(&self.path, render_entries(&self.results))
+            std::fs::write(&self.path, render_run(&self.results, self.interrupted))
                 .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
         }
         Ok(())
@@ -311,5 +336,44 @@ mod tests {
         .unwrap();
         let xml = std::fs::read_to_string(&path).unwrap();
         assert!(xml.contains(r#"<testcase name="a""#), "{xml}");
+        assert!(!xml.contains("interrupted"), "{xml}");
+    }
+
+    #[test]
+    fn an_interrupted_run_is_marked_in_every_suite_and_is_not_green() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        let mut r = JunitFile::new(&path);
+        r.report(&RunEvent::ScenarioFinished(finished(
+            "a",
+            "mosquitto",
+            false,
+        )))
+        .unwrap();
+        r.report(&RunEvent::RunFinished {
+            totals: Default::default(),
+            elapsed: std::time::Duration::from_secs(1),
+            interrupted: Some(Signal::TERM),
+        })
+        .unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            xml.contains(r#"<property name="interrupted" value="SIGTERM"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                r#"<testsuite name="mosquitto" tests="2" skipped="0" errors="1" failures="0">"#
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<error message="the run was interrupted by SIGTERM"#),
+            "{xml}"
+        );
+        // Interrupted before any scenario ended: still a suite saying so.
+        let xml = render_run(&[], Some(Signal::HUP));
+        assert!(xml.contains(r#"value="SIGHUP""#), "{xml}");
+        assert!(xml.contains(r#"errors="1""#), "{xml}");
     }
 }

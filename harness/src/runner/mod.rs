@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use outcome::{name_broken_rules, Outcome, Status, StepFailure};
-pub use reported::{report_skipped, run_repeated, run_reported};
+pub use reported::{report_interrupted, report_skipped, run_repeated, run_reported};
 
 use crate::broker::{Broker, BrokerSpec};
 use crate::check::{self, Checker};

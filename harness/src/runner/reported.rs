@@ -122,6 +122,27 @@ async fn run_attempt(
 
 /// Reports a scenario decided SKIPPED before it ran (e.g. a suite file the
 /// device's description cannot fill), like one `unmet_requirement` skips.
+/// Reports a scenario a signal stopped, or kept from starting, as an
+/// error: an interrupted run must not look like it judged it.
+pub fn report_interrupted(
+    scenario: &Scenario,
+    why: &str,
+    index: usize,
+    broker: &str,
+    reporters: &mut Reporters,
+) -> Result<Arc<Finished>, Error> {
+    reporters.report(&RunEvent::ScenarioStarted {
+        index,
+        id: scenario.id.clone(),
+        name: scenario.name.clone(),
+        broker: broker.to_string(),
+    })?;
+    let outcome = super::Outcome::error(scenario, why.to_string(), Default::default());
+    let finished = Arc::new(Finished::new(index, broker, outcome, SystemTime::now()));
+    reporters.report(&RunEvent::ScenarioFinished(finished.clone()))?;
+    Ok(finished)
+}
+
 pub fn report_skipped(
     scenario: &Scenario,
     why: &str,

@@ -22,6 +22,7 @@ pub struct HtmlReport {
     brokers: Vec<String>,
     target: String,
     rows: Vec<IndexRow>,
+    interrupted: Option<crate::signals::Signal>,
 }
 
 impl HtmlReport {
@@ -33,6 +34,7 @@ impl HtmlReport {
             brokers: Vec::new(),
             target: String::new(),
             rows: Vec::new(),
+            interrupted: None,
         })
     }
 
@@ -56,6 +58,15 @@ impl HtmlReport {
                 self.target
             );
             index(&title, &self.rows)
+        };
+        // A run a signal cut short says so above its table.
+        let text = match self.interrupted {
+            Some(sig) => text.replacen(
+                "</h1>",
+                &format!("</h1>\n<p class=\"failed\" id=\"interrupted\"><strong>INTERRUPTED</strong> by {sig}: the run was cut short; scenarios it stopped or never started are errors.</p>"),
+                1,
+            ),
+            None => text,
         };
         self.write("index.html", &text)
     }
@@ -97,7 +108,10 @@ impl Reporter for HtmlReport {
                     self.write_index()?;
                 }
             }
-            RunEvent::RunFinished { .. } => self.write_index()?,
+            RunEvent::RunFinished { interrupted, .. } => {
+                self.interrupted = *interrupted;
+                self.write_index()?
+            }
             _ => {}
         }
         Ok(())
