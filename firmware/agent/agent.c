@@ -96,6 +96,36 @@ static bool cb_send(void *ctx, const uint8_t *d, size_t n)
     return true;
 }
 
+/* 5.0 extras on an event line: only when there is something to say, so
+ * 3.1.1 lines stay exactly as they were. */
+static void out_props(agent_out *o, const char *key, mqtt_slice props)
+{
+    if (props.len)
+        out_kv(o, key, props.data, props.len);
+}
+
+static void out_codes(agent_out *o, const char *key, mqtt_slice codes)
+{
+    /* key=0,1,128: digits and commas need no escaping. */
+    out_raw(o, " ");
+    out_raw(o, key);
+    out_raw(o, "=");
+    for (size_t i = 0; i < codes.len; i++) {
+        char num[5];
+        uint8_t g = codes.data[i];
+        size_t k = 0;
+        if (i)
+            num[k++] = ',';
+        if (g >= 100)
+            num[k++] = (char)('0' + g / 100);
+        if (g >= 10)
+            num[k++] = (char)('0' + g / 10 % 10);
+        num[k++] = (char)('0' + g % 10);
+        num[k] = '\0';
+        out_raw(o, num);
+    }
+}
+
 static void cb_event(void *ctx, const mqtt_event *ev)
 {
     (void)ctx;
@@ -105,35 +135,26 @@ static void cb_event(void *ctx, const mqtt_event *ev)
     case MQTT_EV_CONNECTED:
         out_raw(o, "@connected");
         out_kv_uint(o, "sp", ev->sp);
+        if (p)
+            out_props(o, "props", p->props);
         break;
     case MQTT_EV_REFUSED:
         out_raw(o, "@connack");
         out_kv_uint(o, "rc", ev->rc);
         break;
-    case MQTT_EV_SUBACK: {
+    case MQTT_EV_SUBACK:
         out_raw(o, "@suback");
         out_kv_uint(o, "pid", ev->pid);
-        /* granted=0,1,128: digits and commas need no escaping. */
-        out_raw(o, " granted=");
-        for (size_t i = 0; i < p->list.len; i++) {
-            char num[5];
-            uint8_t g = p->list.data[i];
-            size_t k = 0;
-            if (i)
-                num[k++] = ',';
-            if (g >= 100)
-                num[k++] = (char)('0' + g / 100);
-            if (g >= 10)
-                num[k++] = (char)('0' + g / 10 % 10);
-            num[k++] = (char)('0' + g % 10);
-            num[k] = '\0';
-            out_raw(o, num);
-        }
+        out_codes(o, "granted", p->list);
+        out_props(o, "props", p->props);
         break;
-    }
     case MQTT_EV_UNSUBACK:
         out_raw(o, "@unsuback");
         out_kv_uint(o, "pid", ev->pid);
+        if (p && p->list.len)
+            out_codes(o, "codes", p->list); /* 5.0 reason codes */
+        if (p)
+            out_props(o, "props", p->props);
         break;
     case MQTT_EV_PUBACK:
     case MQTT_EV_PUBREC:
@@ -141,6 +162,8 @@ static void cb_event(void *ctx, const mqtt_event *ev)
         out_raw(o, ev->type == MQTT_EV_PUBACK ? "@puback"
                    : ev->type == MQTT_EV_PUBREC ? "@pubrec" : "@pubcomp");
         out_kv_uint(o, "pid", ev->pid);
+        if (ev->rc)
+            out_kv_uint(o, "rc", ev->rc);
         break;
     case MQTT_EV_MESSAGE:
         out_raw(o, "@msg");
@@ -150,10 +173,13 @@ static void cb_event(void *ctx, const mqtt_event *ev)
         out_kv_uint(o, "retain", p->retain);
         out_kv_uint(o, "pid", p->pid);
         out_kv(o, "payload", p->payload.data, p->payload.len);
+        out_props(o, "props", p->props);
         break;
     case MQTT_EV_DISCONNECTED:
         out_raw(o, "@disconnected");
         out_kv_str(o, "reason", ev->reason);
+        if (ev->rc)
+            out_kv_uint(o, "rc", ev->rc);
         break;
     case MQTT_EV_LOG:
         out_raw(o, "@log");
@@ -276,6 +302,23 @@ static void cmd_connect(fields *f)
     o.reconnect = get_uint(f, "reconnect", 0, 0, 1);
     o.backoff_ms = get_uint(f, "backoff_ms", 1000, 1, 3600000);
     o.backoff_max_ms = get_uint(f, "backoff_max_ms", 16000, 1, 3600000);
+    o.version = (uint8_t)get_uint(f, "version", MQTT_V311, MQTT_V311, MQTT_V5);
+    bool has_props, has_will_props;
+    o.props = get_bytes(f, "props", &has_props);
+    o.will_props = get_bytes(f, "will_props", &has_will_props);
+    if (!f->bad && o.version != MQTT_V5 && (has_props || has_will_props)) {
+        f->bad = has_props ? "props" : "will_props"; /* 3.1.1 has no properties */
+        f->why = "bad_value";
+    }
+    if (!f->bad && has_props && mqtt_props_check(o.props, MQTT_CONNECT) != MQTT_OK) {
+        f->bad = "props";
+        f->why = "bad_value";
+    }
+    if (!f->bad && has_will_props &&
+        (!o.has_will || mqtt_props_check(o.will_props, 0) != MQTT_OK)) {
+        f->bad = o.has_will ? "will_props" : "will_topic";
+        f->why = o.has_will ? "bad_value" : "missing_key";
+    }
     if (!f->bad && !o.has_will && (has_wp || has_wq || has_wr)) {
         f->bad = "will_topic";
         f->why = "missing_key";
@@ -284,7 +327,7 @@ static void cmd_connect(fields *f)
         f->bad = "backoff_max_ms";
         f->why = "bad_value";
     }
-    if (!f->bad && o.has_pass && !o.has_user) {
+    if (!f->bad && o.has_pass && !o.has_user && o.version != MQTT_V5) {
         f->bad = "user"; /* 3.1.2-22: no password without a user name */
         f->why = "missing_key";
     }
@@ -313,11 +356,22 @@ static void cmd_subscribe(fields *f, bool sub)
 {
     mqtt_slice filter = require(f, "filter");
     uint8_t qos = sub ? (uint8_t)get_uint(f, "qos", 0, 0, 2) : 0;
+    /* 5.0 subscription options (3.8.3.1) and SUBSCRIBE properties. */
+    uint8_t opts = 0;
+    mqtt_slice props = { NULL, 0 };
+    if (sub) {
+        if (get_uint(f, "nl", 0, 0, 1))
+            opts |= MQTT_SUB_NO_LOCAL;
+        if (get_uint(f, "rap", 0, 0, 1))
+            opts |= MQTT_SUB_RETAIN_AS_PUBLISHED;
+        opts |= MQTT_SUB_RETAIN_HANDLING(get_uint(f, "rh", 0, 0, 2));
+        props = get_bytes(f, "props", NULL);
+    }
     if (!fields_ok(f))
         return;
     uint16_t pid;
-    mqtt_result r = sub ? mqtt_client_subscribe(&A.client, filter.data, filter.len, qos, &pid,
-                                                now_ms())
+    mqtt_result r = sub ? mqtt_client_subscribe_opts(&A.client, filter.data, filter.len, qos, opts,
+                                                     props, &pid, now_ms())
                         : mqtt_client_unsubscribe(&A.client, filter.data, filter.len, &pid,
                                                   now_ms());
     answer_result(f->cmd->verb, r, true, pid);
@@ -329,11 +383,12 @@ static void cmd_publish(fields *f)
     uint8_t qos = (uint8_t)get_uint(f, "qos", 0, 0, 2);
     bool retain = get_uint(f, "retain", 0, 0, 1);
     mqtt_slice payload = get_bytes(f, "payload", NULL);
+    mqtt_slice props = get_bytes(f, "props", NULL);
     if (!fields_ok(f))
         return;
     uint16_t pid;
-    mqtt_result r = mqtt_client_publish(&A.client, topic.data, topic.len, payload.data,
-                                        payload.len, qos, retain, &pid, now_ms());
+    mqtt_result r = mqtt_client_publish_props(&A.client, topic.data, topic.len, payload.data,
+                                              payload.len, qos, retain, props, &pid, now_ms());
     answer_result("publish", r, true, pid);
 }
 
@@ -360,8 +415,10 @@ static void run(agent_cmd *cmd)
     } else if (strcmp(v, "publish") == 0) {
         cmd_publish(&f);
     } else if (strcmp(v, "disconnect") == 0) {
+        /* rc: a 5.0 reason code, e.g. 4 to have the broker publish the will. */
+        uint8_t rc = (uint8_t)get_uint(&f, "rc", 0, 0, 255);
         if (fields_ok(&f))
-            answer_result(v, mqtt_client_disconnect(&A.client, now), false, 0);
+            answer_result(v, mqtt_client_disconnect_rc(&A.client, rc, now), false, 0);
     } else if (strcmp(v, "drop") == 0) {
         if (fields_ok(&f))
             answer_result(v, mqtt_client_drop(&A.client, now), false, 0);

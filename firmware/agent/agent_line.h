@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 #define AGENT_LINE_MAX 1024
-#define AGENT_MAX_FIELDS 16
+#define AGENT_MAX_FIELDS 20
 #define AGENT_WORD_MAX 16
 
 typedef struct {

@@ -242,6 +242,11 @@ enum Cmd {
         /// Folder for events.log, trace.txt, verdicts.txt, report/, pcap/.
         #[arg(long, default_value = "out/observe")]
         out: PathBuf,
+        /// Stop after this long (e.g. 90s, 10m); without it, Ctrl-C stops
+        /// the session. Commands on stdin are optional: a closed or empty
+        /// stdin (a script, a CI job) does not end it.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
     },
     /// Flash firmware (an ELF or an ESP8266 .bin) onto a bench board with
     /// esptool, then check that it boots into the agent.
@@ -349,6 +354,7 @@ fn main() -> ExitCode {
                 broker,
                 checks,
                 out,
+                duration,
             } => {
                 let board = match board {
                     None => None,
@@ -367,7 +373,7 @@ fn main() -> ExitCode {
                 };
                 let listen =
                     listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-                observe(listen, board, &broker, checks, out, interrupts).await
+                observe(listen, board, &broker, checks, out, duration, interrupts).await
             }
             Cmd::Image { elf, output } => image(&elf, &output),
             Cmd::Build(args) => tokio::task::spawn_blocking(move || build(args))
@@ -426,12 +432,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--duration` takes the scenario files' durations (`90s`, `1m30s`, `500ms`).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    scenario::duration::parse(s)
+}
+
 async fn observe(
     listen: std::net::SocketAddr,
     board: Option<mqtt_hil::observe::Board>,
     broker: &str,
     checks: Option<PathBuf>,
     out: PathBuf,
+    duration: Option<std::time::Duration>,
     mut interrupts: mqtt_hil::signals::Interrupts,
 ) -> Result<i32, Error> {
     let broker: BrokerSpec = broker.parse()?;
@@ -463,7 +475,16 @@ async fn observe(
         periodic: file.periodic,
     };
     let stop = async move {
-        interrupts.first().await;
+        let timer = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupts.first() => {}
+            _ = timer => {}
+        }
     };
     let mut stdout = std::io::stdout();
     mqtt_hil::observe::run(cfg, rx, stop, &mut stdout).await

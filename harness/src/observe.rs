@@ -13,7 +13,9 @@
 //! device that only dials `--listen` is on a network the harness does not
 //! own: those commands are refused with one line.
 //!
-//! Ctrl-C (SIGINT) or the end of stdin stops it: the proxy closes its
+//! Ctrl-C (SIGINT) or `--duration` stops it (commands are optional: the
+//! end of stdin does not, so a script or CI job can record with stdin
+//! empty or `/dev/null`): the proxy closes its
 //! connections (recorded as the teardown), the broker it started stops, and
 //! then — from the full history, so nothing recorded is lost — it writes
 //! into `--out`: `events.log` (every event, as printed live), `trace.txt`
@@ -326,12 +328,18 @@ pub async fn run(
     let mut live = Live::new(&cfg.checks);
     let mut printed = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut commands_open = true;
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            cmd = commands.recv() => match cmd {
-                None => break,
+            cmd = commands.recv(), if commands_open => match cmd {
+                // Commands are optional: a script or CI job whose stdin is
+                // empty or /dev/null still wants the device recorded.
+                None => {
+                    commands_open = false;
+                    line(say, "stdin closed: no more commands; recording until Ctrl-C (or --duration)");
+                }
                 Some(text) => match parse_command(&text) {
                     Ok(Command::Fault(f)) => {
                         let name = f.name();

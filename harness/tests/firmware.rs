@@ -115,6 +115,32 @@ async fn suite_on_host_agent(#[files("../scenarios/*.toml")] path: PathBuf) {
     assert_same_traffic(&path, &o, "host", HOST_DIFFERS);
 }
 
+/// 5.0 scenarios through the host build of the agent (its 5.0 codec, session
+/// and line protocol) against mosquitto. Not listed: the slow ones (expiry
+/// and will delays, seconds each; they pass too) and the two the agent cannot
+/// do (`session_expiry_set_on_disconnect`: DISCONNECT properties;
+/// `topic_alias_client_side`: it never sends with aliases).
+#[rstest]
+#[case::assigned_client_identifier("assigned_client_identifier")]
+#[case::maximum_packet_size_broker("maximum_packet_size_broker")]
+#[case::message_expiry_decremented("message_expiry_decremented")]
+#[case::no_local("no_local")]
+#[case::receive_maximum_broker("receive_maximum_broker")]
+#[case::request_response_passthrough("request_response_passthrough")]
+#[case::retain_as_published("retain_as_published")]
+#[case::retain_handling_1("retain_handling_1")]
+#[case::session_expiry_kept("session_expiry_kept")]
+#[case::subscription_identifiers("subscription_identifiers")]
+#[case::topic_alias_stale_after_reconnect("topic_alias_stale_after_reconnect")]
+#[case::user_properties_order("user_properties_order")]
+#[case::will_on_disconnect_with_will("will_on_disconnect_with_will")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v5_on_host_agent(#[case] name: &str) {
+    let path = root().join(format!("scenarios/v5/{name}.toml"));
+    let o = run(&path, TargetSpec::Host, None).await;
+    assert!(o.acceptable(), "{}", explain(&o));
+}
+
 #[rstest]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_on_emulated_esp8266(#[files("../scenarios/*.toml")] path: PathBuf) {

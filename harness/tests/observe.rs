@@ -211,21 +211,68 @@ fn flight_recorder_watches_a_device_and_keeps_everything_on_sigint() {
     assert!(left.is_empty(), "broker left running: {left:?}");
 }
 
-/// The end of stdin ends a session like Ctrl-C (a recorder started from a
-/// script); with no device and the default checks there is nothing to
-/// report, and the files are still written.
+/// A recorder started from a script or CI job: stdin is /dev/null, so
+/// there are no commands, and it keeps recording — a client that connects
+/// after stdin ended gets through to the broker and is in the files —
+/// until `--duration` ends it. With the default checks and a well-behaved
+/// client there is nothing to report.
 #[test]
-fn end_of_input_ends_the_session_and_writes_the_files() {
+fn with_stdin_closed_it_records_until_its_duration() {
+    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
-        .args(["observe", "--listen", "127.0.0.1:0", "--out"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .output()
+    let mut child = Guard(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
+            .args([
+                "observe",
+                "--listen",
+                "127.0.0.1:0",
+                "--duration",
+                "4s",
+                "--out",
+            ])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut text = String::new();
+    let mut addr = None;
+    while addr.is_none() {
+        let mut l = String::new();
+        assert!(
+            stdout.read_line(&mut l).unwrap() > 0,
+            "ended early:\n{text}"
+        );
+        if let Some(rest) = l.strip_prefix("observe: listening on ") {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        }
+        text.push_str(&l);
+    }
+    // Until stdin's end has been seen, a connection would prove nothing.
+    while !text.contains("stdin closed") {
+        let mut l = String::new();
+        assert!(
+            stdout.read_line(&mut l).unwrap() > 0,
+            "ended early:\n{text}"
+        );
+        text.push_str(&l);
+    }
+    let mut s = std::net::TcpStream::connect(addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // CONNECT 3.1.1, clean session, keep alive 60, client id "script".
+    s.write_all(b"\x10\x12\x00\x04MQTT\x04\x02\x00\x3c\x00\x06script")
         .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).unwrap();
+    assert_eq!(ack, [0x20, 0x02, 0x00, 0x00], "the broker's CONNACK");
+    s.write_all(&[0xe0, 0x00]).unwrap();
+    drop(s);
+    stdout.read_to_string(&mut text).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
     assert!(text.contains("no violation"), "{text}");
     for f in [
         "events.log",
@@ -235,10 +282,18 @@ fn end_of_input_ends_the_session_and_writes_the_files() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing:\n{text}");
     }
+    let events = std::fs::read_to_string(out.join("events.log")).unwrap();
+    assert!(events.contains("CONNECT v4 id=script"), "{events}");
+    assert!(events.contains("CONNACK"), "{events}");
     let verdicts = std::fs::read_to_string(out.join("verdicts.txt")).unwrap();
     for c in ["protocol", "will", "keepalive", "resubscribe", "backoff"] {
         assert!(verdicts.contains(&format!("{c}: ok")), "{verdicts}");
     }
+}
+
+#[test]
+fn a_bad_checks_file_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
     // A bad checks file is refused before anything starts, naming its line.
     let checks = dir.path().join("checks.toml");
     std::fs::write(

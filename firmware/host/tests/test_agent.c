@@ -298,3 +298,92 @@ TEST(agent_connect_failure_reported)
     say("connect id=x host=127.0.0.1 port=1\n");
     CHECK(saw("@err connect reason=already_connected"));
 }
+
+/* The first packet in B.net_out, decoded as 5.0, then dropped from it. */
+static bool next_out5(mqtt_packet *p, uint8_t *copy, size_t cap)
+{
+    for (int i = 0; i < 10; i++)
+        agent_poll();
+    size_t total;
+    if (mqtt_frame(B.net_out, B.net_out_len, sizeof B.net_out, &total) != MQTT_OK || total > cap)
+        return false;
+    memcpy(copy, B.net_out, total);
+    memmove(B.net_out, B.net_out + total, B.net_out_len - total);
+    B.net_out_len -= total;
+    return mqtt_decode_v(copy, total, MQTT_V5, p) == MQTT_OK;
+}
+
+TEST(agent_speaks_mqtt5_lines)
+{
+    boot(true);
+    clear_uart();
+    /* props= carries the raw 5.0 property bytes: session expiry 60, user a=b. */
+    say("connect id=d5 version=5 keepalive=0 host=127.0.0.1 "
+        "props=%11%00%00%00%3C%26%00%01a%00%01b will_topic=w will_payload=x "
+        "will_props=%18%00%00%00%05 pass=pw\n");
+    CHECK(saw("@ok connect"));
+    B.conn_state = 1;
+    mqtt_packet p;
+    uint8_t copy[256];
+    REQUIRE(next_out5(&p, copy, sizeof copy));
+    CHECK_EQ(p.type, MQTT_CONNECT);
+    CHECK_EQ(p.version, MQTT_V5);
+    CHECK(p.props.len == 12 && p.props.data[0] == 0x11);
+    CHECK(p.connect.will_props.len == 5 && p.connect.will_props.data[0] == 0x18);
+    CHECK(p.connect.has_pass && !p.connect.has_user);
+    /* CONNACK with receive maximum 1: its properties are reported raw. */
+    static const uint8_t connack[] = { 0x20, 6, 0, 0, 3, 0x21, 0x00, 0x01 };
+    broker_send(connack, sizeof connack);
+    CHECK(saw("@connected sp=0 props=!%00%01"));
+
+    say("publish topic=t qos=1 payload=a props=%08%00%01r%09%00%01c\n");
+    CHECK(saw("@ok publish pid=1"));
+    say("publish topic=t qos=1 payload=b\n");
+    CHECK(saw("@err publish reason=inflight_full")); /* the broker's receive maximum */
+    REQUIRE(next_out5(&p, copy, sizeof copy));
+    CHECK(p.type == MQTT_PUBLISH && p.props.len == 8);
+    static const uint8_t puback[] = { 0x40, 3, 0, 1, 0x10 };
+    broker_send(puback, sizeof puback);
+    CHECK(saw("@puback pid=1 rc=16"));
+
+    say("subscribe filter=s/%23 qos=1 nl=1 rap=1 rh=2 props=%0B%07\n");
+    CHECK(saw("@ok subscribe pid=2"));
+    REQUIRE(next_out5(&p, copy, sizeof copy));
+    REQUIRE(p.type == MQTT_SUBSCRIBE);
+    size_t pos = 0;
+    mqtt_filter fl;
+    REQUIRE(mqtt_filter_next(&p, &pos, &fl));
+    CHECK_EQ(fl.qos, 1);
+    CHECK_EQ(fl.options, MQTT_SUB_NO_LOCAL | MQTT_SUB_RETAIN_AS_PUBLISHED | MQTT_SUB_RETAIN_HANDLING(2));
+    static const uint8_t suback[] = { 0x90, 4, 0, 2, 0, 0x87 };
+    broker_send(suback, sizeof suback);
+    CHECK(saw("@suback pid=2 granted=135"));
+    /* A delivery with a subscription identifier and a user property. */
+    static const uint8_t msg[] = { 0x30, 14, 0, 1, 'm', 9, 0x0B, 0x07, 0x26, 0, 1, 'k', 0, 1, 'v', 'z' };
+    broker_send(msg, sizeof msg);
+    CHECK(saw("@msg topic=m qos=0 dup=0 retain=0 pid=0 payload=z props=%0B%07&%00%01k%00%01v"));
+    say("subscribe filter=x rh=3\n");
+    CHECK(saw("@err subscribe reason=bad_value detail=rh"));
+    say("publish topic=t props=%23%00%01\n"); /* the agent sends no aliases */
+    CHECK(saw("@err publish reason=bad_value"));
+
+    say("disconnect rc=4\n");
+    CHECK(saw("@ok disconnect"));
+    REQUIRE(next_out5(&p, copy, sizeof copy));
+    CHECK(p.type == MQTT_DISCONNECT && p.rc == 4);
+
+    /* A broker's DISCONNECT with a reason. */
+    clear_uart();
+    say("connect id=d5 version=5 keepalive=0 host=127.0.0.1\n");
+    static const uint8_t connack0[] = { 0x20, 3, 0, 0, 0 };
+    for (int i = 0; i < 10; i++)
+        agent_poll();
+    broker_send(connack0, sizeof connack0);
+    CHECK(saw("@connected sp=0"));
+    static const uint8_t disc[] = { 0xE0, 1, 0x8E };
+    broker_send(disc, sizeof disc);
+    CHECK(saw("@disconnected reason=server_disconnect rc=142"));
+    /* 3.1.1 has no properties. */
+    say("connect id=d3 props=%11%00%00%00%3C\n");
+    CHECK(saw("@err connect reason=bad_value detail=props"));
+}

@@ -101,7 +101,7 @@ impl Driver {
         let verb = cmd.verb();
         let Some(line) = render_command(&cmd, &self.dial) else {
             let _ = reply.send(Err(format!(
-                "the agent protocol has no `{verb}` like this (5.0 connects, properties, subscription options and reason codes are not in it yet): this action works only with observers and the virtual device"
+                "the agent protocol has no `{verb}` like this (hand-built raw packets, several filters in one SUBSCRIBE, DISCONNECT properties and ack/ping control are not in it): this action works only with observers and the virtual device"
             )));
             return;
         };

@@ -7,7 +7,8 @@ use bytes::Bytes;
 
 use crate::client::{ClientEvent, Command, ConnectOptions, Reconnect};
 use crate::history::Delivery;
-use crate::mqtt::QoS;
+use crate::mqtt::codec::{decode_property_list, encode_property_list};
+use crate::mqtt::{PacketType, Properties, QoS, Version};
 
 /// Percent-encodes bytes outside 0x21..=0x7e, and `%`, `=`, space.
 pub fn encode_value(v: &[u8]) -> String {
@@ -61,11 +62,33 @@ fn kv(out: &mut String, key: &str, value: &[u8]) {
 pub fn render_command(cmd: &Command, dial: &Dial) -> Option<String> {
     let mut s = cmd.verb().to_string();
     match cmd {
-        // The agent's line protocol and C client speak 3.1.1 only: a 5.0
-        // connect must fail loudly, never fall back to 3.1.1 unnoticed.
-        Command::Connect { opts, .. } if opts.version == crate::mqtt::Version::V5 => return None,
         Command::Connect { opts, reconnect } => {
-            render_connect(&mut s, opts, reconnect.as_ref(), dial)
+            render_connect(&mut s, opts, reconnect.as_ref(), dial);
+            if opts.version == Version::V5 {
+                render_connect_v5(&mut s, opts)?;
+            }
+        }
+        // The agent takes one filter per SUBSCRIBE (PROTOCOL.md).
+        Command::SubscribeWith {
+            filters,
+            properties,
+        } => {
+            let [f] = filters.as_slice() else {
+                return None;
+            };
+            kv(&mut s, "filter", f.filter.as_bytes());
+            kv(&mut s, "qos", f.qos.as_u8().to_string().as_bytes());
+            let flag = |bit: u8| if f.options & bit != 0 { b"1" } else { b"0" };
+            kv(&mut s, "nl", flag(0x04));
+            kv(&mut s, "rap", flag(0x08));
+            kv(&mut s, "rh", ((f.options >> 4) & 3).to_string().as_bytes());
+            props(&mut s, "props", PacketType::Subscribe, false, properties)?;
+        }
+        Command::DisconnectWith { code, properties } => {
+            if !properties.is_empty() {
+                return None; // not in the agent's protocol
+            }
+            kv(&mut s, "rc", code.to_string().as_bytes());
         }
         Command::Subscribe(filters) => {
             let (f, q) = filters.first()?;
@@ -82,22 +105,37 @@ pub fn render_command(cmd: &Command, dial: &Dial) -> Option<String> {
             raw,
             ..
         } => {
-            if !properties.is_empty() || *raw {
+            if *raw {
                 return None;
             }
             kv(&mut s, "topic", topic.as_bytes());
             kv(&mut s, "qos", qos.as_u8().to_string().as_bytes());
             kv(&mut s, "retain", if *retain { b"1" } else { b"0" });
             kv(&mut s, "payload", payload);
+            props(&mut s, "props", PacketType::Publish, false, properties)?;
         }
         Command::Disconnect | Command::Drop | Command::Reboot => {}
-        Command::SetAcks(_)
-        | Command::Release(_)
-        | Command::SetPings(_)
-        | Command::SubscribeWith { .. }
-        | Command::DisconnectWith { .. } => return None,
+        Command::SetAcks(_) | Command::Release(_) | Command::SetPings(_) => return None,
     }
     Some(s)
+}
+
+/// `key=` with a 5.0 property list as raw bytes (PROTOCOL.md), when there
+/// is one; `None` if the list cannot be encoded for that packet.
+fn props(s: &mut String, key: &str, packet: PacketType, will: bool, p: &Properties) -> Option<()> {
+    if !p.is_empty() {
+        kv(s, key, &encode_property_list(packet, will, p).ok()?);
+    }
+    Some(())
+}
+
+fn render_connect_v5(s: &mut String, o: &ConnectOptions) -> Option<()> {
+    kv(s, "version", b"5");
+    props(s, "props", PacketType::Connect, false, &o.properties)?;
+    if let Some(w) = &o.will {
+        props(s, "will_props", PacketType::Connect, true, &w.properties)?;
+    }
+    Some(())
 }
 
 fn render_connect(s: &mut String, o: &ConnectOptions, rc: Option<&Reconnect>, dial: &Dial) {
@@ -258,7 +296,19 @@ fn event(word: &str, f: &BTreeMap<String, Vec<u8>>) -> Result<ClientEvent, Strin
             qos: QoS::from_u8(num(f, "qos")?).ok_or("qos out of range")?,
             retain: num::<u8>(f, "retain").unwrap_or(0) != 0,
             dup: num::<u8>(f, "dup").unwrap_or(0) != 0,
-            properties: Default::default(),
+            // As received; a topic alias is already resolved into `topic`
+            // by the agent, so it is left out as the virtual device does.
+            properties: match f.get("props") {
+                None => Properties::default(),
+                Some(b) => Properties(
+                    decode_property_list(b, PacketType::Publish)
+                        .map_err(|e| format!("bad `props`: {e}"))?
+                        .0
+                        .into_iter()
+                        .filter(|p| p.id != 0x23)
+                        .collect(),
+                ),
+            },
         }),
         "disconnected" => ClientEvent::Disconnected {
             reason: text(f, "reason").unwrap_or_else(|_| "unknown".into()),
@@ -271,6 +321,115 @@ fn event(word: &str, f: &BTreeMap<String, Vec<u8>>) -> Result<ClientEvent, Strin
 mod tests {
     use super::*;
     use crate::mqtt::Will;
+    use crate::mqtt::{PropValue, Property, SubscribeFilter};
+
+    fn prop(id: u8, value: PropValue) -> Property {
+        Property { id, value }
+    }
+
+    fn dial5() -> Dial {
+        Dial {
+            host: "127.0.0.1".into(),
+            port: 1883,
+        }
+    }
+
+    #[test]
+    fn a_5_0_connect_carries_version_and_raw_properties() {
+        let mut o = ConnectOptions::new("d5");
+        o.version = Version::V5;
+        o.properties = Properties(vec![
+            prop(0x11, PropValue::U32(60)),
+            prop(0x26, PropValue::Pair("a".into(), "b".into())),
+        ]);
+        o.will = Some(Will {
+            topic: "w".into(),
+            payload: Bytes::from_static(b"x"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: Properties(vec![prop(0x18, PropValue::U32(5))]),
+        });
+        let line = render_command(
+            &Command::Connect {
+                opts: o,
+                reconnect: None,
+            },
+            &dial5(),
+        )
+        .unwrap();
+        // The bytes the agent's C test (agent_speaks_mqtt5_lines) sends too.
+        assert!(
+            line.ends_with(
+                " version=5 props=%11%00%00%00<&%00%01a%00%01b will_props=%18%00%00%00%05"
+            ),
+            "{line}"
+        );
+        // A will property in the CONNECT properties cannot be rendered.
+        let mut bad = ConnectOptions::new("d5");
+        bad.version = Version::V5;
+        bad.properties = Properties(vec![prop(0x18, PropValue::U32(5))]);
+        let cmd = Command::Connect {
+            opts: bad,
+            reconnect: None,
+        };
+        assert_eq!(render_command(&cmd, &dial5()), None);
+    }
+
+    #[test]
+    fn subscription_options_and_disconnect_reason_are_rendered() {
+        let cmd = Command::SubscribeWith {
+            filters: vec![SubscribeFilter {
+                filter: "s/#".into(),
+                qos: QoS::AtLeastOnce,
+                options: 0x04 | 0x08 | 0x20,
+            }],
+            properties: Properties(vec![prop(0x0B, PropValue::VarInt(7))]),
+        };
+        assert_eq!(
+            render_command(&cmd, &dial5()).unwrap(),
+            "subscribe filter=s/# qos=1 nl=1 rap=1 rh=2 props=%0B%07"
+        );
+        let two = Command::SubscribeWith {
+            filters: vec![
+                SubscribeFilter {
+                    filter: "a".into(),
+                    qos: QoS::AtMostOnce,
+                    options: 0,
+                },
+                SubscribeFilter {
+                    filter: "b".into(),
+                    qos: QoS::AtMostOnce,
+                    options: 0,
+                },
+            ],
+            properties: Properties::default(),
+        };
+        assert_eq!(render_command(&two, &dial5()), None);
+        let disc = Command::DisconnectWith {
+            code: 4,
+            properties: Properties::default(),
+        };
+        assert_eq!(render_command(&disc, &dial5()).unwrap(), "disconnect rc=4");
+    }
+
+    #[test]
+    fn a_5_0_delivery_keeps_its_properties_in_order_without_the_alias() {
+        let line = "@msg topic=m qos=0 dup=0 retain=0 pid=0 payload=z \
+                    props=%23%00%01%0B%07&%00%01k%00%011&%00%01k%00%012";
+        let DeviceLine::Event(ClientEvent::Delivered(d)) = parse_line(line) else {
+            panic!("{:?}", parse_line(line));
+        };
+        assert_eq!(
+            d.properties.0,
+            vec![
+                prop(0x0B, PropValue::VarInt(7)),
+                prop(0x26, PropValue::Pair("k".into(), "1".into())),
+                prop(0x26, PropValue::Pair("k".into(), "2".into())),
+            ]
+        );
+        let bad = "@msg topic=m qos=0 dup=0 retain=0 pid=0 payload=z props=%11%00";
+        assert!(matches!(parse_line(bad), DeviceLine::Bad { .. }));
+    }
 
     #[test]
     fn values_round_trip_through_percent_encoding() {

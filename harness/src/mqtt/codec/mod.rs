@@ -65,6 +65,24 @@ pub fn encode(packet: &Packet, version: Version) -> Result<Bytes, EncodeError> {
     write::encode(packet, version)
 }
 
+/// A 5.0 property list without its length prefix, as the agent's line
+/// protocol carries it (`props=`); `will` for will properties.
+pub fn encode_property_list(
+    packet: PacketType,
+    will: bool,
+    props: &crate::mqtt::Properties,
+) -> Result<Bytes, EncodeError> {
+    write::property_list(packet, will, props)
+}
+
+/// The inverse of [`encode_property_list`] for what a broker sent on `packet`.
+pub fn decode_property_list(
+    bytes: &[u8],
+    packet: PacketType,
+) -> Result<crate::mqtt::Properties, DecodeError> {
+    read::property_list(bytes, packet)
+}
+
 /// Builds a frame from a raw first byte and body, adding the remaining
 /// length: for tests and observers that must send malformed packets on
 /// purpose. A body over 268,435,455 bytes gets a (malformed) remaining

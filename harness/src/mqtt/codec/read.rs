@@ -734,3 +734,11 @@ pub(crate) fn publish_empty_topic(version: Version) -> &'static str {
         rules::EMPTY_TOPIC
     }
 }
+
+/// Decodes a 5.0 property list given without its length prefix (the agent's
+/// `props=`), checked as it may appear on `packet`.
+pub(crate) fn property_list(bytes: &[u8], packet: PacketType) -> Result<Properties, DecodeError> {
+    let mut r = Reader::new(bytes, 0, packet);
+    r.scope = "property list";
+    r.property_list(PropCtx::Packet(packet))
+}

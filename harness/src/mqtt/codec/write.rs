@@ -415,3 +415,28 @@ fn connect(w: &mut Writer, c: &Connect) -> Result<(), EncodeError> {
     }
     Ok(())
 }
+
+/// A 5.0 property list without its length prefix (the agent's `props=`,
+/// firmware/agent/PROTOCOL.md), checked as it may appear on `packet` (or in
+/// the will properties when `will`).
+pub(crate) fn property_list(
+    packet: PacketType,
+    will: bool,
+    props: &Properties,
+) -> Result<Bytes, EncodeError> {
+    let mut w = Writer {
+        buf: BytesMut::new(),
+        packet,
+        version: Version::V5,
+    };
+    let ctx = if will {
+        PropCtx::Will
+    } else {
+        PropCtx::Packet(packet)
+    };
+    w.properties(ctx, props)?;
+    let b = w.buf.freeze();
+    // The length prefix is a varint: its last byte has the high bit clear.
+    let skip = b.iter().position(|x| x & 0x80 == 0).map_or(0, |i| i + 1);
+    Ok(b.slice(skip..))
+}
