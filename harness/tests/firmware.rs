@@ -115,8 +115,8 @@ async fn suite_on_host_agent(#[files("../scenarios/*.toml")] path: PathBuf) {
     assert_same_traffic(&path, &o, "host", HOST_DIFFERS);
 }
 
-/// 5.0 scenarios through the host build of the agent (its 5.0 codec, session
-/// and line protocol) against mosquitto. Not listed: the slow ones (expiry
+/// 5.0 scenarios through the agent (its 5.0 codec, session and line
+/// protocol), host build and emulated board, against mosquitto. Not listed: the slow ones (expiry
 /// and will delays, seconds each; they pass too) and the two the agent cannot
 /// do (`session_expiry_set_on_disconnect`: DISCONNECT properties;
 /// `topic_alias_client_side`: it never sends with aliases).
@@ -135,9 +135,12 @@ async fn suite_on_host_agent(#[files("../scenarios/*.toml")] path: PathBuf) {
 #[case::user_properties_order("user_properties_order")]
 #[case::will_on_disconnect_with_will("will_on_disconnect_with_will")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v5_on_host_agent(#[case] name: &str) {
+async fn v5_on_agent(
+    #[case] name: &str,
+    #[values(TargetSpec::Host, TargetSpec::Qemu)] target: TargetSpec,
+) {
     let path = root().join(format!("scenarios/v5/{name}.toml"));
-    let o = run(&path, TargetSpec::Host, None).await;
+    let o = run(&path, target, None).await;
     assert!(o.acceptable(), "{}", explain(&o));
 }
 

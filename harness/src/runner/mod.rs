@@ -221,14 +221,18 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
     }
     let profile = cfg.profile();
     let v5 = |c: &crate::scenario::ClientSpec| c.connect.version == crate::mqtt::Version::V5;
-    // The host build of the agent runs 5.0 scenarios (tests/firmware.rs,
-    // `v5_on_host_agent`); the same agent on the board is not verified yet.
-    let agent_v5_verified = matches!(cfg.target, TargetSpec::Virtual | TargetSpec::Host);
+    // The agent runs 5.0 scenarios on host and on the emulated board
+    // (tests/firmware.rs, `v5_on_agent`); a real board on a serial port is
+    // not verified yet.
+    let agent_v5_verified = matches!(
+        cfg.target,
+        TargetSpec::Virtual | TargetSpec::Host | TargetSpec::Qemu
+    );
     if scenario.device.as_ref().is_some_and(v5) && !agent_v5_verified {
         return Some(format!(
             "the device speaks MQTT 5.0 here; the firmware's agent does too \
-             (firmware/agent/PROTOCOL.md), verified on --target host, not yet on --target {}: \
-             run 5.0 scenarios with --target host or virtual",
+             (firmware/agent/PROTOCOL.md), verified on --target host and qemu, not yet on --target {}: \
+             run 5.0 scenarios with --target host, qemu or virtual",
             cfg.target
         ));
     }
