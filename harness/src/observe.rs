@@ -1,8 +1,9 @@
 //! `mqtt-hil observe`: the flight recorder for a bench. It puts the fault
 //! proxy between any device and a broker (the device dials `--listen`
 //! instead of its broker), prints every event as it is recorded, runs the
-//! traffic-only checks continuously and prints a violation as soon as one
-//! shows, and takes fault commands from stdin, one a line (`sever`,
+//! traffic-only checks continuously (at [`Pace`]: after 10 % growth of the
+//! history or 10 × the last judgement's time, so a long session stays cheap)
+//! and prints a violation when a judgement shows it, and takes fault commands from stdin, one a line (`sever`,
 //! `close`, `blackhole`, `heal`, `refuse`, `accept`, `release`, `clear`).
 //!
 //! With `--board FIRMWARE` the observed device is the emulated ESP8266
