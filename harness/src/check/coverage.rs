@@ -206,6 +206,35 @@ impl Evidence {
     }
 }
 
+/// The folders whose scenarios `make test` runs as they are: the suite,
+/// 5.0, black boxes, the network's, and one folder per sketch under
+/// `sketches/` and `network/`. Left out: `device/` (templates a device
+/// description fills), `slow/` (the matrix only) and `containers/`.
+fn exercised_folders(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = ["", "v5", "black_box", "network"]
+        .iter()
+        .map(|f| root.join(f))
+        .collect();
+    for parent in ["sketches", "network"] {
+        let Ok(entries) = std::fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        let mut subs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir() && !p.ends_with("snapshots"))
+            .collect();
+        subs.sort();
+        dirs.extend(subs);
+    }
+    dirs.into_iter()
+        .filter(|d| {
+            std::fs::read_dir(d).is_ok_and(|mut it| {
+                it.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml")))
+            })
+        })
+        .collect()
+}
+
 /// The scenarios `make test` runs, as (file, version, checker names).
 pub fn exercised(scenarios_root: &Path) -> Result<Vec<(PathBuf, Version, BTreeSet<String>)>> {
     let always: BTreeSet<String> = super::always()
@@ -213,11 +242,7 @@ pub fn exercised(scenarios_root: &Path) -> Result<Vec<(PathBuf, Version, BTreeSe
         .map(|c| c.name().to_string())
         .collect();
     let mut out = Vec::new();
-    for folder in ["", "v5", "black_box"] {
-        let dir = scenarios_root.join(folder);
-        if !dir.is_dir() {
-            continue;
-        }
+    for dir in exercised_folders(scenarios_root) {
         for path in crate::scenario::discover(&[dir])? {
             let file = crate::scenario::load(&path)?;
             for s in file.per_version() {
