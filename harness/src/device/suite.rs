@@ -103,6 +103,7 @@ pub fn expand(path: &Path, text: &str, desc: &Description) -> Result<Expanded> {
             stand_in: Box::new(stand_in(path, text)),
         });
     }
+    let text = &with_room_for_waits(text, desc);
     let mut s = scenario::parse_with(path, text, &mut |part, table| {
         if part == Part::Device {
             table.remove("needs");
@@ -118,6 +119,54 @@ pub fn expand(path: &Path, text: &str, desc: &Description) -> Result<Expanded> {
             .map(|spec| Invariant { line: 0, spec }),
     );
     Ok(Expanded::Run(Box::new(s)))
+}
+
+/// A suite file's `timeout` is written for a quick device; the waits its
+/// placeholders stand for grow with the description (a keep alive of 30 s
+/// makes `{reconnect}` 58 s). The timeout grows by every such wait the file
+/// names, so a slow but correct device is never cut short, and a `within`
+/// never outgrows its scenario. Only the top-level line changes: errors
+/// still point at the suite file's lines.
+fn with_room_for_waits(text: &str, desc: &Description) -> String {
+    let extra: Duration = ["keepalive", "loss.short", "loss.long", "reconnect"]
+        .iter()
+        .filter_map(|name| {
+            let uses = text.matches(&format!("{{{name}}}")).count() as u32;
+            let d = scenario::duration::parse(&value(name, desc).ok()?).ok()?;
+            Some(d * uses)
+        })
+        .sum();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut top = true;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            top = false;
+        }
+        let written = top
+            .then(|| trimmed.strip_prefix("timeout"))
+            .flatten()
+            .and_then(|r| r.trim_start().strip_prefix('='))
+            .map(|r| r.trim().trim_matches('"'))
+            .and_then(|v| scenario::duration::parse(v).ok());
+        match written {
+            Some(t) if !extra.is_zero() => {
+                let end = if line.ends_with("\r\n") {
+                    "\r\n"
+                } else if line.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "timeout = \"{}\"{end}",
+                    scenario::duration::format(t + extra)
+                ));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// The checks every suite scenario makes of the device, from its
