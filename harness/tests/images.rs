@@ -26,7 +26,10 @@ fn docker_ready() -> bool {
         .is_ok_and(|s| s.success());
     if !ok {
         let required = std::env::var("MQTT_HIL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-        assert!(!required, "MQTT_HIL_REQUIRE_DOCKER=1 but no Docker engine answers");
+        assert!(
+            !required,
+            "MQTT_HIL_REQUIRE_DOCKER=1 but no Docker engine answers"
+        );
         println!("SKIPPED: no Docker engine answers");
     }
     ok

@@ -898,7 +898,11 @@ mod tests {
         for k in KNOWN {
             for r in k.repos {
                 // An entry for every tag rules out any other for the repo.
-                let tags: Vec<&str> = if k.tags.is_empty() { vec!["*"] } else { k.tags.to_vec() };
+                let tags: Vec<&str> = if k.tags.is_empty() {
+                    vec!["*"]
+                } else {
+                    k.tags.to_vec()
+                };
                 for t in tags {
                     assert!(seen.insert((*r, t)), "{r}:{t} described twice");
                 }
@@ -917,7 +921,10 @@ mod tests {
             "vernemq/vernemq",
             "emqx/nanomq",
         ] {
-            assert!(seen.contains(&(upstream, "*")), "{upstream} has no description");
+            assert!(
+                seen.contains(&(upstream, "*")),
+                "{upstream} has no description"
+            );
         }
         // Every recipe in ci/images/ is described, under its image's tags.
         let recipes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/images");
@@ -935,7 +942,11 @@ mod tests {
                 .known()
                 .unwrap_or_else(|| panic!("{image} ({}) is not in KNOWN", recipe.display()));
             assert!(k.local, "{image}");
-            assert_eq!(k.tags.first(), Some(&r.tag.as_str()), "{image}: the matrix runs the recipe's own tag");
+            assert_eq!(
+                k.tags.first(),
+                Some(&r.tag.as_str()),
+                "{image}: the matrix runs the recipe's own tag"
+            );
         }
     }
 
