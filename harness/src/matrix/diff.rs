@@ -85,8 +85,8 @@ impl Change {
                 format!("rules {} -> {}", rules(w), rules(n))
             }
             (_, Some(n)) => first(n),
-            (Some(w), None) => format!("was: {}", first(w)),
-            (None, None) => String::new(),
+            (Some(w), None) if !w.detail.is_empty() => format!("was: {}", first(w)),
+            _ => String::new(),
         }
     }
 }
@@ -159,6 +159,11 @@ pub fn rename(m: &mut Matrix, from: &str, to: &str) -> Result<(), String> {
         return Err(format!(
             "--rename {from}={to}: the baseline has no broker column `{from}` (it has: {})",
             m.brokers.join(", ")
+        ));
+    }
+    if from != to && m.brokers.iter().any(|b| split_version(b).0 == to) {
+        return Err(format!(
+            "--rename {from}={to}: the baseline has a column `{to}` already"
         ));
     }
     let map = |col: &mut String| {
@@ -503,6 +508,9 @@ mod tests {
         );
         let e = rename(&mut old, "mosquito", "mosquitto").unwrap_err();
         assert!(e.contains("no broker column `mosquito`"), "{e}");
+        let mut two = matrix(vec![cell("a", "x", Pass, &[]), cell("a", "y", Fail, &[])]);
+        let e = rename(&mut two, "x", "y").unwrap_err();
+        assert!(e.contains("has a column `y` already"), "{e}");
     }
 
     #[test]
