@@ -114,7 +114,7 @@ fn bad_matrix_files_are_refused_naming_file_and_fault() {
         (
             fixture("broken.json"),
             format!(
-                "{}:5:3: not valid JSON: expected `,` or `]`",
+                "{}:5:3: not valid JSON: expected `,` or `}}`",
                 fixture("broken.json")
             ),
         ),
@@ -169,18 +169,37 @@ fn bad_matrix_files_are_refused_naming_file_and_fault() {
 
 #[test]
 fn renamed_columns_compare_across_an_upgrade() {
-    // The baseline's embedded column renamed: its cells are another
-    // broker's now, so the new run's embedded cells are new.
+    // The new run has the embedded broker under another column name: as
+    // it is, every cell of it is new and every old one removed...
+    let dir = tempfile::tempdir().unwrap();
+    let upgraded = dir.path().join("upgraded.json");
+    let t = std::fs::read_to_string(root().join(NEW))
+        .unwrap()
+        .replace("\"embedded\"", "\"rumqttd-0.21\"");
+    std::fs::write(&upgraded, t).unwrap();
+    let o = bin().args(["diff", BASE]).arg(&upgraded).output().unwrap();
+    let t = text(&o);
+    assert!(
+        t.contains(": 1 regressed, 0 fixed, 1 changed, 4 new, 4 removed; 1 unchanged"),
+        "{t}"
+    );
+    // ...renamed, it compares with itself: the same changes as before.
     let o = bin()
-        .args(["diff", BASE, NEW, "--rename", "embedded=rumqttd-0.19"])
+        .args(["diff", BASE])
+        .arg(&upgraded)
+        .args(["--rename", "embedded=rumqttd-0.21"])
         .output()
         .unwrap();
     let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
-        t.contains("REMOVED    qos1_delivery     rumqttd-0.19"),
+        t.contains(": 1 regressed, 1 fixed, 1 changed, 1 new, 1 removed; 3 unchanged"),
         "{t}"
     );
-    assert!(t.contains("NEW        qos1_delivery     embedded"), "{t}");
+    assert!(
+        t.contains("FIXED      will_on_drop      rumqttd-0.21"),
+        "{t}"
+    );
     for (bad, why) in [
         ("nope=mosquitto", "no broker column `nope`"),
         ("embedded=mosquitto", "has a column `mosquitto` already"),
@@ -239,7 +258,9 @@ fn a_real_matrix_run_against_a_baseline_reports_its_regression() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<testsuite name=\"embedded\""), "{xml}");
     assert!(
-        xml.contains(&format!("<testsuite name=\"changes since {BASE}\" tests=\"7\"")),
+        xml.contains(&format!(
+            "<testsuite name=\"changes since {BASE}\" tests=\"7\""
+        )),
         "{xml}"
     );
     assert!(xml.contains("type=\"regressed\""), "{xml}");

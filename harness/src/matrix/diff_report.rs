@@ -82,13 +82,11 @@ pub fn junit_suite(d: &Diff, baseline: &str) -> TestSuite {
     let mut suite = TestSuite::new(format!("changes since {baseline}"));
     suite.add_property(("baseline", baseline));
     for c in &d.changes {
-        let headline = format!(
-            "{}: {} -> {}: {}",
-            c.kind.label(),
-            c.was_label(),
-            c.now_label(),
-            c.why()
-        );
+        let why = c.why();
+        let mut headline = format!("{}: {} -> {}", c.kind.label(), c.was_label(), c.now_label());
+        if !why.is_empty() {
+            headline += &format!(": {why}");
+        }
         let status = if c.fails() {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
             s.set_type(c.kind.label().to_lowercase());
@@ -166,7 +164,12 @@ mod tests {
     fn sample() -> Diff {
         let old = matrix(vec![
             cell("qos1_delivery", "mosquitto", Verdict::Pass, ""),
-            cell("will_on_drop", "mosquitto", Verdict::Fail, "step 2: no will"),
+            cell(
+                "will_on_drop",
+                "mosquitto",
+                Verdict::Fail,
+                "step 2: no will",
+            ),
             cell("retained", "mosquitto", Verdict::Pass, ""),
         ]);
         let new = matrix(vec![
@@ -220,7 +223,7 @@ FIXED      will_on_drop   mosquitto  FAIL  PASS
     fn junit_has_a_case_per_change_and_a_regression_is_a_failure() {
         let xml = junit(&sample(), "base.json");
         assert!(
-            xml.contains("<testsuite name=\"changes since base.json\" tests=\"2\" disabled=\"0\" errors=\"0\" failures=\"1\""),
+            xml.contains("<testsuite name=\"changes since base.json\" tests=\"2\" skipped=\"0\" errors=\"0\" failures=\"1\""),
             "{xml}"
         );
         assert!(xml.contains("type=\"regressed\""), "{xml}");
@@ -231,6 +234,10 @@ FIXED      will_on_drop   mosquitto  FAIL  PASS
         assert!(xml.contains("(rules: step 5)"), "{xml}");
         assert!(
             xml.contains("<testcase name=\"will_on_drop on mosquitto\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<system-out>FIXED: FAIL -&gt; PASS</system-out>"),
             "{xml}"
         );
         // No change, no failure.

@@ -174,7 +174,7 @@ impl Matrix {
             return Err(not_matrix(1, "the JSON is not an object".into()));
         };
         let format_line = text
-            .find(""format"")
+            .find("\"format\"")
             .map_or(1, |i| text[..i].matches('\n').count() + 1);
         match obj.get("format") {
             None => return Err(not_matrix(1, "no `format` field".into())),
