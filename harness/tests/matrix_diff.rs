@@ -275,3 +275,45 @@ fn a_real_matrix_run_against_a_baseline_reports_its_regression() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("1 regressed"), "{}", text(&o));
 }
+
+/// `merge --baseline`: the sharded CI's way (ci/matrix-baseline.yml).
+#[test]
+fn merge_compares_the_joined_matrix_with_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, md, junit) = (
+        dir.path().join("matrix.json"),
+        dir.path().join("matrix.md"),
+        dir.path().join("junit.xml"),
+    );
+    let o = bin()
+        .args(["merge", NEW, "--baseline", BASE, "--json"])
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&md)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("1 regressed, 1 fixed, 1 changed, 1 new, 1 removed"),
+        "{t}"
+    );
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.starts_with("# MQTT conformance matrix"), "{md}");
+    assert!(md.contains("## Changes since the baseline"), "{md}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    // The matrix's suites (one per broker column) and the changes' suite.
+    assert!(xml.contains("<testsuite name=\"mosquitto 5.0\""), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            "<testsuite name=\"changes since {BASE}\" tests=\"5\""
+        )),
+        "{xml}"
+    );
+    // The joined matrix diffs against the new one as unchanged.
+    let o = bin().args(["diff", NEW]).arg(&json).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("; 7 unchanged"), "{}", text(&o));
+}
