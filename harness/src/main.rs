@@ -764,10 +764,12 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
     let started = std::time::Instant::now();
     let label = broker.to_string();
     let (jobs, lowered) =
-        runner::pool::effective_jobs(jobs.map(|j| j as usize), &target, &broker, verbose);
+        runner::pool::effective_jobs(asked_jobs(jobs)?, &target, &broker, verbose);
     if let Some(why) = lowered {
         eprintln!("note: {why}");
     }
+    // More at once than there are runs changes nothing but the lines.
+    let jobs = jobs.min(scenarios.len()).max(1);
     reporters.jobs(jobs);
     reporters.report(&RunEvent::RunStarted {
         count: scenarios.len() * repeat + skipped.len(),
@@ -857,6 +859,23 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
         interrupted,
     })?;
     Ok(interrupted.map_or(totals.exit_code(), |s| s.exit_code()))
+}
+
+/// `-j N`, else `MQTT_HIL_JOBS` (for a CI job or a test that wants one
+/// scenario at a time without passing the flag), else the default.
+fn asked_jobs(flag: Option<u32>) -> Result<Option<usize>, Error> {
+    if let Some(j) = flag {
+        return Ok(Some(j as usize));
+    }
+    match std::env::var("MQTT_HIL_JOBS") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(j) if j >= 1 => Ok(Some(j)),
+            _ => Err(Error::Usage(format!(
+                "MQTT_HIL_JOBS=`{v}`: expected how many scenarios run at once, a number of 1 or more (as -j takes)"
+            ))),
+        },
+    }
 }
 
 /// Under -j: an environment problem (no broker, a hint) will fail every
@@ -982,7 +1001,7 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
     let mut jobs = usize::MAX;
     for b in &cfg.brokers {
         let (j, lowered) = mqtt_hil::runner::pool::effective_jobs(
-            run.jobs.map(|j| j as usize),
+            asked_jobs(run.jobs)?,
             &cfg.target,
             b,
             run.verbose,

@@ -181,3 +181,27 @@ fn eight_at_once_report_what_one_at_a_time_reports() {
     }
     assert!(!a.stderr.contains(&format!("/{total}] ")), "{}", a.stderr);
 }
+
+#[test]
+fn a_bad_job_count_is_refused_naming_the_flag() {
+    for (arg, env, names) in [
+        (Some("0"), None, "--jobs"),
+        (Some("many"), None, "--jobs"),
+        (None, Some("0"), "MQTT_HIL_JOBS"),
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"));
+        c.current_dir(root())
+            .args(["run", "scenarios/qos0_delivery.toml"])
+            .env_remove("MQTT_HIL_JOBS");
+        if let Some(a) = arg {
+            c.args(["-j", a]);
+        }
+        if let Some(e) = env {
+            c.env("MQTT_HIL_JOBS", e);
+        }
+        let o = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{arg:?} {env:?}: {stderr}");
+        assert!(stderr.contains(names), "{arg:?} {env:?}: {stderr}");
+    }
+}
