@@ -57,6 +57,12 @@ pub trait Reporter: Send {
 
     /// How many scenarios run at once (told before `RunStarted`).
     fn jobs(&mut self, _jobs: usize) {}
+
+    /// A test suite from outside the run, after it finished (a matrix's
+    /// changes since its baseline): the JUnit file adds it, others ignore it.
+    fn add_suite(&mut self, _suite: &quick_junit::TestSuite) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// What the terminal (stdout) gets.
@@ -179,5 +185,16 @@ impl Reporters {
 
     pub fn wants_live(&self) -> bool {
         self.list.iter().any(|r| r.wants_live())
+    }
+
+    /// Hands `suite` to every reporter ([`Reporter::add_suite`]).
+    pub fn add_suite(&mut self, suite: &quick_junit::TestSuite) -> Result<(), Error> {
+        let mut first = None;
+        for r in &mut self.list {
+            if let Err(e) = r.add_suite(suite) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
