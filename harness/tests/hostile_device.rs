@@ -114,6 +114,8 @@ async fn run_with(mode: Mode) -> Run {
     let out = dir.path().join("out");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .arg("run")
         .arg(&scenarios_dir)
         .args(["--broker", "mosquitto", "--target", "host", "--firmware"])

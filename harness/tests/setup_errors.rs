@@ -19,6 +19,8 @@ fn run_with(set_up: &[&str], extra: &[&str]) -> (Option<i32>, String, String) {
     let out = tempfile::tempdir().unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .args(["run", "scenarios/"])
         .args(set_up)
         .arg("--out")
@@ -106,6 +108,7 @@ fn a_missing_mosquitto_is_one_error() {
     let out = tempfile::tempdir().unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        .env("MQTT_HIL_JOBS", "1")
         .args(["run", "scenarios/", "--broker", "mosquitto", "--out"])
         .arg(out.path())
         .env("MQTT_HIL_MOSQUITTO", "/nonexistent/mosquitto")
