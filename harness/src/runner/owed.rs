@@ -38,8 +38,11 @@ fn opposite(d: Dir) -> Dir {
     }
 }
 
+/// An answer of a kind, for a packet identifier.
+type Id = (Answer, u16);
+
 /// The answer `p` asks for, and the answer `p` is.
-fn pairs(p: &Packet) -> (Option<(Answer, u16)>, Option<(Answer, u16)>) {
+fn pairs(p: &Packet) -> (Option<Id>, Option<Id>) {
     match p {
         Packet::Publish(p) => match (p.qos, p.pid) {
             (QoS::AtLeastOnce, Some(id)) => (Some((Answer::PubAck, id)), None),
