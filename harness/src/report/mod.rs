@@ -46,6 +46,12 @@ pub trait Reporter: Send {
     fn wants_live(&self) -> bool {
         false
     }
+
+    /// A test suite from outside the run, after it finished (a matrix's
+    /// changes since its baseline): the JUnit file adds it, others ignore it.
+    fn add_suite(&mut self, _suite: &quick_junit::TestSuite) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// What the terminal (stdout) gets.
@@ -136,5 +142,16 @@ impl Reporters {
 
     pub fn wants_live(&self) -> bool {
         self.list.iter().any(|r| r.wants_live())
+    }
+
+    /// Hands `suite` to every reporter ([`Reporter::add_suite`]).
+    pub fn add_suite(&mut self, suite: &quick_junit::TestSuite) -> Result<(), Error> {
+        let mut first = None;
+        for r in &mut self.list {
+            if let Err(e) = r.add_suite(suite) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
