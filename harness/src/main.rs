@@ -96,6 +96,12 @@ struct RunArgs {
     /// differ, where the verdicts do not agree.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
+    /// Run N scenarios at once, each with its own broker, proxy, device
+    /// and folder; reports keep the scenarios' order whatever N. Default:
+    /// one per CPU, half that for --target qemu (a booting board takes a
+    /// core), 1 for a bench board or an external broker (shared).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: Option<u32>,
     /// A device description (TOML, scenarios/device/README.md): the
     /// scenarios are the generic device suite (scenarios/device/), filled
     /// in with what this device does.
@@ -729,6 +735,7 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
         dns,
         repeat,
         device,
+        jobs,
     } = args;
     let repeat = repeat as usize;
     let net = net_options(&net, &dns)?;
@@ -797,6 +804,14 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
     }
     let started = std::time::Instant::now();
     let label = broker.to_string();
+    let (jobs, lowered) =
+        runner::pool::effective_jobs(asked_jobs(jobs)?, &target, &broker, verbose);
+    if let Some(why) = lowered {
+        eprintln!("note: {why}");
+    }
+    // More at once than there are runs changes nothing but the lines.
+    let jobs = jobs.min(scenarios.len()).max(1);
+    reporters.jobs(jobs);
     reporters.report(&RunEvent::RunStarted {
         count: scenarios.len() * repeat + skipped.len(),
         brokers: vec![label.clone()],
@@ -805,7 +820,39 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
     let mut totals = Totals::default();
     let mut environment_error = None;
     let mut interrupted = None;
-    for (n, s) in scenarios.iter().enumerate() {
+    if jobs > 1 {
+        let cfg = std::sync::Arc::new(cfg.clone());
+        let list: Vec<runner::pool::Job> = scenarios
+            .iter()
+            .enumerate()
+            .map(|(n, s)| runner::pool::Job {
+                scenario: s.clone(),
+                cfg: cfg.clone(),
+                index: n * repeat,
+                broker: label.clone(),
+                runs: repeat,
+            })
+            .collect();
+        let mut control = StopOnEnvironment(None);
+        let (ends, sig) = runner::pool::run_pool(
+            &list,
+            jobs,
+            &mut reporters,
+            &mut control,
+            interrupts.first(),
+        )
+        .await?;
+        interrupted = sig;
+        for end in &ends {
+            match end {
+                runner::pool::JobEnd::Done(r) => totals.add_repeated(r),
+                runner::pool::JobEnd::Interrupted(f) => totals.add(&f.outcome.status),
+                runner::pool::JobEnd::Left => {}
+            }
+        }
+        environment_error = control.0;
+    }
+    for (n, s) in scenarios.iter().enumerate().filter(|_| jobs == 1) {
         if let Some(sig) = interrupted {
             let why = format!("not run: the run was interrupted by {sig}");
             let f = runner::report_interrupted(s, &why, n * repeat, &label, &mut reporters)?;
@@ -853,6 +900,41 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
         interrupted,
     })?;
     Ok(interrupted.map_or(totals.exit_code(), |s| s.exit_code()))
+}
+
+/// `-j N`, else `MQTT_HIL_JOBS` (for a CI job or a test that wants one
+/// scenario at a time without passing the flag), else the default.
+fn asked_jobs(flag: Option<u32>) -> Result<Option<usize>, Error> {
+    if let Some(j) = flag {
+        return Ok(Some(j as usize));
+    }
+    match std::env::var("MQTT_HIL_JOBS") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(j) if j >= 1 => Ok(Some(j)),
+            _ => Err(Error::Usage(format!(
+                "MQTT_HIL_JOBS=`{v}`: expected how many scenarios run at once, a number of 1 or more (as -j takes)"
+            ))),
+        },
+    }
+}
+
+/// Under -j: an environment problem (no broker, a hint) will fail every
+/// scenario alike, so none starts after it.
+struct StopOnEnvironment(Option<String>);
+
+impl runner::pool::Control for StopOnEnvironment {
+    fn launch(&mut self, _k: usize) -> bool {
+        self.0.is_none()
+    }
+
+    fn finished(&mut self, _k: usize, r: &mqtt_hil::report::Repeated) {
+        if let Status::Error(e) = &r.runs[r.runs.len() - 1].outcome.status {
+            if e.contains("hint:") && self.0.is_none() {
+                self.0 = Some(e.clone());
+            }
+        }
+    }
 }
 
 /// `--firmware SKETCH_DIR` is built first (a cache lookup when unchanged);
@@ -957,7 +1039,27 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         deviations_folder: folder,
         out: run.out.clone(),
         repeat: run.repeat as usize,
+        jobs: 1,
     };
+    // The fewest any broker can take (an external one is shared).
+    let mut jobs = usize::MAX;
+    for b in &cfg.brokers {
+        let (j, lowered) = mqtt_hil::runner::pool::effective_jobs(
+            asked_jobs(run.jobs)?,
+            &cfg.target,
+            b,
+            run.verbose,
+        );
+        if let Some(why) = lowered.filter(|_| j < jobs) {
+            eprintln!("note: {why}");
+        }
+        jobs = jobs.min(j);
+    }
+    let cfg = matrix::MatrixConfig {
+        jobs: jobs.max(1),
+        ..cfg
+    };
+    reporters.jobs(cfg.jobs);
     let m = matrix::run(&cfg, &mut reporters).await?;
     let changes = baseline.map(|b| b.compare(&m));
     // JUnit came from the reporters already; the changes join it.

@@ -14,6 +14,8 @@ fn root() -> PathBuf {
 fn run(args: &[&str], out: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .arg("run")
         .args(args)
         .arg("--out")
@@ -402,6 +404,8 @@ fn on_a_terminal(args: &str, ci: bool) -> String {
     );
     let mut c = Command::new("script");
     c.current_dir(root()).args(["-qfec", &cmd, "/dev/null"]);
+    // One scenario at a time: this test is about the bar, not -j.
+    c.env("MQTT_HIL_JOBS", "1");
     if ci {
         c.env("CI", "true");
     } else {
@@ -522,6 +526,8 @@ fn a_broken_environment_stops_the_json_stream_without_run_finished() {
     let out = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .args([
             "run",
             "scenarios/qos0_delivery.toml",

@@ -13,6 +13,8 @@ fn run(extra: &[&str]) -> (Option<i32>, String, String) {
     let out = tempfile::tempdir().unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .args([
             "run",
             "scenarios/",

@@ -8,6 +8,7 @@ pub mod deviation;
 pub mod expect;
 mod outcome;
 pub mod peer;
+pub mod pool;
 pub mod repeat;
 mod reported;
 
