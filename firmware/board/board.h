@@ -85,6 +85,7 @@ void uart_write(const void *buf, size_t len);
 void uart_puts(const char *s);
 int uart_poll_rx(void);        /* moves hardware FIFO into the ring; returns bytes buffered */
 int uart_available(void);
+int uart_rx_room(void);         /* the ring can take another byte */
 int uart_read(void);            /* -1 when empty */
 int uart_peek(void);
 

@@ -33,7 +33,9 @@
 #define TXD_PAD 0x1000
 #define TXD_CRC 0x0800
 #define RXD_E   0x8000
+#define RXD_IRQ 0x4000   /* raise INT_SOURCE.RXB when this buffer fills */
 #define RXD_WR  0x2000
+#define INT_RXB 0x0004
 #define RXD_ERR 0x01ff   /* status bits; M (0x80, address miss) included */
 
 #define MIICMD_WCTRLDATA 0x4
@@ -97,7 +99,9 @@ int open_eth_init(const uint8_t mac[6])
     mii_write(MII_BMCR, BMCR_RESET);
     mii_write(MII_BMCR, BMCR_ANEN);
 
-    ETH_REG(R_INT_MASK) = 0;
+    /* A received frame raises the MAC's interrupt line; the CPU only lets
+     * it wake an idle board (watchdog.c), reception itself stays polled. */
+    ETH_REG(R_INT_MASK) = INT_RXB;
     ETH_REG(R_INT_SOURCE) = 0xffffffff;
     ETH_REG(R_MAC_ADDR0) = ((uint32_t)mac[2] << 24) | ((uint32_t)mac[3] << 16) |
                            ((uint32_t)mac[4] << 8) | mac[5];
@@ -108,7 +112,7 @@ int open_eth_init(const uint8_t mac[6])
     BD_FLAGS(0) = TXD_WR;
     for (unsigned i = 0; i < N_RX; i++) {
         BD_PTR(N_TX + i) = (uint32_t)BUF(N_TX + i);
-        BD_FLAGS(N_TX + i) = RXD_E | (i == N_RX - 1 ? RXD_WR : 0);
+        BD_FLAGS(N_TX + i) = RXD_E | RXD_IRQ | (i == N_RX - 1 ? RXD_WR : 0);
     }
     rx_next = 0;
     ETH_REG(R_MODER) = MODER_PAD | MODER_CRCEN | MODER_FULLD | MODER_TXEN | MODER_RXEN;
@@ -147,8 +151,14 @@ size_t open_eth_rx_peek(const uint8_t **frame)
 
 void open_eth_rx_release(void)
 {
-    BD_FLAGS(N_TX + rx_next) = RXD_E | (rx_next == N_RX - 1 ? RXD_WR : 0);
+    BD_FLAGS(N_TX + rx_next) = RXD_E | RXD_IRQ | (rx_next == N_RX - 1 ? RXD_WR : 0);
     rx_next = (rx_next + 1) % N_RX;
+}
+
+/* The level line stays up until RXB is cleared (write one to clear). */
+IRAM_ATTR void open_eth_wake_ack(void)
+{
+    ETH_REG(R_INT_SOURCE) = INT_RXB;
 }
 
 uint32_t open_eth_rx_overruns(void)

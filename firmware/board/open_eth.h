@@ -25,6 +25,8 @@ void open_eth_tx_send(size_t len);
 size_t open_eth_rx_peek(const uint8_t **frame);
 void open_eth_rx_release(void);
 uint32_t open_eth_rx_overruns(void);
+/* Lowers the receive interrupt an idle board woke on (watchdog.c). */
+void open_eth_wake_ack(void);
 
 #ifdef __cplusplus
 }

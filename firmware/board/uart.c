@@ -36,6 +36,9 @@ void uart_init(uint32_t baud)
      * sketch must not throw away commands that arrived during boot. */
     UART_REG(FCR) = 0x01;
     UART_REG(MCR) = 0x03;          /* DTR, RTS */
+    /* Received data raises the UART's interrupt line; the CPU only lets it
+     * wake an idle board (watchdog.c), reception itself stays polled. */
+    UART_REG(IER) = 0x01;
 }
 
 IRAM_ATTR void uart_putc(char c)
@@ -68,6 +71,13 @@ int uart_poll_rx(void)
         rx_head = next;
     }
     return uart_available();
+}
+
+/* Whether a byte in the FIFO could be taken now: the FIFO should only
+ * wake an idle board when its bytes have somewhere to go. */
+int uart_rx_room(void)
+{
+    return (rx_head + 1) % RX_RING != rx_tail;
 }
 
 int uart_available(void)

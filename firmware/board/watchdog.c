@@ -32,8 +32,15 @@
  * only when the sketch has also run through enough ticks (or ICOUNT
  * looks) unfed. */
 #include "board.h"
+#include "open_eth.h"
 
 #define TIMER0_INT 6   /* XCHAL_TIMER0_INTERRUPT of the lx106 */
+/* QEMU's XTFPGA board wires the UART to external interrupt 0 and the
+ * OpenCores MAC to external interrupt 1, which the lx106 numbers 0 and 1
+ * (XCHAL_EXTINT0_NUM, XCHAL_EXTINT1_NUM; both level-triggered, level 1). */
+#define UART_INT 0
+#define ETH_INT 1
+#define WAKE_INTS ((1u << UART_INT) | (1u << ETH_INT))
 #define TICK_MS 100u
 #define SOFT_WDT_MS 3200u
 #define MIN_TICKS 16u
@@ -132,9 +139,26 @@ IRAM_ATTR uint32_t board_hw_wdt_check(uint32_t *frame)
     return 0u - HW_LOOK_INSNS;
 }
 
-/* The level-1 interrupt (start.S): a tick, an idle wake-up, or both. */
+static inline void intenable(uint32_t mask)
+{
+    __asm__ volatile("wsr %0, intenable; rsync" :: "a"(mask));
+}
+
+/* The level-1 interrupt (start.S): a tick, an idle wake-up (the timer or
+ * data for the UART or the MAC), or both. */
 IRAM_ATTR void board_tick(uint32_t *frame)
 {
+    uint32_t pending;
+    __asm__ volatile("rsr %0, interrupt" : "=a"(pending));
+    if (pending & WAKE_INTS) {
+        /* A device only ends WAITI: its lines are level-triggered and stay
+         * up until the data is polled, so they are masked again here and
+         * the board goes back to polling. */
+        intenable(1u << TIMER0_INT);
+        if (pending & (1u << ETH_INT))
+            open_eth_wake_ack();
+        idling = 0;
+    }
     uint32_t now = ccount();
     if ((int32_t)(now - next_tick) >= 0) {
         next_tick += tick_cycles;
@@ -169,7 +193,7 @@ void watchdog_start(void)
     hw_fed_at = now;
     next_tick = now + tick_cycles;
     arm(next_tick);
-    __asm__ volatile("wsr %0, intenable; rsync" :: "a"(1u << TIMER0_INT));
+    intenable(1u << TIMER0_INT);
     uint32_t ps;
     __asm__ volatile("rsil %0, 0" : "=a"(ps));
     (void)ps;
@@ -217,11 +241,15 @@ int board_interrupts_enabled(void)
     return irq_on;
 }
 
-/* Sleeps until CCOUNT passes `cycles` from now, with the CPU halted in
- * WAITI so QEMU's host thread idles instead of spinning. Device
- * interrupts stay disabled: anything that arrives meanwhile waits in the
- * UART FIFO or the MAC's RX ring for the next poll. With interrupts masked
- * by the sketch nothing can wake WAITI, so it does not wait at all. */
+/* Sleeps until CCOUNT passes `cycles` from now, or until a byte reaches
+ * the UART or a frame the MAC, with the CPU halted in WAITI so QEMU's
+ * host thread idles instead of spinning. The devices' interrupts are
+ * enabled for the WAITI only and do nothing but end it: what arrived is
+ * taken by the next poll, at once instead of at the end of the sleep (a
+ * sleeping board otherwise answers a round trip up to a millisecond late
+ * per hop, as a real ESP8266's interrupt-driven stack does not). With
+ * interrupts masked by the sketch nothing can wake WAITI, so it does not
+ * wait at all. */
 void board_idle_cycles(uint32_t cycles)
 {
     if (!irq_on)
@@ -237,8 +265,17 @@ void board_idle_cycles(uint32_t cycles)
     /* CCOUNT follows the host's clock: if QEMU's thread was descheduled
      * since the read, the deadline is already behind CCOUNT and QEMU would
      * arm the compare for the next wrap-around (107 s). Then don't wait. */
-    if ((int32_t)(idle_wake - ccount()) > 0 && (int32_t)(next_tick - ccount()) > 0)
+    if ((int32_t)(idle_wake - ccount()) > 0 && (int32_t)(next_tick - ccount()) > 0) {
+        /* Enabled under rsil 15: a line already up is taken by WAITI's
+         * first instant, so nothing that came before the sleep waits. */
+        intenable((1u << TIMER0_INT) | (1u << ETH_INT) |
+                  (uart_rx_room() ? 1u << UART_INT : 0));
         __asm__ volatile("waiti 0" ::: "memory");
+        uint32_t woke;
+        __asm__ volatile("rsil %0, 15" : "=a"(woke));
+        (void)woke;
+        intenable(1u << TIMER0_INT);
+    }
     idling = 0;
     now = ccount();
     uint32_t at = next_tick;

@@ -75,6 +75,7 @@ fn main() {
             deviations_folder: root.join("scenarios"),
             out: work.path().join("matrix"),
             repeat: 1,
+            jobs: 1,
         };
         let mut reporters = Reporters::new();
         let m = matrix::run(&cfg, &mut reporters)

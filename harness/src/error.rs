@@ -12,6 +12,15 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    /// An input file with a position down to the column (a JSON file
+    /// that does not parse).
+    #[error("{file}:{line}:{column}: {message}")]
+    InputAt {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// A usage error that is not tied to a file position.
     #[error("{0}")]
     Usage(String),

@@ -96,6 +96,12 @@ struct RunArgs {
     /// differ, where the verdicts do not agree.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
+    /// Run N scenarios at once, each with its own broker, proxy, device
+    /// and folder; reports keep the scenarios' order whatever N. Default:
+    /// one per CPU, half that for --target qemu (a booting board takes a
+    /// core), 1 for a bench board or an external broker (shared).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: Option<u32>,
     /// A device description (TOML, scenarios/device/README.md): the
     /// scenarios are the generic device suite (scenarios/device/), filled
     /// in with what this device does.
@@ -135,6 +141,40 @@ struct MatrixArgs {
     /// Write the table as Markdown here; default OUT/matrix.md.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    #[command(flatten)]
+    baseline: BaselineArgs,
+}
+
+/// Comparing a matrix with an earlier one (`matrix`, `merge`).
+#[derive(Args, Clone, Debug)]
+struct BaselineArgs {
+    /// A matrix JSON of an earlier run (e.g. the last release's): after the
+    /// table, list the cells that changed since; a cell that regressed
+    /// fails the run, and --junit gets a test case per changed cell.
+    #[arg(long, value_name = "OLD.json")]
+    baseline: Option<PathBuf>,
+    /// Compare the baseline's broker column OLD as NEW (a broker whose
+    /// column name changed with its version, e.g. an image tag).
+    #[arg(long, value_name = "OLD=NEW", requires = "baseline")]
+    rename: Vec<String>,
+}
+
+#[derive(Args, Clone, Debug)]
+struct DiffArgs {
+    /// The baseline: a matrix JSON of an earlier run.
+    old: PathBuf,
+    /// The matrix JSON to compare with it.
+    new: PathBuf,
+    /// Also write the changes as Markdown here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Also write JUnit XML here: a test case per changed cell, a
+    /// regression a failure.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Compare OLD's broker column OLD_COLUMN as NEW_COLUMN.
+    #[arg(long, value_name = "OLD_COLUMN=NEW_COLUMN")]
+    rename: Vec<String>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -148,6 +188,8 @@ struct MergeArgs {
     markdown: Option<PathBuf>,
     #[arg(long)]
     junit: Option<PathBuf>,
+    #[command(flatten)]
+    baseline: BaselineArgs,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -201,6 +243,10 @@ enum Cmd {
     /// Join the JSON results of partitioned matrix runs into one table,
     /// one Markdown file and one JUnit file.
     Merge(MergeArgs),
+    /// Which cells changed between two matrix runs (JSON from `matrix
+    /// --json` or `merge`): regressed, fixed, changed, new, removed. Exits
+    /// 1 if a cell regressed (or a new cell fails).
+    Diff(DiffArgs),
     /// List scenarios with their one-line descriptions.
     List {
         #[arg(default_value = "scenarios")]
@@ -345,6 +391,7 @@ fn main() -> ExitCode {
                 }
             }
             Cmd::Merge(args) => merge(args),
+            Cmd::Diff(args) => diff(args),
             Cmd::Splice { addr } => mqtt_hil::splice::run(&addr).await,
             Cmd::Observe {
                 listen,
@@ -688,6 +735,7 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
         dns,
         repeat,
         device,
+        jobs,
     } = args;
     let repeat = repeat as usize;
     let net = net_options(&net, &dns)?;
@@ -754,8 +802,22 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
     if let TargetSpec::Serial(port) = &target {
         cfg.firmware.bench_board(port)?;
     }
+    // So is a broker that cannot start for any scenario (a missing image,
+    // an external broker that does not answer).
+    tokio::select! {
+        r = broker.preflight() => r?,
+        s = interrupts.first() => return Ok(s.exit_code()),
+    }
     let started = std::time::Instant::now();
     let label = broker.to_string();
+    let (jobs, lowered) =
+        runner::pool::effective_jobs(asked_jobs(jobs)?, &target, &broker, verbose);
+    if let Some(why) = lowered {
+        eprintln!("note: {why}");
+    }
+    // More at once than there are runs changes nothing but the lines.
+    let jobs = jobs.min(scenarios.len()).max(1);
+    reporters.jobs(jobs);
     reporters.report(&RunEvent::RunStarted {
         count: scenarios.len() * repeat + skipped.len(),
         brokers: vec![label.clone()],
@@ -764,7 +826,39 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
     let mut totals = Totals::default();
     let mut environment_error = None;
     let mut interrupted = None;
-    for (n, s) in scenarios.iter().enumerate() {
+    if jobs > 1 {
+        let cfg = std::sync::Arc::new(cfg.clone());
+        let list: Vec<runner::pool::Job> = scenarios
+            .iter()
+            .enumerate()
+            .map(|(n, s)| runner::pool::Job {
+                scenario: s.clone(),
+                cfg: cfg.clone(),
+                index: n * repeat,
+                broker: label.clone(),
+                runs: repeat,
+            })
+            .collect();
+        let mut control = StopOnEnvironment(None);
+        let (ends, sig) = runner::pool::run_pool(
+            &list,
+            jobs,
+            &mut reporters,
+            &mut control,
+            interrupts.first(),
+        )
+        .await?;
+        interrupted = sig;
+        for end in &ends {
+            match end {
+                runner::pool::JobEnd::Done(r) => totals.add_repeated(r),
+                runner::pool::JobEnd::Interrupted(f) => totals.add(&f.outcome.status),
+                runner::pool::JobEnd::Left => {}
+            }
+        }
+        environment_error = control.0;
+    }
+    for (n, s) in scenarios.iter().enumerate().filter(|_| jobs == 1) {
         if let Some(sig) = interrupted {
             let why = format!("not run: the run was interrupted by {sig}");
             let f = runner::report_interrupted(s, &why, n * repeat, &label, &mut reporters)?;
@@ -814,6 +908,41 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
     Ok(interrupted.map_or(totals.exit_code(), |s| s.exit_code()))
 }
 
+/// `-j N`, else `MQTT_HIL_JOBS` (for a CI job or a test that wants one
+/// scenario at a time without passing the flag), else the default.
+fn asked_jobs(flag: Option<u32>) -> Result<Option<usize>, Error> {
+    if let Some(j) = flag {
+        return Ok(Some(j as usize));
+    }
+    match std::env::var("MQTT_HIL_JOBS") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(j) if j >= 1 => Ok(Some(j)),
+            _ => Err(Error::Usage(format!(
+                "MQTT_HIL_JOBS=`{v}`: expected how many scenarios run at once, a number of 1 or more (as -j takes)"
+            ))),
+        },
+    }
+}
+
+/// Under -j: an environment problem (no broker, a hint) will fail every
+/// scenario alike, so none starts after it.
+struct StopOnEnvironment(Option<String>);
+
+impl runner::pool::Control for StopOnEnvironment {
+    fn launch(&mut self, _k: usize) -> bool {
+        self.0.is_none()
+    }
+
+    fn finished(&mut self, _k: usize, r: &mqtt_hil::report::Repeated) {
+        if let Status::Error(e) = &r.runs[r.runs.len() - 1].outcome.status {
+            if e.contains("hint:") && self.0.is_none() {
+                self.0 = Some(e.clone());
+            }
+        }
+    }
+}
+
 /// `--firmware SKETCH_DIR` is built first (a cache lookup when unchanged);
 /// anything else is an image as it is.
 async fn resolve_firmware(
@@ -844,7 +973,10 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         partition,
         json,
         markdown,
+        baseline,
     } = args;
+    // A bad baseline is refused before minutes of running.
+    let baseline = load_baseline(&baseline)?;
     if run.broker != "auto" {
         return Err(Error::Usage(
             "matrix takes its brokers from --brokers a,b,c (default: every broker this machine can run), not --broker".into(),
@@ -913,17 +1045,125 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         deviations_folder: folder,
         out: run.out.clone(),
         repeat: run.repeat as usize,
+        jobs: 1,
     };
+    // The fewest any broker can take (an external one is shared).
+    let mut jobs = usize::MAX;
+    for b in &cfg.brokers {
+        let (j, lowered) = mqtt_hil::runner::pool::effective_jobs(
+            asked_jobs(run.jobs)?,
+            &cfg.target,
+            b,
+            run.verbose,
+        );
+        if let Some(why) = lowered.filter(|_| j < jobs) {
+            eprintln!("note: {why}");
+        }
+        jobs = jobs.min(j);
+    }
+    let cfg = matrix::MatrixConfig {
+        jobs: jobs.max(1),
+        ..cfg
+    };
+    reporters.jobs(cfg.jobs);
     let m = matrix::run(&cfg, &mut reporters).await?;
-    // JUnit came from the reporters already.
+    let changes = baseline.map(|b| b.compare(&m));
+    // JUnit came from the reporters already; the changes join it.
+    if let Some(c) = &changes {
+        reporters.add_suite(&c.junit_suite())?;
+    }
     report_matrix(
         &m,
         &run.out,
         json,
         markdown,
         None,
+        changes.as_ref(),
         run.format == Format::Json,
     )
+}
+
+/// A baseline matrix, read and with its columns renamed.
+struct Baseline {
+    name: String,
+    matrix: mqtt_hil::matrix::Matrix,
+}
+
+/// A matrix compared with its baseline.
+struct Changes {
+    baseline: String,
+    diff: mqtt_hil::matrix::diff::Diff,
+}
+
+impl Baseline {
+    fn compare(&self, m: &mqtt_hil::matrix::Matrix) -> Changes {
+        Changes {
+            baseline: self.name.clone(),
+            diff: mqtt_hil::matrix::diff::diff(&self.matrix, m),
+        }
+    }
+}
+
+impl Changes {
+    fn junit_suite(&self) -> quick_junit::TestSuite {
+        mqtt_hil::matrix::diff_report::junit_suite(&self.diff, &self.baseline)
+    }
+}
+
+fn load_baseline(args: &BaselineArgs) -> Result<Option<Baseline>, Error> {
+    let Some(path) = &args.baseline else {
+        return Ok(None);
+    };
+    read_baseline(path, &args.rename).map(Some)
+}
+
+fn read_baseline(path: &std::path::Path, renames: &[String]) -> Result<Baseline, Error> {
+    let mut matrix = mqtt_hil::matrix::Matrix::read(path)?;
+    for r in renames {
+        let (from, to) = r
+            .split_once('=')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--rename `{r}`: expected OLD=NEW, two broker columns"
+                ))
+            })?;
+        mqtt_hil::matrix::diff::rename(&mut matrix, from, to)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    }
+    Ok(Baseline {
+        name: path.display().to_string(),
+        matrix,
+    })
+}
+
+fn diff(args: DiffArgs) -> Result<i32, Error> {
+    use mqtt_hil::matrix::diff_report;
+    let old = read_baseline(&args.old, &args.rename)?;
+    let new = mqtt_hil::matrix::Matrix::read(&args.new)?;
+    let c = old.compare(&new);
+    print!("{}", diff_report::terminal(&c.diff, &c.baseline));
+    let write = |path: &std::path::Path, text: String| {
+        std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    };
+    if let Some(md) = &args.markdown {
+        let text = format!(
+            "# Matrix diff\n\nNew: `{}`.\n\n{}",
+            args.new.display(),
+            diff_report::markdown(&c.diff, &c.baseline)
+        );
+        write(md, text)?;
+        println!("markdown: {}", md.display());
+    }
+    if let Some(j) = &args.junit {
+        write(j, diff_report::junit(&c.diff, &c.baseline))?;
+        println!("junit: {}", j.display());
+    }
+    Ok(if c.diff.failed() {
+        exit_codes::FAILED
+    } else {
+        exit_codes::OK
+    })
 }
 
 /// Prints the table and the reasons, writes the files, picks the exit code.
@@ -933,6 +1173,7 @@ fn report_matrix(
     json: Option<PathBuf>,
     markdown: Option<PathBuf>,
     junit: Option<PathBuf>,
+    changes: Option<&Changes>,
     to_stderr: bool,
 ) -> Result<i32, Error> {
     use mqtt_hil::matrix::table;
@@ -954,17 +1195,31 @@ fn report_matrix(
     let write = |path: &std::path::Path, text: String| {
         std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
     };
+    let mut md = table::markdown(m);
+    if let Some(c) = changes {
+        text += "\n";
+        text += &mqtt_hil::matrix::diff_report::terminal(&c.diff, &c.baseline);
+        md += "\n";
+        md += &mqtt_hil::matrix::diff_report::markdown(&c.diff, &c.baseline);
+    }
     let json = json.unwrap_or_else(|| out.join("matrix.json"));
     let markdown = markdown.unwrap_or_else(|| out.join("matrix.md"));
     write(&json, m.to_json())?;
-    write(&markdown, table::markdown(m))?;
+    write(&markdown, md)?;
     text += &format!(
         "json: {}\nmarkdown: {}\n",
         json.display(),
         markdown.display()
     );
     if let Some(j) = junit {
-        write(&j, m.junit())?;
+        let mut report = m.junit_report();
+        if let Some(c) = changes {
+            report.add_test_suite(c.junit_suite());
+        }
+        let xml = report
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"));
+        write(&j, xml)?;
         text += &format!("junit: {}\n", j.display());
     }
     let counts = m.counts(None);
@@ -982,7 +1237,8 @@ fn report_matrix(
     } else {
         print!("{text}");
     }
-    Ok(if m.failed() {
+    let regressed = changes.is_some_and(|c| c.diff.failed());
+    Ok(if m.failed() || regressed {
         exit_codes::FAILED
     } else {
         exit_codes::OK
@@ -990,6 +1246,7 @@ fn report_matrix(
 }
 
 fn merge(args: MergeArgs) -> Result<i32, Error> {
+    let baseline = load_baseline(&args.baseline)?;
     let mut parts = Vec::new();
     for f in &args.files {
         parts.push((f.display().to_string(), mqtt_hil::matrix::Matrix::read(f)?));
@@ -1001,5 +1258,14 @@ fn merge(args: MergeArgs) -> Result<i32, Error> {
         .and_then(|j| j.parent().map(|p| p.to_path_buf()))
         .unwrap_or_else(|| PathBuf::from("."));
     let json = args.json.unwrap_or_else(|| out.join("matrix.json"));
-    report_matrix(&m, &out, Some(json), args.markdown, args.junit, false)
+    let changes = baseline.map(|b| b.compare(&m));
+    report_matrix(
+        &m,
+        &out,
+        Some(json),
+        args.markdown,
+        args.junit,
+        changes.as_ref(),
+        false,
+    )
 }

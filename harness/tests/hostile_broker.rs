@@ -181,6 +181,8 @@ async fn run_against(mode: Mode) -> Run {
     let out = tempfile::tempdir().unwrap();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .arg("run")
         .arg(dir.path())
         .args(["--broker", &format!("external:127.0.0.1:{port}")])

@@ -78,7 +78,8 @@ fn assert_passes_as_reviewed(path: &Path, o: &Outcome) {
         omit_expression => true,
         description => s.name.clone(),
     }, {
-        insta::assert_snapshot!(s.id.clone(), trace);
+        let snap = root().join(format!("scenarios/network/snapshots/{}.snap", s.id));
+        insta::assert_snapshot!(s.id.clone(), mqtt_hil::trace::crossing::as_reviewed(trace, &snap));
     });
 }
 
@@ -421,13 +422,7 @@ fn spawn_observe(args: &[&str], out: &Path) -> (Guard, mpsc::Receiver<String>) {
 /// harness's network; `ip` and `wifi` commands act on its frames and are
 /// recorded with their parameters. Without a board, the same command is
 /// refused in one line.
-// Known defect, found while integrating (2026-12-06): since observe stopped
-// ending at end of stdin, a session with a board does not finish after
-// `--duration` (or SIGINT) following `wifi off`: no files within 30s. The
-// board-less observe tests pass. Ignored so the rest of the suite lands;
-// the next session fixes the shutdown and removes this.
 #[test]
-#[ignore = "observe --board hangs at its end after `wifi off`; see the comment above"]
 fn observe_takes_network_faults_for_its_board() {
     let fw = sketch_util::counter_device(None);
     let dir = tempfile::tempdir().unwrap();
@@ -472,7 +467,9 @@ fn observe_takes_network_faults_for_its_board() {
     assert!(events.contains("wifi off on device"), "{events}");
 
     let out2 = dir.path().join("out2");
-    let (mut plain, lines) = spawn_observe(&["--listen", "127.0.0.1:0"], &out2);
+    // Its own `--duration` ends it: end of stdin does not (commands are
+    // optional), and waiting for that was what made this test hang.
+    let (mut plain, lines) = spawn_observe(&["--listen", "127.0.0.1:0", "--duration", "3s"], &out2);
     let mut seen = Vec::new();
     wait_line(&lines, &mut seen, "banner", |l| l.contains("listening on"));
     let stdin = plain.0.stdin.as_mut().unwrap();
@@ -486,5 +483,8 @@ fn observe_takes_network_faults_for_its_board() {
         "{refusal}"
     );
     drop(plain.0.stdin.take());
+    wait_line(&lines, &mut seen, "the board-less session's files", |l| {
+        l.starts_with("observe: wrote")
+    });
     let _ = plain.0.wait();
 }

@@ -74,6 +74,8 @@ fn check(path: &Path, text: &str, line: usize, says: &str, what: &str) {
     assert!(e.contains(says), "{what}: expected `{says}` in: {e}");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .arg("list")
         .arg(path)
         .output()
@@ -164,6 +166,8 @@ fn a_step_that_cannot_be_sent_fails_the_scenario() {
     std::fs::write(&path, text).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .arg("run")
         .arg(&path)
         .args(["--broker", "embedded", "--target", "virtual", "--out"])

@@ -39,7 +39,9 @@ async fn scenario_v5(#[files("../scenarios/v5/*.toml")] path: PathBuf) {
             omit_expression => true,
             description => s.name.clone(),
         }, {
-            insta::assert_snapshot!(s.id.replace('@', "_at_"), trace);
+            let name = s.id.replace('@', "_at_");
+            let snap = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/v5/snapshots").join(format!("{name}.snap"));
+            insta::assert_snapshot!(name, mqtt_hil::trace::crossing::as_reviewed(trace.clone(), &snap));
         });
     }
 }

@@ -137,10 +137,14 @@ async fn run_on_serial(scenario: &Path, emu: &Emulator) -> Outcome {
 /// What crossed the wire, from a trace (lines the device's own client
 /// reported, marked `·`, differ between implementations by design).
 fn wire_lines(trace: &str) -> Vec<String> {
-    trace
+    let lines: Vec<&str> = trace
         .lines()
         .skip_while(|l| !l.starts_with("# "))
         .filter(|l| !l.contains("  · "))
+        .collect();
+    // Crossings on a connection are one behaviour in either order.
+    mqtt_hil::trace::crossing::canonical(&lines.join("\n"))
+        .lines()
         .map(str::to_string)
         .collect()
 }

@@ -117,6 +117,8 @@ fn trial(setup: Setup, sig: (i32, &str), delay: Duration, twice: bool) -> Vec<St
     let junit = out.path().join("junit.xml");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"));
     cmd.current_dir(root())
+        // One scenario at a time, as the tests not about -j expect.
+        .env("MQTT_HIL_JOBS", "1")
         .args(["run", "harness/tests/fixtures/signals", "--out"])
         .arg(out.path())
         .arg("--junit")

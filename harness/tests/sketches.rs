@@ -53,12 +53,13 @@ async fn judge(sketch: &str, scenario: &Path) {
     );
     let snapshots = scenario.parent().unwrap().join("snapshots");
     insta::with_settings!({
-        snapshot_path => snapshots,
+        snapshot_path => snapshots.clone(),
         prepend_module_to_snapshot => false,
         omit_expression => true,
         description => s.name.clone(),
     }, {
-        insta::assert_snapshot!(s.id.clone(), trace);
+        let snap = snapshots.join(format!("{}.snap", s.id));
+        insta::assert_snapshot!(s.id.clone(), mqtt_hil::trace::crossing::as_reviewed(trace, &snap));
     });
 }
 

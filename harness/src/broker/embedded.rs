@@ -80,8 +80,11 @@ impl Embedded {
             })
             .map_err(|e| Error::io("starting the embedded broker's thread", e))?;
         STARTED.fetch_add(1, Ordering::Relaxed);
+        // Behind a mutex so the start can run on any worker thread (a
+        // Receiver is not Sync), as scenarios under -j do.
+        let rx = std::sync::Mutex::new(rx);
         probe::wait_ready(addr, Duration::from_secs(10), || {
-            let early = rx.try_recv().ok();
+            let early = rx.lock().ok().and_then(|rx| rx.try_recv().ok());
             async move {
                 match early {
                     Some(e) => Err(format!("rumqttd stopped: {e}")),

@@ -123,6 +123,26 @@ impl BrokerSpec {
         }
     }
 
+    /// Checks, before any scenario runs, what would stop the broker from
+    /// starting for every scenario alike: the container image is on this
+    /// machine (and the Docker engine answers), the external broker answers
+    /// a CONNECT, mosquitto is installed. A run then reports such a set-up
+    /// once (exit 2), not as the same ERROR for each scenario. Starts
+    /// nothing that outlives the check.
+    pub async fn preflight(&self) -> Result<()> {
+        match self {
+            BrokerSpec::Mosquitto => Mosquitto::program().map(|_| ()),
+            BrokerSpec::Embedded => Ok(()),
+            BrokerSpec::Container(image) => {
+                let docker = container::docker().await?;
+                container::ensure_image(&docker, image).await
+            }
+            BrokerSpec::External { host, port, .. } => {
+                External::connect(host, *port, None).await.map(|_| ())
+            }
+        }
+    }
+
     /// Name of the broker's profile (its profile file,
     /// `deviations/<name>.toml`).
     pub fn profile(&self) -> String {
@@ -288,12 +308,30 @@ impl Broker {
     }
 }
 
-/// A loopback port nobody listens on right now. The small race between
-/// releasing it and the broker binding it is caught by the start checks.
+/// A loopback port nobody listens on right now, and one this process has
+/// never handed out before: with scenarios running at once (`-j`), a broker
+/// that is down for a restart must not find its port taken by another
+/// scenario's broker (whose clients it would then serve). The small race
+/// between releasing it and the broker binding it is caught by the start
+/// checks.
 pub(crate) fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::io("finding a free loopback port", e))?;
-    Ok(l.local_addr()
-        .map_err(|e| Error::io("finding a free loopback port", e))?
-        .port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // The kernel hands out ephemeral ports in turn; a repeat is rare.
+    for _ in 0..64 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Error::io("finding a free loopback port", e))?;
+        let port = l
+            .local_addr()
+            .map_err(|e| Error::io("finding a free loopback port", e))?
+            .port();
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(Error::io(
+        "finding a free loopback port",
+        std::io::Error::other("64 tries gave only ports this run already used"),
+    ))
 }

@@ -133,26 +133,71 @@ impl Matrix {
         serde_json::to_string_pretty(self).expect("the matrix serializes")
     }
 
+    /// Reads a matrix JSON file (a partition's, a merged one, a
+    /// baseline). Errors name the file and the position: the line and
+    /// column where the JSON does not parse or a field has the wrong type,
+    /// the line of a `format` this mqtt-hil does not read. The format is
+    /// checked before the fields, so a file of another version says so
+    /// instead of naming a field that moved. Every matrix file ever written
+    /// has `format`, so a JSON without it is not a matrix result.
     pub fn read(path: &Path) -> Result<Matrix> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let m: Matrix = serde_json::from_str(&text).map_err(|e| Error::Input {
-            file: path.to_path_buf(),
-            line: e.line(),
-            message: format!("not a matrix result (mqtt-hil matrix --json): {e}"),
-        })?;
-        if m.format != Matrix::FORMAT {
-            return Err(Error::Input {
+        Matrix::parse(path, &text)
+    }
+
+    /// [`Matrix::read`] of text already read; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Matrix> {
+        let at = |e: serde_json::Error, what: &str| {
+            // serde's message ends with its own "at line L column C",
+            // which the position prefix already says.
+            let msg = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            Error::InputAt {
                 file: path.to_path_buf(),
-                line: 1,
-                message: format!(
-                    "matrix format {} is not the {} this mqtt-hil reads",
-                    m.format,
-                    Matrix::FORMAT
-                ),
-            });
+                line: e.line(),
+                column: e.column(),
+                message: format!("{what}: {}", msg.strip_suffix(&suffix).unwrap_or(&msg)),
+            }
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| at(e, "not valid JSON"))?;
+        let not_matrix = |line: usize, why: String| Error::Input {
+            file: path.to_path_buf(),
+            line,
+            message: format!(
+                "{why}: not a matrix result written by `mqtt-hil matrix --json` (format {})",
+                Matrix::FORMAT
+            ),
+        };
+        let Some(obj) = value.as_object() else {
+            return Err(not_matrix(1, "the JSON is not an object".into()));
+        };
+        let format_line = text
+            .find("\"format\"")
+            .map_or(1, |i| text[..i].matches('\n').count() + 1);
+        match obj.get("format") {
+            None => return Err(not_matrix(1, "no `format` field".into())),
+            Some(f) if f.as_u64() == Some(Matrix::FORMAT as u64) => {}
+            Some(f) => {
+                let hint = match f.as_u64() {
+                    Some(n) if n > Matrix::FORMAT as u64 => {
+                        "written by a newer mqtt-hil: compare it with that version"
+                    }
+                    Some(_) => "written by an older mqtt-hil: run the baseline again with this one",
+                    None => "the format is a number",
+                };
+                return Err(Error::Input {
+                    file: path.to_path_buf(),
+                    line: format_line,
+                    message: format!(
+                        "matrix format {f}, but this mqtt-hil reads format {} only ({hint})",
+                        Matrix::FORMAT
+                    ),
+                });
+            }
         }
-        Ok(m)
+        serde_json::from_str(text).map_err(|e| at(e, "not a matrix result"))
     }
 
     /// Joins partial results (the shares of a partitioned run) into one.
@@ -206,6 +251,13 @@ impl Matrix {
 
     /// One test suite per broker, one case per scenario.
     pub fn junit(&self) -> String {
+        self.junit_report()
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"))
+    }
+
+    /// [`Matrix::junit`] before rendering, for a caller to add suites to.
+    pub fn junit_report(&self) -> Report {
         let mut report = Report::new("mqtt-hil matrix");
         for b in &self.brokers {
             let mut suite = TestSuite::new(b.clone());
@@ -250,8 +302,6 @@ impl Matrix {
             report.add_test_suite(suite);
         }
         report
-            .to_string()
-            .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"))
     }
 }
 
@@ -328,7 +378,38 @@ mod tests {
         assert_eq!(Matrix::read(&p).unwrap(), a);
         std::fs::write(&p, "{\n \"format\": 1,\n \"cells\": 3\n}").unwrap();
         let e = Matrix::read(&p).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}:", p.display())), "{e}");
+        assert!(e.starts_with(&format!("{}:3:", p.display())), "{e}");
+    }
+
+    #[test]
+    fn bad_matrix_files_say_where_and_what() {
+        let p = Path::new("base.json");
+        let err = |text: &str| Matrix::parse(p, text).unwrap_err().to_string();
+        // Not JSON: line and column of the fault, no repeated position.
+        let e = err("{\n  \"format\": 1,\n  \"cells\": [}\n");
+        assert!(e.starts_with("base.json:3:13: not valid JSON: "), "{e}");
+        assert!(!e.contains("at line"), "{e}");
+        // Another format version: its line, checked before the fields.
+        let e = err("{\n\"format\": 2,\n\"rows\": []\n}");
+        assert_eq!(
+            e,
+            "base.json:2: matrix format 2, but this mqtt-hil reads format 1 only (written by a newer mqtt-hil: compare it with that version)"
+        );
+        let e = err("{\"format\": 0}");
+        assert!(e.contains("written by an older mqtt-hil"), "{e}");
+        let e = err("{\"format\": \"1\"}");
+        assert!(e.contains("matrix format \"1\""), "{e}");
+        // No format at all, or not an object: not a matrix.
+        let e = err("{\"cells\": []}");
+        assert!(
+            e.starts_with("base.json:1: no `format` field: not a matrix result"),
+            "{e}"
+        );
+        assert!(err("[1, 2]").contains("not an object"));
+        // A field of the wrong type: its position.
+        let e = err("{\"format\": 1, \"wall_ms\": 1, \"brokers\": [],\n\"scenarios\": [], \"cells\": [{\"scenario\": 5}]}");
+        assert!(e.starts_with("base.json:2:"), "{e}");
+        assert!(e.contains("not a matrix result: invalid type"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct MatrixConfig {
     pub out: PathBuf,
     /// Runs per cell (`--repeat N`); cells whose runs disagree are FLAKY.
     pub repeat: usize,
+    /// Cells run at once (`-j N`), each with its own broker.
+    pub jobs: usize,
 }
 
 /// Runs this partition's cells, each reported as it finishes.
@@ -77,27 +79,14 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
         target: cfg.target.to_string(),
     })?;
     let mut totals = Totals::default();
+    if cfg.jobs > 1 {
+        run_pooled(cfg, &mine, &deviations, reporters, &mut m, &mut totals).await?;
+        return finish(m, totals, started, reporters);
+    }
     let mut index = 0;
     for (broker, devs) in cfg.brokers.iter().zip(&deviations) {
         let column = broker.to_string();
-        let dir_name: String = column
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let run_cfg = RunConfig {
-            broker: broker.clone(),
-            target: cfg.target.clone(),
-            workdir: std::path::absolute(cfg.out.join("work").join(&dir_name))
-                .map_err(|e| crate::error::Error::io("resolving --out", e))?,
-            firmware: cfg.firmware.clone(),
-            deviations: devs.clone(),
-        };
+        let run_cfg = run_config(cfg, broker, devs)?;
         // A broker that cannot start fails every cell alike: say it once
         // per cell without trying again.
         let mut broken: Option<String> = None;
@@ -139,6 +128,15 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
             m.cells.push(result);
         }
     }
+    finish(m, totals, started, reporters)
+}
+
+fn finish(
+    mut m: Matrix,
+    totals: Totals,
+    started: Instant,
+    reporters: &mut Reporters,
+) -> Result<Matrix> {
     reporters.report(&RunEvent::RunFinished {
         totals,
         elapsed: started.elapsed(),
@@ -147,6 +145,122 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
     m.wall_ms = started.elapsed().as_millis() as u64;
     fold_versions(&mut m);
     Ok(m)
+}
+
+/// How one broker's cells run: broker files under `out/work/<broker>/`.
+fn run_config(cfg: &MatrixConfig, broker: &BrokerSpec, devs: &Deviations) -> Result<RunConfig> {
+    let dir_name: String = broker
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(RunConfig {
+        broker: broker.clone(),
+        target: cfg.target.clone(),
+        workdir: std::path::absolute(cfg.out.join("work").join(&dir_name))
+            .map_err(|e| crate::error::Error::io("resolving --out", e))?,
+        firmware: cfg.firmware.clone(),
+        deviations: devs.clone(),
+    })
+}
+
+/// The cells under `-j N` ([`runner::pool`]): the same cells in the same
+/// order as one at a time, each with its own broker; a broker that cannot
+/// start fails its cells that have not started yet without trying them.
+async fn run_pooled(
+    cfg: &MatrixConfig,
+    mine: &[Cell],
+    deviations: &[Deviations],
+    reporters: &mut Reporters,
+    m: &mut Matrix,
+    totals: &mut Totals,
+) -> Result<()> {
+    use runner::pool::{Job, JobEnd};
+    let repeat = cfg.repeat.max(1);
+    let mut jobs = Vec::new();
+    let mut of_job = Vec::new();
+    for (b, (broker, devs)) in cfg.brokers.iter().zip(deviations).enumerate() {
+        let run_cfg = std::sync::Arc::new(run_config(cfg, broker, devs)?);
+        let column = broker.to_string();
+        for s in &cfg.scenarios {
+            if !mine
+                .iter()
+                .any(|c| c.scenario == s.id && c.broker == column)
+            {
+                continue;
+            }
+            of_job.push((b, s));
+            jobs.push(Job {
+                scenario: s.clone(),
+                cfg: run_cfg.clone(),
+                index: jobs.len() * repeat,
+                broker: column.clone(),
+                runs: repeat,
+            });
+        }
+    }
+    struct Broken<'a> {
+        of_job: &'a [(usize, &'a Scenario)],
+        why: Vec<Option<String>>,
+        names: Vec<String>,
+    }
+    impl runner::pool::Control for Broken<'_> {
+        fn launch(&mut self, k: usize) -> bool {
+            self.why[self.of_job[k].0].is_none()
+        }
+        fn finished(&mut self, k: usize, r: &crate::report::Repeated) {
+            let b = self.of_job[k].0;
+            if let Status::Error(e) = &r.runs[r.runs.len() - 1].outcome.status {
+                if e.contains("hint:") && self.why[b].is_none() {
+                    self.why[b] = Some(format!("{} could not run: {e}", self.names[b]));
+                }
+            }
+        }
+    }
+    let mut control = Broken {
+        of_job: &of_job,
+        why: vec![None; cfg.brokers.len()],
+        names: cfg.brokers.iter().map(|b| b.to_string()).collect(),
+    };
+    let (ends, _) = runner::pool::run_pool(
+        &jobs,
+        cfg.jobs,
+        reporters,
+        &mut control,
+        std::future::pending::<crate::signals::Signal>(),
+    )
+    .await?;
+    for (k, end) in ends.iter().enumerate() {
+        let (b, s) = of_job[k];
+        let broker = &cfg.brokers[b];
+        let mut result = match end {
+            JobEnd::Done(r) => {
+                totals.add_repeated(r);
+                classify_repeated(r, &deviations[b], broker)
+            }
+            JobEnd::Left | JobEnd::Interrupted(_) => CellResult {
+                scenario: s.id.clone(),
+                broker: broker.to_string(),
+                profile: broker.profile(),
+                verdict: Verdict::Error,
+                detail: control.why[b].clone().unwrap_or_default(),
+                rules: Vec::new(),
+                duration_ms: 0,
+                runs: Vec::new(),
+            },
+        };
+        if speaks_v5(s) && !result.scenario.ends_with("@5") {
+            result.scenario += "@5";
+        }
+        m.cells.push(result);
+    }
+    Ok(())
 }
 
 /// A scenario whose clients speak 5.0 (a 5.0 file, or the 5.0 run of a

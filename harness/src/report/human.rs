@@ -30,6 +30,12 @@ pub struct Human {
     bar_allowed: bool,
     /// More than one broker: lines name the broker, padded to this width.
     matrix: Option<usize>,
+    /// Scenarios run at once (`-j`); above 1 each line starts with a
+    /// running count, since lines come in the order scenarios finish.
+    jobs: usize,
+    /// Runs finished so far, and how many the run has.
+    done: usize,
+    total: usize,
 }
 
 impl Human {
@@ -58,6 +64,9 @@ impl Human {
             bar: None,
             bar_allowed: tty && std::io::stderr().is_terminal() && !ci,
             matrix: None,
+            jobs: 1,
+            done: 0,
+            total: 0,
         }
     }
 
@@ -86,8 +95,14 @@ impl Human {
         } else {
             o.id.clone()
         };
+        let count = if self.jobs > 1 {
+            let w = self.total.to_string().len();
+            format!("[{:>w$}/{}] ", self.done, self.total)
+        } else {
+            String::new()
+        };
         text += &format!(
-            "{:<5} {broker}{:<40} {:>6.1}s  {}\n",
+            "{count}{:<5} {broker}{:<40} {:>6.1}s  {}\n",
             label(&o.status),
             id,
             o.duration.as_secs_f64(),
@@ -178,6 +193,14 @@ impl Reporter for Human {
         self.verbose
     }
 
+    fn as_finished(&self) -> bool {
+        true
+    }
+
+    fn jobs(&mut self, jobs: usize) {
+        self.jobs = jobs;
+    }
+
     fn report(&mut self, ev: &RunEvent) -> Result<(), Error> {
         match ev {
             RunEvent::RunStarted {
@@ -185,6 +208,7 @@ impl Reporter for Human {
                 brokers,
                 target,
             } => {
+                self.total = *count;
                 self.matrix = (brokers.len() > 1)
                     .then(|| brokers.iter().map(|b| b.len() + 2).max().unwrap_or(0));
                 if self.bar_allowed && *count > 1 {
@@ -237,6 +261,7 @@ impl Reporter for Human {
                 self.print(&format!("      {}\n", describe::line(event)))
             }
             RunEvent::ScenarioFinished(f) => {
+                self.done += 1;
                 let text = self.finished_text(f);
                 if let Some(bar) = &self.bar {
                     bar.inc(1);

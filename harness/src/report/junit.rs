@@ -55,6 +55,12 @@ pub fn render_entries(results: &[Entry]) -> String {
 /// suite gets the property `interrupted` (the signal's name) and an error
 /// test case `run interrupted`, so no CI page shows it green.
 pub fn render_run(results: &[Entry], interrupted: Option<Signal>) -> String {
+    render_with(results, interrupted, &[])
+}
+
+/// [`render_run`] followed by `extra` suites (a matrix's changes since its
+/// baseline).
+pub fn render_with(results: &[Entry], interrupted: Option<Signal>, extra: &[TestSuite]) -> String {
     let mut report = Report::new("mqtt-hil");
     let mut brokers: Vec<&str> = Vec::new();
     for f in results {
@@ -87,6 +93,7 @@ pub fn render_run(results: &[Entry], interrupted: Option<Signal>) -> String {
         }
         report.add_test_suite(suite);
     }
+    report.add_test_suites(extra.iter().cloned());
     report
         .to_string()
         .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->"))
@@ -203,6 +210,7 @@ pub struct JunitFile {
     path: PathBuf,
     results: Vec<Entry>,
     interrupted: Option<Signal>,
+    extra: Vec<TestSuite>,
 }
 
 impl JunitFile {
@@ -211,7 +219,14 @@ impl JunitFile {
             path: path.to_path_buf(),
             results: Vec::new(),
             interrupted: None,
+            extra: Vec::new(),
         }
+    }
+
+    fn write(&self) -> Result<(), Error> {
+        let xml = render_with(&self.results, self.interrupted, &self.extra);
+        std::fs::write(&self.path, xml)
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
     }
 }
 
@@ -238,10 +253,14 @@ impl Reporter for JunitFile {
                 | RunEvent::ScenarioRepeated(_)
                 | RunEvent::RunFinished { .. }
         ) {
-            std::fs::write(&self.path, render_run(&self.results, self.interrupted))
-                .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
+            self.write()?;
         }
         Ok(())
+    }
+
+    fn add_suite(&mut self, suite: &TestSuite) -> Result<(), Error> {
+        self.extra.push(suite.clone());
+        self.write()
     }
 }
 

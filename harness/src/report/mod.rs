@@ -46,6 +46,23 @@ pub trait Reporter: Send {
     fn wants_live(&self) -> bool {
         false
     }
+
+    /// Whether this reporter shows progress: with scenarios running at
+    /// once (`-j`), it gets each scenario's events as that scenario
+    /// finishes; every other reporter gets them in run order
+    /// ([`crate::runner::pool`]), so its output does not depend on `-j`.
+    fn as_finished(&self) -> bool {
+        false
+    }
+
+    /// How many scenarios run at once (told before `RunStarted`).
+    fn jobs(&mut self, _jobs: usize) {}
+
+    /// A test suite from outside the run, after it finished (a matrix's
+    /// changes since its baseline): the JUnit file adds it, others ignore it.
+    fn add_suite(&mut self, _suite: &quick_junit::TestSuite) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// What the terminal (stdout) gets.
@@ -134,7 +151,50 @@ impl Reporters {
         first.map_or(Ok(()), Err)
     }
 
+    /// An event of a scenario that just finished, for the progress
+    /// reporters only (see [`Reporter::as_finished`]).
+    pub fn report_progress(&mut self, ev: &RunEvent) -> Result<(), Error> {
+        self.report_where(ev, true)
+    }
+
+    /// An event in run order, for every reporter but the progress ones.
+    pub fn report_ordered(&mut self, ev: &RunEvent) -> Result<(), Error> {
+        self.report_where(ev, false)
+    }
+
+    fn report_where(&mut self, ev: &RunEvent, as_finished: bool) -> Result<(), Error> {
+        let mut first = None;
+        for r in self
+            .list
+            .iter_mut()
+            .filter(|r| r.as_finished() == as_finished)
+        {
+            if let Err(e) = r.report(ev) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Tells every reporter how many scenarios run at once.
+    pub fn jobs(&mut self, jobs: usize) {
+        for r in &mut self.list {
+            r.jobs(jobs);
+        }
+    }
+
     pub fn wants_live(&self) -> bool {
         self.list.iter().any(|r| r.wants_live())
+    }
+
+    /// Hands `suite` to every reporter ([`Reporter::add_suite`]).
+    pub fn add_suite(&mut self, suite: &quick_junit::TestSuite) -> Result<(), Error> {
+        let mut first = None;
+        for r in &mut self.list {
+            if let Err(e) = r.add_suite(suite) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }

@@ -8,6 +8,7 @@ pub mod deviation;
 pub mod expect;
 mod outcome;
 pub mod peer;
+pub mod pool;
 pub mod repeat;
 mod reported;
 
@@ -661,13 +662,15 @@ impl World {
     }
 
     /// A black box is only known by its traffic and its UART: when a step
-    /// fails, what it last printed (or how its board crashed) says why.
+    /// fails, what it did on its lane (nothing, garbage, a flood, a close)
+    /// and what it last printed (or how its board crashed) say why.
     fn with_device_output(&self, msg: String) -> String {
         if self.autonomous.is_none() {
             return msg;
         }
         format!(
-            "{msg}\n  the device's last UART lines:\n{}",
+            "{msg}\n  on its lane, {}\n  the device's last UART lines:\n{}",
+            peer::device_did(&self.recorder.since(0), "device"),
             crate::target::uart_tail(&self.recorder, 8)
         )
     }

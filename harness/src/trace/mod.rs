@@ -35,6 +35,8 @@
 //!   then subscribes, before the first ack is back), so which ack crossed
 //!   which request is the scheduler's doing. Each direction keeps its order.
 
+pub mod crossing;
+
 use crate::mqtt::props;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;

@@ -1,0 +1,301 @@
+//! Runs scenarios concurrently (`-j N`) and reports them as if they had run
+//! one after another.
+//!
+//! Isolation comes from [`super::run`] itself: every scenario starts its
+//! own broker (a mosquitto process, an embedded rumqttd, a container), its
+//! own proxy lanes on fresh loopback ports, its own device (a host agent
+//! process or a QEMU board with its sockets and flash file) and works in
+//! its own folder (`workdir/<id>/`). So scenarios running side by side
+//! share no traffic, retained messages or sessions, and a scenario that
+//! restarts, kills, pauses or cuts off its broker does so to a broker no
+//! one else uses. What they still share is the process-wide port counter
+//! ([`crate::broker::free_port`] never hands a port out twice) and the
+//! machine's cores.
+//!
+//! Reports: reporters that show progress ([`crate::report::Reporter::as_finished`],
+//! the terminal) get each scenario's events as it finishes; every other
+//! reporter (JSON, JUnit, HTML, pcap, trace files) gets them in run order
+//! (by index), each scenario's events together, whatever order the
+//! scenarios finished in — so their output is the same at any `-j`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::{report_interrupted, run_repeated, RunConfig};
+use crate::error::Error;
+use crate::report::{Finished, Repeated, Reporter, Reporters, RunEvent};
+use crate::scenario::Scenario;
+use crate::signals::Signal;
+
+/// One scenario (with its repeats) against one broker.
+#[derive(Clone)]
+pub struct Job {
+    pub scenario: Scenario,
+    pub cfg: Arc<RunConfig>,
+    /// The report index of its first run; its runs take `index..index + runs`.
+    pub index: usize,
+    /// The broker's label in the reports.
+    pub broker: String,
+    pub runs: usize,
+}
+
+/// What became of a job.
+#[derive(Debug)]
+pub enum JobEnd {
+    Done(Arc<Repeated>),
+    /// The caller's [`Control::launch`] left it out (nothing reported).
+    Left,
+    /// A signal stopped it or kept it from starting (reported as an error).
+    Interrupted(Arc<Finished>),
+}
+
+/// The caller's say in a pool run.
+pub trait Control {
+    /// Before job `k` starts: whether to run it at all.
+    fn launch(&mut self, _k: usize) -> bool {
+        true
+    }
+    /// After job `k` finished, before any later job starts.
+    fn finished(&mut self, _k: usize, _r: &Repeated) {}
+}
+
+/// Runs everything.
+pub struct All;
+impl Control for All {}
+
+/// Runs `jobs`, at most `parallel` at a time, in their order of start.
+/// `stop` resolving (a signal) stops the running ones and starts no more:
+/// they are reported as interrupted, in their place. Errors of a reporter
+/// end the run, as they do when scenarios run one by one.
+pub async fn run_pool(
+    jobs: &[Job],
+    parallel: usize,
+    reporters: &mut Reporters,
+    control: &mut dyn Control,
+    stop: impl Future<Output = Signal>,
+) -> Result<(Vec<JobEnd>, Option<Signal>), Error> {
+    let parallel = parallel.max(1);
+    let n = jobs.len();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, RunEvent)>();
+    let mut running: JoinSet<(usize, Result<Arc<Repeated>, Error>)> = JoinSet::new();
+    let mut ends: Vec<Option<JobEnd>> = (0..n).map(|_| None).collect();
+    let mut started = vec![false; n];
+    let mut events: Vec<Vec<RunEvent>> = vec![Vec::new(); n];
+    let mut flushed = 0;
+    let mut next = 0;
+    let mut interrupted = None;
+    tokio::pin!(stop);
+    loop {
+        while running.len() < parallel && next < n {
+            let k = next;
+            next += 1;
+            if !control.launch(k) {
+                ends[k] = Some(JobEnd::Left);
+                continue;
+            }
+            started[k] = true;
+            let job = jobs[k].clone();
+            let tx = tx.clone();
+            running.spawn(async move {
+                let mut own = Reporters::new();
+                own.push(Forward { job: k, tx });
+                let r = run_repeated(
+                    &job.scenario,
+                    &job.cfg,
+                    job.index,
+                    &job.broker,
+                    job.runs,
+                    &mut own,
+                )
+                .await;
+                (k, r)
+            });
+        }
+        flush(&mut flushed, &ends, &mut events, reporters)?;
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some((k, ev)) = rx.recv() => {
+                reporters.report_progress(&ev)?;
+                events[k].push(ev);
+            }
+            Some(joined) = running.join_next() => {
+                let (k, r) = joined.map_err(|e| Error::Usage(format!("a scenario's task failed: {e}")))?;
+                // Its events were sent before it ended: take them all first.
+                while let Ok((j, ev)) = rx.try_recv() {
+                    reporters.report_progress(&ev)?;
+                    events[j].push(ev);
+                }
+                let r = r?;
+                control.finished(k, &r);
+                ends[k] = Some(JobEnd::Done(r));
+            }
+            sig = &mut stop => {
+                interrupted = Some(sig);
+                break;
+            }
+        }
+    }
+    if let Some(sig) = interrupted {
+        // Dropping a scenario's future stops its broker, proxy, board and
+        // peers (containers by the sweep in main), as without -j.
+        running.abort_all();
+        while let Some(joined) = running.join_next().await {
+            if let Ok((k, Ok(r))) = joined {
+                ends[k] = Some(JobEnd::Done(r));
+            }
+        }
+        while let Ok((j, ev)) = rx.try_recv() {
+            events[j].push(ev);
+        }
+        for k in flushed..n {
+            match &ends[k] {
+                Some(_) => {
+                    for ev in std::mem::take(&mut events[k]) {
+                        reporters.report_ordered(&ev)?;
+                    }
+                }
+                None => {
+                    let why = if started[k] {
+                        format!("interrupted by {sig} before it finished")
+                    } else {
+                        format!("not run: the run was interrupted by {sig}")
+                    };
+                    let job = &jobs[k];
+                    let f =
+                        report_interrupted(&job.scenario, &why, job.index, &job.broker, reporters)?;
+                    ends[k] = Some(JobEnd::Interrupted(f));
+                }
+            }
+        }
+    }
+    let ends = ends
+        .into_iter()
+        .map(|e| e.expect("every job ended, was left out or was interrupted"))
+        .collect();
+    Ok((ends, interrupted))
+}
+
+/// Hands the ordered reporters every job's events whose turn has come.
+fn flush(
+    flushed: &mut usize,
+    ends: &[Option<JobEnd>],
+    events: &mut [Vec<RunEvent>],
+    reporters: &mut Reporters,
+) -> Result<(), Error> {
+    while *flushed < ends.len() && ends[*flushed].is_some() {
+        for ev in std::mem::take(&mut events[*flushed]) {
+            reporters.report_ordered(&ev)?;
+        }
+        *flushed += 1;
+    }
+    Ok(())
+}
+
+/// A job's own reporter: sends its events to the pool.
+struct Forward {
+    job: usize,
+    tx: mpsc::UnboundedSender<(usize, RunEvent)>,
+}
+
+impl Reporter for Forward {
+    fn report(&mut self, ev: &RunEvent) -> Result<(), Error> {
+        let _ = self.tx.send((self.job, ev.clone()));
+        Ok(())
+    }
+}
+
+/// How many scenarios run at once when `-j` is not given: what the machine
+/// can take. A virtual device or the host build costs little CPU (every
+/// scenario mostly waits on a protocol timer), so one per core, as nextest
+/// runs one test per core. An emulated board costs a whole core while it
+/// boots and polls its network, so half as many. A bench board is one
+/// board on one serial port, and an external broker is shared by every
+/// scenario (its retained messages and sessions would leak between them):
+/// both run one at a time.
+pub fn default_jobs(
+    target: &crate::target::TargetSpec,
+    broker: &crate::broker::BrokerSpec,
+) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match (target, broker) {
+        (_, crate::broker::BrokerSpec::External { .. }) => 1,
+        (crate::target::TargetSpec::Serial(_), _) => 1,
+        (crate::target::TargetSpec::Qemu, _) => (cpus / 2).max(1),
+        _ => cpus,
+    }
+}
+
+/// `-j` as asked, lowered where running more at once could not be isolated:
+/// `(jobs, why it was lowered)`.
+pub fn effective_jobs(
+    asked: Option<usize>,
+    target: &crate::target::TargetSpec,
+    broker: &crate::broker::BrokerSpec,
+    verbose: bool,
+) -> (usize, Option<String>) {
+    let Some(asked) = asked else {
+        let j = default_jobs(target, broker);
+        return (if verbose { 1 } else { j }, None);
+    };
+    let why = match (target, broker) {
+        _ if asked <= 1 => None,
+        (_, crate::broker::BrokerSpec::External { .. }) => Some(
+            "an external broker is shared by every scenario (their retained messages and \
+             sessions would meet): running one at a time"
+                .to_string(),
+        ),
+        (crate::target::TargetSpec::Serial(_), _) => {
+            Some("a bench board on a serial port runs one scenario at a time".to_string())
+        }
+        _ if verbose => Some(
+            "-v streams one scenario's events as they happen: running one at a time".to_string(),
+        ),
+        _ => None,
+    };
+    match why {
+        Some(w) => (1, Some(format!("-j {asked}: {w}"))),
+        None => (asked, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::BrokerSpec;
+    use crate::target::TargetSpec;
+
+    #[test]
+    fn jobs_are_lowered_where_scenarios_would_share_a_broker_or_a_board() {
+        let ext = BrokerSpec::External {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            profile: None,
+        };
+        assert_eq!(
+            effective_jobs(Some(8), &TargetSpec::Virtual, &BrokerSpec::Mosquitto, false),
+            (8, None)
+        );
+        let (j, why) = effective_jobs(Some(8), &TargetSpec::Virtual, &ext, false);
+        assert_eq!(j, 1);
+        assert!(why.unwrap().starts_with("-j 8: an external broker"));
+        assert_eq!(
+            effective_jobs(None, &TargetSpec::Virtual, &ext, false),
+            (1, None)
+        );
+        assert_eq!(
+            effective_jobs(Some(1), &TargetSpec::Virtual, &ext, false),
+            (1, None)
+        );
+        let (j, why) = effective_jobs(Some(4), &TargetSpec::Virtual, &BrokerSpec::Mosquitto, true);
+        assert_eq!(j, 1);
+        assert!(why.is_some());
+        let q = default_jobs(&TargetSpec::Qemu, &BrokerSpec::Mosquitto);
+        let v = default_jobs(&TargetSpec::Virtual, &BrokerSpec::Mosquitto);
+        assert!((1..=v).contains(&q), "{q} {v}");
+    }
+}
