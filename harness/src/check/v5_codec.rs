@@ -297,10 +297,7 @@ mod tests {
             &judged(false, &disconnect(&reason_string_nul)),
             "MQTT-1.5.4-2",
         );
-        assert_violates(
-            &judged(false, &vec![0x40, 0x82, 0x00, 0, 1]),
-            "MQTT-1.5.5-1",
-        );
+        assert_violates(&judged(false, &[0x40, 0x82, 0x00, 0, 1]), "MQTT-1.5.5-1");
         assert_violates(
             &judged(true, &publish_props(&[0x0B, 0x81, 0x00])),
             "MQTT-1.5.5-1",
