@@ -111,6 +111,7 @@ fn main() {
     );
     let wall = Instant::now();
     let (mut block_cpu, mut printed) = (cpu(), 0usize);
+    let mut blocks: Vec<f64> = Vec::new();
     let mut n = 0;
     while n < EVENTS {
         let now = Duration::from_millis((n / PER_TICK) as u64 * 100);
@@ -125,13 +126,20 @@ fn main() {
         printed += live.feed(new, now).len();
         if n % BLOCK == 0 {
             let c = cpu();
+            let per_event = (c - block_cpu).as_secs_f64() * 1e6 / BLOCK as f64;
+            blocks.push(per_event);
             println!(
-                "{n:>8}  {:>9.1} µs  {:>9.1}  {printed:>9}",
-                (c - block_cpu).as_secs_f64() * 1e6 / BLOCK as f64,
+                "{n:>8}  {per_event:>9.1} µs  {:>9.1}  {printed:>9}",
                 rss_mib()
             );
             block_cpu = c;
         }
+    }
+    if let (Some(first), Some(last)) = (blocks.first(), blocks.last()) {
+        println!(
+            "CPU per event: first {BLOCK} events {first:.1} µs, last {BLOCK} {last:.1} µs ({:.2} x)",
+            last / first
+        );
     }
     let t = Instant::now();
     let verdicts = live.watch.verdicts(&live.history);

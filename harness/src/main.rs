@@ -803,6 +803,12 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
     if let TargetSpec::Serial(port) = &target {
         cfg.firmware.bench_board(port)?;
     }
+    // So is a broker that cannot start for any scenario (a missing image,
+    // an external broker that does not answer).
+    tokio::select! {
+        r = broker.preflight() => r?,
+        s = interrupts.first() => return Ok(s.exit_code()),
+    }
     let started = std::time::Instant::now();
     let label = broker.to_string();
     let (jobs, lowered) =

@@ -290,3 +290,20 @@ fn backoff_flags_hammering() {
     }
     assert!(check("check = \"backoff\"\nmax_per_second = 5", &t.history()).ok());
 }
+
+/// One attempt a second, as seen by the proxy: a few milliseconds of
+/// jitter on the way are not a second attempt within the second, more is.
+#[test]
+fn backoff_allows_the_measurement_jitter_and_no_more() {
+    let spaced = |gap_ms: u64| {
+        let mut t = T::new();
+        for _ in 0..4 {
+            t.open("device");
+            t.wait(gap_ms);
+        }
+        check("check = \"backoff\"\nmax_per_second = 1", &t.history())
+    };
+    assert!(spaced(1000).ok());
+    assert!(spaced(970).ok(), "{:?}", spaced(970));
+    assert_eq!(spaced(900).rules(), vec!["backoff-too-fast"]);
+}

@@ -524,28 +524,33 @@ fn a_report_folder_that_cannot_be_made_fails_before_anything_runs() {
 #[test]
 fn a_broken_environment_stops_the_json_stream_without_run_finished() {
     let out = tempfile::tempdir().unwrap();
+    // A broker that cannot start is caught before the run (setup_errors.rs);
+    // a black-box device whose program is missing is found by the first
+    // scenario that starts it.
     let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
         .current_dir(root())
         // One scenario at a time, as the tests not about -j expect.
         .env("MQTT_HIL_JOBS", "1")
         .args([
             "run",
-            "scenarios/qos0_delivery.toml",
-            "scenarios/qos1_delivery.toml",
+            "scenarios/black_box/reconnect_after_network_loss.toml",
+            "scenarios/black_box/readings_survive_outage.toml",
             "--format",
             "json",
-            // Named: the default (auto) would fall back to the embedded broker.
             "--broker",
-            "mosquitto",
+            "embedded",
+            "--target",
+            "host",
+            "--firmware",
+            "/nonexistent/device",
             "--out",
         ])
         .arg(out.path())
-        .env("MQTT_HIL_MOSQUITTO", "/nonexistent/mosquitto")
         .output()
         .unwrap();
     let stderr = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("Debian package `mosquitto`"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/device"), "{stderr}");
     let lines: Vec<Value> = text(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -123,6 +123,26 @@ impl BrokerSpec {
         }
     }
 
+    /// Checks, before any scenario runs, what would stop the broker from
+    /// starting for every scenario alike: the container image is on this
+    /// machine (and the Docker engine answers), the external broker answers
+    /// a CONNECT, mosquitto is installed. A run then reports such a set-up
+    /// once (exit 2), not as the same ERROR for each scenario. Starts
+    /// nothing that outlives the check.
+    pub async fn preflight(&self) -> Result<()> {
+        match self {
+            BrokerSpec::Mosquitto => Mosquitto::program().map(|_| ()),
+            BrokerSpec::Embedded => Ok(()),
+            BrokerSpec::Container(image) => {
+                let docker = container::docker().await?;
+                container::ensure_image(&docker, image).await
+            }
+            BrokerSpec::External { host, port, .. } => {
+                External::connect(host, *port, None).await.map(|_| ())
+            }
+        }
+    }
+
     /// Name of the broker's profile (its profile file,
     /// `deviations/<name>.toml`).
     pub fn profile(&self) -> String {

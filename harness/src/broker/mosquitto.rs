@@ -28,19 +28,24 @@ impl Mosquitto {
         persists_across_kill: false,
     };
 
-    pub async fn start(workdir: &Path) -> Result<Mosquitto> {
+    /// The mosquitto program to run, or what to install.
+    pub fn program() -> Result<PathBuf> {
         // MQTT_HIL_MOSQUITTO points at a specific build (and lets tests
         // simulate a machine without mosquitto).
         let program = match std::env::var_os("MQTT_HIL_MOSQUITTO") {
             Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
             None => process::find_program("mosquitto"),
         };
-        let program = program.ok_or_else(|| {
+        program.ok_or_else(|| {
             Error::env(
                 "mosquitto is not installed (looked on PATH and in /usr/sbin)",
                 "install the Debian package `mosquitto` (`make deps` does), or use --broker external:HOST:PORT",
             )
-        })?;
+        })
+    }
+
+    pub async fn start(workdir: &Path) -> Result<Mosquitto> {
+        let program = Mosquitto::program()?;
         let dir = workdir.join("mosquitto");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;

@@ -135,6 +135,10 @@ struct Conn {
     /// Whether side `s`'s unfinished packet over [`BUFFER_LIMIT`] was
     /// recorded (once: the connection stalls on it).
     oversize_noted: [bool; 2],
+    /// Whether side `s`'s unfinished packet was recorded as malformed from
+    /// its first byte alone (once: the complete frame is then forwarded
+    /// without a second record).
+    header_noted: [bool; 2],
 }
 
 pub(crate) async fn run(setup: ConnSetup) {
@@ -196,6 +200,7 @@ pub(crate) async fn run(setup: ConnSetup) {
         cmds,
         cmds_open: true,
         oversize_noted: [false; 2],
+        header_noted: [false; 2],
         buf: vec![0; 64 * 1024],
     };
     let end = conn.run(&mut shutdown).await;
@@ -441,6 +446,7 @@ impl Conn {
             match self.decoders[s].next_frame() {
                 Ok(None) => {
                     self.note_oversize(s);
+                    self.note_bad_header(s);
                     return None;
                 }
                 Ok(Some((raw, decoded))) => {
@@ -449,8 +455,14 @@ impl Conn {
                             self.decoders[BROKER].set_version(v);
                         }
                     }
+                    let noted = std::mem::take(&mut self.header_noted[s]);
                     let end = match decoded {
                         Ok(packet) => self.frame(s, packet, raw),
+                        // Recorded when its first byte came.
+                        Err(_) if noted => {
+                            self.links[s].send(Instant::now(), raw, None);
+                            None
+                        }
                         Err(e) => self.raw(s, raw, e.to_string()),
                     };
                     if end.is_some() {
@@ -485,6 +497,35 @@ impl Conn {
                 "packet announced at byte 0 as {announced} bytes, over the {} KiB the proxy holds of one packet: not forwarded, the connection stalls",
                 BUFFER_LIMIT / 1024
             ),
+        });
+    }
+
+    /// An unfinished frame whose first byte is already wrong is recorded
+    /// at once: garbage that never completes the length it seems to
+    /// announce (an HTTP request to the MQTT port) would otherwise leave no
+    /// trace, and a verdict would call its sender silent. Forwarding still
+    /// waits for the whole frame, as a broker would.
+    fn note_bad_header(&mut self, s: usize) {
+        if self.header_noted[s] {
+            return;
+        }
+        let pending = self.decoders[s].pending();
+        let Some(e) = codec::header_error(pending, self.decoders[s].version()) else {
+            return;
+        };
+        self.header_noted[s] = true;
+        let shown = pending.len().min(64);
+        let what = match codec::announced_len(pending) {
+            Some(n) => format!("{} of the {n} bytes its header announces", pending.len()),
+            None => format!("{} byte(s), the header not yet complete", pending.len()),
+        };
+        let raw = Bytes::copy_from_slice(&pending[..shown]);
+        self.lane.record(EventKind::Malformed {
+            conn: self.id,
+            actor: self.lane.actor.clone(),
+            dir: dir_from(s),
+            raw,
+            error: format!("{e} (seen before the frame was complete: {what})"),
         });
     }
 

@@ -7,6 +7,7 @@ pub mod convention;
 pub mod deviation;
 pub mod expect;
 mod outcome;
+mod owed;
 pub mod peer;
 pub mod pool;
 pub mod repeat;
@@ -662,13 +663,15 @@ impl World {
     }
 
     /// A black box is only known by its traffic and its UART: when a step
-    /// fails, what it last printed (or how its board crashed) says why.
+    /// fails, what it did on its lane (nothing, garbage, a flood, a close)
+    /// and what it last printed (or how its board crashed) say why.
     fn with_device_output(&self, msg: String) -> String {
         if self.autonomous.is_none() {
             return msg;
         }
         format!(
-            "{msg}\n  the device's last UART lines:\n{}",
+            "{msg}\n  on its lane, {}\n  the device's last UART lines:\n{}",
+            peer::device_did(&self.recorder.since(0), "device"),
             crate::target::uart_tail(&self.recorder, 8)
         )
     }
@@ -862,10 +865,11 @@ impl World {
 
     /// Lets a step's consequences (acks, deliveries to other actors) arrive
     /// before the next step starts: waits until no packet has crossed the
-    /// proxy for a short quiet period, at most a second. Without it, which
-    /// step an ack lands in would follow the scheduler, and so would the
-    /// snapshots. On the board's own network a packet still on its way in
-    /// small segments (`ip mss`) is traffic too: its data frames count.
+    /// proxy for a short quiet period and no answer to a packet of this
+    /// step is owed (owed.rs), at most a second. Without it, which step an
+    /// ack lands in would follow the scheduler, and so would the snapshots.
+    /// On the board's own network a packet still on its way in small
+    /// segments (`ip mss`) is traffic too: its data frames count.
     async fn quiesce(&self) {
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut seen = self.recorder.len();
@@ -887,7 +891,9 @@ impl World {
             seen = now;
             if moved {
                 quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= self.quiet {
+            } else if quiet_since.elapsed() >= self.quiet
+                && !owed::answer_owed(&self.recorder.since(self.anchor))
+            {
                 return;
             }
         }

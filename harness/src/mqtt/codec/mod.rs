@@ -52,6 +52,32 @@ pub fn announced_len(buf: &[u8]) -> Option<usize> {
     read::fixed_header(buf).ok().flatten().map(|(h, r)| h + r)
 }
 
+/// What the first byte of a frame already shows to be wrong — flags its
+/// packet type forbids, a type its version lacks — before the rest of the
+/// frame has arrived. A stream of garbage that never completes the length
+/// its first bytes announce would otherwise be indistinguishable from
+/// silence. `None` when the first byte is fine or absent.
+pub fn header_error(buf: &[u8], version: Version) -> Option<DecodeError> {
+    let &first = buf.first()?;
+    let Some(packet) = PacketType::from_nibble(first >> 4) else {
+        return Some(DecodeError::ReservedPacketType { byte: first });
+    };
+    let flags = first & 0x0F;
+    if let Some(expected) = rules::required_flags(packet) {
+        if flags != expected {
+            return Some(DecodeError::ReservedFlags {
+                packet,
+                flags,
+                expected,
+            });
+        }
+    }
+    if packet == PacketType::Auth && version != Version::V5 {
+        return Some(DecodeError::PacketNotInVersion { packet, version });
+    }
+    None
+}
+
 /// Decodes exactly one complete frame (as delimited by [`frame_len`]) for
 /// the given protocol version. CONNECT decodes whatever version is passed
 /// (it carries its own).
@@ -188,5 +214,36 @@ impl Decoder {
     /// The framing error that stopped this decoder, if any.
     pub fn broken(&self) -> Option<&DecodeError> {
         self.broken.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_first_byte_is_told_before_the_frame_is_complete() {
+        // "GET / …": PUBACK (type 4) with flags 0b0111, length 0x45.
+        assert_eq!(
+            header_error(b"GET / HTTP/1.1", Version::V311),
+            Some(DecodeError::ReservedFlags {
+                packet: PacketType::PubAck,
+                flags: 0b0111,
+                expected: 0,
+            })
+        );
+        assert_eq!(
+            header_error(&[0x05], Version::V311),
+            Some(DecodeError::ReservedPacketType { byte: 0x05 })
+        );
+        assert!(matches!(
+            header_error(&[0xf0, 0x00], Version::V311),
+            Some(DecodeError::PacketNotInVersion { .. })
+        ));
+        // Fine so far: a PUBLISH's flags are its own, a SUBSCRIBE's are 2.
+        assert_eq!(header_error(&[0x3b, 0xff], Version::V311), None);
+        assert_eq!(header_error(&[0x82], Version::V311), None);
+        assert_eq!(header_error(&[0xf0], Version::V5), None);
+        assert_eq!(header_error(&[], Version::V311), None);
     }
 }
