@@ -116,6 +116,32 @@ amqtt: .cache/amqtt/bin/amqtt
 test-serial-suite: deps firmware
 	MQTT_HIL_SERIAL_SUITE=full $(CARGO) nextest run --locked -j $(JOBS) --test serial_bench
 
+# Fuzzing of the harness's input parsers (fuzz/, its own workspace: the
+# scenario and device-description loaders, the MQTT codec, the agent's line
+# parser, SLIP and the emulated ROM loader), FUZZ_EXECS executions per
+# target, one core, seeds from the repository's real files (fuzz/seeds.sh).
+# Installs the nightly toolchain and cargo-fuzz when missing. Debug
+# assertions on (an overflow is a crash, as in the test build); no
+# sanitizer: these parsers are safe Rust. A crash stops with the input in
+# fuzz/artifacts/TARGET/ and the log in fuzz/logs/TARGET.log.
+FUZZ_EXECS ?= 10000000
+FUZZ_TARGETS ?= scenario device codec agent_line rom
+FUZZ_FLAGS := -a -s none
+fuzz:
+	@command -v rustup >/dev/null || { echo "error: make fuzz needs rustup for a nightly toolchain (https://rustup.rs)" >&2; exit 2; }
+	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@fuzz/seeds.sh
+	cd fuzz && CARGO_BUILD_JOBS=$(JOBS) rustup run nightly cargo fuzz build $(FUZZ_FLAGS)
+	@mkdir -p fuzz/logs
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz $$t: $(FUZZ_EXECS) executions"; mkdir -p fuzz/corpus/$$t; \
+	    if ! (cd fuzz && rustup run nightly cargo fuzz run $(FUZZ_FLAGS) $$t corpus/$$t seeds/$$t -- \
+	          -runs=$(FUZZ_EXECS) -timeout=10 -print_final_stats=1) >fuzz/logs/$$t.log 2>&1; then \
+	        tail -n 40 fuzz/logs/$$t.log; echo "fuzz $$t: CRASH (log fuzz/logs/$$t.log)" >&2; exit 1; fi; \
+	    grep -E '^(Done|stat::(number_of_executed_units|average_exec_per_sec))' fuzz/logs/$$t.log | tr '\n' ' '; echo; \
+	done
+
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings

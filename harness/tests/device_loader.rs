@@ -69,6 +69,19 @@ fn a_description_reads_into_the_domain_type() {
     assert_eq!(d.commands[0].padded(5, ' '), "on   ");
 }
 
+/// Found by `make fuzz` (target device): an invalid escape at the end of
+/// a line (a backslash before the newline) was reported on the next line
+/// of an LF file, on the right one of a CRLF file.
+#[test]
+fn an_invalid_escape_is_on_its_own_line_with_lf_and_crlf() {
+    let text = "name = \"lamp\\\n[[publish]]\ntopic = \"a\"\n";
+    for t in [text.to_string(), text.replace('\n', "\r\n")] {
+        let e = device::parse(Path::new("lamp.toml"), &t).unwrap_err();
+        assert!(matches!(e, Error::Input { line: 1, .. }), "{t:?}: {e}");
+        assert!(e.to_string().contains("invalid escape sequence"), "{e}");
+    }
+}
+
 /// Each bad input, the line it must be reported at, and what the message
 /// must say (table, field, why).
 #[rstest]

@@ -64,6 +64,21 @@ const ERRORS: &[(&str, &str, usize, &str)] = &[
         8,
         "field `within`: 10s cannot fit the scenario's timeout of 5s",
     ),
+    (
+        // Found by `make fuzz` (target scenario): toml points an invalid
+        // escape past the escaped character, which for a backslash at the
+        // end of a line was the next line on LF files only.
+        "a backslash at the end of a line inside a string",
+        "name = \"n\\\ntimeout = \"5s\"\n\n[device]\n",
+        1,
+        "invalid escape sequence",
+    ),
+    (
+        "an invalid escape in the middle of a line",
+        "name = \"n\"\ndescription = \"a\\qb\"\n",
+        2,
+        "invalid escape sequence",
+    ),
 ];
 
 fn check(path: &Path, text: &str, line: usize, says: &str, what: &str) {

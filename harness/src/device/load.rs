@@ -52,10 +52,7 @@ pub fn load(path: &Path) -> Result<Description> {
 
 pub fn parse(path: &Path, text: &str) -> Result<Description> {
     let src = Source { path, text };
-    let syntax = |e: toml::de::Error| {
-        let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(1);
-        src.error(line, e.message().trim_end().to_string())
-    };
+    let syntax = |e: toml::de::Error| src.syntax_error(&e);
     let doc: toml::Table = toml::from_str(text).map_err(syntax)?;
     let raw: Raw = toml::from_str(text).map_err(syntax)?;
 

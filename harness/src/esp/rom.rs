@@ -121,7 +121,8 @@ fn u32_at(d: &[u8], i: usize) -> u32 {
 pub fn rom_erase_len(offset: u32, len: u32) -> u32 {
     let sectors = len.div_ceil(SECTOR);
     let head = (16 - (offset / SECTOR) % 16).min(sectors);
-    (sectors + head) * SECTOR
+    // Saturates: a length near 4 GiB would overflow, and no flash is that big.
+    (sectors + head).saturating_mul(SECTOR)
 }
 
 impl<F: Flash> Loader<F> {
@@ -382,7 +383,14 @@ impl<F: Flash> Loader<F> {
         if seq >= s.blocks {
             return vec![Self::reply(FLASH_DATA, 0, Err(ERR_FAILED))];
         }
-        let at = s.offset + seq * s.block_size;
+        // A block past 4 GiB (a huge block size from FLASH_BEGIN) is no
+        // block of this flash.
+        let Some(at) = seq
+            .checked_mul(s.block_size)
+            .and_then(|o| o.checked_add(s.offset))
+        else {
+            return vec![Self::reply(FLASH_DATA, 0, Err(ERR_FAILED))];
+        };
         if let Err(e) = self.flash.program(at, body) {
             return vec![
                 Self::reply(FLASH_DATA, 0, Err(ERR_FLASH_WRITE)),
@@ -495,6 +503,31 @@ mod tests {
             let a = answers(&l.input(&req(op, &words(&[0, 0]), 0)));
             assert_eq!(a, [(op, 0, [1, ERR_INVALID])], "op {op:#x}");
         }
+    }
+
+    /// Found by `make fuzz` (target rom): block number times a huge block
+    /// size overflowed (a panic in the test build, a wrapped address in
+    /// release).
+    #[test]
+    fn a_block_past_4_gib_fails_instead_of_overflowing() {
+        let mut l = loader();
+        let mut a = l.input(&req(FLASH_BEGIN, &words(&[0, 3, 0x8000_0000, 0]), 0));
+        let mut d = words(&[4, 2, 0, 0]);
+        d.extend([1, 2, 3, 4]);
+        a.extend(l.input(&req(FLASH_DATA, &d, checksum(&[1, 2, 3, 4]) as u32)));
+        let got: Vec<(u8, [u8; 2])> = answers(&a).iter().map(|x| (x.0, x.2)).collect();
+        assert_eq!(got, [(FLASH_BEGIN, [0, 0]), (FLASH_DATA, [1, ERR_FAILED])]);
+    }
+
+    /// An erase size near 4 GiB overflowed the ROM's erase arithmetic
+    /// before the size check could refuse it (seen while writing the rom
+    /// fuzz target).
+    #[test]
+    fn an_erase_size_near_4_gib_is_refused_instead_of_overflowing() {
+        assert_eq!(rom_erase_len(0, u32::MAX), u32::MAX);
+        let mut l = loader();
+        let a = answers(&l.input(&req(FLASH_BEGIN, &words(&[u32::MAX, 1, 0x400, 0]), 0)));
+        assert_eq!(a, [(FLASH_BEGIN, 0, [1, ERR_FAILED])]);
     }
 
     #[test]

@@ -85,10 +85,7 @@ pub type Expander<'a> =
 /// like any other error of the file.
 pub fn parse_with(path: &Path, text: &str, expand: &mut Expander) -> Result<Scenario> {
     let src = Source { path, text };
-    let mut raw: Raw = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(1);
-        src.error(line, e.message().trim_end().to_string())
-    })?;
+    let mut raw: Raw = toml::from_str(text).map_err(|e| src.syntax_error(&e))?;
     {
         let mut run = |part: Part, what: String, t: &mut Spanned<toml::Table>| -> Result<()> {
             let span = t.span();
@@ -1409,10 +1406,7 @@ pub fn load_checks(path: &Path) -> Result<CheckFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading checks file {}", path.display()), e))?;
     let src = Source { path, text: &text };
-    let raw: RawChecks = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(1);
-        src.error(line, e.message().trim_end().to_string())
-    })?;
+    let raw: RawChecks = toml::from_str(&text).map_err(|e| src.syntax_error(&e))?;
     for p in &raw.periodic {
         topic::validate_filter(p).map_err(|e| {
             src.error(
