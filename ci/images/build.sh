@@ -9,10 +9,20 @@
 # container never uses (EXCLUDE below: package tools, init systems, shells'
 # helpers) — measured, this keeps RabbitMQ's Erlang closure to what runs.
 #
+# Every recipe names its Debian suite (SUITE=bookworm, SUITE=trixie) and its
+# packages come from that suite only, through a private apt source list
+# under the cache folder (never the system's lists, which are never read or
+# changed): an image is the same whatever distribution the host runs. apt
+# sees an empty dpkg status and no pinning, so nothing installed on the host
+# changes which versions are taken.
+#
 # An image is rebuilt only when its recipe changes: the recipe's hash is in
 # the image's `mqtt-hil.recipe` label and compared before anything is done.
 #
 # Usage: ci/images/build.sh [--force] [NAME...]   (default: every recipe)
+#   NAME is a folder here, or a path to a recipe folder elsewhere.
+# Environment: MQTT_HIL_DEBIAN_MIRROR (default http://deb.debian.org/debian)
+# and MQTT_HIL_DEBIAN_SECURITY (default http://deb.debian.org/debian-security).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 force=0
@@ -21,15 +31,65 @@ names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for d in "$here"/*/; do [ -f "$d/recipe" ] && names+=("$(basename "$d")"); done
 fi
-cache="${MQTT_HIL_DEB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mqtt-hil/debs}"
-mkdir -p "$cache"
+base="${XDG_CACHE_HOME:-$HOME/.cache}/mqtt-hil"
+debs="${MQTT_HIL_DEB_CACHE:-$base/debs}"
+mirror="${MQTT_HIL_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+security="${MQTT_HIL_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
-command -v docker >/dev/null || { echo "error: docker is not installed (Debian package docker.io)" >&2; exit 2; }
-docker info >/dev/null 2>&1 || { echo "error: the Docker engine does not answer (is dockerd running? try: service docker start)" >&2; exit 2; }
+fail() { echo "error: $*" >&2; exit 2; }
+for tool in apt-get apt-cache dpkg-deb; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (the image recipes need apt and dpkg)"
+done
+[ -r "$keyring" ] || fail "$keyring is missing: install the package debian-archive-keyring (Debian and Ubuntu have it)"
+command -v docker >/dev/null || fail "docker is not installed (Debian package docker.io)"
+docker info >/dev/null 2>&1 || fail "the Docker engine does not answer (is dockerd running? try: service docker start)"
 
 # Never wanted inside a broker image: installers, init systems, interpreters
 # that only maintainer scripts use, tools whose job a container does not have.
-EXCLUDE_RE='^(adduser|debconf|cdebconf|dpkg|install-info|lsb-base|passwd|sysvinit-utils|tar|procps|logrotate|socat|openssl|python3.*|libpython3.*|perl|perl-base|perl-modules.*|libperl.*|systemd.*|libsystemd-shared|init-system-helpers|usrmerge|usr-is-merged|cron.*|anacron|bcron|runit-helper|sysuser-helper|opensysusers|mount|util-linux|libpam.*|mime-support|mailcap|media-types|readline-common|gcc-12-base|libdebian-installer4|libnewt.*|libslang.*|libtextwrap1|sensible-utils|libsemanage.*|libsepol.*|libaudit.*|ucspi-unix|daemon|dmsetup|libdevmapper.*|libcryptsetup.*|libfdisk1|libkmod2|libapparmor1|libseccomp2|libip4tc2|libargon2-1|libjson-c5)$'
+# A recipe that does need one of them (amqtt: Python) lists it in KEEP_RE.
+EXCLUDE_RE='^(adduser|debconf|cdebconf|dpkg|install-info|lsb-base|passwd|sysvinit-utils|tar|procps|logrotate|socat|openssl|openssl-provider-legacy|python3.*|libpython3.*|perl|perl-base|perl-modules.*|libperl.*|systemd.*|libsystemd-shared|init-system-helpers|usrmerge|usr-is-merged|cron.*|anacron|bcron|runit-helper|sysuser-helper|opensysusers|mount|util-linux|libpam.*|mime-support|mailcap|media-types|readline-common|gcc-1[0-9]-base|libdebian-installer4|libnewt.*|libslang.*|libtextwrap1|sensible-utils|libsemanage.*|libsepol.*|libaudit.*|ucspi-unix|daemon|dmsetup|libdevmapper.*|libcryptsetup.*|libfdisk1|libkmod2|libapparmor1|libseccomp2|libip4tc2|libargon2-1|libjson-c5|sqv)$'
+KEEP_RE='^$'
+
+# apt, pointed at SUITE's private source list, lists and caches only.
+APT=()
+apt_for() {
+  local suite="$1" dir="$base/apt/$1"
+  mkdir -p "$dir/sources" "$dir/lists/partial" "$dir/cache/archives/partial"
+  cat > "$dir/sources/debian.sources" <<EOF
+# Written by ci/images/build.sh: Debian $suite for mqtt-hil's broker images.
+Types: deb
+URIs: $mirror
+Suites: $suite $suite-updates
+Components: main
+Signed-By: $keyring
+
+Types: deb
+URIs: $security
+Suites: $suite-security
+Components: main
+Signed-By: $keyring
+EOF
+  : > "$dir/status"
+  APT=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$dir/sources"
+    -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache"
+    -o "Dir::State::status=$dir/status" -o Dir::Etc::Preferences=/dev/null
+    -o Dir::Etc::PreferencesParts=/dev/null -o APT::Sandbox::User=root
+    -o Acquire::Languages=none -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
+    -o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
+    -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false)
+  if ! ls "$dir/lists/"*"_dists_${suite}_main_binary-"*Packages* >/dev/null 2>&1; then
+    apt_update "$suite"
+  fi
+}
+
+apt_update() {
+  echo "   apt-get update (Debian $1, private source list $base/apt/$1/sources)"
+  apt-get "${APT[@]}" update -qq >/dev/null \
+    || fail "apt-get update of Debian $1 failed (mirror $mirror; is the suite name right and the mirror reachable?)"
+  ls "$base/apt/$1/lists/"*"_dists_${1}_main_binary-"*Packages* >/dev/null 2>&1 \
+    || fail "Debian $1: the mirror $mirror has no package list for this suite (is the suite name right?)"
+}
 
 # The packages NAMES and everything they depend on, one a line. One
 # apt-cache call per level of the dependency tree (a call per package costs
@@ -43,13 +103,13 @@ closure() {
     for p in "${level[@]}"; do
       [ -n "${seen[$p]:-}" ] && continue
       seen[$p]=1
-      [[ "$p" =~ $EXCLUDE_RE ]] && continue
+      [[ "$p" =~ $EXCLUDE_RE ]] && ! [[ "$p" =~ $KEEP_RE ]] && continue
       echo "$p"; todo+=("$p")
     done
     [ ${#todo[@]} -eq 0 ] && break
     # First choice of each alternative group; virtual packages skipped.
     mapfile -t next < <(
-      apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+      apt-cache "${APT[@]}" depends --no-recommends --no-suggests --no-conflicts --no-breaks \
         --no-replaces --no-enhances "${todo[@]}" 2>/dev/null | awk '
         /^[^ ]/ { skip = 0; next }
         /^ *\|?(Pre)?Depends: / {
@@ -61,47 +121,101 @@ closure() {
   done
 }
 
+# The file `apt-get download` saves package $1's candidate version as
+# (NAME_VERSION_ARCH.deb, an epoch's colon written %3a).
+deb_file() {
+  local f
+  f=$(apt-cache "${APT[@]}" show --no-all-versions "$1" 2>/dev/null | awk '
+    /^Package: /{p=$2} /^Version: /{v=$2} /^Architecture: /{a=$2}
+    END { if (p != "") { gsub(/:/, "%3a", v); print p "_" v "_" a ".deb" } }')
+  [ -n "$f" ] && echo "$f"
+}
+
 build_one() {
-  local name="$1" dir="$here/$1"
-  [ -f "$dir/recipe" ] || { echo "error: no recipe ci/images/$name/recipe" >&2; exit 2; }
+  local name="$1" dir
+  case "$name" in
+    */*) dir="$(cd "$name" && pwd)"; name="$(basename "$dir")" ;;
+    *) dir="$here/$name" ;;
+  esac
+  local where="ci/images/$name/recipe"
+  [[ "$dir" == "$here/"* ]] || where="$dir/recipe"
+  [ -f "$dir/recipe" ] || fail "no recipe $where"
   # shellcheck source=/dev/null
-  PACKAGES=(); ENTRYPOINT=""; EXPOSE=""; ENV=(); IMAGE=""; EXTRA=(); source "$dir/recipe"
+  PACKAGES=(); ENTRYPOINT=""; EXPOSE=""; ENV=(); IMAGE=""; TAGS=(); SUITE=""; VERSION=""
+  KEEP_RE='^$'; source "$dir/recipe"
+  [ -n "$SUITE" ] || fail "$where names no Debian suite: add SUITE=bookworm (or trixie, ...)"
+  [ -n "$IMAGE" ] && [ ${#PACKAGES[@]} -gt 0 ] || fail "$where must set IMAGE and PACKAGES"
   local hash
-  hash=$(cd "$here" && cat build.sh $(find "$name" -type f | sort) | sha256sum | cut -c1-16)
+  hash=$(cd "$dir/.." && cat "$here/build.sh" $(find "$name" -type f | sort) | sha256sum | cut -c1-16)
   local have
   have=$(docker image inspect "$IMAGE" --format '{{ index .Config.Labels "mqtt-hil.recipe" }}' 2>/dev/null || true)
   if [ "$force" = 0 ] && [ "$have" = "$hash" ]; then
     echo "== $IMAGE is up to date (recipe $hash)"
+    for t in "${TAGS[@]}"; do docker tag "$IMAGE" "$t"; done
+    unset -f assemble
     return
   fi
   local t0=$SECONDS
-  echo "== building $IMAGE (recipe $hash)"
-  # Without package lists apt-cache knows no dependencies, and the image
-  # would silently lack its libraries.
-  if ! apt-cache show "${PACKAGES[0]}" >/dev/null 2>&1; then
-    echo "   apt has no package lists yet: apt-get update"
-    apt-get update -qq
+  echo "== building $IMAGE from Debian $SUITE (recipe $hash)"
+  apt_for "$SUITE"
+  local p missing=()
+  for p in "${PACKAGES[@]}"; do
+    apt-cache "${APT[@]}" show "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    # The lists may be old: refresh once before giving up.
+    apt_update "$SUITE"
+    missing=()
+    for p in "${PACKAGES[@]}"; do
+      apt-cache "${APT[@]}" show "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] || fail "$where: package ${missing[*]} is not in Debian $SUITE (mirror $mirror)"
+  fi
+  if [ -n "$VERSION" ]; then
+    local v
+    v=$(apt-cache "${APT[@]}" show --no-all-versions "${PACKAGES[0]}" | awk '/^Version: /{print $2; exit}')
+    v="${v#*:}"
+    [[ "$v" == "$VERSION" || "$v" == "$VERSION".* || "$v" == "$VERSION"-* || "$v" == "$VERSION"+* ]] \
+      || fail "$where: Debian $SUITE has ${PACKAGES[0]} $v, not $VERSION (the image's tag would lie)"
   fi
   local pkgs
   mapfile -t pkgs < <(closure "${PACKAGES[@]}" | sort -u)
   echo "   ${#pkgs[@]} packages: ${pkgs[*]}"
-  # apt-get download fetches only what the cache lacks.
-  local want
-  want=$(cd "$cache" && for p in "${pkgs[@]}"; do ls "${p}"_*.deb >/dev/null 2>&1 || echo "$p"; done)
-  if [ -n "$want" ]; then
+  local cache="$debs/$SUITE"
+  mkdir -p "$cache"
+  # apt-get download fetches only what the cache lacks; each package's
+  # file is the exact candidate version, so stale files are never taken.
+  declare -A file=()
+  local want=()
+  for p in "${pkgs[@]}"; do
+    file[$p]=$(deb_file "$p") || fail "$where: package $p (needed by ${PACKAGES[*]}) is not in Debian $SUITE"
+    [ -f "$cache/${file[$p]}" ] || want+=("$p")
+  done
+  if [ ${#want[@]} -gt 0 ]; then
     # A stale package list names versions the mirror no longer has: refresh
-    # it once and try again.
-    (cd "$cache" && apt-get download -qq -o APT::Sandbox::User=root $want) 2>/dev/null \
-      || { apt-get update -qq && (cd "$cache" && apt-get download -qq -o APT::Sandbox::User=root $want); } \
-      || { echo "error: apt-get download of $want failed (see above)" >&2; exit 2; }
+    # it once and try again; then name what could not be fetched.
+    if ! (cd "$cache" && apt-get "${APT[@]}" download -qq "${want[@]}") 2>/dev/null; then
+      apt_update "$SUITE"
+      for p in "${want[@]}"; do file[$p]=$(deb_file "$p") || true; done
+      (cd "$cache" && apt-get "${APT[@]}" download -qq "${want[@]}") || true
+    fi
+    missing=()
+    for p in "${want[@]}"; do
+      [ -n "${file[$p]}" ] && [ -f "$cache/${file[$p]}" ] || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] || fail "$where: could not fetch package ${missing[*]} from Debian $SUITE (mirror $mirror)"
   fi
   local root
   root=$(mktemp -d "${TMPDIR:-/tmp}/mqtt-hil-image.XXXXXX")
   trap 'rm -rf "$root"' RETURN
   for p in "${pkgs[@]}"; do
-    local deb
-    deb=$(ls -t "$cache/${p}"_*.deb | head -1)
-    dpkg -x "$deb" "$root"
+    dpkg-deb -x "$cache/${file[$p]}" "$root"
+  done
+  # Debian 13's packages put everything under /usr and leave the /bin,
+  # /lib, /lib64 and /sbin links to base-files (which a container does not
+  # need): without /lib64 not even the dynamic loader is found.
+  for d in bin sbin lib lib64; do
+    [ -e "$root/$d" ] || [ -L "$root/$d" ] || ln -s "usr/$d" "$root/$d"
   done
   mkdir -p "$root"/{etc,tmp,data,var/run,var/log,var/lib} && chmod 1777 "$root/tmp"
   printf 'include /etc/ld.so.conf.d/*.conf\n' > "$root/etc/ld.so.conf"
@@ -109,14 +223,17 @@ build_one() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
   printf 'hosts: files dns\n' > "$root/etc/nsswitch.conf"
+  printf 'Debian %s (ci/images/%s, recipe %s)\n' "$SUITE" "$name" "$hash" > "$root/etc/mqtt-hil-image"
   [ -d "$dir/files" ] && cp -a "$dir/files/." "$root/"
   if declare -F assemble >/dev/null; then assemble "$root"; unset -f assemble; fi
   ldconfig -r "$root" 2>/dev/null || true
-  local changes=(--change "ENTRYPOINT $ENTRYPOINT" --change "LABEL mqtt-hil.recipe=$hash")
+  local changes=(--change "ENTRYPOINT $ENTRYPOINT" --change "LABEL mqtt-hil.recipe=$hash"
+    --change "LABEL mqtt-hil.suite=$SUITE")
   for p in $EXPOSE; do changes+=(--change "EXPOSE $p"); done
   for e in "${ENV[@]}"; do changes+=(--change "ENV $e"); done
   tar -C "$root" -c . | docker import "${changes[@]}" - "$IMAGE" >/dev/null
-  echo "   $IMAGE: $(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}') in $((SECONDS - t0))s"
+  for t in "${TAGS[@]}"; do docker tag "$IMAGE" "$t"; done
+  echo "   $IMAGE${TAGS[*]:+ (also ${TAGS[*]})}: $(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}') in $((SECONDS - t0))s"
 }
 
 for n in "${names[@]}"; do build_one "$n"; done

@@ -1,7 +1,8 @@
 //! `mqtt-hil matrix` and `mqtt-hil merge` as a CI system uses them: a small
-//! representative matrix over real brokers (the mosquitto process, the
-//! embedded rumqttd, and mosquitto, NATS and RabbitMQ containers) split in
-//! two partitions and merged into one table and one JUnit file; a real
+//! representative matrix over real brokers of every family (the mosquitto
+//! process, the embedded rumqttd, and mosquitto, NATS, RabbitMQ and amqtt
+//! containers, with Debian 13's mosquitto and NATS beside Debian 12's) split
+//! in two partitions and merged into one table and one JUnit file; a real
 //! non-conformance caught and, where declared, reported as a deviation with
 //! its rule; a declared deviation that no longer happens reported as STALE.
 //! The full matrix runs in `make matrix` / `make bench`.
@@ -32,7 +33,14 @@ fn text(o: &Output) -> String {
 /// Whether Docker and our images are here; panics where CI demands them.
 fn docker_ready() -> bool {
     let required = std::env::var("MQTT_HIL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let images = ["mqtt-hil/mosquitto", "mqtt-hil/nats", "mqtt-hil/rabbitmq"];
+    let images = [
+        "mqtt-hil/mosquitto",
+        "mqtt-hil/nats",
+        "mqtt-hil/rabbitmq",
+        "mqtt-hil/amqtt",
+        "mqtt-hil/mosquitto:2.0.21",
+        "mqtt-hil/nats:2.10",
+    ];
     let ok = Command::new("docker")
         .args(["image", "inspect"])
         .args(images)
@@ -69,7 +77,8 @@ fn two_partitions_merge_into_one_conformance_table() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let brokers = "mosquitto,embedded,container:mosquitto,container:nats,container:rabbitmq";
+    let brokers = "mosquitto,embedded,container:mosquitto,container:nats,container:rabbitmq,\
+                   container:amqtt,container:mosquitto:2.0.21,container:nats:2.10";
     for k in ["1/2", "2/2"] {
         let share = out.path().join(k.replace('/', "of"));
         let o = bin()
@@ -88,7 +97,7 @@ fn two_partitions_merge_into_one_conformance_table() {
             .unwrap();
         assert_eq!(o.status.code(), Some(0), "partition {k}:\n{}", text(&o));
         let part = json(&share.join("matrix.json"));
-        assert_eq!(part["cells"].as_array().unwrap().len(), 5, "{part}");
+        assert_eq!(part["cells"].as_array().unwrap().len(), 8, "{part}");
     }
     let merged = out.path().join("merged.json");
     let junit = out.path().join("junit.xml");
@@ -105,29 +114,43 @@ fn two_partitions_merge_into_one_conformance_table() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     let m = json(&merged);
-    assert_eq!(m["cells"].as_array().unwrap().len(), 10, "{m}");
+    assert_eq!(m["cells"].as_array().unwrap().len(), 16, "{m}");
     for b in brokers.split(',') {
         assert_eq!(verdict(&m, "qos1_delivery", b), "pass", "{b}");
     }
-    // QoS 2 is where the brokers differ, and the deviations files say so.
+    // QoS 2 is where the brokers differ, and the deviations files say so;
+    // NATS 2.10 implements the QoS 2 that 2.9 closes the connection on.
     for (b, v) in [
         ("mosquitto", "pass"),
         ("embedded", "pass"),
         ("container:mosquitto", "pass"),
         ("container:nats", "dev"),
         ("container:rabbitmq", "dev"),
+        ("container:amqtt", "pass"),
+        ("container:mosquitto:2.0.21", "pass"),
+        ("container:nats:2.10", "pass"),
     ] {
         assert_eq!(verdict(&m, "qos2_delivery", b), v, "{b}\n{t}");
     }
     // The terminal table: a row per scenario, a column per broker.
     assert!(
         t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["qos2_delivery", "PASS", "PASS", "PASS", "DEV", "DEV"]),
+            == [
+                "qos2_delivery",
+                "PASS",
+                "PASS",
+                "PASS",
+                "DEV",
+                "DEV",
+                "PASS",
+                "PASS",
+                "PASS"
+            ]),
         "{t}"
     );
     let md = std::fs::read_to_string(out.path().join("matrix.md")).unwrap();
     assert!(
-        md.contains("| qos2_delivery | PASS | PASS | PASS | DEV | DEV |"),
+        md.contains("| qos2_delivery | PASS | PASS | PASS | DEV | DEV | PASS | PASS | PASS |"),
         "{md}"
     );
     assert!(
@@ -135,7 +158,20 @@ fn two_partitions_merge_into_one_conformance_table() {
         "the deviation's rule is missing:\n{md}"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert_eq!(xml.matches("<testsuite ").count(), 5, "{xml}");
+    assert_eq!(xml.matches("<testsuite ").count(), 8, "{xml}");
+    // Each column runs its own profile.
+    let profile = |b: &str| {
+        m["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["broker"] == b)
+            .map(|c| c["profile"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(profile("container:nats"), "nats");
+    assert_eq!(profile("container:nats:2.10"), "nats-2.10");
+    assert_eq!(profile("container:amqtt"), "amqtt-container");
 }
 
 /// rumqttd re-sends an unacknowledged QoS 2 PUBLISH with DUP=0: without

@@ -37,6 +37,11 @@ use crate::error::{Error, Result};
 pub struct KnownImage {
     /// Repository names this entry describes (without tag).
     pub repos: &'static [&'static str],
+    /// The tags it describes, the first being the one the matrix runs;
+    /// empty: every tag. Our images carry the broker's version
+    /// (`mqtt-hil/mosquitto:2.0.21`), so two versions of one broker are
+    /// two entries with their own profile.
+    pub tags: &'static [&'static str],
     /// The broker's profile: its deviations file and capabilities.
     pub profile: &'static str,
     /// The MQTT port inside the container.
@@ -50,6 +55,8 @@ pub struct KnownImage {
     /// How long a cold start may take on a busy 2-core machine.
     pub startup: Duration,
     pub promises: Promises,
+    /// Speaks MQTT 5.0: the matrix runs its 5.0 scenarios (else UNSUP).
+    pub mqtt5: bool,
     /// Built by `make images` (ci/images/); others come from a registry.
     pub local: bool,
 }
@@ -62,6 +69,7 @@ const NATS_CONF: &str = "server_name: mqtt_hil\nlisten: 0.0.0.0:4222\n\
 pub const KNOWN: &[KnownImage] = &[
     KnownImage {
         repos: &["mqtt-hil/mosquitto"],
+        tags: &["latest", "2.0.11"],
         profile: "mosquitto",
         port: 1883,
         env: &[],
@@ -73,10 +81,12 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: true,
             persists_across_kill: false,
         },
+        mqtt5: true,
         local: true,
     },
     KnownImage {
         repos: &["mqtt-hil/rabbitmq"],
+        tags: &["latest", "3.10"],
         profile: "rabbitmq",
         port: 1883,
         env: &[],
@@ -88,10 +98,12 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: true,
             persists_across_kill: true,
         },
+        mqtt5: false,
         local: true,
     },
     KnownImage {
         repos: &["mqtt-hil/nats"],
+        tags: &["latest", "2.9"],
         profile: "nats",
         port: 1883,
         env: &[],
@@ -103,10 +115,86 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: true,
             persists_across_kill: true,
         },
+        mqtt5: false,
+        local: true,
+    },
+    // Debian 13's versions (ci/images/*-VERSION/), each its own profile:
+    // what changed between two versions of a broker shows as two columns.
+    KnownImage {
+        repos: &["mqtt-hil/mosquitto"],
+        tags: &["2.0.21"],
+        profile: "mosquitto-2.0.21",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(20),
+        // The same configuration as 2.0.11's image.
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: false,
+        },
+        mqtt5: true,
+        local: true,
+    },
+    KnownImage {
+        repos: &["mqtt-hil/rabbitmq"],
+        tags: &["4.0"],
+        profile: "rabbitmq-4.0",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(90),
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: true,
+        },
+        // rabbitmq_mqtt speaks 5.0 since RabbitMQ 3.13.
+        mqtt5: true,
+        local: true,
+    },
+    KnownImage {
+        repos: &["mqtt-hil/nats"],
+        tags: &["2.10"],
+        profile: "nats-2.10",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(20),
+        promises: Promises {
+            persists_across_restart: true,
+            persists_across_kill: true,
+        },
+        // NATS's MQTT gateway is 3.1.1 only.
+        mqtt5: false,
+        local: true,
+    },
+    // amqtt from PyPI on Debian 13's Python (ci/images/amqtt/). Its profile
+    // is not `amqtt`, the external broker's, whose [capabilities] and
+    // missing hooks describe a broker the harness cannot control.
+    KnownImage {
+        repos: &["mqtt-hil/amqtt"],
+        tags: &["0.12.1", "latest"],
+        profile: "amqtt-container",
+        port: 1883,
+        env: &[],
+        cmd: &[],
+        files: &[],
+        startup: Duration::from_secs(30),
+        // Sessions live in memory only.
+        promises: Promises {
+            persists_across_restart: false,
+            persists_across_kill: false,
+        },
+        // 3.1.1 only: a 5.0 CONNECT is refused.
+        mqtt5: false,
         local: true,
     },
     KnownImage {
         repos: &["eclipse-mosquitto", "library/eclipse-mosquitto"],
+        tags: &[],
         profile: "mosquitto",
         port: 1883,
         env: &[],
@@ -119,10 +207,12 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: false,
             persists_across_kill: false,
         },
+        mqtt5: true,
         local: false,
     },
     KnownImage {
         repos: &["nats", "library/nats"],
+        tags: &[],
         profile: "nats",
         port: 1883,
         env: &[],
@@ -133,10 +223,12 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: true,
             persists_across_kill: true,
         },
+        mqtt5: false,
         local: false,
     },
     KnownImage {
         repos: &["emqx", "emqx/emqx"],
+        tags: &[],
         profile: "emqx",
         port: 1883,
         env: &[],
@@ -147,10 +239,12 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: false,
             persists_across_kill: false,
         },
+        mqtt5: true,
         local: false,
     },
     KnownImage {
         repos: &["hivemq/hivemq-ce", "hivemq-ce"],
+        tags: &[],
         profile: "hivemq-ce",
         port: 1883,
         env: &[],
@@ -162,10 +256,12 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: true,
             persists_across_kill: false,
         },
+        mqtt5: true,
         local: false,
     },
     KnownImage {
         repos: &["vernemq/vernemq", "vernemq"],
+        tags: &[],
         profile: "vernemq",
         port: 1883,
         env: &[
@@ -179,10 +275,12 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: true,
             persists_across_kill: false,
         },
+        mqtt5: true,
         local: false,
     },
     KnownImage {
         repos: &["emqx/nanomq", "nanomq"],
+        tags: &[],
         profile: "nanomq",
         port: 1883,
         env: &[],
@@ -193,6 +291,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: false,
             persists_across_kill: false,
         },
+        mqtt5: true,
         local: false,
     },
 ];
@@ -207,7 +306,8 @@ pub struct ImageRef {
 impl ImageRef {
     /// `IMAGE[:TAG]`; a registry host with a port (`host:5000/x`) is kept
     /// in the repository. Short names of our own images expand:
-    /// `mosquitto` → `mqtt-hil/mosquitto:latest`.
+    /// `mosquitto` → `mqtt-hil/mosquitto:latest`, `rabbitmq:4.0` →
+    /// `mqtt-hil/rabbitmq:4.0`.
     pub fn parse(s: &str) -> Result<ImageRef> {
         if s.is_empty() {
             return Err(Error::Usage(
@@ -219,7 +319,7 @@ impl ImageRef {
             _ => (s, "latest"),
         };
         let repo = match repo {
-            "mosquitto" | "rabbitmq" | "nats" => format!("mqtt-hil/{repo}"),
+            "mosquitto" | "rabbitmq" | "nats" | "amqtt" => format!("mqtt-hil/{repo}"),
             r => r.to_string(),
         };
         Ok(ImageRef {
@@ -230,7 +330,19 @@ impl ImageRef {
 
     pub fn known(&self) -> Option<&'static KnownImage> {
         let repo = self.repo.strip_prefix("docker.io/").unwrap_or(&self.repo);
-        KNOWN.iter().find(|k| k.repos.contains(&repo))
+        KNOWN.iter().find(|k| {
+            k.repos.contains(&repo) && (k.tags.is_empty() || k.tags.contains(&self.tag.as_str()))
+        })
+    }
+
+    /// The short form our own images are typed in (`mosquitto`,
+    /// `rabbitmq:4.0`), or the full name.
+    pub fn short(&self) -> String {
+        match self.repo.strip_prefix("mqtt-hil/") {
+            Some(short) if self.tag == "latest" => short.to_string(),
+            Some(short) => format!("{short}:{}", self.tag),
+            None => self.to_string(),
+        }
     }
 
     /// The profile name: a known image's, else the repository's last part.
@@ -256,6 +368,7 @@ impl std::fmt::Display for ImageRef {
 /// An unknown image is tried with these: MQTT on 1883, no configuration.
 const UNKNOWN: KnownImage = KnownImage {
     repos: &[],
+    tags: &[],
     profile: "",
     port: 1883,
     env: &[],
@@ -266,6 +379,8 @@ const UNKNOWN: KnownImage = KnownImage {
         persists_across_restart: false,
         persists_across_kill: false,
     },
+    // Given the chance to show.
+    mqtt5: true,
     local: false,
 };
 
@@ -311,10 +426,18 @@ pub async fn ensure_image(docker: &Docker, image: &ImageRef) -> Result<()> {
     match docker.inspect_image(&image.to_string()).await {
         Ok(_) => Ok(()),
         Err(e) => {
-            let local = image.known().is_some_and(|k| k.local);
-            let hint = if local {
-                "build it with `make images` (ci/images/build.sh; about 2 minutes the first time)"
-                    .to_string()
+            // Our repositories, whatever the tag: say which tags exist.
+            let ours: Vec<&str> = KNOWN
+                .iter()
+                .filter(|k| k.local && k.repos.contains(&image.repo.as_str()))
+                .flat_map(|k| k.tags.iter().copied())
+                .collect();
+            let hint = if !ours.is_empty() {
+                format!(
+                    "build it with `make images` (ci/images/build.sh; about 4 minutes the first time), which tags {} as {}",
+                    image.repo,
+                    ours.join(", ")
+                )
             } else {
                 format!(
                     "pull it first (`docker pull {image}`) on a machine with a registry; this harness never pulls by itself"
@@ -774,8 +897,22 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for k in KNOWN {
             for r in k.repos {
-                assert!(seen.insert(*r), "{r} described twice");
+                // An entry for every tag rules out any other for the repo.
+                let tags: Vec<&str> = if k.tags.is_empty() {
+                    vec!["*"]
+                } else {
+                    k.tags.to_vec()
+                };
+                for t in tags {
+                    assert!(seen.insert((*r, t)), "{r}:{t} described twice");
+                }
             }
+        }
+        for (r, _) in &seen {
+            assert!(
+                !seen.contains(&(r, "*")) || seen.iter().filter(|(x, _)| x == r).count() == 1,
+                "{r} has an any-tag entry and tagged ones"
+            );
         }
         for upstream in [
             "eclipse-mosquitto",
@@ -784,7 +921,50 @@ mod tests {
             "vernemq/vernemq",
             "emqx/nanomq",
         ] {
-            assert!(seen.contains(upstream), "{upstream} has no description");
+            assert!(
+                seen.contains(&(upstream, "*")),
+                "{upstream} has no description"
+            );
         }
+        // Every recipe in ci/images/ is described, under its image's tags.
+        let recipes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/images");
+        for e in std::fs::read_dir(&recipes).unwrap() {
+            let recipe = e.unwrap().path().join("recipe");
+            let Ok(text) = std::fs::read_to_string(&recipe) else {
+                continue;
+            };
+            let image = text
+                .lines()
+                .find_map(|l| l.strip_prefix("IMAGE="))
+                .unwrap_or_else(|| panic!("{}: no IMAGE=", recipe.display()));
+            let r = ImageRef::parse(image).unwrap();
+            let k = r
+                .known()
+                .unwrap_or_else(|| panic!("{image} ({}) is not in KNOWN", recipe.display()));
+            assert!(k.local, "{image}");
+            assert_eq!(
+                k.tags.first(),
+                Some(&r.tag.as_str()),
+                "{image}: the matrix runs the recipe's own tag"
+            );
+        }
+    }
+
+    #[test]
+    fn versions_of_one_image_are_told_apart_by_tag() {
+        let p = |s: &str| ImageRef::parse(s).unwrap();
+        assert_eq!(p("mosquitto").profile(), "mosquitto");
+        assert_eq!(p("mosquitto:2.0.11").profile(), "mosquitto");
+        assert_eq!(p("mosquitto:2.0.21").profile(), "mosquitto-2.0.21");
+        assert_eq!(p("rabbitmq:4.0").to_string(), "mqtt-hil/rabbitmq:4.0");
+        assert_eq!(p("rabbitmq:4.0").profile(), "rabbitmq-4.0");
+        assert!(p("rabbitmq:4.0").known().unwrap().mqtt5);
+        assert!(!p("rabbitmq").known().unwrap().mqtt5);
+        assert_eq!(p("nats:2.10").profile(), "nats-2.10");
+        assert_eq!(p("amqtt").profile(), "amqtt-container");
+        assert_eq!(p("amqtt:0.12.1").short(), "amqtt:0.12.1");
+        assert_eq!(p("mosquitto").short(), "mosquitto");
+        // A tag nobody described: configured as an unknown image.
+        assert!(p("mosquitto:9.9").known().is_none());
     }
 }

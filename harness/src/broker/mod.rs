@@ -179,13 +179,9 @@ impl std::fmt::Display for BrokerSpec {
         match self {
             BrokerSpec::Mosquitto => f.write_str("mosquitto"),
             BrokerSpec::Embedded => f.write_str("embedded"),
-            BrokerSpec::Container(image) => {
-                // Our own images print by their short name, as typed.
-                match image.repo.strip_prefix("mqtt-hil/") {
-                    Some(short) if image.tag == "latest" => write!(f, "container:{short}"),
-                    _ => write!(f, "container:{image}"),
-                }
-            }
+            // Our own images print by their short name, as typed
+            // (`container:mosquitto`, `container:rabbitmq:4.0`).
+            BrokerSpec::Container(image) => write!(f, "container:{}", image.short()),
             BrokerSpec::External { host, port, .. } => write!(f, "external:{host}:{port}"),
         }
     }

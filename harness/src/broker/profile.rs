@@ -141,19 +141,18 @@ impl Profile {
     }
 
     pub fn container(image: &ImageRef) -> Profile {
-        let (name, promises) = match image.known() {
-            Some(k) => (k.profile.to_string(), k.promises),
+        let (name, promises, mqtt5) = match image.known() {
+            Some(k) => (k.profile.to_string(), k.promises, k.mqtt5),
             // An image we know nothing about is its own profile, named
-            // after its repository (`deviations/<name>.toml`).
-            None => (image.profile(), super::Promises::default()),
+            // after its repository (`deviations/<name>.toml`), and is given
+            // the chance to show 5.0.
+            None => (image.profile(), super::Promises::default(), true),
         };
         Profile {
             control: true,
             pause: true,
             network: true,
-            // Debian 12's RabbitMQ 3.10 MQTT plugin and NATS 2.9 speak
-            // 3.1.1 only; an unknown image is given the chance to show.
-            mqtt5: !matches!(name.as_str(), "rabbitmq" | "nats"),
+            mqtt5,
             persistence: promises.persists_across_restart,
             persistence_across_kill: promises.persists_across_kill,
             ..Profile::builtin(&name)

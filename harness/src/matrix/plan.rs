@@ -85,7 +85,7 @@ pub async fn available_brokers() -> (Vec<BrokerSpec>, Vec<String>) {
                 };
                 let image = ImageRef {
                     repo: repo.to_string(),
-                    tag: "latest".into(),
+                    tag: k.tags.first().unwrap_or(&"latest").to_string(),
                 };
                 if docker.inspect_image(&image.to_string()).await.is_ok() {
                     out.push(BrokerSpec::Container(image));
