@@ -17,6 +17,8 @@ fn a_subscribe_with_packet_id_0_is_a_violation_of_its_sender() {
         &[0x82, 0x08, 0, 0, 0, 3, b'a', b'/', b'b', 1],
         PID0,
     );
+    // The broker closes the connection, as it must [MQTT-4.8.0-1].
+    t.close(dev, CloseReason::BrokerClosed);
     t.wait(2000).step("end");
     let v = always("codec", &t.history());
     assert_eq!(v.rules(), vec!["MQTT-2.3.1-1"], "{v:?}");
@@ -241,7 +243,12 @@ fn a_failed_step_names_the_rule_broken_before_it() {
     h_steps(&mut t, 1, "device connect");
     let dev = t.connect("device", "dut-1", true, 60);
     h_steps(&mut t, 2, "device subscribe a/b qos=1");
-    t.malformed(dev, Dir::ToBroker, &[0x82, 0x08], PID0);
+    t.malformed(
+        dev,
+        Dir::ToBroker,
+        &[0x82, 0x08, 0, 0, 0, 3, b'a', b'/', b'b', 1],
+        PID0,
+    );
     h_steps(&mut t, 3, "expect SUBACK");
     h_steps(&mut t, 4, "wait 1s");
     let h = t.history();

@@ -120,7 +120,7 @@ impl Evidence {
         let eq_re = Regex::new(r"rules\(\),\s*vec!\[([^\]]*)\]").expect("valid");
         let eq2_re = Regex::new(r"vec!\[([^\]]*)\],\s*[\w.()&]*\.rules\(\)").expect("valid");
         let viol_re =
-            Regex::new(r#"assert_violates\([^;]*?"(MQTT-[0-9.-]*[0-9])"\)"#).expect("valid");
+            Regex::new(r#"assert_violates\([^;]*?"(MQTT-[0-9.-]*[0-9])",?\s*\)"#).expect("valid");
         let has_re =
             Regex::new(r#"(!?)[\w.()]*\.rules\(\)\s*\.contains\(&"(MQTT-[0-9.-]*[0-9])"\)"#)
                 .expect("valid");
@@ -476,7 +476,7 @@ mod tests {
                 fn b() { assert!(!v.rules().contains(&"MQTT-1.2.3-5")); }
             }
         "#;
-        let ev = Evidence::from_sources(&[("src/check/x.rs", src), ("src/check/v5_y.rs", "impl C { fn name(&self) -> &str { \"y\" } } fn g() { fail(\"MQTT-3.3.2-8\") }\n#[cfg(test)]\nfn t() { assert_violates(&c.check(&h), \"MQTT-3.3.2-8\"); }")]);
+        let ev = Evidence::from_sources(&[("src/check/x.rs", src), ("src/check/v5_y.rs", "impl C { fn name(&self) -> &str { \"y\" } } fn g() { fail(\"MQTT-3.3.2-8\") }\n#[cfg(test)]\nfn t() { assert_violates(&c.check(&h), \"MQTT-3.3.2-8\"); assert_violates(\n &x,\n \"MQTT-3.3.2-9\",\n ); }")]);
         let v3 = |id: &str| (Version::V311, id.to_string());
         assert!(ev.cited.contains_key(&v3("MQTT-1.2.3-4")));
         assert!(
@@ -490,5 +490,7 @@ mod tests {
         );
         assert!(ev.proven.contains(&(Version::V5, "MQTT-3.3.2-8".into())));
         assert!(ev.cited.contains_key(&(Version::V5, "MQTT-3.3.2-8".into())));
+        // rustfmt's form of a long call: the id on its own line.
+        assert!(ev.proven.contains(&(Version::V5, "MQTT-3.3.2-9".into())));
     }
 }

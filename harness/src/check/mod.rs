@@ -34,6 +34,7 @@ pub mod delivery;
 pub mod exactly_once;
 pub mod index;
 pub mod keepalive;
+pub mod packets;
 pub mod protocol;
 pub mod resubscribe;
 pub mod retained;
@@ -41,6 +42,7 @@ pub mod sequence;
 pub mod session;
 pub mod shared;
 pub mod v5_acks;
+pub mod v5_codec;
 pub mod v5_connection;
 pub mod v5_forwarding;
 pub mod v5_limits;
@@ -595,12 +597,18 @@ pub fn build(spec: &InvariantSpec) -> Box<dyn Checker> {
 /// them misbehave on purpose (chosen packet ids, no DUP).
 pub fn always() -> Vec<Box<dyn Checker>> {
     vec![
-        // Frames the codec rejects, from any actor.
+        // Frames the codec rejects, from any actor: 3.1.1's and 5.0's.
         Box::new(codec::CodecChecker),
+        Box::new(v5_codec::CodecChecker),
         Box::new(protocol::ProtocolChecker {
             clients: vec!["device".to_string()],
             resend_within: secs2(),
             ack_within: secs1(),
+        }),
+        // Packet order on 3.1.1 connections (v5_packets for 5.0).
+        Box::new(packets::PacketsChecker {
+            clients: vec!["device".to_string()],
+            slack: secs1(),
         }),
         // Takeovers and the broker's closes, for every actor.
         Box::new(connections::ConnectionsChecker { slack: secs2() }),

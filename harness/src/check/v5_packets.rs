@@ -3,7 +3,8 @@
 //! conduct for the actors in `clients`.
 //!
 //! - the client's first packet is CONNECT [MQTT-3.1.0-1] (on a connection
-//!   whose later CONNECT says 5.0);
+//!   whose later CONNECT says 5.0); a second CONNECT that reached the broker
+//!   makes it close the connection within `slack` [MQTT-3.1.0-2];
 //! - before its successful CONNACK the broker sends only CONNACK, AUTH or
 //!   DISCONNECT [MQTT-3.2.0-1], and never a second CONNACK [MQTT-3.2.0-2];
 //! - a QoS 0 PUBLISH never has DUP set [MQTT-3.3.1-2];
@@ -71,8 +72,29 @@ impl Checker for PacketsChecker {
                     );
                 }
             }
+            let teardown = history
+                .events
+                .iter()
+                .find(|e| matches!(e.kind, crate::history::EventKind::Teardown))
+                .map(|e| e.at)
+                .unwrap_or(end);
+            let mut connects = 0;
             for p in &c.pkts {
                 let judge = p.dir == Dir::ToClient || client;
+                if let (Packet::Connect(_), Dir::ToBroker, true) = (p.packet, p.dir, seen(p.fate)) {
+                    connects += 1;
+                    if let (2, Some(&i)) = (connects, ix.by_id.get(&c.id)) {
+                        super::packets::second_connect(
+                            &ix,
+                            &ix.conns[i],
+                            (p.seq, p.at),
+                            self.slack,
+                            end.min(teardown),
+                            "MQTT-3.1.0-2",
+                            &mut v,
+                        );
+                    }
+                }
                 match (p.packet, p.dir) {
                     (Packet::ConnAck(a), Dir::ToClient) => {
                         connacks += 1;
@@ -457,5 +479,24 @@ mod tests {
         k.wait(10)
             .down(1, "cloud", publish(Some(1), 1, "w/d", "gone", ""));
         assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.14.4-3"]);
+    }
+
+    /// A second CONNECT must end the connection: a broker that keeps it
+    /// open fails, one that closes it passes.
+    #[test]
+    fn a_second_connect_is_closed_by_the_broker() {
+        let mut k = Kit::new();
+        up(&mut k).up(1, "device", connect("d", true, 60, ""));
+        k.wait(3000).step("end");
+        assert_violates(&checker().check(&k.history()), "MQTT-3.1.0-2");
+
+        let mut k = Kit::new();
+        up(&mut k).up(1, "device", connect("d", true, 60, ""));
+        k.wait(100)
+            .close(1, "device", CloseReason::BrokerClosed)
+            .wait(3000)
+            .step("end");
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
     }
 }

@@ -58,6 +58,41 @@ pub fn connect_will(
     Packet::Connect(c)
 }
 
+/// A 3.1.1 CONNECT with clean session and keep alive 60.
+pub fn connect311(id: &str) -> Packet {
+    let Packet::Connect(mut c) = connect(id, true, 60, "") else {
+        unreachable!()
+    };
+    c.version = Version::V311;
+    Packet::Connect(c)
+}
+
+/// A frame: `first` byte, the remaining length, `body`.
+pub fn frame(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut n = body.len();
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A length-prefixed string (or binary) field.
+pub fn s(bytes: &[u8]) -> Vec<u8> {
+    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
 pub fn connack(sp: bool, code: u8, props: &str) -> Packet {
     Packet::ConnAck(ConnAck {
         session_present: sp,
@@ -161,6 +196,18 @@ impl Kit {
     }
 
     fn packet(&mut self, conn: u32, actor: &str, dir: Dir, pk: Packet, fate: Fate) -> &mut Kit {
+        self.packet_in(conn, actor, dir, pk, fate, Version::V5)
+    }
+
+    fn packet_in(
+        &mut self,
+        conn: u32,
+        actor: &str,
+        dir: Dir,
+        pk: Packet,
+        fate: Fate,
+        version: Version,
+    ) -> &mut Kit {
         let raw = match &pk {
             Packet::Publish(x) => props::raw_publish(
                 x.dup,
@@ -171,7 +218,7 @@ impl Kit {
                 &x.properties,
                 &x.payload,
             ),
-            other => codec::encode(other, Version::V5).expect("encodes"),
+            other => codec::encode(other, version).expect("encodes"),
         };
         self.push(EventKind::Packet {
             conn: ConnId(conn),
@@ -191,6 +238,35 @@ impl Kit {
     /// A packet from the broker to the client.
     pub fn down(&mut self, conn: u32, actor: &str, pk: Packet) -> &mut Kit {
         self.packet(conn, actor, Dir::ToClient, pk, Fate::Forwarded)
+    }
+
+    /// Bytes the codec rejects, recorded as the proxy records them: with
+    /// the real codec's error for `version` (a test of a frame the codec
+    /// accepts fails here).
+    pub fn malformed(
+        &mut self,
+        conn: u32,
+        actor: &str,
+        dir: Dir,
+        raw: &[u8],
+        version: Version,
+    ) -> &mut Kit {
+        let error = match codec::decode(raw, version) {
+            Err(e) => e.to_string(),
+            Ok(p) => panic!("the codec accepts {raw:02x?} as {p:?}"),
+        };
+        self.push(EventKind::Malformed {
+            conn: ConnId(conn),
+            actor: actor.into(),
+            dir,
+            raw: Bytes::copy_from_slice(raw),
+            error,
+        })
+    }
+
+    /// A packet from the broker, encoded for `version`.
+    pub fn down_in(&mut self, conn: u32, actor: &str, pk: Packet, version: Version) -> &mut Kit {
+        self.packet_in(conn, actor, Dir::ToClient, pk, Fate::Forwarded, version)
     }
 
     pub fn dropped_down(&mut self, conn: u32, actor: &str, pk: Packet) -> &mut Kit {
@@ -234,6 +310,46 @@ impl Kit {
     pub fn history(&self) -> History {
         History::from_events(self.ev.clone())
     }
+}
+
+/// A history of a client (`prober`) sending `raw` on purpose, which the
+/// codec rejects, in `version`; then a CONNACK with code `answer` if
+/// given, the connection's `close` (after how many ms, and how) if given,
+/// and 3 s more.
+pub fn reaction(
+    version: Version,
+    raw: &[u8],
+    answer: Option<u8>,
+    close: Option<(u64, CloseReason)>,
+) -> History {
+    let mut kit = Kit::new();
+    kit.open(1, "prober");
+    if !raw.starts_with(&[0x10]) {
+        let c = if version == Version::V5 {
+            connect("p", true, 60, "")
+        } else {
+            connect311("p")
+        };
+        kit.up(1, "prober", c)
+            .wait(1)
+            .down(1, "prober", connack(false, 0, ""));
+    }
+    kit.wait(10)
+        .step("prober publish raw")
+        .malformed(1, "prober", Dir::ToBroker, raw, version);
+    if let Some(code) = answer {
+        let mut a = vec![0x20, 2, 0, code];
+        if version == Version::V5 {
+            a = vec![0x20, 3, 0, code, 0];
+        }
+        let p = codec::decode(&a, version).expect("a CONNACK");
+        kit.wait(5).down_in(1, "prober", p, version);
+    }
+    if let Some((ms, why)) = close {
+        kit.wait(ms).close(1, "prober", why);
+    }
+    kit.wait(3000).step("end");
+    kit.history()
 }
 
 /// Asserts that the verdict reports `rule` (and only rules in `rules`):
