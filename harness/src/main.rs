@@ -97,9 +97,10 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
     /// Run N scenarios at once, each with its own broker, proxy, device
-    /// and folder; reports keep the scenarios' order whatever N. Default:
-    /// one per CPU, half that for --target qemu (a booting board takes a
-    /// core), 1 for a bench board or an external broker (shared).
+    /// and folder; reports keep the scenarios' order whatever N. Default
+    /// (README): 4 per CPU (virtual device), 2 per CPU (host), 1 per CPU
+    /// (container brokers), half a CPU per board (qemu), 1 for a bench
+    /// board or an external broker (shared). Or MQTT_HIL_JOBS=N.
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     jobs: Option<u32>,
     /// A device description (TOML, scenarios/device/README.md): the

@@ -205,3 +205,48 @@ fn a_bad_job_count_is_refused_naming_the_flag() {
         assert!(stderr.contains(names), "{arg:?} {env:?}: {stderr}");
     }
 }
+
+/// `matrix -j N`: the same cells, verdicts and order as one at a time, a
+/// broker restart included (mosquitto restarts its own process; the
+/// embedded broker cannot and skips it, at any -j).
+#[test]
+fn a_matrix_at_six_at_once_has_the_cells_of_one_at_a_time() {
+    let cells = |jobs: &str| -> Vec<Value> {
+        let out = tempfile::tempdir().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
+            .current_dir(root())
+            .args([
+                "matrix",
+                "scenarios/qos1_delivery.toml",
+                "scenarios/qos2_delivery.toml",
+                "scenarios/retained_set_and_clear.toml",
+                "scenarios/broker_restart_persistent_session.toml",
+                "--brokers",
+                "mosquitto,embedded",
+                "-j",
+                jobs,
+                "--out",
+            ])
+            .arg(out.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(matches!(o.status.code(), Some(0 | 1)), "-j {jobs}: {text}");
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join("matrix.json")).unwrap())
+                .unwrap();
+        m["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| serde_json::json!([c["scenario"], c["broker"], c["verdict"], c["rules"]]))
+            .collect()
+    };
+    let one = cells("1");
+    assert!(one.len() >= 8, "{one:?}");
+    assert_eq!(cells("6"), one);
+}
