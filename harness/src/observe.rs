@@ -629,44 +629,73 @@ mod tests {
         let spec: InvariantSpec =
             toml::from_str("check = \"publish_allowed\"\ntopics = [\"ok/#\"]").unwrap();
         let mut w = Watch::new(&[spec]);
-        let publish = |topic: &str| EventKind::Packet {
+        let packet = |dir: Dir, packet: Packet| EventKind::Packet {
             conn: ConnId(1),
             actor: ACTOR.into(),
-            dir: Dir::ToBroker,
-            packet: Packet::Publish(Publish {
-                dup: false,
-                qos: QoS::AtMostOnce,
-                retain: false,
-                topic: topic.into(),
-                pid: None,
-                payload: bytes::Bytes::from_static(b"x"),
-                properties: Default::default(),
-            }),
+            dir,
+            packet,
             raw: bytes::Bytes::new(),
             fate: Fate::Forwarded,
         };
-        let h = History::build().push(publish("ok/1")).finish();
-        assert!(w.fresh(&h).is_empty());
-        let h = History::build()
-            .push(publish("ok/1"))
-            .push(publish("bad/1"))
-            .finish();
+        let publish = |topic: &str| {
+            packet(
+                Dir::ToBroker,
+                Packet::Publish(Publish {
+                    dup: false,
+                    qos: QoS::AtMostOnce,
+                    retain: false,
+                    topic: topic.into(),
+                    pid: None,
+                    payload: bytes::Bytes::from_static(b"x"),
+                    properties: Default::default(),
+                }),
+            )
+        };
+        // A connection as MQTT has it (CONNECT first, answered), so that
+        // only the watched rule has something to say.
+        let session = |topics: &[&str]| {
+            let mut b = History::build()
+                .push(EventKind::ConnOpened {
+                    conn: ConnId(1),
+                    actor: ACTOR.into(),
+                })
+                .push(packet(
+                    Dir::ToBroker,
+                    Packet::Connect(crate::mqtt::Connect {
+                        version: crate::mqtt::Version::V311,
+                        client_id: "dev".into(),
+                        clean_start: true,
+                        keep_alive: 60,
+                        will: None,
+                        username: None,
+                        password: None,
+                        properties: Default::default(),
+                    }),
+                ))
+                .push(packet(
+                    Dir::ToClient,
+                    Packet::ConnAck(crate::mqtt::ConnAck {
+                        session_present: false,
+                        code: 0,
+                        properties: Default::default(),
+                    }),
+                ));
+            for t in topics {
+                b = b.push(publish(t));
+            }
+            b.finish()
+        };
+        let h = session(&["ok/1"]);
+        assert!(w.fresh(&h).is_empty(), "{:?}", w.fresh(&h));
+        let h = session(&["ok/1", "bad/1"]);
         let lines = w.fresh(&h);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("publish-not-allowed"), "{lines:?}");
         assert!(w.fresh(&h).is_empty(), "reported twice");
         // The same violation, grown: not reported again.
-        let h = History::build()
-            .push(publish("ok/1"))
-            .push(publish("bad/1"))
-            .push(publish("bad/1"))
-            .finish();
+        let h = session(&["ok/1", "bad/1", "bad/1"]);
         assert!(w.fresh(&h).is_empty(), "reported again as it grew");
-        let h = History::build()
-            .push(publish("ok/1"))
-            .push(publish("bad/1"))
-            .push(publish("bad/2"))
-            .finish();
+        let h = session(&["ok/1", "bad/1", "bad/2"]);
         assert_eq!(w.fresh(&h).len(), 1, "a new topic is a new violation");
     }
 
