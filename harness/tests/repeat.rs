@@ -1,8 +1,8 @@
 //! `--repeat N` against a broker whose behaviour genuinely varies between
 //! runs: a small fake MQTT 3.1.1 broker (this file) that routes QoS 0/1
 //! messages correctly on odd scenario runs and, seeded to misbehave,
-//! swallows every message it should forward on even ones. It counts runs
-//! by the harness's readiness probes (one per scenario run), so the
+//! swallows every message of the device on even ones. It counts runs by
+//! the device's connections (one per run of qos1_delivery), so the
 //! variation follows the runs, not the clock. Shown: `run --repeat 2`
 //! reports FLAKY with the differing rules in the terminal, JUnit
 //! (`<flakyFailure>` as nextest writes it), the JSON events and the HTML
@@ -40,9 +40,12 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// qos1_delivery's device: its messages are the ones lost on even runs.
+const DEVICE: &str = "dut-q1";
+
 #[derive(Default)]
 struct State {
-    /// Scenario runs so far: readiness probes seen.
+    /// Scenario runs so far: the device's connections seen.
     runs: AtomicUsize,
     /// Subscriptions: (filter, granted QoS, the subscriber's outbox).
     subs: Mutex<Vec<(String, QoS, mpsc::UnboundedSender<Packet>)>>,
@@ -84,7 +87,7 @@ async fn connection(s: tokio::net::TcpStream, state: Arc<State>) {
     let mut dec = Decoder::new(Version::V311);
     let mut buf = [0u8; 4096];
     let mut next_pid = 0u16;
-    // Whether this connection belongs to an even (misbehaving) run.
+    // Whether this is the device's connection in an even (misbehaving) run.
     let mut seeded_bug = false;
     'conn: loop {
         let n = match rd.read(&mut buf).await {
@@ -96,10 +99,14 @@ async fn connection(s: tokio::net::TcpStream, state: Arc<State>) {
             let Ok(packet) = packet else { break 'conn };
             match packet {
                 Packet::Connect(c) => {
-                    if c.client_id.starts_with("mqtt-hil-probe") {
-                        state.runs.fetch_add(1, Ordering::SeqCst);
+                    // A run is the device's connection (once per run of
+                    // qos1_delivery); readiness probes are no measure, as
+                    // the harness also probes an external broker once
+                    // before the whole run.
+                    if c.client_id == DEVICE {
+                        let run = state.runs.fetch_add(1, Ordering::SeqCst) + 1;
+                        seeded_bug = run.is_multiple_of(2);
                     }
-                    seeded_bug = state.runs.load(Ordering::SeqCst).is_multiple_of(2);
                     let _ = tx.send(Packet::ConnAck(ConnAck {
                         session_present: false,
                         code: 0,
@@ -131,7 +138,7 @@ async fn connection(s: tokio::net::TcpStream, state: Arc<State>) {
                     if let Some(pid) = p.pid {
                         let _ = tx.send(Packet::PubAck(Ack::new(pid)));
                     }
-                    // The seeded bug: on even runs nothing is forwarded.
+                    // The seeded bug: on even runs the device's messages go nowhere.
                     if seeded_bug {
                         continue;
                     }
