@@ -120,8 +120,6 @@ async fn run_attempt(
     Ok(finished)
 }
 
-/// Reports a scenario decided SKIPPED before it ran (e.g. a suite file the
-/// device's description cannot fill), like one `unmet_requirement` skips.
 /// Reports a scenario a signal stopped, or kept from starting, as an
 /// error: an interrupted run must not look like it judged it.
 pub fn report_interrupted(
@@ -131,21 +129,27 @@ pub fn report_interrupted(
     broker: &str,
     reporters: &mut Reporters,
 ) -> Result<Arc<Finished>, Error> {
-    reporters.report(&RunEvent::ScenarioStarted {
-        index,
-        id: scenario.id.clone(),
-        name: scenario.name.clone(),
-        broker: broker.to_string(),
-    })?;
     let outcome = super::Outcome::error(scenario, why.to_string(), Default::default());
-    let finished = Arc::new(Finished::new(index, broker, outcome, SystemTime::now()));
-    reporters.report(&RunEvent::ScenarioFinished(finished.clone()))?;
-    Ok(finished)
+    report_decided(scenario, outcome, index, broker, reporters)
 }
 
+/// Reports a scenario decided SKIPPED before it ran (e.g. a suite file the
+/// device's description cannot fill), like one `unmet_requirement` skips.
 pub fn report_skipped(
     scenario: &Scenario,
     why: &str,
+    index: usize,
+    broker: &str,
+    reporters: &mut Reporters,
+) -> Result<Arc<Finished>, Error> {
+    let outcome = super::Outcome::skipped(scenario, why.to_string());
+    report_decided(scenario, outcome, index, broker, reporters)
+}
+
+/// A scenario's start and its outcome, decided without running it.
+fn report_decided(
+    scenario: &Scenario,
+    outcome: super::Outcome,
     index: usize,
     broker: &str,
     reporters: &mut Reporters,
@@ -156,7 +160,6 @@ pub fn report_skipped(
         name: scenario.name.clone(),
         broker: broker.to_string(),
     })?;
-    let outcome = super::Outcome::skipped(scenario, why.to_string());
     let finished = Arc::new(Finished::new(index, broker, outcome, SystemTime::now()));
     reporters.report(&RunEvent::ScenarioFinished(finished.clone()))?;
     Ok(finished)
