@@ -290,18 +290,21 @@ fn dup_on_a_first_send_fails() {
     let v = check(SPEC, &t.history());
     assert_eq!(v.rules(), vec!["MQTT-3.3.1-3"], "{v:?}");
 
-    for (qos, rule) in [(1, "MQTT-4.3.2-1"), (2, "MQTT-4.3.3-1")] {
-        let mut t = T::new();
-        let dev = t.connect("device", "dut-1", true, 60);
-        t.up(dev, publish(Some(1), qos, "a/b", "m1", true, false));
-        t.ack(dev, false, if qos == 1 { "puback" } else { "pubrec" }, 1);
-        if qos == 2 {
-            t.ack(dev, true, "pubrel", 1);
-            t.ack(dev, false, "pubcomp", 1);
-        }
-        let v = check(SPEC, &t.history());
-        assert_eq!(v.rules(), vec![rule], "{v:?}");
-    }
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", true, false));
+    t.ack(dev, false, "puback", 1);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.2-1"], "{v:?}");
+
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 2, "a/b", "m1", true, false));
+    t.ack(dev, false, "pubrec", 1);
+    t.ack(dev, true, "pubrel", 1);
+    t.ack(dev, false, "pubcomp", 1);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-1"], "{v:?}");
 }
 
 /// DUP=1 is right on a resend, across a resumed session too, and a

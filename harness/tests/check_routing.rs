@@ -618,3 +618,28 @@ fn order_of_a_publishers_messages() {
     let v = check(DELIVERY, &t.history());
     assert!(v.ok(), "{v:?}");
 }
+
+/// An empty retained message clears the topic and is not stored itself:
+/// a broker that hands it to a new subscriber stored it. Beside it, the
+/// same clear followed by nothing passes.
+#[test]
+fn an_empty_retained_message_handed_out_fails() {
+    for stored in [true, false] {
+        let mut t = T::new();
+        let dev = t.connect("device", "dut-1", true, 60);
+        retained_flow(&mut t, dev, 1, "dut/cfg", "");
+        t.wait(500);
+        let cloud = t.connect("cloud", "cloud", true, 60);
+        t.subscribe(cloud, 1, "dut/#", 1);
+        if stored {
+            t.down(cloud, publish(Some(1), 1, "dut/cfg", "", false, true));
+        }
+        t.wait(3000).step("end");
+        let v = check(RETAINED, &t.history());
+        if stored {
+            assert!(v.rules().contains(&"MQTT-3.3.1-11"), "{v:?}");
+        } else {
+            assert!(v.ok(), "{v:?}");
+        }
+    }
+}
