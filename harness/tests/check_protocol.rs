@@ -372,7 +372,11 @@ fn resends_out_of_their_first_order_fail() {
         t.up(dev, publish(Some(2), 1, "a/c", "m2", false, false));
         t.close(dev, CloseReason::Severed);
         let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
-        let order = if in_order { [(9, "m1"), (2, "m2")] } else { [(2, "m2"), (9, "m1")] };
+        let order = if in_order {
+            [(9, "m1"), (2, "m2")]
+        } else {
+            [(2, "m2"), (9, "m1")]
+        };
         for (pid, m) in order {
             t.up(dev2, publish(Some(pid), 1, "a/c", m, true, false));
         }
@@ -461,7 +465,10 @@ fn answers_in_order_pass() {
     t.down(cloud, publish(Some(2), 1, "a/b", "y", false, false));
     t.ack(cloud, true, "puback", 2);
     t.ack(cloud, true, "puback", 1);
-    let v = check(r#"check = "protocol"
-clients = ["device"]"#, &t.history());
+    let v = check(
+        r#"check = "protocol"
+clients = ["device"]"#,
+        &t.history(),
+    );
     assert!(v.ok(), "{v:?}");
 }

@@ -1,8 +1,8 @@
 //! Retained, shared, delivery (wildcards), keepalive and backoff checkers.
 mod check_util;
 use check_util::*;
-use mqtt_hil::history::{CloseReason, EventKind};
 use mqtt_hil::history::ConnId;
+use mqtt_hil::history::{CloseReason, EventKind};
 use mqtt_hil::mqtt::{Packet, QoS, SubAck, Subscribe, SubscribeFilter, UnsubAck, Unsubscribe};
 
 fn retained_flow(t: &mut T, c: mqtt_hil::history::ConnId, pid: u16, topic: &str, payload: &str) {
@@ -476,7 +476,8 @@ fn delivered_qos_against_the_grant() {
     let cloud = t.connect("cloud", "cloud", true, 60);
     subscribe_many(&mut t, cloud, 1, &[("a/#", 2)], &[1]);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 2, "a/b", "m1").receive(cloud, 1, 2, "a/b", "m1");
+    t.publish(dev, 1, 2, "a/b", "m1")
+        .receive(cloud, 1, 2, "a/b", "m1");
     t.wait(3000).step("end");
     assert_eq!(check(DELIVERY, &t.history()).rules(), vec!["MQTT-3.8.4-6"]);
 
@@ -485,7 +486,8 @@ fn delivered_qos_against_the_grant() {
     let cloud = t.connect("cloud", "cloud", true, 60);
     t.subscribe(cloud, 1, "a/#", 2);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 2, "a/b", "m1").receive(cloud, 1, 1, "a/b", "m1");
+    t.publish(dev, 1, 2, "a/b", "m1")
+        .receive(cloud, 1, 1, "a/b", "m1");
     t.wait(3000).step("end");
     assert_eq!(check(DELIVERY, &t.history()).rules(), vec!["MQTT-3.8.4-6"]);
 
@@ -494,7 +496,8 @@ fn delivered_qos_against_the_grant() {
     let cloud = t.connect("cloud", "cloud", true, 60);
     subscribe_many(&mut t, cloud, 1, &[("a/#", 2), ("a/b", 1)], &[2, 1]);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 2, "a/b", "m1").receive(cloud, 1, 1, "a/b", "m1");
+    t.publish(dev, 1, 2, "a/b", "m1")
+        .receive(cloud, 1, 1, "a/b", "m1");
     t.wait(3000).step("end");
     assert_eq!(check(DELIVERY, &t.history()).rules(), vec!["MQTT-3.3.5-1"]);
 }
@@ -508,10 +511,13 @@ fn delivered_qos_within_the_grant_passes() {
     let cloud = t.connect("cloud", "cloud", true, 60);
     subscribe_many(&mut t, cloud, 1, &[("a/#", 2)], &[1]);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 2, "a/b", "m1").receive(cloud, 1, 1, "a/b", "m1");
-    t.publish(dev, 2, 1, "a/b", "m2").receive(cloud, 2, 1, "a/b", "m2");
+    t.publish(dev, 1, 2, "a/b", "m1")
+        .receive(cloud, 1, 1, "a/b", "m1");
+    t.publish(dev, 2, 1, "a/b", "m2")
+        .receive(cloud, 2, 1, "a/b", "m2");
     subscribe_many(&mut t, cloud, 2, &[("a/b", 2)], &[2]);
-    t.publish(dev, 3, 2, "a/b", "m3").receive(cloud, 3, 2, "a/b", "m3");
+    t.publish(dev, 3, 2, "a/b", "m3")
+        .receive(cloud, 3, 2, "a/b", "m3");
     t.publish(dev, 4, 2, "a/b", "m4")
         .receive(cloud, 4, 2, "a/b", "m4")
         .receive(cloud, 5, 1, "a/b", "m4");
@@ -531,7 +537,8 @@ fn unsubscribed_and_multi_filter_rules() {
     unsubscribe(&mut t, cloud, 2, &["a/b"]);
     t.wait(200);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 1, "a/b", "m1").receive(cloud, 1, 1, "a/b", "m1");
+    t.publish(dev, 1, 1, "a/b", "m1")
+        .receive(cloud, 1, 1, "a/b", "m1");
     t.wait(3000).step("end");
     assert_eq!(check(DELIVERY, &t.history()).rules(), vec!["MQTT-3.10.4-2"]);
 
@@ -541,7 +548,8 @@ fn unsubscribed_and_multi_filter_rules() {
     unsubscribe(&mut t, cloud, 2, &["x/y", "a/b"]);
     t.wait(200);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 1, "a/b", "m1").receive(cloud, 1, 1, "a/b", "m1");
+    t.publish(dev, 1, 1, "a/b", "m1")
+        .receive(cloud, 1, 1, "a/b", "m1");
     t.wait(3000).step("end");
     assert_eq!(check(DELIVERY, &t.history()).rules(), vec!["MQTT-3.10.4-6"]);
 
@@ -580,7 +588,8 @@ fn unsubscribe_allowances_pass() {
     t.ack(cloud, true, "puback", 1);
     t.wait(200);
     // a/# still holds.
-    t.publish(dev, 3, 1, "a/b", "m3").receive(cloud, 2, 1, "a/b", "m3");
+    t.publish(dev, 3, 1, "a/b", "m3")
+        .receive(cloud, 2, 1, "a/b", "m3");
     t.wait(3000).step("end");
     let v = check(DELIVERY, &t.history());
     assert!(v.ok(), "{v:?}");
@@ -594,8 +603,10 @@ fn order_of_a_publishers_messages() {
     let cloud = t.connect("cloud", "cloud", true, 60);
     t.subscribe(cloud, 1, "a/b", 1);
     let dev = t.connect("device", "dut-1", true, 60);
-    t.publish(dev, 1, 1, "a/b", "m1").publish(dev, 2, 1, "a/b", "m2");
-    t.receive(cloud, 1, 1, "a/b", "m2").receive(cloud, 2, 1, "a/b", "m1");
+    t.publish(dev, 1, 1, "a/b", "m1")
+        .publish(dev, 2, 1, "a/b", "m2");
+    t.receive(cloud, 1, 1, "a/b", "m2")
+        .receive(cloud, 2, 1, "a/b", "m1");
     t.wait(3000).step("end");
     assert_eq!(check(DELIVERY, &t.history()).rules(), vec!["MQTT-4.6.0-6"]);
 
@@ -609,7 +620,8 @@ fn order_of_a_publishers_messages() {
     t.up(dev, publish(Some(2), 1, "a/b", "m2", false, false));
     t.ack(dev, false, "puback", 1);
     t.ack(dev, false, "puback", 2);
-    t.publish(dev, 3, 1, "a/c", "c1").publish(dev, 0, 0, "a/b", "z0");
+    t.publish(dev, 3, 1, "a/c", "c1")
+        .publish(dev, 0, 0, "a/b", "z0");
     t.receive(cloud, 1, 1, "a/b", "m2")
         .receive(cloud, 2, 1, "a/b", "m1")
         .receive(cloud, 0, 0, "a/b", "z0")

@@ -124,8 +124,7 @@ pub fn statement(_to_broker: bool, e: &DecodeError) -> Option<&'static str> {
         // Codes 6-255 are reserved: a server with no fitting code closes
         // without a CONNACK rather than inventing one.
         E::InvalidReasonCode {
-            packet: T::ConnAck,
-            ..
+            packet: T::ConnAck, ..
         } => "MQTT-3.2.2-6",
         // A CONNECT whose flags announce a payload field it does not carry.
         E::Truncated {
@@ -607,10 +606,7 @@ mod tests {
         // Flags that promise payload fields the CONNECT does not carry.
         assert_violates(&judged(true, &connect(0x02, &[])), "MQTT-3.1.3-3");
         assert_violates(&judged(true, &connect(0x06, &[b"c"])), "MQTT-3.1.2-9");
-        assert_violates(
-            &judged(true, &connect(0x06, &[b"c", b"w"])),
-            "MQTT-3.1.2-9",
-        );
+        assert_violates(&judged(true, &connect(0x06, &[b"c", b"w"])), "MQTT-3.1.2-9");
         assert_violates(&judged(true, &connect(0x82, &[b"c"])), "MQTT-3.1.2-19");
         assert_violates(
             &judged(true, &connect(0xC2, &[b"c", b"u"])),

@@ -254,14 +254,16 @@ impl DeliveryChecker {
             } = &ev.kind
             {
                 match packet {
-                    Packet::UnsubAck(a) if *dir == Dir::ToClient && sent(*fate) => unsubacks.push((
-                        *conn,
-                        a.pid,
-                        Stamp {
-                            seq: ev.seq,
-                            at: ev.at,
-                        },
-                    )),
+                    Packet::UnsubAck(a) if *dir == Dir::ToClient && sent(*fate) => {
+                        unsubacks.push((
+                            *conn,
+                            a.pid,
+                            Stamp {
+                                seq: ev.seq,
+                                at: ev.at,
+                            },
+                        ))
+                    }
                     Packet::Unsubscribe(u) if *dir == Dir::ToBroker => {
                         unsub_pids.insert(ev.seq, u.pid);
                     }
@@ -280,18 +282,33 @@ impl DeliveryChecker {
             };
             let c = &ix.conns[ci];
             let first = &ix.conns[c.lineage];
-            if c.version() == Version::V5 || first.resumed || first.connack.as_ref().is_none_or(|(_, a)| a.session_present) {
+            if c.version() == Version::V5
+                || first.resumed
+                || first
+                    .connack
+                    .as_ref()
+                    .is_none_or(|(_, a)| a.session_present)
+            {
                 continue;
             }
             let Some(ms) = key.get(&(p.publish.topic.clone(), p.publish.payload.clone())) else {
                 continue;
             };
-            if ms.len() != 1 || amb[ms[0]] || !self.topic.as_ref().is_none_or(|f| topic::matches(f, &p.publish.topic)) {
+            if ms.len() != 1
+                || amb[ms[0]]
+                || !self
+                    .topic
+                    .as_ref()
+                    .is_none_or(|f| topic::matches(f, &p.publish.topic))
+            {
                 continue;
             }
-            got.entry((c.lineage, ms[0]))
-                .or_default()
-                .push((p.stamp.seq, p.stamp.at, p.publish.qos, p.publish.dup));
+            got.entry((c.lineage, ms[0])).or_default().push((
+                p.stamp.seq,
+                p.stamp.at,
+                p.publish.qos,
+                p.publish.dup,
+            ));
         }
         let matching = |lineage: usize, actor: &str, t: &str| -> Vec<&Sub> {
             ix.subs
@@ -360,9 +377,13 @@ impl DeliveryChecker {
                 }
             }
             // After the UNSUBACK of the only filters that matched it.
-            let Some(new) = copies.iter().find(|c| !c.3) else { continue };
+            let Some(new) = copies.iter().find(|c| !c.3) else {
+                continue;
+            };
             let live = subs.iter().any(|s| {
-                s.acked.is_some() && s.sent.at <= new.1 && s.unsub.as_ref().is_none_or(|u| u.at > arrived.at)
+                s.acked.is_some()
+                    && s.sent.at <= new.1
+                    && s.unsub.as_ref().is_none_or(|u| u.at > arrived.at)
             });
             if live {
                 continue;
@@ -401,7 +422,12 @@ impl DeliveryChecker {
 
     /// Messages of one publisher on one topic at one QoS reach a subscriber
     /// in the order the broker owned them [MQTT-4.6.0-6].
-    fn order(&self, ix: &Index, got: &BTreeMap<(usize, usize), Vec<(u64, Duration, QoS, bool)>>, v: &mut Verdict) {
+    fn order(
+        &self,
+        ix: &Index,
+        got: &BTreeMap<(usize, usize), Vec<(u64, Duration, QoS, bool)>>,
+        v: &mut Verdict,
+    ) {
         // (lineage, publisher, topic, qos) -> (message, first copy seq).
         let mut streams: BTreeMap<(usize, String, String, u8), Vec<(usize, u64)>> = BTreeMap::new();
         for (&(lineage, mi), copies) in got {
@@ -411,14 +437,17 @@ impl DeliveryChecker {
                 .subs
                 .iter()
                 .filter(|s| {
-                    s.actor == *actor && ix.conns[s.conn].lineage == lineage && topic::matches(&s.filter, &m.topic)
+                    s.actor == *actor
+                        && ix.conns[s.conn].lineage == lineage
+                        && topic::matches(&s.filter, &m.topic)
                 })
                 .map(|s| s.filter.as_str())
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
-            let shared = ix.subs.iter().any(|s| {
-                s.actor == *actor && s.shared() && topic::matches(&s.filter, &m.topic)
-            });
+            let shared = ix
+                .subs
+                .iter()
+                .any(|s| s.actor == *actor && s.shared() && topic::matches(&s.filter, &m.topic));
             if overlapping != 1 || shared {
                 continue;
             }
@@ -430,10 +459,15 @@ impl DeliveryChecker {
         for ((lineage, publisher, t, q), mut list) in streams {
             list.sort_by_key(|&(mi, _)| ix.msgs[mi].arrived.as_ref().map(|a| a.seq));
             for (i, &(a, a_copy)) in list.iter().enumerate() {
-                let Some(a_done) = ix.msgs[a].done.as_ref() else { continue };
+                let Some(a_done) = ix.msgs[a].done.as_ref() else {
+                    continue;
+                };
                 let later = list[i + 1..].iter().find(|&&(b, b_copy)| {
                     b_copy < a_copy
-                        && ix.msgs[b].arrived.as_ref().is_some_and(|arr| arr.seq > a_done.seq)
+                        && ix.msgs[b]
+                            .arrived
+                            .as_ref()
+                            .is_some_and(|arr| arr.seq > a_done.seq)
                 });
                 if let Some(&(b, b_copy)) = later {
                     v.fail(

@@ -256,11 +256,10 @@ impl Checker for PacketsChecker {
                                         vec![req.seq, f.seq],
                                     );
                                 } else if req.filters.len() > 1 {
-                                    let above = a
-                                        .codes
-                                        .iter()
-                                        .zip(&req.filters)
-                                        .position(|(&code, &asked)| code != 0x80 && code > asked);
+                                    let above =
+                                        a.codes.iter().zip(&req.filters).position(
+                                            |(&code, &asked)| code != 0x80 && code > asked,
+                                        );
                                     if let Some(k) = above {
                                         v.fail(
                                             "MQTT-3.9.3-1",
@@ -383,7 +382,9 @@ impl PacketsChecker {
         };
         // Quiet means: nothing the history shows could excuse the broker.
         let quiet = |from: Duration, to: Duration| {
-            to < end && ix.undisturbed(&c.actor, from, to) && ix.broker_down_between(from, to).is_none()
+            to < end
+                && ix.undisturbed(&c.actor, from, to)
+                && ix.broker_down_between(from, to).is_none()
         };
         let Some((af, a)) = connack else {
             let limit = cf.at + CONNACK_WITHIN;
@@ -427,10 +428,9 @@ impl PacketsChecker {
         if a.code == 0 {
             return;
         }
-        if let Some(f) = fs
-            .iter()
-            .find(|f| f.dir == Dir::ToClient && f.seq > af.seq && sent(f.fate) && f.packet.is_some())
-        {
+        if let Some(f) = fs.iter().find(|f| {
+            f.dir == Dir::ToClient && f.seq > af.seq && sent(f.fate) && f.packet.is_some()
+        }) {
             v.fail(
                 "MQTT-3.1.4-5",
                 format!(
@@ -697,7 +697,8 @@ mod tests {
 
         // A plain client id refused as an identifier.
         let mut k = Kit::new();
-        k.open(1, "device").up(1, "device", connect_as("dut1", true));
+        k.open(1, "device")
+            .up(1, "device", connect_as("dut1", true));
         down(&mut k, &[0x20, 2, 0, 2]);
         k.wait(10).close(1, "device", CloseReason::BrokerClosed);
         assert_eq!(judge(&mut k).rules(), vec!["MQTT-3.1.3-5"]);
@@ -710,7 +711,8 @@ mod tests {
 
         // Identifier rejected, then left open.
         let mut k = Kit::new();
-        k.open(1, "device").up(1, "device", connect_as("bad/id", true));
+        k.open(1, "device")
+            .up(1, "device", connect_as("bad/id", true));
         down(&mut k, &[0x20, 2, 0, 2]);
         assert_eq!(judge(&mut k).rules(), vec!["MQTT-3.1.3-9"]);
 

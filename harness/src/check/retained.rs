@@ -128,9 +128,7 @@ fn stale_rule(ix: &Index, t: &str, ts: Duration, payload: &Bytes) -> &'static st
         .filter(|m| m.retain)
         .max_by_key(|m| m.arrived.as_ref().map(|a| a.at));
     match newest {
-        Some(m) if m.payload != *payload && m.qos == crate::mqtt::QoS::AtMostOnce => {
-            "MQTT-3.3.1-7"
-        }
+        Some(m) if m.payload != *payload && m.qos == crate::mqtt::QoS::AtMostOnce => "MQTT-3.3.1-7",
         Some(m) if m.payload != *payload => "MQTT-3.3.1-5",
         _ => "retained-stale",
     }
@@ -140,7 +138,12 @@ fn stale_rule(ix: &Index, t: &str, ts: Duration, payload: &Bytes) -> &'static st
 /// replaced an identical one, whose retained messages must be sent again
 /// [MQTT-3.8.4-3]; the session that published the value had ended, and
 /// retained messages outlive sessions [MQTT-3.1.2-7]; else [MQTT-3.3.1-6].
-fn missing_rule(ix: &Index, s: &super::index::Sub, t: &str, ts: Duration) -> (&'static str, String) {
+fn missing_rule(
+    ix: &Index,
+    s: &super::index::Sub,
+    t: &str,
+    ts: Duration,
+) -> (&'static str, String) {
     let lineage = ix.conns[s.conn].lineage;
     let again = ix.subs.iter().any(|o| {
         o.actor == s.actor
