@@ -211,6 +211,14 @@ fn missing_rule(ix: &Index, actor: &str, sub_conn: usize, t: &str, done: Duratio
     }
 }
 
+/// The broker's copies of each message, per subscriber session lineage:
+/// (lineage, message) -> (seq, time, QoS, DUP) of each copy sent.
+type Copies = BTreeMap<(usize, usize), Vec<(u64, Duration, QoS, bool)>>;
+
+/// One publisher's messages on one topic at one QoS, to one subscriber
+/// lineage: (lineage, publisher, topic, QoS).
+type Stream = (usize, String, String, u8);
+
 /// An UNSUBSCRIBE that reached the broker.
 struct Unsub {
     at: Stamp,
@@ -272,7 +280,7 @@ impl DeliveryChecker {
             }
         }
         // (subscriber lineage, message) -> copies (seq, at, qos, dup).
-        let mut got: BTreeMap<(usize, usize), Vec<(u64, Duration, QoS, bool)>> = BTreeMap::new();
+        let mut got: Copies = BTreeMap::new();
         for p in &ix.pubs {
             if p.dir != Dir::ToClient || !sent(p.fate) || p.publish.retain {
                 continue;
@@ -422,14 +430,9 @@ impl DeliveryChecker {
 
     /// Messages of one publisher on one topic at one QoS reach a subscriber
     /// in the order the broker owned them [MQTT-4.6.0-6].
-    fn order(
-        &self,
-        ix: &Index,
-        got: &BTreeMap<(usize, usize), Vec<(u64, Duration, QoS, bool)>>,
-        v: &mut Verdict,
-    ) {
+    fn order(&self, ix: &Index, got: &Copies, v: &mut Verdict) {
         // (lineage, publisher, topic, qos) -> (message, first copy seq).
-        let mut streams: BTreeMap<(usize, String, String, u8), Vec<(usize, u64)>> = BTreeMap::new();
+        let mut streams: BTreeMap<Stream, Vec<(usize, u64)>> = BTreeMap::new();
         for (&(lineage, mi), copies) in got {
             let m = &ix.msgs[mi];
             let actor = &ix.conns[lineage].actor;
