@@ -853,7 +853,8 @@ mod tests {
         };
         // The pace has just judged, so only an incremental check can
         // speak before 10 % more events or 100 ms.
-        live.pace.judged(1000, Duration::from_millis(1000), Duration::ZERO);
+        live.pace
+            .judged(1000, Duration::from_millis(1000), Duration::ZERO);
         assert!(live
             .feed(vec![open(0, 1000, 1)], Duration::from_millis(1000))
             .is_empty());

@@ -10,8 +10,8 @@ use check_util::*;
 
 use std::collections::BTreeMap;
 
-use mqtt_hil::check::{self, Checker, InvariantSpec};
 use bytes::Bytes;
+use mqtt_hil::check::{self, Checker, InvariantSpec};
 use mqtt_hil::history::{CloseReason, ConnId, Dir, EventKind, Fate, History};
 use mqtt_hil::mqtt::props::{MAXIMUM_PACKET_SIZE, RECEIVE_MAXIMUM};
 use mqtt_hil::mqtt::{
@@ -50,15 +50,18 @@ fn compare(label: &str, name: &str, c: &dyn Checker, h: &History) -> Option<usiz
     let mut live = c.incremental()?;
     let mut violating = 0;
     let empty = History::default();
-    assert_eq!(live.verdict(), c.check(&empty), "{name} on nothing ({label})");
+    assert_eq!(
+        live.verdict(),
+        c.check(&empty),
+        "{name} on nothing ({label})"
+    );
     for k in 0..h.events.len() {
         live.feed(&h.events[k]);
         let prefix = History::from_events(h.events[..=k].to_vec());
         let want = c.check(&prefix);
         let got = live.verdict();
         assert_eq!(
-            got,
-            want,
+            got, want,
             "{name} after event #{} of {label}: incremental (left) and batch (right) disagree",
             h.events[k].seq
         );

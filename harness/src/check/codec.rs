@@ -796,16 +796,8 @@ impl Incremental for Live {
                         .copied()
                         .collect();
                     decide_reaction(
-                        &self.ctx,
-                        &r.frame,
-                        r.conn,
-                        &r.actor,
-                        &r.error,
-                        r.must,
-                        close,
-                        &connacks,
-                        end,
-                        &mut v,
+                        &self.ctx, &r.frame, r.conn, &r.actor, &r.error, r.must, close, &connacks,
+                        end, &mut v,
                     );
                 }
             }

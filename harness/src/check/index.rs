@@ -760,7 +760,9 @@ pub(crate) fn disturbances(
         let ended_by = |kinds: &[&str]| {
             faults[k + 1..]
                 .iter()
-                .find(|h| kinds.contains(&h.kind.as_str()) && (h.target == f.target || h.target == "*"))
+                .find(|h| {
+                    kinds.contains(&h.kind.as_str()) && (h.target == f.target || h.target == "*")
+                })
                 .map(|h| h.stamp.at)
                 .unwrap_or(Duration::MAX)
         };
@@ -818,4 +820,3 @@ impl Surroundings for Index {
 pub(crate) fn free_of(d: &[(Duration, Duration, u64)], from: Duration, to: Duration) -> bool {
     d.iter().all(|&(a, b, _)| b <= from || a > to)
 }
-

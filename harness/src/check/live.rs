@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::index::{disturbances, free_of, rule_fates, sent, BrokerAct, Fault, Stamp, Surroundings};
+use super::index::{
+    disturbances, free_of, rule_fates, sent, BrokerAct, Fault, Stamp, Surroundings,
+};
 use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate};
 use crate::mqtt::{Packet, Version};
 

@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::index::{seen, sent, Index, Stamp, Surroundings};
-use super::v5_limits::judged;
 use super::live::Context;
+use super::v5_limits::judged;
 use super::{fmt_d, Checker, Incremental, Verdict, Violation};
 use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate, History};
 use crate::mqtt::{Packet, Version};

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::index::{sent, seen, Index, Stamp};
+use super::index::{seen, sent, Index, Stamp};
 use super::{fmt_d, Checker, Incremental, Verdict};
 use crate::history::{ConnId, Dir, Event, EventKind, History};
 use crate::mqtt::Packet;

@@ -336,13 +336,9 @@ impl Incremental for SizeLive {
                     }
                     st.acked = true;
                 }
-                if let Some(x) = size_violation(
-                    actor,
-                    &p,
-                    st.to_client,
-                    st.to_broker,
-                    st.acked && st.client,
-                ) {
+                if let Some(x) =
+                    size_violation(actor, &p, st.to_client, st.to_broker, st.acked && st.client)
+                {
                     st.found.push(x);
                 }
             },
