@@ -105,15 +105,15 @@ impl Context {
             } => {
                 let c = self.conn(*conn, actor);
                 match packet {
-                    Packet::Connect(cp) if *dir == Dir::ToBroker => {
-                        if c.version.is_none() && sent(*fate) {
-                            c.version = Some(cp.version);
-                        }
+                    Packet::Connect(cp)
+                        if *dir == Dir::ToBroker && c.version.is_none() && sent(*fate) =>
+                    {
+                        c.version = Some(cp.version);
                     }
-                    Packet::ConnAck(a) if *dir == Dir::ToClient && sent(*fate) => {
-                        if c.connack.is_none() {
-                            c.connack = Some((stamp, a.code == 0));
-                        }
+                    Packet::ConnAck(a)
+                        if *dir == Dir::ToClient && sent(*fate) && c.connack.is_none() =>
+                    {
+                        c.connack = Some((stamp, a.code == 0));
                     }
                     _ => {}
                 }

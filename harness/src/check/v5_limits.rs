@@ -240,8 +240,13 @@ impl<S> V5Conns<S> {
 /// CONNACK its packets are kept (and judged against the default).
 struct FlowConn {
     broker: Side,
-    client: Option<Result<Side, Vec<(u64, Dir, Fate, Packet)>>>,
+    /// The client's side (judged actors only): its packets until the
+    /// first CONNACK, then its state.
+    client: Option<Result<Side, Vec<Kept>>>,
 }
+
+/// A packet kept for the client's side until the CONNACK.
+type Kept = (u64, Dir, Fate, Packet);
 
 struct FlowLive {
     clients: Vec<String>,
