@@ -149,16 +149,13 @@ impl Scenario {
                     Expect::Message { qos, .. } | Expect::Published { qos, .. } if q2(qos) => {
                         "waits for a QoS 2 message"
                     }
-                    Expect::Packet { packet, .. }
-                        if matches!(
-                            packet,
+                    Expect::Packet {
+                        packet:
                             crate::mqtt::PacketType::PubRec
-                                | crate::mqtt::PacketType::PubRel
-                                | crate::mqtt::PacketType::PubComp
-                        ) =>
-                    {
-                        "waits for a packet of QoS 2's exchange"
-                    }
+                            | crate::mqtt::PacketType::PubRel
+                            | crate::mqtt::PacketType::PubComp,
+                        ..
+                    } => "waits for a packet of QoS 2's exchange",
                     _ => continue,
                 },
                 _ => continue,
