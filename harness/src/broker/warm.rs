@@ -175,12 +175,10 @@ impl Warm {
 
     /// Runs `f` with `warm` as the pool [`take`] serves from (in this task;
     /// [`current`] hands it on to tasks spawned for cells).
-    pub fn scope<F: Future>(warm: Option<Arc<Warm>>, f: F) -> impl Future<Output = F::Output> {
-        async move {
-            match warm {
-                Some(w) => CURRENT.scope(w, f).await,
-                None => f.await,
-            }
+    pub async fn scope<F: Future>(warm: Option<Arc<Warm>>, f: F) -> F::Output {
+        match warm {
+            Some(w) => CURRENT.scope(w, f).await,
+            None => f.await,
         }
     }
 
