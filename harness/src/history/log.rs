@@ -76,14 +76,14 @@ impl Recorder {
     pub fn record_all(&self, kinds: impl IntoIterator<Item = EventKind>) {
         let mut events = self.inner.events.lock().expect("history lock poisoned");
         let at = self.inner.start.elapsed();
-        let first = events.len();
+        let first = events.held.len();
         for kind in kinds {
             let seq = events.len() as u64;
-            events.push(Event { seq, at, kind });
+            events.held.push(Event { seq, at, kind });
         }
         if self.inner.live.receiver_count() > 0 {
             // Under the lock, so listeners see the batch whole and in order.
-            for ev in &events[first..] {
+            for ev in &events.held[first..] {
                 let _ = self.inner.live.send(ev.clone());
             }
         }
