@@ -16,10 +16,11 @@
 //!   allows — within `slack`, and resends at no other time: a DUP resend
 //!   on the connection that first carried it is a violation [MQTT-4.4.0-1];
 //! - messages one client published on one topic at one QoS reach each
-//!   non-shared subscriber in the order they were published [MQTT-4.6.0-5];
+//!   non-shared subscriber in the order they were published [MQTT-4.6.0-5]
+//!   [MQTT-4.6.0-6];
 //! - a delivery's QoS is at most the lower of the published QoS and the
 //!   highest QoS granted to the session's matching subscriptions
-//!   [MQTT-3.8.4-8].
+//!   [MQTT-3.8.4-8], shared ones included [MQTT-4.8.2-3].
 //!
 //! "Within `slack`" is judged only while the connection stays open and
 //! free of faults and the broker up; a connection that ends first owes
@@ -270,18 +271,27 @@ impl Checker for AcksChecker {
             if let (Some(g), Some(q)) = (granted, source) {
                 let max = g.min(q);
                 if d.publish.qos > max {
-                    v.fail(
-                        "MQTT-3.8.4-8",
-                        format!(
-                            "{} got {} at QoS {}: published at QoS {}, granted QoS {}",
-                            d.actor,
-                            d.publish.topic,
-                            d.publish.qos.as_u8(),
-                            q.as_u8(),
-                            g.as_u8()
-                        ),
-                        vec![d.stamp.seq],
-                    );
+                    // Through a shared subscription, the member's grant
+                    // binds as well [MQTT-4.8.2-3].
+                    let rules: &[&str] = if shared_only {
+                        &["MQTT-3.8.4-8", "MQTT-4.8.2-3"]
+                    } else {
+                        &["MQTT-3.8.4-8"]
+                    };
+                    for rule in rules {
+                        v.fail(
+                            *rule,
+                            format!(
+                                "{} got {} at QoS {}: published at QoS {}, granted QoS {}",
+                                d.actor,
+                                d.publish.topic,
+                                d.publish.qos.as_u8(),
+                                q.as_u8(),
+                                g.as_u8()
+                            ),
+                            vec![d.stamp.seq],
+                        );
+                    }
                 }
             }
         }
@@ -295,14 +305,18 @@ impl Checker for AcksChecker {
                     .get(&k.0)
                     .map(|&i| ix.conns[i].actor.clone())
                     .unwrap_or_default();
-                v.fail(
-                    "MQTT-4.6.0-5",
-                    format!(
-                        "{actor} got messages on {} out of the order they were published",
-                        k.2
-                    ),
-                    vec![w[1].0, w[0].0, w[0].1, w[1].1],
-                );
+                // Only non-shared subscriptions are collected: on those
+                // every topic is an ordered topic [MQTT-4.6.0-6].
+                for rule in ["MQTT-4.6.0-5", "MQTT-4.6.0-6"] {
+                    v.fail(
+                        rule,
+                        format!(
+                            "{actor} got messages on {} out of the order they were published",
+                            k.2
+                        ),
+                        vec![w[1].0, w[0].0, w[0].1, w[1].1],
+                    );
+                }
             }
         }
         v
@@ -501,7 +515,10 @@ mod tests {
             "device",
             publish(None, 0, "t", "3", ""),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.6.0-5"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-4.6.0-5", "MQTT-4.6.0-6"]
+        );
     }
 
     #[test]
@@ -548,5 +565,36 @@ mod tests {
             ack(PacketType::PubRec, 10, 0),
         );
         assert_violates(&checker().check(&k.history()), "MQTT-3.8.4-8");
+    }
+
+    /// A member of a shared subscription gets no more than its grant: at
+    /// it is fine, above it breaks the shared-subscription statement too.
+    #[test]
+    fn a_shared_members_grant_is_respected() {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "$share/g/t", 1, 0, ""))
+            .down(1, "device", suback(1, &[1]));
+        k.session(
+            2,
+            "cloud",
+            connect("c", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        for (pid, payload) in [(1, "x"), (2, "y")] {
+            k.up(2, "cloud", publish(Some(pid), 2, "t", payload, ""))
+                .down(2, "cloud", ack(PacketType::PubRec, pid, 0));
+            k.up(2, "cloud", ack(PacketType::PubRel, pid, 0))
+                .down(2, "cloud", ack(PacketType::PubComp, pid, 0));
+        }
+        k.down(1, "device", publish(Some(9), 1, "t", "x", ""))
+            .up(1, "device", ack(PacketType::PubAck, 9, 0));
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        k.down(1, "device", publish(Some(10), 2, "t", "y", ""))
+            .up(1, "device", ack(PacketType::PubRec, 10, 0));
+        let v = checker().check(&k.history());
+        assert_violates(&v, "MQTT-4.8.2-3");
+        assert_violates(&v, "MQTT-3.8.4-8");
     }
 }

@@ -5,7 +5,16 @@
 //! - after a refusing CONNACK (0x80 or more) the broker closes the
 //!   connection within `slack` [MQTT-3.2.2-7], sending nothing more;
 //! - a client that connected with an empty client id gets an Assigned
-//!   Client Identifier in the successful CONNACK [MQTT-3.2.2-16];
+//!   Client Identifier in the successful CONNACK [MQTT-3.2.2-16]
+//!   [MQTT-3.1.3-7];
+//! - clean start 1 accepted: session present 0 [MQTT-3.2.2-2], the old
+//!   session discarded [MQTT-3.1.2-4];
+//! - no Response Information unless the CONNECT asked for it
+//!   [MQTT-3.1.2-28]; with Request Problem Information 0, no Reason String
+//!   or User Properties on anything but PUBLISH, CONNACK and DISCONNECT
+//!   [MQTT-3.1.2-29];
+//! - a CONNACK or DISCONNECT of 0x80 or more ends the connection
+//!   [MQTT-4.13.2-1];
 //! - a SUBACK has one reason code per filter [MQTT-3.8.4-6] and an UNSUBACK
 //!   one per filter [MQTT-3.11.3-1];
 //! - the broker's DISCONNECT comes only after a successful CONNACK
@@ -71,6 +80,9 @@ impl Checker for ConnectionChecker {
             let mut refused: Option<(u64, Duration)> = None;
             let mut refused_at: Option<Duration> = None;
             let mut disconnect_at: Option<Duration> = None;
+            let mut disconnect_code = 0;
+            let no_problems =
+                props::num(&c.connect_props(), REQUEST_PROBLEM_INFORMATION) == Some(0);
             for p in &c.pkts {
                 if p.dir == Dir::ToClient {
                     if let Some((s, _)) = broker_disconnect {
@@ -111,6 +123,17 @@ impl Checker for ConnectionChecker {
                         client_disconnect = None;
                     }
                 }
+                if p.dir == Dir::ToClient && sent(p.fate) && no_problems && problem_props(p.packet) {
+                    v.fail(
+                        "MQTT-3.1.2-29",
+                        format!(
+                            "the broker put a Reason String or User Properties on a {} to {}, which set Request Problem Information 0",
+                            p.packet.packet_type(),
+                            c.actor
+                        ),
+                        vec![p.seq],
+                    );
+                }
                 match (p.packet, p.dir) {
                     (Packet::ConnAck(a), Dir::ToClient) => {
                         // (Session present 1 on a refusal [MQTT-3.2.2-6] does
@@ -124,8 +147,24 @@ impl Checker for ConnectionChecker {
                             if c.connect.is_some_and(|x| x.client_id.is_empty())
                                 && props::get(&a.properties, ASSIGNED_CLIENT_ID).is_none()
                             {
-                                v.fail("MQTT-3.2.2-16", format!("{} connected with an empty client id and the CONNACK has no Assigned Client Identifier", c.actor), vec![p.seq]);
+                                for rule in ["MQTT-3.2.2-16", "MQTT-3.1.3-7"] {
+                                    v.fail(rule, format!("{} connected with an empty client id and the CONNACK has no Assigned Client Identifier", c.actor), vec![p.seq]);
+                                }
                             }
+                            if a.session_present && c.connect.is_some_and(|x| x.clean_start) {
+                                // Clean start 1 discards the session, so
+                                // none can be present.
+                                for rule in ["MQTT-3.2.2-2", "MQTT-3.1.2-4"] {
+                                    v.fail(rule, format!("{} connected with clean start 1 and the CONNACK says session present 1", c.actor), vec![p.seq]);
+                                }
+                            }
+                        }
+                        if props::get(&a.properties, RESPONSE_INFORMATION).is_some()
+                            && props::num(&c.connect_props(), REQUEST_RESPONSE_INFORMATION)
+                                .unwrap_or(0)
+                                == 0
+                        {
+                            v.fail("MQTT-3.1.2-28", format!("the CONNACK to {} carries Response Information its CONNECT did not request", c.actor), vec![p.seq]);
                         }
                     }
                     (Packet::Disconnect(d), Dir::ToClient) => {
@@ -144,6 +183,7 @@ impl Checker for ConnectionChecker {
                         }
                         broker_disconnect = Some((p.seq, p.at));
                         disconnect_at = Some(p.at);
+                        disconnect_code = d.code;
                     }
                     (Packet::Disconnect(_), Dir::ToBroker) if sent(p.fate) => {
                         client_disconnect = Some(p.seq)
@@ -223,22 +263,34 @@ impl Checker for ConnectionChecker {
                 }
             }
             let closed_at = close.map(|x| x.1);
-            for (what, from, rule) in [
-                (disconnect_at, "its DISCONNECT", "MQTT-3.14.4-2"),
-                (refused_at, "a refusing CONNACK", "MQTT-3.2.2-7"),
+            // A reason of 0x80 or more also promises the close [MQTT-4.13.2-1].
+            let closing: &[&str] = if disconnect_code >= 0x80 {
+                &["MQTT-3.14.4-2", "MQTT-4.13.2-1"]
+            } else {
+                &["MQTT-3.14.4-2"]
+            };
+            for (what, from, rules) in [
+                (disconnect_at, "its DISCONNECT", closing),
+                (
+                    refused_at,
+                    "a refusing CONNACK",
+                    &["MQTT-3.2.2-7", "MQTT-4.13.2-1"][..],
+                ),
             ] {
                 let Some(at) = what else { continue };
                 let limit = at + self.slack;
                 if limit < end && closed_at.is_none_or(|t| t > limit) {
-                    v.fail(
-                        rule,
-                        format!(
-                            "the broker did not close {}'s connection within {} of {from}",
-                            c.actor,
-                            super::fmt_d(self.slack)
-                        ),
-                        vec![],
-                    );
+                    for rule in rules {
+                        v.fail(
+                            *rule,
+                            format!(
+                                "the broker did not close {}'s connection within {} of {from}",
+                                c.actor,
+                                super::fmt_d(self.slack)
+                            ),
+                            vec![],
+                        );
+                    }
                 }
             }
             for (seq, at, answered) in pings {
@@ -299,6 +351,27 @@ impl Checker for ConnectionChecker {
     }
 }
 
+/// Request Problem Information, Request Response Information and
+/// Response Information.
+const REQUEST_PROBLEM_INFORMATION: u8 = 0x17;
+const REQUEST_RESPONSE_INFORMATION: u8 = 0x19;
+const RESPONSE_INFORMATION: u8 = 0x1A;
+
+/// A packet other than PUBLISH, CONNACK and DISCONNECT with a Reason
+/// String or User Properties: what a client that set Request Problem
+/// Information 0 must not get.
+fn problem_props(p: &Packet) -> bool {
+    if matches!(
+        p,
+        Packet::Publish(_) | Packet::ConnAck(_) | Packet::Disconnect(_)
+    ) {
+        return false;
+    }
+    props::packet_props(p).is_some_and(|l| {
+        props::get(l, props::REASON_STRING).is_some() || props::get(l, props::USER_PROPERTY).is_some()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::v5_testkit::*;
@@ -334,7 +407,10 @@ mod tests {
             connack(false, 0x87, ""),
         );
         k.wait(2000).step("end");
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.2.2-7"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1"]
+        );
     }
 
     #[test]
@@ -354,7 +430,67 @@ mod tests {
             connect("", true, 60, ""),
             connack(false, 0, ""),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.2.2-16"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-16", "MQTT-3.1.3-7"]
+        );
+    }
+
+    #[test]
+    fn clean_start_response_and_problem_information_are_kept() {
+        // Session present 1 is fine on clean start 0, and so are a Reason
+        // String on a CONNACK and Response Information that were asked for.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect(
+                "d",
+                false,
+                60,
+                "request_problem_information = 0\nrequest_response_information = 1",
+            ),
+            connack(
+                true,
+                0,
+                "response_information = \"r/\"\nreason_string = \"welcome\"",
+            ),
+        );
+        k.up(1, "device", subscribe(1, "a", 0, 0, ""))
+            .down(1, "device", suback(1, &[0]));
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(true, 0, "response_information = \"r/\""),
+        );
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-2", "MQTT-3.1.2-4", "MQTT-3.1.2-28"]
+        );
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "request_problem_information = 0"),
+            connack(false, 0, ""),
+        );
+        k.up(1, "device", subscribe(1, "a", 0, 0, "")).down(
+            1,
+            "device",
+            Packet::SubAck(crate::mqtt::SubAck {
+                pid: 1,
+                codes: vec![0x87],
+                properties: crate::check::v5_testkit::p(
+                    crate::mqtt::props::Place::Packet(crate::mqtt::PacketType::SubAck),
+                    "reason_string = \"not allowed\"",
+                ),
+            }),
+        );
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.1.2-29"]);
     }
 
     #[test]
@@ -435,6 +571,7 @@ mod tests {
         assert_violates(&v, "MQTT-3.14.2-2");
         assert_violates(&v, "MQTT-3.14.4-1");
         assert_violates(&v, "MQTT-3.14.4-2");
+        assert_violates(&v, "MQTT-4.13.2-1");
         let mut k = Kit::new();
         k.open(1, "device")
             .up(1, "device", connect("d", true, 60, ""));

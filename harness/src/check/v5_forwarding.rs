@@ -21,7 +21,8 @@
 //!   RETAIN flag when every matching subscription has Retain As Published
 //!   [MQTT-3.3.1-13], and has it cleared when none has [MQTT-3.3.1-12];
 //! - and a client never puts a Subscription Identifier on its own PUBLISH
-//!   [MQTT-3.3.4-6] (judged for the actors in `clients`).
+//!   [MQTT-3.3.4-6], nor a wildcard in its Response Topic [MQTT-3.3.2-14]
+//!   (judged for the actors in `clients`).
 //!
 //! A delivery that cannot be paired (from a 3.1.1 publisher, a will, a
 //! retained message older than the run) is left alone.
@@ -92,6 +93,21 @@ impl Checker for ForwardingChecker {
                     ),
                     vec![p.stamp.seq],
                 );
+            }
+            if let (true, Some(PropValue::Str(r))) = (
+                judged(&self.clients, &p.actor),
+                props::get(&p.publish.properties, RESPONSE_TOPIC),
+            ) {
+                if r.contains(['+', '#']) {
+                    v.fail(
+                        "MQTT-3.3.2-14",
+                        format!(
+                            "{} published on {} with Response Topic {r:?}, which has a wildcard",
+                            p.actor, p.publish.topic
+                        ),
+                        vec![p.stamp.seq],
+                    );
+                }
             }
         }
         // Copies per (subscriber connection, source message): ids seen.
@@ -443,5 +459,20 @@ mod tests {
             publish(None, 0, "t/1", "x", "subscription_identifier = 3"),
         );
         assert_violates(&checker().check(&k.history()), "MQTT-3.3.4-6");
+    }
+
+    #[test]
+    fn a_response_topic_with_a_wildcard_fails() {
+        // Levels are fine in a Response Topic, wildcards are not.
+        let mut k = base(0, "", publish(None, 0, "t/1", "x", "response_topic = \"r/dev/1\""));
+        k.wait(5).down(
+            1,
+            "cloud",
+            publish(None, 0, "t/1", "x", "response_topic = \"r/dev/1\""),
+        );
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        let k = base(0, "", publish(None, 0, "t/1", "x", "response_topic = \"r/+/1\""));
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.2-14"]);
     }
 }
