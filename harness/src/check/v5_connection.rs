@@ -14,7 +14,13 @@
 //!   or User Properties on anything but PUBLISH, CONNACK and DISCONNECT
 //!   [MQTT-3.1.2-29];
 //! - a CONNACK or DISCONNECT of 0x80 or more ends the connection
-//!   [MQTT-4.13.2-1];
+//!   [MQTT-4.13.2-1]; a refused CONNECT failed a check [MQTT-3.1.4-2],
+//!   some with a statement of their own: unsupported version 0x84
+//!   [MQTT-3.1.2-2], client id not valid 0x85 [MQTT-3.1.3-8], an
+//!   authentication method refused [MQTT-4.12.0-1], any refusal while
+//!   authenticating [MQTT-4.12.0-4];
+//! - an accepted will is within the CONNACK's Maximum QoS
+//!   [MQTT-3.2.2-12] and Retain Available [MQTT-3.2.2-13];
 //! - a SUBACK has one reason code per filter [MQTT-3.8.4-6] and an UNSUBACK
 //!   one per filter [MQTT-3.11.3-1];
 //! - the broker's DISCONNECT comes only after a successful CONNACK
@@ -29,13 +35,16 @@
 //!   retained PUBLISH when Retain Available is 0 [MQTT-3.2.2-14];
 //! - with a Server Keep Alive in the CONNACK, the client sends something
 //!   within that many seconds (+ `slack`) while its connection is open and
-//!   free of faults [MQTT-3.2.2-21];
+//!   free of faults [MQTT-3.2.2-21] [MQTT-3.1.2-21];
+//! - a client that connected with clean start 1 (it has no session) and
+//!   got session present 1 closes: it sends nothing but DISCONNECT after
+//!   that CONNACK [MQTT-3.2.2-4];
 //! - after its own DISCONNECT, nothing more [MQTT-3.14.4-1].
 
 use std::time::Duration;
 
 use super::index::{seen, sent, Index};
-use super::v5_limits::{connections, judged};
+use super::v5_limits::{connections, judged, C5};
 use super::{Checker, Verdict};
 use crate::history::{Dir, EventKind, History};
 use crate::mqtt::props::{
@@ -79,8 +88,12 @@ impl Checker for ConnectionChecker {
             let mut pings: Vec<(u64, Duration, bool)> = Vec::new();
             let mut refused: Option<(u64, Duration)> = None;
             let mut refused_at: Option<Duration> = None;
+            let mut refused_code = 0;
             let mut disconnect_at: Option<Duration> = None;
             let mut disconnect_code = 0;
+            // A CONNACK with session present 1 that reached a client
+            // which connected with clean start 1.
+            let mut stateless_sp: Option<u64> = None;
             let no_problems =
                 props::num(&c.connect_props(), REQUEST_PROBLEM_INFORMATION) == Some(0);
             for p in &c.pkts {
@@ -109,6 +122,19 @@ impl Checker for ConnectionChecker {
                         );
                         refused = None;
                     }
+                } else if let (Some(s), true, true) = (stateless_sp, client, sent(p.fate)) {
+                    if !matches!(p.packet, Packet::Disconnect(_)) {
+                        v.fail(
+                            "MQTT-3.2.2-4",
+                            format!(
+                                "{} connected with clean start 1, got session present 1 and sent {} instead of closing",
+                                c.actor,
+                                p.packet.packet_type()
+                            ),
+                            vec![s, p.seq],
+                        );
+                    }
+                    stateless_sp = None;
                 } else if let Some(s) = client_disconnect {
                     if client && sent(p.fate) {
                         v.fail(
@@ -123,7 +149,8 @@ impl Checker for ConnectionChecker {
                         client_disconnect = None;
                     }
                 }
-                if p.dir == Dir::ToClient && sent(p.fate) && no_problems && problem_props(p.packet) {
+                if p.dir == Dir::ToClient && sent(p.fate) && no_problems && problem_props(p.packet)
+                {
                     v.fail(
                         "MQTT-3.1.2-29",
                         format!(
@@ -141,6 +168,7 @@ impl Checker for ConnectionChecker {
                         if a.code >= 0x80 {
                             refused = Some((p.seq, p.at));
                             refused_at = Some(p.at);
+                            refused_code = a.code;
                         }
                         if a.code == 0 {
                             connack_ok = true;
@@ -152,12 +180,18 @@ impl Checker for ConnectionChecker {
                                 }
                             }
                             if a.session_present && c.connect.is_some_and(|x| x.clean_start) {
+                                if seen(p.fate) {
+                                    stateless_sp = Some(p.seq);
+                                }
                                 // Clean start 1 discards the session, so
                                 // none can be present.
                                 for rule in ["MQTT-3.2.2-2", "MQTT-3.1.2-4"] {
                                     v.fail(rule, format!("{} connected with clean start 1 and the CONNACK says session present 1", c.actor), vec![p.seq]);
                                 }
                             }
+                        }
+                        if a.code == 0 {
+                            will_capability(&c, &a.properties, p.seq, &mut v);
                         }
                         if props::get(&a.properties, RESPONSE_INFORMATION).is_some()
                             && props::num(&c.connect_props(), REQUEST_RESPONSE_INFORMATION)
@@ -269,13 +303,24 @@ impl Checker for ConnectionChecker {
             } else {
                 &["MQTT-3.14.4-2"]
             };
+            // A refusal is a failed check [MQTT-3.1.4-2]; some codes
+            // have their own statement of the close.
+            let mut refusal: Vec<&str> = vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-2"];
+            let authenticating = c
+                .connect
+                .is_some_and(|x| props::get(&x.properties, AUTHENTICATION_METHOD).is_some());
+            match refused_code {
+                0x84 => refusal.push("MQTT-3.1.2-2"),
+                0x85 => refusal.push("MQTT-3.1.3-8"),
+                0x87 | 0x8C if authenticating => refusal.push("MQTT-4.12.0-1"),
+                _ => {}
+            }
+            if authenticating {
+                refusal.push("MQTT-4.12.0-4");
+            }
             for (what, from, rules) in [
                 (disconnect_at, "its DISCONNECT", closing),
-                (
-                    refused_at,
-                    "a refusing CONNACK",
-                    &["MQTT-3.2.2-7", "MQTT-4.13.2-1"][..],
-                ),
+                (refused_at, "a refusing CONNACK", &refusal[..]),
             ] {
                 let Some(at) = what else { continue };
                 let limit = at + self.slack;
@@ -331,16 +376,20 @@ impl Checker for ConnectionChecker {
             let mut prev_seq = ups.first().map(|x| x.0).unwrap_or_default();
             for &(seq, at) in ups.iter().skip(1).chain(std::iter::once(&(u64::MAX, stop))) {
                 if at.saturating_sub(prev) > limit && ix.undisturbed(&c.actor, prev, prev + limit) {
-                    v.fail(
-                        "MQTT-3.2.2-21",
-                        format!(
-                            "{} was silent for {} from {}; the broker's Server Keep Alive is {ka}s",
-                            c.actor,
-                            super::fmt_d(at.saturating_sub(prev)),
-                            super::fmt_d(prev)
-                        ),
-                        vec![prev_seq],
-                    );
+                    // Said twice in 5.0: under CONNECT's Keep Alive and
+                    // CONNACK's Server Keep Alive.
+                    for rule in ["MQTT-3.2.2-21", "MQTT-3.1.2-21"] {
+                        v.fail(
+                            rule,
+                            format!(
+                                "{} was silent for {} from {}; the broker's Server Keep Alive is {ka}s",
+                                c.actor,
+                                super::fmt_d(at.saturating_sub(prev)),
+                                super::fmt_d(prev)
+                            ),
+                            vec![prev_seq],
+                        );
+                    }
                     break;
                 }
                 prev = at;
@@ -351,8 +400,41 @@ impl Checker for ConnectionChecker {
     }
 }
 
+/// A will the broker accepted must be within what it can do: its QoS at
+/// most the CONNACK's Maximum QoS [MQTT-3.2.2-12], retained only with
+/// Retain Available [MQTT-3.2.2-13] — a broker that cannot must refuse.
+fn will_capability(c: &C5, ack: &crate::mqtt::Properties, seq: u64, v: &mut Verdict) {
+    let Some(w) = c.connect.and_then(|x| x.will.as_ref()) else {
+        return;
+    };
+    if let Some(m) = props::num(ack, MAXIMUM_QOS) {
+        if w.qos.as_u8() as u32 > m {
+            v.fail(
+                "MQTT-3.2.2-12",
+                format!(
+                    "the broker accepted {}'s will at QoS {} and says its Maximum QoS is {m}",
+                    c.actor,
+                    w.qos.as_u8()
+                ),
+                vec![seq],
+            );
+        }
+    }
+    if w.retain && props::num(ack, RETAIN_AVAILABLE) == Some(0) {
+        v.fail(
+            "MQTT-3.2.2-13",
+            format!(
+                "the broker accepted {}'s retained will and says Retain Available 0",
+                c.actor
+            ),
+            vec![seq],
+        );
+    }
+}
+
 /// Request Problem Information, Request Response Information and
 /// Response Information.
+const AUTHENTICATION_METHOD: u8 = 0x15;
 const REQUEST_PROBLEM_INFORMATION: u8 = 0x17;
 const REQUEST_RESPONSE_INFORMATION: u8 = 0x19;
 const RESPONSE_INFORMATION: u8 = 0x1A;
@@ -368,7 +450,8 @@ fn problem_props(p: &Packet) -> bool {
         return false;
     }
     props::packet_props(p).is_some_and(|l| {
-        props::get(l, props::REASON_STRING).is_some() || props::get(l, props::USER_PROPERTY).is_some()
+        props::get(l, props::REASON_STRING).is_some()
+            || props::get(l, props::USER_PROPERTY).is_some()
     })
 }
 
@@ -409,7 +492,50 @@ mod tests {
         k.wait(2000).step("end");
         assert_eq!(
             checker().check(&k.history()).rules(),
-            vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1"]
+            vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-2"]
+        );
+        // Codes with their own statement of the close.
+        let kept_open = |code: u8, props: &str| {
+            let mut k = Kit::new();
+            k.session(
+                1,
+                "device",
+                connect("d", false, 60, props),
+                connack(false, code, ""),
+            );
+            k.wait(2000).step("end");
+            checker().check(&k.history())
+        };
+        let auth = "authentication_method = \"m\"";
+        assert_violates(&kept_open(0x84, ""), "MQTT-3.1.2-2");
+        assert_violates(&kept_open(0x85, ""), "MQTT-3.1.3-8");
+        assert_violates(&kept_open(0x8C, auth), "MQTT-4.12.0-1");
+        assert_violates(&kept_open(0x86, auth), "MQTT-4.12.0-4");
+        assert!(!kept_open(0x86, "").rules().contains(&"MQTT-4.12.0-4"));
+    }
+
+    #[test]
+    fn an_accepted_will_is_within_the_brokers_means() {
+        let will = |qos: u8, retain: bool, ack: &str| {
+            let Packet::Connect(mut c) = connect_will("d", 60, "", "w", "x", "") else {
+                unreachable!()
+            };
+            if let Some(w) = c.will.as_mut() {
+                w.qos = crate::mqtt::QoS::from_u8(qos).unwrap();
+                w.retain = retain;
+            }
+            let mut k = Kit::new();
+            k.session(1, "device", Packet::Connect(c), connack(false, 0, ack));
+            checker().check(&k.history())
+        };
+        assert!(will(1, true, "maximum_qos = 1").ok());
+        assert_eq!(
+            will(2, false, "maximum_qos = 1").rules(),
+            vec!["MQTT-3.2.2-12"]
+        );
+        assert_eq!(
+            will(0, true, "retain_available = 0").rules(),
+            vec!["MQTT-3.2.2-13"]
         );
     }
 
@@ -471,6 +597,29 @@ mod tests {
             checker().check(&k.history()).rules(),
             vec!["MQTT-3.2.2-2", "MQTT-3.1.2-4", "MQTT-3.1.2-28"]
         );
+        // The client must close on it: carrying on breaks its own rule,
+        // a DISCONNECT does not.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(true, 0, ""),
+        );
+        k.up(1, "device", disconnect(0x82, ""))
+            .close(1, "device", CloseReason::ClientClosed);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-2", "MQTT-3.1.2-4"]
+        );
+        k.session(
+            2,
+            "device",
+            connect("d", true, 60, ""),
+            connack(true, 0, ""),
+        );
+        k.up(2, "device", subscribe(1, "a", 0, 0, ""));
+        assert_violates(&checker().check(&k.history()), "MQTT-3.2.2-4");
         let mut k = Kit::new();
         k.session(
             1,
@@ -609,6 +758,7 @@ mod tests {
         assert_violates(&v, "MQTT-3.2.2-11");
         assert_violates(&v, "MQTT-3.2.2-14");
         assert_violates(&v, "MQTT-3.2.2-21");
+        assert_violates(&v, "MQTT-3.1.2-21");
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   flight on the connection [MQTT-4.3.2-1] [MQTT-4.3.3-1] (the earlier
 //!   one awaits PUBACK [MQTT-4.3.2-3], PUBREC [MQTT-4.3.3-3] or PUBCOMP
 //!   [MQTT-4.3.3-5]); on a connection with clean start 1 a first send has
-//!   DUP 0 [MQTT-4.3.2-2] [MQTT-4.3.3-2];
+//!   DUP 0 [MQTT-4.3.2-2] [MQTT-4.3.3-2] (the broker's DUP tells only
+//!   whether its send repeats [MQTT-3.3.1-3]);
 //! - a PUBLISH refused with a PUBACK or PUBREC of 0x80 or more is not sent
 //!   again, on any later connection of the client id [MQTT-4.4.0-2];
 //! - the client answers in order: PUBACKs and PUBRECs as the PUBLISHes came
@@ -31,7 +32,8 @@
 //!   a QoS 1/2 PUBLISH the client sent on this connection or an earlier one
 //!   of its client id [MQTT-2.2.1-5]; SUBACK and UNSUBACK for a pending
 //!   request, with its packet id [MQTT-3.8.4-2], [MQTT-3.10.4-5]
-//!   [MQTT-2.2.1-6];
+//!   [MQTT-2.2.1-6] — one ack for a request of several filters
+//!   [MQTT-3.8.4-5] [MQTT-3.10.4-6];
 //! - every SUBSCRIBE and UNSUBSCRIBE that reached the broker is answered
 //!   within `slack` while the connection stays open and fault-free
 //!   [MQTT-3.8.4-1], [MQTT-3.10.4-4];
@@ -40,6 +42,8 @@
 //! - a PUBLISH to a subscriber is on a topic one of its session's
 //!   subscriptions matches [MQTT-3.3.2-3] — a `$` topic never through a
 //!   filter starting with a wildcard [MQTT-4.7.2-1];
+//! - a message that came after an UNSUBSCRIBE is not sent through the
+//!   removed subscription [MQTT-3.10.4-2];
 //! - after a DISCONNECT with reason 0 that reached the broker, the
 //!   connection's will is never published [MQTT-3.14.4-3] [MQTT-3.1.2-10].
 
@@ -83,6 +87,9 @@ impl Checker for PacketsChecker {
             let mut auth = AuthState::new(c.connect.and_then(|x| auth_method(&x.properties)));
             let mut flight: HashMap<(Dir, u16), Flight> = HashMap::new();
             let mut ever: BTreeSet<(bool, u16)> = BTreeSet::new();
+            // Filters per request (packet id, unsubscribe), and the answered ones.
+            let mut filters: HashMap<(u16, bool), usize> = HashMap::new();
+            let mut answered: BTreeSet<(u16, bool)> = BTreeSet::new();
             let mut order = AckOrder::default();
             let fresh = c.connect.is_some_and(|x| x.clean_start);
             if let (Some(first), true) = (c.pkts.iter().find(|p| p.dir == Dir::ToBroker), client) {
@@ -209,17 +216,28 @@ impl Checker for PacketsChecker {
                         );
                     }
                     (Packet::Subscribe(s), Dir::ToBroker) if seen(p.fate) => {
-                        pending.push((s.pid, p.seq, p.at, false))
+                        pending.push((s.pid, p.seq, p.at, false));
+                        filters.insert((s.pid, false), s.filters.len());
                     }
                     (Packet::Unsubscribe(s), Dir::ToBroker) if seen(p.fate) => {
-                        pending.push((s.pid, p.seq, p.at, true))
+                        pending.push((s.pid, p.seq, p.at, true));
+                        filters.insert((s.pid, true), s.filters.len());
                     }
                     (Packet::SubAck(a), Dir::ToClient) => {
                         match pending.iter().position(|x| x.0 == a.pid && !x.3) {
                             Some(i) => {
                                 pending.remove(i);
+                                answered.insert((a.pid, false));
                             }
                             None => {
+                                split_answer(
+                                    &filters,
+                                    &answered,
+                                    (a.pid, false),
+                                    p.seq,
+                                    &c.actor,
+                                    &mut v,
+                                );
                                 for rule in ["MQTT-3.8.4-2", "MQTT-2.2.1-6"] {
                                     v.fail(
                                         rule,
@@ -237,8 +255,17 @@ impl Checker for PacketsChecker {
                         match pending.iter().position(|x| x.0 == a.pid && x.3) {
                             Some(i) => {
                                 pending.remove(i);
+                                answered.insert((a.pid, true));
                             }
                             None => {
+                                split_answer(
+                                    &filters,
+                                    &answered,
+                                    (a.pid, true),
+                                    p.seq,
+                                    &c.actor,
+                                    &mut v,
+                                );
                                 for rule in ["MQTT-3.10.4-5", "MQTT-2.2.1-6"] {
                                     v.fail(
                                         rule,
@@ -332,6 +359,7 @@ impl Checker for PacketsChecker {
                 }
             }
         }
+        self.after_unsubscribe(&ix, &mut v);
         // No will after DISCONNECT 0.
         for c in ix.conns.iter() {
             let Some((_, connect)) = &c.connect else {
@@ -377,6 +405,103 @@ impl Checker for PacketsChecker {
         }
         session_resends(&self.clients, &conns, &mut v);
         v
+    }
+}
+
+impl PacketsChecker {
+    /// A message that reached the broker after an UNSUBSCRIBE is not sent
+    /// to that session through the removed filter [MQTT-3.10.4-2]: a first
+    /// send (not DUP) of it there, when every subscription of the session
+    /// matching it was unsubscribed before the message came, and no earlier
+    /// PUBLISH of the same topic and payload could be the one delivered.
+    fn after_unsubscribe(&self, ix: &Index, v: &mut Verdict) {
+        for d in ix
+            .pubs
+            .iter()
+            .filter(|p| p.dir == Dir::ToClient && sent(p.fate) && !p.publish.dup)
+        {
+            let Some(&di) = ix.by_id.get(&d.conn) else {
+                continue;
+            };
+            let dc = &ix.conns[di];
+            if dc.version() != Version::V5 {
+                continue;
+            }
+            let same = |o: &&super::index::PubEv| {
+                o.dir == Dir::ToBroker
+                    && seen(o.fate)
+                    && o.stamp.seq < d.stamp.seq
+                    && o.publish.topic == d.publish.topic
+                    && o.publish.payload == d.publish.payload
+            };
+            let Some(src) = ix.pubs.iter().filter(same).last() else {
+                continue;
+            };
+            let mine: Vec<_> = ix
+                .subs
+                .iter()
+                .filter(|s| {
+                    ix.conns[s.conn].client_id() == dc.client_id()
+                        && s.sent.seq < d.stamp.seq
+                        && topic::matches(&s.filter, &d.publish.topic)
+                })
+                .collect();
+            let Some(first_unsub) = mine
+                .iter()
+                .filter_map(|s| s.unsub.as_ref())
+                .map(|u| u.seq)
+                .min()
+            else {
+                continue;
+            };
+            let all_gone = mine
+                .iter()
+                .all(|s| s.unsub.as_ref().is_some_and(|u| u.seq < src.stamp.seq));
+            let older = ix
+                .pubs
+                .iter()
+                .filter(same)
+                .any(|o| o.stamp.seq < first_unsub);
+            if all_gone && !older {
+                v.fail(
+                    "MQTT-3.10.4-2",
+                    format!(
+                        "{} got a message on {} published after it unsubscribed every filter matching it",
+                        d.actor, d.publish.topic
+                    ),
+                    vec![first_unsub, src.stamp.seq, d.stamp.seq],
+                );
+            }
+        }
+    }
+}
+
+/// A second SUBACK (UNSUBACK) for a request of several filters that was
+/// already answered: the broker answered filter by filter, not with one
+/// combined ack [MQTT-3.8.4-5] [MQTT-3.10.4-6].
+fn split_answer(
+    filters: &HashMap<(u16, bool), usize>,
+    answered: &BTreeSet<(u16, bool)>,
+    key: (u16, bool),
+    seq: u64,
+    actor: &str,
+    v: &mut Verdict,
+) {
+    let n = filters.get(&key).copied().unwrap_or(0);
+    if n > 1 && answered.contains(&key) {
+        let (rule, what) = if key.1 {
+            ("MQTT-3.10.4-6", "UNSUBACK")
+        } else {
+            ("MQTT-3.8.4-5", "SUBACK")
+        };
+        v.fail(
+            rule,
+            format!(
+                "a second {what} {} to {actor} for one request of {n} filters",
+                key.0
+            ),
+            vec![seq],
+        );
     }
 }
 
@@ -472,7 +597,9 @@ impl<'a> AuthState<'a> {
                 match self.method {
                     None => v.fail(
                         "MQTT-4.12.0-7",
-                        format!("{actor} sent AUTH though its CONNECT named no Authentication Method"),
+                        format!(
+                            "{actor} sent AUTH though its CONNECT named no Authentication Method"
+                        ),
                         vec![p.seq],
                     ),
                     Some(m) if got != Some(m) => {
@@ -505,7 +632,10 @@ impl<'a> AuthState<'a> {
                     && self.method.is_some()
                     && !self.accepted_seen
                     && !self.early_said
-                    && !matches!(pt, PacketType::Connect | PacketType::Auth | PacketType::Disconnect) =>
+                    && !matches!(
+                        pt,
+                        PacketType::Connect | PacketType::Auth | PacketType::Disconnect
+                    ) =>
             {
                 self.early_said = true;
                 v.fail(
@@ -580,11 +710,20 @@ fn packet_ids(
                 } else {
                     "MQTT-4.3.3-2"
                 };
-                v.fail(
-                    rule,
-                    format!("{who} sent PUBLISH {pid} for the first time in a new session with DUP set"),
-                    vec![p.seq],
-                );
+                // From the broker, DUP on a first send did not come from
+                // whether the send repeats [MQTT-3.3.1-3].
+                let rules: &[&str] = if p.dir == Dir::ToClient {
+                    &[rule, "MQTT-3.3.1-3"]
+                } else {
+                    &[rule]
+                };
+                for rule in rules {
+                    v.fail(
+                        *rule,
+                        format!("{who} sent PUBLISH {pid} for the first time in a new session with DUP set"),
+                        vec![p.seq],
+                    );
+                }
             }
             if now.is_none() || !pb.dup {
                 let f = if pb.qos == QoS::AtLeastOnce {
@@ -651,15 +790,36 @@ impl AckOrder {
             (Packet::PubRec(a), Dir::ToClient) if seen(p.fate) && a.code < 0x80 => {
                 push(&mut self.recs, a.pid, p.seq)
             }
-            (Packet::PubAck(a), Dir::ToBroker) if sent(p.fate) => {
-                Self::answer(&mut self.qos1, a.pid, p.seq, "MQTT-4.6.0-2", "PUBACK", "QoS 1 PUBLISH", actor, v)
-            }
-            (Packet::PubRec(a), Dir::ToBroker) if sent(p.fate) => {
-                Self::answer(&mut self.qos2, a.pid, p.seq, "MQTT-4.6.0-3", "PUBREC", "QoS 2 PUBLISH", actor, v)
-            }
-            (Packet::PubRel(a), Dir::ToBroker) if sent(p.fate) => {
-                Self::answer(&mut self.recs, a.pid, p.seq, "MQTT-4.6.0-4", "PUBREL", "PUBREC", actor, v)
-            }
+            (Packet::PubAck(a), Dir::ToBroker) if sent(p.fate) => Self::answer(
+                &mut self.qos1,
+                a.pid,
+                p.seq,
+                "MQTT-4.6.0-2",
+                "PUBACK",
+                "QoS 1 PUBLISH",
+                actor,
+                v,
+            ),
+            (Packet::PubRec(a), Dir::ToBroker) if sent(p.fate) => Self::answer(
+                &mut self.qos2,
+                a.pid,
+                p.seq,
+                "MQTT-4.6.0-3",
+                "PUBREC",
+                "QoS 2 PUBLISH",
+                actor,
+                v,
+            ),
+            (Packet::PubRel(a), Dir::ToBroker) if sent(p.fate) => Self::answer(
+                &mut self.recs,
+                a.pid,
+                p.seq,
+                "MQTT-4.6.0-4",
+                "PUBREL",
+                "PUBREC",
+                actor,
+                v,
+            ),
             _ => {}
         }
     }
@@ -973,7 +1133,8 @@ mod tests {
     #[test]
     fn enhanced_authentication_by_the_book_passes() {
         let mut k = Kit::new();
-        k.open(1, "device").up(1, "device", connect("d", true, 60, SCRAM));
+        k.open(1, "device")
+            .up(1, "device", connect("d", true, 60, SCRAM));
         k.down(1, "device", auth(0x18, SCRAM))
             .up(1, "device", auth(0x18, SCRAM))
             .down(1, "device", connack(false, 0, SCRAM));
@@ -990,7 +1151,8 @@ mod tests {
     #[test]
     fn enhanced_authentication_rules_fail() {
         let start = |k: &mut Kit| {
-            k.open(1, "device").up(1, "device", connect("d", true, 60, SCRAM));
+            k.open(1, "device")
+                .up(1, "device", connect("d", true, 60, SCRAM));
         };
         // A SUBSCRIBE before the CONNACK.
         let mut k = Kit::new();
@@ -1022,8 +1184,11 @@ mod tests {
         // Re-authentication with another method.
         let mut k = Kit::new();
         start(&mut k);
-        k.down(1, "device", connack(false, 0, SCRAM))
-            .up(1, "device", auth(0x19, "authentication_method = \"OTHER\""));
+        k.down(1, "device", connack(false, 0, SCRAM)).up(
+            1,
+            "device",
+            auth(0x19, "authentication_method = \"OTHER\""),
+        );
         assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.12.1-1"]);
         // No method in the CONNECT: no AUTH either way, no method back.
         let mut k = Kit::new();
@@ -1069,16 +1234,22 @@ mod tests {
 
         let mut k = Kit::new();
         up(&mut k);
-        k.up(1, "device", publish(Some(1), 1, "a", "x", ""))
-            .up(1, "device", publish(Some(1), 1, "a", "y", ""));
+        k.up(1, "device", publish(Some(1), 1, "a", "x", "")).up(
+            1,
+            "device",
+            publish(Some(1), 1, "a", "y", ""),
+        );
         assert_eq!(
             checker().check(&k.history()).rules(),
             vec!["MQTT-4.3.2-1", "MQTT-4.3.2-3"]
         );
         let mut k = Kit::new();
         up(&mut k);
-        k.up(1, "device", publish(Some(2), 2, "a", "x", ""))
-            .up(1, "device", publish(Some(2), 2, "a", "y", ""));
+        k.up(1, "device", publish(Some(2), 2, "a", "x", "")).up(
+            1,
+            "device",
+            publish(Some(2), 2, "a", "y", ""),
+        );
         assert_eq!(
             checker().check(&k.history()).rules(),
             vec!["MQTT-4.3.3-1", "MQTT-4.3.3-3"]
@@ -1104,7 +1275,10 @@ mod tests {
         k.up(1, "device", subscribe(1, "a", 2, 0, ""))
             .down(1, "device", suback(1, &[2]));
         k.down(1, "device", dup(publish(Some(3), 2, "a", "x", "")));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.3.3-2"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-4.3.3-2", "MQTT-3.3.1-3"]
+        );
     }
 
     #[test]
@@ -1160,8 +1334,11 @@ mod tests {
         };
         let mut k = Kit::new();
         up(&mut k);
-        k.up(1, "device", publish(Some(3), 1, "a", "x", ""))
-            .down(1, "device", ack(PacketType::PubAck, 3, 0x80));
+        k.up(1, "device", publish(Some(3), 1, "a", "x", "")).down(
+            1,
+            "device",
+            ack(PacketType::PubAck, 3, 0x80),
+        );
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(3), 1, "a", "x", "")));
         assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.4.0-2"]);
@@ -1169,8 +1346,11 @@ mod tests {
         // In their first order: fine; reversed: not.
         let mut k = Kit::new();
         up(&mut k);
-        k.up(1, "device", publish(Some(1), 1, "a", "x", ""))
-            .up(1, "device", publish(Some(2), 1, "a", "y", ""));
+        k.up(1, "device", publish(Some(1), 1, "a", "x", "")).up(
+            1,
+            "device",
+            publish(Some(2), 1, "a", "y", ""),
+        );
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(1), 1, "a", "x", "")))
             .up(2, "device", dup(publish(Some(2), 1, "a", "y", "")));
@@ -1178,8 +1358,11 @@ mod tests {
         assert!(v.ok(), "{v:?}");
         let mut k = Kit::new();
         up(&mut k);
-        k.up(1, "device", publish(Some(1), 1, "a", "x", ""))
-            .up(1, "device", publish(Some(2), 1, "a", "y", ""));
+        k.up(1, "device", publish(Some(1), 1, "a", "x", "")).up(
+            1,
+            "device",
+            publish(Some(2), 1, "a", "y", ""),
+        );
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(2), 1, "a", "y", "")))
             .up(2, "device", dup(publish(Some(1), 1, "a", "x", "")));
@@ -1203,5 +1386,108 @@ mod tests {
             checker().check(&k.history()).rules(),
             vec!["MQTT-3.3.2-3", "MQTT-4.7.2-1"]
         );
+    }
+
+    #[test]
+    fn nothing_new_through_a_removed_subscription() {
+        let unsub = |k: &mut Kit| {
+            k.up(
+                1,
+                "device",
+                Packet::Unsubscribe(crate::mqtt::Unsubscribe {
+                    pid: 2,
+                    filters: vec!["a/#".into()],
+                    properties: Default::default(),
+                }),
+            )
+            .down(
+                1,
+                "device",
+                Packet::UnsubAck(crate::mqtt::UnsubAck {
+                    pid: 2,
+                    codes: vec![0],
+                    properties: Default::default(),
+                }),
+            );
+        };
+        let start = |k: &mut Kit| {
+            up(k);
+            k.up(1, "device", subscribe(1, "a/#", 0, 0, ""))
+                .down(1, "device", suback(1, &[0]));
+            k.session(
+                2,
+                "cloud",
+                connect("cloud", true, 60, ""),
+                connack(false, 0, ""),
+            );
+        };
+        // Published before the UNSUBSCRIBE, delivered after it: in flight,
+        // fine.
+        let mut k = Kit::new();
+        start(&mut k);
+        k.up(2, "cloud", publish(None, 0, "a/1", "old", ""));
+        unsub(&mut k);
+        k.down(1, "device", publish(None, 0, "a/1", "old", ""));
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        // Published after it: must not come.
+        let mut k = Kit::new();
+        start(&mut k);
+        unsub(&mut k);
+        k.up(2, "cloud", publish(None, 0, "a/1", "new", ""));
+        k.down(1, "device", publish(None, 0, "a/1", "new", ""));
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.10.4-2"]);
+    }
+
+    #[test]
+    fn a_request_of_several_filters_gets_one_ack() {
+        let two = Packet::Subscribe(crate::mqtt::Subscribe {
+            pid: 3,
+            filters: vec![
+                crate::mqtt::SubscribeFilter {
+                    filter: "a".into(),
+                    qos: QoS::AtMostOnce,
+                    options: 0,
+                },
+                crate::mqtt::SubscribeFilter {
+                    filter: "b".into(),
+                    qos: QoS::AtMostOnce,
+                    options: 0,
+                },
+            ],
+            properties: Default::default(),
+        });
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", two.clone())
+            .down(1, "device", suback(3, &[0, 0]));
+        assert!(checker().check(&k.history()).ok());
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", two)
+            .down(1, "device", suback(3, &[0]))
+            .down(1, "device", suback(3, &[0]));
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.8.4-5", "MQTT-3.8.4-2", "MQTT-2.2.1-6"]
+        );
+        let unsub = Packet::Unsubscribe(crate::mqtt::Unsubscribe {
+            pid: 4,
+            filters: vec!["a".into(), "b".into()],
+            properties: Default::default(),
+        });
+        let unsuback = || {
+            Packet::UnsubAck(crate::mqtt::UnsubAck {
+                pid: 4,
+                codes: vec![0],
+                properties: Default::default(),
+            })
+        };
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", unsub)
+            .down(1, "device", unsuback())
+            .down(1, "device", unsuback());
+        assert_violates(&checker().check(&k.history()), "MQTT-3.10.4-6");
     }
 }

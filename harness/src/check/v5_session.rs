@@ -374,7 +374,10 @@ mod tests {
             connect("d", false, 60, "session_expiry = 60"),
             connack(true, 0, ""),
         );
-        assert_eq!(sess().check(&k.history()).rules(), vec!["MQTT-4.1.0-2", "MQTT-3.2.2-3"]);
+        assert_eq!(
+            sess().check(&k.history()).rules(),
+            vec!["MQTT-4.1.0-2", "MQTT-3.2.2-3"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -413,7 +416,10 @@ mod tests {
             connect("d", false, 60, "session_expiry = 60"),
             connack(false, 0, ""),
         );
-        assert_eq!(sess().check(&k2.history()).rules(), vec!["MQTT-3.1.2-23", "MQTT-3.1.2-5", "MQTT-3.2.2-3"]);
+        assert_eq!(
+            sess().check(&k2.history()).rules(),
+            vec!["MQTT-3.1.2-23", "MQTT-3.1.2-5", "MQTT-3.2.2-3"]
+        );
     }
 
     fn will_case(delay: u32, expiry: u32) -> Kit {
