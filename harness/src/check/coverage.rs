@@ -29,6 +29,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::mqtt::Version;
+use crate::scenario::fields::Source;
 
 /// The checkers' sources and their tests, embedded at build time.
 pub static SOURCES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/check_sources.rs"));
@@ -61,14 +62,8 @@ impl SpecFile {
     pub fn load(path: &Path) -> Result<SpecFile> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        toml::from_str(&text).map_err(|e| Error::Input {
-            file: path.to_path_buf(),
-            line: e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(1),
-            message: e.message().trim_end().to_string(),
-        })
+        let src = Source { path, text: &text };
+        toml::from_str(&text).map_err(|e| src.syntax_error(&e))
     }
 
     pub fn protocol(&self) -> Option<Version> {

@@ -35,6 +35,7 @@ use serde::Deserialize;
 use super::{Outcome, Status};
 use crate::broker::{BrokerSpec, Declared, HookContext, Hooks};
 use crate::error::{Error, Result};
+use crate::scenario::fields::Source;
 
 const STALE: &str = "the known deviation";
 
@@ -92,12 +93,11 @@ impl Deviations {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(Deviations::default());
         };
-        let line_of = |pos: usize| text[..pos.min(text.len())].matches('\n').count() + 1;
-        let f: File = toml::from_str(&text).map_err(|e| Error::Input {
-            file: path.clone(),
-            line: e.span().map(|s| line_of(s.start)).unwrap_or(1),
-            message: e.message().trim_end().to_string(),
-        })?;
+        let src = Source {
+            path: &path,
+            text: &text,
+        };
+        let f: File = toml::from_str(&text).map_err(|e| src.syntax_error(&e))?;
         Ok(Deviations {
             file: Some(path),
             list: f.deviation,

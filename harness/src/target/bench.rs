@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::scenario::fields::Source;
 
 /// Chips the agent and the flasher support.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,15 +133,9 @@ impl Bench {
     }
 
     pub fn parse(file: &Path, text: &str) -> Result<Bench> {
-        let at = |offset: usize, message: String| Error::Input {
-            file: file.to_path_buf(),
-            line: text[..offset.min(text.len())].matches('\n').count() + 1,
-            message,
-        };
-        let raw: RawBench = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            at(offset, e.message().to_string())
-        })?;
+        let src = Source { path: file, text };
+        let at = |offset: usize, message: String| src.error(src.line_of(offset), message);
+        let raw: RawBench = toml::from_str(text).map_err(|e| src.syntax_error(&e))?;
         if raw.board.is_empty() {
             return Err(at(
                 0,
