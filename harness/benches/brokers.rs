@@ -72,7 +72,7 @@ fn main() {
             partition: matrix::Partition::WHOLE,
             target: TargetSpec::Virtual,
             firmware: Default::default(),
-            deviations_folder: root.join("scenarios"),
+            deviations_folders: vec![root.join("scenarios")],
             out: work.path().join("matrix"),
             repeat: 1,
             jobs: 1,

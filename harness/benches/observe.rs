@@ -4,11 +4,15 @@
 //! QoS 1 messages from the device to a subscriber: PUBLISH, PUBACK,
 //! forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
 //! events/s would record them, 10 per 100 ms tick, with the session clock
-//! simulated; the default checks and the protocol rules judge at
-//! observe::Pace. Printed per 10,000 events: CPU time per event (getrusage)
-//! and resident memory (/proc/self/statm); then a full judgement at the end.
-//! Flat CPU per event is the target; memory grows only by the history
-//! itself (kept for the files written at the end).
+//! simulated, twice: (1) through the incremental checkers alone
+//! (observe::Watch::feed; nothing of the history kept), (2) as `observe`
+//! judges them (observe::Live: incremental checkers per event, the others
+//! over the whole history at observe::Pace, the history held once for them
+//! and for the files written at the end). Printed: which checkers judge
+//! incrementally; per 10,000 events CPU time per event (getrusage) and
+//! resident memory (/proc/self/statm); RSS at the start and the end; then
+//! what each checker's final verdict costs. Flat CPU per event and (in 1)
+//! flat RSS are the target; in 2 memory grows by the history itself.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +20,7 @@ use bytes::Bytes;
 use mqtt_hil::history::{ConnId, Delivery, Dir, Event, EventKind, Fate};
 use mqtt_hil::mqtt::codec;
 use mqtt_hil::mqtt::{Ack, Packet, Properties, Publish, QoS, Version};
-use mqtt_hil::observe::{default_checks, Live};
+use mqtt_hil::observe::{default_checks, Live, Watch};
 
 const EVENTS: usize = 100_000;
 const PER_TICK: usize = 10;
@@ -98,18 +102,16 @@ fn rss_mib() -> f64 {
     pages * 4096.0 / (1024.0 * 1024.0)
 }
 
-fn main() {
-    let mut live = Live::new(&default_checks());
+/// Feeds the session's events to `feed`, tick by tick, printing per block
+/// CPU per event and RSS; returns RSS at the start and at the end (MiB)
+/// and the first and last block's CPU per event (µs).
+fn session(mut feed: impl FnMut(Vec<Event>, Duration) -> usize) -> (f64, f64, f64, f64) {
     let rss_start = rss_mib();
-    println!(
-        "observe: {EVENTS} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick"
-    );
     println!("RSS at start: {rss_start:.1} MiB");
     println!(
         "{:>8}  {:>12}  {:>9}  {:>9}",
         "events", "CPU/event", "RSS MiB", "printed"
     );
-    let wall = Instant::now();
     let (mut block_cpu, mut printed) = (cpu(), 0usize);
     let mut blocks: Vec<f64> = Vec::new();
     let mut n = 0;
@@ -123,7 +125,7 @@ fn main() {
             })
             .collect();
         n += PER_TICK;
-        printed += live.feed(new, now).len();
+        printed += feed(new, now);
         if n % BLOCK == 0 {
             let c = cpu();
             let per_event = (c - block_cpu).as_secs_f64() * 1e6 / BLOCK as f64;
@@ -135,12 +137,59 @@ fn main() {
             block_cpu = c;
         }
     }
-    if let (Some(first), Some(last)) = (blocks.first(), blocks.last()) {
-        println!(
-            "CPU per event: first {BLOCK} events {first:.1} µs, last {BLOCK} {last:.1} µs ({:.2} x)",
-            last / first
-        );
-    }
+    let rss_end = rss_mib();
+    let (first, last) = (blocks[0], blocks[blocks.len() - 1]);
+    println!(
+        "CPU per event: first {BLOCK} events {first:.1} µs, last {BLOCK} {last:.1} µs ({:.2} x)",
+        last / first
+    );
+    println!(
+        "RSS at end: {rss_end:.1} MiB ({:+.0} bytes per event)",
+        (rss_end - rss_start) * 1024.0 * 1024.0 / EVENTS as f64
+    );
+    (rss_start, rss_end, first, last)
+}
+
+fn main() {
+    println!(
+        "observe: {EVENTS} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick"
+    );
+    let mut live = Live::new(&default_checks());
+    let modes = live.watch.modes();
+    let names = |inc: bool| -> Vec<String> {
+        modes
+            .iter()
+            .filter(|(_, i)| *i == inc)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    println!(
+        "incremental ({}): {}",
+        names(true).len(),
+        names(true).join(", ")
+    );
+    println!(
+        "whole history at the pace ({}): {}",
+        names(false).len(),
+        names(false).join(", ")
+    );
+
+    // 1. The incremental checkers alone: each event judged once, as it
+    // comes, and nothing kept of it.
+    println!("\n1. incremental checkers alone (the history not kept)");
+    let mut watch = Watch::new(&default_checks());
+    session(|new, _| {
+        for ev in &new {
+            watch.feed(ev);
+        }
+        watch.fresh_incremental().len()
+    });
+
+    // 2. The session as `observe` judges it: the history held once (for
+    // the batch checkers and the files written at the end).
+    println!("\n2. observe's judging (observe::Live), batch checkers at the pace");
+    let wall = Instant::now();
+    session(|new, now| live.feed(new, now).len());
     let t = Instant::now();
     let verdicts = live.watch.verdicts(&live.history);
     let bad: usize = verdicts.iter().map(|v| v.violations.len()).sum();
@@ -149,9 +198,8 @@ fn main() {
         t.elapsed().as_secs_f64(),
         wall.elapsed().as_secs_f64()
     );
-    let rss_end = rss_mib();
-    println!(
-        "RSS at end: {rss_end:.1} MiB ({:.0} bytes per event, the history itself)",
-        (rss_end - rss_start) * 1024.0 * 1024.0 / EVENTS as f64
-    );
+    println!("what each checker's final verdict costs:");
+    for (name, cost) in live.watch.costs(&live.history) {
+        println!("  {name:<16} {:>8.1} ms", cost.as_secs_f64() * 1e3);
+    }
 }

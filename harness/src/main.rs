@@ -558,6 +558,26 @@ fn coverage(
     Ok(exit_codes::OK)
 }
 
+/// The folders whose `deviations/` judge the scenarios given: each path's
+/// own folder (a file's parent), in order, once each. The first one's
+/// profile file is the broker's profile ([`Deviations::for_broker_in`]).
+///
+/// [`Deviations::for_broker_in`]: mqtt_hil::runner::deviation::Deviations::for_broker_in
+fn scenario_folders(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        let f = if p.is_dir() {
+            p.clone()
+        } else {
+            p.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+        };
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<scenario::Scenario>, Error> {
     let files = scenario::discover(paths)?;
     let mut out = Vec::new();
@@ -770,17 +790,8 @@ async fn run(args: RunArgs, mut interrupts: mqtt_hil::signals::Interrupts) -> Re
         html: report,
         pcap,
     })?;
-    let deviations = match paths.first() {
-        Some(p) => {
-            let folder = if p.is_dir() {
-                p.clone()
-            } else {
-                p.parent().map(|p| p.to_path_buf()).unwrap_or_default()
-            };
-            mqtt_hil::runner::deviation::Deviations::for_broker(&folder, &broker)?
-        }
-        None => Default::default(),
-    };
+    let deviations =
+        mqtt_hil::runner::deviation::Deviations::for_broker_in(&scenario_folders(&paths), &broker)?;
     let cfg = RunConfig {
         deviations,
         broker: broker.clone(),
@@ -1009,11 +1020,10 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         None => matrix::available_brokers().await,
     };
     let brokers = matrix::plan::with_profile(brokers, run.profile.clone())?;
-    let folder = match run.paths.first() {
-        Some(p) if p.is_dir() => p.clone(),
-        Some(p) => p.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
-        None => PathBuf::from("scenarios"),
-    };
+    let mut folders = scenario_folders(&run.paths);
+    if folders.is_empty() {
+        folders.push(PathBuf::from("scenarios"));
+    }
     std::fs::create_dir_all(&run.out)
         .map_err(|e| Error::io(format!("creating {}", run.out.display()), e))?;
     for u in &unavailable {
@@ -1043,7 +1053,7 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
             bench,
             net: net_options(&run.net, &run.dns)?,
         },
-        deviations_folder: folder,
+        deviations_folders: folders,
         out: run.out.clone(),
         repeat: run.repeat as usize,
         jobs: 1,

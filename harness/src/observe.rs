@@ -1,9 +1,12 @@
 //! `mqtt-hil observe`: the flight recorder for a bench. It puts the fault
 //! proxy between any device and a broker (the device dials `--listen`
 //! instead of its broker), prints every event as it is recorded, runs the
-//! traffic-only checks continuously (at [`Pace`]: after 10 % growth of the
-//! history or 10 × the last judgement's time, so a long session stays cheap)
-//! and prints a violation when a judgement shows it, and takes fault commands from stdin, one a line (`sever`,
+//! traffic-only checks continuously — incrementally, each event once as it
+//! is recorded, where a checker has an incremental form
+//! ([`check::Incremental`]), else over the whole history at [`Pace`]: after
+//! 10 % growth of the history or 10 × the last judgement's time — and
+//! prints a violation when a judgement shows it, and takes fault commands
+//! from stdin, one a line (`sever`,
 //! `close`, `blackhole`, `heal`, `refuse`, `accept`, `release`, `clear`).
 //!
 //! With `--board FIRMWARE` the observed device is the emulated ESP8266
@@ -19,7 +22,8 @@
 //! empty or `/dev/null`): the proxy closes its
 //! connections (recorded as the teardown), the broker it started stops, and
 //! then — from the full history, so nothing recorded is lost — it writes
-//! into `--out`: `events.log` (every event, as printed live), `trace.txt`
+//! into `--out` (where `events.log`, every event as printed live, has been
+//! written as the session went): `trace.txt`
 //! (the normalized trace), `verdicts.txt`, and the HTML report
 //! (`report/index.html`) and pcapng capture (`pcap/`) of the session.
 //!
@@ -35,10 +39,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use crate::broker::{Broker, BrokerSpec};
-use crate::check::{self, Checker, InvariantSpec, Verdict};
+use crate::check::{self, Checker, Incremental, InvariantSpec, Verdict};
 use crate::error::{Error, Result};
 use crate::exit_codes;
-use crate::history::{EventKind, History, Recorder};
+use crate::history::{Event, EventKind, History, Recorder};
 use crate::proxy::{Fault, Hub};
 use crate::report::{self, Finished, Reporter, RunEvent, Totals};
 use crate::runner::{Outcome, Status};
@@ -138,8 +142,15 @@ pub fn parse_command(line: &str) -> std::result::Result<Command, String> {
 /// reported, so each is printed once, when first seen. A violation is known
 /// by its checker, rule and first offending event: its message may grow as
 /// the session goes on (a count), and `verdicts.txt` has the final one.
+///
+/// A checker with an [`Incremental`] form is fed each event once, as it is
+/// recorded, and judges in time and memory that do not grow with the
+/// session; the others (batch checkers) judge the whole history at the
+/// [`Pace`].
 pub struct Watch {
     checkers: Vec<Box<dyn Checker>>,
+    /// Per checker, in the same order: its incremental form, if it has one.
+    live: Vec<Option<Box<dyn Incremental>>>,
     reported: BTreeSet<(String, String, Option<u64>)>,
 }
 
@@ -147,20 +158,95 @@ impl Watch {
     pub fn new(checks: &[InvariantSpec]) -> Watch {
         let mut checkers = check::always();
         checkers.extend(checks.iter().map(check::build));
+        let live = checkers.iter().map(|c| c.incremental()).collect();
         Watch {
             checkers,
+            live,
             reported: BTreeSet::new(),
         }
     }
 
-    pub fn verdicts(&self, h: &History) -> Vec<Verdict> {
-        self.checkers.iter().map(|c| c.check(h)).collect()
+    /// Gives the next recorded event to the incremental checkers.
+    pub fn feed(&mut self, ev: &Event) {
+        for l in self.live.iter_mut().flatten() {
+            l.feed(ev);
+        }
     }
 
-    /// Violations in `h` not reported before, as lines to print.
+    /// Whether some checker judges only whole histories (so the history
+    /// must be kept for it).
+    pub fn needs_history(&self) -> bool {
+        self.live.iter().any(Option::is_none)
+    }
+
+    /// The checkers' names and whether each judges incrementally.
+    pub fn modes(&self) -> Vec<(String, bool)> {
+        self.checkers
+            .iter()
+            .zip(&self.live)
+            .map(|(c, l)| (c.name().to_string(), l.is_some()))
+            .collect()
+    }
+
+    /// What each checker's final verdict costs (for the benchmark): an
+    /// incremental one's is its `verdict`, a batch one's a whole judgement.
+    pub fn costs(&self, h: &History) -> Vec<(String, Duration)> {
+        self.checkers
+            .iter()
+            .zip(&self.live)
+            .map(|(c, l)| {
+                let t = std::time::Instant::now();
+                match l {
+                    Some(l) => drop(l.verdict()),
+                    None => drop(c.check(h)),
+                }
+                (c.name().to_string(), t.elapsed())
+            })
+            .collect()
+    }
+
+    /// Every checker's verdict: the incremental ones over the events fed,
+    /// the others over `h` (which should hold the same events).
+    pub fn verdicts(&self, h: &History) -> Vec<Verdict> {
+        self.checkers
+            .iter()
+            .zip(&self.live)
+            .map(|(c, l)| match l {
+                Some(l) => l.verdict(),
+                None => c.check(h),
+            })
+            .collect()
+    }
+
+    /// Violations not reported before, of every checker (see
+    /// [`Watch::verdicts`]), as lines to print.
     pub fn fresh(&mut self, h: &History) -> Vec<String> {
+        let verdicts = self.verdicts(h);
+        self.unreported(verdicts)
+    }
+
+    /// Violations not reported before, of the incremental checkers only:
+    /// cheap, so asked for on every tick.
+    pub fn fresh_incremental(&mut self) -> Vec<String> {
+        let verdicts: Vec<Verdict> = self.live.iter().flatten().map(|l| l.verdict()).collect();
+        self.unreported(verdicts)
+    }
+
+    /// Violations not reported before, of the batch checkers over `h`.
+    pub fn fresh_batch(&mut self, h: &History) -> Vec<String> {
+        let verdicts: Vec<Verdict> = self
+            .checkers
+            .iter()
+            .zip(&self.live)
+            .filter(|(_, l)| l.is_none())
+            .map(|(c, _)| c.check(h))
+            .collect();
+        self.unreported(verdicts)
+    }
+
+    fn unreported(&mut self, verdicts: Vec<Verdict>) -> Vec<String> {
         let mut out = Vec::new();
-        for v in self.verdicts(h) {
+        for v in verdicts {
             for x in &v.violations {
                 let key = (v.checker.clone(), x.rule.clone(), x.events.first().copied());
                 if self.reported.insert(key) {
@@ -172,9 +258,9 @@ impl Watch {
     }
 }
 
-/// When the live checks judge again. The checkers judge a whole history
-/// (they are batch functions), so judging on every tick costs O(n) per tick
-/// and a long session ends up spending a core on it (issue 17). The pace
+/// When the batch checks judge again. They judge a whole history, so
+/// judging on every tick costs O(n) per tick and a long session ends up
+/// spending a core on it (issue 17). The pace
 /// keeps that cost proportional to what was recorded: a new judgement only
 /// when the history grew by a tenth since the last one (amortized: each
 /// event pays for about ten judged events, whatever the session's length),
@@ -182,7 +268,8 @@ impl Watch {
 /// times what that one took (so checking uses at most ~1/10 of a core).
 /// Violations therefore show within max(100 ms, 10 × one judgement) or a
 /// 10 % growth of the history; the final verdicts are always a full
-/// judgement of everything recorded.
+/// judgement of everything recorded. Incremental checks ([`Watch`]) are
+/// not paced: they judge every event as it comes.
 #[derive(Debug, Default)]
 pub struct Pace {
     judged_len: usize,
@@ -212,8 +299,10 @@ impl Pace {
     }
 }
 
-/// The live half of a session: a copy of the history grown by appending
-/// (never re-copied whole) and judged at the [`Pace`].
+/// The judging half of a session. It owns the session's history: the
+/// events are moved here from the recorder ([`Recorder::take_new`]), so the
+/// session holds them once (for the batch checkers and the files written
+/// at the end); `events.log` is written as they come.
 pub struct Live {
     pub watch: Watch,
     pub history: History,
@@ -229,17 +318,21 @@ impl Live {
         }
     }
 
-    /// Appends `new` events; judges if due at `now`; returns the violations
-    /// not reported before.
-    pub fn feed(&mut self, new: Vec<crate::history::Event>, now: Duration) -> Vec<String> {
-        self.history.events.extend(new);
-        let len = self.history.events.len();
-        if !self.pace.due(len, now) {
-            return Vec::new();
+    /// Takes `new` events: the incremental checkers judge each at once, the
+    /// batch ones the whole history if due at `now`. Returns the
+    /// violations not reported before.
+    pub fn feed(&mut self, new: Vec<Event>, now: Duration) -> Vec<String> {
+        for ev in &new {
+            self.watch.feed(ev);
         }
-        let t = std::time::Instant::now();
-        let fresh = self.watch.fresh(&self.history);
-        self.pace.judged(len, now, t.elapsed());
+        self.history.events.extend(new);
+        let mut fresh = self.watch.fresh_incremental();
+        let len = self.history.events.len();
+        if self.watch.needs_history() && self.pace.due(len, now) {
+            let t = std::time::Instant::now();
+            fresh.extend(self.watch.fresh_batch(&self.history));
+            self.pace.judged(len, now, t.elapsed());
+        }
         fresh
     }
 }
@@ -327,6 +420,7 @@ pub async fn run(
         ),
     );
     let mut live = Live::new(&cfg.checks);
+    let mut log = EventsLog::create(&cfg.out.join("events.log"))?;
     let mut printed = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut commands_open = true;
@@ -363,8 +457,9 @@ pub async fn run(
                 },
             },
             _ = tick.tick() => {
-                printed = print_since(&recorder, printed, say);
-                let new = recorder.since(live.history.events.len());
+                let new = recorder.take_new();
+                printed += show(&new, say);
+                log.append(&new)?;
                 for v in live.feed(new, recorder.elapsed()) {
                     line(say, &v);
                 }
@@ -380,21 +475,31 @@ pub async fn run(
     hub.shutdown().await;
     broker.shutdown().await;
     let printed_live = printed;
-    print_since(&recorder, printed, say);
-    let history = recorder.snapshot();
-    drop(live.history);
+    let rest = recorder.take_new();
+    show(&rest, say);
+    log.append(&rest)?;
+    log.finish()?;
+    for ev in &rest {
+        live.watch.feed(ev);
+    }
+    let history = {
+        let mut h = live.history;
+        h.events.extend(rest);
+        h
+    };
     let mut watch = live.watch;
     for v in watch.fresh(&history) {
         line(say, &v);
     }
     let verdicts = watch.verdicts(&history);
     let ok = verdicts.iter().all(Verdict::ok);
-    write_files(&cfg, &history, &verdicts, started_at, say)?;
+    let recorded = history.events.len();
+    write_files(&cfg, history, &verdicts, started_at, say)?;
     line(
         say,
         &format!(
             "observe: {} events recorded ({} shown live), {}",
-            history.events.len(),
+            recorded,
             printed_live,
             if ok {
                 "no violation".to_string()
@@ -429,9 +534,9 @@ fn network_refusal(name: &str, cfg: &Config) -> String {
     }
 }
 
-fn print_since(recorder: &Recorder, from: usize, say: &mut (dyn Write + Send)) -> usize {
-    let new = recorder.since(from);
-    for ev in &new {
+/// Prints the events meant for the terminal; returns how many it got.
+fn show(events: &[Event], say: &mut (dyn Write + Send)) -> usize {
+    for ev in events {
         // The board's frames only where they tell something, as `-v`.
         if let EventKind::Frame {
             fate: crate::history::FrameFate::Delivered,
@@ -444,12 +549,49 @@ fn print_since(recorder: &Recorder, from: usize, say: &mut (dyn Write + Send)) -
         let _ = writeln!(say, "{}", report::describe::line(ev));
     }
     let _ = say.flush();
-    from + new.len()
+    events.len()
 }
 
+/// `events.log`, written as the events come (every event, as printed
+/// live), so that it needs no copy of the history and survives a session
+/// that is killed.
+struct EventsLog {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl EventsLog {
+    fn create(path: &std::path::Path) -> Result<EventsLog> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(EventsLog {
+            path: path.to_path_buf(),
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn append(&mut self, events: &[Event]) -> Result<()> {
+        for ev in events {
+            writeln!(self.file, "{}", report::describe::line(ev))
+                .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
+        }
+        self.file
+            .flush()
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.file
+            .flush()
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+    }
+}
+
+/// Writes the session's files from its history (moved into the report,
+/// not copied).
 fn write_files(
     cfg: &Config,
-    history: &History,
+    history: History,
     verdicts: &[Verdict],
     started_at: SystemTime,
     say: &mut (dyn Write + Send),
@@ -458,21 +600,13 @@ fn write_files(
         let path = cfg.out.join(name);
         std::fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
     };
-    let events: String = history
-        .events
-        .iter()
-        .map(|e| report::describe::line(e) + "\n")
-        .collect();
-    write("events.log", events)?;
     let title = format!("observe session through {}", cfg.listen);
-    write(
-        "trace.txt",
-        crate::trace::render_with(
-            &title,
-            history,
-            &crate::trace::Options::black_box(&cfg.periodic),
-        ),
-    )?;
+    let trace = crate::trace::render_with(
+        &title,
+        &history,
+        &crate::trace::Options::black_box(&cfg.periodic),
+    );
+    write("trace.txt", trace.clone())?;
     let mut text = String::new();
     for v in verdicts {
         let state = if v.ok() { "ok" } else { "FAILED" };
@@ -487,6 +621,7 @@ fn write_files(
     write("verdicts.txt", text)?;
     // The run reporters, fed one synthetic scenario: the session.
     let ok = verdicts.iter().all(Verdict::ok);
+    let elapsed = history.events.last().map(|e| e.at).unwrap_or_default();
     let outcome = Outcome {
         id: "observe".into(),
         name: title.clone(),
@@ -494,15 +629,11 @@ fn write_files(
         status: if ok { Status::Passed } else { Status::Failed },
         failures: Vec::new(),
         verdicts: verdicts.to_vec(),
-        history: history.clone(),
-        duration: history.events.last().map(|e| e.at).unwrap_or_default(),
+        history,
+        duration: elapsed,
     };
     let mut finished = Finished::new(0, &cfg.broker.to_string(), outcome, started_at);
-    finished.trace = crate::trace::render_with(
-        &title,
-        history,
-        &crate::trace::Options::black_box(&cfg.periodic),
-    );
+    finished.trace = trace;
     let finished = std::sync::Arc::new(finished);
     let mut totals = Totals::default();
     totals.add(&finished.outcome.status);
@@ -515,7 +646,7 @@ fn write_files(
         RunEvent::ScenarioFinished(finished),
         RunEvent::RunFinished {
             totals,
-            elapsed: history.events.last().map(|e| e.at).unwrap_or_default(),
+            elapsed,
             interrupted: None,
         },
     ];
@@ -697,6 +828,47 @@ mod tests {
         assert!(w.fresh(&h).is_empty(), "reported again as it grew");
         let h = session(&["ok/1", "bad/1", "bad/2"]);
         assert_eq!(w.fresh(&h).len(), 1, "a new topic is a new violation");
+    }
+
+    #[test]
+    fn incremental_checks_report_at_once_and_keep_no_second_copy() {
+        let spec: InvariantSpec =
+            toml::from_str("check = \"backoff\"\nmax_per_second = 1").unwrap();
+        let mut live = Live::new(&[spec]);
+        assert!(
+            live.watch
+                .modes()
+                .iter()
+                .any(|(name, inc)| name == "backoff" && *inc),
+            "{:?}",
+            live.watch.modes()
+        );
+        let open = |seq: u64, ms: u64, conn: u32| Event {
+            seq,
+            at: Duration::from_millis(ms),
+            kind: EventKind::ConnOpened {
+                conn: ConnId(conn),
+                actor: ACTOR.into(),
+            },
+        };
+        // The pace has just judged, so only an incremental check can
+        // speak before 10 % more events or 100 ms.
+        live.pace
+            .judged(1000, Duration::from_millis(1000), Duration::ZERO);
+        assert!(live
+            .feed(vec![open(0, 1000, 1)], Duration::from_millis(1000))
+            .is_empty());
+        let lines = live.feed(vec![open(1, 1010, 2)], Duration::from_millis(1010));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("backoff-too-fast"), "{lines:?}");
+        assert_eq!(live.history.events.len(), 2);
+        // The recorder hands its events over instead of keeping a copy.
+        let recorder = Recorder::new();
+        recorder.record(EventKind::Teardown);
+        assert_eq!(recorder.take_new().len(), 1);
+        assert!(recorder.snapshot().events.is_empty());
+        let next = recorder.record(EventKind::Teardown);
+        assert_eq!(next.seq, 1, "sequence numbers go on after a take");
     }
 
     #[test]

@@ -108,3 +108,18 @@ fn recorded_peer_faults_are_caught_and_a_good_takeover_passes() {
         assert!(v.ok(), "{v:?}");
     }
 }
+
+/// amqtt resends PUBREC on a resumed session (allowed: 3.1.1 and 5.0 only
+/// demand PUBLISH and PUBREL be resent) and the device answers both of its
+/// PUBRECs; the second answer crossed amqtt's PUBCOMP. The device broke
+/// nothing, whichever of the crossing packets the proxy saw first (the
+/// protocol checker once blamed it, in some runs only). A second PUBREL
+/// with no PUBREC to answer is still caught (tests/check_protocol.rs).
+#[test]
+fn a_pubrel_answering_a_resent_pubrec_across_the_pubcomp_passes() {
+    let v = always(
+        "protocol",
+        &load_fixture("amqtt_pubrec_resent_on_resume.hist"),
+    );
+    assert!(v.ok(), "{v:?}");
+}

@@ -68,6 +68,34 @@ fn qos0_with_pid_and_pubrel_without_pubrec_fail() {
     );
 }
 
+/// A sender that answers every PUBREC it gets with PUBREL is right even
+/// when the receiver's PUBCOMP overtook its answer at the proxy: the order
+/// of packets crossing on one connection is left open by the protocol.
+/// A second PUBREL with no second PUBREC to answer is still caught.
+#[test]
+fn pubrel_answering_a_pubrec_that_crossed_the_pubcomp_passes() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 2, "a/b", "m1", false, false));
+    t.ack(dev, false, "pubrec", 1);
+    t.ack(dev, true, "pubrel", 1);
+    t.ack(dev, false, "pubrec", 1); // the receiver's second PUBREC
+    t.ack(dev, false, "pubcomp", 1);
+    t.ack(dev, true, "pubrel", 1); // answers it, crossing the PUBCOMP
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{:?}", v);
+
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 2, "a/b", "m1", false, false));
+    t.ack(dev, false, "pubrec", 1);
+    t.ack(dev, true, "pubrel", 1);
+    t.ack(dev, false, "pubcomp", 1);
+    t.ack(dev, true, "pubrel", 1); // nothing to answer
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["pubrel-without-pubrec"], "{:?}", v);
+}
+
 #[test]
 fn ack_for_unknown_pid_fails() {
     let mut t = T::new();

@@ -458,3 +458,89 @@ fn a_profile_turns_a_declared_deviation_into_dev_and_its_capabilities_count() {
     assert!(v5.starts_with("SKIP"), "{t}");
     assert!(t.contains("needs MQTT 5.0"), "{t}");
 }
+
+/// `maximum_qos = 1` in a profile's [capabilities] (as RabbitMQ 4.0's
+/// image profile says in code): the 5.0 run of a scenario that needs QoS 2
+/// is a skip naming the step and the profile, never run against the
+/// broker's rules; its 3.1.1 run still runs. And the claim is held
+/// against the broker: mosquitto's 5.0 CONNACK announces no Maximum QoS
+/// (so 2), which fails the 5.0 run that did run as a stale capability.
+#[test]
+fn a_profile_granting_qos_1_over_5_skips_qos_2_runs_and_is_checked_against_the_connack() {
+    let broker_dir = tempfile::tempdir().unwrap();
+    let m = OwnMosquitto::start(broker_dir.path());
+    let scenarios = scenario_folder(&["qos2_in_cut_after_pubrel", "retained_set_and_clear"]);
+    std::fs::write(
+        scenarios.path().join("deviations/qos-one.toml"),
+        "[capabilities]\nmaximum_qos = 1\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(scenarios.path())
+        .args([
+            "--broker",
+            &format!("external:127.0.0.1:{}", m.port),
+            "--profile",
+            "qos-one",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    let line = |id: &str| {
+        t.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(id))
+            .unwrap_or_else(|| panic!("no line for {id}: {t}"))
+            .to_string()
+    };
+    assert!(line("qos2_in_cut_after_pubrel").starts_with("PASS"), "{t}");
+    assert!(
+        line("qos2_in_cut_after_pubrel@5").starts_with("SKIP"),
+        "{t}"
+    );
+    assert!(
+        t.contains("needs QoS 2: step 4 (line")
+            && t.contains("grants at most QoS 1 over MQTT 5.0")
+            && t.contains("profile `qos-one`"),
+        "{t}"
+    );
+    // Needs no QoS 2: it runs, and the CONNACK contradicts the profile.
+    assert!(line("retained_set_and_clear").starts_with("PASS"), "{t}");
+    assert!(line("retained_set_and_clear@5").starts_with("FAIL"), "{t}");
+    assert!(
+        t.contains("the declared capability `maximum_qos = 1` of profile `qos-one` did not hold")
+            && t.contains("announced Maximum QoS 2")
+            && t.contains("declare `maximum_qos = 2`"),
+        "{t}"
+    );
+    assert_eq!(o.status.code(), Some(1), "{t}");
+
+    // A QoS that does not exist is refused, naming the file and line.
+    std::fs::write(
+        scenarios.path().join("deviations/qos-one.toml"),
+        "[capabilities]\nmqtt5 = true\nmaximum_qos = 3\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(scenarios.path())
+        .args([
+            "--broker",
+            &format!("external:127.0.0.1:{}", m.port),
+            "--profile",
+            "qos-one",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("qos-one.toml:3") && t.contains("maximum_qos = 3"),
+        "{t}"
+    );
+}

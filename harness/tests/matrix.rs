@@ -285,3 +285,60 @@ fn json_format_keeps_stdout_for_events() {
     }
     assert!(String::from_utf8_lossy(&o.stderr).contains("qos0_delivery  PASS"));
 }
+
+/// The CI examples run what `make matrix` runs: every image `make images`
+/// builds (each known local image's profile is one of their columns,
+/// besides the mosquitto process and the embedded rumqttd) over every
+/// scenario folder of the Makefile's matrix. A new image or folder that
+/// one of them forgets fails here, naming the file.
+#[test]
+fn ci_examples_cover_every_image_and_every_matrix_folder() {
+    use mqtt_hil::broker::container::KNOWN;
+    use mqtt_hil::broker::BrokerSpec;
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let make_line = makefile
+        .lines()
+        .find(|l| l.contains("mqtt-hil matrix scenarios"))
+        .expect("make matrix's command line");
+    let folders: Vec<&str> = make_line
+        .split_whitespace()
+        .skip_while(|w| *w != "matrix")
+        .skip(1)
+        .take_while(|w| w.starts_with("scenarios"))
+        .collect();
+    assert!(folders.contains(&"scenarios/v5"), "{make_line}");
+    let mut want: Vec<String> = KNOWN
+        .iter()
+        .filter(|k| k.local)
+        .map(|k| k.profile.to_string())
+        .collect();
+    want.extend(["mosquitto".to_string(), "rumqttd".to_string()]);
+    want.sort();
+    want.dedup();
+    for file in ["ci/github-actions.yml", "ci/matrix-baseline.yml"] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let list = text
+            .split_whitespace()
+            .map(|w| w.trim_matches('"'))
+            .find(|w| w.starts_with("mosquitto,embedded,"))
+            .unwrap_or_else(|| panic!("{file}: no broker list"));
+        let mut got: Vec<String> = list
+            .split(',')
+            .map(|b| BrokerSpec::resolve(b).unwrap_or_else(|e| panic!("{file}: {b}: {e}")))
+            .map(|b| b.profile())
+            .collect();
+        got.sort();
+        got.dedup();
+        assert_eq!(got, want, "{file}: broker columns");
+        let command = text
+            .lines()
+            .find(|l| l.contains("mqtt-hil matrix scenarios"))
+            .unwrap_or_else(|| panic!("{file}: no matrix command"));
+        for f in &folders {
+            assert!(
+                command.split_whitespace().any(|w| w == *f),
+                "{file}: the matrix leaves out {f}: {command}"
+            );
+        }
+    }
+}

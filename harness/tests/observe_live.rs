@@ -1,14 +1,15 @@
-//! `observe`'s live checks at their pace (observe::Pace: judged again after
-//! 10 % growth or 10 × the last judgement's time, not every tick) on the
-//! recorded histories of tests/fixtures/histories, fed one event at a time
-//! at their recorded times: the verdicts at the end equal a full judgement
-//! of the history by fresh checkers, every violation of that judgement was
+//! `observe`'s live checks (incremental ones on every event, the others at
+//! observe::Pace: judged again after 10 % growth or 10 × the last
+//! judgement's time, not every tick) on the recorded histories of
+//! tests/fixtures/histories, fed one event at a time at their recorded
+//! times: the verdicts at the end equal a full (batch) judgement of the
+//! history by fresh checkers, every violation of that judgement was
 //! printed (live or at the end), and on the bad histories some were printed
 //! live, before the end.
 mod check_util;
 use check_util::*;
-use mqtt_hil::check::InvariantSpec;
-use mqtt_hil::observe::{default_checks, Live, Watch};
+use mqtt_hil::check::{self, InvariantSpec, Verdict};
+use mqtt_hil::observe::{default_checks, Live};
 
 fn checks() -> Vec<InvariantSpec> {
     let mut c = default_checks();
@@ -43,7 +44,9 @@ fn paced_live_checks_end_with_the_full_judgement_on_every_recorded_history() {
         }
         let during = printed.len();
         printed.extend(live.watch.fresh(&full));
-        let expected = Watch::new(&checks).verdicts(&full);
+        let mut batch = check::always();
+        batch.extend(checks.iter().map(check::build));
+        let expected: Vec<Verdict> = batch.iter().map(|c| c.check(&full)).collect();
         assert_eq!(live.watch.verdicts(&full), expected, "{name}");
         assert_eq!(
             live.history.events, full.events,

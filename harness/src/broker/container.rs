@@ -57,6 +57,12 @@ pub struct KnownImage {
     pub promises: Promises,
     /// Speaks MQTT 5.0: the matrix runs its 5.0 scenarios (else UNSUP).
     pub mqtt5: bool,
+    /// The Maximum QoS its 5.0 CONNACK announces (2 when it announces
+    /// none): a 5.0 scenario that needs QoS 2 is skipped on a broker that
+    /// grants 1, since a client publishing above it breaks 5.0's rules, not
+    /// the broker (checked against every 5.0 CONNACK of a run, see
+    /// `runner::convention::judge_max_qos`).
+    pub mqtt5_max_qos: u8,
     /// Built by `make images` (ci/images/); others come from a registry.
     pub local: bool,
 }
@@ -82,6 +88,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: false,
         },
         mqtt5: true,
+        mqtt5_max_qos: 2,
         local: true,
     },
     KnownImage {
@@ -99,6 +106,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: true,
         },
         mqtt5: false,
+        mqtt5_max_qos: 2,
         local: true,
     },
     KnownImage {
@@ -116,6 +124,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: true,
         },
         mqtt5: false,
+        mqtt5_max_qos: 2,
         local: true,
     },
     // Debian 13's versions (ci/images/*-VERSION/), each its own profile:
@@ -135,6 +144,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: false,
         },
         mqtt5: true,
+        mqtt5_max_qos: 2,
         local: true,
     },
     KnownImage {
@@ -150,8 +160,11 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_restart: true,
             persists_across_kill: true,
         },
-        // rabbitmq_mqtt speaks 5.0 since RabbitMQ 3.13.
+        // rabbitmq_mqtt speaks 5.0 since RabbitMQ 3.13, without QoS 2: its
+        // 5.0 CONNACK says maximum_qos=1 (and it answers a 3.1.1 QoS 2
+        // PUBLISH with PUBACK, a deviation of 3.1.1 recorded in its file).
         mqtt5: true,
+        mqtt5_max_qos: 1,
         local: true,
     },
     KnownImage {
@@ -169,6 +182,7 @@ pub const KNOWN: &[KnownImage] = &[
         },
         // NATS's MQTT gateway is 3.1.1 only.
         mqtt5: false,
+        mqtt5_max_qos: 2,
         local: true,
     },
     // amqtt from PyPI on Debian 13's Python (ci/images/amqtt/). Its profile
@@ -190,6 +204,7 @@ pub const KNOWN: &[KnownImage] = &[
         },
         // 3.1.1 only: a 5.0 CONNECT is refused.
         mqtt5: false,
+        mqtt5_max_qos: 2,
         local: true,
     },
     KnownImage {
@@ -208,6 +223,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: false,
         },
         mqtt5: true,
+        mqtt5_max_qos: 2,
         local: false,
     },
     KnownImage {
@@ -224,6 +240,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: true,
         },
         mqtt5: false,
+        mqtt5_max_qos: 2,
         local: false,
     },
     KnownImage {
@@ -240,6 +257,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: false,
         },
         mqtt5: true,
+        mqtt5_max_qos: 2,
         local: false,
     },
     KnownImage {
@@ -257,6 +275,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: false,
         },
         mqtt5: true,
+        mqtt5_max_qos: 2,
         local: false,
     },
     KnownImage {
@@ -276,6 +295,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: false,
         },
         mqtt5: true,
+        mqtt5_max_qos: 2,
         local: false,
     },
     KnownImage {
@@ -292,6 +312,7 @@ pub const KNOWN: &[KnownImage] = &[
             persists_across_kill: false,
         },
         mqtt5: true,
+        mqtt5_max_qos: 2,
         local: false,
     },
 ];
@@ -381,6 +402,7 @@ const UNKNOWN: KnownImage = KnownImage {
     },
     // Given the chance to show.
     mqtt5: true,
+    mqtt5_max_qos: 2,
     local: false,
 };
 

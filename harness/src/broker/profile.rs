@@ -86,6 +86,11 @@ pub struct Profile {
     /// Speaks MQTT 5.0: 5.0 scenarios are UNSUP (skipped, with the
     /// reason) against a broker that does not.
     pub mqtt5: bool,
+    /// The highest QoS the broker grants over 5.0 (its CONNACK's Maximum
+    /// QoS; 2 when it announces none). A 5.0 scenario that needs QoS 2 is
+    /// skipped, with this as the reason, on a broker that grants less: a
+    /// client that publishes above it is the one breaking the rules.
+    pub max_qos5: u8,
     /// Persistent sessions survive a graceful restart.
     pub persistence: bool,
     /// ... and a SIGKILL.
@@ -107,6 +112,7 @@ impl Profile {
             pause: false,
             network: false,
             mqtt5: false,
+            max_qos5: 2,
             persistence: false,
             persistence_across_kill: false,
             conventions: Vec::new(),
@@ -141,18 +147,19 @@ impl Profile {
     }
 
     pub fn container(image: &ImageRef) -> Profile {
-        let (name, promises, mqtt5) = match image.known() {
-            Some(k) => (k.profile.to_string(), k.promises, k.mqtt5),
+        let (name, promises, mqtt5, max_qos5) = match image.known() {
+            Some(k) => (k.profile.to_string(), k.promises, k.mqtt5, k.mqtt5_max_qos),
             // An image we know nothing about is its own profile, named
             // after its repository (`deviations/<name>.toml`), and is given
             // the chance to show 5.0.
-            None => (image.profile(), super::Promises::default(), true),
+            None => (image.profile(), super::Promises::default(), true, 2),
         };
         Profile {
             control: true,
             pause: true,
             network: true,
             mqtt5,
+            max_qos5,
             persistence: promises.persists_across_restart,
             persistence_across_kill: promises.persists_across_kill,
             ..Profile::builtin(&name)
@@ -168,6 +175,9 @@ impl Profile {
                 }
             };
             set(&mut self.mqtt5, d.mqtt5);
+            if let Some(q) = d.maximum_qos {
+                self.max_qos5 = q;
+            }
             set(&mut self.persistence, d.persistence);
             set(&mut self.persistence_across_kill, d.persistence_across_kill);
             for (c, v) in [
@@ -275,6 +285,9 @@ pub struct Declared {
     /// Free text for the report, e.g. "amqtt 0.12.1 from PyPI".
     pub description: Option<String>,
     pub mqtt5: Option<bool>,
+    /// The Maximum QoS its 5.0 CONNACK announces (0, 1 or 2; default 2):
+    /// 5.0 scenarios that need more are skipped.
+    pub maximum_qos: Option<u8>,
     /// Persistent sessions and their queued messages survive the
     /// `restart` hook (and `stop`/`start`).
     pub persistence: Option<bool>,

@@ -43,8 +43,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::index::Index;
-use super::{fmt_d, Checker, Verdict};
+use super::index::{Index, Stamp, Surroundings};
+use super::live::Context;
+use super::{fmt_d, Checker, Incremental, Verdict, Violation};
 use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, History};
 use crate::mqtt::codec::{self, DecodeError};
 use crate::mqtt::{Packet, PacketType, Version};
@@ -144,6 +145,10 @@ pub fn statement(_to_broker: bool, e: &DecodeError) -> Option<&'static str> {
 impl Checker for CodecChecker {
     fn name(&self) -> &str {
         "codec"
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(Live::new("codec", false, statement, must)))
     }
 
     fn check(&self, history: &History) -> Verdict {
@@ -404,7 +409,6 @@ fn react(
     let Some(c) = ix.by_id.get(&conn).map(|&i| &ix.conns[i]) else {
         return;
     };
-    let limit = ev.at + CLOSE_WITHIN;
     let close = c
         .closed
         .as_ref()
@@ -423,6 +427,42 @@ fn react(
             _ => None,
         })
         .collect();
+    let frame = Stamp {
+        seq: ev.seq,
+        at: ev.at,
+    };
+    decide_reaction(
+        ix,
+        &frame,
+        conn,
+        actor,
+        error,
+        must,
+        close,
+        &connacks,
+        ix.end.min(teardown),
+        v,
+    );
+}
+
+/// What the broker did after a client's frame it must reject (`frame`):
+/// its close of the connection after the frame (`close`, not the run's
+/// end), the CONNACKs it sent in between, and the end of what can be
+/// judged (`end`: the log's end or the teardown).
+#[allow(clippy::too_many_arguments)]
+fn decide_reaction(
+    around: &dyn Surroundings,
+    frame: &Stamp,
+    conn: ConnId,
+    actor: &str,
+    error: &str,
+    must: Must,
+    close: Option<&(Stamp, CloseReason)>,
+    connacks: &[(u64, u8)],
+    end: Duration,
+    v: &mut Verdict,
+) {
+    let limit = frame.at + CLOSE_WITHIN;
     let (close_rule, what) = match must {
         Must::Close(r) => (r, "close the connection"),
         Must::CloseConnect {
@@ -436,7 +476,7 @@ fn react(
                     format!(
                         "the broker answered {actor}'s CONNECT the codec rejects on {conn} with CONNACK {code:#04x} instead of closing: {error}"
                     ),
-                    vec![ev.seq, seq],
+                    vec![frame.seq, seq],
                 );
             }
             (close, "close the connection")
@@ -448,7 +488,7 @@ fn react(
                     Some((_, c)) => format!("CONNACK {c:#04x}"),
                     None => "no CONNACK".to_string(),
                 };
-                let mut evs = vec![ev.seq];
+                let mut evs = vec![frame.seq];
                 evs.extend(connacks.first().map(|(s, _)| *s));
                 v.fail(
                     rule,
@@ -466,13 +506,11 @@ fn react(
         Some((s, r)) if s.at <= limit => v.note(format!(
             "{conn} ended ({r:?}) right after {actor}'s frame the codec rejects: whether the broker would have closed it is not shown"
         )),
-        _ if limit >= ix.end.min(teardown) => v.note(format!(
+        _ if limit >= end => v.note(format!(
             "the run ended within {} of {actor}'s frame the codec rejects on {conn}: too short to judge the broker's close",
             fmt_d(CLOSE_WITHIN)
         )),
-        _ if !ix.undisturbed(actor, ev.at, limit)
-            || ix.broker_down_between(ev.at, limit).is_some() =>
-        {
+        _ if !around.undisturbed(actor, frame.at, limit) || around.broker_down(frame.at, limit) => {
             v.note(format!(
                 "a fault or broker action within {} of {actor}'s frame the codec rejects on {conn} can hide the broker's close",
                 fmt_d(CLOSE_WITHIN)
@@ -484,12 +522,301 @@ fn react(
                 "the broker did not {what} {conn} within {} of {actor}'s frame it must reject ({error}){}",
                 fmt_d(CLOSE_WITHIN),
                 match close {
-                    Some((s, _)) => format!("; it closed {} later", fmt_d(s.at.saturating_sub(ev.at))),
+                    Some((s, _)) => format!("; it closed {} later", fmt_d(s.at.saturating_sub(frame.at))),
                     None => String::new(),
                 }
             ),
-            vec![ev.seq],
+            vec![frame.seq],
         ),
+    }
+}
+
+/// What one undecodable frame concluded: the broker's reaction it waits
+/// for (decided from what came after it), and its own violation.
+#[derive(Clone)]
+struct Judged {
+    seq: u64,
+    reaction: Option<Reaction>,
+    violation: Option<Violation>,
+}
+
+/// A client's frame the broker must reject.
+#[derive(Clone)]
+struct Reaction {
+    frame: Stamp,
+    conn: ConnId,
+    actor: String,
+    error: String,
+    must: Must,
+}
+
+/// One connection's state in [`Live`].
+#[derive(Clone, Default)]
+struct ConnState {
+    malformed_connect: Option<Version>,
+    /// Per direction (towards the broker?): the first violating frame and
+    /// how many undecodable chunks followed it.
+    broken: HashMap<bool, (u64, usize)>,
+    /// Undecodable frames judged with this checker's version.
+    counted: usize,
+    /// Frames of a connection whose CONNECT has not come yet (the version
+    /// they are decoded with is not known): with the step they came in.
+    waiting: Vec<(Event, String)>,
+    /// The CONNACKs the broker sent on it since its first undecodable frame.
+    connacks: Vec<(u64, u8)>,
+}
+
+/// [`judge`] as events come. An undecodable frame is judged when it comes
+/// (or, on a connection whose CONNECT has not come yet, when it does:
+/// until then it is judged anew for each verdict); the broker's reaction
+/// to it is decided from the context at each verdict.
+pub(crate) struct Live {
+    name: &'static str,
+    v5: bool,
+    statement: fn(bool, &DecodeError) -> Option<&'static str>,
+    must: fn(&DecodeError) -> Option<Must>,
+    ctx: Context,
+    step: String,
+    packets: usize,
+    conns: HashMap<ConnId, ConnState>,
+    judged: Vec<Judged>,
+    notes: Vec<String>,
+}
+
+impl Live {
+    pub(crate) fn new(
+        name: &'static str,
+        v5: bool,
+        statement: fn(bool, &DecodeError) -> Option<&'static str>,
+        must: fn(&DecodeError) -> Option<Must>,
+    ) -> Live {
+        Live {
+            name,
+            v5,
+            statement,
+            must,
+            ctx: Context::default(),
+            step: String::new(),
+            packets: 0,
+            conns: HashMap::new(),
+            judged: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Judges one undecodable frame as `judge` does, into `out` and `notes`.
+    fn frame(
+        &self,
+        st: &mut ConnState,
+        ev: &Event,
+        step: &str,
+        out: &mut Vec<Judged>,
+        notes: &mut Vec<String>,
+    ) {
+        let EventKind::Malformed {
+            conn,
+            actor,
+            dir,
+            raw,
+            error,
+        } = &ev.kind
+        else {
+            return;
+        };
+        let version = codec::connect_version(raw)
+            .or_else(|| self.ctx.conns.get(conn).and_then(|c| c.version))
+            .or(st.malformed_connect)
+            .unwrap_or(Version::V311);
+        if let Some(cv) = codec::connect_version(raw) {
+            st.malformed_connect = Some(cv);
+        }
+        if (version == Version::V5) != self.v5 {
+            return;
+        }
+        st.counted += 1;
+        let to_broker = *dir == Dir::ToBroker;
+        if let Some((_, more)) = st.broken.get_mut(&to_broker) {
+            *more += 1;
+            return;
+        }
+        let decoded = codec::decode(raw, version);
+        let mut judged = Judged {
+            seq: ev.seq,
+            reaction: None,
+            violation: None,
+        };
+        if let (true, Err(e)) = (to_broker, &decoded) {
+            if let Some(m) = (self.must)(e) {
+                judged.reaction = Some(Reaction {
+                    frame: Stamp {
+                        seq: ev.seq,
+                        at: ev.at,
+                    },
+                    conn: *conn,
+                    actor: actor.clone(),
+                    error: error.clone(),
+                    must: m,
+                });
+            }
+        }
+        let on_purpose = to_broker
+            && step.starts_with(&format!("{actor} "))
+            && step.split_whitespace().any(|w| w == "raw");
+        if on_purpose {
+            notes.push(format!(
+                "{actor} sent an undecodable frame on {conn} as its step asked (`{step}`): {error}"
+            ));
+            out.push(judged);
+            return;
+        }
+        st.broken.insert(to_broker, (ev.seq, 0));
+        let sender = if to_broker {
+            actor.clone()
+        } else {
+            format!("the broker (to {actor})")
+        };
+        let rule = match &decoded {
+            Err(e) => (self.statement)(to_broker, e),
+            Ok(_) => None,
+        }
+        .unwrap_or(MALFORMED);
+        judged.violation = Some(Violation::new(
+            rule,
+            format!(
+                "{sender} sent a frame the codec rejects on {conn}: {error} ({} bytes: {})",
+                raw.len(),
+                hex_head(raw)
+            ),
+            vec![ev.seq],
+        ));
+        out.push(judged);
+    }
+
+    /// Judges the waiting frames of `conn` for good (its CONNECT came).
+    fn settle(&mut self, conn: ConnId) {
+        let Some(mut st) = self.conns.remove(&conn) else {
+            return;
+        };
+        let waiting = std::mem::take(&mut st.waiting);
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        for (ev, step) in &waiting {
+            self.frame(&mut st, ev, step, &mut out, &mut notes);
+        }
+        self.conns.insert(conn, st);
+        self.notes.extend(notes);
+        for j in out {
+            let at = self.judged.partition_point(|x| x.seq < j.seq);
+            self.judged.insert(at, j);
+        }
+    }
+}
+
+impl Incremental for Live {
+    fn feed(&mut self, ev: &Event) {
+        let before = match &ev.kind {
+            EventKind::Packet { conn, .. } => {
+                self.ctx.conns.get(conn).and_then(|c| c.version).is_none()
+            }
+            _ => false,
+        };
+        self.ctx.feed(ev);
+        match &ev.kind {
+            EventKind::Step { summary, .. } => self.step = summary.clone(),
+            EventKind::Teardown => self.step.clear(),
+            EventKind::Packet {
+                conn, dir, packet, ..
+            } => {
+                self.packets += 1;
+                let now_known = self.ctx.conns.get(conn).and_then(|c| c.version).is_some();
+                if before && now_known {
+                    self.settle(*conn);
+                }
+                if let (Dir::ToClient, Packet::ConnAck(a)) = (dir, packet) {
+                    if let Some(st) = self.conns.get_mut(conn) {
+                        st.connacks.push((ev.seq, a.code));
+                    }
+                }
+            }
+            EventKind::Malformed { conn, .. } => {
+                let known = self.ctx.conns.get(conn).and_then(|c| c.version).is_some();
+                let mut st = self.conns.remove(conn).unwrap_or_default();
+                if known {
+                    let (mut out, mut notes) = (Vec::new(), Vec::new());
+                    let step = self.step.clone();
+                    self.frame(&mut st, ev, &step, &mut out, &mut notes);
+                    self.judged.extend(out);
+                    self.notes.extend(notes);
+                } else {
+                    st.waiting.push((ev.clone(), self.step.clone()));
+                }
+                self.conns.insert(*conn, st);
+            }
+            _ => {}
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new(self.name);
+        let mut judged = self.judged.clone();
+        let mut notes = self.notes.clone();
+        let mut frames = self.packets;
+        let mut broken: Vec<(ConnId, bool, u64, usize)> = Vec::new();
+        for (conn, st) in &self.conns {
+            let mut st = st.clone();
+            let waiting = std::mem::take(&mut st.waiting);
+            for (ev, step) in &waiting {
+                self.frame(&mut st, ev, step, &mut judged, &mut notes);
+            }
+            frames += st.counted;
+            for (up, (seq, more)) in &st.broken {
+                broken.push((*conn, *up, *seq, *more));
+            }
+        }
+        // Waiting frames were judged after the others: put all in log order.
+        judged.sort_by_key(|j| j.seq);
+        let end = self
+            .ctx
+            .end()
+            .min(self.ctx.teardown().unwrap_or(Duration::MAX));
+        for j in &judged {
+            if let Some(r) = &j.reaction {
+                if let Some(c) = self.ctx.conns.get(&r.conn) {
+                    let close = c.closed.as_ref().filter(|(s, why)| {
+                        s.seq > r.frame.seq && !matches!(why, CloseReason::RunEnded)
+                    });
+                    let connacks: Vec<(u64, u8)> = self
+                        .conns
+                        .get(&r.conn)
+                        .map(|st| st.connacks.as_slice())
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|(seq, _)| {
+                            *seq > r.frame.seq && close.is_none_or(|(s, _)| *seq < s.seq)
+                        })
+                        .copied()
+                        .collect();
+                    decide_reaction(
+                        &self.ctx, &r.frame, r.conn, &r.actor, &r.error, r.must, close, &connacks,
+                        end, &mut v,
+                    );
+                }
+            }
+            v.violations.extend(j.violation.clone());
+        }
+        for (conn, up, seq, more) in broken {
+            if more > 0 {
+                notes.push(format!(
+                    "{more} more undecodable chunk(s) followed event #{seq} on {conn} {} (the stream could not be framed again)",
+                    if up { "towards the broker" } else { "towards the client" }
+                ));
+            }
+        }
+        v.notes.extend(notes);
+        v.violations.sort_by_key(|x| x.events.first().copied());
+        v.notes.sort();
+        v.notes
+            .insert(0, format!("{frames} frames decoded or rejected"));
+        v
     }
 }
 

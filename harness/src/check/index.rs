@@ -164,6 +164,21 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// A `Fault` event: its kind is the first word of its text.
+    pub fn new(stamp: Stamp, target: &str, text: &str) -> Fault {
+        let kind = text
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ':' || c == '=')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        Fault {
+            stamp,
+            target: target.to_string(),
+            kind,
+            text: text.to_string(),
+        }
+    }
+
     pub fn hits(&self, actor: &str) -> bool {
         self.target == actor || self.target == "*"
     }
@@ -182,6 +197,21 @@ pub enum BrokerAct {
     /// Graceful: restart or stop.
     Stopped,
     Killed,
+}
+
+impl BrokerAct {
+    /// What a `Broker` event's text says was done.
+    pub fn of(what: &str) -> BrokerAct {
+        let w = what.to_ascii_lowercase();
+        if w.contains("kill") {
+            // kill, killed, kill_restart: the kill is what matters.
+            BrokerAct::Killed
+        } else if w.starts_with("restart") || w.starts_with("stop") {
+            BrokerAct::Stopped
+        } else {
+            BrokerAct::Started
+        }
+    }
 }
 
 /// One publication event with its topic resolved (aliases).
@@ -314,29 +344,10 @@ impl Index {
                     }
                 }
                 EventKind::Fault { target, fault } => {
-                    let kind = fault
-                        .split(|c: char| c.is_whitespace() || c == '(' || c == ':' || c == '=')
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_lowercase();
-                    ix.faults.push(Fault {
-                        stamp,
-                        target: target.clone(),
-                        kind,
-                        text: fault.clone(),
-                    });
+                    ix.faults.push(Fault::new(stamp, target, fault));
                 }
                 EventKind::Broker { what } => {
-                    let w = what.to_ascii_lowercase();
-                    let act = if w.contains("kill") {
-                        // kill, killed, kill_restart: the kill is what matters.
-                        BrokerAct::Killed
-                    } else if w.starts_with("restart") || w.starts_with("stop") {
-                        BrokerAct::Stopped
-                    } else {
-                        BrokerAct::Started
-                    };
-                    ix.broker.push((stamp, act));
+                    ix.broker.push((stamp, BrokerAct::of(what)));
                 }
                 EventKind::Board { what } => ix.boards.push((stamp, what.clone())),
                 EventKind::Delivered { actor, msg } => ix.dlvs.push(Dlv {
@@ -644,67 +655,27 @@ impl Index {
     /// The intervals in which faults disturb `actor`: a fault lasts until the
     /// next `heal` on the same target (or the end of the run).
     pub fn disturbances(&self, actor: &str) -> Vec<(Duration, Duration, u64)> {
-        let mut out = Vec::new();
-        for (k, f) in self.faults.iter().enumerate() {
-            if !f.hits(actor) || f.harmless() {
-                continue;
-            }
-            let ended_by = |kinds: &[&str]| {
-                self.faults[k + 1..]
-                    .iter()
-                    .find(|h| {
-                        kinds.contains(&h.kind.as_str())
-                            && (h.target == f.target || h.target == "*")
-                    })
-                    .map(|h| h.stamp.at)
-                    .unwrap_or(Duration::MAX)
-            };
-            let until = match f.kind.as_str() {
-                // A cut is a moment: the connections it hit are gone, and
-                // the next ones are not disturbed by it.
-                "sever" | "close" => f.stamp.at,
-                // A packet rule disturbs until it has acted (a held packet:
-                // until it is released).
-                "drop" | "duplicate" | "hold" | "delay" => {
-                    let want: &[Fate] = match f.kind.as_str() {
-                        "drop" => &[Fate::Dropped],
-                        "duplicate" => &[Fate::Duplicated],
-                        _ => &[Fate::Released],
-                    };
-                    self.shaped
-                        .iter()
-                        .find(|(a, at, fate)| f.hits(a) && *at >= f.stamp.at && want.contains(fate))
-                        .map(|(_, at, _)| *at)
-                        .unwrap_or(Duration::MAX)
-                        .min(ended_by(&["clear"]))
-                }
-                "latency" | "bandwidth" => ended_by(&["clear"]),
-                _ => ended_by(&["heal"]),
-            };
-            out.push((f.stamp.at, until, f.stamp.seq));
-        }
-        if actor == "device" {
-            for (s, _) in &self.boards {
-                // The board is down until the device is accepted again.
-                let back = self
-                    .conns_of(actor)
-                    .filter_map(|(_, c)| c.accepted_at())
-                    .find(|&a| a > s.at)
-                    .unwrap_or(Duration::MAX);
-                out.push((s.at, back, s.seq));
-            }
-        }
-        out
+        let acted = |f: &Fault, want: &[Fate]| {
+            self.shaped
+                .iter()
+                .find(|(a, at, fate)| f.hits(a) && *at >= f.stamp.at && want.contains(fate))
+                .map(|(_, at, _)| *at)
+        };
+        disturbances(
+            actor,
+            &self.faults,
+            acted,
+            &self.boards,
+            &self
+                .conns_of("device")
+                .map(|(_, c)| c.accepted_at())
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// Is `[from, to]` free of disturbances for `actor`?
     pub fn undisturbed(&self, actor: &str, from: Duration, to: Duration) -> bool {
-        self.disturbances(actor)
-            .iter()
-            // A disturbance that ends as the window opens (a board reset
-            // ends when the device is accepted again, at the CONNACK the
-            // window starts from) does not disturb it.
-            .all(|&(a, b, _)| b <= from || a > to)
+        free_of(&self.disturbances(actor), from, to)
     }
 
     /// Broker lifecycle events (not `Started`) in `[from, to]`.
@@ -759,4 +730,93 @@ impl Index {
         }
         map
     }
+}
+/// What a packet rule asks of the packets it acts on, by fault kind.
+pub(crate) fn rule_fates(kind: &str) -> &'static [Fate] {
+    match kind {
+        "drop" => &[Fate::Dropped],
+        "duplicate" => &[Fate::Duplicated],
+        _ => &[Fate::Released],
+    }
+}
+
+/// The rule of [`Index::disturbances`], over what it reads: the faults in
+/// order, when a packet rule first acted (`acted(fault, fates)`), the board
+/// events, and when each connection of the device was accepted (in
+/// connection order). Shared with the incremental checkers' context
+/// ([`super::live::Context`]), so both read disturbances alike.
+pub(crate) fn disturbances(
+    actor: &str,
+    faults: &[Fault],
+    acted: impl Fn(&Fault, &[Fate]) -> Option<Duration>,
+    boards: &[(Stamp, String)],
+    device_accepted: &[Option<Duration>],
+) -> Vec<(Duration, Duration, u64)> {
+    let mut out = Vec::new();
+    for (k, f) in faults.iter().enumerate() {
+        if !f.hits(actor) || f.harmless() {
+            continue;
+        }
+        let ended_by = |kinds: &[&str]| {
+            faults[k + 1..]
+                .iter()
+                .find(|h| {
+                    kinds.contains(&h.kind.as_str()) && (h.target == f.target || h.target == "*")
+                })
+                .map(|h| h.stamp.at)
+                .unwrap_or(Duration::MAX)
+        };
+        let until = match f.kind.as_str() {
+            // A cut is a moment: the connections it hit are gone, and
+            // the next ones are not disturbed by it.
+            "sever" | "close" => f.stamp.at,
+            // A packet rule disturbs until it has acted (a held packet:
+            // until it is released).
+            "drop" | "duplicate" | "hold" | "delay" => acted(f, rule_fates(&f.kind))
+                .unwrap_or(Duration::MAX)
+                .min(ended_by(&["clear"])),
+            "latency" | "bandwidth" => ended_by(&["clear"]),
+            _ => ended_by(&["heal"]),
+        };
+        out.push((f.stamp.at, until, f.stamp.seq));
+    }
+    if actor == "device" {
+        for (s, _) in boards {
+            // The board is down until the device is accepted again.
+            let back = device_accepted
+                .iter()
+                .flatten()
+                .copied()
+                .find(|&a| a > s.at)
+                .unwrap_or(Duration::MAX);
+            out.push((s.at, back, s.seq));
+        }
+    }
+    out
+}
+
+/// What rules ask about the time around a packet, answered alike by the
+/// [`Index`] of a whole history and by the incremental checkers'
+/// [`super::live::Context`].
+pub trait Surroundings {
+    /// Is `[from, to]` free of disturbances for `actor`?
+    fn undisturbed(&self, actor: &str, from: Duration, to: Duration) -> bool;
+    /// Did the broker stop or die in `[from, to]`?
+    fn broker_down(&self, from: Duration, to: Duration) -> bool;
+}
+
+impl Surroundings for Index {
+    fn undisturbed(&self, actor: &str, from: Duration, to: Duration) -> bool {
+        Index::undisturbed(self, actor, from, to)
+    }
+    fn broker_down(&self, from: Duration, to: Duration) -> bool {
+        self.broker_down_between(from, to).is_some()
+    }
+}
+
+/// Is `[from, to]` free of the disturbances `d`? A disturbance that ends as
+/// the window opens (a board reset ends when the device is accepted again,
+/// at the CONNACK the window starts from) does not disturb it.
+pub(crate) fn free_of(d: &[(Duration, Duration, u64)], from: Duration, to: Duration) -> bool {
+    d.iter().all(|&(a, b, _)| b <= from || a > to)
 }

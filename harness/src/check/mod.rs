@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::history::History;
+use crate::history::{Event, History};
 
 pub mod allow_list;
 pub mod backoff;
@@ -34,6 +34,7 @@ pub mod delivery;
 pub mod exactly_once;
 pub mod index;
 pub mod keepalive;
+pub mod live;
 pub mod packets;
 pub mod protocol;
 pub mod resubscribe;
@@ -131,6 +132,27 @@ impl Verdict {
 pub trait Checker: Send + Sync {
     fn name(&self) -> &str;
     fn check(&self, history: &History) -> Verdict;
+    /// The same judgement made as the events come, where this checker has
+    /// one ([`Incremental`]); `None` where it only judges a whole history.
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        None
+    }
+}
+
+/// A checker that judges a log as it grows, holding only the state its
+/// rules need (a bounded window where the rule allows it), so that a long
+/// session (`observe`) costs as much per event at its end as at its start
+/// and does not need the log kept for it. The contract, tested over the
+/// recorded histories (tests/check_incremental.rs): after the events of a
+/// history are fed in order, [`Incremental::verdict`] is exactly the
+/// [`Checker::check`] of that history — the same violations, events and
+/// notes — and it is that for every prefix of it as well.
+pub trait Incremental: Send {
+    /// Takes the next event of the log (in recording order).
+    fn feed(&mut self, ev: &Event);
+    /// The verdict over everything fed so far; its cost does not grow with
+    /// the number of events fed.
+    fn verdict(&self) -> Verdict;
 }
 
 /// The `[[invariant]]` tables of a scenario file. `check` names the checker;

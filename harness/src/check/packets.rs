@@ -17,14 +17,18 @@
 //!   [MQTT-3.12.4-1];
 //! - after its DISCONNECT a client sends nothing more on that connection
 //!   [MQTT-3.14.4-2].
+//!
+//! Judged as events come ([`Live`]), each connection keeps its requests
+//! still unanswered and what it has concluded so far, not its packets.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::index::{seen, sent, Index};
+use super::index::{seen, sent, Index, Stamp, Surroundings};
+use super::live::Context;
 use super::v5_limits::judged;
-use super::{fmt_d, Checker, Verdict};
-use crate::history::{CloseReason, ConnId, Dir, EventKind, Fate, History};
+use super::{fmt_d, Checker, Incremental, Verdict, Violation};
+use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate, History};
 use crate::mqtt::{Packet, Version};
 
 pub struct PacketsChecker {
@@ -53,6 +57,15 @@ struct Pending {
 impl Checker for PacketsChecker {
     fn name(&self) -> &str {
         "packets"
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(Live {
+            clients: self.clients.clone(),
+            slack: self.slack,
+            ctx: Context::default(),
+            conns: BTreeMap::new(),
+        }))
     }
 
     fn check(&self, history: &History) -> Verdict {
@@ -167,7 +180,9 @@ impl Checker for PacketsChecker {
                             let seen_at = (f.seq, f.at);
                             second_connect(
                                 &ix,
-                                c,
+                                c.id,
+                                &c.actor,
+                                c.closed.as_ref(),
                                 seen_at,
                                 self.slack,
                                 end,
@@ -283,12 +298,16 @@ impl Checker for PacketsChecker {
     }
 }
 
-/// A second CONNECT (`at`: its seq and time) reached the broker on `c`:
+/// A second CONNECT (`at`: its seq and time) reached the broker on
+/// connection `id` of `actor`, which ended as `closed` (its first close):
 /// the broker must close the connection within `slack` (`rule`: 3.1.1's
 /// or 5.0's statement, both numbered MQTT-3.1.0-2).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn second_connect(
-    ix: &Index,
-    c: &super::index::Conn,
+    around: &dyn Surroundings,
+    id: ConnId,
+    actor: &str,
+    closed: Option<&(Stamp, CloseReason)>,
     at: (u64, Duration),
     slack: Duration,
     end: Duration,
@@ -297,38 +316,277 @@ pub(crate) fn second_connect(
 ) {
     let (seq, t) = at;
     let limit = t + slack;
-    let closed = c
-        .closed
-        .as_ref()
-        .filter(|(_, r)| !matches!(r, CloseReason::RunEnded));
+    let closed = closed.filter(|(_, r)| !matches!(r, CloseReason::RunEnded));
     match closed {
         Some((s, CloseReason::BrokerClosed)) if s.at <= limit => {}
         Some((s, _)) if s.at <= limit => v.note(format!(
-            "{} ended right after {}'s second CONNECT: whether the broker would have closed it is not shown",
-            c.id, c.actor
+            "{id} ended right after {actor}'s second CONNECT: whether the broker would have closed it is not shown"
         )),
         _ if limit >= end => v.note(format!(
-            "the run ended within {} of {}'s second CONNECT on {}",
+            "the run ended within {} of {actor}'s second CONNECT on {id}",
             fmt_d(slack),
-            c.actor,
-            c.id
         )),
-        _ if !ix.undisturbed(&c.actor, t, limit) || ix.broker_down_between(t, limit).is_some() => {
+        _ if !around.undisturbed(actor, t, limit) || around.broker_down(t, limit) => {
             v.note(format!(
-                "a fault or broker action after {}'s second CONNECT on {} can hide the broker's close",
-                c.actor, c.id
+                "a fault or broker action after {actor}'s second CONNECT on {id} can hide the broker's close"
             ))
         }
         _ => v.fail(
             rule,
             format!(
-                "the broker did not close {} within {} of {}'s second CONNECT",
-                c.id,
+                "the broker did not close {id} within {} of {actor}'s second CONNECT",
                 fmt_d(slack),
-                c.actor
             ),
             vec![seq],
         ),
+    }
+}
+
+/// What a connection's frames concluded so far, in the order the batch
+/// judgement reports it: a violation, or a second CONNECT whose outcome
+/// (did the broker close in time?) depends on what comes after it.
+enum Found {
+    Fail(Violation),
+    SecondConnect(u64, Duration),
+}
+
+/// One connection's state in [`Live`].
+#[derive(Default)]
+struct ConnState {
+    id: Option<ConnId>,
+    first_up: Option<Option<Violation>>,
+    first_down: Option<Option<Violation>>,
+    connects: usize,
+    pending: Vec<Pending>,
+    disconnected: Option<u64>,
+    found: Vec<Found>,
+}
+
+/// [`PacketsChecker`] as events come: per connection (by position, as the
+/// batch judgement walks them) the state of its frames so far.
+struct Live {
+    clients: Vec<String>,
+    slack: Duration,
+    ctx: Context,
+    conns: BTreeMap<usize, ConnState>,
+}
+
+impl Live {
+    fn frame(&mut self, ev: &Event, conn: ConnId, dir: Dir, fate: Fate, p: Option<&Packet>) {
+        let Some(meta) = self.ctx.conns.get(&conn) else {
+            return;
+        };
+        if meta.version == Some(Version::V5) {
+            // Judged by v5_packets; it stays 5.0.
+            self.conns.remove(&meta.ci);
+            return;
+        }
+        let client = judged(&self.clients, &meta.actor);
+        let actor = meta.actor.clone();
+        let st = self.conns.entry(meta.ci).or_default();
+        st.id = Some(conn);
+        if dir == Dir::ToBroker && sent(fate) && st.first_up.is_none() {
+            st.first_up = Some(match p {
+                Some(p) if client && !matches!(p, Packet::Connect(_)) => Some(Violation::new(
+                    "MQTT-3.1.0-1",
+                    format!(
+                        "{actor}'s first packet on {conn} was {}, not CONNECT",
+                        p.packet_type()
+                    ),
+                    vec![ev.seq],
+                )),
+                _ => None,
+            });
+        }
+        if dir == Dir::ToClient && sent(fate) && st.first_down.is_none() {
+            st.first_down = Some(match p {
+                Some(p) if !matches!(p, Packet::ConnAck(_)) => Some(Violation::new(
+                    "MQTT-3.2.0-1",
+                    format!(
+                        "the broker's first packet to {actor} on {conn} was {}, not CONNACK",
+                        p.packet_type()
+                    ),
+                    vec![ev.seq],
+                )),
+                _ => None,
+            });
+        }
+        let Some(p) = p else { return };
+        if dir == Dir::ToBroker && sent(fate) {
+            if let (Some(d), true) = (st.disconnected, client) {
+                st.found.push(Found::Fail(Violation::new(
+                    "MQTT-3.14.4-2",
+                    format!(
+                        "{actor} sent {} on {conn} after its DISCONNECT",
+                        p.packet_type()
+                    ),
+                    vec![d, ev.seq],
+                )));
+                st.disconnected = None;
+            }
+            if matches!(p, Packet::Disconnect(_)) {
+                st.disconnected = Some(ev.seq);
+            }
+        }
+        let request = |pid, what, filters| Pending {
+            pid,
+            seq: ev.seq,
+            at: ev.at,
+            what,
+            filters,
+        };
+        match (p, dir) {
+            (Packet::Connect(_), Dir::ToBroker) if seen(fate) => {
+                st.connects += 1;
+                if st.connects == 2 {
+                    st.found.push(Found::SecondConnect(ev.seq, ev.at));
+                }
+            }
+            (Packet::Subscribe(s), Dir::ToBroker) if seen(fate) => {
+                st.pending.push(request(s.pid, "SUBACK", s.filters.len()))
+            }
+            (Packet::Unsubscribe(s), Dir::ToBroker) if seen(fate) => {
+                st.pending.push(request(s.pid, "UNSUBACK", s.filters.len()))
+            }
+            (Packet::PingReq, Dir::ToBroker) if seen(fate) => {
+                st.pending.push(request(0, "PINGRESP", 0))
+            }
+            (Packet::SubAck(a), Dir::ToClient) if sent(fate) => {
+                match st
+                    .pending
+                    .iter()
+                    .position(|x| x.pid == a.pid && x.what == "SUBACK")
+                {
+                    Some(i) => {
+                        let req = st.pending.remove(i);
+                        if a.codes.len() != req.filters {
+                            st.found.push(Found::Fail(Violation::new(
+                                "MQTT-3.8.4-5",
+                                format!(
+                                    "SUBACK {} to {actor} has {} return code(s) for {} filter(s)",
+                                    a.pid,
+                                    a.codes.len(),
+                                    req.filters
+                                ),
+                                vec![req.seq, ev.seq],
+                            )));
+                        }
+                    }
+                    None => st.found.push(Found::Fail(Violation::new(
+                        "MQTT-3.8.4-2",
+                        format!("SUBACK {} to {actor} answers no SUBSCRIBE", a.pid),
+                        vec![ev.seq],
+                    ))),
+                }
+            }
+            (Packet::UnsubAck(a), Dir::ToClient) if sent(fate) => {
+                match st
+                    .pending
+                    .iter()
+                    .position(|x| x.pid == a.pid && x.what == "UNSUBACK")
+                {
+                    Some(i) => {
+                        st.pending.remove(i);
+                    }
+                    None => st.found.push(Found::Fail(Violation::new(
+                        "MQTT-3.10.4-5",
+                        format!("UNSUBACK {} to {actor} answers no UNSUBSCRIBE", a.pid),
+                        vec![ev.seq],
+                    ))),
+                }
+            }
+            (Packet::PingResp, Dir::ToClient) if sent(fate) => {
+                if let Some(i) = st.pending.iter().position(|x| x.what == "PINGRESP") {
+                    st.pending.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Incremental for Live {
+    fn feed(&mut self, ev: &Event) {
+        self.ctx.feed(ev);
+        match &ev.kind {
+            EventKind::Packet {
+                conn,
+                dir,
+                packet,
+                fate,
+                ..
+            } => self.frame(ev, *conn, *dir, *fate, Some(packet)),
+            EventKind::Malformed { conn, dir, .. } => {
+                self.frame(ev, *conn, *dir, Fate::Forwarded, None)
+            }
+            // A 5.0 CONNECT decides on the connection's first packet.
+            _ => {}
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("packets");
+        let end = self
+            .ctx
+            .end()
+            .min(self.ctx.teardown().unwrap_or(Duration::MAX));
+        let mut judged_conns = 0usize;
+        for st in self.conns.values() {
+            let Some(meta) = st.id.and_then(|id| self.ctx.conns.get(&id)) else {
+                continue;
+            };
+            let id = st.id.expect("set with meta");
+            judged_conns += 1;
+            v.violations.extend(st.first_up.clone().flatten());
+            v.violations.extend(st.first_down.clone().flatten());
+            for f in &st.found {
+                match f {
+                    Found::Fail(x) => v.violations.push(x.clone()),
+                    Found::SecondConnect(seq, at) => second_connect(
+                        &self.ctx,
+                        id,
+                        &meta.actor,
+                        meta.closed.as_ref(),
+                        (*seq, *at),
+                        self.slack,
+                        end,
+                        "MQTT-3.1.0-2",
+                        &mut v,
+                    ),
+                }
+            }
+            let closed = meta
+                .closed
+                .as_ref()
+                .filter(|(_, r)| !matches!(r, CloseReason::RunEnded));
+            for req in &st.pending {
+                let limit = req.at + self.slack;
+                if limit < end
+                    && closed.is_none_or(|(s, _)| s.at > limit)
+                    && self.ctx.undisturbed(&meta.actor, req.at, limit)
+                    && !self.ctx.broker_down_between(req.at, limit)
+                {
+                    let rule = match req.what {
+                        "SUBACK" => "MQTT-3.8.4-1",
+                        "UNSUBACK" => "MQTT-3.10.4-4",
+                        _ => "MQTT-3.12.4-1",
+                    };
+                    v.fail(
+                        rule,
+                        format!(
+                            "no {} for {}'s request on {} within {}",
+                            req.what,
+                            meta.actor,
+                            id,
+                            fmt_d(self.slack)
+                        ),
+                        vec![req.seq],
+                    );
+                }
+            }
+        }
+        v.note(format!("{judged_conns} 3.1.1 connection(s) judged"));
+        v
     }
 }
 

@@ -65,6 +65,13 @@ struct Side {
     inflight: HashMap<u16, Flow>,
     /// Sender view (clients): SUBSCRIBE/UNSUBSCRIBE ids in flight.
     requests: HashMap<u16, u64>,
+    /// Sender view: PUBRECs that reached the sender and that no PUBREL of
+    /// its own has answered yet, per id. A PUBREL answering one of them is
+    /// never "without PUBREC", even when the flow is already complete in
+    /// the proxy's order: the receiver's PUBCOMP and a second PUBREC it
+    /// sent can cross the sender's answer on the wire, and which of them
+    /// the proxy saw first is an order the protocol leaves open.
+    recs_owed: HashMap<u16, u32>,
     /// Receiver view: ids of QoS 1 / QoS 2 PUBLISH and PUBREL received.
     got_q1: HashSet<u16>,
     got_q2: HashSet<u16>,
@@ -77,6 +84,7 @@ impl Side {
     fn reset_sender(&mut self) {
         self.inflight.clear();
         self.requests.clear();
+        self.recs_owed.clear();
     }
     fn reset_receiver(&mut self) {
         self.got_q1.clear();
@@ -262,6 +270,7 @@ impl Checker for ProtocolChecker {
                                                 ),
                                                 vec![f.seq, ev.seq],
                                             );
+                                            side.recs_owed.remove(&pid);
                                             side.inflight.insert(pid, new_flow(p, ev.seq));
                                         }
                                         None => {
@@ -272,6 +281,7 @@ impl Checker for ProtocolChecker {
                                                     vec![rs, ev.seq],
                                                 );
                                             }
+                                            side.recs_owed.remove(&pid);
                                             side.inflight.insert(pid, new_flow(p, ev.seq));
                                         }
                                     }
@@ -285,6 +295,7 @@ impl Checker for ProtocolChecker {
                                 .get(&pid)
                                 .is_some_and(|f| f.topic == p.topic && f.payload == p.payload);
                             if !keep {
+                                side.recs_owed.remove(&pid);
                                 side.inflight.insert(pid, new_flow(p, ev.seq));
                             }
                         }
@@ -325,6 +336,9 @@ impl Checker for ProtocolChecker {
                             seqs.clone(),
                         );
                     }
+                    if fate_seen && is_rec && a.code < 0x80 {
+                        *side.recs_owed.entry(a.pid).or_default() += 1;
+                    }
                     if fate_seen {
                         if let Some(f) = side.inflight.get_mut(&a.pid) {
                             let want = if is_rec {
@@ -346,8 +360,18 @@ impl Checker for ProtocolChecker {
                     // Sent by the flow's sender.
                     let side = sides.entry((cid.clone(), to_broker)).or_default();
                     if fate_sent {
+                        let answers_rec = match side.recs_owed.get_mut(&a.pid) {
+                            Some(n) if *n > 0 => {
+                                *n -= 1;
+                                true
+                            }
+                            _ => false,
+                        };
                         match side.inflight.get_mut(&a.pid) {
                             Some(f) if f.rec_seen => f.rel_sent = true,
+                            // The flow is complete (or was never seen), but
+                            // the sender answers a PUBREC that reached it.
+                            _ if answers_rec => {}
                             other => {
                                 if judge_sender {
                                     let why = if other.is_some() {

@@ -36,8 +36,8 @@
 //! more), any other malformed packet [MQTT-4.13.1-1]. A fault, the client's
 //! own close or the end of the run within that time make it a note.
 
-use super::codec::{is_connect, is_topic_field, judge, said, Must};
-use super::{Checker, Verdict};
+use super::codec::{is_connect, is_topic_field, judge, said, Live, Must};
+use super::{Checker, Incremental, Verdict};
 use crate::history::History;
 use crate::mqtt::codec::DecodeError;
 use crate::mqtt::PacketType;
@@ -230,6 +230,10 @@ impl Checker for CodecChecker {
 
     fn check(&self, history: &History) -> Verdict {
         judge(history, self.name(), true, statement, must)
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(Live::new("v5_codec", true, statement, must)))
     }
 }
 

@@ -38,11 +38,11 @@
 //! Client-side rules judge only the actors in `clients` (default: the
 //! device), since observers break them on purpose with `raw = true`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::index::{seen, sent};
-use super::{Checker, Verdict};
-use crate::history::{ConnId, Dir, EventKind, Fate, History};
+use super::{Checker, Incremental, Verdict, Violation};
+use crate::history::{ConnId, Dir, Event, EventKind, Fate, History};
 use crate::mqtt::codec;
 use crate::mqtt::props::{
     self, MAXIMUM_PACKET_SIZE, REASON_STRING, RECEIVE_MAXIMUM, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
@@ -133,70 +133,186 @@ pub(crate) fn judged(clients: &[String], actor: &str) -> bool {
     clients.iter().any(|c| c == "*" || c == actor)
 }
 
-pub struct FlowChecker {
-    pub clients: Vec<String>,
+/// A packet kept while its connection's first CONNECT has not come (the
+/// v5 checkers judge a connection only once that shows it is 5.0).
+struct Early {
+    seq: u64,
+    dir: Dir,
+    fate: Fate,
+    packet: Packet,
+    size: usize,
 }
 
-impl Checker for FlowChecker {
-    fn name(&self) -> &str {
-        "v5_flow"
+enum Phase<S> {
+    Early(Vec<Early>),
+    V5(S),
+    Other,
+}
+
+/// The connections of a log as [`connections`] has them (in order of
+/// their first packet, judged once their first CONNECT says 5.0), each with
+/// a checker's state instead of its packets: what the incremental v5
+/// checkers share.
+struct V5Conns<S> {
+    order: Vec<ConnId>,
+    conns: HashMap<ConnId, (String, Phase<S>)>,
+}
+
+impl<S> Default for V5Conns<S> {
+    fn default() -> Self {
+        V5Conns {
+            order: Vec::new(),
+            conns: HashMap::new(),
+        }
+    }
+}
+
+/// A packet as the incremental v5 checkers take it.
+struct Pkt<'a> {
+    seq: u64,
+    dir: Dir,
+    fate: Fate,
+    packet: &'a Packet,
+    size: usize,
+}
+
+impl<S> V5Conns<S> {
+    /// Takes an event: a packet goes to its connection's state (made by
+    /// `start` from the actor and the first CONNECT), through `step`.
+    fn feed(
+        &mut self,
+        ev: &Event,
+        start: impl FnOnce(&str, &crate::mqtt::Connect) -> S,
+        mut step: impl FnMut(&mut S, &str, Pkt),
+    ) {
+        let EventKind::Packet {
+            conn,
+            actor,
+            dir,
+            packet,
+            raw,
+            fate,
+        } = &ev.kind
+        else {
+            return;
+        };
+        let (actor, phase) = self.conns.entry(*conn).or_insert_with(|| {
+            self.order.push(*conn);
+            (actor.clone(), Phase::Early(Vec::new()))
+        });
+        let pkt = Pkt {
+            seq: ev.seq,
+            dir: *dir,
+            fate: *fate,
+            packet,
+            size: raw.len(),
+        };
+        match phase {
+            Phase::V5(st) => step(st, actor, pkt),
+            Phase::Other => {}
+            Phase::Early(early) => match packet {
+                Packet::Connect(c) if c.version == Version::V5 => {
+                    let mut st = start(actor, c);
+                    for e in std::mem::take(early) {
+                        let p = Pkt {
+                            seq: e.seq,
+                            dir: e.dir,
+                            fate: e.fate,
+                            packet: &e.packet,
+                            size: e.size,
+                        };
+                        step(&mut st, actor, p);
+                    }
+                    step(&mut st, actor, pkt);
+                    *phase = Phase::V5(st);
+                }
+                Packet::Connect(_) => *phase = Phase::Other,
+                _ => early.push(Early {
+                    seq: ev.seq,
+                    dir: *dir,
+                    fate: *fate,
+                    packet: packet.clone(),
+                    size: raw.len(),
+                }),
+            },
+        }
     }
 
-    fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        for c in connections(history) {
-            let client_max = props::num(&c.connack_props(), RECEIVE_MAXIMUM).unwrap_or(65535);
-            let broker_max = props::num(&c.connect_props(), RECEIVE_MAXIMUM).unwrap_or(65535);
-            let mut sides = vec![(Dir::ToClient, broker_max, "MQTT-3.3.4-9", "the broker")];
-            if judged(&self.clients, &c.actor) {
-                sides.push((Dir::ToBroker, client_max, "MQTT-3.3.4-7", "the client"));
-            }
-            for (dir, max, rule, who) in sides {
-                let mut out: BTreeSet<u16> = BTreeSet::new();
-                let mut seqs: Vec<u64> = Vec::new();
-                for p in &c.pkts {
-                    match p.packet {
-                        Packet::Publish(pb)
-                            if p.dir == dir && pb.qos != QoS::AtMostOnce && sent(p.fate) =>
-                        {
-                            let pid = pb.pid.unwrap_or(0);
-                            if out.insert(pid) {
-                                seqs.push(p.seq);
-                            }
-                            if out.len() as u32 > max {
-                                v.fail(
-                                    rule,
-                                    format!(
-                                        "{who} on {}'s connection had {} QoS 1/2 PUBLISHes unacknowledged (ids {:?}), its peer's Receive Maximum is {max}",
-                                        c.actor,
-                                        out.len(),
-                                        out
-                                    ),
-                                    seqs.clone(),
-                                );
-                                // Its send quota (at most the Receive
-                                // Maximum, less one a send) was spent.
-                                v.fail(
-                                    "MQTT-4.9.0-2",
-                                    format!(
-                                        "{who} on {}'s connection sent a QoS {} PUBLISH with its send quota at 0",
-                                        c.actor,
-                                        pb.qos.as_u8()
-                                    ),
-                                    vec![p.seq],
-                                );
-                                break;
-                            }
+    /// The 5.0 connections' states, in order.
+    fn judged(&self) -> impl Iterator<Item = (&str, &S)> {
+        self.order.iter().filter_map(|id| match self.conns.get(id) {
+            Some((actor, Phase::V5(st))) => Some((actor.as_str(), st)),
+            _ => None,
+        })
+    }
+}
+
+/// [`FlowChecker`] on one 5.0 connection as its packets come. The
+/// client's side needs the CONNACK's Receive Maximum: until the first
+/// CONNACK its packets are kept (and judged against the default).
+struct FlowConn {
+    broker: Side,
+    /// The client's side (judged actors only): its packets until the
+    /// first CONNACK, then its state.
+    client: Option<Result<Side, Vec<Kept>>>,
+}
+
+/// A packet kept for the client's side until the CONNACK.
+type Kept = (u64, Dir, Fate, Packet);
+
+struct FlowLive {
+    clients: Vec<String>,
+    conns: V5Conns<FlowConn>,
+}
+
+impl Incremental for FlowLive {
+    fn feed(&mut self, ev: &Event) {
+        let clients = &self.clients;
+        self.conns.feed(
+            ev,
+            |actor, c| FlowConn {
+                broker: Side::new(
+                    Dir::ToClient,
+                    props::num(&c.properties, RECEIVE_MAXIMUM).unwrap_or(65535),
+                ),
+                client: judged(clients, actor).then(|| Err(Vec::new())),
+            },
+            |st, actor, p| {
+                st.broker.packet(actor, p.seq, p.dir, p.fate, p.packet);
+                match (&mut st.client, p.packet) {
+                    (Some(Err(kept)), Packet::ConnAck(a)) => {
+                        let max = props::num(&a.properties, RECEIVE_MAXIMUM).unwrap_or(65535);
+                        let mut side = Side::new(Dir::ToBroker, max);
+                        for (seq, dir, fate, packet) in kept.drain(..) {
+                            side.packet(actor, seq, dir, fate, &packet);
                         }
-                        Packet::PubAck(a) | Packet::PubComp(a) if p.dir != dir && seen(p.fate) => {
-                            out.remove(&a.pid);
-                        }
-                        Packet::PubRec(a) if p.dir != dir && seen(p.fate) && a.code >= 0x80 => {
-                            out.remove(&a.pid);
-                        }
-                        _ => {}
+                        side.packet(actor, p.seq, p.dir, p.fate, p.packet);
+                        st.client = Some(Ok(side));
                     }
+                    (Some(Err(kept)), _) => {
+                        kept.push((p.seq, p.dir, p.fate, p.packet.clone()));
+                    }
+                    (Some(Ok(side)), _) => side.packet(actor, p.seq, p.dir, p.fate, p.packet),
+                    (None, _) => {}
                 }
+            },
+        );
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("v5_flow");
+        for (actor, st) in self.conns.judged() {
+            v.violations.extend(st.broker.failed.clone());
+            match &st.client {
+                Some(Ok(side)) => v.violations.extend(side.failed.clone()),
+                Some(Err(kept)) => {
+                    let mut side = Side::new(Dir::ToBroker, 65535);
+                    for (seq, dir, fate, packet) in kept {
+                        side.packet(actor, *seq, *dir, *fate, packet);
+                    }
+                    v.violations.extend(side.failed);
+                }
+                None => {}
             }
         }
         v.note("receive maximum judged on every 5.0 connection");
@@ -204,54 +320,94 @@ impl Checker for FlowChecker {
     }
 }
 
-pub struct PacketSizeChecker {
-    pub clients: Vec<String>,
+/// [`PacketSizeChecker`] on one 5.0 connection as its packets come.
+struct SizeConn {
+    to_client: Option<u32>,
+    to_broker: Option<u32>,
+    acked: bool,
+    client: bool,
+    found: Vec<Violation>,
 }
 
-impl Checker for PacketSizeChecker {
-    fn name(&self) -> &str {
-        "v5_packet_size"
+struct SizeLive {
+    clients: Vec<String>,
+    conns: V5Conns<SizeConn>,
+}
+
+impl Incremental for SizeLive {
+    fn feed(&mut self, ev: &Event) {
+        let clients = &self.clients;
+        self.conns.feed(
+            ev,
+            |actor, c| SizeConn {
+                to_client: props::num(&c.properties, MAXIMUM_PACKET_SIZE),
+                to_broker: None,
+                acked: false,
+                client: judged(clients, actor),
+                found: Vec::new(),
+            },
+            |st, actor, p| {
+                if let Packet::ConnAck(a) = p.packet {
+                    if !st.acked {
+                        st.to_broker = props::num(&a.properties, MAXIMUM_PACKET_SIZE);
+                    }
+                    st.acked = true;
+                }
+                st.found.extend(size_violation(
+                    actor,
+                    &p,
+                    st.to_client,
+                    st.to_broker,
+                    st.acked && st.client,
+                ));
+            },
+        );
     }
 
-    fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        for c in connections(history) {
-            let to_client = props::num(&c.connect_props(), MAXIMUM_PACKET_SIZE);
-            let to_broker = props::num(&c.connack_props(), MAXIMUM_PACKET_SIZE);
-            let mut acked = false;
-            for p in &c.pkts {
-                if matches!(p.packet, Packet::ConnAck(_)) {
-                    acked = true;
-                }
-                if !sent(p.fate) {
-                    continue;
-                }
-                let (max, rule, who) = match p.dir {
-                    Dir::ToClient => (to_client, "MQTT-3.1.2-24", "the broker"),
-                    Dir::ToBroker if acked && judged(&self.clients, &c.actor) => {
-                        (to_broker, "MQTT-3.2.2-15", "the client")
-                    }
-                    Dir::ToBroker => continue,
-                };
-                if let Some(m) = max {
-                    if p.size as u64 > m as u64 {
-                        v.fail(
-                            rule,
-                            format!(
-                                "{who} sent a {} of {} bytes on {}'s connection; the peer's Maximum Packet Size is {m}",
-                                p.packet.packet_type(),
-                                p.size,
-                                c.actor
-                            ),
-                            vec![p.seq],
-                        );
-                        optional_props_over(p, m, who, &c.actor, &mut v);
-                    }
-                }
-            }
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("v5_packet_size");
+        for (_, st) in self.conns.judged() {
+            v.violations.extend(st.found.iter().cloned());
         }
         v
     }
+}
+
+/// The Maximum Packet Size rule on one packet: the broker's against the
+/// CONNECT's maximum, the client's (`client`: judged, and after the
+/// CONNACK) against the CONNACK's.
+fn size_violation(
+    actor: &str,
+    p: &Pkt,
+    to_client: Option<u32>,
+    to_broker: Option<u32>,
+    client: bool,
+) -> Vec<Violation> {
+    if !sent(p.fate) {
+        return Vec::new();
+    }
+    let (max, rule, who) = match p.dir {
+        Dir::ToClient => (to_client, "MQTT-3.1.2-24", "the broker"),
+        Dir::ToBroker if client => (to_broker, "MQTT-3.2.2-15", "the client"),
+        Dir::ToBroker => return Vec::new(),
+    };
+    let Some(m) = max else {
+        return Vec::new();
+    };
+    if p.size as u64 <= m as u64 {
+        return Vec::new();
+    }
+    let mut out = vec![Violation::new(
+        rule,
+        format!(
+            "{who} sent a {} of {} bytes on {actor}'s connection; the peer's Maximum Packet Size is {m}",
+            p.packet.packet_type(),
+            p.size,
+        ),
+        vec![p.seq],
+    )];
+    out.extend(optional_props_over(p, m, who, actor));
+    out
 }
 
 /// The statements that forbid a Reason String and User Properties that
@@ -279,17 +435,18 @@ fn optional_props_rules(t: PacketType) -> Option<(&'static str, &'static str)> {
 /// only the size rule is broken.) The bytes they add are measured by
 /// encoding the packet with and without them, so varint lengths that
 /// shrink are counted too.
-fn optional_props_over(p: &Pk, max: u32, who: &str, actor: &str, v: &mut Verdict) {
+fn optional_props_over(p: &Pkt, max: u32, who: &str, actor: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
     let Some((reason_rule, user_rule)) = optional_props_rules(p.packet.packet_type()) else {
-        return;
+        return out;
     };
     let Some(list) = props::packet_props(p.packet) else {
-        return;
+        return out;
     };
     let has_reason = props::get(list, REASON_STRING).is_some();
     let has_user = props::get(list, USER_PROPERTY).is_some();
     if !has_reason && !has_user {
-        return;
+        return out;
     }
     let mut bare = p.packet.clone();
     if let Some(l) = props_mut(&mut bare) {
@@ -299,18 +456,18 @@ fn optional_props_over(p: &Pk, max: u32, who: &str, actor: &str, v: &mut Verdict
         codec::encode(p.packet, Version::V5),
         codec::encode(&bare, Version::V5),
     ) else {
-        return;
+        return out;
     };
     let added = full.len().saturating_sub(stripped.len());
     if p.size.saturating_sub(added) as u64 > max as u64 {
-        return;
+        return out;
     }
     for (present, rule, what) in [
         (has_reason, reason_rule, "a Reason String"),
         (has_user, user_rule, "User Properties"),
     ] {
         if present {
-            v.fail(
+            out.push(Violation::new(
                 rule,
                 format!(
                     "{who} put {what} on a {} to {actor}'s connection that took it to {} bytes, past the peer's Maximum Packet Size {max}; without them it was {} bytes",
@@ -319,9 +476,10 @@ fn optional_props_over(p: &Pk, max: u32, who: &str, actor: &str, v: &mut Verdict
                     p.size - added
                 ),
                 vec![p.seq],
-            );
+            ));
         }
     }
+    out
 }
 
 fn props_mut(p: &mut Packet) -> Option<&mut Properties> {
@@ -336,6 +494,156 @@ fn props_mut(p: &mut Packet) -> Option<&mut Properties> {
         Packet::Auth(x) => &mut x.properties,
         _ => return None,
     })
+}
+
+pub struct FlowChecker {
+    pub clients: Vec<String>,
+}
+
+/// One direction of a 5.0 connection under a Receive Maximum: the QoS 1/2
+/// PUBLISHes out and not completed (packet id -> the event that sent it).
+#[derive(Clone)]
+struct Side {
+    dir: Dir,
+    max: u32,
+    out: BTreeMap<u16, u64>,
+    /// The overrun, said as the Receive Maximum's and the send quota's.
+    failed: Vec<Violation>,
+}
+
+impl Side {
+    fn new(dir: Dir, max: u32) -> Side {
+        Side {
+            dir,
+            max,
+            out: BTreeMap::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Takes the connection's next packet (nothing after a violation).
+    fn packet(&mut self, actor: &str, seq: u64, dir: Dir, fate: Fate, packet: &Packet) {
+        if !self.failed.is_empty() {
+            return;
+        }
+        match packet {
+            Packet::Publish(pb) if dir == self.dir && pb.qos != QoS::AtMostOnce && sent(fate) => {
+                let pid = pb.pid.unwrap_or(0);
+                self.out.entry(pid).or_insert(seq);
+                if self.out.len() as u32 > self.max {
+                    let (rule, who) = match self.dir {
+                        Dir::ToClient => ("MQTT-3.3.4-9", "the broker"),
+                        Dir::ToBroker => ("MQTT-3.3.4-7", "the client"),
+                    };
+                    let ids: BTreeSet<u16> = self.out.keys().copied().collect();
+                    self.failed.push(Violation::new(
+                        rule,
+                        format!(
+                            "{who} on {actor}'s connection had {} QoS 1/2 PUBLISHes unacknowledged (ids {ids:?}), its peer's Receive Maximum is {}",
+                            self.out.len(),
+                            self.max
+                        ),
+                        self.out.values().copied().collect(),
+                    ));
+                    // Its send quota (at most the Receive Maximum, less one
+                    // a send) was spent.
+                    self.failed.push(Violation::new(
+                        "MQTT-4.9.0-2",
+                        format!(
+                            "{who} on {actor}'s connection sent a QoS {} PUBLISH with its send quota at 0",
+                            pb.qos.as_u8()
+                        ),
+                        vec![seq],
+                    ));
+                }
+            }
+            Packet::PubAck(a) | Packet::PubComp(a) if dir != self.dir && seen(fate) => {
+                self.out.remove(&a.pid);
+            }
+            Packet::PubRec(a) if dir != self.dir && seen(fate) && a.code >= 0x80 => {
+                self.out.remove(&a.pid);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Checker for FlowChecker {
+    fn name(&self) -> &str {
+        "v5_flow"
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(FlowLive {
+            clients: self.clients.clone(),
+            conns: V5Conns::default(),
+        }))
+    }
+
+    fn check(&self, history: &History) -> Verdict {
+        let mut v = Verdict::new(self.name());
+        for c in connections(history) {
+            let client_max = props::num(&c.connack_props(), RECEIVE_MAXIMUM).unwrap_or(65535);
+            let broker_max = props::num(&c.connect_props(), RECEIVE_MAXIMUM).unwrap_or(65535);
+            let mut sides = vec![Side::new(Dir::ToClient, broker_max)];
+            if judged(&self.clients, &c.actor) {
+                sides.push(Side::new(Dir::ToBroker, client_max));
+            }
+            for mut side in sides {
+                for p in &c.pkts {
+                    side.packet(&c.actor, p.seq, p.dir, p.fate, p.packet);
+                    if !side.failed.is_empty() {
+                        break;
+                    }
+                }
+                v.violations.extend(side.failed);
+            }
+        }
+        v.note("receive maximum judged on every 5.0 connection");
+        v
+    }
+}
+
+pub struct PacketSizeChecker {
+    pub clients: Vec<String>,
+}
+
+impl Checker for PacketSizeChecker {
+    fn name(&self) -> &str {
+        "v5_packet_size"
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(SizeLive {
+            clients: self.clients.clone(),
+            conns: V5Conns::default(),
+        }))
+    }
+
+    fn check(&self, history: &History) -> Verdict {
+        let mut v = Verdict::new(self.name());
+        for c in connections(history) {
+            let to_client = props::num(&c.connect_props(), MAXIMUM_PACKET_SIZE);
+            let to_broker = props::num(&c.connack_props(), MAXIMUM_PACKET_SIZE);
+            let mut acked = false;
+            for p in &c.pkts {
+                if matches!(p.packet, Packet::ConnAck(_)) {
+                    acked = true;
+                }
+                let pkt = Pkt {
+                    seq: p.seq,
+                    dir: p.dir,
+                    fate: p.fate,
+                    packet: p.packet,
+                    size: p.size,
+                };
+                let client = acked && judged(&self.clients, &c.actor);
+                v.violations
+                    .extend(size_violation(&c.actor, &pkt, to_client, to_broker, client));
+            }
+        }
+        v
+    }
 }
 
 pub struct TopicAliasChecker {

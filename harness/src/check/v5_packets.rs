@@ -127,7 +127,9 @@ impl Checker for PacketsChecker {
                     if let (2, Some(&i)) = (connects, ix.by_id.get(&c.id)) {
                         super::packets::second_connect(
                             &ix,
-                            &ix.conns[i],
+                            ix.conns[i].id,
+                            &ix.conns[i].actor,
+                            ix.conns[i].closed.as_ref(),
                             (p.seq, p.at),
                             self.slack,
                             end.min(teardown),

@@ -1,6 +1,8 @@
 //! The shared, append-only event log. Producers (proxy tasks, actors, the
 //! runner) hold a cheap [`Recorder`] handle; the runner takes the finished
-//! [`History`] at the end.
+//! [`History`] at the end. A long-lived consumer (`observe`) instead moves
+//! the events out as they come ([`Recorder::take_new`]), so that the log is
+//! held once, by whoever consumes it, and not twice.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -14,8 +16,22 @@ pub struct Recorder {
 
 struct Inner {
     start: Instant,
-    events: Mutex<Vec<Event>>,
+    events: Mutex<Events>,
     live: tokio::sync::broadcast::Sender<Event>,
+}
+
+/// The events still held, and how many were moved out before them
+/// ([`Recorder::take_new`]): the first held event has sequence number `taken`.
+#[derive(Default)]
+struct Events {
+    taken: usize,
+    held: Vec<Event>,
+}
+
+impl Events {
+    fn len(&self) -> usize {
+        self.taken + self.held.len()
+    }
 }
 
 impl Default for Recorder {
@@ -30,7 +46,7 @@ impl Recorder {
         Recorder {
             inner: Arc::new(Inner {
                 start: Instant::now(),
-                events: Mutex::new(Vec::new()),
+                events: Mutex::new(Events::default()),
                 live,
             }),
         }
@@ -45,7 +61,7 @@ impl Recorder {
             at: self.inner.start.elapsed(),
             kind,
         };
-        events.push(ev.clone());
+        events.held.push(ev.clone());
         drop(events);
         let _ = self.inner.live.send(ev.clone());
         ev
@@ -73,13 +89,15 @@ impl Recorder {
         self.len() == 0
     }
 
-    /// A copy of the events from position `from` on.
+    /// A copy of the events from position `from` on (of those still held:
+    /// events moved out by [`Recorder::take_new`] are the taker's).
     pub fn since(&self, from: usize) -> Vec<Event> {
         let events = self.inner.events.lock().expect("history lock poisoned");
-        events[from.min(events.len())..].to_vec()
+        let from = from.saturating_sub(events.taken);
+        events.held[from.min(events.held.len())..].to_vec()
     }
 
-    /// A copy of everything recorded so far.
+    /// A copy of everything recorded so far (and still held).
     pub fn snapshot(&self) -> History {
         History {
             events: self
@@ -87,8 +105,20 @@ impl Recorder {
                 .events
                 .lock()
                 .expect("history lock poisoned")
+                .held
                 .clone(),
         }
+    }
+
+    /// Moves out every event recorded since the last call: the caller owns
+    /// them from now on and the recorder keeps none (sequence numbers go on
+    /// counting). For a consumer that keeps or streams the log itself, so
+    /// that a long session does not hold it twice.
+    pub fn take_new(&self) -> Vec<Event> {
+        let mut events = self.inner.events.lock().expect("history lock poisoned");
+        let new = std::mem::take(&mut events.held);
+        events.taken += new.len();
+        new
     }
 }
 

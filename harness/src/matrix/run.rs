@@ -24,8 +24,9 @@ pub struct MatrixConfig {
     pub partition: Partition,
     pub target: TargetSpec,
     pub firmware: Firmware,
-    /// The scenario folder whose `deviations/` applies.
-    pub deviations_folder: PathBuf,
+    /// The scenario folders whose `deviations/` apply, the first one's
+    /// being the profile file (`Deviations::for_broker_in`).
+    pub deviations_folders: Vec<PathBuf>,
     /// Broker files go under `out/work/<broker>/`.
     pub out: PathBuf,
     /// Runs per cell (`--repeat N`); cells whose runs disagree are FLAKY.
@@ -39,7 +40,7 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
     let started = Instant::now();
     let mut deviations = Vec::new();
     for b in &cfg.brokers {
-        deviations.push(Deviations::for_broker(&cfg.deviations_folder, b)?);
+        deviations.push(Deviations::for_broker_in(&cfg.deviations_folders, b)?);
     }
     let all: Vec<Cell> = cfg
         .scenarios
@@ -347,8 +348,14 @@ pub fn classify(o: &Outcome, devs: &Deviations, broker: &BrokerSpec) -> CellResu
         Status::Passed => (Verdict::Pass, String::new()),
         Status::Deviation(why) => (Verdict::Dev, why.clone()),
         Status::Unsupported(why) => (Verdict::Unsup, why.clone()),
-        // A 5.0 scenario against a broker whose profile has no 5.0.
-        Status::Skipped(why) if why.starts_with("needs MQTT 5.0") => (Verdict::Unsup, why.clone()),
+        // A 5.0 scenario against a broker whose profile has no 5.0, or
+        // one that needs QoS 2 of a broker granting less over 5.0 (which
+        // 5.0 allows): what the broker lacks by its profile, UNSUP.
+        Status::Skipped(why)
+            if why.starts_with("needs MQTT 5.0") || why.starts_with("needs QoS 2") =>
+        {
+            (Verdict::Unsup, why.clone())
+        }
         Status::Skipped(why) => (Verdict::Skip, why.clone()),
         Status::Error(e) => (Verdict::Error, e.clone()),
         Status::Failed if devs.is_stale(o) => (Verdict::Stale, o.failure_text()),

@@ -57,6 +57,9 @@ pub struct Deviation {
     /// broker that starts supporting it shows up as STALE.
     #[serde(default)]
     pub kind: Kind,
+    /// The file that declares it (set when loaded).
+    #[serde(skip)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -98,9 +101,27 @@ impl Deviations {
             text: &text,
         };
         let f: File = toml::from_str(&text).map_err(|e| src.syntax_error(&e))?;
+        if let Some(q) = f.capabilities.as_ref().and_then(|c| c.maximum_qos) {
+            if q > 2 {
+                return Err(Error::Input {
+                    file: path.clone(),
+                    line: text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("maximum_qos"))
+                        .map_or(1, |i| i + 1),
+                    message: format!(
+                        "[capabilities] maximum_qos = {q}: a QoS is 0, 1 or 2 (what the broker's 5.0 CONNACK announces as Maximum QoS)"
+                    ),
+                });
+            }
+        }
+        let mut list = f.deviation;
+        for d in &mut list {
+            d.file = Some(path.clone());
+        }
         Ok(Deviations {
             file: Some(path),
-            list: f.deviation,
+            list,
             capabilities: f.capabilities,
             hooks: f.hooks,
         })
@@ -138,6 +159,58 @@ impl Deviations {
                         ),
                     });
                 }
+            }
+        }
+        Ok(d)
+    }
+
+    /// The deviations of `broker` for scenarios from several folders: the
+    /// first folder's profile file as [`Deviations::for_broker`] reads it,
+    /// joined by the `[[deviation]]`s of the same profile in the others'
+    /// `deviations/` (e.g. `scenarios/v5/deviations/`), so one matrix over
+    /// `scenarios` and `scenarios/v5` judges each scenario by the file
+    /// next to it. A scenario declared in two files is an error naming
+    /// both; `[capabilities]` and `[hooks]` belong to the first file only.
+    pub fn for_broker_in(
+        folders: &[std::path::PathBuf],
+        broker: &BrokerSpec,
+    ) -> Result<Deviations> {
+        let Some((first, rest)) = folders.split_first() else {
+            return Ok(Deviations::default());
+        };
+        let mut d = Deviations::for_broker(first, broker)?;
+        let name = broker.profile();
+        for folder in rest {
+            if folder == first {
+                continue;
+            }
+            let more = Deviations::load(folder, &name)?;
+            let Some(file) = more.file.clone() else {
+                continue;
+            };
+            if more.capabilities.is_some() || more.hooks.is_some() {
+                return Err(Error::Input {
+                    file,
+                    line: 1,
+                    message: format!(
+                        "[capabilities] and [hooks] of profile `{name}` belong in the profile file of the first scenario folder ({}), not here: this file may only add [[deviation]]s",
+                        first.join("deviations").join(format!("{name}.toml")).display()
+                    ),
+                });
+            }
+            for dev in more.list {
+                if let Some(prev) = d.for_scenario(&dev.scenario) {
+                    return Err(Error::Usage(format!(
+                        "scenario `{}` has deviations of profile `{name}` in two files, {} and {}: keep one",
+                        dev.scenario,
+                        prev.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(),
+                        file.display()
+                    )));
+                }
+                d.list.push(dev);
+            }
+            if d.file.is_none() {
+                d.file = Some(file);
             }
         }
         Ok(d)
@@ -187,9 +260,10 @@ impl Deviations {
         let Some(d) = self.for_scenario(&o.id) else {
             return o;
         };
-        let file = self
+        let file = d
             .file
             .as_ref()
+            .or(self.file.as_ref())
             .map(|f| f.display().to_string())
             .unwrap_or_default();
         let seen = signature(&o);

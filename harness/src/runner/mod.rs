@@ -6,6 +6,7 @@
 pub mod convention;
 pub mod deviation;
 pub mod expect;
+pub mod max_qos;
 mod outcome;
 mod owed;
 pub mod peer;
@@ -143,7 +144,11 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
         history,
         started.elapsed(),
     );
-    convention::judge(cfg.deviations.apply(o), &cfg.profile())
+    let profile = cfg.profile();
+    max_qos::judge(
+        convention::judge(cfg.deviations.apply(o), &profile),
+        &profile,
+    )
 }
 
 fn setup_error(
@@ -245,6 +250,19 @@ fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
             "needs MQTT 5.0, which broker {} does not speak (its profile)",
             cfg.broker
         ));
+    }
+    // A 5.0 broker announces the QoS it grants; publishing above it is the
+    // client's Protocol Error (MQTT 5.0, 3.2.2.3.4), so such a run would
+    // judge the scenario, not the broker.
+    if (scenario.device.as_ref().is_some_and(v5) || scenario.observers.values().any(v5))
+        && profile.max_qos5 < 2
+    {
+        if let Some(what) = scenario.needs_qos2() {
+            return Some(format!(
+                "needs QoS 2: {what}, and broker {} grants at most QoS {} over MQTT 5.0 (Maximum QoS in its CONNACK; profile `{}`)",
+                cfg.broker, profile.max_qos5, profile.name
+            ));
+        }
     }
     // Conventions ($share/, $queue/, $local/) are never a reason to skip:
     // unless the profile declares them, they are measured (`convention`).

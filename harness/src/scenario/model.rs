@@ -118,6 +118,53 @@ impl Scenario {
         })
     }
 
+    /// Where the scenario first needs QoS 2 of the broker, in the user's
+    /// terms (`step 3 (line 20) publishes at QoS 2`): a publish or a will at
+    /// QoS 2, or a step that waits for a QoS 2 message or for PUBREC,
+    /// PUBREL or PUBCOMP. A subscription at QoS 2 alone needs nothing: the
+    /// broker may grant less.
+    pub fn needs_qos2(&self) -> Option<String> {
+        let q2 = |q: &Option<QoS>| *q == Some(QoS::ExactlyOnce);
+        for (name, c) in self
+            .device
+            .iter()
+            .map(|c| ("device", c))
+            .chain(self.observers.iter().map(|(n, c)| (n.as_str(), c)))
+        {
+            if c.connect
+                .will
+                .as_ref()
+                .is_some_and(|w| w.qos == QoS::ExactlyOnce)
+            {
+                return Some(format!("{name}'s will is at QoS 2"));
+            }
+        }
+        for s in &self.steps {
+            let what = match &s.action {
+                Action::Client {
+                    action: ClientAction::Publish { qos, .. },
+                    ..
+                } if *qos == QoS::ExactlyOnce => "publishes at QoS 2",
+                Action::Expect(e) => match &e.what {
+                    Expect::Message { qos, .. } | Expect::Published { qos, .. } if q2(qos) => {
+                        "waits for a QoS 2 message"
+                    }
+                    Expect::Packet {
+                        packet:
+                            crate::mqtt::PacketType::PubRec
+                            | crate::mqtt::PacketType::PubRel
+                            | crate::mqtt::PacketType::PubComp,
+                        ..
+                    } => "waits for a packet of QoS 2's exchange",
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            return Some(format!("step {} (line {}) {what}", s.index, s.line));
+        }
+        None
+    }
+
     /// The scenario has a `device` actor (driven or autonomous).
     pub fn has_device(&self) -> bool {
         self.device.is_some() || self.autonomous.is_some()
