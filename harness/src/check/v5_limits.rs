@@ -373,129 +373,6 @@ impl Incremental for SizeLive {
     }
 }
 
-/// The Maximum Packet Size rule on one packet: the broker's against the
-/// CONNECT's maximum, the client's (`client`: judged, and after the
-/// CONNACK) against the CONNACK's.
-fn size_violation(
-    actor: &str,
-    p: &Pkt,
-    to_client: Option<u32>,
-    to_broker: Option<u32>,
-    client: bool,
-) -> Vec<Violation> {
-    if !sent(p.fate) {
-        return Vec::new();
-    }
-    let (max, rule, who) = match p.dir {
-        Dir::ToClient => (to_client, "MQTT-3.1.2-24", "the broker"),
-        Dir::ToBroker if client => (to_broker, "MQTT-3.2.2-15", "the client"),
-        Dir::ToBroker => return Vec::new(),
-    };
-    let Some(m) = max else {
-        return Vec::new();
-    };
-    if p.size as u64 <= m as u64 {
-        return Vec::new();
-    }
-    let mut out = vec![Violation::new(
-        rule,
-        format!(
-            "{who} sent a {} of {} bytes on {actor}'s connection; the peer's Maximum Packet Size is {m}",
-            p.packet.packet_type(),
-            p.size,
-        ),
-        vec![p.seq],
-    )];
-    out.extend(optional_props_over(p, m, who, actor));
-    out
-}
-
-/// The statements that forbid a Reason String and User Properties that
-/// would take a packet of this type past its receiver's Maximum Packet
-/// Size: the sender has to leave them out instead.
-fn optional_props_rules(t: PacketType) -> Option<(&'static str, &'static str)> {
-    use PacketType as T;
-    Some(match t {
-        T::ConnAck => ("MQTT-3.2.2-19", "MQTT-3.2.2-20"),
-        T::PubAck => ("MQTT-3.4.2-2", "MQTT-3.4.2-3"),
-        T::PubRec => ("MQTT-3.5.2-2", "MQTT-3.5.2-3"),
-        T::PubRel => ("MQTT-3.6.2-2", "MQTT-3.6.2-3"),
-        T::PubComp => ("MQTT-3.7.2-2", "MQTT-3.7.2-3"),
-        T::SubAck => ("MQTT-3.9.2-1", "MQTT-3.9.2-2"),
-        T::UnsubAck => ("MQTT-3.11.2-1", "MQTT-3.11.2-2"),
-        T::Disconnect => ("MQTT-3.14.2-3", "MQTT-3.14.2-4"),
-        T::Auth => ("MQTT-3.15.2-2", "MQTT-3.15.2-3"),
-        _ => return None,
-    })
-}
-
-/// A packet `p` over the receiver's maximum `max`: when it would have fit
-/// without its Reason String and User Properties, each of those it
-/// carries broke its statement. (When even the bare packet is too large
-/// only the size rule is broken.) The bytes they add are measured by
-/// encoding the packet with and without them, so varint lengths that
-/// shrink are counted too.
-fn optional_props_over(p: &Pkt, max: u32, who: &str, actor: &str) -> Vec<Violation> {
-    let mut out = Vec::new();
-    let Some((reason_rule, user_rule)) = optional_props_rules(p.packet.packet_type()) else {
-        return out;
-    };
-    let Some(list) = props::packet_props(p.packet) else {
-        return out;
-    };
-    let has_reason = props::get(list, REASON_STRING).is_some();
-    let has_user = props::get(list, USER_PROPERTY).is_some();
-    if !has_reason && !has_user {
-        return out;
-    }
-    let mut bare = p.packet.clone();
-    if let Some(l) = props_mut(&mut bare) {
-        l.0.retain(|x| x.id != REASON_STRING && x.id != USER_PROPERTY);
-    }
-    let (Ok(full), Ok(stripped)) = (
-        codec::encode(p.packet, Version::V5),
-        codec::encode(&bare, Version::V5),
-    ) else {
-        return out;
-    };
-    let added = full.len().saturating_sub(stripped.len());
-    if p.size.saturating_sub(added) as u64 > max as u64 {
-        return out;
-    }
-    for (present, rule, what) in [
-        (has_reason, reason_rule, "a Reason String"),
-        (has_user, user_rule, "User Properties"),
-    ] {
-        if present {
-            out.push(Violation::new(
-                rule,
-                format!(
-                    "{who} put {what} on a {} to {actor}'s connection that took it to {} bytes, past the peer's Maximum Packet Size {max}; without them it was {} bytes",
-                    p.packet.packet_type(),
-                    p.size,
-                    p.size - added
-                ),
-                vec![p.seq],
-            ));
-        }
-    }
-    out
-}
-
-fn props_mut(p: &mut Packet) -> Option<&mut Properties> {
-    Some(match p {
-        Packet::ConnAck(c) => &mut c.properties,
-        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
-            &mut a.properties
-        }
-        Packet::SubAck(x) => &mut x.properties,
-        Packet::UnsubAck(x) => &mut x.properties,
-        Packet::Disconnect(x) => &mut x.properties,
-        Packet::Auth(x) => &mut x.properties,
-        _ => return None,
-    })
-}
-
 pub struct FlowChecker {
     pub clients: Vec<String>,
 }
@@ -644,6 +521,129 @@ impl Checker for PacketSizeChecker {
         }
         v
     }
+}
+
+/// The Maximum Packet Size rule on one packet: the broker's against the
+/// CONNECT's maximum, the client's (`client`: judged, and after the
+/// CONNACK) against the CONNACK's.
+fn size_violation(
+    actor: &str,
+    p: &Pkt,
+    to_client: Option<u32>,
+    to_broker: Option<u32>,
+    client: bool,
+) -> Vec<Violation> {
+    if !sent(p.fate) {
+        return Vec::new();
+    }
+    let (max, rule, who) = match p.dir {
+        Dir::ToClient => (to_client, "MQTT-3.1.2-24", "the broker"),
+        Dir::ToBroker if client => (to_broker, "MQTT-3.2.2-15", "the client"),
+        Dir::ToBroker => return Vec::new(),
+    };
+    let Some(m) = max else {
+        return Vec::new();
+    };
+    if p.size as u64 <= m as u64 {
+        return Vec::new();
+    }
+    let mut out = vec![Violation::new(
+        rule,
+        format!(
+            "{who} sent a {} of {} bytes on {actor}'s connection; the peer's Maximum Packet Size is {m}",
+            p.packet.packet_type(),
+            p.size,
+        ),
+        vec![p.seq],
+    )];
+    out.extend(optional_props_over(p, m, who, actor));
+    out
+}
+
+/// The statements that forbid a Reason String and User Properties that
+/// would take a packet of this type past its receiver's Maximum Packet
+/// Size: the sender has to leave them out instead.
+fn optional_props_rules(t: PacketType) -> Option<(&'static str, &'static str)> {
+    use PacketType as T;
+    Some(match t {
+        T::ConnAck => ("MQTT-3.2.2-19", "MQTT-3.2.2-20"),
+        T::PubAck => ("MQTT-3.4.2-2", "MQTT-3.4.2-3"),
+        T::PubRec => ("MQTT-3.5.2-2", "MQTT-3.5.2-3"),
+        T::PubRel => ("MQTT-3.6.2-2", "MQTT-3.6.2-3"),
+        T::PubComp => ("MQTT-3.7.2-2", "MQTT-3.7.2-3"),
+        T::SubAck => ("MQTT-3.9.2-1", "MQTT-3.9.2-2"),
+        T::UnsubAck => ("MQTT-3.11.2-1", "MQTT-3.11.2-2"),
+        T::Disconnect => ("MQTT-3.14.2-3", "MQTT-3.14.2-4"),
+        T::Auth => ("MQTT-3.15.2-2", "MQTT-3.15.2-3"),
+        _ => return None,
+    })
+}
+
+/// A packet `p` over the receiver's maximum `max`: when it would have fit
+/// without its Reason String and User Properties, each of those it
+/// carries broke its statement. (When even the bare packet is too large
+/// only the size rule is broken.) The bytes they add are measured by
+/// encoding the packet with and without them, so varint lengths that
+/// shrink are counted too.
+fn optional_props_over(p: &Pkt, max: u32, who: &str, actor: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some((reason_rule, user_rule)) = optional_props_rules(p.packet.packet_type()) else {
+        return out;
+    };
+    let Some(list) = props::packet_props(p.packet) else {
+        return out;
+    };
+    let has_reason = props::get(list, REASON_STRING).is_some();
+    let has_user = props::get(list, USER_PROPERTY).is_some();
+    if !has_reason && !has_user {
+        return out;
+    }
+    let mut bare = p.packet.clone();
+    if let Some(l) = props_mut(&mut bare) {
+        l.0.retain(|x| x.id != REASON_STRING && x.id != USER_PROPERTY);
+    }
+    let (Ok(full), Ok(stripped)) = (
+        codec::encode(p.packet, Version::V5),
+        codec::encode(&bare, Version::V5),
+    ) else {
+        return out;
+    };
+    let added = full.len().saturating_sub(stripped.len());
+    if p.size.saturating_sub(added) as u64 > max as u64 {
+        return out;
+    }
+    for (present, rule, what) in [
+        (has_reason, reason_rule, "a Reason String"),
+        (has_user, user_rule, "User Properties"),
+    ] {
+        if present {
+            out.push(Violation::new(
+                rule,
+                format!(
+                    "{who} put {what} on a {} to {actor}'s connection that took it to {} bytes, past the peer's Maximum Packet Size {max}; without them it was {} bytes",
+                    p.packet.packet_type(),
+                    p.size,
+                    p.size - added
+                ),
+                vec![p.seq],
+            ));
+        }
+    }
+    out
+}
+
+fn props_mut(p: &mut Packet) -> Option<&mut Properties> {
+    Some(match p {
+        Packet::ConnAck(c) => &mut c.properties,
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            &mut a.properties
+        }
+        Packet::SubAck(x) => &mut x.properties,
+        Packet::UnsubAck(x) => &mut x.properties,
+        Packet::Disconnect(x) => &mut x.properties,
+        Packet::Auth(x) => &mut x.properties,
+        _ => return None,
+    })
 }
 
 pub struct TopicAliasChecker {
