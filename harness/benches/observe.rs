@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_hil::history::{ConnId, Delivery, Dir, Event, EventKind, Fate};
 use mqtt_hil::mqtt::codec;
-use mqtt_hil::mqtt::{Ack, Packet, Properties, Publish, QoS, Version};
+use mqtt_hil::mqtt::{Ack, ConnAck, Connect, Packet, Properties, Publish, QoS, Version};
 use mqtt_hil::observe::{default_checks, Live, Watch};
 
 const EVENTS: usize = 100_000;
@@ -37,20 +37,52 @@ fn packet(conn: u32, actor: &str, dir: Dir, p: Packet) -> EventKind {
     }
 }
 
-/// The `n`-th event of the session (two connections opened first).
+/// The `n`-th event of the session: two connections opened and accepted
+/// first (as a real session starts), then the messages.
 fn event(n: usize) -> EventKind {
-    if n == 0 {
-        return EventKind::ConnOpened {
-            conn: ConnId(1),
-            actor: "device".into(),
-        };
+    let open = |conn: u32, actor: &str| EventKind::ConnOpened {
+        conn: ConnId(conn),
+        actor: actor.into(),
+    };
+    let connect = |conn: u32, actor: &str| {
+        packet(
+            conn,
+            actor,
+            Dir::ToBroker,
+            Packet::Connect(Connect {
+                version: Version::V311,
+                client_id: actor.into(),
+                clean_start: true,
+                keep_alive: 60,
+                will: None,
+                username: None,
+                password: None,
+                properties: Properties::default(),
+            }),
+        )
+    };
+    let connack = |conn: u32, actor: &str| {
+        packet(
+            conn,
+            actor,
+            Dir::ToClient,
+            Packet::ConnAck(ConnAck {
+                session_present: false,
+                code: 0,
+                properties: Properties::default(),
+            }),
+        )
+    };
+    match n {
+        0 => return open(1, "device"),
+        1 => return connect(1, "device"),
+        2 => return connack(1, "device"),
+        3 => return open(2, "cloud"),
+        4 => return connect(2, "cloud"),
+        5 => return connack(2, "cloud"),
+        _ => {}
     }
-    if n == 1 {
-        return EventKind::ConnOpened {
-            conn: ConnId(2),
-            actor: "cloud".into(),
-        };
-    }
+    let n = n - 4;
     let i = (n - 2) / 5;
     let pid = (i % 60_000 + 1) as u16;
     let payload = Bytes::from(format!("reading-{i}"));

@@ -313,3 +313,70 @@ fn a_missing_docker_engine_is_explained() {
     assert!(t.contains("docker.io"), "{t}");
     assert!(t.contains("--broker embedded"), "{t}");
 }
+
+/// A matrix starts the next cell's container while a cell runs (so a slow
+/// broker's start is off the critical path), and Ctrl-C then removes both
+/// the running cell's container and the one started ahead.
+#[test]
+fn a_matrix_starts_the_next_broker_ahead_and_ctrl_c_removes_both() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "matrix",
+            "harness/tests/fixtures/signals",
+            "--brokers",
+            "container:mosquitto",
+            "--out",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // The first cell waits 15 s: meanwhile the second cell's broker starts.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let containers = leftovers(pid)
+            .into_iter()
+            .filter(|n| !n.ends_with("-net"))
+            .count();
+        if containers >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second container was started ahead while the first cell ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// A whole matrix whose cells take the containers started ahead: every
+/// cell runs on its own container, and nothing is left once it ends.
+#[test]
+fn a_matrix_with_brokers_started_ahead_leaves_nothing() {
+    if !docker_ready("mqtt-hil/mosquitto") {
+        return;
+    }
+    let (o, pid) = run(&[
+        "matrix",
+        "scenarios/qos0_delivery.toml",
+        "scenarios/qos1_delivery.toml",
+        "scenarios/retained_set_and_clear.toml",
+        "--brokers",
+        "container:mosquitto",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}

@@ -14,6 +14,7 @@ pub mod hooks;
 mod mosquitto;
 pub mod probe;
 mod profile;
+pub mod warm;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -216,7 +217,12 @@ impl Broker {
             BrokerSpec::Mosquitto => Broker::Mosquitto(Mosquitto::start(workdir).await?),
             BrokerSpec::Embedded => Broker::Embedded(Embedded::start().await?),
             BrokerSpec::Container(image) => {
-                Broker::Container(Box::new(Container::start(image).await?))
+                // Started ahead by a matrix (warm.rs), else now.
+                let c = match warm::take(image).await {
+                    Some(started) => started?,
+                    None => Container::start(image).await?,
+                };
+                Broker::Container(Box::new(c))
             }
             BrokerSpec::External { host, port, .. } => {
                 Broker::External(External::connect(host, *port, hooks).await?)

@@ -63,8 +63,30 @@ impl Recorder {
         };
         events.held.push(ev.clone());
         drop(events);
-        let _ = self.inner.live.send(ev.clone());
+        // Cloning an event no one listens to cost as much as recording it.
+        if self.inner.live.receiver_count() > 0 {
+            let _ = self.inner.live.send(ev.clone());
+        }
         ev
+    }
+
+    /// Appends events that happened together (the packets a proxy
+    /// connection read in one go), in order, under one lock and with one
+    /// timestamp.
+    pub fn record_all(&self, kinds: impl IntoIterator<Item = EventKind>) {
+        let mut events = self.inner.events.lock().expect("history lock poisoned");
+        let at = self.inner.start.elapsed();
+        let first = events.held.len();
+        for kind in kinds {
+            let seq = events.len() as u64;
+            events.held.push(Event { seq, at, kind });
+        }
+        if self.inner.live.receiver_count() > 0 {
+            // Under the lock, so listeners see the batch whole and in order.
+            for ev in &events.held[first..] {
+                let _ = self.inner.live.send(ev.clone());
+            }
+        }
     }
 
     /// A live feed of events recorded from now on (for waits and `-v`).
@@ -171,5 +193,28 @@ impl HistoryBuilder {
         History {
             events: self.events,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_recorded_together_keep_their_order_and_share_a_time() {
+        let rec = Recorder::new();
+        rec.record(EventKind::Teardown);
+        let mut live = rec.subscribe();
+        rec.record_all((0..3).map(|_| EventKind::Teardown));
+        rec.record_all(std::iter::empty());
+        let h = rec.snapshot();
+        let seqs: Vec<u64> = h.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3]);
+        assert!(h.events[1..].iter().all(|e| e.at == h.events[1].at));
+        assert!(h.events[1].at >= h.events[0].at);
+        for want in 1..=3 {
+            assert_eq!(live.try_recv().unwrap().seq, want);
+        }
+        assert!(live.try_recv().is_err(), "nothing more was recorded");
     }
 }

@@ -2,12 +2,19 @@
 //! broker as `mqtt-hil run` does, through the same reporters (terminal
 //! lines, traces per broker, JUnit, the HTML matrix index, pcaps), and
 //! classifies each outcome into the matrix's own result.
+//!
+//! Container brokers start ahead of need: the cells' broker starts are
+//! known before the first cell runs, so a [`Warm`] pool starts the next
+//! ones (at most `-j`, capped at [`MAX_WARM`]) while cells run, and a cell
+//! whose broker is RabbitMQ does not wait its ~16 s start. Each cell still
+//! gets a fresh container of its own (see [`crate::broker::warm`]).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use super::plan::{Cell, Partition};
 use super::results::{CellResult, Matrix, ScenarioRow, Verdict};
+use crate::broker::warm::{Warm, MAX_WARM};
 use crate::broker::BrokerSpec;
 use crate::error::Result;
 use crate::report::{Reporters, RunEvent, Totals};
@@ -80,12 +87,90 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
         target: cfg.target.to_string(),
     })?;
     let mut totals = Totals::default();
-    if cfg.jobs > 1 {
-        run_pooled(cfg, &mine, &deviations, reporters, &mut m, &mut totals).await?;
-        return finish(m, totals, started, reporters);
+    let warm = Warm::new(
+        broker_starts(cfg, &mine, &deviations)?,
+        cfg.jobs.clamp(1, MAX_WARM),
+    );
+    let cells = async {
+        if cfg.jobs > 1 {
+            run_pooled(
+                cfg,
+                &mine,
+                &deviations,
+                reporters,
+                &mut m,
+                &mut totals,
+                &warm,
+            )
+            .await
+        } else {
+            run_sequential(
+                cfg,
+                &mine,
+                &deviations,
+                reporters,
+                &mut m,
+                &mut totals,
+                &warm,
+            )
+            .await
+        }
+    };
+    let ran = Warm::scope(Some(warm.clone()), cells).await;
+    // Whatever was started ahead and not taken (a cell skipped, a broker
+    // that broke) is shut down before the run reports its end.
+    warm.shutdown().await;
+    ran?;
+    finish(m, totals, started, reporters)
+}
+
+/// The container each run of each cell will start, in the order the cells
+/// launch (broker by broker, the scenarios in order, `--repeat` runs each):
+/// what [`Warm`] starts ahead. `None` for a broker that is no container and
+/// for a scenario that is skipped before it starts one.
+fn broker_starts(
+    cfg: &MatrixConfig,
+    mine: &[Cell],
+    deviations: &[Deviations],
+) -> Result<Vec<Option<crate::broker::ImageRef>>> {
+    let repeat = cfg.repeat.max(1);
+    let mut out = Vec::new();
+    for (broker, devs) in cfg.brokers.iter().zip(deviations) {
+        let column = broker.to_string();
+        let run_cfg = run_config(cfg, broker, devs)?;
+        for s in &cfg.scenarios {
+            if !mine
+                .iter()
+                .any(|c| c.scenario == s.id && c.broker == column)
+            {
+                continue;
+            }
+            let need = match broker {
+                BrokerSpec::Container(image) if runner::starts_broker(s, &run_cfg) => {
+                    Some(image.clone())
+                }
+                _ => None,
+            };
+            out.extend(std::iter::repeat_n(need, repeat));
+        }
     }
+    Ok(out)
+}
+
+/// The cells one at a time (`-j 1`), the next brokers starting ahead.
+async fn run_sequential(
+    cfg: &MatrixConfig,
+    mine: &[Cell],
+    deviations: &[Deviations],
+    reporters: &mut Reporters,
+    m: &mut Matrix,
+    totals: &mut Totals,
+    warm: &Warm,
+) -> Result<()> {
+    let repeat = cfg.repeat.max(1);
     let mut index = 0;
-    for (broker, devs) in cfg.brokers.iter().zip(&deviations) {
+    let mut ordinal = 0;
+    for (broker, devs) in cfg.brokers.iter().zip(deviations) {
         let column = broker.to_string();
         let run_cfg = run_config(cfg, broker, devs)?;
         // A broker that cannot start fails every cell alike: say it once
@@ -110,6 +195,7 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
                     runs: Vec::new(),
                 },
                 None => {
+                    warm.launching(ordinal * repeat);
                     let r = runner::run_repeated(s, &run_cfg, index, &column, repeat, reporters)
                         .await?;
                     index += r.runs.len();
@@ -117,11 +203,15 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
                     if let Status::Error(e) = &r.runs[r.runs.len() - 1].outcome.status {
                         if e.contains("hint:") {
                             broken = Some(format!("{column} could not run: {e}"));
+                            if let BrokerSpec::Container(image) = broker {
+                                warm.discard(image);
+                            }
                         }
                     }
                     classify_repeated(&r, devs, broker)
                 }
             };
+            ordinal += 1;
             let mut result = result;
             if speaks_v5(s) && !result.scenario.ends_with("@5") {
                 result.scenario += "@5";
@@ -129,7 +219,7 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
             m.cells.push(result);
         }
     }
-    finish(m, totals, started, reporters)
+    Ok(())
 }
 
 fn finish(
@@ -174,6 +264,7 @@ fn run_config(cfg: &MatrixConfig, broker: &BrokerSpec, devs: &Deviations) -> Res
 /// The cells under `-j N` ([`runner::pool`]): the same cells in the same
 /// order as one at a time, each with its own broker; a broker that cannot
 /// start fails its cells that have not started yet without trying them.
+/// The next brokers start ahead as cells launch.
 async fn run_pooled(
     cfg: &MatrixConfig,
     mine: &[Cell],
@@ -181,6 +272,7 @@ async fn run_pooled(
     reporters: &mut Reporters,
     m: &mut Matrix,
     totals: &mut Totals,
+    warm: &Warm,
 ) -> Result<()> {
     use runner::pool::{Job, JobEnd};
     let repeat = cfg.repeat.max(1);
@@ -210,16 +302,26 @@ async fn run_pooled(
         of_job: &'a [(usize, &'a Scenario)],
         why: Vec<Option<String>>,
         names: Vec<String>,
+        brokers: &'a [BrokerSpec],
+        warm: &'a Warm,
+        repeat: usize,
     }
     impl runner::pool::Control for Broken<'_> {
         fn launch(&mut self, k: usize) -> bool {
-            self.why[self.of_job[k].0].is_none()
+            let go = self.why[self.of_job[k].0].is_none();
+            if go {
+                self.warm.launching(k * self.repeat);
+            }
+            go
         }
         fn finished(&mut self, k: usize, r: &crate::report::Repeated) {
             let b = self.of_job[k].0;
             if let Status::Error(e) = &r.runs[r.runs.len() - 1].outcome.status {
                 if e.contains("hint:") && self.why[b].is_none() {
                     self.why[b] = Some(format!("{} could not run: {e}", self.names[b]));
+                    if let BrokerSpec::Container(image) = &self.brokers[b] {
+                        self.warm.discard(image);
+                    }
                 }
             }
         }
@@ -228,6 +330,9 @@ async fn run_pooled(
         of_job: &of_job,
         why: vec![None; cfg.brokers.len()],
         names: cfg.brokers.iter().map(|b| b.to_string()).collect(),
+        brokers: &cfg.brokers,
+        warm,
+        repeat,
     };
     let (ends, _) = runner::pool::run_pool(
         &jobs,

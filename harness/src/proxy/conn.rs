@@ -3,8 +3,7 @@
 //! timers. It only moves bytes; what happens to each frame is decided by
 //! [`super::fault::FaultState`] and scheduled by [`super::link::Link`].
 
-use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use tokio::time::Instant;
 
 use super::fault::{ConnCommand, Decision, LinkParams};
 use super::link::{Chunk, Link};
+use super::out::{OutQueue, MAX_SLICES};
 use super::LaneShared;
 use crate::history::{CloseReason, ConnId, Dir, EventKind, Fate};
 use crate::mqtt::codec::{self, Decoder};
@@ -74,11 +74,8 @@ struct Side {
     reading: bool,
     /// Closed or reset by its owner while the network was down.
     gone: bool,
-    /// Frames on their way into this side's socket, front partly written.
-    out: VecDeque<Bytes>,
-    /// Bytes in `out`, kept as it changes: summing the queue on every turn
-    /// of the loop made a flood of small packets quadratic.
-    out_len: usize,
+    /// Frames on their way into this side's socket.
+    out: OutQueue,
     /// Shut this side's write half after `out` drains.
     out_eof: bool,
     wr_shut: bool,
@@ -90,15 +87,14 @@ impl Side {
             sock,
             reading: true,
             gone: false,
-            out: VecDeque::new(),
-            out_len: 0,
+            out: OutQueue::default(),
             out_eof: false,
             wr_shut: false,
         }
     }
 
     fn out_bytes(&self) -> usize {
-        self.out_len
+        self.out.len()
     }
 }
 
@@ -306,10 +302,10 @@ impl Conn {
         let mut can_write = [false; 2];
         if !self.outage {
             for (t, w) in can_write.iter_mut().enumerate() {
-                let want = match self.sides[t].out.front() {
-                    Some(b) => b.len(),
-                    None => continue,
-                };
+                let want = self.sides[t].out.len();
+                if want == 0 {
+                    continue;
+                }
                 match self.links[1 - t].allowance(now, want) {
                     Ok(_) => *w = true,
                     Err(at) => deadline = Some(deadline.map_or(at, |d| d.min(at))),
@@ -337,8 +333,7 @@ impl Conn {
                             );
                         }
                         if !self.sides[t].out_eof {
-                            self.sides[t].out_len += bytes.len();
-                            self.sides[t].out.push_back(bytes);
+                            self.sides[t].out.push(bytes);
                         }
                     }
                     Chunk::Eof => self.sides[t].out_eof = true,
@@ -432,22 +427,31 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(_) => return self.side_closed(s, true),
         };
-        let data = Bytes::copy_from_slice(&self.buf[..n]);
-        self.bytes_from(s, data)
+        let buf = std::mem::take(&mut self.buf);
+        let end = self.bytes_from(s, &buf[..n]);
+        self.buf = buf;
+        end
     }
 
-    fn bytes_from(&mut self, s: usize, data: Bytes) -> Option<End> {
+    /// Decodes what side `s` sent. The packets of one read go on together
+    /// ([`Conn::frames`]); a frame that does not decode goes on in its
+    /// place among them.
+    fn bytes_from(&mut self, s: usize, data: &[u8]) -> Option<End> {
         if let Some(e) = self.decoders[s].broken() {
             let error = e.to_string();
-            return self.raw(s, data, error);
+            return self.raw(s, Bytes::copy_from_slice(data), error);
         }
-        self.decoders[s].feed(&data);
+        self.decoders[s].feed(data);
+        let mut batch = Vec::new();
         loop {
             match self.decoders[s].next_frame() {
                 Ok(None) => {
-                    self.note_oversize(s);
-                    self.note_bad_header(s);
-                    return None;
+                    let end = self.frames(s, &mut batch);
+                    if end.is_none() {
+                        self.note_oversize(s);
+                        self.note_bad_header(s);
+                    }
+                    return end;
                 }
                 Ok(Some((raw, decoded))) => {
                     if s == CLIENT {
@@ -456,20 +460,26 @@ impl Conn {
                         }
                     }
                     let noted = std::mem::take(&mut self.header_noted[s]);
-                    let end = match decoded {
-                        Ok(packet) => self.frame(s, packet, raw),
+                    if let Ok(packet) = decoded {
+                        batch.push((packet, raw));
+                        continue;
+                    }
+                    if let Some(end) = self.frames(s, &mut batch) {
+                        return Some(end);
+                    }
+                    match decoded {
+                        Ok(_) => unreachable!("decoded packets joined the batch"),
                         // Recorded when its first byte came.
-                        Err(_) if noted => {
-                            self.links[s].send(Instant::now(), raw, None);
-                            None
+                        Err(_) if noted => self.links[s].send(Instant::now(), raw, None),
+                        Err(e) => {
+                            self.raw(s, raw, e.to_string());
                         }
-                        Err(e) => self.raw(s, raw, e.to_string()),
-                    };
-                    if end.is_some() {
-                        return end;
                     }
                 }
                 Err(e) => {
+                    if let Some(end) = self.frames(s, &mut batch) {
+                        return Some(end);
+                    }
                     let rest = self.decoders[s].take_pending();
                     return self.raw(s, rest, e.to_string());
                 }
@@ -546,9 +556,20 @@ impl Conn {
         None
     }
 
-    fn frame(&mut self, s: usize, packet: Packet, raw: Bytes) -> Option<End> {
+    /// The packets of one read, in order: their fates decided under one
+    /// lock of the lane and recorded under one lock of the history (a lock
+    /// of each per packet was most of what a flood of small packets cost).
+    /// A fault applied meanwhile takes effect between two reads, as it
+    /// took effect between two packets before: either way the packets read
+    /// after it are the ones it governs.
+    fn frames(&mut self, s: usize, batch: &mut Vec<(Packet, Bytes)>) -> Option<End> {
+        if batch.is_empty() {
+            return None;
+        }
         let dir = dir_from(s);
-        let (decision, lane_outage) = self.lane.decide(dir, packet.packet_type());
+        let (decisions, lane_outage) = self
+            .lane
+            .decide_all(dir, batch.iter().map(|(p, _)| p.packet_type()));
         if lane_outage != self.outage {
             // A blackhole or heal was applied after our last command; its
             // command is already queued.
@@ -560,54 +581,63 @@ impl Conn {
         let stalled = self.outage;
         let note = |p: &Packet| stalled.then(|| Box::new(p.clone()));
         let link = &mut self.links[s];
-        let fate = match decision {
-            Decision::Drop => Fate::Dropped,
-            Decision::Forward => {
-                link.send(now, raw.clone(), note(&packet));
-                if stalled {
-                    Fate::Held
-                } else {
-                    Fate::Forwarded
+        let mut events = Vec::with_capacity(batch.len());
+        for ((packet, raw), decision) in batch.drain(..).zip(decisions) {
+            let fate = match decision {
+                Decision::Drop => Fate::Dropped,
+                Decision::Forward => {
+                    link.send(now, raw.clone(), note(&packet));
+                    if stalled {
+                        Fate::Held
+                    } else {
+                        Fate::Forwarded
+                    }
                 }
-            }
-            Decision::Duplicate => {
-                link.send(now, raw.clone(), note(&packet));
-                link.send(now, raw.clone(), note(&packet));
-                if stalled {
-                    Fate::Held
-                } else {
-                    Fate::Duplicated
+                Decision::Duplicate => {
+                    link.send(now, raw.clone(), note(&packet));
+                    link.send(now, raw.clone(), note(&packet));
+                    if stalled {
+                        Fate::Held
+                    } else {
+                        Fate::Duplicated
+                    }
                 }
-            }
-            Decision::Hold => {
-                link.park(raw.clone(), packet.clone(), None);
-                Fate::Held
-            }
-            Decision::Delay(d) => {
-                link.park(raw.clone(), packet.clone(), Some(now + d));
-                Fate::Held
-            }
-        };
-        self.lane.packet(self.id, dir, packet, raw, fate);
+                Decision::Hold => {
+                    link.park(raw.clone(), packet.clone(), None);
+                    Fate::Held
+                }
+                Decision::Delay(d) => {
+                    link.park(raw.clone(), packet.clone(), Some(now + d));
+                    Fate::Held
+                }
+            };
+            events.push(self.lane.packet_event(self.id, dir, packet, raw, fate));
+        }
+        self.lane.recorder.record_all(events);
         None
     }
 
+    /// Writes what is queued for side `t`, as much of it as the pacer
+    /// allows, in one system call ([`super::out`]).
     fn write(&mut self, t: usize) -> Option<End> {
         let now = Instant::now();
         let side = &mut self.sides[t];
-        let front = side.out.front_mut()?;
-        let allowed = match self.links[1 - t].allowance(now, front.len()) {
+        if side.out.is_empty() {
+            return None;
+        }
+        let allowed = match self.links[1 - t].allowance(now, side.out.len()) {
             Ok(n) => n,
             Err(_) => return None,
         };
-        match side.sock.try_write(&front[..allowed]) {
+        let written = {
+            let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+            let k = side.out.gather(allowed, &mut slots);
+            side.sock.try_write_vectored(&slots[..k])
+        };
+        match written {
             Ok(n) => {
                 self.links[1 - t].spent(n);
-                let _ = front.split_to(n);
-                side.out_len -= n;
-                if front.is_empty() {
-                    side.out.pop_front();
-                }
+                side.out.consume(n);
                 None
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,

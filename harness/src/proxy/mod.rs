@@ -62,6 +62,7 @@
 mod conn;
 mod fault;
 mod link;
+mod out;
 
 pub(crate) use fault::{dir_name, ordinal};
 pub use fault::{ConnCommand, Decision, Fault, FaultState, LinkParams, PacketRule, RuleAction};
@@ -267,22 +268,38 @@ impl LaneShared {
         self.recorder.record(kind);
     }
 
-    /// The fate of a frame, and whether the lane is blackholed right now.
-    fn decide(&self, dir: Dir, packet: PacketType) -> (Decision, bool) {
+    /// The fates of frames read together, in order, and whether the lane
+    /// is blackholed right now.
+    fn decide_all(
+        &self,
+        dir: Dir,
+        packets: impl Iterator<Item = PacketType>,
+    ) -> (Vec<Decision>, bool) {
         let mut st = self.state();
-        let d = st.faults.on_frame(dir, packet);
+        let d = packets.map(|p| st.faults.on_frame(dir, p)).collect();
         (d, st.faults.blackholed())
     }
 
-    fn packet(&self, conn: ConnId, dir: Dir, packet: Packet, raw: Bytes, fate: Fate) {
-        self.record(EventKind::Packet {
+    fn packet_event(
+        &self,
+        conn: ConnId,
+        dir: Dir,
+        packet: Packet,
+        raw: Bytes,
+        fate: Fate,
+    ) -> EventKind {
+        EventKind::Packet {
             conn,
             actor: self.actor.clone(),
             dir,
             packet,
             raw,
             fate,
-        });
+        }
+    }
+
+    fn packet(&self, conn: ConnId, dir: Dir, packet: Packet, raw: Bytes, fate: Fate) {
+        self.record(self.packet_event(conn, dir, packet, raw, fate));
     }
 
     /// Records `ConnClosed` unless it already was.

@@ -222,6 +222,13 @@ fn network_unavailable(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
     None
 }
 
+/// Whether [`run`] would start a broker for `scenario` (it is neither
+/// refused by its target nor skipped for a missing capability): what a
+/// matrix starts ahead of need.
+pub fn starts_broker(scenario: &Scenario, cfg: &RunConfig) -> bool {
+    check_target(scenario, &cfg.target).is_ok() && unmet_requirement(scenario, cfg).is_none()
+}
+
 fn unmet_requirement(scenario: &Scenario, cfg: &RunConfig) -> Option<String> {
     if let Some(why) = network_unavailable(scenario, cfg) {
         return Some(why);

@@ -99,7 +99,9 @@ pub async fn run_pool(
             started[k] = true;
             let job = jobs[k].clone();
             let tx = tx.clone();
-            running.spawn(async move {
+            // The caller's brokers started ahead serve the cells' tasks too.
+            let warm = crate::broker::warm::Warm::current();
+            running.spawn(crate::broker::warm::Warm::scope(warm, async move {
                 let mut own = Reporters::new();
                 own.push(Forward { job: k, tx });
                 let r = run_repeated(
@@ -112,7 +114,7 @@ pub async fn run_pool(
                 )
                 .await;
                 (k, r)
-            });
+            }));
         }
         flush(&mut flushed, &ends, &mut events, reporters)?;
         if running.is_empty() {
