@@ -320,3 +320,37 @@ fn connections_with_an_empty_client_id_are_separate_clients() {
         }
     }
 }
+
+/// The broker that takes two empty client ids for one client: it closes
+/// the first connection as soon as it accepts the second. Beside it, the
+/// same close of a named client is a takeover, and an empty-id connection
+/// the broker closes after its keep alive ran out is no twin.
+#[test]
+fn an_empty_client_id_taken_for_another_fails() {
+    let mut t = T::new();
+    let a = t.connect("device", "", true, 60);
+    t.wait(500);
+    let _b = t.connect("cloud", "", true, 60);
+    t.wait(20).close(a, CloseReason::BrokerClosed);
+    t.wait(3000).step("end");
+    let v = always("connections", &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-3.1.3-6"], "{v:?}");
+
+    let mut t = T::new();
+    let a = t.connect("device", "dut-1", true, 60);
+    t.wait(500);
+    let _b = t.connect("device", "dut-1", true, 60);
+    t.wait(20).close(a, CloseReason::BrokerClosed);
+    t.wait(3000).step("end");
+    let v = always("connections", &t.history());
+    assert!(v.ok(), "{v:?}");
+
+    let mut t = T::new();
+    let a = t.connect("device", "", true, 1);
+    t.wait(1800);
+    let _b = t.connect("cloud", "", true, 60);
+    t.wait(20).close(a, CloseReason::BrokerClosed);
+    t.wait(3000).step("end");
+    let v = always("connections", &t.history());
+    assert!(v.ok(), "{v:?}");
+}

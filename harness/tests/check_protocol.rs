@@ -48,7 +48,8 @@ fn pid_reuse_before_pubcomp_fails_for_client_and_broker() {
     t.down(c, publish(Some(9), 1, "a/b", "x", false, false));
     t.down(c, publish(Some(9), 1, "a/c", "y", false, false));
     let v = check(SPEC, &t.history());
-    assert_eq!(v.rules(), vec!["MQTT-2.3.1-2"], "{:?}", v);
+    // 3.1.1 numbers the server's packet id rule on its own.
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-4"], "{:?}", v);
     assert!(v.violations[0].message.contains("the broker"));
 }
 
@@ -284,4 +285,218 @@ fn a_qos2_publish_answered_with_puback_owes_its_pubrec() {
         v.violations[1].message.contains("answered PUBACK instead"),
         "{v:?}"
     );
+}
+
+/// A SUBACK for a SUBSCRIBE never made: the broker's packet id rule for
+/// acks of requests.
+#[test]
+fn suback_for_no_request_fails() {
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(c, 1, "a/#", 1);
+    t.down(
+        c,
+        Packet::SubAck(mqtt_hil::mqtt::SubAck {
+            pid: 5,
+            codes: vec![1],
+            properties: Default::default(),
+        }),
+    );
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-7"], "{v:?}");
+}
+
+/// DUP says whether that send repeats: set on a first send, it breaks
+/// the broker's rule and the client's QoS 1 and QoS 2 rules.
+#[test]
+fn dup_on_a_first_send_fails() {
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(c, 1, "a/#", 1);
+    t.down(c, publish(Some(3), 1, "a/b", "x", true, false));
+    t.ack(c, true, "puback", 3);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-3.3.1-3"], "{v:?}");
+
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", true, false));
+    t.ack(dev, false, "puback", 1);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.2-1"], "{v:?}");
+
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 2, "a/b", "m1", true, false));
+    t.ack(dev, false, "pubrec", 1);
+    t.ack(dev, true, "pubrel", 1);
+    t.ack(dev, false, "pubcomp", 1);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-1"], "{v:?}");
+}
+
+/// DUP=1 is right on a resend, across a resumed session too, and a
+/// sender whose state predates the run (clean session 0 from the first
+/// CONNECT) may be resending what the run never saw.
+#[test]
+fn dup_on_resends_and_on_unknown_state_passes() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", true, false));
+    t.ack(dev, false, "puback", 1);
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{v:?}");
+
+    // The broker's state from before the run: session present 1.
+    let mut t = T::new();
+    let c = t.connect_full("cloud", connect_pkt("cloud", false, 60, None), true);
+    t.down(c, publish(Some(3), 1, "a/b", "x", true, false));
+    t.ack(c, true, "puback", 3);
+    // The device's own from before the run: it asked to resume.
+    let dev = t.connect("device", "dut-1", false, 60);
+    t.up(dev, publish(Some(7), 1, "a/b", "m7", true, false));
+    t.ack(dev, false, "puback", 7);
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{v:?}");
+}
+
+/// A resend on a resumed session keeps its packet id — the client's rule,
+/// and the server's.
+#[test]
+fn a_resend_under_another_packet_id_fails() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", false, 60);
+    t.up(dev, publish(Some(2), 1, "a/c", "m2", false, false));
+    t.close(dev, CloseReason::Severed);
+    let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+    t.up(dev2, publish(Some(5), 1, "a/c", "m2", true, false));
+    t.ack(dev2, false, "puback", 5);
+    t.wait(3000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-3"], "{v:?}");
+
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", false, 60);
+    t.subscribe(c, 1, "a/#", 1);
+    t.down(c, publish(Some(4), 1, "a/b", "x", false, false));
+    t.close(c, CloseReason::Severed);
+    let c2 = t.connect_full("cloud", connect_pkt("cloud", false, 60, None), true);
+    t.down(c2, publish(Some(6), 1, "a/b", "x", true, false));
+    t.ack(c2, true, "puback", 6);
+    t.wait(3000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-4"], "{v:?}");
+}
+
+/// A client resends its unacknowledged PUBLISHes in their first order.
+#[test]
+fn resends_out_of_their_first_order_fail() {
+    for in_order in [true, false] {
+        let mut t = T::new();
+        let dev = t.connect("device", "dut-1", false, 60);
+        // Packet ids out of numeric order, so order by id is not order sent.
+        t.up(dev, publish(Some(9), 1, "a/c", "m1", false, false));
+        t.up(dev, publish(Some(2), 1, "a/c", "m2", false, false));
+        t.close(dev, CloseReason::Severed);
+        let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+        let order = if in_order {
+            [(9, "m1"), (2, "m2")]
+        } else {
+            [(2, "m2"), (9, "m1")]
+        };
+        for (pid, m) in order {
+            t.up(dev2, publish(Some(pid), 1, "a/c", m, true, false));
+        }
+        t.ack(dev2, false, "puback", 9);
+        t.ack(dev2, false, "puback", 2);
+        t.wait(3000).step("end");
+        let v = check(SPEC, &t.history());
+        if in_order {
+            assert!(v.ok(), "{v:?}");
+        } else {
+            assert_eq!(v.rules(), vec!["MQTT-4.6.0-1"], "{v:?}");
+        }
+    }
+}
+
+/// A client answers in the order it was asked: PUBACKs, PUBRECs, PUBRELs.
+#[test]
+fn answers_out_of_order_fail() {
+    // QoS 1 PUBLISHes 1 then 2, PUBACK 2 before PUBACK 1.
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.subscribe(dev, 1, "a/#", 2);
+    t.down(dev, publish(Some(1), 1, "a/b", "x", false, false));
+    t.down(dev, publish(Some(2), 1, "a/b", "y", false, false));
+    t.ack(dev, true, "puback", 2);
+    t.ack(dev, true, "puback", 1);
+    assert_eq!(check(SPEC, &t.history()).rules(), vec!["MQTT-4.6.0-2"]);
+
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.subscribe(dev, 1, "a/#", 2);
+    t.down(dev, publish(Some(1), 2, "a/b", "x", false, false));
+    t.down(dev, publish(Some(2), 2, "a/b", "y", false, false));
+    t.ack(dev, true, "pubrec", 2);
+    t.ack(dev, true, "pubrec", 1);
+    for pid in [1, 2] {
+        t.ack(dev, false, "pubrel", pid);
+        t.ack(dev, true, "pubcomp", pid);
+    }
+    assert_eq!(check(SPEC, &t.history()).rules(), vec!["MQTT-4.6.0-3"]);
+
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 2, "a/b", "m1", false, false));
+    t.up(dev, publish(Some(2), 2, "a/b", "m2", false, false));
+    t.ack(dev, false, "pubrec", 1);
+    t.ack(dev, false, "pubrec", 2);
+    t.ack(dev, true, "pubrel", 2);
+    t.ack(dev, true, "pubrel", 1);
+    t.ack(dev, false, "pubcomp", 2);
+    t.ack(dev, false, "pubcomp", 1);
+    assert_eq!(check(SPEC, &t.history()).rules(), vec!["MQTT-4.6.0-4"]);
+}
+
+/// Right beside the order rules: interleaved answers in order, a DUP
+/// resend answered again, answers to questions asked on another
+/// connection, and observers (their order is the scenario's).
+#[test]
+fn answers_in_order_pass() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", false, 60);
+    t.subscribe(dev, 1, "a/#", 2);
+    t.down(dev, publish(Some(1), 1, "a/b", "x", false, false));
+    t.down(dev, publish(Some(2), 2, "a/b", "y", false, false));
+    t.down(dev, publish(Some(3), 1, "a/b", "z", false, false));
+    // A QoS 2 PUBREC between two PUBACKs: different orders, each kept.
+    t.ack(dev, true, "puback", 1);
+    t.ack(dev, true, "pubrec", 2);
+    // PUBLISH 1 again (DUP) after its PUBACK: a new question, answered.
+    t.down(dev, publish(Some(1), 1, "a/b", "x", true, false));
+    t.ack(dev, true, "puback", 3);
+    t.ack(dev, true, "puback", 1);
+    t.ack(dev, false, "pubrel", 2);
+    t.ack(dev, true, "pubcomp", 2);
+    t.up(dev, publish(Some(4), 2, "a/c", "m4", false, false));
+    t.ack(dev, false, "pubrec", 4);
+    t.close(dev, CloseReason::Severed);
+    // On the resumed session the PUBREL is resent, asked on no connection.
+    let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+    t.ack(dev2, true, "pubrel", 4);
+    t.ack(dev2, false, "pubcomp", 4);
+    // An observer answering out of order is the scenario's business.
+    let cloud = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(cloud, 1, "a/#", 1);
+    t.down(cloud, publish(Some(1), 1, "a/b", "x", false, false));
+    t.down(cloud, publish(Some(2), 1, "a/b", "y", false, false));
+    t.ack(cloud, true, "puback", 2);
+    t.ack(cloud, true, "puback", 1);
+    let v = check(
+        r#"check = "protocol"
+clients = ["device"]"#,
+        &t.history(),
+    );
+    assert!(v.ok(), "{v:?}");
 }

@@ -17,7 +17,11 @@
 //! [MQTT-3.8.3-1] [MQTT-3.10.3-1]); U+0000 [MQTT-1.5.3-2] (in a topic
 //! [MQTT-4.7.3-2]); packet id 0 [MQTT-2.3.1-1]; CONNECT's will flags
 //! [MQTT-3.1.2-13] [MQTT-3.1.2-14] [MQTT-3.1.2-15] and password without user
-//! name [MQTT-3.1.2-22]; session present on a refusal [MQTT-3.2.2-4]; DUP on
+//! name [MQTT-3.1.2-22]; a CONNECT whose flags announce a payload field it
+//! lacks (client id [MQTT-3.1.3-3], will topic and message [MQTT-3.1.2-9],
+//! user name [MQTT-3.1.2-19], password [MQTT-3.1.2-21]); a CONNACK return
+//! code from the reserved 6-255 [MQTT-3.2.2-6] (with no fitting code the
+//! server must close without CONNACK); session present on a refusal [MQTT-3.2.2-4]; DUP on
 //! QoS 0 [MQTT-3.3.1-2]; QoS 3 [MQTT-3.3.1-4]; wildcards in a topic name
 //! [MQTT-3.3.2-2] (a will topic [MQTT-4.7.1-1]); misplaced `#` and `+`
 //! [MQTT-4.7.1-2] [MQTT-4.7.1-3]; an empty topic [MQTT-4.7.3-1]; a SUBSCRIBE
@@ -118,6 +122,23 @@ pub fn statement(_to_broker: bool, e: &DecodeError) -> Option<&'static str> {
         E::InvalidReasonCode {
             packet: T::SubAck, ..
         } => "MQTT-3.9.3-2",
+        // Codes 6-255 are reserved: a server with no fitting code closes
+        // without a CONNACK rather than inventing one.
+        E::InvalidReasonCode {
+            packet: T::ConnAck, ..
+        } => "MQTT-3.2.2-6",
+        // A CONNECT whose flags announce a payload field it does not carry.
+        E::Truncated {
+            packet: T::Connect,
+            field,
+            ..
+        } => match *field {
+            "client identifier" => "MQTT-3.1.3-3",
+            "will topic" | "will payload" => "MQTT-3.1.2-9",
+            "user name" => "MQTT-3.1.2-19",
+            "password" => "MQTT-3.1.2-21",
+            _ => return None,
+        },
         E::Invalid {
             packet, problem, ..
         } => match (packet, said(problem)?.as_str()) {
@@ -909,6 +930,16 @@ mod tests {
             "MQTT-3.1.2-22",
         );
         assert_violates(&judged(true, &connect(0x02, &[bad])), "MQTT-3.1.3-4");
+        // Flags that promise payload fields the CONNECT does not carry.
+        assert_violates(&judged(true, &connect(0x02, &[])), "MQTT-3.1.3-3");
+        assert_violates(&judged(true, &connect(0x06, &[b"c"])), "MQTT-3.1.2-9");
+        assert_violates(&judged(true, &connect(0x06, &[b"c", b"w"])), "MQTT-3.1.2-9");
+        assert_violates(&judged(true, &connect(0x82, &[b"c"])), "MQTT-3.1.2-19");
+        assert_violates(
+            &judged(true, &connect(0xC2, &[b"c", b"u"])),
+            "MQTT-3.1.2-21",
+        );
+        assert_violates(&judged(false, &frame(0x20, &[0, 6])), "MQTT-3.2.2-6");
         assert_violates(
             &judged(true, &connect(0x06, &[b"c", bad, b"x"])),
             "MQTT-3.1.3-10",
@@ -977,6 +1008,9 @@ mod tests {
             frame(0x82, &[&[0, 1][..], &s(b"#"), &[0]].concat()),
             frame(0x90, &[0, 1, 0x80]),              // SUBACK failure
             frame(0x20, &[1, 0]),                    // session present on success
+            frame(0x20, &[0, 5]),                    // the last defined return code
+            connect(0x02, &[b""]),                   // an empty client id is present
+            connect(0x82, &[b"c", b""]),             // an empty user name is present
             frame(0x30, &s("\u{feff}a".as_bytes())), // a BOM is kept, not an error
         ];
         for raw in ok {

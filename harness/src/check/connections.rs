@@ -9,6 +9,11 @@
 //!   by then, or packets still flowing on it). A fault on the old
 //!   connection's actor in that window (a blackhole keeps the broker's FIN
 //!   from the proxy's client side) makes it a note.
+//! - **Empty client ids are each their own client** [MQTT-3.1.3-6]: a
+//!   broker close that nothing else explains, of a 3.1.1 connection with an
+//!   empty client id, right (within `slack`) after the broker accepted
+//!   another connection with an empty client id, shows the broker took the
+//!   two for the same client instead of assigning each a unique id.
 //! - **No unprovoked close** (`broker-closed`): MQTT lets a server close a
 //!   network connection after a protocol violation by the client
 //!   [MQTT-4.8.0-1], a transient error of its own [MQTT-4.8.0-2], a refused
@@ -236,9 +241,30 @@ impl ConnectionsChecker {
             } else {
                 None
             };
-            match cause {
-                Some(why) => v.note(format!("the broker closed {} ({}): {why}", c.id, c.actor)),
-                None => {
+            // Another client with an empty id accepted just before: the
+            // broker took the two for one client.
+            let twin = (c.client_id() == Some("") && c.version() != Version::V5)
+                .then(|| {
+                    ix.conns.iter().find(|o| {
+                        o.id != c.id
+                            && o.client_id() == Some("")
+                            && o.first.at >= c.first.at
+                            && o.accepted_at()
+                                .is_some_and(|a| a <= at && a + self.slack >= at)
+                    })
+                })
+                .flatten();
+            match (cause, twin) {
+                (Some(why), _) => v.note(format!("the broker closed {} ({}): {why}", c.id, c.actor)),
+                (None, Some(o)) => v.fail(
+                    "MQTT-3.1.3-6",
+                    format!(
+                        "the broker closed {}'s connection {} (empty client id) right after accepting {} of {}, also with an empty client id: it must give each a unique client id, not take one for the other",
+                        c.actor, c.id, o.id, o.actor
+                    ),
+                    vec![stamp.seq, o.connack.as_ref().map(|(s, _)| s.seq).unwrap_or(o.first.seq)],
+                ),
+                (None, None) => {
                     let last = c.tx.last().map(|(s, p)| {
                         format!(
                             "; the client's last packet was {} (event #{}) {} before",

@@ -26,9 +26,24 @@
 //! stands and no fault or broker action hides the answer (3.1.1
 //! connections; `v5_acks` judges 5.0's). PUBACK/PUBREC answer a QoS 1/2 PUBLISH the receiver got
 //! with that id, PUBCOMP answers a PUBREL it got (`ack-without-publish`,
-//! `pubcomp-without-pubrel`); a broker's SUBACK/UNSUBACK answers a request
-//! it got. A receiver may ack the same id twice (retransmissions), so only
+//! `pubcomp-without-pubrel`). A receiver may ack the same id twice (retransmissions), so only
 //! acks for ids never received are flagged.
+//!
+//! On 3.1.1 connections, also:
+//! - a PUBLISH sent for the first time (its id, topic and payload never
+//!   sent before by a sender whose whole state the run has seen) has DUP=0:
+//!   the broker's DUP says only whether its own send repeats
+//!   [MQTT-3.3.1-3], a client's new QoS 1 / QoS 2 message goes out with
+//!   DUP=0 [MQTT-4.3.2-1] [MQTT-4.3.3-1];
+//! - a PUBLISH resent on a resumed session keeps its packet id
+//!   [MQTT-2.3.1-3] (the broker's: [MQTT-2.3.1-4], which also numbers the
+//!   broker's own packet id rule); a client resends them in the order it
+//!   first sent them [MQTT-4.6.0-1];
+//! - a client answers in the order it was asked: PUBACKs, PUBRECs and
+//!   PUBRELs in the order of the PUBLISHes and PUBRECs that asked for them
+//!   [MQTT-4.6.0-2], [MQTT-4.6.0-3], [MQTT-4.6.0-4];
+//! - a broker's SUBACK/UNSUBACK carries the id of a request it got
+//!   [MQTT-2.3.1-7].
 //!
 //! Client-side rules apply to the actors listed in `clients`; the broker is
 //! always judged.
@@ -78,12 +93,20 @@ struct Side {
     got_rel: HashSet<u16>,
     /// Receiver view (broker): SUBSCRIBE/UNSUBSCRIBE ids received.
     got_req: HashSet<u16>,
+    /// Sender view: the whole of its state is in the history (it started
+    /// clean in this run), so a PUBLISH it never sent before is new.
+    known: bool,
+    /// Sender view: every QoS > 0 PUBLISH sent since the state was reset,
+    /// as (packet id, topic, payload).
+    ever: HashSet<(u16, String, Bytes)>,
 }
 
 impl Side {
     fn reset_sender(&mut self) {
         self.inflight.clear();
         self.requests.clear();
+        self.ever.clear();
+        self.known = true;
         self.recs_owed.clear();
     }
     fn reset_receiver(&mut self) {
@@ -149,6 +172,12 @@ impl Checker for ProtocolChecker {
                 format!("the broker (to {actor})")
             };
             let judge_sender = !to_broker || self.judged(actor);
+            // The client's packet id rules, and the same for the server.
+            let id_rule = if to_broker {
+                "MQTT-2.3.1-2"
+            } else {
+                "MQTT-2.3.1-4"
+            };
             let seqs = vec![ev.seq];
             match packet {
                 Packet::Connect(cp) if to_broker && fate_sent && cp.clean_start => {
@@ -258,7 +287,7 @@ impl Checker for ProtocolChecker {
                                         }
                                         Some((false, f)) => {
                                             v.fail(
-                                                "MQTT-2.3.1-2",
+                                                id_rule,
                                                 format!(
                                                     "{who_sends} sent a new PUBLISH ({} on `{}`) with pid {pid}, still in flight for {} on `{}` (event #{}){}",
                                                     show(&p.payload),
@@ -274,9 +303,31 @@ impl Checker for ProtocolChecker {
                                             side.inflight.insert(pid, new_flow(p, ev.seq));
                                         }
                                         None => {
+                                            // Sent before, or in flight under another id (the
+                                            // packet id rules judge that resend).
+                                            let again = side.ever.contains(&(pid, p.topic.clone(), p.payload.clone()))
+                                                || side.inflight.values().any(|f| {
+                                                    f.topic == p.topic && f.payload == p.payload && f.qos == p.qos
+                                                });
+                                            if p.dup && side.known && !again && c.version() != crate::mqtt::Version::V5 {
+                                                let rule = match (to_broker, p.qos) {
+                                                    (false, _) => "MQTT-3.3.1-3",
+                                                    (true, QoS::AtLeastOnce) => "MQTT-4.3.2-1",
+                                                    _ => "MQTT-4.3.3-1",
+                                                };
+                                                v.fail(
+                                                    rule,
+                                                    format!(
+                                                        "{who_sends} sent PUBLISH pid {pid} ({} on `{}`) with DUP=1 though it never sent it before: a first send has DUP=0",
+                                                        show(&p.payload),
+                                                        p.topic
+                                                    ),
+                                                    seqs.clone(),
+                                                );
+                                            }
                                             if let Some(&rs) = side.requests.get(&pid) {
                                                 v.fail(
-                                                    "MQTT-2.3.1-2",
+                                                    id_rule,
                                                     format!("{who_sends} sent PUBLISH with pid {pid}, still in flight for a SUBSCRIBE/UNSUBSCRIBE (event #{rs})"),
                                                     vec![rs, ev.seq],
                                                 );
@@ -299,6 +350,9 @@ impl Checker for ProtocolChecker {
                                 side.inflight.insert(pid, new_flow(p, ev.seq));
                             }
                         }
+                    }
+                    if let (true, Some(pid), true) = (fate_sent, p.pid, p.qos != QoS::AtMostOnce) {
+                        side.ever.insert((pid, p.topic.clone(), p.payload.clone()));
                     }
                     if fate_seen {
                         if let Some(pid) = p.pid {
@@ -447,7 +501,7 @@ impl Checker for ProtocolChecker {
                     let side = sides.entry((cid.clone(), true)).or_default();
                     if fate_sent && !side.got_req.contains(&pid) {
                         v.fail(
-                            "ack-without-request",
+                            "MQTT-2.3.1-7",
                             format!("the broker sent {} pid {pid} to {actor}, which sent no such request", packet.packet_type()),
                             seqs.clone(),
                         );
@@ -469,13 +523,49 @@ impl Checker for ProtocolChecker {
             } else {
                 format!("the broker (to {})", c.actor)
             };
+            let v311 = c.version() != crate::mqtt::Version::V5;
+            // (seq of the resend, seq of the first send) of each PUBLISH resent.
+            let mut resent: Vec<(u64, u64)> = Vec::new();
             for (pid, rel, flow) in &r.owed {
                 let found = c_packets(history, c.id, r.up).find(|(_, p)| match p {
                     Packet::Publish(pb) => !*rel && pb.pid == Some(*pid),
                     Packet::PubRel(a) => *rel && a.pid == *pid,
                     _ => false,
                 });
-                if found.is_some() {
+                if let Some((seq, _)) = found {
+                    if !*rel {
+                        resent.push((seq, flow.seq));
+                    }
+                    continue;
+                }
+                // The same message resent (DUP=1) under another packet id.
+                let moved = c_packets(history, c.id, r.up).find_map(|(seq, p)| match p {
+                    Packet::Publish(pb)
+                        if !*rel
+                            && pb.dup
+                            && pb.pid != Some(*pid)
+                            && pb.qos == flow.qos
+                            && pb.topic == flow.topic
+                            && pb.payload == flow.payload =>
+                    {
+                        Some((seq, pb.pid.unwrap_or(0)))
+                    }
+                    _ => None,
+                });
+                if let (true, Some((seq, other))) = (v311, moved) {
+                    v.fail(
+                        if sender_is_client {
+                            "MQTT-2.3.1-3"
+                        } else {
+                            "MQTT-2.3.1-4"
+                        },
+                        format!(
+                            "{who} resent {} on `{}` (first sent as pid {pid}) as pid {other}: a resend keeps its packet id",
+                            show(&flow.payload),
+                            flow.topic
+                        ),
+                        vec![flow.seq, seq],
+                    );
                     continue;
                 }
                 let long_enough = end.saturating_sub(r.from) >= self.resend_within;
@@ -499,8 +589,25 @@ impl Checker for ProtocolChecker {
                     vec![flow.seq, r.connack_seq],
                 );
             }
+            // A client resends its PUBLISHes in the order it first sent them.
+            resent.sort_unstable();
+            if let (true, true, Some(w)) = (
+                v311,
+                sender_is_client,
+                resent.windows(2).find(|w| w[0].1 > w[1].1),
+            ) {
+                v.fail(
+                    "MQTT-4.6.0-1",
+                    format!(
+                        "{who} resent its unacknowledged PUBLISHes on {} out of their original order: the one first sent in event #{} went again before the one first sent in event #{}",
+                        c.id, w[0].1, w[1].1
+                    ),
+                    vec![w[1].1, w[0].1, w[0].0, w[1].0],
+                );
+            }
         }
         self.owed_acks(history, &ix, &mut v);
+        self.answer_order(history, &ix, &mut v);
         v.notes.insert(
             0,
             format!(
@@ -624,6 +731,101 @@ impl ProtocolChecker {
                     ),
                     vec![o.seq],
                 );
+            }
+        }
+    }
+}
+
+/// A packet a client received and must answer, in the order received.
+struct Asked {
+    pid: u16,
+    seq: u64,
+    /// An answer to a packet received later already went out: (its pid, seq).
+    overtaken: Option<(u16, u64)>,
+}
+
+impl ProtocolChecker {
+    /// A client answers in the order it was asked (3.1.1 §4.6): PUBACKs in
+    /// the order of the QoS 1 PUBLISHes [MQTT-4.6.0-2], PUBRECs in the order
+    /// of the QoS 2 PUBLISHes [MQTT-4.6.0-3], PUBRELs in the order of the
+    /// PUBRECs [MQTT-4.6.0-4] — on one connection (a resend on a resumed
+    /// session answers nothing asked on it). A packet asked twice (a DUP
+    /// resend) keeps its first place; one never answered is not an order
+    /// matter (the ack rules judge it).
+    fn answer_order(&self, history: &History, ix: &Index, v: &mut Verdict) {
+        use crate::mqtt::PacketType as T;
+        // (conn, kind of answer) -> questions in the order they arrived.
+        let mut asked: HashMap<(crate::history::ConnId, T), Vec<Asked>> = HashMap::new();
+        for ev in &history.events {
+            let EventKind::Packet {
+                conn,
+                actor,
+                dir,
+                packet,
+                fate,
+                ..
+            } = &ev.kind
+            else {
+                continue;
+            };
+            if !self.judged(actor)
+                || ix
+                    .by_id
+                    .get(conn)
+                    .is_none_or(|&i| ix.conns[i].version() == crate::mqtt::Version::V5)
+            {
+                continue;
+            }
+            let question = match packet {
+                Packet::Publish(p) if p.qos == QoS::AtLeastOnce => Some(T::PubAck),
+                Packet::Publish(p) if p.qos == QoS::ExactlyOnce => Some(T::PubRec),
+                Packet::PubRec(_) => Some(T::PubRel),
+                _ => None,
+            };
+            match (*dir, question) {
+                (Dir::ToClient, Some(answer)) if seen(*fate) => {
+                    let pid = packet.pid().unwrap_or(0);
+                    let list = asked.entry((*conn, answer)).or_default();
+                    if !list.iter().any(|a| a.pid == pid) {
+                        list.push(Asked {
+                            pid,
+                            seq: ev.seq,
+                            overtaken: None,
+                        });
+                    }
+                }
+                (Dir::ToBroker, _) if sent(*fate) => {
+                    let t = packet.packet_type();
+                    if !matches!(t, T::PubAck | T::PubRec | T::PubRel) {
+                        continue;
+                    }
+                    let pid = packet.pid().unwrap_or(0);
+                    let Some(list) = asked.get_mut(&(*conn, t)) else {
+                        continue;
+                    };
+                    let Some(i) = list.iter().position(|a| a.pid == pid) else {
+                        continue;
+                    };
+                    let a = list.remove(i);
+                    for earlier in &mut list[..i] {
+                        earlier.overtaken.get_or_insert((pid, ev.seq));
+                    }
+                    if let Some((later, later_seq)) = a.overtaken {
+                        let (rule, asked_what) = match t {
+                            T::PubAck => ("MQTT-4.6.0-2", "QoS 1 PUBLISH"),
+                            T::PubRec => ("MQTT-4.6.0-3", "QoS 2 PUBLISH"),
+                            _ => ("MQTT-4.6.0-4", "PUBREC"),
+                        };
+                        v.fail(
+                            rule,
+                            format!(
+                                "{actor} sent {t} pid {pid} after {t} pid {later}, though the {asked_what} pid {pid} reached it first"
+                            ),
+                            vec![a.seq, later_seq, ev.seq],
+                        );
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -14,7 +14,16 @@
 //! known:
 //! - a value is stored: the broker sends it with RETAIN=1 within `within`
 //!   [MQTT-3.3.1-6] (judged only if the subscriber stays connected and
-//!   fault-free that long); sending a value that was certainly replaced is
+//!   fault-free that long). On 3.1.1 connections the failure names the
+//!   statement it breaks most precisely: the stored value sent with
+//!   RETAIN=0, when no other subscription of the session could have asked
+//!   for it [MQTT-3.3.1-8]; nothing sent for a subscription that replaced
+//!   an identical one [MQTT-3.8.4-3]; nothing sent after the publisher's
+//!   (clean) session ended, retained messages being no session state
+//!   [MQTT-3.1.2-7];
+//! - sending a value that was certainly replaced: a value only ever
+//!   published with RETAIN=0 [MQTT-3.3.1-12], an older retained value
+//!   [MQTT-3.3.1-5] (replaced by a QoS 0 one: [MQTT-3.3.1-7]), else
 //!   `retained-stale`;
 //! - the store was cleared by an empty retained PUBLISH: no retained message
 //!   for that topic follows [MQTT-3.3.1-10];
@@ -96,6 +105,86 @@ fn store_at(
     vals.map(|v| (v, events))
 }
 
+/// The rule a wrong retained value sent on `t` at `ts` breaks: a value
+/// the broker was only ever sent with RETAIN=0 was stored
+/// [MQTT-3.3.1-12]; an older retained value was kept though a newer one
+/// replaced it [MQTT-3.3.1-5] (a QoS 0 one: [MQTT-3.3.1-7]); anything
+/// else is `retained-stale`.
+fn stale_rule(ix: &Index, t: &str, ts: Duration, payload: &Bytes) -> &'static str {
+    let before: Vec<&super::index::Msg> = ix
+        .msgs
+        .iter()
+        .filter(|m| m.topic == t && m.arrived.as_ref().is_some_and(|a| a.at <= ts))
+        .collect();
+    let retained_once = before.iter().any(|m| m.retain && m.payload == *payload);
+    if !retained_once && before.iter().any(|m| !m.retain && m.payload == *payload) {
+        return "MQTT-3.3.1-12";
+    }
+    if !retained_once {
+        return "retained-stale";
+    }
+    let newest = before
+        .iter()
+        .filter(|m| m.retain)
+        .max_by_key(|m| m.arrived.as_ref().map(|a| a.at));
+    match newest {
+        Some(m) if m.payload != *payload && m.qos == crate::mqtt::QoS::AtMostOnce => "MQTT-3.3.1-7",
+        Some(m) if m.payload != *payload => "MQTT-3.3.1-5",
+        _ => "retained-stale",
+    }
+}
+
+/// The rule a missing retained message breaks, and why: the subscription
+/// replaced an identical one, whose retained messages must be sent again
+/// [MQTT-3.8.4-3]; the session that published the value had ended, and
+/// retained messages outlive sessions [MQTT-3.1.2-7]; else [MQTT-3.3.1-6].
+fn missing_rule(
+    ix: &Index,
+    s: &super::index::Sub,
+    t: &str,
+    ts: Duration,
+) -> (&'static str, String) {
+    let lineage = ix.conns[s.conn].lineage;
+    let again = ix.subs.iter().any(|o| {
+        o.actor == s.actor
+            && o.filter == s.filter
+            && o.sent.seq < s.sent.seq
+            && o.acked.is_some()
+            && o.unsub.as_ref().is_none_or(|u| u.seq > s.sent.seq)
+            && ix.conns[o.conn].lineage == lineage
+    });
+    if again {
+        return (
+            "MQTT-3.8.4-3",
+            "; the subscription replaced an identical one, and its retained messages must be sent again".into(),
+        );
+    }
+    let newest = ix
+        .msgs
+        .iter()
+        .filter(|m| m.retain && m.topic == t && m.arrived.as_ref().is_some_and(|a| a.at <= ts))
+        .max_by_key(|m| m.arrived.as_ref().map(|a| a.at));
+    if let Some(m) = newest {
+        let arr = m.arrived.as_ref().map(|a| a.at).unwrap_or_default();
+        let ended = ix.conns_of(&m.publisher).find(|(_, c)| {
+            !c.persistent()
+                && c.closed
+                    .as_ref()
+                    .is_some_and(|(e, _)| e.at >= arr && e.at + TOL <= ts)
+        });
+        if let Some((_, c)) = ended {
+            return (
+                "MQTT-3.1.2-7",
+                format!(
+                    "; its publisher {}'s session ended with {} before, and retained messages are no session state",
+                    m.publisher, c.id
+                ),
+            );
+        }
+    }
+    ("MQTT-3.3.1-6", String::new())
+}
+
 impl Checker for RetainedChecker {
     fn name(&self) -> &str {
         "retained"
@@ -169,7 +258,11 @@ impl Checker for RetainedChecker {
                 let want: Vec<&Bytes> = vals.iter().flatten().collect();
                 if let Some(bad) = got.iter().find(|p| !want.contains(&&p.publish.payload)) {
                     v.fail(
-                        "retained-stale",
+                        if c.version() == Version::V5 {
+                            "retained-stale"
+                        } else {
+                            stale_rule(&ix, t, ts, &bad.publish.payload)
+                        },
                         format!(
                             "{} subscribed to `{}` at {} and got the retained {} on `{t}`; the stored value was {}",
                             s.actor,
@@ -183,6 +276,50 @@ impl Checker for RetainedChecker {
                     continue;
                 }
                 if got.is_empty() {
+                    // The stored value sent for this subscription, but
+                    // flagged RETAIN=0 [MQTT-3.3.1-8]: no subscription the
+                    // session held when the message arrived could have
+                    // asked for it, so it was sent for this one.
+                    let unflagged = ix.pubs.iter().find(|p| {
+                        p.conn == c.id
+                            && p.dir == Dir::ToClient
+                            && sent(p.fate)
+                            && !p.publish.retain
+                            && p.publish.topic == *t
+                            && want.contains(&&p.publish.payload)
+                            && p.stamp.at >= ts
+                            && p.stamp.at <= until
+                    });
+                    if let (Some(p), false) = (unflagged, c.version() == Version::V5) {
+                        let live = ix.msgs.iter().any(|m| {
+                            m.topic == *t
+                                && m.payload == p.publish.payload
+                                && m.arrived.as_ref().is_some_and(|a| {
+                                    a.at + TOL >= ts
+                                        || ix.subs.iter().any(|o| {
+                                            o.actor == s.actor
+                                                && ix.conns[o.conn].lineage == c.lineage
+                                                && o.sent.at <= a.at + TOL
+                                                && o.sent.seq != s.sent.seq
+                                                && topic::matches(&o.filter, t)
+                                        })
+                                })
+                        });
+                        if !live {
+                            v.fail(
+                                "MQTT-3.3.1-8",
+                                format!(
+                                    "{} subscribed to `{}` at {} and got the retained {} on `{t}` with RETAIN=0; a message sent because of a new subscription has RETAIN=1",
+                                    s.actor,
+                                    s.filter,
+                                    fmt_d(ts),
+                                    show(&p.publish.payload)
+                                ),
+                                [ev.clone(), vec![p.stamp.seq]].concat(),
+                            );
+                            continue;
+                        }
+                    }
                     let stays = c.end(ix.end) >= until
                         && ix.end >= until
                         && ix.undisturbed(&s.actor, ts, until);
@@ -195,10 +332,15 @@ impl Checker for RetainedChecker {
                         ));
                         continue;
                     }
+                    let (rule, why) = if c.version() == Version::V5 {
+                        ("MQTT-3.3.1-6", String::new())
+                    } else {
+                        missing_rule(&ix, s, t, ts)
+                    };
                     v.fail(
-                        "MQTT-3.3.1-6",
+                        rule,
                         format!(
-                            "{} subscribed to `{}` at {} but got no retained message on `{t}` within {}; expected {}",
+                            "{} subscribed to `{}` at {} but got no retained message on `{t}` within {}; expected {}{why}",
                             s.actor,
                             s.filter,
                             fmt_d(ts),

@@ -30,7 +30,7 @@
 //! client id while the connection was, as far as the broker knew, alive —
 //! 3.1.1 does not say whether the will is sent; 5.0 forbids it when a will
 //! delay is pending and the new connection resumes the session, which is
-//! flagged as [MQTT-3.1.3-9]), a broker stop or kill before the end, a
+//! flagged as 5.0's MQTT-3.1.3-9), a broker stop or kill before the end, a
 //! silence healed between 1 and 1.5 × keep alive, and a deadline after the
 //! end of the run.
 //!
@@ -180,8 +180,10 @@ impl Checker for WillChecker {
                 if sends.len() > 1 {
                     let mut ev = w.events.clone();
                     ev.extend(sends.iter().map(|x| x.0));
+                    // Published, the will is gone: a second copy is a
+                    // will that was not removed [MQTT-3.1.2-10].
                     v.fail(
-                        "will-twice",
+                        "MQTT-3.1.2-10",
                         format!(
                             "{what} was published to {s} {} times as a new message; expected once",
                             sends.len()
@@ -235,7 +237,7 @@ impl Checker for WillChecker {
                                 ev,
                             ),
                             Some(&(_, at)) if earliest.is_some_and(|e| at + TOL < e) => v.fail(
-                                "MQTT-3.1.3-9",
+                                crate::mqtt::V5_WILL_BEFORE_DELAY,
                                 format!(
                                     "{what} reached subscriber {s} at {}, before its will delay ran out at {}",
                                     fmt_d(at),
@@ -444,7 +446,7 @@ impl WillChecker {
             let mut need = Need::Optional;
             if v5 && delay > Duration::ZERO && !oc.clean_start {
                 need = Need::Forbidden {
-                    rule: "MQTT-3.1.3-9",
+                    rule: crate::mqtt::V5_WILL_BEFORE_DELAY,
                 };
             }
             return (
