@@ -80,6 +80,15 @@ static void cb_open(void *ctx)
 static void cb_close(void *ctx)
 {
     (void)ctx;
+    /* What is queued (a DISCONNECT just sent) goes out before the close:
+     * the stack may take it in several short writes. Bounded, and a write
+     * that takes nothing ends it. */
+    for (int i = 0; i < 64 && A.tx_len && !A.net_failed; i++) {
+        size_t before = A.tx_len;
+        net_flush();
+        if (A.tx_len == before)
+            break;
+    }
     A.io.net_close(A.io.ctx);
     A.tx_len = 0;
     A.net_failed = false;
@@ -415,10 +424,12 @@ static void run(agent_cmd *cmd)
     } else if (strcmp(v, "publish") == 0) {
         cmd_publish(&f);
     } else if (strcmp(v, "disconnect") == 0) {
-        /* rc: a 5.0 reason code, e.g. 4 to have the broker publish the will. */
+        /* rc: a 5.0 reason code, e.g. 4 to have the broker publish the will;
+         * props: DISCONNECT properties (e.g. a new Session Expiry Interval). */
         uint8_t rc = (uint8_t)get_uint(&f, "rc", 0, 0, 255);
+        mqtt_slice props = get_bytes(&f, "props", NULL);
         if (fields_ok(&f))
-            answer_result(v, mqtt_client_disconnect_rc(&A.client, rc, now), false, 0);
+            answer_result(v, mqtt_client_disconnect_props(&A.client, rc, props, now), false, 0);
     } else if (strcmp(v, "drop") == 0) {
         if (fields_ok(&f))
             answer_result(v, mqtt_client_drop(&A.client, now), false, 0);

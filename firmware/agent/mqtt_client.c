@@ -174,6 +174,8 @@ static void start_open(mqtt_client *c, uint32_t now)
     c->out_sent = 0;
     c->disc_rc = 0;
     memset(c->alias_len, 0, sizeof c->alias_len);
+    c->peer_alias_max = 0;
+    memset(c->out_alias_len, 0, sizeof c->out_alias_len);
     c->cb.open(c->cb.ctx);
 }
 
@@ -355,6 +357,8 @@ static void take_connack_props(mqtt_client *c, const mqtt_packet *p)
         c->peer_max_packet = pr.num;
     if (mqtt_prop_find(p->props, MQTT_P_SERVER_KEEP_ALIVE, &pr))
         c->keepalive = (uint16_t)pr.num; /* 3.2.2-21: the server's value wins */
+    if (mqtt_prop_find(p->props, MQTT_P_TOPIC_ALIAS_MAXIMUM, &pr))
+        c->peer_alias_max = (uint16_t)pr.num; /* absent: 0, no aliases (3.2.2-18) */
     /* 3.2.2.3.7: reconnects resume the session under the assigned id. */
     if (mqtt_prop_find(p->props, MQTT_P_ASSIGNED_CLIENT_ID, &pr) && c->opts.client_id.len == 0 &&
         pr.str.len <= sizeof c->id_buf) {
@@ -644,24 +648,60 @@ mqtt_result mqtt_client_publish(mqtt_client *c, const uint8_t *topic, size_t top
                                      pid, now);
 }
 
+/* A PUBLISH with Topic Alias `a` (0: none) and this topic went out: the
+ * broker now maps `a` to it on this connection. */
+static void remember_alias(mqtt_client *c, uint32_t a, const uint8_t *topic, size_t len)
+{
+    if (a == 0 || a > MQTT_ALIAS_MAX || len > MQTT_ALIAS_TOPIC_MAX)
+        return;
+    memcpy(c->out_alias_topic[a - 1], topic, len);
+    c->out_alias_len[a - 1] = (uint8_t)len;
+}
+
 mqtt_result mqtt_client_publish_props(mqtt_client *c, const uint8_t *topic, size_t topic_len,
                                       const uint8_t *payload, size_t payload_len, uint8_t qos,
                                       bool retain, mqtt_slice props, uint16_t *pid, uint32_t now)
 {
     *pid = 0;
-    mqtt_prop pr;
+    mqtt_prop pr, alias;
     if (qos > 2)
         return MQTT_C_BAD_ARG;
-    /* 3.3.4-6: a client never sends a subscription identifier; aliases are
-     * not used for sending (see the header). */
+    /* 3.3.4-6: a client never sends a subscription identifier. */
     if (props.len && (!v5(c) || mqtt_props_check(props, MQTT_PUBLISH) != MQTT_OK ||
-                      mqtt_prop_find(props, MQTT_P_SUBSCRIPTION_ID, &pr) ||
-                      mqtt_prop_find(props, MQTT_P_TOPIC_ALIAS, &pr)))
+                      mqtt_prop_find(props, MQTT_P_SUBSCRIPTION_ID, &pr)))
         return MQTT_C_BAD_ARG;
+    bool aliased = props.len && mqtt_prop_find(props, MQTT_P_TOPIC_ALIAS, &alias);
     if (!mqtt_topic_name_valid(topic, topic_len))
         return MQTT_C_BAD_TOPIC;
     if (c->state != MQTT_ST_UP)
         return MQTT_C_NOT_CONNECTED;
+    /* 3.2.2-17, 3.3.2-8/-9: an alias from 1 to the broker's maximum (and
+     * to what we can remember). */
+    if (aliased && (alias.num == 0 || alias.num > c->peer_alias_max || alias.num > MQTT_ALIAS_MAX))
+        return MQTT_C_BAD_ARG;
+    if (aliased && topic_len > MQTT_ALIAS_TOPIC_MAX)
+        return MQTT_C_TOO_BIG;
+    /* What is kept for resends: the properties without the alias. */
+    uint8_t kept_buf[255];
+    mqtt_slice kept = props;
+    bool known = false;
+    if (aliased) {
+        size_t pos = 0, len = 0, start = 0;
+        if (props.len > sizeof kept_buf)
+            return MQTT_C_TOO_BIG;
+        while (mqtt_prop_next(props, &pos, &pr)) {
+            if (pr.id != MQTT_P_TOPIC_ALIAS) {
+                memcpy(kept_buf + len, props.data + start, pos - start);
+                len += pos - start;
+            }
+            start = pos;
+        }
+        kept.data = kept_buf;
+        kept.len = len;
+        size_t k = alias.num - 1;
+        known = c->out_alias_len[k] == topic_len &&
+                memcmp(c->out_alias_topic[k], topic, topic_len) == 0;
+    }
     mqtt_packet p;
     memset(&p, 0, sizeof p);
     p.type = MQTT_PUBLISH;
@@ -677,16 +717,22 @@ mqtt_result mqtt_client_publish_props(mqtt_client *c, const uint8_t *topic, size
     size_t size = mqtt_encode(c->tx, sizeof c->tx, &p);
     if (size == 0 || size > c->peer_max_packet)
         return MQTT_C_TOO_BIG; /* 5.0 3.1.2-24 */
+    /* An alias already set on this connection stands for the topic. */
+    if (known)
+        p.topic.len = 0;
     if (qos == 0) {
         p.pid = 0;
-        return send_packet(c, &p, now) ? MQTT_C_OK : MQTT_C_SEND_FAILED;
+        if (!send_packet(c, &p, now))
+            return MQTT_C_SEND_FAILED;
+        remember_alias(c, aliased ? alias.num : 0, topic, topic_len);
+        return MQTT_C_OK;
     }
     /* 5.0 4.9: no more unacknowledged QoS 1/2 than the broker receives. */
     if (c->s.n_out >= MQTT_MAX_INFLIGHT || c->s.n_out >= recv_max(c))
         return MQTT_C_INFLIGHT_FULL;
     uint16_t id = mqtt_session_next_pid(&c->s);
     mqtt_outgoing *o = mqtt_session_add_out_props(&c->s, id, qos, retain, topic, topic_len,
-                                                  payload, payload_len, props.data, props.len);
+                                                  payload, payload_len, kept.data, kept.len);
     if (!o)
         return MQTT_C_TOO_BIG;
     /* Stored before it is sent: a reset after sending must find it. */
@@ -698,7 +744,14 @@ mqtt_result mqtt_client_publish_props(mqtt_client *c, const uint8_t *topic, size
     /* If the send fails the connection is lost and reported; the message
      * stays inflight and goes out again on the resumed session. */
     c->out_sent++;
-    send_publish(c, o, false, now);
+    if (aliased) {
+        /* The first send carries the alias (and the topic unless known). */
+        p.pid = id;
+        if (send_packet(c, &p, now))
+            remember_alias(c, alias.num, topic, topic_len);
+    } else {
+        send_publish(c, o, false, now);
+    }
     return MQTT_C_OK;
 }
 
@@ -761,6 +814,23 @@ mqtt_result mqtt_client_disconnect(mqtt_client *c, uint32_t now)
 
 mqtt_result mqtt_client_disconnect_rc(mqtt_client *c, uint8_t rc, uint32_t now)
 {
+    mqtt_slice none = { NULL, 0 };
+    return mqtt_client_disconnect_props(c, rc, none, now);
+}
+
+mqtt_result mqtt_client_disconnect_props(mqtt_client *c, uint8_t rc, mqtt_slice props,
+                                         uint32_t now)
+{
+    mqtt_prop ours, theirs;
+    if (props.len) {
+        if (!v5(c) || mqtt_props_check(props, MQTT_DISCONNECT) != MQTT_OK)
+            return MQTT_C_BAD_ARG;
+        /* 3.14.2.2.2: a session that was to end with the connection cannot
+         * be given a lifetime now. */
+        if (mqtt_prop_find(props, MQTT_P_SESSION_EXPIRY, &ours) && ours.num != 0 &&
+            (!mqtt_prop_find(c->opts.props, MQTT_P_SESSION_EXPIRY, &theirs) || theirs.num == 0))
+            return MQTT_C_BAD_ARG;
+    }
     if (c->state == MQTT_ST_IDLE)
         return MQTT_C_NOT_CONNECTED;
     c->opts.reconnect = false;
@@ -768,8 +838,21 @@ mqtt_result mqtt_client_disconnect_rc(mqtt_client *c, uint8_t rc, uint32_t now)
         enter(c, MQTT_ST_IDLE, now);
         return MQTT_C_OK;
     }
-    if (c->state == MQTT_ST_UP)
-        send_ack_rc(c, MQTT_DISCONNECT, 0, rc, now);
+    if (c->state == MQTT_ST_UP) {
+        mqtt_packet p;
+        memset(&p, 0, sizeof p);
+        p.type = MQTT_DISCONNECT;
+        p.rc = v5(c) ? rc : 0;
+        p.props = props;
+        send_packet(c, &p, now);
+        /* Expiry 0 ends the session with this connection: the broker drops
+         * its side, so ours goes too (a resend would start a new session). */
+        if (mqtt_prop_find(props, MQTT_P_SESSION_EXPIRY, &ours) && ours.num == 0 &&
+            (c->s.n_out || c->s.n_in)) {
+            mqtt_session_clear(&c->s);
+            persist(c);
+        }
+    }
     lose(c, "disconnect", now);
     return MQTT_C_OK;
 }

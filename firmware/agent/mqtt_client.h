@@ -6,8 +6,11 @@
  * resending after a reconnect), maximum packet size (nothing larger is sent),
  * server keep alive and assigned client identifier; it resolves incoming topic
  * aliases up to the maximum it announced; acks, SUBACK/UNSUBACK and a
- * broker's DISCONNECT report their reason codes. It never uses topic aliases
- * for what it sends: resends after a reconnect could not rely on them.
+ * broker's DISCONNECT report their reason codes. A PUBLISH given a Topic
+ * Alias (within the broker's Topic Alias Maximum) sets the alias on its first
+ * send on a connection and goes by alias only after that; QoS 1/2 messages
+ * are kept without the alias, so a resend after a reconnect carries the whole
+ * topic and needs no mapping from the old connection (3.3.2-7).
  *
  * The owner feeds it events (connection opened/closed, bytes received, the
  * time, application commands); it answers through callbacks: open/close the
@@ -132,6 +135,10 @@ typedef struct {
     uint8_t disc_rc;         /* reason code of the broker's DISCONNECT */
     uint8_t alias_len[MQTT_ALIAS_MAX];
     uint8_t alias_topic[MQTT_ALIAS_MAX][MQTT_ALIAS_TOPIC_MAX];
+    /* Outgoing topic aliases: the broker's maximum and what we set. */
+    uint16_t peer_alias_max;
+    uint8_t out_alias_len[MQTT_ALIAS_MAX];
+    uint8_t out_alias_topic[MQTT_ALIAS_MAX][MQTT_ALIAS_TOPIC_MAX];
 
     uint32_t state_since;  /* when the current state was entered */
     uint32_t backoff_at;   /* BACKOFF: when to reconnect */
@@ -159,7 +166,9 @@ void mqtt_client_tick(mqtt_client *c, uint32_t now);
 mqtt_result mqtt_client_publish(mqtt_client *c, const uint8_t *topic, size_t topic_len,
                                 const uint8_t *payload, size_t payload_len, uint8_t qos,
                                 bool retain, uint16_t *pid, uint32_t now);
-/* 5.0: with PUBLISH properties (no topic alias, no subscription id). */
+/* 5.0: with PUBLISH properties (no subscription id; a topic alias at most
+ * the broker's Topic Alias Maximum and MQTT_ALIAS_MAX, for a topic of at
+ * most MQTT_ALIAS_TOPIC_MAX bytes). */
 mqtt_result mqtt_client_publish_props(mqtt_client *c, const uint8_t *topic, size_t topic_len,
                                       const uint8_t *payload, size_t payload_len, uint8_t qos,
                                       bool retain, mqtt_slice props, uint16_t *pid, uint32_t now);
@@ -176,6 +185,10 @@ mqtt_result mqtt_client_unsubscribe(mqtt_client *c, const uint8_t *filter, size_
 mqtt_result mqtt_client_disconnect(mqtt_client *c, uint32_t now);
 /* The same with a 5.0 reason code (0x04: publish the will). */
 mqtt_result mqtt_client_disconnect_rc(mqtt_client *c, uint8_t rc, uint32_t now);
+/* The same with 5.0 DISCONNECT properties (checked; a Session Expiry
+ * Interval other than 0 when the CONNECT's was 0 is refused, 3.14.2.2.2). */
+mqtt_result mqtt_client_disconnect_props(mqtt_client *c, uint8_t rc, mqtt_slice props,
+                                         uint32_t now);
 /* Closes without DISCONNECT, as a network loss would; reconnects if set. */
 mqtt_result mqtt_client_drop(mqtt_client *c, uint32_t now);
 /* Wipes the session in RAM and in the store. */

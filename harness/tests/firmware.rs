@@ -120,9 +120,7 @@ async fn suite_on_host_agent(#[files("../scenarios/*.toml")] path: PathBuf) {
 
 /// 5.0 scenarios through the agent (its 5.0 codec, session and line
 /// protocol), host build and emulated board, against mosquitto. Not listed: the slow ones (expiry
-/// and will delays, seconds each; they pass too) and the two the agent cannot
-/// do (`session_expiry_set_on_disconnect`: DISCONNECT properties;
-/// `topic_alias_client_side`: it never sends with aliases).
+/// and will delays, seconds each; they pass too).
 #[rstest]
 #[case::assigned_client_identifier("assigned_client_identifier")]
 #[case::maximum_packet_size_broker("maximum_packet_size_broker")]
@@ -133,7 +131,9 @@ async fn suite_on_host_agent(#[files("../scenarios/*.toml")] path: PathBuf) {
 #[case::retain_as_published("retain_as_published")]
 #[case::retain_handling_1("retain_handling_1")]
 #[case::session_expiry_kept("session_expiry_kept")]
+#[case::session_expiry_set_on_disconnect("session_expiry_set_on_disconnect")]
 #[case::subscription_identifiers("subscription_identifiers")]
+#[case::topic_alias_client_side("topic_alias_client_side")]
 #[case::topic_alias_stale_after_reconnect("topic_alias_stale_after_reconnect")]
 #[case::user_properties_order("user_properties_order")]
 #[case::will_on_disconnect_with_will("will_on_disconnect_with_will")]

@@ -364,13 +364,13 @@ TEST(agent_speaks_mqtt5_lines)
     CHECK(saw("@msg topic=m qos=0 dup=0 retain=0 pid=0 payload=z props=%0B%07&%00%01k%00%01v"));
     say("subscribe filter=x rh=3\n");
     CHECK(saw("@err subscribe reason=bad_value detail=rh"));
-    say("publish topic=t props=%23%00%01\n"); /* the agent sends no aliases */
+    say("publish topic=t props=%23%00%01\n"); /* the CONNACK allowed no aliases */
     CHECK(saw("@err publish reason=bad_value"));
 
-    say("disconnect rc=4\n");
+    say("disconnect rc=4 props=%1F%00%01x\n");
     CHECK(saw("@ok disconnect"));
     REQUIRE(next_out5(&p, copy, sizeof copy));
-    CHECK(p.type == MQTT_DISCONNECT && p.rc == 4);
+    CHECK(p.type == MQTT_DISCONNECT && p.rc == 4 && p.props.len == 4);
 
     /* A broker's DISCONNECT with a reason. */
     clear_uart();

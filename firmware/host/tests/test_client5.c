@@ -341,6 +341,98 @@ TEST(client5_disconnect_both_ways)
     CHECK(p.type == MQTT_DISCONNECT && p.rc == 0x04);
 }
 
+TEST(client5_disconnect_properties)
+{
+    setup();
+    uint8_t cb[8], db[16];
+    mqtt_props_buf cp, dp;
+    mqtt_props_init(&cp, cb, sizeof cb);
+    mqtt_props_num(&cp, MQTT_P_SESSION_EXPIRY, 60);
+    mqtt_connect_opts o = opts5("dp", false);
+    o.props = mqtt_props_slice(&cp);
+    up_with(&o, false, none);
+    uint16_t pid;
+    REQUIRE(pub5("t", "x", 1, none, &pid) == MQTT_C_OK);
+    fake_clear_sent(&F);
+    /* Expiry 0 on the DISCONNECT ends the session: ours goes too. */
+    mqtt_props_init(&dp, db, sizeof db);
+    mqtt_props_num(&dp, MQTT_P_SESSION_EXPIRY, 0);
+    CHECK_EQ(mqtt_client_disconnect_props(&F.c, 0, mqtt_props_slice(&dp), F.now), MQTT_C_OK);
+    mqtt_packet p;
+    REQUIRE(fake_next_sent(&F, &p));
+    CHECK(p.type == MQTT_DISCONNECT && p.rc == 0);
+    CHECK(p.props.len == dp.len && memcmp(p.props.data, db, dp.len) == 0);
+    CHECK_EQ(F.c.s.n_out, 0);
+    /* A CONNECT without expiry cannot be given one at the end (3.14.2.2.2),
+     * and a property not allowed on DISCONNECT is refused. */
+    mqtt_connect_opts z = opts5("dz", true);
+    up_with(&z, false, none);
+    mqtt_props_init(&dp, db, sizeof db);
+    mqtt_props_num(&dp, MQTT_P_SESSION_EXPIRY, 30);
+    CHECK_EQ(mqtt_client_disconnect_props(&F.c, 0, mqtt_props_slice(&dp), F.now), MQTT_C_BAD_ARG);
+    mqtt_props_init(&dp, db, sizeof db);
+    mqtt_props_num(&dp, MQTT_P_TOPIC_ALIAS, 1);
+    CHECK_EQ(mqtt_client_disconnect_props(&F.c, 0, mqtt_props_slice(&dp), F.now), MQTT_C_BAD_ARG);
+    CHECK_EQ(F.c.state, MQTT_ST_UP);
+}
+
+static mqtt_slice alias_props(uint8_t *buf, size_t cap, uint16_t alias)
+{
+    mqtt_props_buf b;
+    mqtt_props_init(&b, buf, cap);
+    mqtt_props_num(&b, MQTT_P_MESSAGE_EXPIRY, 30);
+    mqtt_props_num(&b, MQTT_P_TOPIC_ALIAS, alias);
+    return mqtt_props_slice(&b);
+}
+
+TEST(client5_outgoing_topic_aliases)
+{
+    setup();
+    uint8_t ab[8], pb[16];
+    mqtt_props_buf ack;
+    mqtt_props_init(&ack, ab, sizeof ab);
+    mqtt_props_num(&ack, MQTT_P_TOPIC_ALIAS_MAXIMUM, 2);
+    mqtt_connect_opts o = opts5("ta", false);
+    up_with(&o, false, mqtt_props_slice(&ack));
+    fake_clear_sent(&F);
+    mqtt_packet p;
+    mqtt_prop pr;
+    uint16_t pid;
+    /* First use: the topic and the alias; then the alias alone. */
+    REQUIRE(pub5("a/b", "1", 0, alias_props(pb, sizeof pb, 1), &pid) == MQTT_C_OK);
+    REQUIRE(fake_next_sent(&F, &p) && p.type == MQTT_PUBLISH);
+    CHECK(EQ(p.topic, "a/b") && mqtt_prop_find(p.props, MQTT_P_TOPIC_ALIAS, &pr) && pr.num == 1);
+    REQUIRE(pub5("a/b", "2", 1, alias_props(pb, sizeof pb, 1), &pid) == MQTT_C_OK);
+    REQUIRE(fake_next_sent(&F, &p) && p.type == MQTT_PUBLISH);
+    uint16_t kept = pid;
+    CHECK(p.topic.len == 0 && p.pid == kept);
+    CHECK(mqtt_prop_find(p.props, MQTT_P_TOPIC_ALIAS, &pr) && pr.num == 1);
+    CHECK(mqtt_prop_find(p.props, MQTT_P_MESSAGE_EXPIRY, &pr) && pr.num == 30);
+    /* A new topic on the same alias sets it again. */
+    REQUIRE(pub5("c", "3", 0, alias_props(pb, sizeof pb, 1), &pid) == MQTT_C_OK);
+    REQUIRE(fake_next_sent(&F, &p) && EQ(p.topic, "c"));
+    /* Above the broker's maximum, or 0: refused (3.2.2-17, 3.3.2-8). */
+    CHECK_EQ(pub5("a/b", "4", 0, alias_props(pb, sizeof pb, 3), &pid), MQTT_C_BAD_ARG);
+    CHECK_EQ(pub5("a/b", "4", 0, alias_props(pb, sizeof pb, 0), &pid), MQTT_C_BAD_ARG);
+    /* The resend after a reconnect carries the topic and no alias: the
+     * mapping died with the connection (3.3.2-7). */
+    mqtt_client_drop(&F.c, F.now);
+    fake_clear_sent(&F);
+    up_with(&o, true, mqtt_props_slice(&ack));
+    REQUIRE(fake_next_sent(&F, &p) && p.type == MQTT_CONNECT);
+    REQUIRE(fake_next_sent(&F, &p) && p.type == MQTT_PUBLISH);
+    CHECK(p.dup && p.pid == kept && EQ(p.topic, "a/b") && EQ(p.payload, "2"));
+    CHECK(!mqtt_prop_find(p.props, MQTT_P_TOPIC_ALIAS, &pr));
+    CHECK(mqtt_prop_find(p.props, MQTT_P_MESSAGE_EXPIRY, &pr) && pr.num == 30);
+    /* And the next use of alias 1 sets it anew. */
+    REQUIRE(pub5("a/b", "5", 0, alias_props(pb, sizeof pb, 1), &pid) == MQTT_C_OK);
+    REQUIRE(fake_next_sent(&F, &p) && EQ(p.topic, "a/b"));
+    /* A broker that allows none (absent maximum): refused. */
+    mqtt_client_drop(&F.c, F.now);
+    up_with(&o, true, none);
+    CHECK_EQ(pub5("a/b", "6", 0, alias_props(pb, sizeof pb, 1), &pid), MQTT_C_BAD_ARG);
+}
+
 TEST(client5_subscribe_options_and_identifier)
 {
     setup();

@@ -85,10 +85,8 @@ pub fn render_command(cmd: &Command, dial: &Dial) -> Option<String> {
             props(&mut s, "props", PacketType::Subscribe, false, properties)?;
         }
         Command::DisconnectWith { code, properties } => {
-            if !properties.is_empty() {
-                return None; // not in the agent's protocol
-            }
             kv(&mut s, "rc", code.to_string().as_bytes());
+            props(&mut s, "props", PacketType::Disconnect, false, properties)?;
         }
         Command::Subscribe(filters) => {
             let (f, q) = filters.first()?;
@@ -410,6 +408,18 @@ mod tests {
             properties: Properties::default(),
         };
         assert_eq!(render_command(&disc, &dial5()).unwrap(), "disconnect rc=4");
+        // DISCONNECT properties travel raw, like the others.
+        let disc = Command::DisconnectWith {
+            code: 0,
+            properties: Properties(vec![crate::mqtt::Property {
+                id: 0x11,
+                value: crate::mqtt::PropValue::U32(0),
+            }]),
+        };
+        assert_eq!(
+            render_command(&disc, &dial5()).unwrap(),
+            "disconnect rc=0 props=%11%00%00%00%00"
+        );
     }
 
     #[test]

@@ -16,10 +16,16 @@
 //!   allows — within `slack`, and resends at no other time: a DUP resend
 //!   on the connection that first carried it is a violation [MQTT-4.4.0-1];
 //! - messages one client published on one topic at one QoS reach each
-//!   non-shared subscriber in the order they were published [MQTT-4.6.0-5];
+//!   non-shared subscriber in the order they were published [MQTT-4.6.0-5]
+//!   [MQTT-4.6.0-6];
 //! - a delivery's QoS is at most the lower of the published QoS and the
 //!   highest QoS granted to the session's matching subscriptions
-//!   [MQTT-3.8.4-8].
+//!   [MQTT-3.8.4-8], shared ones included [MQTT-4.8.2-3];
+//! - a message one member of a shared subscription refused (0x80 or
+//!   more) goes to no other member [MQTT-4.8.2-6], nor one whose QoS 2
+//!   exchange was cut off with the member's session [MQTT-4.8.2-5];
+//! - a QoS 2 PUBLISH repeated (DUP) before its PUBREL reaches each
+//!   subscriber once [MQTT-4.3.3-10].
 //!
 //! "Within `slack`" is judged only while the connection stays open and
 //! free of faults and the broker up; a connection that ends first owes
@@ -270,18 +276,27 @@ impl Checker for AcksChecker {
             if let (Some(g), Some(q)) = (granted, source) {
                 let max = g.min(q);
                 if d.publish.qos > max {
-                    v.fail(
-                        "MQTT-3.8.4-8",
-                        format!(
-                            "{} got {} at QoS {}: published at QoS {}, granted QoS {}",
-                            d.actor,
-                            d.publish.topic,
-                            d.publish.qos.as_u8(),
-                            q.as_u8(),
-                            g.as_u8()
-                        ),
-                        vec![d.stamp.seq],
-                    );
+                    // Through a shared subscription, the member's grant
+                    // binds as well [MQTT-4.8.2-3].
+                    let rules: &[&str] = if shared_only {
+                        &["MQTT-3.8.4-8", "MQTT-4.8.2-3"]
+                    } else {
+                        &["MQTT-3.8.4-8"]
+                    };
+                    for rule in rules {
+                        v.fail(
+                            *rule,
+                            format!(
+                                "{} got {} at QoS {}: published at QoS {}, granted QoS {}",
+                                d.actor,
+                                d.publish.topic,
+                                d.publish.qos.as_u8(),
+                                q.as_u8(),
+                                g.as_u8()
+                            ),
+                            vec![d.stamp.seq],
+                        );
+                    }
                 }
             }
         }
@@ -295,17 +310,242 @@ impl Checker for AcksChecker {
                     .get(&k.0)
                     .map(|&i| ix.conns[i].actor.clone())
                     .unwrap_or_default();
+                // Only non-shared subscriptions are collected: on those
+                // every topic is an ordered topic [MQTT-4.6.0-6].
+                for rule in ["MQTT-4.6.0-5", "MQTT-4.6.0-6"] {
+                    v.fail(
+                        rule,
+                        format!(
+                            "{actor} got messages on {} out of the order they were published",
+                            k.2
+                        ),
+                        vec![w[1].0, w[0].0, w[0].1, w[1].1],
+                    );
+                }
+            }
+        }
+        shared_members(&ix, &mut v);
+        qos2_repeats(&ix, &mut v);
+        v
+    }
+}
+
+/// A QoS 2 PUBLISH its sender repeated (DUP) before releasing it is one
+/// message: a subscriber session with a single matching non-shared
+/// subscription gets it once, not once per copy [MQTT-4.3.3-10]. Judged
+/// only when no other PUBLISH of that topic and payload reached the broker,
+/// and on first sends (not DUP, not retained) to the subscriber.
+fn qos2_repeats(ix: &Index, v: &mut Verdict) {
+    let to_broker = |o: &&super::index::PubEv| o.dir == Dir::ToBroker && seen(o.fate);
+    for m in ix
+        .pubs
+        .iter()
+        .filter(to_broker)
+        .filter(|o| o.publish.qos == QoS::ExactlyOnce && !o.publish.dup)
+    {
+        let Some(pid) = m.publish.pid else { continue };
+        let Some(&mi) = ix.by_id.get(&m.conn) else {
+            continue;
+        };
+        let cid = ix.conns[mi].client_id();
+        if ix.conns[mi].version() != Version::V5 || cid.is_none_or(|c| c.is_empty()) {
+            continue;
+        }
+        let same = |o: &&super::index::PubEv| {
+            o.publish.topic == m.publish.topic && o.publish.payload == m.publish.payload
+        };
+        let copies: Vec<_> = ix.pubs.iter().filter(to_broker).filter(same).collect();
+        // Every copy is this message: its first send or its DUP repeats.
+        let all_this = copies.iter().all(|o| {
+            o.stamp.seq == m.stamp.seq
+                || (o.publish.dup
+                    && o.publish.pid == Some(pid)
+                    && o.stamp.seq > m.stamp.seq
+                    && ix
+                        .by_id
+                        .get(&o.conn)
+                        .is_some_and(|&i| ix.conns[i].client_id() == cid))
+        });
+        if copies.len() < 2 || !all_this {
+            continue;
+        }
+        let mut per_session: HashMap<&str, Vec<u64>> = HashMap::new();
+        for d in ix.pubs.iter().filter(|d| {
+            d.dir == Dir::ToClient
+                && sent(d.fate)
+                && !d.publish.dup
+                && !d.publish.retain
+                && d.stamp.seq > m.stamp.seq
+                && same(d)
+        }) {
+            let Some(&di) = ix.by_id.get(&d.conn) else {
+                continue;
+            };
+            let Some(s) = ix.conns[di].client_id().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let subs = ix
+                .subs
+                .iter()
+                .filter(|x| {
+                    ix.conns[x.conn].client_id() == Some(s)
+                        && x.sent.seq < d.stamp.seq
+                        && topic::matches(&x.filter, &d.publish.topic)
+                })
+                .count();
+            let shared = ix.subs.iter().any(|x| {
+                ix.conns[x.conn].client_id() == Some(s)
+                    && x.shared()
+                    && topic::matches(&x.filter, &d.publish.topic)
+            });
+            if subs == 1 && !shared {
+                per_session.entry(s).or_default().push(d.stamp.seq);
+            }
+        }
+        let mut sessions: Vec<_> = per_session.into_iter().collect();
+        sessions.sort();
+        for (s, seqs) in sessions {
+            if seqs.len() > 1 {
+                let mut evs = vec![m.stamp.seq];
+                evs.extend(seqs.iter().copied());
                 v.fail(
-                    "MQTT-4.6.0-5",
+                    "MQTT-4.3.3-10",
                     format!(
-                        "{actor} got messages on {} out of the order they were published",
-                        k.2
+                        "{s} got the QoS 2 message on {} {} times: the broker forwarded its publisher's repeats as new messages",
+                        m.publish.topic,
+                        seqs.len()
                     ),
-                    vec![w[1].0, w[0].0, w[0].1, w[1].1],
+                    evs,
                 );
             }
         }
-        v
+    }
+}
+
+/// The share groups through which a session (client id) gets `topic`,
+/// when it gets it through shared subscriptions only.
+fn shared_groups<'a>(
+    ix: &'a Index,
+    cid: Option<&str>,
+    topic_name: &str,
+    before: u64,
+) -> Option<BTreeSet<&'a str>> {
+    let subs: Vec<_> = ix
+        .subs
+        .iter()
+        .filter(|s| {
+            ix.conns[s.conn].client_id() == cid
+                && s.sent.seq < before
+                && topic::matches(&s.filter, topic_name)
+        })
+        .collect();
+    if subs.is_empty() || !subs.iter().all(|s| s.shared()) {
+        return None;
+    }
+    Some(
+        subs.iter()
+            .filter_map(|s| topic::parse_filter(&s.filter).share_group)
+            .collect(),
+    )
+}
+
+/// A message given to one member of a shared subscription goes to no
+/// other member when that member refused it with a reason of 0x80 or more
+/// [MQTT-4.8.2-6], or when its QoS 2 exchange was cut off and the member's
+/// session ended with its connection (Session Expiry 0) [MQTT-4.8.2-5].
+/// "The same message" is the same publish event: the latest PUBLISH of
+/// that topic and payload that reached the broker before each delivery.
+fn shared_members(ix: &Index, v: &mut Verdict) {
+    let src_of = |d: &super::index::PubEv| {
+        ix.pubs
+            .iter()
+            .filter(|o| {
+                o.dir == Dir::ToBroker
+                    && seen(o.fate)
+                    && o.stamp.seq < d.stamp.seq
+                    && o.publish.topic == d.publish.topic
+                    && o.publish.payload == d.publish.payload
+            })
+            .map(|o| o.stamp.seq)
+            .last()
+    };
+    let deliveries: Vec<_> = ix
+        .pubs
+        .iter()
+        .filter(|p| p.dir == Dir::ToClient && sent(p.fate) && !p.publish.dup)
+        .filter(|p| {
+            ix.by_id
+                .get(&p.conn)
+                .is_some_and(|&i| ix.conns[i].version() == Version::V5)
+        })
+        .collect();
+    for d in &deliveries {
+        let (Some(pid), Some(src)) = (d.publish.pid, src_of(d)) else {
+            continue;
+        };
+        let ci = ix.by_id[&d.conn];
+        let c = &ix.conns[ci];
+        let Some(groups) = shared_groups(ix, c.client_id(), &d.publish.topic, d.stamp.seq) else {
+            continue;
+        };
+        // After the refusal, or after the cut-off connection's end.
+        let refused = c.tx.iter().find_map(|(s, p)| match p {
+            Packet::PubAck(a) | Packet::PubRec(a)
+                if a.pid == pid && a.code >= 0x80 && s.seq > d.stamp.seq =>
+            {
+                Some(s.seq)
+            }
+            _ => None,
+        });
+        let completed = c
+            .tx
+            .iter()
+            .any(|(s, p)| matches!(p, Packet::PubComp(a) if a.pid == pid && s.seq > d.stamp.seq));
+        let expiry = |p: &crate::mqtt::Properties| {
+            crate::mqtt::props::num(p, crate::mqtt::props::SESSION_EXPIRY)
+        };
+        let on_disconnect = c.tx.iter().find_map(|(_, p)| match p {
+            Packet::Disconnect(x) => expiry(&x.properties),
+            _ => None,
+        });
+        let session_ended = on_disconnect
+            .or_else(|| c.connect.as_ref().and_then(|(_, x)| expiry(&x.properties)))
+            .unwrap_or(0)
+            == 0;
+        let cut = match (&c.closed, d.publish.qos) {
+            (Some((s, _)), QoS::ExactlyOnce)
+                if !completed && refused.is_none() && session_ended =>
+            {
+                Some(s.seq)
+            }
+            _ => None,
+        };
+        let (after, rule, why) = match (refused, cut) {
+            (Some(r), _) => (r, "MQTT-4.8.2-6", "refused it"),
+            (None, Some(x)) => (x, "MQTT-4.8.2-5", "lost its session mid-QoS 2"),
+            _ => continue,
+        };
+        if let Some(o) = deliveries.iter().find(|o| {
+            o.stamp.seq > after
+                && ix.conns[ix.by_id[&o.conn]].client_id() != c.client_id()
+                && src_of(o) == Some(src)
+                && shared_groups(
+                    ix,
+                    ix.conns[ix.by_id[&o.conn]].client_id(),
+                    &o.publish.topic,
+                    o.stamp.seq,
+                )
+                .is_some_and(|g| !g.is_disjoint(&groups))
+        }) {
+            v.fail(
+                rule,
+                format!(
+                    "a message on {} went to {} through a shared subscription after {} {why}",
+                    d.publish.topic, o.actor, d.actor
+                ),
+                vec![src, d.stamp.seq, after, o.stamp.seq],
+            );
+        }
     }
 }
 
@@ -501,7 +741,10 @@ mod tests {
             "device",
             publish(None, 0, "t", "3", ""),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.6.0-5"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-4.6.0-5", "MQTT-4.6.0-6"]
+        );
     }
 
     #[test]
@@ -548,5 +791,120 @@ mod tests {
             ack(PacketType::PubRec, 10, 0),
         );
         assert_violates(&checker().check(&k.history()), "MQTT-3.8.4-8");
+    }
+
+    #[test]
+    fn a_repeated_qos2_publish_is_forwarded_once() {
+        let run = |twice: bool| {
+            let mut k = Kit::new();
+            up(&mut k);
+            k.up(1, "device", subscribe(1, "t", 2, 0, ""))
+                .down(1, "device", suback(1, &[2]));
+            k.session(
+                2,
+                "cloud",
+                connect("cloud", false, 60, "session_expiry = 60"),
+                connack(false, 0, ""),
+            );
+            k.up(2, "cloud", publish(Some(1), 2, "t", "m", ""));
+            k.close(2, "cloud", crate::history::CloseReason::Severed);
+            k.session(
+                3,
+                "cloud",
+                connect("cloud", false, 60, "session_expiry = 60"),
+                connack(true, 0, ""),
+            );
+            k.up(3, "cloud", dup(publish(Some(1), 2, "t", "m", "")))
+                .down(3, "cloud", ack(PacketType::PubRec, 1, 0))
+                .up(3, "cloud", ack(PacketType::PubRel, 1, 0))
+                .down(3, "cloud", ack(PacketType::PubComp, 1, 0));
+            k.down(1, "device", publish(Some(7), 2, "t", "m", ""));
+            if twice {
+                k.down(1, "device", publish(Some(8), 2, "t", "m", ""));
+            }
+            checker().check(&k.history())
+        };
+        assert!(!run(false).rules().contains(&"MQTT-4.3.3-10"));
+        assert_violates(&run(true), "MQTT-4.3.3-10");
+    }
+
+    /// Two members of `$share/g/t`, a message to the first, and what
+    /// becomes of it.
+    fn members(first: impl Fn(&mut Kit), then_second: bool) -> Verdict {
+        let mut k = Kit::new();
+        for (conn, who) in [(1, "device"), (2, "other")] {
+            k.session(conn, who, connect(who, true, 60, ""), connack(false, 0, ""));
+            k.up(conn, who, subscribe(1, "$share/g/t", 2, 0, ""))
+                .down(conn, who, suback(1, &[2]));
+        }
+        k.session(
+            3,
+            "cloud",
+            connect("cloud", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(3, "cloud", publish(Some(1), 2, "t", "m", ""));
+        k.down(1, "device", publish(Some(4), 2, "t", "m", ""));
+        first(&mut k);
+        if then_second {
+            k.down(2, "other", publish(Some(1), 2, "t", "m", ""));
+        }
+        checker().check(&k.history())
+    }
+
+    #[test]
+    fn a_shared_message_is_not_passed_on_after_a_refusal_or_a_lost_session() {
+        let refuse = |k: &mut Kit| {
+            k.up(1, "device", ack(PacketType::PubRec, 4, 0x80));
+        };
+        let v = members(refuse, false);
+        assert!(v.ok(), "{v:?}");
+        assert_violates(&members(refuse, true), "MQTT-4.8.2-6");
+        let lose = |k: &mut Kit| {
+            k.close(1, "device", crate::history::CloseReason::Severed);
+        };
+        let v = members(lose, false);
+        assert!(v.ok(), "{v:?}");
+        assert_violates(&members(lose, true), "MQTT-4.8.2-5");
+    }
+
+    /// A member of a shared subscription gets no more than its grant: at
+    /// it is fine, above it breaks the shared-subscription statement too.
+    #[test]
+    fn a_shared_members_grant_is_respected() {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "$share/g/t", 1, 0, ""))
+            .down(1, "device", suback(1, &[1]));
+        k.session(
+            2,
+            "cloud",
+            connect("c", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        for (pid, payload) in [(1, "x"), (2, "y")] {
+            k.up(2, "cloud", publish(Some(pid), 2, "t", payload, ""))
+                .down(2, "cloud", ack(PacketType::PubRec, pid, 0));
+            k.up(2, "cloud", ack(PacketType::PubRel, pid, 0)).down(
+                2,
+                "cloud",
+                ack(PacketType::PubComp, pid, 0),
+            );
+        }
+        k.down(1, "device", publish(Some(9), 1, "t", "x", "")).up(
+            1,
+            "device",
+            ack(PacketType::PubAck, 9, 0),
+        );
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        k.down(1, "device", publish(Some(10), 2, "t", "y", "")).up(
+            1,
+            "device",
+            ack(PacketType::PubRec, 10, 0),
+        );
+        let v = checker().check(&k.history());
+        assert_violates(&v, "MQTT-4.8.2-3");
+        assert_violates(&v, "MQTT-3.8.4-8");
     }
 }

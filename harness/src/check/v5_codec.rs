@@ -13,7 +13,9 @@
 //! [MQTT-4.7.3-2]); a variable byte integer longer than needed
 //! [MQTT-1.5.5-1]; packet id 0 from a client [MQTT-2.2.1-3] or the server
 //! [MQTT-2.2.1-4]; CONNECT's will flags [MQTT-3.1.2-11] [MQTT-3.1.2-12]
-//! [MQTT-3.1.2-13]; CONNACK's reserved bits [MQTT-3.2.2-1] and session
+//! [MQTT-3.1.2-13], and the fields its flags promise: the client id
+//! [MQTT-3.1.3-3], the will's [MQTT-3.1.2-9], user name [MQTT-3.1.2-17],
+//! password [MQTT-3.1.2-19]; CONNACK's reserved bits [MQTT-3.2.2-1] and session
 //! present on a refusal [MQTT-3.2.2-6]; DUP on QoS 0 [MQTT-3.3.1-2]; QoS 3
 //! [MQTT-3.3.1-4]; wildcards in a topic name [MQTT-3.3.2-2] (a will topic
 //! [MQTT-4.7.0-1]); topic alias 0 [MQTT-3.3.2-8]; misplaced `#` and `+`
@@ -97,6 +99,18 @@ pub fn statement(to_broker: bool, e: &DecodeError) -> Option<&'static str> {
             (T::Publish, "Content Type") => "MQTT-3.3.2-19",
             (_, "User Property name" | "User Property value") => "MQTT-1.5.7-1",
             _ => "MQTT-1.5.4-1",
+        },
+        // A flag promised a field the payload does not hold.
+        E::Truncated {
+            packet: T::Connect,
+            field,
+            ..
+        } if to_broker => match *field {
+            "client identifier" => "MQTT-3.1.3-3",
+            "will topic" | "will payload" => "MQTT-3.1.2-9",
+            "user name" => "MQTT-3.1.2-17",
+            "password" => "MQTT-3.1.2-19",
+            _ => return None,
         },
         E::NullChar { field, .. } if is_topic_field(field) => "MQTT-4.7.3-2",
         E::NullChar {
@@ -326,6 +340,24 @@ mod tests {
             "MQTT-3.1.2-13",
         );
         assert_violates(&judged(true, &connect(0x02, &[&cid(bad)])), "MQTT-3.1.3-4");
+        // Fields a flag promises, missing from the payload.
+        assert_violates(&judged(true, &connect(0x02, &[])), "MQTT-3.1.3-3");
+        assert_violates(
+            &judged(true, &connect(0x06, &[&cid(b"c"), &[0]])),
+            "MQTT-3.1.2-9",
+        );
+        assert_violates(
+            &judged(true, &connect(0x06, &[&cid(b"c"), &[0], &s(b"w")])),
+            "MQTT-3.1.2-9",
+        );
+        assert_violates(
+            &judged(true, &connect(0x82, &[&cid(b"c")])),
+            "MQTT-3.1.2-17",
+        );
+        assert_violates(
+            &judged(true, &connect(0x42, &[&cid(b"c")])),
+            "MQTT-3.1.2-19",
+        );
         assert_violates(
             &judged(true, &connect(0x06, &[&cid(b"c"), &will(bad)])),
             "MQTT-3.1.3-11",

@@ -5,7 +5,22 @@
 //! - after a refusing CONNACK (0x80 or more) the broker closes the
 //!   connection within `slack` [MQTT-3.2.2-7], sending nothing more;
 //! - a client that connected with an empty client id gets an Assigned
-//!   Client Identifier in the successful CONNACK [MQTT-3.2.2-16];
+//!   Client Identifier in the successful CONNACK [MQTT-3.2.2-16]
+//!   [MQTT-3.1.3-7];
+//! - clean start 1 accepted: session present 0 [MQTT-3.2.2-2], the old
+//!   session discarded [MQTT-3.1.2-4];
+//! - no Response Information unless the CONNECT asked for it
+//!   [MQTT-3.1.2-28]; with Request Problem Information 0, no Reason String
+//!   or User Properties on anything but PUBLISH, CONNACK and DISCONNECT
+//!   [MQTT-3.1.2-29];
+//! - a CONNACK or DISCONNECT of 0x80 or more ends the connection
+//!   [MQTT-4.13.2-1]; a refused CONNECT failed a check [MQTT-3.1.4-2],
+//!   some with a statement of their own: unsupported version 0x84
+//!   [MQTT-3.1.2-2], client id not valid 0x85 [MQTT-3.1.3-8], an
+//!   authentication method refused [MQTT-4.12.0-1], any refusal while
+//!   authenticating [MQTT-4.12.0-4];
+//! - an accepted will is within the CONNACK's Maximum QoS
+//!   [MQTT-3.2.2-12] and Retain Available [MQTT-3.2.2-13];
 //! - a SUBACK has one reason code per filter [MQTT-3.8.4-6] and an UNSUBACK
 //!   one per filter [MQTT-3.11.3-1];
 //! - the broker's DISCONNECT comes only after a successful CONNACK
@@ -20,13 +35,16 @@
 //!   retained PUBLISH when Retain Available is 0 [MQTT-3.2.2-14];
 //! - with a Server Keep Alive in the CONNACK, the client sends something
 //!   within that many seconds (+ `slack`) while its connection is open and
-//!   free of faults [MQTT-3.2.2-21];
+//!   free of faults [MQTT-3.2.2-21] [MQTT-3.1.2-21];
+//! - a client that connected with clean start 1 (it has no session) and
+//!   got session present 1 closes: it sends nothing but DISCONNECT after
+//!   that CONNACK [MQTT-3.2.2-4];
 //! - after its own DISCONNECT, nothing more [MQTT-3.14.4-1].
 
 use std::time::Duration;
 
 use super::index::{seen, sent, Index};
-use super::v5_limits::{connections, judged};
+use super::v5_limits::{connections, judged, C5};
 use super::{Checker, Verdict};
 use crate::history::{Dir, EventKind, History};
 use crate::mqtt::props::{
@@ -70,7 +88,14 @@ impl Checker for ConnectionChecker {
             let mut pings: Vec<(u64, Duration, bool)> = Vec::new();
             let mut refused: Option<(u64, Duration)> = None;
             let mut refused_at: Option<Duration> = None;
+            let mut refused_code = 0;
             let mut disconnect_at: Option<Duration> = None;
+            let mut disconnect_code = 0;
+            // A CONNACK with session present 1 that reached a client
+            // which connected with clean start 1.
+            let mut stateless_sp: Option<u64> = None;
+            let no_problems =
+                props::num(&c.connect_props(), REQUEST_PROBLEM_INFORMATION) == Some(0);
             for p in &c.pkts {
                 if p.dir == Dir::ToClient {
                     if let Some((s, _)) = broker_disconnect {
@@ -97,6 +122,19 @@ impl Checker for ConnectionChecker {
                         );
                         refused = None;
                     }
+                } else if let (Some(s), true, true) = (stateless_sp, client, sent(p.fate)) {
+                    if !matches!(p.packet, Packet::Disconnect(_)) {
+                        v.fail(
+                            "MQTT-3.2.2-4",
+                            format!(
+                                "{} connected with clean start 1, got session present 1 and sent {} instead of closing",
+                                c.actor,
+                                p.packet.packet_type()
+                            ),
+                            vec![s, p.seq],
+                        );
+                    }
+                    stateless_sp = None;
                 } else if let Some(s) = client_disconnect {
                     if client && sent(p.fate) {
                         v.fail(
@@ -111,6 +149,18 @@ impl Checker for ConnectionChecker {
                         client_disconnect = None;
                     }
                 }
+                if p.dir == Dir::ToClient && sent(p.fate) && no_problems && problem_props(p.packet)
+                {
+                    v.fail(
+                        "MQTT-3.1.2-29",
+                        format!(
+                            "the broker put a Reason String or User Properties on a {} to {}, which set Request Problem Information 0",
+                            p.packet.packet_type(),
+                            c.actor
+                        ),
+                        vec![p.seq],
+                    );
+                }
                 match (p.packet, p.dir) {
                     (Packet::ConnAck(a), Dir::ToClient) => {
                         // (Session present 1 on a refusal [MQTT-3.2.2-6] does
@@ -118,14 +168,37 @@ impl Checker for ConnectionChecker {
                         if a.code >= 0x80 {
                             refused = Some((p.seq, p.at));
                             refused_at = Some(p.at);
+                            refused_code = a.code;
                         }
                         if a.code == 0 {
                             connack_ok = true;
                             if c.connect.is_some_and(|x| x.client_id.is_empty())
                                 && props::get(&a.properties, ASSIGNED_CLIENT_ID).is_none()
                             {
-                                v.fail("MQTT-3.2.2-16", format!("{} connected with an empty client id and the CONNACK has no Assigned Client Identifier", c.actor), vec![p.seq]);
+                                for rule in ["MQTT-3.2.2-16", "MQTT-3.1.3-7"] {
+                                    v.fail(rule, format!("{} connected with an empty client id and the CONNACK has no Assigned Client Identifier", c.actor), vec![p.seq]);
+                                }
                             }
+                            if a.session_present && c.connect.is_some_and(|x| x.clean_start) {
+                                if seen(p.fate) {
+                                    stateless_sp = Some(p.seq);
+                                }
+                                // Clean start 1 discards the session, so
+                                // none can be present.
+                                for rule in ["MQTT-3.2.2-2", "MQTT-3.1.2-4"] {
+                                    v.fail(rule, format!("{} connected with clean start 1 and the CONNACK says session present 1", c.actor), vec![p.seq]);
+                                }
+                            }
+                        }
+                        if a.code == 0 {
+                            will_capability(&c, &a.properties, p.seq, &mut v);
+                        }
+                        if props::get(&a.properties, RESPONSE_INFORMATION).is_some()
+                            && props::num(&c.connect_props(), REQUEST_RESPONSE_INFORMATION)
+                                .unwrap_or(0)
+                                == 0
+                        {
+                            v.fail("MQTT-3.1.2-28", format!("the CONNACK to {} carries Response Information its CONNECT did not request", c.actor), vec![p.seq]);
                         }
                     }
                     (Packet::Disconnect(d), Dir::ToClient) => {
@@ -144,6 +217,7 @@ impl Checker for ConnectionChecker {
                         }
                         broker_disconnect = Some((p.seq, p.at));
                         disconnect_at = Some(p.at);
+                        disconnect_code = d.code;
                     }
                     (Packet::Disconnect(_), Dir::ToBroker) if sent(p.fate) => {
                         client_disconnect = Some(p.seq)
@@ -223,22 +297,45 @@ impl Checker for ConnectionChecker {
                 }
             }
             let closed_at = close.map(|x| x.1);
-            for (what, from, rule) in [
-                (disconnect_at, "its DISCONNECT", "MQTT-3.14.4-2"),
-                (refused_at, "a refusing CONNACK", "MQTT-3.2.2-7"),
+            // A reason of 0x80 or more also promises the close [MQTT-4.13.2-1].
+            let closing: &[&str] = if disconnect_code >= 0x80 {
+                &["MQTT-3.14.4-2", "MQTT-4.13.2-1"]
+            } else {
+                &["MQTT-3.14.4-2"]
+            };
+            // A refusal is a failed check [MQTT-3.1.4-2]; some codes
+            // have their own statement of the close.
+            let mut refusal: Vec<&str> = vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-2"];
+            let authenticating = c
+                .connect
+                .is_some_and(|x| props::get(&x.properties, AUTHENTICATION_METHOD).is_some());
+            match refused_code {
+                0x84 => refusal.push("MQTT-3.1.2-2"),
+                0x85 => refusal.push("MQTT-3.1.3-8"),
+                0x87 | 0x8C if authenticating => refusal.push("MQTT-4.12.0-1"),
+                _ => {}
+            }
+            if authenticating {
+                refusal.push("MQTT-4.12.0-4");
+            }
+            for (what, from, rules) in [
+                (disconnect_at, "its DISCONNECT", closing),
+                (refused_at, "a refusing CONNACK", &refusal[..]),
             ] {
                 let Some(at) = what else { continue };
                 let limit = at + self.slack;
                 if limit < end && closed_at.is_none_or(|t| t > limit) {
-                    v.fail(
-                        rule,
-                        format!(
-                            "the broker did not close {}'s connection within {} of {from}",
-                            c.actor,
-                            super::fmt_d(self.slack)
-                        ),
-                        vec![],
-                    );
+                    for rule in rules {
+                        v.fail(
+                            *rule,
+                            format!(
+                                "the broker did not close {}'s connection within {} of {from}",
+                                c.actor,
+                                super::fmt_d(self.slack)
+                            ),
+                            vec![],
+                        );
+                    }
                 }
             }
             for (seq, at, answered) in pings {
@@ -279,16 +376,20 @@ impl Checker for ConnectionChecker {
             let mut prev_seq = ups.first().map(|x| x.0).unwrap_or_default();
             for &(seq, at) in ups.iter().skip(1).chain(std::iter::once(&(u64::MAX, stop))) {
                 if at.saturating_sub(prev) > limit && ix.undisturbed(&c.actor, prev, prev + limit) {
-                    v.fail(
-                        "MQTT-3.2.2-21",
-                        format!(
-                            "{} was silent for {} from {}; the broker's Server Keep Alive is {ka}s",
-                            c.actor,
-                            super::fmt_d(at.saturating_sub(prev)),
-                            super::fmt_d(prev)
-                        ),
-                        vec![prev_seq],
-                    );
+                    // Said twice in 5.0: under CONNECT's Keep Alive and
+                    // CONNACK's Server Keep Alive.
+                    for rule in ["MQTT-3.2.2-21", "MQTT-3.1.2-21"] {
+                        v.fail(
+                            rule,
+                            format!(
+                                "{} was silent for {} from {}; the broker's Server Keep Alive is {ka}s",
+                                c.actor,
+                                super::fmt_d(at.saturating_sub(prev)),
+                                super::fmt_d(prev)
+                            ),
+                            vec![prev_seq],
+                        );
+                    }
                     break;
                 }
                 prev = at;
@@ -297,6 +398,61 @@ impl Checker for ConnectionChecker {
         }
         v
     }
+}
+
+/// A will the broker accepted must be within what it can do: its QoS at
+/// most the CONNACK's Maximum QoS [MQTT-3.2.2-12], retained only with
+/// Retain Available [MQTT-3.2.2-13] — a broker that cannot must refuse.
+fn will_capability(c: &C5, ack: &crate::mqtt::Properties, seq: u64, v: &mut Verdict) {
+    let Some(w) = c.connect.and_then(|x| x.will.as_ref()) else {
+        return;
+    };
+    if let Some(m) = props::num(ack, MAXIMUM_QOS) {
+        if w.qos.as_u8() as u32 > m {
+            v.fail(
+                "MQTT-3.2.2-12",
+                format!(
+                    "the broker accepted {}'s will at QoS {} and says its Maximum QoS is {m}",
+                    c.actor,
+                    w.qos.as_u8()
+                ),
+                vec![seq],
+            );
+        }
+    }
+    if w.retain && props::num(ack, RETAIN_AVAILABLE) == Some(0) {
+        v.fail(
+            "MQTT-3.2.2-13",
+            format!(
+                "the broker accepted {}'s retained will and says Retain Available 0",
+                c.actor
+            ),
+            vec![seq],
+        );
+    }
+}
+
+/// Request Problem Information, Request Response Information and
+/// Response Information.
+const AUTHENTICATION_METHOD: u8 = 0x15;
+const REQUEST_PROBLEM_INFORMATION: u8 = 0x17;
+const REQUEST_RESPONSE_INFORMATION: u8 = 0x19;
+const RESPONSE_INFORMATION: u8 = 0x1A;
+
+/// A packet other than PUBLISH, CONNACK and DISCONNECT with a Reason
+/// String or User Properties: what a client that set Request Problem
+/// Information 0 must not get.
+fn problem_props(p: &Packet) -> bool {
+    if matches!(
+        p,
+        Packet::Publish(_) | Packet::ConnAck(_) | Packet::Disconnect(_)
+    ) {
+        return false;
+    }
+    props::packet_props(p).is_some_and(|l| {
+        props::get(l, props::REASON_STRING).is_some()
+            || props::get(l, props::USER_PROPERTY).is_some()
+    })
 }
 
 #[cfg(test)]
@@ -334,7 +490,53 @@ mod tests {
             connack(false, 0x87, ""),
         );
         k.wait(2000).step("end");
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.2.2-7"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-2"]
+        );
+        // Codes with their own statement of the close.
+        let kept_open = |code: u8, props: &str| {
+            let mut k = Kit::new();
+            k.session(
+                1,
+                "device",
+                connect("d", false, 60, props),
+                connack(false, code, ""),
+            );
+            k.wait(2000).step("end");
+            checker().check(&k.history())
+        };
+        let auth = "authentication_method = \"m\"";
+        assert_violates(&kept_open(0x84, ""), "MQTT-3.1.2-2");
+        assert_violates(&kept_open(0x85, ""), "MQTT-3.1.3-8");
+        assert_violates(&kept_open(0x8C, auth), "MQTT-4.12.0-1");
+        assert_violates(&kept_open(0x86, auth), "MQTT-4.12.0-4");
+        assert!(!kept_open(0x86, "").rules().contains(&"MQTT-4.12.0-4"));
+    }
+
+    #[test]
+    fn an_accepted_will_is_within_the_brokers_means() {
+        let will = |qos: u8, retain: bool, ack: &str| {
+            let Packet::Connect(mut c) = connect_will("d", 60, "", "w", "x", "") else {
+                unreachable!()
+            };
+            if let Some(w) = c.will.as_mut() {
+                w.qos = crate::mqtt::QoS::from_u8(qos).unwrap();
+                w.retain = retain;
+            }
+            let mut k = Kit::new();
+            k.session(1, "device", Packet::Connect(c), connack(false, 0, ack));
+            checker().check(&k.history())
+        };
+        assert!(will(1, true, "maximum_qos = 1").ok());
+        assert_eq!(
+            will(2, false, "maximum_qos = 1").rules(),
+            vec!["MQTT-3.2.2-12"]
+        );
+        assert_eq!(
+            will(0, true, "retain_available = 0").rules(),
+            vec!["MQTT-3.2.2-13"]
+        );
     }
 
     #[test]
@@ -354,7 +556,90 @@ mod tests {
             connect("", true, 60, ""),
             connack(false, 0, ""),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.2.2-16"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-16", "MQTT-3.1.3-7"]
+        );
+    }
+
+    #[test]
+    fn clean_start_response_and_problem_information_are_kept() {
+        // Session present 1 is fine on clean start 0, and so are a Reason
+        // String on a CONNACK and Response Information that were asked for.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect(
+                "d",
+                false,
+                60,
+                "request_problem_information = 0\nrequest_response_information = 1",
+            ),
+            connack(
+                true,
+                0,
+                "response_information = \"r/\"\nreason_string = \"welcome\"",
+            ),
+        );
+        k.up(1, "device", subscribe(1, "a", 0, 0, ""))
+            .down(1, "device", suback(1, &[0]));
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(true, 0, "response_information = \"r/\""),
+        );
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-2", "MQTT-3.1.2-4", "MQTT-3.1.2-28"]
+        );
+        // The client must close on it: carrying on breaks its own rule,
+        // a DISCONNECT does not.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, ""),
+            connack(true, 0, ""),
+        );
+        k.up(1, "device", disconnect(0x82, ""))
+            .close(1, "device", CloseReason::ClientClosed);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.2.2-2", "MQTT-3.1.2-4"]
+        );
+        k.session(
+            2,
+            "device",
+            connect("d", true, 60, ""),
+            connack(true, 0, ""),
+        );
+        k.up(2, "device", subscribe(1, "a", 0, 0, ""));
+        assert_violates(&checker().check(&k.history()), "MQTT-3.2.2-4");
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "request_problem_information = 0"),
+            connack(false, 0, ""),
+        );
+        k.up(1, "device", subscribe(1, "a", 0, 0, "")).down(
+            1,
+            "device",
+            Packet::SubAck(crate::mqtt::SubAck {
+                pid: 1,
+                codes: vec![0x87],
+                properties: crate::check::v5_testkit::p(
+                    crate::mqtt::props::Place::Packet(crate::mqtt::PacketType::SubAck),
+                    "reason_string = \"not allowed\"",
+                ),
+            }),
+        );
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.1.2-29"]);
     }
 
     #[test]
@@ -435,6 +720,7 @@ mod tests {
         assert_violates(&v, "MQTT-3.14.2-2");
         assert_violates(&v, "MQTT-3.14.4-1");
         assert_violates(&v, "MQTT-3.14.4-2");
+        assert_violates(&v, "MQTT-4.13.2-1");
         let mut k = Kit::new();
         k.open(1, "device")
             .up(1, "device", connect("d", true, 60, ""));
@@ -472,6 +758,7 @@ mod tests {
         assert_violates(&v, "MQTT-3.2.2-11");
         assert_violates(&v, "MQTT-3.2.2-14");
         assert_violates(&v, "MQTT-3.2.2-21");
+        assert_violates(&v, "MQTT-3.1.2-21");
     }
 
     #[test]

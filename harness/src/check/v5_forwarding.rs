@@ -14,17 +14,21 @@
 //!   a retransmission of a delivery already started is allowed;
 //! - the subscription identifiers of the subscriber's matching
 //!   subscriptions all arrive, over the copies it got, and no others
-//!   [MQTT-3.3.4-3];
+//!   [MQTT-3.3.4-3] — all on a single copy [MQTT-3.3.4-4], each on its own
+//!   when there are several [MQTT-3.3.4-5];
 //! - a message is not sent back to the client id that published it when
 //!   every matching subscription of that session has No Local [MQTT-3.8.3-3];
 //! - a live forward (published after the SUBACK) keeps the publisher's
 //!   RETAIN flag when every matching subscription has Retain As Published
 //!   [MQTT-3.3.1-13], and has it cleared when none has [MQTT-3.3.1-12];
 //! - and a client never puts a Subscription Identifier on its own PUBLISH
-//!   [MQTT-3.3.4-6] (judged for the actors in `clients`).
+//!   [MQTT-3.3.4-6], nor a wildcard in its Response Topic [MQTT-3.3.2-14]
+//!   (judged for the actors in `clients`).
 //!
 //! A delivery that cannot be paired (from a 3.1.1 publisher, a will, a
-//! retained message older than the run) is left alone.
+//! retained message older than the run) is left alone — but one that
+//! matches a 5.0 will keeps the will's user properties in order
+//! [MQTT-3.1.3-10].
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -41,7 +45,10 @@ use crate::mqtt::{topic, Packet, PropValue, Version};
 
 /// Over the copies of one message to one connection: the subscription
 /// ids owed, the ids seen, the events.
-type Copies = (BTreeSet<u32>, BTreeSet<u32>, Vec<u64>);
+/// Per subscriber connection and source message: the subscription ids
+/// owed, those that came, the events, and how many first sends (not DUP
+/// resends) there were.
+type Copies = (BTreeSet<u32>, BTreeSet<u32>, Vec<u64>, usize);
 
 pub struct ForwardingChecker {
     pub clients: Vec<String>,
@@ -93,6 +100,21 @@ impl Checker for ForwardingChecker {
                     vec![p.stamp.seq],
                 );
             }
+            if let (true, Some(PropValue::Str(r))) = (
+                judged(&self.clients, &p.actor),
+                props::get(&p.publish.properties, RESPONSE_TOPIC),
+            ) {
+                if r.contains(['+', '#']) {
+                    v.fail(
+                        "MQTT-3.3.2-14",
+                        format!(
+                            "{} published on {} with Response Topic {r:?}, which has a wildcard",
+                            p.actor, p.publish.topic
+                        ),
+                        vec![p.stamp.seq],
+                    );
+                }
+            }
         }
         // Copies per (subscriber connection, source message): ids seen.
         let mut copies: HashMap<(usize, u64), Copies> = HashMap::new();
@@ -115,6 +137,7 @@ impl Checker for ForwardingChecker {
                     && s.publish.payload == d.publish.payload
                     && v5(&ix, s)
             }) else {
+                will_user_order(&ix, d, &mut v);
                 continue;
             };
             let sp = &src.publish.properties;
@@ -257,23 +280,70 @@ impl Checker for ForwardingChecker {
             e.0.extend(want);
             e.1.extend(got);
             e.2.extend([src.stamp.seq, d.stamp.seq]);
+            if !d.publish.dup {
+                e.3 += 1;
+            }
         }
         let mut keys: Vec<_> = copies.keys().copied().collect();
         keys.sort();
         for k in keys {
-            let (want, got, evs) = &copies[&k];
+            let (want, got, evs, n) = &copies[&k];
             if want != got {
-                v.fail(
-                    "MQTT-3.3.4-3",
-                    format!(
-                        "{} got subscription identifiers {got:?}, its matching subscriptions have {want:?}",
-                        ix.conns[k.0].actor
-                    ),
-                    evs.clone(),
-                );
+                // One copy owes them all [3.3.4-4]; several, each its own [3.3.4-5].
+                let also = match n {
+                    0 => None,
+                    1 => Some("MQTT-3.3.4-4"),
+                    _ => Some("MQTT-3.3.4-5"),
+                };
+                for rule in std::iter::once("MQTT-3.3.4-3").chain(also) {
+                    v.fail(
+                        rule,
+                        format!(
+                            "{} got subscription identifiers {got:?} over {n} copies, its matching subscriptions have {want:?}",
+                            ix.conns[k.0].actor
+                        ),
+                        evs.clone(),
+                    );
+                }
             }
         }
         v
+    }
+}
+
+/// A delivery no client PUBLISH explains, matching a 5.0 will (topic and
+/// payload) of a connection that was open before it: the will's user
+/// properties arrive in their order [MQTT-3.1.3-10] (judged when the same
+/// pairs arrived, so a different message with the same topic and payload
+/// is not mistaken for the will).
+fn will_user_order(ix: &Index, d: &PubEv, v: &mut Verdict) {
+    let Some(w) = ix.conns.iter().find_map(|c| {
+        let (at, connect) = c.connect.as_ref()?;
+        let w = connect.will.as_ref()?;
+        (connect.version == Version::V5
+            && at.seq < d.stamp.seq
+            && w.topic == d.publish.topic
+            && w.payload == d.publish.payload)
+            .then_some(w)
+    }) else {
+        return;
+    };
+    let (wu, du) = (
+        props::user(&w.properties),
+        props::user(&d.publish.properties),
+    );
+    let (mut a, mut b) = (wu.clone(), du.clone());
+    a.sort();
+    b.sort();
+    if wu != du && a == b {
+        v.fail(
+            "MQTT-3.1.3-10",
+            format!(
+                "the will on {} reached {} with its user properties reordered: {wu:?} became {du:?}",
+                d.publish.topic, d.actor
+            ),
+            vec![d.stamp.seq],
+        );
     }
 }
 
@@ -403,7 +473,90 @@ mod tests {
             publish(None, 0, "t/1", "x", ""),
         );
         k.wait(5).down(1, "cloud", publish(None, 0, "t/1", "x", ""));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.4-3"]);
+        assert_eq!(
+            checker().check(&k.history()).rules(),
+            vec!["MQTT-3.3.4-3", "MQTT-3.3.4-4"]
+        );
+    }
+
+    #[test]
+    fn a_wills_user_properties_keep_their_order() {
+        let will = |delivered: &str| {
+            let mut k = Kit::new();
+            k.session(
+                1,
+                "cloud",
+                connect("cloud", true, 60, ""),
+                connack(false, 0, ""),
+            );
+            k.up(1, "cloud", subscribe(1, "w/#", 1, 0, ""))
+                .down(1, "cloud", suback(1, &[1]));
+            k.session(
+                2,
+                "device",
+                connect_will(
+                    "dev",
+                    60,
+                    "",
+                    "w/dev",
+                    "gone",
+                    "user_properties = [[\"b\", \"2\"], [\"a\", \"1\"]]",
+                ),
+                connack(false, 0, ""),
+            );
+            k.close(2, "device", crate::history::CloseReason::Severed);
+            k.wait(10)
+                .down(1, "cloud", publish(Some(1), 1, "w/dev", "gone", delivered));
+            checker().check(&k.history())
+        };
+        let v = will("user_properties = [[\"b\", \"2\"], [\"a\", \"1\"]]");
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(
+            will("user_properties = [[\"a\", \"1\"], [\"b\", \"2\"]]").rules(),
+            vec!["MQTT-3.1.3-10"]
+        );
+    }
+
+    /// Two overlapping subscriptions with ids 7 and 8: one copy with both
+    /// is fine, two copies with one each too; two copies where one lacks
+    /// its id break the each-copy statement.
+    #[test]
+    fn overlapping_subscriptions_and_their_identifiers() {
+        let two = |copies: &[&[u32]]| {
+            let mut k = base(
+                0,
+                "subscription_identifier = 7",
+                publish(None, 0, "t/1", "x", ""),
+            );
+            k.up(
+                1,
+                "cloud",
+                subscribe(2, "t/+", 1, 0, "subscription_identifier = 8"),
+            )
+            .down(1, "cloud", suback(2, &[1]));
+            k.wait(10).up(2, "device", publish(None, 0, "t/1", "y", ""));
+            for ids in copies {
+                let mut pk = publish(None, 0, "t/1", "y", "");
+                if let Packet::Publish(x) = &mut pk {
+                    for id in *ids {
+                        x.properties.0.push(crate::mqtt::Property {
+                            id: SUBSCRIPTION_ID,
+                            value: PropValue::VarInt(*id),
+                        });
+                    }
+                }
+                k.wait(5).down(1, "cloud", pk);
+            }
+            checker().check(&k.history())
+        };
+        let v = two(&[&[7, 8]]);
+        assert!(v.ok(), "{v:?}");
+        let v = two(&[&[7], &[8]]);
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(
+            two(&[&[7], &[]]).rules(),
+            vec!["MQTT-3.3.4-3", "MQTT-3.3.4-5"]
+        );
     }
 
     #[test]
@@ -443,5 +596,28 @@ mod tests {
             publish(None, 0, "t/1", "x", "subscription_identifier = 3"),
         );
         assert_violates(&checker().check(&k.history()), "MQTT-3.3.4-6");
+    }
+
+    #[test]
+    fn a_response_topic_with_a_wildcard_fails() {
+        // Levels are fine in a Response Topic, wildcards are not.
+        let mut k = base(
+            0,
+            "",
+            publish(None, 0, "t/1", "x", "response_topic = \"r/dev/1\""),
+        );
+        k.wait(5).down(
+            1,
+            "cloud",
+            publish(None, 0, "t/1", "x", "response_topic = \"r/dev/1\""),
+        );
+        let v = checker().check(&k.history());
+        assert!(v.ok(), "{v:?}");
+        let k = base(
+            0,
+            "",
+            publish(None, 0, "t/1", "x", "response_topic = \"r/+/1\""),
+        );
+        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.2-14"]);
     }
 }

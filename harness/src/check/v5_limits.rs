@@ -8,17 +8,27 @@
 //! [MQTT-3.3.4-7], the broker against the CONNECT's [MQTT-3.3.4-9]. A DUP
 //! resend of an outstanding packet id is not a new one; the count starts
 //! again on each connection, and what a reconnecting sender resends counts
-//! at once [MQTT-4.9.0-1]. An ack the proxy dropped never reached the
+//! at once [MQTT-4.9.0-1]; the send that overruns it was made with the
+//! send quota at 0 [MQTT-4.9.0-2]. An ack the proxy dropped never reached the
 //! sender, so it frees nothing.
 //!
 //! `v5_packet_size` — Maximum Packet Size. No packet (as the proxy saw its
 //! bytes) larger than the receiver's announced maximum: from the broker
 //! [MQTT-3.1.2-24], from the client after the CONNACK [MQTT-3.2.2-15].
+//! A packet that would have fit without its Reason String or User
+//! Properties should have gone without them: CONNACK [MQTT-3.2.2-19]
+//! [MQTT-3.2.2-20], PUBACK, PUBREC, PUBREL, PUBCOMP [MQTT-3.4.2-2]
+//! [MQTT-3.4.2-3] [MQTT-3.5.2-2] [MQTT-3.5.2-3] [MQTT-3.6.2-2]
+//! [MQTT-3.6.2-3] [MQTT-3.7.2-2] [MQTT-3.7.2-3], SUBACK, UNSUBACK
+//! [MQTT-3.9.2-1] [MQTT-3.9.2-2] [MQTT-3.11.2-1] [MQTT-3.11.2-2],
+//! DISCONNECT [MQTT-3.14.2-3] [MQTT-3.14.2-4], AUTH [MQTT-3.15.2-2]
+//! [MQTT-3.15.2-3].
 //!
 //! `v5_topic_alias` — Topic Alias. Never alias 0 [MQTT-3.3.2-8]; a client
 //! uses none when the CONNACK's Topic Alias Maximum is absent or 0
-//! [MQTT-3.2.2-18] and none above it [MQTT-3.3.2-9]; the broker likewise
-//! against the CONNECT's [MQTT-3.1.2-27], [MQTT-3.3.2-11]. A receiver keeps
+//! [MQTT-3.2.2-18] and none above it [MQTT-3.3.2-9] [MQTT-3.2.2-17]; the
+//! broker likewise against the CONNECT's [MQTT-3.1.2-27], [MQTT-3.3.2-11]
+//! [MQTT-3.1.2-26]. A receiver keeps
 //! no mapping across connections [MQTT-3.3.2-7]: a PUBLISH that names an
 //! alias with no topic, never set on its connection, must not be accepted
 //! (acknowledged with success or delivered onward). A broker must accept
@@ -33,10 +43,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::index::{seen, sent};
 use super::{Checker, Incremental, Verdict, Violation};
 use crate::history::{ConnId, Dir, Event, EventKind, Fate, History};
+use crate::mqtt::codec;
 use crate::mqtt::props::{
-    self, MAXIMUM_PACKET_SIZE, RECEIVE_MAXIMUM, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
+    self, MAXIMUM_PACKET_SIZE, REASON_STRING, RECEIVE_MAXIMUM, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
+    USER_PROPERTY,
 };
-use crate::mqtt::{Packet, Properties, QoS, Version};
+use crate::mqtt::{Packet, PacketType, Properties, QoS, Version};
 
 /// One packet on a 5.0 connection.
 pub(crate) struct Pk<'a> {
@@ -341,11 +353,13 @@ impl Incremental for SizeLive {
                     }
                     st.acked = true;
                 }
-                if let Some(x) =
-                    size_violation(actor, &p, st.to_client, st.to_broker, st.acked && st.client)
-                {
-                    st.found.push(x);
-                }
+                st.found.extend(size_violation(
+                    actor,
+                    &p,
+                    st.to_client,
+                    st.to_broker,
+                    st.acked && st.client,
+                ));
             },
         );
     }
@@ -359,38 +373,6 @@ impl Incremental for SizeLive {
     }
 }
 
-/// The Maximum Packet Size rule on one packet: the broker's against the
-/// CONNECT's maximum, the client's (`client`: judged, and after the
-/// CONNACK) against the CONNACK's.
-fn size_violation(
-    actor: &str,
-    p: &Pkt,
-    to_client: Option<u32>,
-    to_broker: Option<u32>,
-    client: bool,
-) -> Option<Violation> {
-    if !sent(p.fate) {
-        return None;
-    }
-    let (max, rule, who) = match p.dir {
-        Dir::ToClient => (to_client, "MQTT-3.1.2-24", "the broker"),
-        Dir::ToBroker if client => (to_broker, "MQTT-3.2.2-15", "the client"),
-        Dir::ToBroker => return None,
-    };
-    let m = max?;
-    (p.size as u64 > m as u64).then(|| {
-        Violation::new(
-            rule,
-            format!(
-                "{who} sent a {} of {} bytes on {actor}'s connection; the peer's Maximum Packet Size is {m}",
-                p.packet.packet_type(),
-                p.size,
-            ),
-            vec![p.seq],
-        )
-    })
-}
-
 pub struct FlowChecker {
     pub clients: Vec<String>,
 }
@@ -402,7 +384,8 @@ struct Side {
     dir: Dir,
     max: u32,
     out: BTreeMap<u16, u64>,
-    failed: Option<Violation>,
+    /// The overrun, said as the Receive Maximum's and the send quota's.
+    failed: Vec<Violation>,
 }
 
 impl Side {
@@ -411,13 +394,13 @@ impl Side {
             dir,
             max,
             out: BTreeMap::new(),
-            failed: None,
+            failed: Vec::new(),
         }
     }
 
     /// Takes the connection's next packet (nothing after a violation).
     fn packet(&mut self, actor: &str, seq: u64, dir: Dir, fate: Fate, packet: &Packet) {
-        if self.failed.is_some() {
+        if !self.failed.is_empty() {
             return;
         }
         match packet {
@@ -430,7 +413,7 @@ impl Side {
                         Dir::ToBroker => ("MQTT-3.3.4-7", "the client"),
                     };
                     let ids: BTreeSet<u16> = self.out.keys().copied().collect();
-                    self.failed = Some(Violation::new(
+                    self.failed.push(Violation::new(
                         rule,
                         format!(
                             "{who} on {actor}'s connection had {} QoS 1/2 PUBLISHes unacknowledged (ids {ids:?}), its peer's Receive Maximum is {}",
@@ -438,6 +421,16 @@ impl Side {
                             self.max
                         ),
                         self.out.values().copied().collect(),
+                    ));
+                    // Its send quota (at most the Receive Maximum, less one
+                    // a send) was spent.
+                    self.failed.push(Violation::new(
+                        "MQTT-4.9.0-2",
+                        format!(
+                            "{who} on {actor}'s connection sent a QoS {} PUBLISH with its send quota at 0",
+                            pb.qos.as_u8()
+                        ),
+                        vec![seq],
                     ));
                 }
             }
@@ -476,7 +469,7 @@ impl Checker for FlowChecker {
             for mut side in sides {
                 for p in &c.pkts {
                     side.packet(&c.actor, p.seq, p.dir, p.fate, p.packet);
-                    if side.failed.is_some() {
+                    if !side.failed.is_empty() {
                         break;
                     }
                 }
@@ -530,6 +523,129 @@ impl Checker for PacketSizeChecker {
     }
 }
 
+/// The Maximum Packet Size rule on one packet: the broker's against the
+/// CONNECT's maximum, the client's (`client`: judged, and after the
+/// CONNACK) against the CONNACK's.
+fn size_violation(
+    actor: &str,
+    p: &Pkt,
+    to_client: Option<u32>,
+    to_broker: Option<u32>,
+    client: bool,
+) -> Vec<Violation> {
+    if !sent(p.fate) {
+        return Vec::new();
+    }
+    let (max, rule, who) = match p.dir {
+        Dir::ToClient => (to_client, "MQTT-3.1.2-24", "the broker"),
+        Dir::ToBroker if client => (to_broker, "MQTT-3.2.2-15", "the client"),
+        Dir::ToBroker => return Vec::new(),
+    };
+    let Some(m) = max else {
+        return Vec::new();
+    };
+    if p.size as u64 <= m as u64 {
+        return Vec::new();
+    }
+    let mut out = vec![Violation::new(
+        rule,
+        format!(
+            "{who} sent a {} of {} bytes on {actor}'s connection; the peer's Maximum Packet Size is {m}",
+            p.packet.packet_type(),
+            p.size,
+        ),
+        vec![p.seq],
+    )];
+    out.extend(optional_props_over(p, m, who, actor));
+    out
+}
+
+/// The statements that forbid a Reason String and User Properties that
+/// would take a packet of this type past its receiver's Maximum Packet
+/// Size: the sender has to leave them out instead.
+fn optional_props_rules(t: PacketType) -> Option<(&'static str, &'static str)> {
+    use PacketType as T;
+    Some(match t {
+        T::ConnAck => ("MQTT-3.2.2-19", "MQTT-3.2.2-20"),
+        T::PubAck => ("MQTT-3.4.2-2", "MQTT-3.4.2-3"),
+        T::PubRec => ("MQTT-3.5.2-2", "MQTT-3.5.2-3"),
+        T::PubRel => ("MQTT-3.6.2-2", "MQTT-3.6.2-3"),
+        T::PubComp => ("MQTT-3.7.2-2", "MQTT-3.7.2-3"),
+        T::SubAck => ("MQTT-3.9.2-1", "MQTT-3.9.2-2"),
+        T::UnsubAck => ("MQTT-3.11.2-1", "MQTT-3.11.2-2"),
+        T::Disconnect => ("MQTT-3.14.2-3", "MQTT-3.14.2-4"),
+        T::Auth => ("MQTT-3.15.2-2", "MQTT-3.15.2-3"),
+        _ => return None,
+    })
+}
+
+/// A packet `p` over the receiver's maximum `max`: when it would have fit
+/// without its Reason String and User Properties, each of those it
+/// carries broke its statement. (When even the bare packet is too large
+/// only the size rule is broken.) The bytes they add are measured by
+/// encoding the packet with and without them, so varint lengths that
+/// shrink are counted too.
+fn optional_props_over(p: &Pkt, max: u32, who: &str, actor: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some((reason_rule, user_rule)) = optional_props_rules(p.packet.packet_type()) else {
+        return out;
+    };
+    let Some(list) = props::packet_props(p.packet) else {
+        return out;
+    };
+    let has_reason = props::get(list, REASON_STRING).is_some();
+    let has_user = props::get(list, USER_PROPERTY).is_some();
+    if !has_reason && !has_user {
+        return out;
+    }
+    let mut bare = p.packet.clone();
+    if let Some(l) = props_mut(&mut bare) {
+        l.0.retain(|x| x.id != REASON_STRING && x.id != USER_PROPERTY);
+    }
+    let (Ok(full), Ok(stripped)) = (
+        codec::encode(p.packet, Version::V5),
+        codec::encode(&bare, Version::V5),
+    ) else {
+        return out;
+    };
+    let added = full.len().saturating_sub(stripped.len());
+    if p.size.saturating_sub(added) as u64 > max as u64 {
+        return out;
+    }
+    for (present, rule, what) in [
+        (has_reason, reason_rule, "a Reason String"),
+        (has_user, user_rule, "User Properties"),
+    ] {
+        if present {
+            out.push(Violation::new(
+                rule,
+                format!(
+                    "{who} put {what} on a {} to {actor}'s connection that took it to {} bytes, past the peer's Maximum Packet Size {max}; without them it was {} bytes",
+                    p.packet.packet_type(),
+                    p.size,
+                    p.size - added
+                ),
+                vec![p.seq],
+            ));
+        }
+    }
+    out
+}
+
+fn props_mut(p: &mut Packet) -> Option<&mut Properties> {
+    Some(match p {
+        Packet::ConnAck(c) => &mut c.properties,
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            &mut a.properties
+        }
+        Packet::SubAck(x) => &mut x.properties,
+        Packet::UnsubAck(x) => &mut x.properties,
+        Packet::Disconnect(x) => &mut x.properties,
+        Packet::Auth(x) => &mut x.properties,
+        _ => return None,
+    })
+}
+
 pub struct TopicAliasChecker {
     pub clients: Vec<String>,
 }
@@ -556,19 +672,23 @@ impl Checker for TopicAliasChecker {
                         let Some(a) = props::num(&pb.properties, TOPIC_ALIAS) else {
                             continue;
                         };
+                        // 5.0 says "not above the maximum" twice for each
+                        // side: where the maximum is announced (CONNECT
+                        // 3.1.2-26, CONNACK 3.2.2-17) and in PUBLISH's
+                        // Topic Alias (3.3.2-11, 3.3.2-9).
                         let (max, who, judge, over, none) = match dir {
                             Dir::ToBroker => (
                                 from_client_max,
                                 "the client",
                                 client_side,
-                                "MQTT-3.3.2-9",
+                                ["MQTT-3.3.2-9", "MQTT-3.2.2-17"],
                                 "MQTT-3.2.2-18",
                             ),
                             Dir::ToClient => (
                                 from_broker_max,
                                 "the broker",
                                 true,
-                                "MQTT-3.3.2-11",
+                                ["MQTT-3.3.2-11", "MQTT-3.1.2-26"],
                                 "MQTT-3.1.2-27",
                             ),
                         };
@@ -581,12 +701,14 @@ impl Checker for TopicAliasChecker {
                                 );
                             }
                         } else if a > max && judge {
-                            let rule = if max == 0 { none } else { over };
-                            v.fail(
-                                rule,
-                                format!("{who} sent Topic Alias {a} on {}'s connection; the peer's Topic Alias Maximum is {max}", c.actor),
-                                vec![p.seq],
-                            );
+                            let rules: &[&str] = if max == 0 { &[none] } else { &over };
+                            for rule in rules {
+                                v.fail(
+                                    *rule,
+                                    format!("{who} sent Topic Alias {a} on {}'s connection; the peer's Topic Alias Maximum is {max}", c.actor),
+                                    vec![p.seq],
+                                );
+                            }
                         }
                         if dir == Dir::ToBroker && seen(p.fate) && a > 0 && a <= from_client_max {
                             if pb.topic.is_empty() {
@@ -666,6 +788,7 @@ impl Checker for TopicAliasChecker {
 mod tests {
     use super::super::v5_testkit::*;
     use super::*;
+    use crate::mqtt::props::Place;
     use crate::mqtt::PacketType;
 
     fn flow() -> FlowChecker {
@@ -711,7 +834,9 @@ mod tests {
         assert!(v.ok(), "{v:?}");
         // With PUBREC not freeing the slot, one more is too many.
         k.down(1, "device", publish(Some(5), 1, "t", "e", ""));
-        assert_violates(&flow().check(&k.history()), "MQTT-3.3.4-9");
+        let v = flow().check(&k.history());
+        assert_violates(&v, "MQTT-3.3.4-9");
+        assert_violates(&v, "MQTT-4.9.0-2");
     }
 
     #[test]
@@ -786,6 +911,133 @@ mod tests {
         assert_violates(&c.check(&k.history()), "MQTT-3.2.2-15");
     }
 
+    /// An ack of `t` with these properties (TOML).
+    fn ack_with(t: PacketType, pid: u16, code: u8, props: &str) -> Packet {
+        let a = crate::mqtt::Ack {
+            pid,
+            code,
+            properties: p(Place::Packet(t), props),
+        };
+        match t {
+            PacketType::PubAck => Packet::PubAck(a),
+            PacketType::PubRec => Packet::PubRec(a),
+            PacketType::PubRel => Packet::PubRel(a),
+            _ => Packet::PubComp(a),
+        }
+    }
+
+    /// A Reason String or User Properties that push a packet past the
+    /// peer's maximum break their own statements; the same properties on
+    /// a packet that fits, or on one too large even without them, do not.
+    #[test]
+    fn reason_strings_and_user_properties_that_overflow_fail() {
+        let c = PacketSizeChecker {
+            clients: vec!["device".into()],
+        };
+        let both = "reason_string = \"the receiver has no room for this text\"\n\
+                    user_properties = [[\"k\", \"a value longer than the limit\"]]";
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect(
+                "d",
+                true,
+                60,
+                "maximum_packet_size = 20\nauthentication_method = \"m\"",
+            ),
+            connack(false, 0, "maximum_packet_size = 24"),
+        );
+        k.up(1, "device", publish(Some(1), 1, "t", "x", ""));
+        k.down(
+            1,
+            "device",
+            ack_with(PacketType::PubAck, 1, 0x10, "reason_string = \"ok\""),
+        );
+        assert!(c.check(&k.history()).ok(), "a short reason string fits");
+        k.down(1, "device", ack_with(PacketType::PubAck, 1, 0x10, both));
+        k.down(1, "device", ack_with(PacketType::PubRec, 2, 0, both));
+        k.up(1, "device", ack_with(PacketType::PubRel, 2, 0, both));
+        k.down(1, "device", ack_with(PacketType::PubComp, 2, 0, both));
+        k.down(
+            1,
+            "device",
+            Packet::SubAck(crate::mqtt::SubAck {
+                pid: 1,
+                codes: vec![0],
+                properties: p(Place::Packet(PacketType::SubAck), both),
+            }),
+        );
+        k.down(
+            1,
+            "device",
+            Packet::UnsubAck(crate::mqtt::UnsubAck {
+                pid: 2,
+                codes: vec![0],
+                properties: p(Place::Packet(PacketType::UnsubAck), both),
+            }),
+        );
+        k.down(
+            1,
+            "device",
+            Packet::Auth(crate::mqtt::Auth {
+                code: 0x18,
+                properties: p(
+                    Place::Packet(PacketType::Auth),
+                    &format!("authentication_method = \"m\"\n{both}"),
+                ),
+            }),
+        );
+        k.down(1, "device", disconnect(0x80, both));
+        let v = c.check(&k.history());
+        assert_violates(&v, "MQTT-3.1.2-24");
+        assert_violates(&v, "MQTT-3.2.2-15");
+        assert_violates(&v, "MQTT-3.4.2-2");
+        assert_violates(&v, "MQTT-3.4.2-3");
+        assert_violates(&v, "MQTT-3.5.2-2");
+        assert_violates(&v, "MQTT-3.5.2-3");
+        assert_violates(&v, "MQTT-3.6.2-2");
+        assert_violates(&v, "MQTT-3.6.2-3");
+        assert_violates(&v, "MQTT-3.7.2-2");
+        assert_violates(&v, "MQTT-3.7.2-3");
+        assert_violates(&v, "MQTT-3.9.2-1");
+        assert_violates(&v, "MQTT-3.9.2-2");
+        assert_violates(&v, "MQTT-3.11.2-1");
+        assert_violates(&v, "MQTT-3.11.2-2");
+        assert_violates(&v, "MQTT-3.14.2-3");
+        assert_violates(&v, "MQTT-3.14.2-4");
+        assert_violates(&v, "MQTT-3.15.2-2");
+        assert_violates(&v, "MQTT-3.15.2-3");
+
+        // A refusing CONNACK with a Reason String and User Properties.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "maximum_packet_size = 12"),
+            connack(false, 0x80, both),
+        );
+        assert_eq!(
+            c.check(&k.history()).rules(),
+            vec!["MQTT-3.1.2-24", "MQTT-3.2.2-19", "MQTT-3.2.2-20"]
+        );
+        // Too large even bare: the maximum is broken, these statements not.
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("d", true, 60, "maximum_packet_size = 4"),
+            connack(false, 0, ""),
+        );
+        k.up(1, "device", publish(Some(1), 1, "t", "x", ""));
+        // Bare, with its code 0x10, the PUBACK is 5 bytes.
+        k.down(1, "device", ack_with(PacketType::PubAck, 1, 0x10, both));
+        let v = c.check(&k.history());
+        assert_violates(&v, "MQTT-3.1.2-24");
+        assert!(!v.rules().contains(&"MQTT-3.4.2-2"), "{v:?}");
+        assert!(!v.rules().contains(&"MQTT-3.4.2-3"), "{v:?}");
+    }
+
     fn alias() -> TopicAliasChecker {
         TopicAliasChecker {
             clients: vec!["device".into()],
@@ -804,7 +1056,9 @@ mod tests {
         k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 2"));
         assert!(alias().check(&k.history()).ok());
         k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 3"));
-        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-11");
+        let v = alias().check(&k.history());
+        assert_violates(&v, "MQTT-3.3.2-11");
+        assert_violates(&v, "MQTT-3.1.2-26");
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 1"));
         assert_violates(&alias().check(&k.history()), "MQTT-3.2.2-18");
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 0"));
@@ -833,7 +1087,10 @@ mod tests {
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 3"));
         assert!(alias().check(&k.history()).ok());
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 4"));
-        assert_eq!(alias().check(&k.history()).rules(), vec!["MQTT-3.3.2-9"]);
+        assert_eq!(
+            alias().check(&k.history()).rules(),
+            vec!["MQTT-3.3.2-9", "MQTT-3.2.2-17"]
+        );
         let mut k = Kit::new();
         k.session(
             1,

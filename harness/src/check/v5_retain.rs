@@ -14,6 +14,9 @@
 //!   retained PUBLISH per topic that reached the broker, with no empty
 //!   retained PUBLISH after it, no message expiry, and no broker restart
 //!   or kill since (the store after one is unknown, so nothing is required).
+//! - and nothing is sent in answer that the store cannot hold: a replaced
+//!   message [MQTT-3.3.1-5], a cleared one [MQTT-3.3.1-6], an empty one
+//!   [MQTT-3.3.1-7], one published with RETAIN 0 [MQTT-3.3.1-8].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -130,6 +133,7 @@ impl Checker for RetainHandlingChecker {
                     && props::get(&o.publish.properties, MESSAGE_EXPIRY).is_none();
                 store.insert(o.publish.topic.as_str(), keep.then_some(o));
             }
+            self.stale_answers(&ix, s, &answers, &mut v);
             for (t, held) in store {
                 let Some(o) = held else { continue };
                 if !topic::matches(&s.filter, t) {
@@ -159,6 +163,106 @@ impl Checker for RetainHandlingChecker {
             }
         }
         v
+    }
+}
+
+impl RetainHandlingChecker {
+    /// What the broker sent in answer that its store could not hold: the
+    /// topic's latest retained PUBLISH (before the SUBSCRIBE) decides.
+    /// A message it replaced [MQTT-3.3.1-5]; anything after an empty one
+    /// cleared it [MQTT-3.3.1-6]; the empty one itself [MQTT-3.3.1-7]; a
+    /// payload only ever published with RETAIN 0 [MQTT-3.3.1-8]. A topic
+    /// whose retained messages had an expiry is left alone.
+    fn stale_answers(
+        &self,
+        ix: &Index,
+        s: &super::index::Sub,
+        answers: &[&super::index::PubEv],
+        v: &mut Verdict,
+    ) {
+        let before = |o: &&super::index::PubEv| {
+            o.dir == Dir::ToBroker && seen(o.fate) && o.stamp.seq < s.sent.seq
+        };
+        let Some((ack, _)) = &s.acked else { return };
+        for a in answers {
+            let t = a.publish.topic.as_str();
+            let retained: Vec<_> = ix
+                .pubs
+                .iter()
+                .filter(before)
+                .filter(|o| o.publish.retain && o.publish.topic == t)
+                .collect();
+            if retained
+                .iter()
+                .any(|o| props::get(&o.publish.properties, MESSAGE_EXPIRY).is_some())
+            {
+                continue;
+            }
+            let Some(latest) = retained.last() else {
+                continue;
+            };
+            let (rule, what) = if a.publish.payload.is_empty() {
+                (
+                    "MQTT-3.3.1-7",
+                    "an empty retained message, which is never stored",
+                )
+            } else if latest.publish.payload.is_empty() {
+                (
+                    "MQTT-3.3.1-6",
+                    "a retained message an empty retained PUBLISH had cleared",
+                )
+            } else if latest.publish.payload != a.publish.payload {
+                (
+                    "MQTT-3.3.1-5",
+                    "a retained message a later one had replaced",
+                )
+            } else {
+                continue;
+            };
+            v.fail(
+                rule,
+                format!(
+                    "{} subscribed to {} and got, on {t}, {what}",
+                    s.actor, s.filter
+                ),
+                vec![s.sent.seq, ack.seq, latest.stamp.seq, a.stamp.seq],
+            );
+        }
+        // Sent as retained, but only ever published with RETAIN 0.
+        for a in ix.pubs.iter().filter(|p| {
+            p.dir == Dir::ToClient
+                && p.conn == ix.conns[s.conn].id
+                && p.publish.retain
+                && p.stamp.seq > s.sent.seq
+                && p.stamp.at <= ack.at + self.within
+                && topic::matches(&s.filter, &p.publish.topic)
+        }) {
+            let same = |o: &&super::index::PubEv| {
+                o.publish.topic == a.publish.topic && o.publish.payload == a.publish.payload
+            };
+            let plain = ix
+                .pubs
+                .iter()
+                .filter(before)
+                .filter(same)
+                .find(|o| !o.publish.retain);
+            let ever_retained = ix
+                .pubs
+                .iter()
+                .filter(|o| o.dir == Dir::ToBroker && o.stamp.seq < a.stamp.seq)
+                .filter(same)
+                .any(|o| o.publish.retain);
+            if let (Some(o), false) = (plain, ever_retained) {
+                v.fail(
+                    "MQTT-3.3.1-8",
+                    format!(
+                        "{} subscribed to {} and got, as retained, a message on {} that was published with RETAIN 0",
+                        s.actor, s.filter, a.publish.topic
+                    ),
+                    vec![o.stamp.seq, s.sent.seq, a.stamp.seq],
+                );
+            }
+        }
     }
 }
 
@@ -259,6 +363,59 @@ mod tests {
         assert_eq!(
             checker().check(&k2.history()).rules(),
             vec!["MQTT-3.3.1-10"]
+        );
+    }
+
+    /// The device's retained messages on t/1 (`payloads`, "" clears,
+    /// `plain` ones without RETAIN), then cloud subscribes with Retain
+    /// Handling 0 and gets `answer` as retained.
+    fn answered(payloads: &[(&str, bool)], answer: Option<&str>) -> Verdict {
+        let mut k = Kit::new();
+        k.session(
+            1,
+            "device",
+            connect("dev", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        for (p, retain) in payloads {
+            let pk = publish(None, 0, "t/1", p, "");
+            k.up(1, "device", if *retain { retained(pk) } else { pk });
+        }
+        k.wait(10).session(
+            2,
+            "cloud",
+            connect("cloud", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(2, "cloud", subscribe(1, "t/#", 0, 0, ""))
+            .down(2, "cloud", suback(1, &[0]));
+        if let Some(a) = answer {
+            k.down(2, "cloud", retained(publish(None, 0, "t/1", a, "")));
+        }
+        k.wait(1000).step("end");
+        checker().check(&k.history())
+    }
+
+    #[test]
+    fn the_store_holds_only_the_latest_non_empty_retained_message() {
+        // The latest retained one, with a plain PUBLISH after it: fine.
+        let v = answered(&[("a", true), ("b", true), ("c", false)], Some("b"));
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(
+            answered(&[("a", true), ("b", true)], Some("a")).rules(),
+            vec!["MQTT-3.3.1-5", "MQTT-3.3.1-9"]
+        );
+        assert_eq!(
+            answered(&[("a", true), ("", true)], Some("a")).rules(),
+            vec!["MQTT-3.3.1-6"]
+        );
+        assert_eq!(
+            answered(&[("a", true), ("", true)], Some("")).rules(),
+            vec!["MQTT-3.3.1-7"]
+        );
+        assert_eq!(
+            answered(&[("a", true), ("c", false)], Some("c")).rules(),
+            vec!["MQTT-3.3.1-8", "MQTT-3.3.1-9"]
         );
     }
 }

@@ -5,11 +5,13 @@
 //! Session Expiry Interval E: the CONNECT's, or the client's DISCONNECT's
 //! when it set one (absent: 0; 0xFFFFFFFF: never). When the same client id
 //! next connects with clean start 0 and is accepted R after the end:
-//! - R < E − `slack`: the CONNACK says session present 1 [MQTT-3.1.2-23],
+//! - R < E − `slack`: the CONNACK says session present 1 [MQTT-3.1.2-23]
+//!   — the session resumed [MQTT-3.1.2-5] and said to be there
+//!   [MQTT-3.2.2-3],
 //!   unless the broker restarted or was killed in between and the scenario
 //!   does not promise persistence (`restart_keeps`, `kill_keeps`);
 //! - R > E + `slack`: session present 0 — the broker discarded it
-//!   [MQTT-4.1.0-2]; in between, either is accepted.
+//!   [MQTT-4.1.0-2] [MQTT-3.2.2-3]; in between, either is accepted.
 //!
 //! Will delay. A 5.0 connection with a will whose end was not a DISCONNECT
 //! with reason 0 (a reset, a close, DISCONNECT 0x04) publishes the will at
@@ -104,17 +106,20 @@ impl Checker for SessionExpiryChecker {
             let evs = vec![end.seq, rs.seq, ack_stamp.seq];
             if expiry == NEVER || gap + self.slack < secs(expiry) {
                 if !ack.session_present && kept_across {
-                    v.fail(
-                        "MQTT-3.1.2-23",
-                        format!(
-                            "{} came back after {} with clean start 0; its Session Expiry Interval is {}s{}, yet the CONNACK says session present 0",
-                            c.actor,
-                            fmt_d(gap),
-                            expiry,
-                            down.map(|_| " (persistence across the broker's restart is promised)").unwrap_or("")
-                        ),
-                        evs,
-                    );
+                    // Kept [3.1.2-23], so resumed [3.1.2-5] and said so [3.2.2-3].
+                    for rule in ["MQTT-3.1.2-23", "MQTT-3.1.2-5", "MQTT-3.2.2-3"] {
+                        v.fail(
+                            rule,
+                            format!(
+                                "{} came back after {} with clean start 0; its Session Expiry Interval is {}s{}, yet the CONNACK says session present 0",
+                                c.actor,
+                                fmt_d(gap),
+                                expiry,
+                                down.map(|_| " (persistence across the broker's restart is promised)").unwrap_or("")
+                            ),
+                            evs.clone(),
+                        );
+                    }
                 } else if !kept_across {
                     v.note(format!(
                         "{}: broker went down between the connections; session not required",
@@ -122,16 +127,18 @@ impl Checker for SessionExpiryChecker {
                     ));
                 }
             } else if gap > secs(expiry) + self.slack && ack.session_present {
-                v.fail(
-                    "MQTT-4.1.0-2",
-                    format!(
-                        "{} came back after {}, its session expired after {}s, yet the CONNACK says session present 1",
-                        c.actor,
-                        fmt_d(gap),
-                        expiry
-                    ),
-                    evs,
-                );
+                for rule in ["MQTT-4.1.0-2", "MQTT-3.2.2-3"] {
+                    v.fail(
+                        rule,
+                        format!(
+                            "{} came back after {}, its session expired after {}s, yet the CONNACK says session present 1",
+                            c.actor,
+                            fmt_d(gap),
+                            expiry
+                        ),
+                        evs.clone(),
+                    );
+                }
             }
             let _ = reason;
         }
@@ -325,7 +332,7 @@ mod tests {
             sess()
                 .check(&gone_and_back("session_expiry = 5", 1000, false).history())
                 .rules(),
-            vec!["MQTT-3.1.2-23"]
+            vec!["MQTT-3.1.2-23", "MQTT-3.1.2-5", "MQTT-3.2.2-3"]
         );
         assert!(sess()
             .check(&gone_and_back("session_expiry = 1", 3000, false).history())
@@ -334,14 +341,14 @@ mod tests {
             sess()
                 .check(&gone_and_back("session_expiry = 1", 3000, true).history())
                 .rules(),
-            vec!["MQTT-4.1.0-2"]
+            vec!["MQTT-4.1.0-2", "MQTT-3.2.2-3"]
         );
         // Session expiry 0 (absent): gone at the close.
         assert_eq!(
             sess()
                 .check(&gone_and_back("", 1000, true).history())
                 .rules(),
-            vec!["MQTT-4.1.0-2"]
+            vec!["MQTT-4.1.0-2", "MQTT-3.2.2-3"]
         );
         // In the grey zone around the interval either answer passes.
         assert!(sess()
@@ -367,7 +374,10 @@ mod tests {
             connect("d", false, 60, "session_expiry = 60"),
             connack(true, 0, ""),
         );
-        assert_eq!(sess().check(&k.history()).rules(), vec!["MQTT-4.1.0-2"]);
+        assert_eq!(
+            sess().check(&k.history()).rules(),
+            vec!["MQTT-4.1.0-2", "MQTT-3.2.2-3"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -406,7 +416,10 @@ mod tests {
             connect("d", false, 60, "session_expiry = 60"),
             connack(false, 0, ""),
         );
-        assert_eq!(sess().check(&k2.history()).rules(), vec!["MQTT-3.1.2-23"]);
+        assert_eq!(
+            sess().check(&k2.history()).rules(),
+            vec!["MQTT-3.1.2-23", "MQTT-3.1.2-5", "MQTT-3.2.2-3"]
+        );
     }
 
     fn will_case(delay: u32, expiry: u32) -> Kit {
