@@ -857,7 +857,7 @@ fn hex_head(raw: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::v5_testkit::{assert_violates, frame, reaction, s, Kit};
+    use super::super::v5_testkit::{assert_violates, frame, judge_both, reaction, s, Kit};
     use super::*;
 
     #[test]
@@ -890,7 +890,7 @@ mod tests {
         }
         let dir = if up { Dir::ToBroker } else { Dir::ToClient };
         k.malformed(1, "device", dir, raw, Version::V311);
-        let v = CodecChecker.check(&k.history());
+        let v = judge_both(&CodecChecker, &k.history());
         assert_eq!(v.violations.len(), 1, "{raw:02x?}: {v:?}");
         v
     }
@@ -1038,7 +1038,7 @@ mod tests {
                 &frame(0x30, &s(b"a/+")),
                 Version::V311,
             );
-        let v = CodecChecker.check(&k.history());
+        let v = judge_both(&CodecChecker, &k.history());
         assert!(v.ok(), "{v:?}");
         assert!(
             v.notes.iter().any(|n| n.contains("as its step asked")),
@@ -1059,13 +1059,13 @@ mod tests {
                 &frame(0x30, &[&s(b"a/+")[..], &[0]].concat()),
                 Version::V5,
             );
-        assert!(CodecChecker.check(&k.history()).ok());
+        assert!(judge_both(&CodecChecker, &k.history()).ok());
     }
 
     /// The broker left the connection open after the frame: only the
     /// broker's reaction is judged (the frame itself was on purpose).
     fn kept_open(raw: &[u8]) -> Verdict {
-        let v = CodecChecker.check(&reaction(Version::V311, raw, None, None));
+        let v = judge_both(&CodecChecker, &reaction(Version::V311, raw, None, None));
         assert_eq!(v.violations.len(), 1, "{raw:02x?}: {v:?}");
         v
     }
@@ -1116,7 +1116,7 @@ mod tests {
             Some(0),
             Some((5, CloseReason::BrokerClosed)),
         );
-        let v = CodecChecker.check(&h);
+        let v = judge_both(&CodecChecker, &h);
         assert_violates(&v, "MQTT-3.1.4-1");
         assert_eq!(v.violations.len(), 1, "{v:?}");
         let h = reaction(
@@ -1125,7 +1125,7 @@ mod tests {
             Some(5),
             Some((5, CloseReason::BrokerClosed)),
         );
-        let v = CodecChecker.check(&h);
+        let v = judge_both(&CodecChecker, &h);
         assert_violates(&v, "MQTT-3.1.2-2");
         assert_eq!(v.violations.len(), 1, "{v:?}");
         let h = reaction(
@@ -1134,7 +1134,7 @@ mod tests {
             None,
             Some((5, CloseReason::BrokerClosed)),
         );
-        assert_violates(&CodecChecker.check(&h), "MQTT-3.1.2-2");
+        assert_violates(&judge_both(&CodecChecker, &h), "MQTT-3.1.2-2");
     }
 
     /// Tricky histories where the broker did its part, or where the
@@ -1196,7 +1196,7 @@ mod tests {
                 Some("is not shown"),
             ),
         ] {
-            let v = CodecChecker.check(&h);
+            let v = judge_both(&CodecChecker, &h);
             assert!(v.ok(), "{v:?}");
             if let Some(n) = note {
                 assert!(v.notes.iter().any(|x| x.contains(n)), "{v:?}");
@@ -1210,7 +1210,7 @@ mod tests {
             .malformed(1, "prober", Dir::ToBroker, &pubrel, Version::V311)
             .wait(500)
             .step("end");
-        let v = CodecChecker.check(&kit.history());
+        let v = judge_both(&CodecChecker, &kit.history());
         assert!(
             v.ok() && v.notes.iter().any(|n| n.contains("too short")),
             "{v:?}"

@@ -593,7 +593,11 @@ mod tests {
             for ev in h.iter() {
                 live.feed(ev);
             }
-            assert_eq!(live.verdict().rules(), batch.rules(), "incremental and batch differ");
+            assert_eq!(
+                live.verdict().rules(),
+                batch.rules(),
+                "incremental and batch differ"
+            );
         }
         batch
     }

@@ -239,7 +239,7 @@ impl Checker for CodecChecker {
 
 #[cfg(test)]
 mod tests {
-    use super::super::v5_testkit::{self as k, assert_violates, frame, s, Kit};
+    use super::super::v5_testkit::{self as k, assert_violates, frame, judge_both, s, Kit};
     use super::*;
     use crate::history::{CloseReason, Dir};
     use crate::mqtt::{codec, Version};
@@ -279,7 +279,7 @@ mod tests {
         }
         let dir = if up { Dir::ToBroker } else { Dir::ToClient };
         kit.malformed(1, "device", dir, raw, Version::V5);
-        let v = CodecChecker.check(&kit.history());
+        let v = judge_both(&CodecChecker, &kit.history());
         assert_eq!(v.violations.len(), 1, "{raw:02x?}: {v:?}");
         v
     }
@@ -478,7 +478,7 @@ mod tests {
                 &frame(0x41, &[0, 1]),
                 Version::V311,
             );
-        assert!(CodecChecker.check(&kit.history()).ok());
+        assert!(judge_both(&CodecChecker, &kit.history()).ok());
 
         let mut kit = Kit::new();
         kit.open(1, "device")
@@ -496,12 +496,12 @@ mod tests {
                 &frame(0x20, &[0, 0x01, 0]),
                 Version::V5,
             );
-        let v = CodecChecker.check(&kit.history());
+        let v = judge_both(&CodecChecker, &kit.history());
         assert_eq!(v.rules(), vec!["MQTT-3.1.2-11", "MQTT-3.2.2-8"], "{v:?}");
     }
 
     fn kept_open(raw: &[u8]) -> Verdict {
-        let v = CodecChecker.check(&k::reaction(Version::V5, raw, None, None));
+        let v = judge_both(&CodecChecker, &k::reaction(Version::V5, raw, None, None));
         assert_eq!(v.violations.len(), 1, "{raw:02x?}: {v:?}");
         v
     }
@@ -533,7 +533,7 @@ mod tests {
             Some(0),
             Some((5, CloseReason::BrokerClosed)),
         );
-        let v = CodecChecker.check(&h);
+        let v = judge_both(&CodecChecker, &h);
         assert_violates(&v, "MQTT-3.1.4-1");
         assert_eq!(v.violations.len(), 1, "{v:?}");
     }
@@ -569,7 +569,7 @@ mod tests {
                 Some((50, CloseReason::ClientClosed)),
             ),
         ] {
-            let v = CodecChecker.check(&h);
+            let v = judge_both(&CodecChecker, &h);
             assert!(v.ok(), "{v:?}");
         }
     }

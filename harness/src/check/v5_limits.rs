@@ -810,7 +810,7 @@ mod tests {
             k.wait(5)
                 .down(1, "device", publish(Some(pid), 1, "t", "x", ""));
         }
-        assert_violates(&flow().check(&k.history()), "MQTT-3.3.4-9");
+        assert_violates(&judge_both(&flow(), &k.history()), "MQTT-3.3.4-9");
     }
 
     #[test]
@@ -830,11 +830,11 @@ mod tests {
             .up(1, "device", ack(PacketType::PubRec, 1, 0))
             .up(1, "device", ack(PacketType::PubAck, 3, 0))
             .down(1, "device", publish(Some(4), 1, "t", "d", ""));
-        let v = flow().check(&k.history());
+        let v = judge_both(&flow(), &k.history());
         assert!(v.ok(), "{v:?}");
         // With PUBREC not freeing the slot, one more is too many.
         k.down(1, "device", publish(Some(5), 1, "t", "e", ""));
-        let v = flow().check(&k.history());
+        let v = judge_both(&flow(), &k.history());
         assert_violates(&v, "MQTT-3.3.4-9");
         assert_violates(&v, "MQTT-4.9.0-2");
     }
@@ -851,7 +851,7 @@ mod tests {
         k.up(1, "device", publish(Some(1), 1, "t", "a", ""));
         k.dropped_down(1, "device", ack(PacketType::PubAck, 1, 0));
         k.up(1, "device", publish(Some(2), 1, "t", "b", ""));
-        assert_violates(&flow().check(&k.history()), "MQTT-3.3.4-7");
+        assert_violates(&judge_both(&flow(), &k.history()), "MQTT-3.3.4-7");
     }
 
     #[test]
@@ -874,7 +874,7 @@ mod tests {
         k.up(2, "device", dup(publish(Some(1), 1, "t", "a", "")))
             .down(2, "device", ack(PacketType::PubAck, 1, 0))
             .up(2, "device", publish(Some(2), 1, "t", "b", ""));
-        let v = flow().check(&k.history());
+        let v = judge_both(&flow(), &k.history());
         assert!(v.ok(), "{v:?}");
     }
 
@@ -896,19 +896,19 @@ mod tests {
             "device",
             publish(None, 0, "t", "0123456789012345678", ""),
         );
-        assert!(c.check(&k.history()).ok());
+        assert!(judge_both(&c, &k.history()).ok());
         k.down(
             1,
             "device",
             publish(None, 0, "t", "this payload is longer than twenty", ""),
         );
-        assert_violates(&c.check(&k.history()), "MQTT-3.1.2-24");
+        assert_violates(&judge_both(&c, &k.history()), "MQTT-3.1.2-24");
         k.up(
             1,
             "device",
             publish(None, 0, "t", "and this one is longer than thirty bytes", ""),
         );
-        assert_violates(&c.check(&k.history()), "MQTT-3.2.2-15");
+        assert_violates(&judge_both(&c, &k.history()), "MQTT-3.2.2-15");
     }
 
     /// An ack of `t` with these properties (TOML).
@@ -954,7 +954,10 @@ mod tests {
             "device",
             ack_with(PacketType::PubAck, 1, 0x10, "reason_string = \"ok\""),
         );
-        assert!(c.check(&k.history()).ok(), "a short reason string fits");
+        assert!(
+            judge_both(&c, &k.history()).ok(),
+            "a short reason string fits"
+        );
         k.down(1, "device", ack_with(PacketType::PubAck, 1, 0x10, both));
         k.down(1, "device", ack_with(PacketType::PubRec, 2, 0, both));
         k.up(1, "device", ack_with(PacketType::PubRel, 2, 0, both));
@@ -989,7 +992,7 @@ mod tests {
             }),
         );
         k.down(1, "device", disconnect(0x80, both));
-        let v = c.check(&k.history());
+        let v = judge_both(&c, &k.history());
         assert_violates(&v, "MQTT-3.1.2-24");
         assert_violates(&v, "MQTT-3.2.2-15");
         assert_violates(&v, "MQTT-3.4.2-2");
@@ -1018,7 +1021,7 @@ mod tests {
             connack(false, 0x80, both),
         );
         assert_eq!(
-            c.check(&k.history()).rules(),
+            judge_both(&c, &k.history()).rules(),
             vec!["MQTT-3.1.2-24", "MQTT-3.2.2-19", "MQTT-3.2.2-20"]
         );
         // Too large even bare: the maximum is broken, these statements not.
@@ -1032,7 +1035,7 @@ mod tests {
         k.up(1, "device", publish(Some(1), 1, "t", "x", ""));
         // Bare, with its code 0x10, the PUBACK is 5 bytes.
         k.down(1, "device", ack_with(PacketType::PubAck, 1, 0x10, both));
-        let v = c.check(&k.history());
+        let v = judge_both(&c, &k.history());
         assert_violates(&v, "MQTT-3.1.2-24");
         assert!(!v.rules().contains(&"MQTT-3.4.2-2"), "{v:?}");
         assert!(!v.rules().contains(&"MQTT-3.4.2-3"), "{v:?}");
@@ -1054,15 +1057,15 @@ mod tests {
             connack(false, 0, ""),
         );
         k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 2"));
-        assert!(alias().check(&k.history()).ok());
+        assert!(judge_both(&alias(), &k.history()).ok());
         k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 3"));
-        let v = alias().check(&k.history());
+        let v = judge_both(&alias(), &k.history());
         assert_violates(&v, "MQTT-3.3.2-11");
         assert_violates(&v, "MQTT-3.1.2-26");
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 1"));
-        assert_violates(&alias().check(&k.history()), "MQTT-3.2.2-18");
+        assert_violates(&judge_both(&alias(), &k.history()), "MQTT-3.2.2-18");
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 0"));
-        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-8");
+        assert_violates(&judge_both(&alias(), &k.history()), "MQTT-3.3.2-8");
         // An observer breaking them on purpose is not judged.
         let mut k = Kit::new();
         k.session(
@@ -1072,7 +1075,7 @@ mod tests {
             connack(false, 0, "topic_alias_maximum = 2"),
         );
         k.up(1, "prober", publish(None, 0, "t", "a", "topic_alias = 5"));
-        assert!(alias().check(&k.history()).ok());
+        assert!(judge_both(&alias(), &k.history()).ok());
     }
 
     #[test]
@@ -1085,10 +1088,10 @@ mod tests {
             connack(false, 0, "topic_alias_maximum = 3"),
         );
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 3"));
-        assert!(alias().check(&k.history()).ok());
+        assert!(judge_both(&alias(), &k.history()).ok());
         k.up(1, "device", publish(None, 0, "t", "a", "topic_alias = 4"));
         assert_eq!(
-            alias().check(&k.history()).rules(),
+            judge_both(&alias(), &k.history()).rules(),
             vec!["MQTT-3.3.2-9", "MQTT-3.2.2-17"]
         );
         let mut k = Kit::new();
@@ -1099,7 +1102,10 @@ mod tests {
             connack(false, 0, ""),
         );
         k.down(1, "device", publish(None, 0, "t", "a", "topic_alias = 1"));
-        assert_eq!(alias().check(&k.history()).rules(), vec!["MQTT-3.1.2-27"]);
+        assert_eq!(
+            judge_both(&alias(), &k.history()).rules(),
+            vec!["MQTT-3.1.2-27"]
+        );
     }
 
     #[test]
@@ -1133,11 +1139,11 @@ mod tests {
         let mut k = Kit::new();
         base(&mut k);
         k.down(2, "prober", ack(PacketType::PubAck, 2, 0));
-        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-7");
+        assert_violates(&judge_both(&alias(), &k.history()), "MQTT-3.3.2-7");
         let mut k = Kit::new();
         base(&mut k);
         k.down(2, "prober", disconnect(0x82, ""));
-        let v = alias().check(&k.history());
+        let v = judge_both(&alias(), &k.history());
         assert!(v.ok(), "{v:?}");
     }
 
@@ -1152,6 +1158,6 @@ mod tests {
         );
         k.up(1, "prober", publish(None, 0, "a/b", "x", "topic_alias = 5"))
             .down(1, "prober", disconnect(0x94, ""));
-        assert_violates(&alias().check(&k.history()), "MQTT-3.3.2-12");
+        assert_violates(&judge_both(&alias(), &k.history()), "MQTT-3.3.2-12");
     }
 }

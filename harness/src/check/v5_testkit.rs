@@ -352,6 +352,25 @@ pub fn reaction(
     kit.history()
 }
 
+/// The checker's batch verdict over `h`, after asserting that its
+/// incremental form, if it has one (`observe` judges with it), reaches the
+/// same rules: a rule added to one form and not the other fails here.
+pub fn judge_both(c: &dyn super::Checker, h: &History) -> super::Verdict {
+    let batch = c.check(h);
+    if let Some(mut live) = c.incremental() {
+        for ev in h.iter() {
+            live.feed(ev);
+        }
+        assert_eq!(
+            live.verdict().rules(),
+            batch.rules(),
+            "{}: incremental and batch verdicts differ",
+            c.name()
+        );
+    }
+    batch
+}
+
 /// Asserts that the verdict reports `rule` (and only rules in `rules`):
 /// the proof a checker can fail on a history that breaks its statement.
 pub fn assert_violates(v: &super::Verdict, rule: &str) {
