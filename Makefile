@@ -127,7 +127,7 @@ amqtt: .cache/amqtt/bin/amqtt
 # The whole scenario suite through the serial target on the emulated board's
 # pty (make test runs a subset of it; this takes ~1.5 min more).
 test-serial-suite: deps firmware
-	MQTT_HIL_SERIAL_SUITE=full $(CARGO) nextest run --locked -j $(JOBS) --test serial_bench
+	MQTT_HIL_SERIAL_SUITE=full $(CARGO) nextest run --locked -j $(JOBS) --test it -E 'test(/^serial_bench::/)'
 
 # Fuzzing of the harness's input parsers (fuzz/, its own workspace: the
 # scenario and device-description loaders, the MQTT codec, the agent's line

@@ -13,7 +13,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 MQTT_HIL_SIGNAL_TRIALS=$TRIALS MQTT_HIL_SIGNAL_SEED=$SEED \
-    ${CARGO:-cargo} test --locked -j "${JOBS:-2}" -p mqtt-hil --test signals -- \
+    ${CARGO:-cargo} test --locked -j "${JOBS:-2}" -p mqtt-hil --test it -- signals:: \
     --test-threads 1 --nocapture >"$log" 2>&1 || status=$?
 grep -oE 'signal soak .*|trial .* left:.*|panicked.*|test result.*' "$log" || tail -20 "$log"
 exit "$status"

@@ -9,7 +9,7 @@
 //! Client connecting through `Client&`, WiFiServer) run in
 //! `firmware/sketches/wifi_api` on the harness's own network.
 
-mod sketch_util;
+use crate::sketch_util;
 
 use std::collections::BTreeMap;
 

@@ -10,8 +10,8 @@
 //! build that fails fails these tests (it never skips them). `MQTT_HIL_RECORD_HISTORIES=DIR` writes each run's
 //! history in the checker-fixture format (tests/fixtures/histories/).
 
-mod check_util;
-mod sketch_util;
+use crate::check_util;
+use crate::sketch_util;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

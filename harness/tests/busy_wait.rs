@@ -7,7 +7,7 @@
 //! (scenarios/sketches/busy_wait/echo.toml). Correctness, not a timing:
 //! how fast is `cargo bench --bench board`'s business. ~15 s of QEMU.
 
-mod sketch_util;
+use crate::sketch_util;
 
 use std::path::PathBuf;
 

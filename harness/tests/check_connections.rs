@@ -1,8 +1,7 @@
 //! The always-on rules about frames and connections: frames the codec
 //! rejects (`codec`), takeovers and the broker's closes (`connections`),
 //! each with a history that breaks the rule and a tricky one that does not.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::history::{CloseReason, Dir};
 
 const PID0: &str = "SUBSCRIBE packet identifier at byte 2 is 0 [MQTT-2.3.1-1]";

@@ -1,6 +1,5 @@
 //! exactly_once: QoS 2 exactly once, QoS 1 at least once, QoS 0 at most once.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::history::{CloseReason, Fate};
 use mqtt_hil::mqtt::Packet;
 

@@ -1,7 +1,6 @@
 //! Recorded histories (tests/fixtures/histories) judged by the checkers,
 //! and the scenario-file syntax of `[[invariant]]` tables.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::check::InvariantSpec;
 use std::time::Duration;
 

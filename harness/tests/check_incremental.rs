@@ -5,8 +5,7 @@
 //! faults, undecodable frames and broker restarts, compared after every
 //! event (each prefix of a history is a history `observe` may be asked to
 //! judge), violations, events and notes alike.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 
 use std::collections::BTreeMap;
 

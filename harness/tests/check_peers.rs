@@ -6,7 +6,7 @@
 //! `MQTT_HIL_RECORD_HISTORIES=DIR` writes each history in the fixture
 //! format (tests/fixtures/histories/peer_*.hist are such recordings).
 
-mod check_util;
+use crate::check_util;
 
 use std::time::Duration;
 

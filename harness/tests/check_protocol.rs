@@ -1,6 +1,5 @@
 //! Protocol rules over the packet stream, both directions.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::history::{CloseReason, Dir, Fate};
 use mqtt_hil::mqtt::{Ack, Packet};
 

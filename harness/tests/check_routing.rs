@@ -1,6 +1,5 @@
 //! Retained, shared, delivery (wildcards), keepalive and backoff checkers.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::history::ConnId;
 use mqtt_hil::history::{CloseReason, EventKind};
 use mqtt_hil::mqtt::{Packet, QoS, SubAck, Subscribe, SubscribeFilter, UnsubAck, Unsubscribe};

@@ -1,6 +1,5 @@
 //! Session present, resumed subscriptions, offline queues, clean discards.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::history::CloseReason;
 
 const SPEC: &str = r#"check = "session""#;

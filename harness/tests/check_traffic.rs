@@ -2,8 +2,7 @@
 //! recorded from the example counter device (good and seeded-bug builds) and
 //! on hand-written ones: each passes the good history and names the broken
 //! rule in the bad one.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::history::{Dir, Fate};
 
 const SEQ: &str = "check = \"sequence\"\ntopic = \"devices/{client_id}/counter\"\njson = \"count\"";

@@ -1,6 +1,5 @@
 //! The will checker: good histories pass, broken ones fail with the rule.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::history::CloseReason;
 use mqtt_hil::mqtt::Packet;
 

@@ -8,7 +8,7 @@
 //! the steps refused where the target cannot carry them out, and skipped
 //! (never faked) under `--net slirp`; the same faults on `observe`'s stdin.
 
-mod sketch_util;
+use crate::sketch_util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! writes the events, trace, verdicts and report without losing anything it
 //! recorded, leaving no broker behind.
 
-mod sketch_util;
+use crate::sketch_util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

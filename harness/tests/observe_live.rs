@@ -6,8 +6,7 @@
 //! history by fresh checkers, every violation of that judgement was
 //! printed (live or at the end), and on the bad histories some were printed
 //! live, before the end.
-mod check_util;
-use check_util::*;
+use crate::check_util::*;
 use mqtt_hil::check::{self, InvariantSpec, Verdict};
 use mqtt_hil::observe::{default_checks, Live};
 

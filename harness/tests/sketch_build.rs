@@ -5,7 +5,7 @@
 //! too big for the ESP8266 says so, an unchanged sketch is not rebuilt, and
 //! nothing is ever written into the sketch's folder.
 
-mod sketch_util;
+use crate::sketch_util;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //! Each of the last three libraries carries a seeded bug (its sketch's
 //! bugs.txt) that one of the scenarios must catch, naming the rule.
 
-mod sketch_util;
+use crate::sketch_util;
 
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@
 //! check that fails on it. ~25 s of QEMU (two 8 s watchdog periods and
 //! a 5 s masked stretch).
 
-mod sketch_util;
+use crate::sketch_util;
 
 use std::path::PathBuf;
 
