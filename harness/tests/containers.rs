@@ -139,11 +139,10 @@ fn a_scenario_timeout_in_a_container_leaves_nothing() {
         "container:mosquitto",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        text(&o).contains("did not finish within its timeout"),
-        "{}",
-        text(&o)
-    );
+    // On a busy machine the 1.5 s can run out while the container is still
+    // starting ("setting up did not finish within the scenario's timeout")
+    // rather than during the steps; either way nothing may be left.
+    assert!(text(&o).contains("did not finish within"), "{}", text(&o));
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 
