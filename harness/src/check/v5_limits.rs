@@ -742,9 +742,7 @@ impl AliasCore {
                 if let (Some(a), Dir::ToBroker) = (alias, dir) {
                     self.last_alias = Some((p.seq, a, !pb.topic.is_empty()));
                 }
-                let Some(a) = alias.filter(|_| sent(p.fate)) else {
-                    return None;
-                };
+                let a = alias.filter(|_| sent(p.fate))?;
                 // 5.0 says "not above the maximum" twice for each side:
                 // where the maximum is announced (CONNECT 3.1.2-26,
                 // CONNACK 3.2.2-17) and in PUBLISH's Topic Alias
