@@ -362,8 +362,8 @@ pub fn judge_both(c: &dyn super::Checker, h: &History) -> super::Verdict {
             live.feed(ev);
         }
         assert_eq!(
-            live.verdict().rules(),
-            batch.rules(),
+            live.verdict(),
+            batch,
             "{}: incremental and batch verdicts differ",
             c.name()
         );
