@@ -45,7 +45,6 @@ pub mod shared;
 pub mod v5_acks;
 pub mod v5_codec;
 pub mod v5_connection;
-pub mod v5_connection_old;
 pub mod v5_forwarding;
 pub mod v5_limits;
 pub mod v5_packets;

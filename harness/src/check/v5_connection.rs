@@ -85,13 +85,6 @@ impl Checker for ConnectionChecker {
     /// The whole history through the same state machine `observe` feeds
     /// event by event, so both forms judge alike by construction.
     fn check(&self, history: &History) -> Verdict {
-        if std::env::var("OLD").is_ok() {
-            return super::v5_connection_old::ConnectionChecker {
-                clients: self.clients.clone(),
-                slack: self.slack,
-            }
-            .check(history);
-        }
         let mut live = self.live();
         for ev in history.iter() {
             live.feed(ev);
@@ -277,7 +270,10 @@ impl Conn {
                 self.fail(
                     key(),
                     "MQTT-3.14.4-1",
-                    format!("{actor} sent {} after its DISCONNECT", p.packet.packet_type()),
+                    format!(
+                        "{actor} sent {} after its DISCONNECT",
+                        p.packet.packet_type()
+                    ),
                     vec![s, p.seq],
                 );
                 self.client_disconnect = None;
@@ -342,12 +338,21 @@ impl Conn {
                     self.fail(
                         key(),
                         "MQTT-3.14.0-1",
-                        format!("the broker sent DISCONNECT to {actor} before a successful CONNACK"),
+                        format!(
+                            "the broker sent DISCONNECT to {actor} before a successful CONNACK"
+                        ),
                         vec![p.seq],
                     );
                 }
                 if props::get(&d.properties, SESSION_EXPIRY).is_some() {
-                    self.fail(key(), "MQTT-3.14.2-2", format!("the broker's DISCONNECT to {actor} carries a Session Expiry Interval"), vec![p.seq]);
+                    self.fail(
+                        key(),
+                        "MQTT-3.14.2-2",
+                        format!(
+                            "the broker's DISCONNECT to {actor} carries a Session Expiry Interval"
+                        ),
+                        vec![p.seq],
+                    );
                 }
                 self.broker_disconnect = Some(p.seq);
                 self.disconnect_at = Some(p.at);
@@ -936,7 +941,10 @@ mod tests {
                 ),
             }),
         );
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.1.2-29"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.1.2-29"]
+        );
     }
 
     #[test]
@@ -1023,7 +1031,10 @@ mod tests {
             .up(1, "device", connect("d", true, 60, ""));
         k.down(1, "device", disconnect(0x87, ""))
             .close(1, "device", CloseReason::BrokerClosed);
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.14.0-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.14.0-1"]
+        );
     }
 
     #[test]
@@ -1068,7 +1079,10 @@ mod tests {
             connack(false, 0, ""),
         );
         k.up(1, "device", Packet::PingReq).wait(2000).step("end");
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.12.4-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.12.4-1"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -1078,7 +1092,10 @@ mod tests {
         );
         k.up(1, "device", subscribe(1, "a", 1, 0, ""))
             .down(1, "device", suback(1, &[1, 1]));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.8.4-6"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.8.4-6"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -1105,6 +1122,38 @@ mod tests {
         assert!(judge_both(&checker(), &k.history()).ok());
         k.up(1, "device", unsub(3))
             .down(1, "device", unsuback(3, &[0]));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.11.3-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.11.3-1"]
+        );
+    }
+
+    /// A PUBLISH the client sent before the CONNACK came is judged
+    /// against that CONNACK's Maximum QoS and Retain Available when it
+    /// comes, and not before.
+    #[test]
+    fn a_publish_before_the_connack_is_judged_against_it() {
+        let run = |qos: u8, retain: bool| {
+            let mut k = Kit::new();
+            k.open(1, "device")
+                .up(1, "device", connect("d", true, 60, ""));
+            let p = publish(Some(1), qos, "t", "x", "");
+            k.up(1, "device", if retain { retained(p) } else { p });
+            let before = judge_both(&checker(), &k.history());
+            k.wait(5).down(
+                1,
+                "device",
+                connack(false, 0, "maximum_qos = 1\nretain_available = 0"),
+            );
+            (before, judge_both(&checker(), &k.history()))
+        };
+        // Within both: fine before and after.
+        let (before, after) = run(1, false);
+        assert!(before.ok() && after.ok(), "{before:?} {after:?}");
+        // Beyond both: nothing to hold it to until the CONNACK, then both.
+        let (before, after) = run(2, true);
+        assert!(before.ok(), "{before:?}");
+        assert_eq!(after.rules(), vec!["MQTT-3.2.2-11", "MQTT-3.2.2-14"]);
+        assert_eq!(after.violations[0].events, vec![2]);
     }
 }
