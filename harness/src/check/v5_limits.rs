@@ -937,6 +937,7 @@ impl Incremental for AliasLive {
                         for e in std::mem::take(&mut st.waiting) {
                             let q = Pkt {
                                 seq: e.seq,
+                                at: e.at,
                                 dir: e.dir,
                                 fate: e.fate,
                                 packet: &e.packet,
@@ -961,6 +962,7 @@ impl Incremental for AliasLive {
                         }
                         st.waiting.push(Early {
                             seq: p.seq,
+                            at: p.at,
                             dir: p.dir,
                             fate: p.fate,
                             packet: p.packet.clone(),
@@ -983,6 +985,7 @@ impl Incremental for AliasLive {
                 for e in &st.waiting {
                     let q = Pkt {
                         seq: e.seq,
+                        at: e.at,
                         dir: e.dir,
                         fate: e.fate,
                         packet: &e.packet,
