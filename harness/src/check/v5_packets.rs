@@ -207,8 +207,7 @@ struct WillWatch {
 
 impl WillWatch {
     fn fails(&self) -> bool {
-        self.hit
-            .is_some_and(|w| w < self.next.unwrap_or(u64::MAX))
+        self.hit.is_some_and(|w| w < self.next.unwrap_or(u64::MAX))
     }
     /// Nothing that comes can make it fail.
     fn done(&self) -> bool {
@@ -392,7 +391,10 @@ impl Conn5 {
         }
         match (p.packet, p.dir) {
             (Packet::PubAck(a) | Packet::PubRec(a), Dir::ToClient)
-                if !sh.sent_by.get(&self.cid).is_some_and(|s| s.contains(&a.pid)) =>
+                if !sh
+                    .sent_by
+                    .get(&self.cid)
+                    .is_some_and(|s| s.contains(&a.pid)) =>
             {
                 v.fail(
                     "MQTT-2.2.1-5",
@@ -416,7 +418,15 @@ impl Conn5 {
         self.resends(p, actor, sh);
     }
 
-    fn request(&mut self, pid: u16, unsub: bool, n: usize, p: &Pk, slack: Duration, sh: &mut Shared) {
+    fn request(
+        &mut self,
+        pid: u16,
+        unsub: bool,
+        n: usize,
+        p: &Pk,
+        slack: Duration,
+        sh: &mut Shared,
+    ) {
         self.pending.push(Req {
             pid,
             seq: p.seq,
@@ -519,9 +529,8 @@ impl Conn5 {
         for r in self.pending.iter_mut().filter(|r| r.late.is_none()) {
             let limit = r.at + slack;
             if limit < end {
-                r.late = Some(
-                    closed.is_none_or(|t| t > limit) && ctx.undisturbed(actor, r.at, limit),
-                );
+                r.late =
+                    Some(closed.is_none_or(|t| t > limit) && ctx.undisturbed(actor, r.at, limit));
             }
         }
         if let Some(s) = self.second.as_mut().filter(|s| s.settled.is_none()) {
@@ -733,7 +742,9 @@ impl Live {
         let to_broker = dir == Dir::ToBroker;
         match packet {
             Packet::Connect(cp) if to_broker && sent(fate) => self.connected(conn, cp),
-            Packet::Disconnect(d) if to_broker && seen(fate) => self.disconnected(conn, actor, seq, d.code),
+            Packet::Disconnect(d) if to_broker && seen(fate) => {
+                self.disconnected(conn, actor, seq, d.code)
+            }
             Packet::Publish(pb) => {
                 let mut t = pb.topic.clone();
                 if let Some(alias) = super::index::prop_u32(&pb.properties, 0x23) {
@@ -805,7 +816,9 @@ impl Live {
     /// The client's first CONNECT on `conn` (as [`super::index::Index`]
     /// has it: the first sent).
     fn connected(&mut self, conn: ConnId, cp: &Connect) {
-        let Some(c) = self.ix.get_mut(&conn) else { return };
+        let Some(c) = self.ix.get_mut(&conn) else {
+            return;
+        };
         if c.cid.is_some() {
             return;
         }
@@ -829,7 +842,9 @@ impl Live {
 
     /// The client's first DISCONNECT that reached the broker on `conn`.
     fn disconnected(&mut self, conn: ConnId, actor: &str, seq: u64, code: u8) {
-        let Some(c) = self.ix.get_mut(&conn) else { return };
+        let Some(c) = self.ix.get_mut(&conn) else {
+            return;
+        };
         if c.disconnected {
             return;
         }
@@ -862,7 +877,15 @@ impl Live {
     /// on a topic none of the session's subscriptions matches
     /// [MQTT-3.3.2-3] [MQTT-4.7.2-1], or after an UNSUBSCRIBE
     /// [MQTT-3.10.4-2].
-    fn delivered(&mut self, seq: u64, conn: ConnId, actor: &str, t: &str, dup: bool, payload: &Bytes) {
+    fn delivered(
+        &mut self,
+        seq: u64,
+        conn: ConnId,
+        actor: &str,
+        t: &str,
+        dup: bool,
+        payload: &Bytes,
+    ) {
         let Some(dc) = self.ix.get(&conn) else { return };
         let (Some(Version::V5), Some(cid)) = (dc.version, dc.cid.as_ref()) else {
             return;
@@ -870,8 +893,7 @@ impl Live {
         let mine = self.subs.get(&Some(cid.clone()));
         // A session resumed from before the run, or across a restart, may
         // hold subscriptions the history never showed.
-        let unknown_past =
-            !dc.clean && self.cid_first.get(cid).is_none_or(|&f| f >= dc.ci);
+        let unknown_past = !dc.clean && self.cid_first.get(cid).is_none_or(|&f| f >= dc.ci);
         if matching(mine, t).next().is_none() && !unknown_past {
             self.off_sub.push(Violation::new(
                 "MQTT-3.3.2-3",
@@ -881,7 +903,8 @@ impl Live {
             // Matched only if a leading wildcard could take a `$` level.
             if let Some(rest) = t.strip_prefix('$') {
                 let undollared = format!("_{rest}");
-                if let Some(((f, _), s)) = matching(mine, &undollared).min_by_key(|(_, s)| s.first) {
+                if let Some(((f, _), s)) = matching(mine, &undollared).min_by_key(|(_, s)| s.first)
+                {
                     self.off_sub.push(Violation::new(
                         "MQTT-4.7.2-1",
                         format!(
@@ -905,7 +928,8 @@ impl Live {
         let Some(first_unsub) = matching(mine, t).filter_map(|(_, s)| s.min_unsub).min() else {
             return;
         };
-        let all_gone = matching(mine, t).all(|(_, s)| !s.open && s.max_unsub.is_some_and(|u| u < last));
+        let all_gone =
+            matching(mine, t).all(|(_, s)| !s.open && s.max_unsub.is_some_and(|u| u < last));
         if all_gone && first > first_unsub {
             self.after_unsub.push(Violation::new(
                 "MQTT-3.10.4-2",
@@ -1358,7 +1382,10 @@ mod tests {
             "device",
             connect("d", true, 60, ""),
         );
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.1.0-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.1.0-1"]
+        );
         let mut k = Kit::new();
         k.open(1, "device")
             .up(1, "device", connect("d", true, 60, ""));
@@ -1395,7 +1422,10 @@ mod tests {
             "device",
             dup(publish(Some(4), 2, "a", "x", "")),
         );
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.3.3-6"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.3.3-6"]
+        );
     }
 
     #[test]
@@ -1403,7 +1433,10 @@ mod tests {
         let mut k = Kit::new();
         up(&mut k);
         k.down(1, "device", ack(PacketType::PubAck, 7, 0));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-2.2.1-5"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-2.2.1-5"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.down(1, "device", suback(3, &[0]));
@@ -1416,7 +1449,10 @@ mod tests {
         k.up(1, "device", subscribe(1, "a", 0, 0, ""))
             .wait(2000)
             .step("end");
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.8.4-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.8.4-1"]
+        );
         let unsub = Packet::Unsubscribe(crate::mqtt::Unsubscribe {
             pid: 5,
             filters: vec!["a".into()],
@@ -1425,7 +1461,10 @@ mod tests {
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", unsub).wait(2000).step("end");
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.10.4-4"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.10.4-4"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.down(
@@ -1459,7 +1498,10 @@ mod tests {
         k.down(1, "device", publish(None, 0, "a/b", "x", ""));
         assert!(judge_both(&checker(), &k.history()).ok());
         k.down(1, "device", publish(None, 0, "b/c", "x", ""));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.3.2-3"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.3.2-3"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -1548,13 +1590,19 @@ mod tests {
         let mut k = Kit::new();
         start(&mut k);
         k.down(1, "device", auth(0x00, SCRAM));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.12.0-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.0-2"]
+        );
         // The client answering a challenge with anything but 0x18.
         let mut k = Kit::new();
         start(&mut k);
         k.down(1, "device", auth(0x18, SCRAM))
             .up(1, "device", auth(0x19, SCRAM));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.12.0-3"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.0-3"]
+        );
         // A method that changes, on AUTH or on the CONNACK.
         let mut k = Kit::new();
         start(&mut k);
@@ -1574,7 +1622,10 @@ mod tests {
             "device",
             auth(0x19, "authentication_method = \"OTHER\""),
         );
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.12.1-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.1-1"]
+        );
         // No method in the CONNECT: no AUTH either way, no method back.
         let mut k = Kit::new();
         up(&mut k);
@@ -1591,7 +1642,10 @@ mod tests {
             connect("d", true, 60, ""),
             connack(false, 0, SCRAM),
         );
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.12.0-6"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.0-6"]
+        );
     }
 
     #[test]
@@ -1654,7 +1708,10 @@ mod tests {
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", dup(publish(Some(3), 1, "a", "x", "")));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.3.2-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.3.2-2"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", subscribe(1, "a", 2, 0, ""))
@@ -1690,13 +1747,19 @@ mod tests {
             .down(1, "device", publish(Some(2), 1, "a", "y", ""))
             .up(1, "device", ack(PacketType::PubAck, 2, 0))
             .up(1, "device", ack(PacketType::PubAck, 1, 0));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.6.0-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-2"]
+        );
         let mut k = Kit::new();
         sub(&mut k);
         k.down(1, "device", publish(Some(1), 2, "a", "x", ""))
             .down(1, "device", publish(Some(2), 2, "a", "y", ""))
             .up(1, "device", ack(PacketType::PubRec, 2, 0));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.6.0-3"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-3"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", publish(Some(1), 2, "a", "x", ""))
@@ -1704,7 +1767,10 @@ mod tests {
             .down(1, "device", ack(PacketType::PubRec, 1, 0))
             .down(1, "device", ack(PacketType::PubRec, 2, 0))
             .up(1, "device", ack(PacketType::PubRel, 2, 0));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.6.0-4"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-4"]
+        );
     }
 
     #[test]
@@ -1726,7 +1792,10 @@ mod tests {
         );
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(3), 1, "a", "x", "")));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.4.0-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.4.0-2"]
+        );
 
         // In their first order: fine; reversed: not.
         let mut k = Kit::new();
@@ -1751,7 +1820,10 @@ mod tests {
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(2), 1, "a", "y", "")))
             .up(2, "device", dup(publish(Some(1), 1, "a", "x", "")));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-4.6.0-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-1"]
+        );
     }
 
     #[test]
@@ -1821,7 +1893,10 @@ mod tests {
         unsub(&mut k);
         k.up(2, "cloud", publish(None, 0, "a/1", "new", ""));
         k.down(1, "device", publish(None, 0, "a/1", "new", ""));
-        assert_eq!(judge_both(&checker(), &k.history()).rules(), vec!["MQTT-3.10.4-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.10.4-2"]
+        );
     }
 
     #[test]
@@ -1895,10 +1970,13 @@ mod tests {
         up(&mut late);
         late.up(1, "device", subscribe(1, "a", 0, 0, ""))
             .wait(2000)
+            .step("the deadline has passed")
             .down(1, "device", suback(1, &[0]))
             .step("end");
         assert!(judge_both(&checker(), &late.history()).ok());
-        k.close(1, "device", CloseReason::Severed).wait(2000).step("end");
+        k.close(1, "device", CloseReason::Severed)
+            .wait(2000)
+            .step("end");
         assert_eq!(
             judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.8.4-1"]
@@ -1947,8 +2025,11 @@ mod tests {
 
         let mut k = Kit::new();
         two(&mut k);
-        k.down(2, "device", ack(PacketType::PubAck, 7, 0))
-            .up(1, "device", publish(Some(7), 1, "a", "x", ""));
+        k.down(2, "device", ack(PacketType::PubAck, 7, 0)).up(
+            1,
+            "device",
+            publish(Some(7), 1, "a", "x", ""),
+        );
         assert_eq!(
             judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-2.2.1-5"]
