@@ -144,8 +144,7 @@ fn load_suite(paths: &[PathBuf], filter: Option<&str>, target: &TargetSpec) -> V
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
             .per_version()
         {
-            if filter.is_none_or(|t| s.id.contains(t)) && runner::check_target(&s, target).is_ok()
-            {
+            if filter.is_none_or(|t| s.id.contains(t)) && runner::check_target(&s, target).is_ok() {
                 out.push(s);
             }
         }
@@ -207,12 +206,7 @@ async fn run_suite(
 }
 
 /// Part 1 for one target: the suite at the default -j and at -j 1.
-async fn suite_part(
-    title: &str,
-    target: TargetSpec,
-    target_secs: f64,
-    work: &Path,
-) {
+async fn suite_part(title: &str, target: TargetSpec, target_secs: f64, work: &Path) {
     let root = root();
     let folder = root.join("scenarios");
     let broker = BrokerSpec::Mosquitto;
@@ -250,9 +244,7 @@ async fn suite_part(
         if sp.wall > longest.0 {
             longest = (sp.wall, s.id.clone());
         }
-        let other = sp
-            .wall
-            .saturating_sub(sp.setup + sp.waiting + sp.teardown);
+        let other = sp.wall.saturating_sub(sp.setup + sp.waiting + sp.teardown);
         let (a, b) = (verdict(&o.status), verdict(&p.runs[0].outcome.status));
         if a != b {
             changed.push(format!("{}: {a} at -j 1, {b} at -j {jobs}", s.id));
@@ -414,8 +406,10 @@ async fn matrix_part(work: &Path) {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let by_id: HashMap<String, Scenario> =
-        scenarios.iter().map(|s| (s.id.clone(), s.clone())).collect();
+    let by_id: HashMap<String, Scenario> = scenarios
+        .iter()
+        .map(|s| (s.id.clone(), s.clone()))
+        .collect();
     let by_id = Arc::new(by_id);
     let run_at = |jobs: usize, costs: Vec<usize>, out: PathBuf| {
         let cfg = matrix::MatrixConfig {
@@ -493,13 +487,9 @@ async fn matrix_part(work: &Path) {
                 .join(", ")
         );
     }
-    let sequential = if std::env::var("MQTT_HIL_BENCH_MATRIX_SEQUENTIAL").is_ok_and(|v| v == "1")
-    {
+    let sequential = if std::env::var("MQTT_HIL_BENCH_MATRIX_SEQUENTIAL").is_ok_and(|v| v == "1") {
         let (m1, _) = run_at(1, Vec::new(), work.join("matrix-j1")).await;
-        format!(
-            "-j 1 {:.1} s (measured)",
-            m1.wall_ms as f64 / 1e3
-        )
+        format!("-j 1 {:.1} s (measured)", m1.wall_ms as f64 / 1e3)
     } else {
         format!(
             "-j 1 ~{:.1} s (estimated: the sum of the cells' own times in this run; MQTT_HIL_BENCH_MATRIX_SEQUENTIAL=1 measures it)",
@@ -513,7 +503,10 @@ async fn matrix_part(work: &Path) {
         longest.1
     );
     if full {
-        println!("{}", target_line("full matrix at the default -j", wall, 300.0));
+        println!(
+            "{}",
+            target_line("full matrix at the default -j", wall, 300.0)
+        );
     } else {
         println!(
             "(target <= 300 s is for the full matrix; this was MQTT_HIL_BENCH_MATRIX={})",
