@@ -295,8 +295,21 @@ impl Kit {
         })
     }
 
+    /// A fault the proxy applied (`blackhole`, `heal`, `sever`...).
+    pub fn fault(&mut self, target: &str, fault: &str) -> &mut Kit {
+        self.push(EventKind::Fault {
+            target: target.into(),
+            fault: fault.into(),
+        })
+    }
+
     pub fn broker(&mut self, what: &str) -> &mut Kit {
         self.push(EventKind::Broker { what: what.into() })
+    }
+
+    /// The proxy's teardown: what comes after it is not the run's.
+    pub fn teardown(&mut self) -> &mut Kit {
+        self.push(EventKind::Teardown)
     }
 
     pub fn step(&mut self, summary: &str) -> &mut Kit {
@@ -354,7 +367,8 @@ pub fn reaction(
 
 /// The checker's batch verdict over `h`, after asserting that its
 /// incremental form, if it has one (`observe` judges with it), reaches the
-/// same rules: a rule added to one form and not the other fails here.
+/// same verdict — rules, messages, events and notes: a rule added to one
+/// form and not the other fails here.
 pub fn judge_both(c: &dyn super::Checker, h: &History) -> super::Verdict {
     let batch = c.check(h);
     if let Some(mut live) = c.incremental() {
@@ -362,13 +376,35 @@ pub fn judge_both(c: &dyn super::Checker, h: &History) -> super::Verdict {
             live.feed(ev);
         }
         assert_eq!(
-            live.verdict().rules(),
-            batch.rules(),
+            live.verdict(),
+            batch,
             "{}: incremental and batch verdicts differ",
             c.name()
         );
     }
     batch
+}
+
+/// Feeds `h` to one incremental form of `c`, asserting after every event
+/// that its verdict is the batch verdict of the history so far (violations,
+/// events and notes); returns the verdict after the first `n` events.
+pub fn live_at(c: &dyn super::Checker, h: &History, n: usize) -> super::Verdict {
+    let mut live = c.incremental().expect("the checker judges incrementally");
+    let mut at_n = live.verdict();
+    for k in 0..h.events.len() {
+        live.feed(&h.events[k]);
+        let prefix = History::from_events(h.events[..=k].to_vec());
+        assert_eq!(
+            live.verdict(),
+            c.check(&prefix),
+            "{} after event #{k}: incremental (left) and batch (right) differ",
+            c.name()
+        );
+        if k + 1 == n {
+            at_n = live.verdict();
+        }
+    }
+    at_n
 }
 
 /// Asserts that the verdict reports `rule` (and only rules in `rules`):
