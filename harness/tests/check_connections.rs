@@ -372,11 +372,18 @@ fn a_close_a_later_broken_rule_explains_stops_being_the_brokers_fault() {
     t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
     t.wait(2500).step("end");
     let vs = always_at_every_event("connections", &t.history());
-    assert_eq!(vs[before].rules(), vec!["broker-closed"], "{:?}", vs[before]);
+    assert_eq!(
+        vs[before].rules(),
+        vec!["broker-closed"],
+        "{:?}",
+        vs[before]
+    );
     let end = vs.last().unwrap();
     assert!(end.ok(), "{end:?}");
     assert!(
-        end.notes.iter().any(|n| n.contains("the client broke a rule on it")),
+        end.notes
+            .iter()
+            .any(|n| n.contains("the client broke a rule on it")),
         "{end:?}"
     );
 }
@@ -396,21 +403,36 @@ fn a_takeover_is_judged_when_its_slack_has_passed() {
         let within = t.ev.len() - 1;
         if late {
             t.wait(1500);
-            let ping = (0..4).map(|_| t.up(old, Packet::PingReq)).collect::<Vec<_>>();
+            let ping = (0..4)
+                .map(|_| t.up(old, mqtt_hil::mqtt::Packet::PingReq))
+                .collect::<Vec<_>>();
             let after = t.ev.len() - 1;
             t.close(old, CloseReason::BrokerClosed);
-            t.up(new, Packet::PingReq);
+            t.up(new, mqtt_hil::mqtt::Packet::PingReq);
             t.wait(100).step("end");
             let vs = always_at_every_event("connections", &t.history());
             assert!(vs[within].ok(), "{:?}", vs[within]);
-            assert!(vs[within].notes.iter().any(|n| n.contains("too short to judge")));
+            assert!(vs[within]
+                .notes
+                .iter()
+                .any(|n| n.contains("too short to judge")));
             let v = &vs[after];
             assert_eq!(v.rules(), vec!["MQTT-3.1.4-2"], "{v:?}");
-            assert!(v.violations[0].message.contains("still open when the run ended; 3 packet(s)"), "{v:?}");
+            assert!(
+                v.violations[0]
+                    .message
+                    .contains("still open when the run ended; 3 packet(s)"),
+                "{v:?}"
+            );
             assert_eq!(v.violations[0].events[2..], ping[..3]);
             let end = vs.last().unwrap();
             assert_eq!(end.rules(), vec!["MQTT-3.1.4-2"], "{end:?}");
-            assert!(end.violations[0].message.contains("closed only 2.506s later"), "{end:?}");
+            assert!(
+                end.violations[0]
+                    .message
+                    .contains("closed only 2.506s later"),
+                "{end:?}"
+            );
         } else {
             t.wait(800).close(old, CloseReason::BrokerClosed);
             t.wait(3000).step("end");

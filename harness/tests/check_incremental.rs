@@ -338,23 +338,50 @@ fn zz_state_machines_equal_the_reference_batch() {
     let mut hs = fixtures();
     hs.extend((1..=400).map(|seed| (format!("generated history, seed {seed}"), generated(seed))));
     let protos = [
-        ProtocolChecker { clients: vec!["device".into()], resend_within: Duration::from_secs(2), ack_within: Duration::from_secs(1) },
-        ProtocolChecker { clients: vec!["*".into()], resend_within: Duration::from_secs(2), ack_within: Duration::from_secs(1) },
-        ProtocolChecker { clients: vec!["device".into()], resend_within: Duration::from_millis(300), ack_within: Duration::from_millis(200) },
+        ProtocolChecker {
+            clients: vec!["device".into()],
+            resend_within: Duration::from_secs(2),
+            ack_within: Duration::from_secs(1),
+        },
+        ProtocolChecker {
+            clients: vec!["*".into()],
+            resend_within: Duration::from_secs(2),
+            ack_within: Duration::from_secs(1),
+        },
+        ProtocolChecker {
+            clients: vec!["device".into()],
+            resend_within: Duration::from_millis(300),
+            ack_within: Duration::from_millis(200),
+        },
     ];
-    let conns = [ConnectionsChecker { slack: Duration::from_secs(2) }, ConnectionsChecker { slack: Duration::from_millis(300) }];
+    let conns = [
+        ConnectionsChecker {
+            slack: Duration::from_secs(2),
+        },
+        ConnectionsChecker {
+            slack: Duration::from_millis(300),
+        },
+    ];
     let mut counts = [0usize; 5];
     for (label, h) in &hs {
         for k in 0..h.events.len() {
             let prefix = History::from_events(h.events[..=k].to_vec());
             for (i, p) in protos.iter().enumerate() {
                 let (a, b) = (p.check_reference(&prefix), p.check(&prefix));
-                assert_eq!(b, a, "protocol #{i} after event #{} of {label}: new (left), reference (right)", h.events[k].seq);
+                assert_eq!(
+                    b, a,
+                    "protocol #{i} after event #{} of {label}: new (left), reference (right)",
+                    h.events[k].seq
+                );
                 counts[i] += usize::from(!a.ok());
             }
             for (i, c) in conns.iter().enumerate() {
                 let (a, b) = (c.check_reference(&prefix), c.check(&prefix));
-                assert_eq!(b, a, "connections #{i} after event #{} of {label}: new (left), reference (right)", h.events[k].seq);
+                assert_eq!(
+                    b, a,
+                    "connections #{i} after event #{} of {label}: new (left), reference (right)",
+                    h.events[k].seq
+                );
                 counts[3 + i] += usize::from(!a.ok());
             }
         }

@@ -530,7 +530,10 @@ fn a_resend_before_the_connack_counts_and_a_missing_one_fails_when_its_time_is_u
     let vs = always_at_every_event("protocol", &t.history());
     assert!(vs[early].ok(), "{:?}", vs[early]);
     assert!(
-        vs[early].notes.iter().any(|n| n.contains("did not resend pid 2")),
+        vs[early]
+            .notes
+            .iter()
+            .any(|n| n.contains("did not resend pid 2")),
         "{:?}",
         vs[early]
     );

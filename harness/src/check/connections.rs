@@ -636,7 +636,11 @@ impl Live {
                 }
                 _ => "still open when the run ended".to_string(),
             };
-            let old_acc_seq = old.connack.as_ref().map(|(s, _)| s.seq).unwrap_or(old.first.seq);
+            let old_acc_seq = old
+                .connack
+                .as_ref()
+                .map(|(s, _)| s.seq)
+                .unwrap_or(old.first.seq);
             let mut evs = vec![old_acc_seq, connack_seq];
             evs.extend(&t.later);
             v.fail(
@@ -659,7 +663,9 @@ impl Live {
             );
         }
         if judged > 0 {
-            v.note(format!("{judged} takeover(s) of a connected client id judged"));
+            v.note(format!(
+                "{judged} takeover(s) of a connected client id judged"
+            ));
         }
     }
 
@@ -705,10 +711,11 @@ impl Live {
                 Some(w)
             } else if let Some(o) = self.same_client_after(c, at) {
                 Some(format!("{} connected with the same client id", o.id))
-            } else if !self
-                .ctx
-                .undisturbed(&c.actor, at.saturating_sub(self.slack).max(c.first.at), at)
-            {
+            } else if !self.ctx.undisturbed(
+                &c.actor,
+                at.saturating_sub(self.slack).max(c.first.at),
+                at,
+            ) {
                 // Only faults in this connection's own life: the sever that
                 // ended the previous connection explains nothing here.
                 Some("a fault hit the connection".into())
@@ -781,9 +788,7 @@ impl Live {
             .map(|&o| &self.conns[o])
             .take_while(|o| o.first.at <= at + self.slack)
             .find(|o| {
-                o.id != c.id
-                    && o.connect_seen
-                    && o.connect_at.is_some_and(|t| t <= at + self.slack)
+                o.id != c.id && o.connect_seen && o.connect_at.is_some_and(|t| t <= at + self.slack)
             })
     }
 
@@ -859,7 +864,10 @@ impl Incremental for Live {
                 let mut accepted = false;
                 {
                     let c = &mut self.conns[i];
-                    if to_broker && seen(*fate) && c.closed.as_ref().is_none_or(|(s, _)| ev.at <= s.at) {
+                    if to_broker
+                        && seen(*fate)
+                        && c.closed.as_ref().is_none_or(|(s, _)| ev.at <= s.at)
+                    {
                         c.last_rx = Some(ev.at);
                     }
                     if to_broker && sent(*fate) {

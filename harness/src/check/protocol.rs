@@ -1121,11 +1121,7 @@ impl Live {
         }
         // A client resends its PUBLISHes in the order it first sent them.
         resent.sort_unstable();
-        if let (true, true, Some(w)) = (
-            r.v311,
-            r.up,
-            resent.windows(2).find(|w| w[0].1 > w[1].1),
-        ) {
+        if let (true, true, Some(w)) = (r.v311, r.up, resent.windows(2).find(|w| w[0].1 > w[1].1)) {
             let conn_of = |seq: u64| {
                 r.items
                     .values()
@@ -1202,7 +1198,14 @@ impl Live {
     /// The first CONNECT and CONNACK of a connection, as [`Index`] reads
     /// them (its `resumed`: a clean start 0 accepted with a session, after
     /// an earlier accepted connection of the same actor).
-    fn track_conn(&mut self, conn: ConnId, actor: &str, to_broker: bool, packet: &Packet, fate: Fate) {
+    fn track_conn(
+        &mut self,
+        conn: ConnId,
+        actor: &str,
+        to_broker: bool,
+        packet: &Packet,
+        fate: Fate,
+    ) {
         let c = self.conn(conn, actor);
         match packet {
             Packet::Connect(cp) if to_broker && sent(fate) && c.key.is_none() => {
@@ -1219,7 +1222,8 @@ impl Live {
                 let (ci, actor, has_connect) = (c.ci, c.actor.clone(), c.key.is_some());
                 let earlier = self.first_accepted.get(&actor).is_some_and(|&f| f < ci);
                 let c = self.conn(conn, actor.as_str());
-                c.resumed = has_connect && !c.clean_start && a.code == 0 && a.session_present && earlier;
+                c.resumed =
+                    has_connect && !c.clean_start && a.code == 0 && a.session_present && earlier;
                 if has_connect && a.code == 0 {
                     let f = self.first_accepted.entry(actor).or_insert(ci);
                     *f = (*f).min(ci);
@@ -1239,7 +1243,14 @@ impl Live {
                         pre.publish.entry((up, pid)).or_insert(ev.seq);
                     }
                     if p.dup {
-                        pre.dups.push((ev.seq, up, p.pid, p.qos, p.topic.clone(), p.payload.clone()));
+                        pre.dups.push((
+                            ev.seq,
+                            up,
+                            p.pid,
+                            p.qos,
+                            p.topic.clone(),
+                            p.payload.clone(),
+                        ));
                     }
                 }
                 Packet::PubRel(a) => {
@@ -1358,9 +1369,8 @@ impl Live {
             }
         }
         let ri = self.resends.len();
-        self.resends.push(OldResend {
+        self.resends.push(Resend {
             conn,
-            actor: actor.to_string(),
             from: ev.at,
             connack_seq: ev.seq,
             up,
@@ -1377,7 +1387,15 @@ impl Live {
 
 impl Live {
     /// The rules judged as each packet comes (the per-client state).
-    fn packet_rules(&mut self, ev: &Event, conn: ConnId, actor: &str, dir: Dir, packet: &Packet, fate: Fate) {
+    fn packet_rules(
+        &mut self,
+        ev: &Event,
+        conn: ConnId,
+        actor: &str,
+        dir: Dir,
+        packet: &Packet,
+        fate: Fate,
+    ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -1406,63 +1424,63 @@ impl Live {
         } else {
             "MQTT-2.3.1-4"
         };
-            match packet {
-                Packet::Connect(cp) if to_broker && fate_sent && cp.clean_start => {
+        match packet {
+            Packet::Connect(cp) if to_broker && fate_sent && cp.clean_start => {
+                for up in [true, false] {
+                    let side = sides.entry((cid.clone(), up)).or_default();
+                    side.reset_sender();
+                    side.reset_receiver();
+                }
+            }
+            Packet::ConnAck(a) if !to_broker && fate_sent && a.code == 0 => {
+                if !a.session_present {
+                    // The broker has no session: its state is gone. The
+                    // client keeps its own in 3.1.1, so only reset ours of it
+                    // when it asked for a clean start (done at CONNECT).
+                    sides
+                        .entry((cid.clone(), false))
+                        .or_default()
+                        .reset_sender();
+                    sides
+                        .entry((cid.clone(), true))
+                        .or_default()
+                        .reset_receiver();
+                } else if resumed {
                     for up in [true, false] {
-                        let side = sides.entry((cid.clone(), up)).or_default();
-                        side.reset_sender();
-                        side.reset_receiver();
-                    }
-                }
-                Packet::ConnAck(a) if !to_broker && fate_sent && a.code == 0 => {
-                    if !a.session_present {
-                        // The broker has no session: its state is gone. The
-                        // client keeps its own in 3.1.1, so only reset ours of it
-                        // when it asked for a clean start (done at CONNECT).
-                        sides
-                            .entry((cid.clone(), false))
-                            .or_default()
-                            .reset_sender();
-                        sides
-                            .entry((cid.clone(), true))
-                            .or_default()
-                            .reset_receiver();
-                    } else if resumed {
-                        for up in [true, false] {
-                            if up && !judged_actor {
-                                continue;
-                            }
-                            sides.entry((cid.clone(), up)).or_default();
-                            opens.push(up);
+                        if up && !judged_actor {
+                            continue;
                         }
+                        sides.entry((cid.clone(), up)).or_default();
+                        opens.push(up);
                     }
                 }
-                Packet::Publish(p) => {
-                    let side = sides.entry((cid.clone(), to_broker)).or_default();
-                    if fate_sent && judge_sender {
-                        if p.qos == QoS::AtMostOnce {
-                            if p.pid.is_some() {
-                                out.push(found(
-                                    "MQTT-2.3.1-5",
-                                    format!(
-                                        "{who_sends} sent a QoS 0 PUBLISH on `{}` with a packet id",
-                                        p.topic
-                                    ),
-                                    &[here],
-                                ));
-                            }
-                            if p.dup {
-                                out.push(found(
-                                    "MQTT-3.3.1-2",
-                                    format!(
-                                        "{who_sends} sent a QoS 0 PUBLISH on `{}` with DUP=1",
-                                        p.topic
-                                    ),
-                                    &[here],
-                                ));
-                            }
-                        } else {
-                            match p.pid {
+            }
+            Packet::Publish(p) => {
+                let side = sides.entry((cid.clone(), to_broker)).or_default();
+                if fate_sent && judge_sender {
+                    if p.qos == QoS::AtMostOnce {
+                        if p.pid.is_some() {
+                            out.push(found(
+                                "MQTT-2.3.1-5",
+                                format!(
+                                    "{who_sends} sent a QoS 0 PUBLISH on `{}` with a packet id",
+                                    p.topic
+                                ),
+                                &[here],
+                            ));
+                        }
+                        if p.dup {
+                            out.push(found(
+                                "MQTT-3.3.1-2",
+                                format!(
+                                    "{who_sends} sent a QoS 0 PUBLISH on `{}` with DUP=1",
+                                    p.topic
+                                ),
+                                &[here],
+                            ));
+                        }
+                    } else {
+                        match p.pid {
                                 None | Some(0) => out.push(found(
                                     "MQTT-2.3.1-1",
                                     format!(
@@ -1551,48 +1569,48 @@ impl Live {
                                     }
                                 }
                             }
-                        }
-                    } else if fate_sent {
-                        if let (Some(pid), true) = (p.pid, p.qos != QoS::AtMostOnce) {
-                            let keep = side
-                                .inflight
-                                .get(&pid)
-                                .is_some_and(|f| f.topic == p.topic && f.payload == p.payload);
-                            if !keep {
-                                side.recs_owed.remove(&pid);
-                                side.inflight.insert(pid, new_flow(p, ev.seq, conn));
-                            }
-                        }
                     }
-                    if let (true, Some(pid), true) = (fate_sent, p.pid, p.qos != QoS::AtMostOnce) {
-                        side.ever.insert(digest(pid, &p.topic, &p.payload));
-                    }
-                    if fate_seen {
-                        if let Some(pid) = p.pid {
-                            match p.qos {
-                                QoS::AtLeastOnce => {
-                                    side.got_q1.insert(pid);
-                                }
-                                QoS::ExactlyOnce => {
-                                    side.got_q2.insert(pid);
-                                }
-                                QoS::AtMostOnce => {}
-                            }
+                } else if fate_sent {
+                    if let (Some(pid), true) = (p.pid, p.qos != QoS::AtMostOnce) {
+                        let keep = side
+                            .inflight
+                            .get(&pid)
+                            .is_some_and(|f| f.topic == p.topic && f.payload == p.payload);
+                        if !keep {
+                            side.recs_owed.remove(&pid);
+                            side.inflight.insert(pid, new_flow(p, ev.seq, conn));
                         }
                     }
                 }
-                Packet::PubAck(a) | Packet::PubRec(a) => {
-                    // Sent by the receiver of the flow: direction is reversed.
-                    let is_rec = matches!(packet, Packet::PubRec(_));
-                    let side = sides.entry((cid.clone(), !to_broker)).or_default();
-                    let got = if is_rec { &side.got_q2 } else { &side.got_q1 };
-                    if fate_sent && (!to_broker || judged_actor) && !got.contains(&a.pid) {
-                        let acker = if to_broker {
-                            actor.clone()
-                        } else {
-                            format!("the broker (to {actor})")
-                        };
-                        out.push(found(
+                if let (true, Some(pid), true) = (fate_sent, p.pid, p.qos != QoS::AtMostOnce) {
+                    side.ever.insert(digest(pid, &p.topic, &p.payload));
+                }
+                if fate_seen {
+                    if let Some(pid) = p.pid {
+                        match p.qos {
+                            QoS::AtLeastOnce => {
+                                side.got_q1.insert(pid);
+                            }
+                            QoS::ExactlyOnce => {
+                                side.got_q2.insert(pid);
+                            }
+                            QoS::AtMostOnce => {}
+                        }
+                    }
+                }
+            }
+            Packet::PubAck(a) | Packet::PubRec(a) => {
+                // Sent by the receiver of the flow: direction is reversed.
+                let is_rec = matches!(packet, Packet::PubRec(_));
+                let side = sides.entry((cid.clone(), !to_broker)).or_default();
+                let got = if is_rec { &side.got_q2 } else { &side.got_q1 };
+                if fate_sent && (!to_broker || judged_actor) && !got.contains(&a.pid) {
+                    let acker = if to_broker {
+                        actor.clone()
+                    } else {
+                        format!("the broker (to {actor})")
+                    };
+                    out.push(found(
                             "ack-without-publish",
                             format!(
                                 "{acker} sent {} for pid {} but never received a QoS {} PUBLISH with that id",
@@ -1602,129 +1620,138 @@ impl Live {
                             ),
                             &[here],
                         ));
-                    }
-                    if fate_seen && is_rec && a.code < 0x80 {
-                        *side.recs_owed.entry(a.pid).or_default() += 1;
-                    }
-                    if fate_seen {
-                        if let Some(f) = side.inflight.get_mut(&a.pid) {
-                            let want = if is_rec {
-                                QoS::ExactlyOnce
-                            } else {
-                                QoS::AtLeastOnce
-                            };
-                            if f.qos == want {
-                                if is_rec && a.code < 0x80 {
-                                    f.rec_seen = true;
-                                } else {
-                                    side.inflight.remove(&a.pid);
-                                }
-                            }
-                        }
-                    }
                 }
-                Packet::PubRel(a) => {
-                    // Sent by the flow's sender.
-                    let side = sides.entry((cid.clone(), to_broker)).or_default();
-                    if fate_sent {
-                        let answers_rec = match side.recs_owed.get_mut(&a.pid) {
-                            Some(n) if *n > 0 => {
-                                *n -= 1;
-                                true
-                            }
-                            _ => false,
-                        };
-                        match side.inflight.get_mut(&a.pid) {
-                            Some(f) if f.rec_seen => f.rel_sent = true,
-                            // The flow is complete (or was never seen), but
-                            // the sender answers a PUBREC that reached it.
-                            _ if answers_rec => {}
-                            other => {
-                                if judge_sender {
-                                    let why = if other.is_some() {
-                                        "before the PUBREC reached it"
-                                    } else {
-                                        "for no QoS 2 message in flight"
-                                    };
-                                    out.push(found(
-                                        "pubrel-without-pubrec",
-                                        format!("{who_sends} sent PUBREL pid {} {why}", a.pid),
-                                        &[here],
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                    if fate_seen {
-                        side.got_rel.insert(a.pid);
-                    }
+                if fate_seen && is_rec && a.code < 0x80 {
+                    *side.recs_owed.entry(a.pid).or_default() += 1;
                 }
-                Packet::PubComp(a) => {
-                    let side = sides.entry((cid.clone(), !to_broker)).or_default();
-                    let judge = if to_broker { judged_actor } else { true };
-                    if fate_sent && judge && !side.got_rel.contains(&a.pid) {
-                        let acker = if to_broker {
-                            actor.clone()
+                if fate_seen {
+                    if let Some(f) = side.inflight.get_mut(&a.pid) {
+                        let want = if is_rec {
+                            QoS::ExactlyOnce
                         } else {
-                            format!("the broker (to {actor})")
+                            QoS::AtLeastOnce
                         };
-                        out.push(found(
-                            "pubcomp-without-pubrel",
-                            format!("{acker} sent PUBCOMP pid {} but never received a PUBREL with that id", a.pid),
-                            &[here],
-                        ));
-                    }
-                    if fate_seen {
-                        side.inflight.remove(&a.pid);
-                        side.got_rel.remove(&a.pid);
-                    }
-                }
-                Packet::Subscribe(_) | Packet::Unsubscribe(_) if to_broker => {
-                    let pid = packet.pid().unwrap_or(0);
-                    let side = sides.entry((cid.clone(), true)).or_default();
-                    if fate_sent && judged_actor {
-                        if pid == 0 {
-                            out.push(found(
-                                "MQTT-2.3.1-1",
-                                format!("{actor} sent {} with packet id 0", packet.packet_type()),
-                                &[here],
-                            ));
-                        } else if let Some(prev) = side
-                            .inflight
-                            .get(&pid)
-                            .map(|f| (f.seq, f.conn))
-                            .or(side.requests.get(&pid).copied())
-                        {
-                            out.push(found(
-                                "MQTT-2.3.1-2",
-                                format!("{actor} sent {} with pid {pid}, still in flight (event #{})", packet.packet_type(), prev.0),
-                                &[prev, here],
-                            ));
+                        if f.qos == want {
+                            if is_rec && a.code < 0x80 {
+                                f.rec_seen = true;
+                            } else {
+                                side.inflight.remove(&a.pid);
+                            }
                         }
                     }
-                    if fate_sent {
-                        side.requests.insert(pid, here);
-                    }
-                    if fate_seen {
-                        side.got_req.insert(pid);
+                }
+            }
+            Packet::PubRel(a) => {
+                // Sent by the flow's sender.
+                let side = sides.entry((cid.clone(), to_broker)).or_default();
+                if fate_sent {
+                    let answers_rec = match side.recs_owed.get_mut(&a.pid) {
+                        Some(n) if *n > 0 => {
+                            *n -= 1;
+                            true
+                        }
+                        _ => false,
+                    };
+                    match side.inflight.get_mut(&a.pid) {
+                        Some(f) if f.rec_seen => f.rel_sent = true,
+                        // The flow is complete (or was never seen), but
+                        // the sender answers a PUBREC that reached it.
+                        _ if answers_rec => {}
+                        other => {
+                            if judge_sender {
+                                let why = if other.is_some() {
+                                    "before the PUBREC reached it"
+                                } else {
+                                    "for no QoS 2 message in flight"
+                                };
+                                out.push(found(
+                                    "pubrel-without-pubrec",
+                                    format!("{who_sends} sent PUBREL pid {} {why}", a.pid),
+                                    &[here],
+                                ));
+                            }
+                        }
                     }
                 }
-                Packet::SubAck(_) | Packet::UnsubAck(_) if !to_broker => {
-                    let pid = packet.pid().unwrap_or(0);
-                    let side = sides.entry((cid.clone(), true)).or_default();
-                    if fate_sent && !side.got_req.contains(&pid) {
+                if fate_seen {
+                    side.got_rel.insert(a.pid);
+                }
+            }
+            Packet::PubComp(a) => {
+                let side = sides.entry((cid.clone(), !to_broker)).or_default();
+                let judge = if to_broker { judged_actor } else { true };
+                if fate_sent && judge && !side.got_rel.contains(&a.pid) {
+                    let acker = if to_broker {
+                        actor.clone()
+                    } else {
+                        format!("the broker (to {actor})")
+                    };
+                    out.push(found(
+                        "pubcomp-without-pubrel",
+                        format!(
+                            "{acker} sent PUBCOMP pid {} but never received a PUBREL with that id",
+                            a.pid
+                        ),
+                        &[here],
+                    ));
+                }
+                if fate_seen {
+                    side.inflight.remove(&a.pid);
+                    side.got_rel.remove(&a.pid);
+                }
+            }
+            Packet::Subscribe(_) | Packet::Unsubscribe(_) if to_broker => {
+                let pid = packet.pid().unwrap_or(0);
+                let side = sides.entry((cid.clone(), true)).or_default();
+                if fate_sent && judged_actor {
+                    if pid == 0 {
                         out.push(found(
-                            "MQTT-2.3.1-7",
-                            format!("the broker sent {} pid {pid} to {actor}, which sent no such request", packet.packet_type()),
+                            "MQTT-2.3.1-1",
+                            format!("{actor} sent {} with packet id 0", packet.packet_type()),
                             &[here],
                         ));
-                    }
-                    if fate_seen {
-                        side.requests.remove(&pid);
+                    } else if let Some(prev) = side
+                        .inflight
+                        .get(&pid)
+                        .map(|f| (f.seq, f.conn))
+                        .or(side.requests.get(&pid).copied())
+                    {
+                        out.push(found(
+                            "MQTT-2.3.1-2",
+                            format!(
+                                "{actor} sent {} with pid {pid}, still in flight (event #{})",
+                                packet.packet_type(),
+                                prev.0
+                            ),
+                            &[prev, here],
+                        ));
                     }
                 }
-                _ => {}
+                if fate_sent {
+                    side.requests.insert(pid, here);
+                }
+                if fate_seen {
+                    side.got_req.insert(pid);
+                }
             }
+            Packet::SubAck(_) | Packet::UnsubAck(_) if !to_broker => {
+                let pid = packet.pid().unwrap_or(0);
+                let side = sides.entry((cid.clone(), true)).or_default();
+                if fate_sent && !side.got_req.contains(&pid) {
+                    out.push(found(
+                        "MQTT-2.3.1-7",
+                        format!(
+                            "the broker sent {} pid {pid} to {actor}, which sent no such request",
+                            packet.packet_type()
+                        ),
+                        &[here],
+                    ));
+                }
+                if fate_seen {
+                    side.requests.remove(&pid);
+                }
+            }
+            _ => {}
         }
         self.found.extend(out);
         for up in opens {
@@ -1736,7 +1763,15 @@ impl Live {
 impl Live {
     /// The answers a packet asks for or gives (`ack_within`), and the
     /// order of a client's answers.
-    fn answer_rules(&mut self, ev: &Event, conn: ConnId, actor: &str, dir: Dir, packet: &Packet, fate: Fate) {
+    fn answer_rules(
+        &mut self,
+        ev: &Event,
+        conn: ConnId,
+        actor: &str,
+        dir: Dir,
+        packet: &Packet,
+        fate: Fate,
+    ) {
         use crate::mqtt::PacketType as T;
         let to_client = dir == Dir::ToClient;
         // Answers owed.
@@ -1777,7 +1812,12 @@ impl Live {
             self.owed.remove(&conn);
         }
         // The order of a client's answers (3.1.1 connections).
-        if !self.judged(actor) || self.conns.get(&conn).is_none_or(|c| c.version == Version::V5) {
+        if !self.judged(actor)
+            || self
+                .conns
+                .get(&conn)
+                .is_none_or(|c| c.version == Version::V5)
+        {
             return;
         }
         let question = match packet {
