@@ -27,6 +27,13 @@
 //!   a broker fault with that evidence. A transient error inside the broker
 //!   is the only cause left, and the history cannot show it: the broker's own
 //!   log can.
+//!
+//! Judged as events come ([`Live`], what `observe` runs); `check` feeds the
+//! same state machine the whole history. It keeps the connections without
+//! their traffic, the takeovers that can still fail, and the broker's
+//! closes, whose causes are read anew at each verdict: a cause may show
+//! only later (a reconnect within `slack`, a rule the client broke that
+//! the protocol rules decide later, such as a resend it then never made).
 
 use std::time::Duration;
 
