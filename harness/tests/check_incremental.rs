@@ -13,9 +13,12 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use mqtt_hil::check::{self, Checker, InvariantSpec};
 use mqtt_hil::history::{CloseReason, ConnId, Dir, EventKind, Fate, History};
-use mqtt_hil::mqtt::props::{MAXIMUM_PACKET_SIZE, RECEIVE_MAXIMUM};
+use mqtt_hil::mqtt::props::{
+    CONTENT_TYPE, MAXIMUM_PACKET_SIZE, MESSAGE_EXPIRY, RECEIVE_MAXIMUM, SUBSCRIPTION_ID,
+    TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
+};
 use mqtt_hil::mqtt::{
-    Ack, ConnAck, Connect, Packet, PropValue, Properties, Property, QoS, Version,
+    Ack, ConnAck, Connect, Disconnect, Packet, PropValue, Properties, Property, QoS, Version,
 };
 
 /// Every checker `observe` may run live (the protocol rules and its
@@ -132,6 +135,30 @@ fn limits(receive: u16, size: u32) -> Properties {
     ])
 }
 
+/// 5.0 message properties, some of each kind the forwarding rules read.
+fn message_props(r: &mut Rng) -> Properties {
+    let mut p = Vec::new();
+    if r.chance(50) {
+        p.push(Property {
+            id: CONTENT_TYPE,
+            value: PropValue::Str(["a/b", "c/d"][r.below(2) as usize].into()),
+        });
+    }
+    if r.chance(40) {
+        p.push(Property {
+            id: MESSAGE_EXPIRY,
+            value: PropValue::U32(r.below(3) as u32),
+        });
+    }
+    for k in 0..r.below(3) {
+        p.push(Property {
+            id: mqtt_hil::mqtt::props::USER_PROPERTY,
+            value: PropValue::Pair(format!("k{k}"), "v".into()),
+        });
+    }
+    Properties(p)
+}
+
 /// A connection of `actor` that CONNECTs, 3.1.1 or 5.0 (with small limits
 /// both ways), and is answered.
 fn connect(t: &mut T, r: &mut Rng, actor: &str) -> ConnId {
@@ -147,6 +174,12 @@ fn connect(t: &mut T, r: &mut Rng, actor: &str) -> ConnId {
         c.version = Version::V5;
         c.properties = limits(2, 40);
         a.properties = limits(1, 30);
+        if r.chance(50) {
+            a.properties.0.push(Property {
+                id: TOPIC_ALIAS_MAXIMUM,
+                value: PropValue::U16(2),
+            });
+        }
     }
     let id = t.open(actor);
     t.up(id, Packet::Connect(c));
@@ -157,6 +190,8 @@ fn connect(t: &mut T, r: &mut Rng, actor: &str) -> ConnId {
 /// A session of a device and a cloud observer as a bench records it:
 /// reconnects at any pace (with and without sessions and keep alive, 3.1.1
 /// and 5.0), subscriptions, QoS 0-2 exchanges (some left unacknowledged),
+/// 5.0 messages with properties and the copies the broker forwards, topic
+/// aliases (set, named, refused),
 /// pings, faults, broker restarts, undecodable frames, steps, and
 /// sometimes a teardown. Packets get bytes of a plausible size.
 fn generated(seed: u64) -> History {
@@ -170,7 +205,7 @@ fn generated(seed: u64) -> History {
         let actor = if r.chance(70) { "device" } else { "cloud" };
         let conn = open.get(actor).copied();
         pid = pid % 50 + 1;
-        match (r.below(14), conn) {
+        match (r.below(16), conn) {
             (0, _) if r.chance(30) => {
                 // A reconnect loop: attempts 50 ms apart.
                 for _ in 0..6 {
@@ -267,6 +302,68 @@ fn generated(seed: u64) -> History {
             }
             (13, _) if r.chance(20) => {
                 t.push(EventKind::Teardown);
+            }
+            (14, Some(c)) => {
+                // A 5.0 message with properties, and the copy the broker
+                // sends the other actor: as published, or with them
+                // altered, a subscription id added, late.
+                let other = open.get(if actor == "device" { "cloud" } else { "device" });
+                let mut p = publish(
+                    None,
+                    0,
+                    "dut/1/data",
+                    &format!("m{pid}"),
+                    false,
+                    r.chance(20),
+                );
+                if let Packet::Publish(x) = &mut p {
+                    x.properties = message_props(&mut r);
+                }
+                t.up(c, p.clone());
+                if let (Some(&o), Packet::Publish(x)) = (other, &mut p) {
+                    t.wait(r.below(2500));
+                    if r.chance(30) {
+                        x.properties = message_props(&mut r);
+                    }
+                    if r.chance(30) {
+                        x.properties.0.push(Property {
+                            id: SUBSCRIPTION_ID,
+                            value: PropValue::VarInt(1 + r.below(2) as u32),
+                        });
+                    }
+                    x.retain = x.retain && r.chance(50);
+                    t.down(o, p);
+                }
+            }
+            (15, Some(c)) => {
+                // A topic alias (0-3), set or only named, answered with a
+                // PUBACK or a DISCONNECT 0x94, the payload maybe going on
+                // to the other actor.
+                let other = open.get(if actor == "device" { "cloud" } else { "device" });
+                let payload = format!("a{}", r.below(3));
+                let topic = if r.chance(40) { "dut/1/data" } else { "" };
+                let mut p = publish(Some(pid), 1, topic, &payload, false, false);
+                if let Packet::Publish(x) = &mut p {
+                    x.properties.0.push(Property {
+                        id: TOPIC_ALIAS,
+                        value: PropValue::U16(r.below(4) as u16),
+                    });
+                }
+                t.up(c, p);
+                if r.chance(70) {
+                    t.down(c, Packet::PubAck(Ack::new(pid)));
+                } else if r.chance(50) {
+                    t.down(
+                        c,
+                        Packet::Disconnect(Disconnect {
+                            code: 0x94,
+                            properties: Properties::default(),
+                        }),
+                    );
+                }
+                if let (Some(&o), true) = (other, r.chance(50)) {
+                    t.down(o, publish(None, 0, "dut/1/data", &payload, false, false));
+                }
             }
             _ => {
                 t.deliver(actor, "dut/1/data", "n=1", QoS::AtLeastOnce as u8);

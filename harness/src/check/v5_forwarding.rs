@@ -30,21 +30,21 @@
 //! matches a 5.0 will keeps the will's user properties in order
 //! [MQTT-3.1.3-10].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use super::index::{seen, sent, Index, PubEv};
+use bytes::Bytes;
+
+use super::index::{prop_u32, seen, sent};
 use super::v5_limits::judged;
-use super::{Checker, Verdict};
-use crate::history::{Dir, EventKind, History};
+use super::{Checker, Incremental, Verdict, Violation};
+use crate::history::{ConnId, Dir, Event, EventKind, Fate, History};
 use crate::mqtt::props::{
     self, CONTENT_TYPE, CORRELATION_DATA, MESSAGE_EXPIRY, PAYLOAD_FORMAT, RESPONSE_TOPIC,
     SUBSCRIPTION_ID,
 };
-use crate::mqtt::{topic, Packet, PropValue, Version};
+use crate::mqtt::{topic, Packet, PropValue, Properties, Publish, Version};
 
-/// Over the copies of one message to one connection: the subscription
-/// ids owed, the ids seen, the events.
 /// Per subscriber connection and source message: the subscription ids
 /// owed, those that came, the events, and how many first sends (not DUP
 /// resends) there were.
@@ -56,294 +56,557 @@ pub struct ForwardingChecker {
     pub slack: Duration,
 }
 
-fn v5(ix: &Index, p: &PubEv) -> bool {
-    ix.by_id
-        .get(&p.conn)
-        .is_some_and(|&i| ix.conns[i].version() == Version::V5)
-}
-
 impl Checker for ForwardingChecker {
     fn name(&self) -> &str {
         "v5_forwarding"
     }
 
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(Forwarding::new(self)))
+    }
+
+    /// The whole history through the same state machine observe feeds.
     fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        let ix = Index::new(history);
-        let subscribes: HashMap<u64, &Packet> = history
+        let mut m = Forwarding::new(self);
+        for ev in history.iter() {
+            m.feed(ev);
+        }
+        m.verdict()
+    }
+}
+
+/// A connection as the rules read it: who, its first CONNECT and
+/// CONNACK, its session lineage (as [`Index`](super::index::Index) makes
+/// them), and the topic aliases set on it each way.
+struct Conn {
+    actor: String,
+    /// Version, client id and clean start of the first CONNECT sent.
+    connect: Option<(Version, String, bool)>,
+    /// Code and session present of the first CONNACK sent.
+    connack: Option<(u8, bool)>,
+    lineage: usize,
+    aliases: [HashMap<u32, String>; 2],
+}
+
+impl Conn {
+    fn v5(&self) -> bool {
+        matches!(self.connect, Some((Version::V5, _, _)))
+    }
+    fn client_id(&self) -> Option<&str> {
+        self.connect.as_ref().map(|(_, id, _)| id.as_str())
+    }
+    fn accepted(&self) -> bool {
+        matches!(self.connack, Some((0, _)))
+    }
+}
+
+/// A subscription that reached the broker and was not unsubscribed.
+struct Sub {
+    ci: usize,
+    actor: String,
+    filter: String,
+    options: u8,
+    /// The Subscription Identifier of its SUBSCRIBE.
+    id: Option<u32>,
+    /// The SUBACK that granted it.
+    acked: Option<u64>,
+}
+
+/// The latest PUBLISH a 5.0 client sent with a topic and payload: what a
+/// delivery of them is paired with, and the deliveries paired with it so
+/// far (which sessions got a first copy, which connections got copies).
+struct Source {
+    seq: u64,
+    at: Duration,
+    properties: Properties,
+    retain: bool,
+    /// The publisher's client id.
+    owner: Option<String>,
+    sessions: HashSet<(String, usize)>,
+    copied_to: Vec<usize>,
+}
+
+/// A 5.0 will: the connection's position, topic, payload, properties.
+type WillOf = (usize, String, Bytes, Properties);
+
+/// [`ForwardingChecker`] as a state machine fed one event at a time. It
+/// holds per connection its CONNECT and aliases, the live subscriptions,
+/// the 5.0 wills, and per topic and payload the latest message a 5.0
+/// client published (what a later delivery is paired with) — never the
+/// log. A source replaced by a newer one with the same topic and payload
+/// can no longer be paired, so what was kept for its copies goes with it
+/// (unless the copies broke the subscription id rules).
+struct Forwarding {
+    clients: Vec<String>,
+    slack: Duration,
+    conns: Vec<Conn>,
+    by_id: HashMap<ConnId, usize>,
+    /// Per actor, its connections in order (for the lineages).
+    of_actor: HashMap<String, Vec<usize>>,
+    subs: BTreeMap<u64, Sub>,
+    next_sub: u64,
+    /// SUBSCRIBEs awaiting their SUBACK: (connection, packet id) -> subs.
+    pending: HashMap<(ConnId, u16), Vec<u64>>,
+    wills: Vec<WillOf>,
+    sources: HashMap<(String, Bytes), Source>,
+    copies: HashMap<(usize, u64), Copies>,
+    /// Copies whose subscription ids do not add up (so far).
+    bad: BTreeSet<(usize, u64)>,
+    /// The client-side rules' violations, then the deliveries', in order.
+    client_found: Vec<Violation>,
+    found: Vec<Violation>,
+}
+
+impl Forwarding {
+    fn new(c: &ForwardingChecker) -> Forwarding {
+        Forwarding {
+            clients: c.clients.clone(),
+            slack: c.slack,
+            conns: Vec::new(),
+            by_id: HashMap::new(),
+            of_actor: HashMap::new(),
+            subs: BTreeMap::new(),
+            next_sub: 0,
+            pending: HashMap::new(),
+            wills: Vec::new(),
+            sources: HashMap::new(),
+            copies: HashMap::new(),
+            bad: BTreeSet::new(),
+            client_found: Vec::new(),
+            found: Vec::new(),
+        }
+    }
+
+    fn conn(&mut self, id: ConnId, actor: &str) -> usize {
+        if let Some(&ci) = self.by_id.get(&id) {
+            return ci;
+        }
+        let ci = self.conns.len();
+        self.conns.push(Conn {
+            actor: actor.to_string(),
+            connect: None,
+            connack: None,
+            lineage: ci,
+            aliases: [HashMap::new(), HashMap::new()],
+        });
+        self.by_id.insert(id, ci);
+        self.of_actor.entry(actor.to_string()).or_default().push(ci);
+        ci
+    }
+
+    /// The lineages of `ci`'s actor from `ci` on, as
+    /// [`Index`](super::index::Index) makes them at the end of the log: a
+    /// connection resumes the session of the last accepted one before it
+    /// when it asked to and the CONNACK says the session was present.
+    fn relink(&mut self, ci: usize) {
+        let actor = self.conns[ci].actor.clone();
+        let list = &self.of_actor[&actor];
+        let at = list.iter().position(|&i| i == ci).unwrap_or(0);
+        let mut prev = list[..at]
             .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Packet { packet, .. } => Some((e.seq, packet)),
-                _ => None,
-            })
-            .collect();
-        let sub_id = |seq: u64| -> Option<u32> {
-            subscribes.get(&seq).and_then(|p| match p {
-                Packet::Subscribe(s) => props::num(&s.properties, SUBSCRIPTION_ID),
-                _ => None,
-            })
-        };
-        for p in ix
-            .pubs
-            .iter()
-            .filter(|p| p.dir == Dir::ToBroker && sent(p.fate) && v5(&ix, p))
-        {
-            if judged(&self.clients, &p.actor)
-                && props::get(&p.publish.properties, SUBSCRIPTION_ID).is_some()
-            {
-                v.fail(
-                    "MQTT-3.3.4-6",
-                    format!(
-                        "{} put a Subscription Identifier on its PUBLISH to {}",
-                        p.actor, p.publish.topic
-                    ),
-                    vec![p.stamp.seq],
-                );
+            .rev()
+            .copied()
+            .find(|&i| self.conns[i].connect.is_some() && self.conns[i].accepted());
+        for &i in &list[at..] {
+            let c = &self.conns[i];
+            if c.connect.is_none() {
+                self.conns[i].lineage = i;
+                continue;
             }
-            if let (true, Some(PropValue::Str(r))) = (
-                judged(&self.clients, &p.actor),
-                props::get(&p.publish.properties, RESPONSE_TOPIC),
-            ) {
-                if r.contains(['+', '#']) {
-                    v.fail(
-                        "MQTT-3.3.2-14",
-                        format!(
-                            "{} published on {} with Response Topic {r:?}, which has a wildcard",
-                            p.actor, p.publish.topic
-                        ),
-                        vec![p.stamp.seq],
-                    );
-                }
+            let clean = c.connect.as_ref().is_none_or(|(_, _, clean)| *clean);
+            let resumed = !clean && matches!(c.connack, Some((0, true))) && prev.is_some();
+            let lineage = match (resumed, prev) {
+                (true, Some(p)) => self.conns[p].lineage,
+                _ => i,
+            };
+            self.conns[i].lineage = lineage;
+            if self.conns[i].accepted() {
+                prev = Some(i);
             }
         }
-        // Copies per (subscriber connection, source message): ids seen.
-        let mut copies: HashMap<(usize, u64), Copies> = HashMap::new();
-        // Sessions (client id, lineage) that already got a source message.
-        let mut started: BTreeSet<(String, usize, u64)> = BTreeSet::new();
-        for d in ix
-            .pubs
-            .iter()
-            .filter(|p| p.dir == Dir::ToClient && sent(p.fate) && v5(&ix, p))
-        {
-            let Some(&di) = ix.by_id.get(&d.conn) else {
-                continue;
-            };
-            let dconn = &ix.conns[di];
-            let Some(src) = ix.pubs.iter().rfind(|s| {
-                s.dir == Dir::ToBroker
-                    && seen(s.fate)
-                    && s.stamp.seq < d.stamp.seq
-                    && s.publish.topic == d.publish.topic
-                    && s.publish.payload == d.publish.payload
-                    && v5(&ix, s)
-            }) else {
-                will_user_order(&ix, d, &mut v);
-                continue;
-            };
-            let sp = &src.publish.properties;
-            let dp = &d.publish.properties;
-            let who = format!("{} on {}", d.actor, d.publish.topic);
-            for (id, rule, what) in [
-                (PAYLOAD_FORMAT, "MQTT-3.3.2-4", "Payload Format Indicator"),
-                (RESPONSE_TOPIC, "MQTT-3.3.2-15", "Response Topic"),
-                (CORRELATION_DATA, "MQTT-3.3.2-16", "Correlation Data"),
-                (CONTENT_TYPE, "MQTT-3.3.2-20", "Content Type"),
-            ] {
-                if props::get(sp, id) != props::get(dp, id) {
-                    v.fail(
-                        rule,
-                        format!(
-                            "{what} altered for {who}: published {:?}, delivered {:?}",
-                            props::get(sp, id),
-                            props::get(dp, id)
-                        ),
-                        vec![src.stamp.seq, d.stamp.seq],
-                    );
+    }
+
+    fn publish(&mut self, ci: usize, ev: &Event, actor: &str, dir: Dir, fate: Fate, p: &Publish) {
+        let (seq, at) = (ev.seq, ev.at);
+        let mut p = p.clone();
+        let up = dir == Dir::ToBroker;
+        if let Some(alias) = prop_u32(&p.properties, 0x23) {
+            let map = &mut self.conns[ci].aliases[up as usize];
+            if p.topic.is_empty() {
+                if let Some(t) = map.get(&alias) {
+                    p.topic = t.clone();
                 }
+            } else {
+                map.insert(alias, p.topic.clone());
             }
-            let (su, du) = (props::user(sp), props::user(dp));
-            if su != du {
-                let mut a = su.clone();
-                let mut b = du.clone();
-                a.sort();
-                b.sort();
-                let rule = if a == b {
-                    "MQTT-3.3.2-18"
-                } else {
-                    "MQTT-3.3.2-17"
+        }
+        if !self.conns[ci].v5() {
+            return;
+        }
+        if up {
+            if sent(fate) {
+                self.client_rules(seq, actor, &p);
+            }
+            if seen(fate) {
+                let owner = self.conns[ci].client_id().map(str::to_string);
+                let src = Source {
+                    seq,
+                    at,
+                    properties: p.properties.clone(),
+                    retain: p.retain,
+                    owner,
+                    sessions: HashSet::new(),
+                    copied_to: Vec::new(),
                 };
-                v.fail(
-                    rule,
-                    format!("user properties for {who}: published {su:?}, delivered {du:?}"),
-                    vec![src.stamp.seq, d.stamp.seq],
-                );
-            }
-            let session = (
-                dconn.client_id().unwrap_or("").to_string(),
-                dconn.lineage,
-                src.stamp.seq,
-            );
-            let first_to_session = !started.contains(&session);
-            started.insert(session);
-            if let Some(e) = props::num(sp, MESSAGE_EXPIRY) {
-                let waited = d.stamp.at.saturating_sub(src.stamp.at);
-                if first_to_session && waited > Duration::from_secs(e as u64) + self.slack {
-                    v.fail(
-                        "MQTT-3.3.2-5",
-                        format!(
-                            "{who}: sent {} after it was published with a Message Expiry Interval of {e}s",
-                            super::fmt_d(waited)
-                        ),
-                        vec![src.stamp.seq, d.stamp.seq],
-                    );
-                }
-                match props::num(dp, MESSAGE_EXPIRY) {
-                    None => v.fail(
-                        "MQTT-3.3.2-6",
-                        format!("{who}: published with a Message Expiry Interval of {e}s, delivered without one"),
-                        vec![src.stamp.seq, d.stamp.seq],
-                    ),
-                    Some(got) => {
-                        let w = waited.as_secs();
-                        let low = (e as u64).saturating_sub(w + 1);
-                        let high = (e as u64).saturating_sub(w.saturating_sub(1));
-                        if got as u64 > high || (got as u64) < low {
-                            v.fail(
-                                "MQTT-3.3.2-6",
-                                format!(
-                                    "{who}: Message Expiry Interval {e}s, waited {}, delivered with {got}s (expected {low}..={high})",
-                                    super::fmt_d(waited)
-                                ),
-                                vec![src.stamp.seq, d.stamp.seq],
-                            );
+                if let Some(old) = self.sources.insert((p.topic, p.payload), src) {
+                    // Never paired again: keep only copies that broke a rule.
+                    for di in old.copied_to {
+                        if !self.bad.contains(&(di, old.seq)) {
+                            self.copies.remove(&(di, old.seq));
                         }
                     }
                 }
             }
-            // The subscriber's matching subscriptions in this session.
-            let subs: Vec<_> = ix
-                .subs
-                .iter()
-                .filter(|s| {
-                    let sc = &ix.conns[s.conn];
-                    sc.client_id() == dconn.client_id()
-                        && sc.lineage == dconn.lineage
-                        && s.acked
-                            .as_ref()
-                            .is_some_and(|(a, c)| a.seq < d.stamp.seq && *c < 0x80)
-                        && s.unsub.as_ref().is_none_or(|u| u.seq > d.stamp.seq)
-                        && topic::matches(&s.filter, &d.publish.topic)
-                })
-                .collect();
-            if subs.is_empty() {
-                continue;
+        } else if sent(fate) {
+            self.delivery(ci, seq, at, actor, &p);
+        }
+    }
+
+    /// A client never puts a Subscription Identifier on its PUBLISH, nor a
+    /// wildcard in its Response Topic.
+    fn client_rules(&mut self, seq: u64, actor: &str, p: &Publish) {
+        if !judged(&self.clients, actor) {
+            return;
+        }
+        if props::get(&p.properties, SUBSCRIPTION_ID).is_some() {
+            self.client_found.push(Violation::new(
+                "MQTT-3.3.4-6",
+                format!(
+                    "{actor} put a Subscription Identifier on its PUBLISH to {}",
+                    p.topic
+                ),
+                vec![seq],
+            ));
+        }
+        if let Some(PropValue::Str(r)) = props::get(&p.properties, RESPONSE_TOPIC) {
+            if r.contains(['+', '#']) {
+                self.client_found.push(Violation::new(
+                    "MQTT-3.3.2-14",
+                    format!(
+                        "{actor} published on {} with Response Topic {r:?}, which has a wildcard",
+                        p.topic
+                    ),
+                    vec![seq],
+                ));
             }
-            let owner = ix
-                .by_id
-                .get(&src.conn)
-                .map(|&i| ix.conns[i].client_id().unwrap_or(""));
-            if owner == dconn.client_id() && subs.iter().all(|s| s.no_local() && !s.shared()) {
-                v.fail(
-                    "MQTT-3.8.3-3",
-                    format!("{who}: its own message came back through a No Local subscription"),
-                    vec![src.stamp.seq, d.stamp.seq],
+        }
+    }
+
+    fn fail(&mut self, rule: &str, message: String, events: Vec<u64>) {
+        self.found.push(Violation::new(rule, message, events));
+    }
+
+    /// A PUBLISH the broker sent to a 5.0 subscriber, against the message
+    /// it forwards.
+    fn delivery(&mut self, di: usize, seq: u64, at: Duration, actor: &str, d: &Publish) {
+        let key = (d.topic.clone(), d.payload.clone());
+        let Some(src) = self.sources.get(&key) else {
+            self.will_user_order(seq, actor, d);
+            return;
+        };
+        let (src_seq, src_at, src_retain) = (src.seq, src.at, src.retain);
+        let sp = src.properties.clone();
+        let owner = src.owner.clone();
+        let dp = &d.properties;
+        let who = format!("{actor} on {}", d.topic);
+        for (id, rule, what) in [
+            (PAYLOAD_FORMAT, "MQTT-3.3.2-4", "Payload Format Indicator"),
+            (RESPONSE_TOPIC, "MQTT-3.3.2-15", "Response Topic"),
+            (CORRELATION_DATA, "MQTT-3.3.2-16", "Correlation Data"),
+            (CONTENT_TYPE, "MQTT-3.3.2-20", "Content Type"),
+        ] {
+            if props::get(&sp, id) != props::get(dp, id) {
+                self.fail(
+                    rule,
+                    format!(
+                        "{what} altered for {who}: published {:?}, delivered {:?}",
+                        props::get(&sp, id),
+                        props::get(dp, id)
+                    ),
+                    vec![src_seq, seq],
                 );
             }
-            let live = subs
-                .iter()
-                .all(|s| s.acked.as_ref().is_some_and(|(a, _)| a.seq < src.stamp.seq));
-            if live {
-                let rap = |s: &&super::index::Sub| s.options & 0x08 != 0;
-                if subs.iter().all(rap) && d.publish.retain != src.publish.retain {
-                    v.fail(
-                        "MQTT-3.3.1-13",
-                        format!("{who}: Retain As Published, but RETAIN was {} when published and {} when delivered", src.publish.retain as u8, d.publish.retain as u8),
-                        vec![src.stamp.seq, d.stamp.seq],
-                    );
-                }
-                if !subs.iter().any(rap) && d.publish.retain {
-                    v.fail(
-                        "MQTT-3.3.1-12",
-                        format!("{who}: a live forward with RETAIN set, and no matching subscription has Retain As Published"),
-                        vec![src.stamp.seq, d.stamp.seq],
-                    );
-                }
+        }
+        let (su, du) = (props::user(&sp), props::user(dp));
+        if su != du {
+            let mut a = su.clone();
+            let mut b = du.clone();
+            a.sort();
+            b.sort();
+            let rule = if a == b {
+                "MQTT-3.3.2-18"
+            } else {
+                "MQTT-3.3.2-17"
+            };
+            self.fail(
+                rule,
+                format!("user properties for {who}: published {su:?}, delivered {du:?}"),
+                vec![src_seq, seq],
+            );
+        }
+        let dconn = &self.conns[di];
+        let dclient = dconn.client_id().map(str::to_string);
+        let dlineage = dconn.lineage;
+        let session = (dclient.clone().unwrap_or_default(), dlineage);
+        let first_to_session = self
+            .sources
+            .get_mut(&key)
+            .is_some_and(|s| s.sessions.insert(session));
+        if let Some(e) = props::num(&sp, MESSAGE_EXPIRY) {
+            let waited = at.saturating_sub(src_at);
+            if first_to_session && waited > Duration::from_secs(e as u64) + self.slack {
+                self.fail(
+                    "MQTT-3.3.2-5",
+                    format!(
+                        "{who}: sent {} after it was published with a Message Expiry Interval of {e}s",
+                        super::fmt_d(waited)
+                    ),
+                    vec![src_seq, seq],
+                );
             }
-            let want: BTreeSet<u32> = subs.iter().filter_map(|s| sub_id(s.sent.seq)).collect();
-            let got: BTreeSet<u32> = props::all(dp, SUBSCRIPTION_ID)
-                .filter_map(|x| match x {
-                    PropValue::VarInt(n) => Some(*n),
-                    _ => None,
-                })
-                .collect();
-            let e = copies.entry((di, src.stamp.seq)).or_default();
-            e.0.extend(want);
-            e.1.extend(got);
-            e.2.extend([src.stamp.seq, d.stamp.seq]);
-            if !d.publish.dup {
-                e.3 += 1;
+            match props::num(dp, MESSAGE_EXPIRY) {
+                None => self.fail(
+                    "MQTT-3.3.2-6",
+                    format!("{who}: published with a Message Expiry Interval of {e}s, delivered without one"),
+                    vec![src_seq, seq],
+                ),
+                Some(got) => {
+                    let w = waited.as_secs();
+                    let low = (e as u64).saturating_sub(w + 1);
+                    let high = (e as u64).saturating_sub(w.saturating_sub(1));
+                    if got as u64 > high || (got as u64) < low {
+                        self.fail(
+                            "MQTT-3.3.2-6",
+                            format!(
+                                "{who}: Message Expiry Interval {e}s, waited {}, delivered with {got}s (expected {low}..={high})",
+                                super::fmt_d(waited)
+                            ),
+                            vec![src_seq, seq],
+                        );
+                    }
+                }
             }
         }
-        let mut keys: Vec<_> = copies.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let (want, got, evs, n) = &copies[&k];
-            if want != got {
-                // One copy owes them all [3.3.4-4]; several, each its own [3.3.4-5].
-                let also = match n {
-                    0 => None,
-                    1 => Some("MQTT-3.3.4-4"),
-                    _ => Some("MQTT-3.3.4-5"),
-                };
-                for rule in std::iter::once("MQTT-3.3.4-3").chain(also) {
-                    v.fail(
-                        rule,
-                        format!(
-                            "{} got subscription identifiers {got:?} over {n} copies, its matching subscriptions have {want:?}",
-                            ix.conns[k.0].actor
-                        ),
-                        evs.clone(),
-                    );
-                }
+        // The subscriber's matching subscriptions in this session.
+        let subs: Vec<&Sub> = self
+            .subs
+            .values()
+            .filter(|s| {
+                let sc = &self.conns[s.ci];
+                sc.client_id() == dclient.as_deref()
+                    && sc.lineage == dlineage
+                    && s.acked.is_some()
+                    && topic::matches(&s.filter, &d.topic)
+            })
+            .collect();
+        if subs.is_empty() {
+            return;
+        }
+        let no_local = |s: &&Sub| {
+            s.options & 0x04 != 0 && topic::parse_filter(&s.filter).share_group.is_none()
+        };
+        let mut out = Vec::new();
+        if owner.as_deref() == dclient.as_deref() && subs.iter().all(no_local) {
+            out.push(Violation::new(
+                "MQTT-3.8.3-3",
+                format!("{who}: its own message came back through a No Local subscription"),
+                vec![src_seq, seq],
+            ));
+        }
+        let live = subs.iter().all(|s| s.acked.is_some_and(|a| a < src_seq));
+        if live {
+            let rap = |s: &&Sub| s.options & 0x08 != 0;
+            if subs.iter().all(rap) && d.retain != src_retain {
+                out.push(Violation::new(
+                    "MQTT-3.3.1-13",
+                    format!("{who}: Retain As Published, but RETAIN was {} when published and {} when delivered", src_retain as u8, d.retain as u8),
+                    vec![src_seq, seq],
+                ));
+            }
+            if !subs.iter().any(rap) && d.retain {
+                out.push(Violation::new(
+                    "MQTT-3.3.1-12",
+                    format!("{who}: a live forward with RETAIN set, and no matching subscription has Retain As Published"),
+                    vec![src_seq, seq],
+                ));
             }
         }
-        v
+        let want: BTreeSet<u32> = subs.iter().filter_map(|s| s.id).collect();
+        self.found.extend(out);
+        let got: BTreeSet<u32> = props::all(dp, SUBSCRIPTION_ID)
+            .filter_map(|x| match x {
+                PropValue::VarInt(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        let k = (di, src_seq);
+        let e = self.copies.entry(k).or_insert_with(|| {
+            if let Some(s) = self.sources.get_mut(&key) {
+                s.copied_to.push(di);
+            }
+            Copies::default()
+        });
+        e.0.extend(want);
+        e.1.extend(got);
+        e.2.extend([src_seq, seq]);
+        if !d.dup {
+            e.3 += 1;
+        }
+        if e.0 != e.1 {
+            self.bad.insert(k);
+        } else {
+            self.bad.remove(&k);
+        }
+    }
+
+    /// A delivery no client PUBLISH explains, matching a 5.0 will (topic
+    /// and payload) of a connection that was open before it: the will's
+    /// user properties arrive in their order [MQTT-3.1.3-10] (judged when
+    /// the same pairs arrived, so a different message with the same topic
+    /// and payload is not mistaken for the will).
+    fn will_user_order(&mut self, seq: u64, actor: &str, d: &Publish) {
+        let Some((_, _, _, wp)) = self
+            .wills
+            .iter()
+            .find(|(_, t, p, _)| *t == d.topic && *p == d.payload)
+        else {
+            return;
+        };
+        let (wu, du) = (props::user(wp), props::user(&d.properties));
+        let (mut a, mut b) = (wu.clone(), du.clone());
+        a.sort();
+        b.sort();
+        if wu != du && a == b {
+            let v = Violation::new(
+                "MQTT-3.1.3-10",
+                format!(
+                    "the will on {} reached {actor} with its user properties reordered: {wu:?} became {du:?}",
+                    d.topic
+                ),
+                vec![seq],
+            );
+            self.found.push(v);
+        }
     }
 }
 
-/// A delivery no client PUBLISH explains, matching a 5.0 will (topic and
-/// payload) of a connection that was open before it: the will's user
-/// properties arrive in their order [MQTT-3.1.3-10] (judged when the same
-/// pairs arrived, so a different message with the same topic and payload
-/// is not mistaken for the will).
-fn will_user_order(ix: &Index, d: &PubEv, v: &mut Verdict) {
-    let Some(w) = ix.conns.iter().find_map(|c| {
-        let (at, connect) = c.connect.as_ref()?;
-        let w = connect.will.as_ref()?;
-        (connect.version == Version::V5
-            && at.seq < d.stamp.seq
-            && w.topic == d.publish.topic
-            && w.payload == d.publish.payload)
-            .then_some(w)
-    }) else {
-        return;
-    };
-    let (wu, du) = (
-        props::user(&w.properties),
-        props::user(&d.publish.properties),
-    );
-    let (mut a, mut b) = (wu.clone(), du.clone());
-    a.sort();
-    b.sort();
-    if wu != du && a == b {
-        v.fail(
-            "MQTT-3.1.3-10",
-            format!(
-                "the will on {} reached {} with its user properties reordered: {wu:?} became {du:?}",
-                d.publish.topic, d.actor
-            ),
-            vec![d.stamp.seq],
-        );
+impl Incremental for Forwarding {
+    fn feed(&mut self, ev: &Event) {
+        match &ev.kind {
+            EventKind::ConnOpened { conn, actor } | EventKind::ConnClosed { conn, actor, .. } => {
+                self.conn(*conn, actor);
+            }
+            EventKind::Packet {
+                conn,
+                actor,
+                dir,
+                packet,
+                fate,
+                ..
+            } => {
+                let ci = self.conn(*conn, actor);
+                let (fate, up) = (*fate, *dir == Dir::ToBroker);
+                match packet {
+                    Packet::Connect(c) if up && sent(fate) && self.conns[ci].connect.is_none() => {
+                        self.conns[ci].connect =
+                            Some((c.version, c.client_id.clone(), c.clean_start));
+                        if let (Version::V5, Some(w)) = (c.version, &c.will) {
+                            // Kept in connection order: the first will that
+                            // matches a delivery is the one judged.
+                            let at = self.wills.partition_point(|(i, ..)| *i < ci);
+                            self.wills.insert(
+                                at,
+                                (ci, w.topic.clone(), w.payload.clone(), w.properties.clone()),
+                            );
+                        }
+                        self.relink(ci);
+                    }
+                    Packet::ConnAck(a) if !up && sent(fate) && self.conns[ci].connack.is_none() => {
+                        self.conns[ci].connack = Some((a.code, a.session_present));
+                        self.relink(ci);
+                    }
+                    Packet::Publish(p) => {
+                        self.publish(ci, ev, actor, *dir, fate, p);
+                    }
+                    Packet::Subscribe(s) if up && seen(fate) => {
+                        let id = props::num(&s.properties, SUBSCRIPTION_ID);
+                        let mut ids = Vec::new();
+                        for f in &s.filters {
+                            self.next_sub += 1;
+                            ids.push(self.next_sub);
+                            self.subs.insert(
+                                self.next_sub,
+                                Sub {
+                                    ci,
+                                    actor: actor.clone(),
+                                    filter: f.filter.clone(),
+                                    options: f.options,
+                                    id,
+                                    acked: None,
+                                },
+                            );
+                        }
+                        self.pending.insert((*conn, s.pid), ids);
+                    }
+                    Packet::SubAck(sa) if !up && sent(fate) => {
+                        if let Some(ids) = self.pending.remove(&(*conn, sa.pid)) {
+                            for (k, id) in ids.into_iter().enumerate() {
+                                if let (Some(&code), Some(s)) =
+                                    (sa.codes.get(k), self.subs.get_mut(&id))
+                                {
+                                    if code < 0x80 {
+                                        s.acked = Some(ev.seq);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Packet::Unsubscribe(u) if up && seen(fate) => {
+                        // Gone for every later delivery.
+                        self.subs
+                            .retain(|_, s| !(s.actor == *actor && u.filters.contains(&s.filter)));
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("v5_forwarding");
+        v.violations.extend(self.client_found.iter().cloned());
+        v.violations.extend(self.found.iter().cloned());
+        for k in &self.bad {
+            let (want, got, evs, n) = &self.copies[k];
+            // One copy owes them all [3.3.4-4]; several, each its own [3.3.4-5].
+            let also = match n {
+                0 => None,
+                1 => Some("MQTT-3.3.4-4"),
+                _ => Some("MQTT-3.3.4-5"),
+            };
+            for rule in std::iter::once("MQTT-3.3.4-3").chain(also) {
+                v.fail(
+                    rule,
+                    format!(
+                        "{} got subscription identifiers {got:?} over {n} copies, its matching subscriptions have {want:?}",
+                        self.conns[k.0].actor
+                    ),
+                    evs.clone(),
+                );
+            }
+        }
+        v
     }
 }
 
@@ -387,13 +650,13 @@ mod tests {
         let mut k = base(0, "", publish(None, 0, "t/1", "x", PROPS));
         k.wait(5)
             .down(1, "cloud", publish(None, 0, "t/1", "x", PROPS));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
         let case = |delivered: String| {
             let mut k = base(0, "", publish(None, 0, "t/1", "x", PROPS));
             k.wait(5)
                 .down(1, "cloud", publish(None, 0, "t/1", "x", &delivered));
-            checker().check(&k.history())
+            judge_both(&checker(), &k.history())
         };
         let v = case(PROPS.replace("\"r\"", "\"q\""));
         assert_eq!(v.rules(), vec!["MQTT-3.3.2-15"]);
@@ -420,21 +683,24 @@ mod tests {
             "cloud",
             publish(None, 0, "t/1", "x", "message_expiry = 7"),
         );
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         let mut k = base(0, "", publish(None, 0, "t/1", "x", "message_expiry = 10"));
         k.wait(3000).down(
             1,
             "cloud",
             publish(None, 0, "t/1", "x", "message_expiry = 10"),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.2-6"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.3.2-6"]
+        );
         let mut k = base(0, "", publish(None, 0, "t/1", "x", "message_expiry = 1"));
         k.wait(3000).down(
             1,
             "cloud",
             publish(None, 0, "t/1", "x", "message_expiry = 1"),
         );
-        assert_violates(&checker().check(&k.history()), "MQTT-3.3.2-5");
+        assert_violates(&judge_both(&checker(), &k.history()), "MQTT-3.3.2-5");
     }
 
     #[test]
@@ -450,7 +716,7 @@ mod tests {
             "cloud",
             dup(publish(Some(5), 1, "t/1", "x", "message_expiry = 0")),
         );
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(!v.rules().contains(&"MQTT-3.3.2-5"), "{v:?}");
     }
 
@@ -466,7 +732,7 @@ mod tests {
             "cloud",
             publish(None, 0, "t/1", "x", "subscription_identifier = 7"),
         );
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         let mut k = base(
             0,
             "subscription_identifier = 7",
@@ -474,7 +740,7 @@ mod tests {
         );
         k.wait(5).down(1, "cloud", publish(None, 0, "t/1", "x", ""));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.3.4-3", "MQTT-3.3.4-4"]
         );
     }
@@ -507,7 +773,7 @@ mod tests {
             k.close(2, "device", crate::history::CloseReason::Severed);
             k.wait(10)
                 .down(1, "cloud", publish(Some(1), 1, "w/dev", "gone", delivered));
-            checker().check(&k.history())
+            judge_both(&checker(), &k.history())
         };
         let v = will("user_properties = [[\"b\", \"2\"], [\"a\", \"1\"]]");
         assert!(v.ok(), "{v:?}");
@@ -547,7 +813,7 @@ mod tests {
                 }
                 k.wait(5).down(1, "cloud", pk);
             }
-            checker().check(&k.history())
+            judge_both(&checker(), &k.history())
         };
         let v = two(&[&[7, 8]]);
         assert!(v.ok(), "{v:?}");
@@ -557,6 +823,39 @@ mod tests {
             two(&[&[7], &[]]).rules(),
             vec!["MQTT-3.3.4-3", "MQTT-3.3.4-5"]
         );
+    }
+
+    /// A message published again (same topic and payload) replaces the
+    /// first as what later copies are paired with; a copy of the first
+    /// that lacked its subscription id stays reported.
+    #[test]
+    fn a_republished_message_keeps_the_first_ones_missing_identifier() {
+        let two = |first_id: bool| {
+            let mut k = base(
+                0,
+                "subscription_identifier = 7",
+                publish(None, 0, "t/1", "x", ""),
+            );
+            let ids = if first_id {
+                "subscription_identifier = 7"
+            } else {
+                ""
+            };
+            k.wait(5)
+                .down(1, "cloud", publish(None, 0, "t/1", "x", ids));
+            k.wait(5).up(2, "device", publish(None, 0, "t/1", "x", ""));
+            k.wait(5).down(
+                1,
+                "cloud",
+                publish(None, 0, "t/1", "x", "subscription_identifier = 7"),
+            );
+            judge_both(&checker(), &k.history())
+        };
+        let v = two(true);
+        assert!(v.ok(), "{v:?}");
+        let v = two(false);
+        assert_eq!(v.rules(), vec!["MQTT-3.3.4-3", "MQTT-3.3.4-4"]);
+        assert_eq!(v.violations[0].events, vec![8, 9], "the first copy");
     }
 
     #[test]
@@ -572,20 +871,29 @@ mod tests {
         k.up(1, "device", subscribe(1, "t/#", 0, 0x04, ""))
             .down(1, "device", suback(1, &[0]));
         k.up(1, "device", publish(None, 0, "t/1", "x", ""));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
         k.down(1, "device", publish(None, 0, "t/1", "x", ""));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.8.3-3"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.8.3-3"]
+        );
         // Retain As Published 0: a live forward must clear RETAIN.
         let mut k = base(0, "", retained(publish(None, 0, "t/1", "x", "")));
         k.down(1, "cloud", retained(publish(None, 0, "t/1", "x", "")));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.1-12"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.3.1-12"]
+        );
         let mut k = base(0x08, "", retained(publish(None, 0, "t/1", "x", "")));
         k.down(1, "cloud", publish(None, 0, "t/1", "x", ""));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.1-13"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.3.1-13"]
+        );
         let mut k = base(0x08, "", retained(publish(None, 0, "t/1", "x", "")));
         k.down(1, "cloud", retained(publish(None, 0, "t/1", "x", "")));
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
     }
 
     #[test]
@@ -595,7 +903,7 @@ mod tests {
             "",
             publish(None, 0, "t/1", "x", "subscription_identifier = 3"),
         );
-        assert_violates(&checker().check(&k.history()), "MQTT-3.3.4-6");
+        assert_violates(&judge_both(&checker(), &k.history()), "MQTT-3.3.4-6");
     }
 
     #[test]
@@ -611,13 +919,16 @@ mod tests {
             "cloud",
             publish(None, 0, "t/1", "x", "response_topic = \"r/dev/1\""),
         );
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
         let k = base(
             0,
             "",
             publish(None, 0, "t/1", "x", "response_topic = \"r/+/1\""),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.2-14"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.3.2-14"]
+        );
     }
 }

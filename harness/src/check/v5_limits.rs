@@ -655,128 +655,338 @@ impl Checker for TopicAliasChecker {
         "v5_topic_alias"
     }
 
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(AliasLive::new(&self.clients)))
+    }
+
+    /// The whole history through the same state machine observe feeds.
     fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        let conns = connections(history);
-        for c in &conns {
-            let client_side = judged(&self.clients, &c.actor);
-            let from_broker_max = props::num(&c.connect_props(), TOPIC_ALIAS_MAXIMUM).unwrap_or(0);
-            let from_client_max = props::num(&c.connack_props(), TOPIC_ALIAS_MAXIMUM).unwrap_or(0);
-            // Aliases the client set on this connection (as the broker sees them).
-            let mut set_up: HashMap<u32, String> = HashMap::new();
-            // Alias-only PUBLISHes the broker cannot resolve: (pid, seq, payload).
-            let mut unknown: Vec<(Option<u16>, u64, bytes::Bytes)> = Vec::new();
-            for p in &c.pkts {
-                match (p.packet, p.dir) {
-                    (Packet::Publish(pb), dir) if sent(p.fate) => {
-                        let Some(a) = props::num(&pb.properties, TOPIC_ALIAS) else {
-                            continue;
-                        };
-                        // 5.0 says "not above the maximum" twice for each
-                        // side: where the maximum is announced (CONNECT
-                        // 3.1.2-26, CONNACK 3.2.2-17) and in PUBLISH's
-                        // Topic Alias (3.3.2-11, 3.3.2-9).
-                        let (max, who, judge, over, none) = match dir {
-                            Dir::ToBroker => (
-                                from_client_max,
-                                "the client",
-                                client_side,
-                                ["MQTT-3.3.2-9", "MQTT-3.2.2-17"],
-                                "MQTT-3.2.2-18",
-                            ),
-                            Dir::ToClient => (
-                                from_broker_max,
-                                "the broker",
-                                true,
-                                ["MQTT-3.3.2-11", "MQTT-3.1.2-26"],
-                                "MQTT-3.1.2-27",
-                            ),
-                        };
-                        if a == 0 {
-                            if judge {
-                                v.fail(
-                                    "MQTT-3.3.2-8",
-                                    format!("{who} sent Topic Alias 0 on {}'s connection", c.actor),
-                                    vec![p.seq],
-                                );
-                            }
-                        } else if a > max && judge {
-                            let rules: &[&str] = if max == 0 { &[none] } else { &over };
-                            for rule in rules {
-                                v.fail(
-                                    *rule,
-                                    format!("{who} sent Topic Alias {a} on {}'s connection; the peer's Topic Alias Maximum is {max}", c.actor),
-                                    vec![p.seq],
-                                );
-                            }
-                        }
-                        if dir == Dir::ToBroker && seen(p.fate) && a > 0 && a <= from_client_max {
-                            if pb.topic.is_empty() {
-                                if !set_up.contains_key(&a) {
-                                    unknown.push((pb.pid, p.seq, pb.payload.clone()));
-                                }
-                            } else {
-                                set_up.insert(a, pb.topic.clone());
-                            }
-                        }
+        let mut live = AliasLive::new(&self.clients);
+        for ev in history.iter() {
+            live.feed(ev);
+        }
+        live.verdict()
+    }
+}
+
+/// An alias-only PUBLISH the broker could not resolve on its connection:
+/// (packet id, event, payload, where it went onward).
+struct Unknown {
+    /// The position of its connection.
+    owner: usize,
+    pid: Option<u16>,
+    seq: u64,
+    payload: bytes::Bytes,
+    /// Per other connection (by position): the first PUBLISH the broker
+    /// sent there with this payload after it (actor, event).
+    onward: BTreeMap<usize, (String, u64)>,
+}
+
+/// What [`TopicAliasChecker`] judges on one connection, packet by packet,
+/// once it knows both Topic Alias Maximums.
+#[derive(Default)]
+struct AliasCore {
+    /// Aliases the client set on this connection (as the broker sees them).
+    set_up: HashMap<u32, String>,
+    /// Its unresolvable alias-only PUBLISHes (indices in `AliasLive::unknown`).
+    unknown: Vec<usize>,
+    /// The last PUBLISH the client sent with a Topic Alias: event, alias,
+    /// whether it carried a topic.
+    last_alias: Option<(u64, u32, bool)>,
+    found: Vec<Violation>,
+}
+
+/// [`TopicAliasChecker`] on one 5.0 connection. The client's aliases are
+/// judged against the first CONNACK's maximum: until it comes the packets
+/// wait (and a verdict judges them against none, as the batch form would
+/// on a log that ends there).
+struct AliasConn {
+    pos: usize,
+    client_side: bool,
+    from_broker_max: u32,
+    from_client_max: Option<u32>,
+    waiting: Vec<Early>,
+    core: AliasCore,
+}
+
+struct AliasLive {
+    clients: Vec<String>,
+    conns: V5Conns<AliasConn>,
+    /// Connections by position (order of their first packet).
+    pos: HashMap<ConnId, usize>,
+    unknown: Vec<Unknown>,
+    /// Connections waiting for their CONNACK with an alias-only PUBLISH
+    /// that may turn out unresolvable once the maximum is known.
+    doubtful: BTreeSet<ConnId>,
+    /// The broker's PUBLISHes (position, actor, event, payload) since the
+    /// first of those: where such a PUBLISH may have gone onward.
+    recent: Vec<(usize, String, u64, bytes::Bytes)>,
+}
+
+impl AliasCore {
+    /// Takes the connection's next packet; returns an alias-only PUBLISH
+    /// the broker cannot resolve, for the caller to record as unknown.
+    fn judge(
+        &mut self,
+        actor: &str,
+        client_side: bool,
+        from_broker_max: u32,
+        from_client_max: u32,
+        p: &Pkt,
+        unknown: &[Unknown],
+    ) -> Option<(Option<u16>, u64, bytes::Bytes)> {
+        let mut fresh = None;
+        match (p.packet, p.dir) {
+            (Packet::Publish(pb), dir) => {
+                let alias = props::num(&pb.properties, TOPIC_ALIAS);
+                if let (Some(a), Dir::ToBroker) = (alias, dir) {
+                    self.last_alias = Some((p.seq, a, !pb.topic.is_empty()));
+                }
+                let a = alias.filter(|_| sent(p.fate))?;
+                // 5.0 says "not above the maximum" twice for each side:
+                // where the maximum is announced (CONNECT 3.1.2-26,
+                // CONNACK 3.2.2-17) and in PUBLISH's Topic Alias
+                // (3.3.2-11, 3.3.2-9).
+                let (max, who, judge, over, none) = match dir {
+                    Dir::ToBroker => (
+                        from_client_max,
+                        "the client",
+                        client_side,
+                        ["MQTT-3.3.2-9", "MQTT-3.2.2-17"],
+                        "MQTT-3.2.2-18",
+                    ),
+                    Dir::ToClient => (
+                        from_broker_max,
+                        "the broker",
+                        true,
+                        ["MQTT-3.3.2-11", "MQTT-3.1.2-26"],
+                        "MQTT-3.1.2-27",
+                    ),
+                };
+                if a == 0 {
+                    if judge {
+                        self.found.push(Violation::new(
+                            "MQTT-3.3.2-8",
+                            format!("{who} sent Topic Alias 0 on {actor}'s connection"),
+                            vec![p.seq],
+                        ));
                     }
-                    (Packet::PubAck(x) | Packet::PubRec(x), Dir::ToClient) if x.code < 0x80 => {
-                        if let Some((_, s, _)) =
-                            unknown.iter().find(|(pid, _, _)| *pid == Some(x.pid))
-                        {
-                            v.fail(
-                                "MQTT-3.3.2-7",
-                                format!(
-                                    "the broker accepted (reason {}) a PUBLISH from {} naming a topic alias never set on that connection: it must have carried a mapping over",
-                                    x.code, c.actor
-                                ),
-                                vec![*s, p.seq],
-                            );
-                        }
+                } else if a > max && judge {
+                    let rules: &[&str] = if max == 0 { &[none] } else { &over };
+                    for rule in rules {
+                        self.found.push(Violation::new(
+                            *rule,
+                            format!("{who} sent Topic Alias {a} on {actor}'s connection; the peer's Topic Alias Maximum is {max}"),
+                            vec![p.seq],
+                        ));
                     }
-                    (Packet::Disconnect(d), Dir::ToClient) if d.code == 0x94 => {
-                        // Was the last alias the client used a valid one?
-                        let last = c.pkts.iter().rev().find(|q| {
-                            q.seq < p.seq
-                                && q.dir == Dir::ToBroker
-                                && matches!(q.packet, Packet::Publish(pb) if props::num(&pb.properties, TOPIC_ALIAS).is_some())
-                        });
-                        if let Some(q) = last {
-                            if let Packet::Publish(pb) = q.packet {
-                                let a = props::num(&pb.properties, TOPIC_ALIAS).unwrap_or(0);
-                                let valid = a > 0
-                                    && a <= from_client_max
-                                    && (!pb.topic.is_empty() || set_up.contains_key(&a));
-                                if valid {
-                                    v.fail(
-                                        "MQTT-3.3.2-12",
-                                        format!("the broker refused Topic Alias {a} from {} (DISCONNECT 0x94), within its own maximum {from_client_max}", c.actor),
-                                        vec![q.seq, p.seq],
-                                    );
-                                }
-                            }
+                }
+                if dir == Dir::ToBroker && seen(p.fate) && a > 0 && a <= from_client_max {
+                    if pb.topic.is_empty() {
+                        if !self.set_up.contains_key(&a) {
+                            fresh = Some((pb.pid, p.seq, pb.payload.clone()));
                         }
+                    } else {
+                        self.set_up.insert(a, pb.topic.clone());
                     }
-                    _ => {}
                 }
             }
-            // Delivered onward: another connection got the payload after it.
-            for (_, s, payload) in &unknown {
-                for o in conns.iter().filter(|o| o.id != c.id) {
-                    if let Some(d) = o.pkts.iter().find(|q| {
-                        q.seq > *s
-                            && q.dir == Dir::ToClient
-                            && matches!(q.packet, Packet::Publish(pb) if pb.payload == *payload)
-                    }) {
-                        v.fail(
-                            "MQTT-3.3.2-7",
-                            format!(
-                                "a PUBLISH from {} naming a topic alias never set on its connection was delivered to {}: the broker carried a mapping over",
-                                c.actor, o.actor
-                            ),
-                            vec![*s, d.seq],
-                        );
+            (Packet::PubAck(x) | Packet::PubRec(x), Dir::ToClient) if x.code < 0x80 => {
+                if let Some(u) = self
+                    .unknown
+                    .iter()
+                    .map(|&i| &unknown[i])
+                    .find(|u| u.pid == Some(x.pid))
+                {
+                    self.found.push(Violation::new(
+                        "MQTT-3.3.2-7",
+                        format!(
+                            "the broker accepted (reason {}) a PUBLISH from {actor} naming a topic alias never set on that connection: it must have carried a mapping over",
+                            x.code
+                        ),
+                        vec![u.seq, p.seq],
+                    ));
+                }
+            }
+            (Packet::Disconnect(d), Dir::ToClient) if d.code == 0x94 => {
+                // Was the last alias the client used a valid one?
+                if let Some((q, a, topic)) = self.last_alias {
+                    let valid =
+                        a > 0 && a <= from_client_max && (topic || self.set_up.contains_key(&a));
+                    if valid {
+                        self.found.push(Violation::new(
+                            "MQTT-3.3.2-12",
+                            format!("the broker refused Topic Alias {a} from {actor} (DISCONNECT 0x94), within its own maximum {from_client_max}"),
+                            vec![q, p.seq],
+                        ));
                     }
+                }
+            }
+            _ => {}
+        }
+        fresh
+    }
+}
+
+impl AliasLive {
+    fn new(clients: &[String]) -> AliasLive {
+        AliasLive {
+            clients: clients.to_vec(),
+            conns: V5Conns::default(),
+            pos: HashMap::new(),
+            unknown: Vec::new(),
+            doubtful: BTreeSet::new(),
+            recent: Vec::new(),
+        }
+    }
+}
+
+/// Judges `p` on `st` (with `max`, the client-side maximum) and records
+/// an unresolvable PUBLISH it finds, with the broker's PUBLISHes that
+/// carried it onward so far.
+fn alias_judge(
+    st: &mut AliasConn,
+    actor: &str,
+    max: u32,
+    p: &Pkt,
+    unknown: &mut Vec<Unknown>,
+    recent: &[(usize, String, u64, bytes::Bytes)],
+) {
+    let fresh = st
+        .core
+        .judge(actor, st.client_side, st.from_broker_max, max, p, unknown);
+    if let Some((pid, seq, payload)) = fresh {
+        let mut onward = BTreeMap::new();
+        for (o, oa, q, pl) in recent {
+            if *o != st.pos && *q > seq && *pl == payload {
+                onward.entry(*o).or_insert((oa.clone(), *q));
+            }
+        }
+        st.core.unknown.push(unknown.len());
+        unknown.push(Unknown {
+            owner: st.pos,
+            pid,
+            seq,
+            payload,
+            onward,
+        });
+    }
+}
+
+impl Incremental for AliasLive {
+    fn feed(&mut self, ev: &Event) {
+        let conn = match &ev.kind {
+            EventKind::Packet { conn, .. } => *conn,
+            EventKind::ConnClosed { conn, .. } => {
+                // No CONNACK comes after the close.
+                self.doubtful.remove(conn);
+                if self.doubtful.is_empty() {
+                    self.recent.clear();
+                }
+                return;
+            }
+            _ => return,
+        };
+        let n = self.pos.len();
+        let pos = *self.pos.entry(conn).or_insert(n);
+        let clients = &self.clients;
+        let unknown = &mut self.unknown;
+        let doubtful = &mut self.doubtful;
+        let recent = &mut self.recent;
+        self.conns.feed(
+            ev,
+            |actor, c| AliasConn {
+                pos,
+                client_side: judged(clients, actor),
+                from_broker_max: props::num(&c.properties, TOPIC_ALIAS_MAXIMUM).unwrap_or(0),
+                from_client_max: None,
+                waiting: Vec::new(),
+                core: AliasCore::default(),
+            },
+            |st, actor, p| {
+                if let (Packet::Publish(pb), Dir::ToClient) = (p.packet, p.dir) {
+                    // Onward: the first such PUBLISH on each other connection.
+                    for u in unknown.iter_mut() {
+                        if u.owner != st.pos && p.seq > u.seq && pb.payload == u.payload {
+                            u.onward.entry(st.pos).or_insert((actor.to_string(), p.seq));
+                        }
+                    }
+                    if !doubtful.is_empty() {
+                        recent.push((st.pos, actor.to_string(), p.seq, pb.payload.clone()));
+                    }
+                }
+                match (st.from_client_max, p.packet) {
+                    (Some(max), _) => alias_judge(st, actor, max, &p, unknown, recent),
+                    (None, Packet::ConnAck(a)) => {
+                        let max = props::num(&a.properties, TOPIC_ALIAS_MAXIMUM).unwrap_or(0);
+                        st.from_client_max = Some(max);
+                        for e in std::mem::take(&mut st.waiting) {
+                            let q = Pkt {
+                                seq: e.seq,
+                                dir: e.dir,
+                                fate: e.fate,
+                                packet: &e.packet,
+                                size: e.size,
+                            };
+                            alias_judge(st, actor, max, &q, unknown, recent);
+                        }
+                        alias_judge(st, actor, max, &p, unknown, recent);
+                        if doubtful.remove(&conn) && doubtful.is_empty() {
+                            recent.clear();
+                        }
+                    }
+                    (None, _) => {
+                        if let Packet::Publish(pb) = p.packet {
+                            if p.dir == Dir::ToBroker
+                                && seen(p.fate)
+                                && pb.topic.is_empty()
+                                && props::num(&pb.properties, TOPIC_ALIAS).is_some_and(|a| a > 0)
+                            {
+                                doubtful.insert(conn);
+                            }
+                        }
+                        st.waiting.push(Early {
+                            seq: p.seq,
+                            dir: p.dir,
+                            fate: p.fate,
+                            packet: p.packet.clone(),
+                            size: p.size,
+                        });
+                    }
+                }
+            },
+        );
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("v5_topic_alias");
+        for (actor, st) in self.conns.judged() {
+            v.violations.extend(st.core.found.iter().cloned());
+            if st.from_client_max.is_none() {
+                // No CONNACK yet: judged against no maximum, which leaves
+                // no alias resolvable or unresolvable.
+                let mut scratch = AliasCore::default();
+                for e in &st.waiting {
+                    let q = Pkt {
+                        seq: e.seq,
+                        dir: e.dir,
+                        fate: e.fate,
+                        packet: &e.packet,
+                        size: e.size,
+                    };
+                    scratch.judge(actor, st.client_side, st.from_broker_max, 0, &q, &[]);
+                }
+                v.violations.extend(scratch.found);
+            }
+            for &i in &st.core.unknown {
+                for (o, d) in self.unknown[i].onward.values() {
+                    v.fail(
+                        "MQTT-3.3.2-7",
+                        format!(
+                            "a PUBLISH from {actor} naming a topic alias never set on its connection was delivered to {o}: the broker carried a mapping over"
+                        ),
+                        vec![self.unknown[i].seq, *d],
+                    );
                 }
             }
         }
@@ -1145,6 +1355,47 @@ mod tests {
         k.down(2, "prober", disconnect(0x82, ""));
         let v = judge_both(&alias(), &k.history());
         assert!(v.ok(), "{v:?}");
+    }
+
+    /// A client may publish before its CONNACK: an alias-only PUBLISH
+    /// sent then is judged against the maximum the CONNACK brings, and a
+    /// copy the broker sent onward before that CONNACK still counts.
+    #[test]
+    fn an_alias_used_before_the_connack_is_judged_when_it_comes() {
+        let history = |set_first: bool| {
+            let mut k = Kit::new();
+            k.session(
+                1,
+                "cloud",
+                connect("c", true, 60, ""),
+                connack(false, 0, ""),
+            );
+            k.open(2, "prober")
+                .up(2, "prober", connect("p", true, 60, ""));
+            if set_first {
+                k.up(
+                    2,
+                    "prober",
+                    publish(None, 0, "a/b", "first", "topic_alias = 1"),
+                );
+            }
+            k.up(
+                2,
+                "prober",
+                publish(None, 0, "", "stale", "topic_alias = 1"),
+            )
+            .down(1, "cloud", publish(None, 0, "a/b", "stale", ""));
+            let before = k.history();
+            k.down(2, "prober", connack(false, 0, "topic_alias_maximum = 5"));
+            (before, k.history())
+        };
+        let (before, after) = history(false);
+        let v = judge_both(&alias(), &before);
+        assert!(v.ok(), "no maximum known yet: {v:?}");
+        assert_eq!(judge_both(&alias(), &after).rules(), vec!["MQTT-3.3.2-7"]);
+        let (_, after) = history(true);
+        let v = judge_both(&alias(), &after);
+        assert!(v.ok(), "the alias was set on the connection: {v:?}");
     }
 
     #[test]
