@@ -4,15 +4,19 @@
 //! QoS 1 messages from the device to a subscriber: PUBLISH, PUBACK,
 //! forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
 //! events/s would record them, 10 per 100 ms tick, with the session clock
-//! simulated, twice: (1) through the incremental checkers alone
-//! (observe::Watch::feed; nothing of the history kept), (2) as `observe`
-//! judges them (observe::Live: incremental checkers per event, the others
-//! over the whole history at observe::Pace, the history held once for them
-//! and for the files written at the end). Printed: which checkers judge
+//! simulated, twice: (1) through the incremental checkers alone, the
+//! history going to a spill file as it comes (observe::Live as it runs
+//! when every checker is incremental; the file read back at the end, for
+//! the session's files), (2) as `observe` judges them with its real
+//! checkers (observe::Live::spilling: the same when all are incremental;
+//! else incremental checkers per event, the others over the whole history
+//! at observe::Pace, the history held in memory once for them and for the
+//! files written at the end). Printed: which checkers judge
 //! incrementally; per 10,000 events CPU time per event (getrusage) and
 //! resident memory (/proc/self/statm); RSS at the start and the end; then
-//! what each checker's final verdict costs. Flat CPU per event and (in 1)
-//! flat RSS are the target; in 2 memory grows by the history itself.
+//! what each checker's final verdict costs. Flat CPU per event and flat
+//! RSS are the target; while batch checkers remain, memory in 2 grows by
+//! the history itself.
 
 use std::time::{Duration, Instant};
 
@@ -186,8 +190,7 @@ fn main() {
     println!(
         "observe: {EVENTS} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick"
     );
-    let mut live = Live::new(&default_checks());
-    let modes = live.watch.modes();
+    let modes = Watch::new(&default_checks()).modes();
     let names = |inc: bool| -> Vec<String> {
         modes
             .iter()
@@ -206,24 +209,49 @@ fn main() {
         names(false).join(", ")
     );
 
-    // 1. The incremental checkers alone: each event judged once, as it
-    // comes, and nothing kept of it.
-    println!("\n1. incremental checkers alone (the history not kept)");
-    let mut watch = Watch::new(&default_checks());
-    session(|new, _| {
-        for ev in &new {
-            watch.feed(ev);
-        }
-        watch.fresh_incremental().len()
-    });
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spill = dir.path().join(mqtt_hil::observe::SPILL);
 
-    // 2. The session as `observe` judges it: the history held once (for
-    // the batch checkers and the files written at the end).
-    println!("\n2. observe's judging (observe::Live), batch checkers at the pace");
+    // 1. The incremental checkers alone, the history spilled to a file as
+    // it comes: what observe does once every checker it runs has an
+    // incremental form (memory is what the checkers' state needs).
+    println!(
+        "\n1. the {} incremental checkers alone, the history spilled to a file (observe::Live with no batch checker)",
+        names(true).len()
+    );
+    let incremental: Vec<_> = mqtt_hil::check::always()
+        .into_iter()
+        .chain(default_checks().iter().map(mqtt_hil::check::build))
+        .filter(|c| c.incremental().is_some())
+        .collect();
+    let mut live = Live::spilling(Watch::of(incremental), &spill).expect("spill file");
+    assert!(live.spills());
+    session(|new, now| live.feed(new, now).len());
+    // Read back (for the session's files) after 2, so that 2 starts from
+    // the same heap as before the spill file existed.
+    let spilled = live;
+
+    // 2. The session as `observe` judges it (observe::Live::spilling with
+    // its real checkers): while some checker judges only whole histories,
+    // the history is held in memory once (for them and for the files).
+    let mut live = Live::spilling(Watch::new(&default_checks()), &dir.path().join("2.spill"))
+        .expect("spill file");
+    println!(
+        "\n2. observe's judging (observe::Live), {}",
+        if live.spills() {
+            "every checker incremental: the history spilled to a file".to_string()
+        } else {
+            format!(
+                "history in memory for the {} batch checker(s), judged at the pace",
+                names(false).len()
+            )
+        }
+    );
     let wall = Instant::now();
     session(|new, now| live.feed(new, now).len());
+    let (watch, history) = live.finish(Vec::new()).expect("reads back");
     let t = Instant::now();
-    let verdicts = live.watch.verdicts(&live.history);
+    let verdicts = watch.verdicts(&history);
     let bad: usize = verdicts.iter().map(|v| v.violations.len()).sum();
     println!(
         "final full judgement: {:.2} s, {bad} violation(s); fed in {:.1} s wall",
@@ -231,7 +259,16 @@ fn main() {
         wall.elapsed().as_secs_f64()
     );
     println!("what each checker's final verdict costs:");
-    for (name, cost) in live.watch.costs(&live.history) {
+    for (name, cost) in watch.costs(&history) {
         println!("  {name:<16} {:>8.1} ms", cost.as_secs_f64() * 1e3);
     }
+    drop((watch, history));
+    let t = Instant::now();
+    let (_, h) = spilled.finish(Vec::new()).expect("reads back");
+    println!(
+        "\n1. (end) its history read back for the session's files: {} events in {:.2} s, RSS then {:.1} MiB",
+        h.events.len(),
+        t.elapsed().as_secs_f64(),
+        rss_mib()
+    );
 }

@@ -27,6 +27,12 @@
 //! (the normalized trace), `verdicts.txt`, and the HTML report
 //! (`report/index.html`) and pcapng capture (`pcap/`) of the session.
 //!
+//! The history is held in memory only while some checker it runs has no
+//! incremental form; when none needs it, the events go to a spill file in
+//! `--out` ([`SPILL`]) as they come and are read back once, at the end,
+//! for those files — the same files either way — so memory stays flat
+//! however long the session ([`Live`]).
+//!
 //! The pure parts — reading a command line, deciding which violations are
 //! new — are plain functions tested without sockets; [`run`] is the shell.
 
@@ -42,10 +48,16 @@ use crate::broker::{Broker, BrokerSpec};
 use crate::check::{self, Checker, Incremental, InvariantSpec, Verdict};
 use crate::error::{Error, Result};
 use crate::exit_codes;
+use crate::history::spill::Spill;
 use crate::history::{Event, EventKind, History, Recorder};
 use crate::proxy::{Fault, Hub};
 use crate::report::{self, Finished, Reporter, RunEvent, Totals};
 use crate::runner::{Outcome, Status};
+
+/// The file in `--out` that holds the session's events while it runs,
+/// when no checker needs them in memory ([`Live::spilling`]); removed
+/// once the files are written.
+pub const SPILL: &str = ".events.spill";
 
 /// The actor name of whatever connects to the listen address.
 pub const ACTOR: &str = "device";
@@ -158,6 +170,12 @@ impl Watch {
     pub fn new(checks: &[InvariantSpec]) -> Watch {
         let mut checkers = check::always();
         checkers.extend(checks.iter().map(check::build));
+        Watch::of(checkers)
+    }
+
+    /// A watch over exactly these checkers (the benchmark's and tests'
+    /// way to judge with a chosen set).
+    pub fn of(checkers: Vec<Box<dyn Checker>>) -> Watch {
         let live = checkers.iter().map(|c| c.incremental()).collect();
         Watch {
             checkers,
@@ -301,21 +319,68 @@ impl Pace {
 
 /// The judging half of a session. It owns the session's history: the
 /// events are moved here from the recorder ([`Recorder::take_new`]), so the
-/// session holds them once (for the batch checkers and the files written
-/// at the end); `events.log` is written as they come.
+/// session holds them at most once. While some checker judges only whole
+/// histories they are held in memory (for it and for the files written at
+/// the end); when every checker judges incrementally ([`Watch::needs_history`]
+/// is false) and a spill file is given, they go to that file as they come
+/// and are read back only at the end, for the files, so that memory stays
+/// flat however long the session. `events.log` is written as they come
+/// either way.
 pub struct Live {
     pub watch: Watch,
+    /// The events so far, when held in memory (empty while spilling).
     pub history: History,
     pub pace: Pace,
+    spill: Option<Spill>,
+    /// The first failure to write the spill file: reported at the end.
+    spill_error: Option<Error>,
 }
 
 impl Live {
+    /// A session that holds its history in memory.
     pub fn new(checks: &[InvariantSpec]) -> Live {
+        Live::watching(Watch::new(checks))
+    }
+
+    /// A session judged by `watch`, its history in memory.
+    pub fn watching(watch: Watch) -> Live {
         Live {
-            watch: Watch::new(checks),
+            watch,
             history: History::default(),
             pace: Pace::default(),
+            spill: None,
+            spill_error: None,
         }
+    }
+
+    /// A session judged by `watch` whose history goes to the file at
+    /// `path` (created; removed by [`Live::finish`]) when no checker needs
+    /// it in memory, and is held in memory otherwise.
+    pub fn spilling(watch: Watch, path: &std::path::Path) -> Result<Live> {
+        let mut live = Live::watching(watch);
+        if !live.watch.needs_history() {
+            live.spill = Some(
+                Spill::create(path)
+                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?,
+            );
+        }
+        Ok(live)
+    }
+
+    /// Whether the events go to a file rather than memory.
+    pub fn spills(&self) -> bool {
+        self.spill.is_some()
+    }
+
+    /// Events taken so far.
+    pub fn len(&self) -> usize {
+        self.spill
+            .as_ref()
+            .map_or(self.history.events.len(), Spill::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Takes `new` events: the incremental checkers judge each at once, the
@@ -325,7 +390,7 @@ impl Live {
         for ev in &new {
             self.watch.feed(ev);
         }
-        self.history.events.extend(new);
+        self.keep(new);
         let mut fresh = self.watch.fresh_incremental();
         let len = self.history.events.len();
         if self.watch.needs_history() && self.pace.due(len, now) {
@@ -334,6 +399,42 @@ impl Live {
             self.pace.judged(len, now, t.elapsed());
         }
         fresh
+    }
+
+    fn keep(&mut self, new: Vec<Event>) {
+        match &mut self.spill {
+            None => self.history.events.extend(new),
+            Some(s) => {
+                for ev in &new {
+                    if let Err(e) = s.append(ev) {
+                        self.spill_error.get_or_insert_with(|| {
+                            Error::io(format!("writing {}", s.path().display()), e)
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the last events (after the teardown) and gives back the
+    /// checkers and the whole history (read back from the spill file).
+    pub fn finish(mut self, rest: Vec<Event>) -> Result<(Watch, History)> {
+        for ev in &rest {
+            self.watch.feed(ev);
+        }
+        self.keep(rest);
+        if let Some(e) = self.spill_error {
+            return Err(e);
+        }
+        let history = match self.spill {
+            None => self.history,
+            Some(s) => {
+                let path = s.path().display().to_string();
+                s.into_history()
+                    .map_err(|e| Error::io(format!("reading back {path}"), e))?
+            }
+        };
+        Ok((self.watch, history))
     }
 }
 
@@ -419,7 +520,7 @@ pub async fn run(
             cfg.out.display()
         ),
     );
-    let mut live = Live::new(&cfg.checks);
+    let mut live = Live::spilling(Watch::new(&cfg.checks), &cfg.out.join(SPILL))?;
     let mut log = EventsLog::create(&cfg.out.join("events.log"))?;
     let mut printed = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -479,15 +580,7 @@ pub async fn run(
     show(&rest, say);
     log.append(&rest)?;
     log.finish()?;
-    for ev in &rest {
-        live.watch.feed(ev);
-    }
-    let history = {
-        let mut h = live.history;
-        h.events.extend(rest);
-        h
-    };
-    let mut watch = live.watch;
+    let (mut watch, history) = live.finish(rest)?;
     for v in watch.fresh(&history) {
         line(say, &v);
     }
@@ -869,6 +962,292 @@ mod tests {
         assert!(recorder.snapshot().events.is_empty());
         let next = recorder.record(EventKind::Teardown);
         assert_eq!(next.seq, 1, "sequence numbers go on after a take");
+    }
+
+    /// A session with something of every kind of event: 3.1.1 and 5.0
+    /// packets (properties, a will, aliases, held and dropped ones), a
+    /// packet no version can carry (kept aside by the spill), undecodable
+    /// bytes, deliveries with properties, faults, frames, steps.
+    fn varied_session() -> History {
+        use crate::check::v5_testkit::*;
+        use crate::history::{CloseReason, Delivery, FrameFate};
+        let mut k = Kit::new();
+        k.step("device connect")
+            .session(
+                1,
+                ACTOR,
+                connect_will(
+                    "dev",
+                    30,
+                    "session_expiry = 60",
+                    "w/dev",
+                    "gone",
+                    "user_properties = [[\"b\", \"2\"]]",
+                ),
+                connack(false, 0, "topic_alias_maximum = 4"),
+            )
+            .up(
+                1,
+                ACTOR,
+                subscribe(1, "cmd/#", 1, 0x04, "subscription_identifier = 9"),
+            )
+            .down(1, ACTOR, suback(1, &[1]))
+            .wait(250)
+            .up(
+                1,
+                ACTOR,
+                publish(
+                    Some(2),
+                    1,
+                    "t/1",
+                    "x",
+                    "topic_alias = 1\ncontent_type = \"a/b\"",
+                ),
+            )
+            .dropped_down(1, ACTOR, ack(crate::mqtt::PacketType::PubAck, 2, 0x10))
+            .malformed(
+                1,
+                ACTOR,
+                Dir::ToBroker,
+                &[0x00, 0x00],
+                crate::mqtt::Version::V5,
+            )
+            .wait(1500)
+            .close(1, ACTOR, CloseReason::UpstreamUnreachable("refused".into()))
+            .broker("restart");
+        let mut h = k.history();
+        let mut at = h.events.last().unwrap().at;
+        let mut push = |kind: EventKind| {
+            at += Duration::from_millis(7);
+            h.events.push(Event {
+                seq: h.events.len() as u64,
+                at,
+                kind,
+            });
+        };
+        let v311 = |conn: u32, dir: Dir, p: Packet, fate: Fate| EventKind::Packet {
+            conn: ConnId(conn),
+            actor: "cloud".into(),
+            dir,
+            raw: crate::mqtt::codec::encode(&p, crate::mqtt::Version::V311).unwrap_or_default(),
+            packet: p,
+            fate,
+        };
+        push(EventKind::ConnOpened {
+            conn: ConnId(2),
+            actor: "cloud".into(),
+        });
+        push(v311(
+            2,
+            Dir::ToBroker,
+            Packet::Connect(crate::mqtt::Connect {
+                version: crate::mqtt::Version::V311,
+                client_id: "cloud".into(),
+                clean_start: false,
+                keep_alive: 5,
+                will: None,
+                username: Some("u".into()),
+                password: Some(bytes::Bytes::from_static(b"p\0w")),
+                properties: Default::default(),
+            }),
+            Fate::Held,
+        ));
+        push(v311(
+            2,
+            Dir::ToClient,
+            Packet::ConnAck(crate::mqtt::ConnAck {
+                session_present: false,
+                code: 5,
+                properties: Default::default(),
+            }),
+            Fate::Released,
+        ));
+        // QoS 0 with a packet id: no version carries it.
+        push(v311(
+            2,
+            Dir::ToClient,
+            Packet::Publish(Publish {
+                dup: true,
+                qos: QoS::AtMostOnce,
+                retain: true,
+                topic: "t/é".into(),
+                pid: Some(7),
+                payload: bytes::Bytes::from_static(b"\xff\x00"),
+                properties: Default::default(),
+            }),
+            Fate::Duplicated,
+        ));
+        push(v311(2, Dir::ToBroker, Packet::PingReq, Fate::Forwarded));
+        push(EventKind::Delivered {
+            actor: "cloud".into(),
+            msg: Delivery {
+                topic: "t/1".into(),
+                payload: bytes::Bytes::from_static(b"x"),
+                qos: QoS::ExactlyOnce,
+                retain: true,
+                dup: false,
+                properties: pp("user_properties = [[\"k\", \"v\"]]\nmessage_expiry = 3"),
+            },
+        });
+        push(EventKind::Fault {
+            target: "*".into(),
+            fault: "blackhole".into(),
+        });
+        push(EventKind::Actor {
+            actor: "cloud".into(),
+            what: "error: timed out".into(),
+        });
+        push(EventKind::Board {
+            what: "reset (watchdog)".into(),
+        });
+        push(EventKind::Uart {
+            line: "boot ok".into(),
+        });
+        push(EventKind::Expect {
+            step: 3,
+            ok: false,
+            detail: "no PUBACK".into(),
+        });
+        for (fate, note) in [
+            (FrameFate::Delivered, None),
+            (FrameFate::Dropped("ip loss".into()), Some("TCP SYN".into())),
+            (FrameFate::Duplicated, None),
+            (FrameFate::Delayed(Duration::from_micros(1500)), None),
+            (
+                FrameFate::Reordered(Duration::from_millis(3)),
+                Some("DNS".into()),
+            ),
+        ] {
+            push(EventKind::Frame {
+                dir: Dir::ToClient,
+                data: bytes::Bytes::from_static(&[0x45, 0, 0, 20]),
+                fate,
+                note,
+            });
+        }
+        push(EventKind::Teardown);
+        h
+    }
+
+    /// Through a spill file and back.
+    fn spilled(h: &History, dir: &std::path::Path) -> History {
+        let mut s = Spill::create(&dir.join(SPILL)).unwrap();
+        for ev in &h.events {
+            s.append(ev).unwrap();
+        }
+        assert_eq!(s.len(), h.events.len());
+        let back = s.into_history().unwrap();
+        assert!(!dir.join(SPILL).exists(), "the spill file is removed");
+        back
+    }
+
+    #[test]
+    fn a_spilled_history_reads_back_equal() {
+        let h = varied_session();
+        let dir = tempfile::tempdir().unwrap();
+        let back = spilled(&h, dir.path());
+        assert_eq!(back.events.len(), h.events.len());
+        for (a, b) in h.events.iter().zip(&back.events) {
+            assert_eq!(a, b, "event #{} changed through the spill file", a.seq);
+        }
+    }
+
+    /// Every file of the directory tree under `root`, by relative path,
+    /// with `root` itself written as `ROOT` inside.
+    fn tree(root: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut todo = vec![root.to_path_buf()];
+        let from = root.display().to_string();
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let text = std::fs::read(&p).unwrap();
+                    let text = match String::from_utf8(text) {
+                        Ok(t) => t.replace(&from, "ROOT").into_bytes(),
+                        Err(e) => e.into_bytes(),
+                    };
+                    let rel = p.strip_prefix(root).unwrap().display().to_string();
+                    out.insert(rel, text);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_session_files_are_the_same_from_memory_and_from_the_spill_file() {
+        let h = varied_session();
+        let verdicts: Vec<Verdict> = check::always().iter().map(|c| c.check(&h)).collect();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cfg = |out: &std::path::Path| Config {
+            listen: "127.0.0.1:1884".parse().unwrap(),
+            board: None,
+            broker: BrokerSpec::Mosquitto,
+            out: out.to_path_buf(),
+            checks: Vec::new(),
+            periodic: Vec::new(),
+        };
+        let back = spilled(&h, b.path());
+        write_files(&cfg(a.path()), h, &verdicts, at, &mut std::io::sink()).unwrap();
+        write_files(&cfg(b.path()), back, &verdicts, at, &mut std::io::sink()).unwrap();
+        let (ta, tb) = (tree(a.path()), tree(b.path()));
+        assert!(
+            ["trace.txt", "verdicts.txt", "report/index.html"]
+                .iter()
+                .all(|f| ta.contains_key(*f)),
+            "{:?}",
+            ta.keys()
+        );
+        assert!(ta.keys().any(|k| k.starts_with("pcap/")), "{:?}", ta.keys());
+        assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+        for (name, bytes) in &ta {
+            assert!(
+                tb[name] == *bytes,
+                "{name} differs when written from the spill file"
+            );
+        }
+    }
+
+    #[test]
+    fn with_every_checker_incremental_the_history_goes_to_the_file_not_memory() {
+        let h = varied_session();
+        let incremental: Vec<Box<dyn Checker>> = check::always()
+            .into_iter()
+            .filter(|c| c.incremental().is_some())
+            .collect();
+        assert!(!incremental.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SPILL);
+        let mut live = Live::spilling(Watch::of(incremental), &path).unwrap();
+        assert!(live.spills());
+        let mut printed = Vec::new();
+        for ev in &h.events[..h.events.len() - 2] {
+            printed.extend(live.feed(vec![ev.clone()], ev.at));
+        }
+        assert!(live.history.events.is_empty(), "a copy is held in memory");
+        assert_eq!(live.len(), h.events.len() - 2);
+        let (watch, back) = live
+            .finish(h.events[h.events.len() - 2..].to_vec())
+            .unwrap();
+        assert_eq!(back.events, h.events);
+        assert!(!path.exists());
+        let batch: Vec<Verdict> = check::always()
+            .iter()
+            .filter(|c| c.incremental().is_some())
+            .map(|c| c.check(&h))
+            .collect();
+        assert_eq!(watch.verdicts(&History::default()), batch);
+        // A checker that needs the whole history keeps it in memory.
+        let mut live = Live::spilling(Watch::new(&[]), &path).unwrap();
+        if live.watch.needs_history() {
+            assert!(!live.spills() && !path.exists());
+            live.feed(h.events.clone(), Duration::ZERO);
+            assert_eq!(live.history.events, h.events);
+        }
     }
 
     #[test]

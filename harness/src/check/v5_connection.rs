@@ -41,16 +41,19 @@
 //!   that CONNACK [MQTT-3.2.2-4];
 //! - after its own DISCONNECT, nothing more [MQTT-3.14.4-1].
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
-use super::index::{seen, sent, Index};
-use super::v5_limits::{connections, judged, C5};
-use super::{Checker, Verdict};
-use crate::history::{Dir, EventKind, History};
+use super::index::{seen, sent};
+use super::live::Context;
+use super::v5_limits::{judged, Pkt, V5Conns};
+use super::{Checker, Incremental, Verdict, Violation};
+use crate::history::{ConnId, Dir, Event, EventKind, History};
 use crate::mqtt::props::{
     self, ASSIGNED_CLIENT_ID, MAXIMUM_QOS, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SESSION_EXPIRY,
 };
-use crate::mqtt::Packet;
+use crate::mqtt::{Connect, Packet, Properties};
 
 /// 5.0's takeover statement, judged by the `connections` checker on 5.0
 /// connections (a broker must end the old connection of a client id that
@@ -62,339 +65,642 @@ pub struct ConnectionChecker {
     pub slack: Duration,
 }
 
+impl ConnectionChecker {
+    fn live(&self) -> Live {
+        Live {
+            clients: self.clients.clone(),
+            slack: self.slack,
+            ctx: Context::default(),
+            conns: V5Conns::default(),
+            due: BinaryHeap::new(),
+        }
+    }
+}
+
 impl Checker for ConnectionChecker {
     fn name(&self) -> &str {
         "v5_connection"
     }
 
+    /// The whole history through the same state machine `observe` feeds
+    /// event by event, so both forms judge alike by construction.
     fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        let ix = Index::new(history);
-        let closes: Vec<(u32, Duration, u64)> = history
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::ConnClosed { conn, .. } => Some((conn.0, e.at, e.seq)),
-                _ => None,
-            })
-            .collect();
-        let end = history.iter().last().map(|e| e.at).unwrap_or_default();
-        for c in connections(history) {
-            let close = closes.iter().find(|(id, _, _)| *id == c.id.0);
-            let client = judged(&self.clients, &c.actor);
-            let mut connack_ok = false;
-            let mut broker_disconnect: Option<(u64, Duration)> = None;
-            let mut client_disconnect: Option<u64> = None;
-            let mut subscribes: Vec<(u16, usize, bool)> = Vec::new();
-            let mut pings: Vec<(u64, Duration, bool)> = Vec::new();
-            let mut refused: Option<(u64, Duration)> = None;
-            let mut refused_at: Option<Duration> = None;
-            let mut refused_code = 0;
-            let mut disconnect_at: Option<Duration> = None;
-            let mut disconnect_code = 0;
-            // A CONNACK with session present 1 that reached a client
-            // which connected with clean start 1.
-            let mut stateless_sp: Option<u64> = None;
-            let no_problems =
-                props::num(&c.connect_props(), REQUEST_PROBLEM_INFORMATION) == Some(0);
-            for p in &c.pkts {
-                if p.dir == Dir::ToClient {
-                    if let Some((s, _)) = broker_disconnect {
-                        v.fail(
-                            "MQTT-3.14.4-1",
-                            format!(
-                                "the broker sent {} to {} after its DISCONNECT",
-                                p.packet.packet_type(),
-                                c.actor
-                            ),
-                            vec![s, p.seq],
-                        );
-                        broker_disconnect = None;
+        let mut live = self.live();
+        for ev in history.iter() {
+            live.feed(ev);
+        }
+        live.verdict()
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(self.live()))
+    }
+}
+
+/// A deadline that is decided once the log has passed it: a PINGREQ's
+/// answer, or the end of a silence under the Server Keep Alive.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// The PINGREQ event's seq.
+    Ping(u64),
+    /// The generation of the connection's last packet from the client.
+    Silence(u64),
+}
+
+struct Live {
+    clients: Vec<String>,
+    slack: Duration,
+    ctx: Context,
+    conns: V5Conns<Conn>,
+    /// Deadlines not yet passed, earliest first.
+    due: BinaryHeap<Reverse<(Duration, ConnId, Due)>>,
+}
+
+/// The client's silences under the CONNACK's Server Keep Alive: its
+/// packets are kept until the first CONNACK says whether there is one.
+enum Silence {
+    Waiting(Vec<(u64, Duration)>),
+    Off,
+    On {
+        /// The Server Keep Alive, in seconds.
+        ka: u32,
+        limit: Duration,
+        /// The client's last packet (none yet: silent from 0).
+        prev: Option<(u64, Duration)>,
+        /// Bumped when `prev` moves, to tell a stale deadline.
+        generation: u64,
+        /// Whether `prev`'s silence window was free of disturbances, once
+        /// the log has passed its end.
+        quiet: Option<bool>,
+        /// The first silence found too long between two packets: (seq of
+        /// the packet before it, its time, the silence).
+        failed: Option<(u64, Duration, Duration)>,
+    },
+}
+
+/// One 5.0 connection as the rules read it, packet by packet.
+struct Conn {
+    id: ConnId,
+    actor: String,
+    /// Its actor's own conduct is judged (`clients`).
+    client: bool,
+    connect: Connect,
+    no_problems: bool,
+    authenticating: bool,
+    /// The first CONNACK's properties (what the client must keep to).
+    ack: Option<Properties>,
+    connack_ok: bool,
+    broker_disconnect: Option<u64>,
+    client_disconnect: Option<u64>,
+    refused: Option<u64>,
+    /// A CONNACK with session present 1 that reached a client which
+    /// connected with clean start 1.
+    stateless_sp: Option<u64>,
+    /// The latest SUBSCRIBE (false) or UNSUBSCRIBE (true) per packet id:
+    /// how many filters it had.
+    requests: HashMap<(u16, bool), usize>,
+    /// PINGREQs not answered yet: seq, time, and once the deadline has
+    /// passed whether it counts (connection open, undisturbed).
+    pings: VecDeque<(u64, Duration, Option<bool>)>,
+    refused_at: Option<Duration>,
+    refused_code: u8,
+    disconnect_at: Option<Duration>,
+    disconnect_code: u8,
+    /// The client's PUBLISHes before the first CONNACK, judged against it
+    /// when it comes: seq, QoS, retain.
+    early_pubs: Vec<(u64, u8, bool)>,
+    silence: Silence,
+    /// Violations found packet by packet, keyed by (seq, order within
+    /// the packet) so that the early PUBLISHes' take their place.
+    found: Vec<((u64, u16), Violation)>,
+}
+
+impl Conn {
+    fn new(id: ConnId, actor: &str, client: bool, c: &Connect) -> Conn {
+        Conn {
+            id,
+            actor: actor.to_string(),
+            client,
+            connect: c.clone(),
+            no_problems: props::num(&c.properties, REQUEST_PROBLEM_INFORMATION) == Some(0),
+            authenticating: props::get(&c.properties, AUTHENTICATION_METHOD).is_some(),
+            ack: None,
+            connack_ok: false,
+            broker_disconnect: None,
+            client_disconnect: None,
+            refused: None,
+            stateless_sp: None,
+            requests: HashMap::new(),
+            pings: VecDeque::new(),
+            refused_at: None,
+            refused_code: 0,
+            disconnect_at: None,
+            disconnect_code: 0,
+            early_pubs: Vec::new(),
+            silence: if client {
+                Silence::Waiting(Vec::new())
+            } else {
+                Silence::Off
+            },
+            found: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, key: (u64, u16), rule: &str, message: String, events: Vec<u64>) {
+        let v = Violation::new(rule, message, events);
+        let at = self.found.partition_point(|(k, _)| *k <= key);
+        self.found.insert(at, (key, v));
+    }
+
+    /// Takes the connection's next packet. `slack` and the context decide
+    /// the silences it ends; deadlines it opens go to `due`.
+    fn packet(
+        &mut self,
+        p: Pkt,
+        slack: Duration,
+        ctx: &Context,
+        due: &mut BinaryHeap<Reverse<(Duration, ConnId, Due)>>,
+    ) {
+        let mut n = 0u16;
+        let mut key = || {
+            n += 1;
+            (p.seq, n)
+        };
+        let actor = self.actor.clone();
+        if p.dir == Dir::ToClient {
+            if let Some(s) = self.broker_disconnect {
+                self.fail(
+                    key(),
+                    "MQTT-3.14.4-1",
+                    format!(
+                        "the broker sent {} to {actor} after its DISCONNECT",
+                        p.packet.packet_type()
+                    ),
+                    vec![s, p.seq],
+                );
+                self.broker_disconnect = None;
+            }
+            if let Some(s) = self.refused {
+                self.fail(
+                    key(),
+                    "MQTT-3.2.2-7",
+                    format!(
+                        "the broker sent {} to {actor} after refusing it",
+                        p.packet.packet_type()
+                    ),
+                    vec![s, p.seq],
+                );
+                self.refused = None;
+            }
+        } else if let (Some(s), true, true) = (self.stateless_sp, self.client, sent(p.fate)) {
+            if !matches!(p.packet, Packet::Disconnect(_)) {
+                self.fail(
+                    key(),
+                    "MQTT-3.2.2-4",
+                    format!(
+                        "{actor} connected with clean start 1, got session present 1 and sent {} instead of closing",
+                        p.packet.packet_type()
+                    ),
+                    vec![s, p.seq],
+                );
+            }
+            self.stateless_sp = None;
+        } else if let Some(s) = self.client_disconnect {
+            if self.client && sent(p.fate) {
+                self.fail(
+                    key(),
+                    "MQTT-3.14.4-1",
+                    format!(
+                        "{actor} sent {} after its DISCONNECT",
+                        p.packet.packet_type()
+                    ),
+                    vec![s, p.seq],
+                );
+                self.client_disconnect = None;
+            }
+        }
+        if p.dir == Dir::ToClient && sent(p.fate) && self.no_problems && problem_props(p.packet) {
+            self.fail(
+                key(),
+                "MQTT-3.1.2-29",
+                format!(
+                    "the broker put a Reason String or User Properties on a {} to {actor}, which set Request Problem Information 0",
+                    p.packet.packet_type()
+                ),
+                vec![p.seq],
+            );
+        }
+        if let (Packet::ConnAck(a), None) = (p.packet, &self.ack) {
+            self.first_connack(&a.properties, slack, ctx, due);
+        }
+        match (p.packet, p.dir) {
+            (Packet::ConnAck(a), Dir::ToClient) => {
+                // (Session present 1 on a refusal [MQTT-3.2.2-6] does
+                // not decode: the codec flags that frame.)
+                if a.code >= 0x80 {
+                    self.refused = Some(p.seq);
+                    self.refused_at = Some(p.at);
+                    self.refused_code = a.code;
+                }
+                if a.code == 0 {
+                    self.connack_ok = true;
+                    if self.connect.client_id.is_empty()
+                        && props::get(&a.properties, ASSIGNED_CLIENT_ID).is_none()
+                    {
+                        for rule in ["MQTT-3.2.2-16", "MQTT-3.1.3-7"] {
+                            self.fail(key(), rule, format!("{actor} connected with an empty client id and the CONNACK has no Assigned Client Identifier"), vec![p.seq]);
+                        }
                     }
-                    if let Some((s, _)) = refused {
-                        v.fail(
-                            "MQTT-3.2.2-7",
-                            format!(
-                                "the broker sent {} to {} after refusing it",
-                                p.packet.packet_type(),
-                                c.actor
-                            ),
-                            vec![s, p.seq],
-                        );
-                        refused = None;
+                    if a.session_present && self.connect.clean_start {
+                        if seen(p.fate) {
+                            self.stateless_sp = Some(p.seq);
+                        }
+                        // Clean start 1 discards the session, so none
+                        // can be present.
+                        for rule in ["MQTT-3.2.2-2", "MQTT-3.1.2-4"] {
+                            self.fail(key(), rule, format!("{actor} connected with clean start 1 and the CONNACK says session present 1"), vec![p.seq]);
+                        }
                     }
-                } else if let (Some(s), true, true) = (stateless_sp, client, sent(p.fate)) {
-                    if !matches!(p.packet, Packet::Disconnect(_)) {
-                        v.fail(
-                            "MQTT-3.2.2-4",
-                            format!(
-                                "{} connected with clean start 1, got session present 1 and sent {} instead of closing",
-                                c.actor,
-                                p.packet.packet_type()
-                            ),
-                            vec![s, p.seq],
-                        );
-                    }
-                    stateless_sp = None;
-                } else if let Some(s) = client_disconnect {
-                    if client && sent(p.fate) {
-                        v.fail(
-                            "MQTT-3.14.4-1",
-                            format!(
-                                "{} sent {} after its DISCONNECT",
-                                c.actor,
-                                p.packet.packet_type()
-                            ),
-                            vec![s, p.seq],
-                        );
-                        client_disconnect = None;
+                    for (rule, message) in will_capability(&self.connect, &actor, &a.properties) {
+                        self.fail(key(), rule, message, vec![p.seq]);
                     }
                 }
-                if p.dir == Dir::ToClient && sent(p.fate) && no_problems && problem_props(p.packet)
+                if props::get(&a.properties, RESPONSE_INFORMATION).is_some()
+                    && props::num(&self.connect.properties, REQUEST_RESPONSE_INFORMATION)
+                        .unwrap_or(0)
+                        == 0
                 {
-                    v.fail(
-                        "MQTT-3.1.2-29",
+                    self.fail(key(), "MQTT-3.1.2-28", format!("the CONNACK to {actor} carries Response Information its CONNECT did not request"), vec![p.seq]);
+                }
+            }
+            (Packet::Disconnect(d), Dir::ToClient) => {
+                if !self.connack_ok {
+                    self.fail(
+                        key(),
+                        "MQTT-3.14.0-1",
                         format!(
-                            "the broker put a Reason String or User Properties on a {} to {}, which set Request Problem Information 0",
-                            p.packet.packet_type(),
-                            c.actor
+                            "the broker sent DISCONNECT to {actor} before a successful CONNACK"
                         ),
                         vec![p.seq],
                     );
                 }
-                match (p.packet, p.dir) {
-                    (Packet::ConnAck(a), Dir::ToClient) => {
-                        // (Session present 1 on a refusal [MQTT-3.2.2-6] does
-                        // not decode: the codec flags that frame.)
-                        if a.code >= 0x80 {
-                            refused = Some((p.seq, p.at));
-                            refused_at = Some(p.at);
-                            refused_code = a.code;
-                        }
-                        if a.code == 0 {
-                            connack_ok = true;
-                            if c.connect.is_some_and(|x| x.client_id.is_empty())
-                                && props::get(&a.properties, ASSIGNED_CLIENT_ID).is_none()
-                            {
-                                for rule in ["MQTT-3.2.2-16", "MQTT-3.1.3-7"] {
-                                    v.fail(rule, format!("{} connected with an empty client id and the CONNACK has no Assigned Client Identifier", c.actor), vec![p.seq]);
-                                }
-                            }
-                            if a.session_present && c.connect.is_some_and(|x| x.clean_start) {
-                                if seen(p.fate) {
-                                    stateless_sp = Some(p.seq);
-                                }
-                                // Clean start 1 discards the session, so
-                                // none can be present.
-                                for rule in ["MQTT-3.2.2-2", "MQTT-3.1.2-4"] {
-                                    v.fail(rule, format!("{} connected with clean start 1 and the CONNACK says session present 1", c.actor), vec![p.seq]);
-                                }
-                            }
-                        }
-                        if a.code == 0 {
-                            will_capability(&c, &a.properties, p.seq, &mut v);
-                        }
-                        if props::get(&a.properties, RESPONSE_INFORMATION).is_some()
-                            && props::num(&c.connect_props(), REQUEST_RESPONSE_INFORMATION)
-                                .unwrap_or(0)
-                                == 0
-                        {
-                            v.fail("MQTT-3.1.2-28", format!("the CONNACK to {} carries Response Information its CONNECT did not request", c.actor), vec![p.seq]);
-                        }
-                    }
-                    (Packet::Disconnect(d), Dir::ToClient) => {
-                        if !connack_ok {
-                            v.fail(
-                                "MQTT-3.14.0-1",
-                                format!(
-                                    "the broker sent DISCONNECT to {} before a successful CONNACK",
-                                    c.actor
-                                ),
-                                vec![p.seq],
-                            );
-                        }
-                        if props::get(&d.properties, SESSION_EXPIRY).is_some() {
-                            v.fail("MQTT-3.14.2-2", format!("the broker's DISCONNECT to {} carries a Session Expiry Interval", c.actor), vec![p.seq]);
-                        }
-                        broker_disconnect = Some((p.seq, p.at));
-                        disconnect_at = Some(p.at);
-                        disconnect_code = d.code;
-                    }
-                    (Packet::Disconnect(_), Dir::ToBroker) if sent(p.fate) => {
-                        client_disconnect = Some(p.seq)
-                    }
-                    (Packet::Subscribe(s), Dir::ToBroker) if seen(p.fate) => {
-                        subscribes.push((s.pid, s.filters.len(), false))
-                    }
-                    (Packet::Unsubscribe(s), Dir::ToBroker) if seen(p.fate) => {
-                        subscribes.push((s.pid, s.filters.len(), true))
-                    }
-                    (Packet::SubAck(a), Dir::ToClient) => {
-                        if let Some(&(_, n, _)) = subscribes
-                            .iter()
-                            .rev()
-                            .find(|(pid, _, u)| *pid == a.pid && !u)
-                        {
-                            if a.codes.len() != n {
-                                v.fail(
-                                    "MQTT-3.8.4-6",
-                                    format!(
-                                        "SUBACK to {} has {} reason codes for {n} filters",
-                                        c.actor,
-                                        a.codes.len()
-                                    ),
-                                    vec![p.seq],
-                                );
-                            }
-                        }
-                    }
-                    (Packet::UnsubAck(a), Dir::ToClient) => {
-                        if let Some(&(_, n, _)) = subscribes
-                            .iter()
-                            .rev()
-                            .find(|(pid, _, u)| *pid == a.pid && *u)
-                        {
-                            if a.codes.len() != n {
-                                v.fail(
-                                    "MQTT-3.11.3-1",
-                                    format!(
-                                        "UNSUBACK to {} has {} reason codes for {n} filters",
-                                        c.actor,
-                                        a.codes.len()
-                                    ),
-                                    vec![p.seq],
-                                );
-                            }
-                        }
-                    }
-                    (Packet::PingReq, Dir::ToBroker) if seen(p.fate) => {
-                        pings.push((p.seq, p.at, false))
-                    }
-                    (Packet::PingResp, Dir::ToClient) => {
-                        if let Some(x) = pings.iter_mut().find(|x| !x.2) {
-                            x.2 = true;
-                        }
-                    }
-                    (Packet::Publish(pb), Dir::ToBroker) if client && sent(p.fate) => {
-                        let ack = c.connack_props();
-                        if let Some(m) = props::num(&ack, MAXIMUM_QOS) {
-                            if pb.qos.as_u8() as u32 > m {
-                                v.fail(
-                                    "MQTT-3.2.2-11",
-                                    format!(
-                                        "{} published at QoS {} above the broker's Maximum QoS {m}",
-                                        c.actor,
-                                        pb.qos.as_u8()
-                                    ),
-                                    vec![p.seq],
-                                );
-                            }
-                        }
-                        if pb.retain && props::num(&ack, RETAIN_AVAILABLE) == Some(0) {
-                            v.fail("MQTT-3.2.2-14", format!("{} published a retained message; the broker said Retain Available 0", c.actor), vec![p.seq]);
-                        }
-                    }
-                    _ => {}
+                if props::get(&d.properties, SESSION_EXPIRY).is_some() {
+                    self.fail(
+                        key(),
+                        "MQTT-3.14.2-2",
+                        format!(
+                            "the broker's DISCONNECT to {actor} carries a Session Expiry Interval"
+                        ),
+                        vec![p.seq],
+                    );
                 }
+                self.broker_disconnect = Some(p.seq);
+                self.disconnect_at = Some(p.at);
+                self.disconnect_code = d.code;
             }
-            let closed_at = close.map(|x| x.1);
-            // A reason of 0x80 or more also promises the close [MQTT-4.13.2-1].
-            let closing: &[&str] = if disconnect_code >= 0x80 {
-                &["MQTT-3.14.4-2", "MQTT-4.13.2-1"]
-            } else {
-                &["MQTT-3.14.4-2"]
-            };
-            // A refusal is a failed check [MQTT-3.1.4-2]; some codes
-            // have their own statement of the close.
-            let mut refusal: Vec<&str> = vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-2"];
-            let authenticating = c
-                .connect
-                .is_some_and(|x| props::get(&x.properties, AUTHENTICATION_METHOD).is_some());
-            match refused_code {
-                0x84 => refusal.push("MQTT-3.1.2-2"),
-                0x85 => refusal.push("MQTT-3.1.3-8"),
-                0x87 | 0x8C if authenticating => refusal.push("MQTT-4.12.0-1"),
-                _ => {}
+            (Packet::Disconnect(_), Dir::ToBroker) if sent(p.fate) => {
+                self.client_disconnect = Some(p.seq)
             }
-            if authenticating {
-                refusal.push("MQTT-4.12.0-4");
+            (Packet::Subscribe(s), Dir::ToBroker) if seen(p.fate) => {
+                self.requests.insert((s.pid, false), s.filters.len());
             }
-            for (what, from, rules) in [
-                (disconnect_at, "its DISCONNECT", closing),
-                (refused_at, "a refusing CONNACK", &refusal[..]),
-            ] {
-                let Some(at) = what else { continue };
-                let limit = at + self.slack;
-                if limit < end && closed_at.is_none_or(|t| t > limit) {
-                    for rule in rules {
-                        v.fail(
-                            *rule,
+            (Packet::Unsubscribe(s), Dir::ToBroker) if seen(p.fate) => {
+                self.requests.insert((s.pid, true), s.filters.len());
+            }
+            (Packet::SubAck(a), Dir::ToClient) => {
+                if let Some(&n) = self.requests.get(&(a.pid, false)) {
+                    if a.codes.len() != n {
+                        self.fail(
+                            key(),
+                            "MQTT-3.8.4-6",
                             format!(
-                                "the broker did not close {}'s connection within {} of {from}",
-                                c.actor,
-                                super::fmt_d(self.slack)
+                                "SUBACK to {actor} has {} reason codes for {n} filters",
+                                a.codes.len()
                             ),
-                            vec![],
+                            vec![p.seq],
                         );
                     }
                 }
             }
-            for (seq, at, answered) in pings {
-                let limit = at + self.slack;
-                if !answered
-                    && limit < end
-                    && closed_at.is_none_or(|t| t > limit)
-                    && ix.undisturbed(&c.actor, at, limit)
+            (Packet::UnsubAck(a), Dir::ToClient) => {
+                if let Some(&n) = self.requests.get(&(a.pid, true)) {
+                    if a.codes.len() != n {
+                        self.fail(
+                            key(),
+                            "MQTT-3.11.3-1",
+                            format!(
+                                "UNSUBACK to {actor} has {} reason codes for {n} filters",
+                                a.codes.len()
+                            ),
+                            vec![p.seq],
+                        );
+                    }
+                }
+            }
+            (Packet::PingReq, Dir::ToBroker) if seen(p.fate) => {
+                self.pings.push_back((p.seq, p.at, None));
+                due.push(Reverse((p.at + slack, self.id, Due::Ping(p.seq))));
+            }
+            (Packet::PingResp, Dir::ToClient) => {
+                self.pings.pop_front();
+            }
+            (Packet::Publish(pb), Dir::ToBroker) if self.client && sent(p.fate) => {
+                let (seq, qos, retain) = (p.seq, pb.qos.as_u8(), pb.retain);
+                match self.ack.clone() {
+                    Some(ack) => self.client_publish(seq, qos, retain, &ack),
+                    // Judged against the first CONNACK when it comes.
+                    None => self.early_pubs.push((seq, qos, retain)),
+                }
+            }
+            _ => {}
+        }
+        if p.dir == Dir::ToBroker && sent(p.fate) {
+            self.client_packet(p.seq, p.at, ctx, due);
+        }
+    }
+
+    /// The first CONNACK (whoever sent it): what the client's PUBLISHes
+    /// and silences are judged against.
+    fn first_connack(
+        &mut self,
+        ack: &Properties,
+        slack: Duration,
+        ctx: &Context,
+        due: &mut BinaryHeap<Reverse<(Duration, ConnId, Due)>>,
+    ) {
+        self.ack = Some(ack.clone());
+        for (seq, qos, retain) in std::mem::take(&mut self.early_pubs) {
+            self.client_publish(seq, qos, retain, ack);
+        }
+        let Silence::Waiting(ups) = std::mem::replace(&mut self.silence, Silence::Off) else {
+            return;
+        };
+        let Some(ka) = props::num(ack, SERVER_KEEP_ALIVE).filter(|k| *k > 0) else {
+            return;
+        };
+        self.silence = Silence::On {
+            ka,
+            limit: Duration::from_secs(ka as u64) + slack,
+            prev: None,
+            generation: 0,
+            quiet: None,
+            failed: None,
+        };
+        if ups.is_empty() {
+            // Silent from 0 until a packet comes.
+            self.silence_due(due);
+        }
+        for (seq, at) in ups {
+            self.client_packet(seq, at, ctx, due);
+        }
+    }
+
+    /// A PUBLISH of the client's against the first CONNACK's Maximum QoS
+    /// and Retain Available.
+    fn client_publish(&mut self, seq: u64, qos: u8, retain: bool, ack: &Properties) {
+        let actor = self.actor.clone();
+        if let Some(m) = props::num(ack, MAXIMUM_QOS) {
+            if qos as u32 > m {
+                self.fail(
+                    (seq, 100),
+                    "MQTT-3.2.2-11",
+                    format!("{actor} published at QoS {qos} above the broker's Maximum QoS {m}"),
+                    vec![seq],
+                );
+            }
+        }
+        if retain && props::num(ack, RETAIN_AVAILABLE) == Some(0) {
+            self.fail(
+                (seq, 101),
+                "MQTT-3.2.2-14",
+                format!("{actor} published a retained message; the broker said Retain Available 0"),
+                vec![seq],
+            );
+        }
+    }
+
+    /// A packet the client sent: it ends a silence (judged now: the log
+    /// has passed its window) and starts the next.
+    fn client_packet(
+        &mut self,
+        seq: u64,
+        at: Duration,
+        ctx: &Context,
+        due: &mut BinaryHeap<Reverse<(Duration, ConnId, Due)>>,
+    ) {
+        let actor = &self.actor;
+        match &mut self.silence {
+            Silence::Waiting(ups) => ups.push((seq, at)),
+            Silence::Off => {}
+            Silence::On {
+                limit,
+                prev,
+                generation,
+                quiet,
+                failed,
+                ..
+            } => {
+                if failed.is_some() {
+                    return;
+                }
+                if let Some((pseq, pat)) = *prev {
+                    let gap = at.saturating_sub(pat);
+                    if gap > *limit && ctx.undisturbed(actor, pat, pat + *limit) {
+                        *failed = Some((pseq, pat, gap));
+                        return;
+                    }
+                }
+                *prev = Some((seq, at));
+                *generation += 1;
+                *quiet = None;
+                self.silence_due(due);
+            }
+        }
+    }
+
+    fn silence_due(&self, due: &mut BinaryHeap<Reverse<(Duration, ConnId, Due)>>) {
+        if let Silence::On {
+            limit,
+            prev,
+            generation,
+            ..
+        } = &self.silence
+        {
+            let from = prev.map(|p| p.1).unwrap_or_default();
+            due.push(Reverse((from + *limit, self.id, Due::Silence(*generation))));
+        }
+    }
+
+    /// Decides a deadline the log has passed.
+    fn resolve(&mut self, limit: Duration, what: Due, ctx: &Context) {
+        let closed = ctx
+            .conns
+            .get(&self.id)
+            .and_then(|c| c.closed.as_ref().map(|(s, _)| s.at));
+        match what {
+            Due::Ping(seq) => {
+                let actor = &self.actor;
+                if let Some(x) = self.pings.iter_mut().find(|x| x.0 == seq) {
+                    let open = closed.is_none_or(|t| t > limit);
+                    x.2 = Some(open && ctx.undisturbed(actor, x.1, limit));
+                }
+            }
+            Due::Silence(g) => {
+                let actor = &self.actor;
+                if let Silence::On {
+                    prev,
+                    generation,
+                    quiet,
+                    ..
+                } = &mut self.silence
                 {
+                    if *generation == g {
+                        let from = prev.map(|p| p.1).unwrap_or_default();
+                        *quiet = Some(ctx.undisturbed(actor, from, limit));
+                    }
+                }
+            }
+        }
+    }
+
+    /// What this connection adds to the verdict, as the log stands
+    /// (`end`, the connection's close).
+    fn judge(&self, slack: Duration, closed_at: Option<Duration>, end: Duration, v: &mut Verdict) {
+        let actor = &self.actor;
+        v.violations
+            .extend(self.found.iter().map(|(_, x)| x.clone()));
+        // A reason of 0x80 or more also promises the close [MQTT-4.13.2-1].
+        let closing: &[&str] = if self.disconnect_code >= 0x80 {
+            &["MQTT-3.14.4-2", "MQTT-4.13.2-1"]
+        } else {
+            &["MQTT-3.14.4-2"]
+        };
+        // A refusal is a failed check [MQTT-3.1.4-2]; some codes have
+        // their own statement of the close.
+        let mut refusal: Vec<&str> = vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-2"];
+        match self.refused_code {
+            0x84 => refusal.push("MQTT-3.1.2-2"),
+            0x85 => refusal.push("MQTT-3.1.3-8"),
+            0x87 | 0x8C if self.authenticating => refusal.push("MQTT-4.12.0-1"),
+            _ => {}
+        }
+        if self.authenticating {
+            refusal.push("MQTT-4.12.0-4");
+        }
+        for (what, from, rules) in [
+            (self.disconnect_at, "its DISCONNECT", closing),
+            (self.refused_at, "a refusing CONNACK", &refusal[..]),
+        ] {
+            let Some(at) = what else { continue };
+            let limit = at + slack;
+            if limit < end && closed_at.is_none_or(|t| t > limit) {
+                for rule in rules {
                     v.fail(
-                        "MQTT-3.12.4-1",
+                        *rule,
                         format!(
-                            "no PINGRESP to {}'s PINGREQ within {}",
-                            c.actor,
-                            super::fmt_d(self.slack)
+                            "the broker did not close {actor}'s connection within {} of {from}",
+                            super::fmt_d(slack)
                         ),
-                        vec![seq],
+                        vec![],
                     );
                 }
             }
-            // Server Keep Alive: the client's silences.
-            let Some(ka) = props::num(&c.connack_props(), SERVER_KEEP_ALIVE).filter(|k| *k > 0)
-            else {
-                continue;
-            };
-            if !client || !connack_ok {
-                continue;
+        }
+        for (seq, _, counts) in &self.pings {
+            if *counts == Some(true) {
+                v.fail(
+                    "MQTT-3.12.4-1",
+                    format!(
+                        "no PINGRESP to {actor}'s PINGREQ within {}",
+                        super::fmt_d(slack)
+                    ),
+                    vec![*seq],
+                );
             }
-            let limit = Duration::from_secs(ka as u64) + self.slack;
-            let ups: Vec<(u64, Duration)> = c
-                .pkts
-                .iter()
-                .filter(|p| p.dir == Dir::ToBroker && sent(p.fate))
-                .map(|p| (p.seq, p.at))
-                .collect();
-            let stop = closed_at.unwrap_or(end);
-            let mut prev = ups.first().map(|x| x.1).unwrap_or_default();
-            let mut prev_seq = ups.first().map(|x| x.0).unwrap_or_default();
-            for &(seq, at) in ups.iter().skip(1).chain(std::iter::once(&(u64::MAX, stop))) {
-                if at.saturating_sub(prev) > limit && ix.undisturbed(&c.actor, prev, prev + limit) {
-                    // Said twice in 5.0: under CONNECT's Keep Alive and
-                    // CONNACK's Server Keep Alive.
-                    for rule in ["MQTT-3.2.2-21", "MQTT-3.1.2-21"] {
-                        v.fail(
-                            rule,
-                            format!(
-                                "{} was silent for {} from {}; the broker's Server Keep Alive is {ka}s",
-                                c.actor,
-                                super::fmt_d(at.saturating_sub(prev)),
-                                super::fmt_d(prev)
-                            ),
-                            vec![prev_seq],
-                        );
-                    }
-                    break;
+        }
+        // Server Keep Alive: the client's silences.
+        let Silence::On {
+            ka,
+            limit,
+            prev,
+            quiet,
+            failed,
+            ..
+        } = &self.silence
+        else {
+            return;
+        };
+        if !self.connack_ok {
+            return;
+        }
+        let (seq, from, gap) = match failed {
+            Some(x) => *x,
+            None => {
+                let (seq, from) = prev.unwrap_or_default();
+                let gap = closed_at.unwrap_or(end).saturating_sub(from);
+                if gap <= *limit || *quiet != Some(true) {
+                    return;
                 }
-                prev = at;
-                prev_seq = seq;
+                (seq, from, gap)
             }
+        };
+        // Said twice in 5.0: under CONNECT's Keep Alive and CONNACK's
+        // Server Keep Alive.
+        for rule in ["MQTT-3.2.2-21", "MQTT-3.1.2-21"] {
+            v.fail(
+                rule,
+                format!(
+                    "{actor} was silent for {} from {}; the broker's Server Keep Alive is {ka}s",
+                    super::fmt_d(gap),
+                    super::fmt_d(from)
+                ),
+                vec![seq],
+            );
+        }
+    }
+}
+
+impl Incremental for Live {
+    fn feed(&mut self, ev: &Event) {
+        self.ctx.feed(ev);
+        let Live {
+            clients,
+            slack,
+            ctx,
+            conns,
+            due,
+        } = self;
+        if let EventKind::Packet { conn, .. } = &ev.kind {
+            let id = *conn;
+            conns.feed(
+                ev,
+                |actor, c| Conn::new(id, actor, judged(clients, actor), c),
+                |st, _, p| st.packet(p, *slack, ctx, due),
+            );
+        }
+        // Deadlines the log has now passed are decided for good: what
+        // comes later cannot disturb or close within them.
+        while let Some(Reverse((limit, id, what))) = due.peek().copied() {
+            if limit >= ev.at {
+                break;
+            }
+            due.pop();
+            if let Some(st) = conns.get_mut(id) {
+                st.resolve(limit, what, ctx);
+            }
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("v5_connection");
+        let end = self.ctx.end();
+        for (_, st) in self.conns.judged() {
+            let closed = self
+                .ctx
+                .conns
+                .get(&st.id)
+                .and_then(|c| c.closed.as_ref().map(|(s, _)| s.at));
+            st.judge(self.slack, closed, end, &mut v);
         }
         v
     }
@@ -403,33 +709,29 @@ impl Checker for ConnectionChecker {
 /// A will the broker accepted must be within what it can do: its QoS at
 /// most the CONNACK's Maximum QoS [MQTT-3.2.2-12], retained only with
 /// Retain Available [MQTT-3.2.2-13] — a broker that cannot must refuse.
-fn will_capability(c: &C5, ack: &crate::mqtt::Properties, seq: u64, v: &mut Verdict) {
-    let Some(w) = c.connect.and_then(|x| x.will.as_ref()) else {
-        return;
+fn will_capability(c: &Connect, actor: &str, ack: &Properties) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let Some(w) = c.will.as_ref() else {
+        return out;
     };
     if let Some(m) = props::num(ack, MAXIMUM_QOS) {
         if w.qos.as_u8() as u32 > m {
-            v.fail(
+            out.push((
                 "MQTT-3.2.2-12",
                 format!(
-                    "the broker accepted {}'s will at QoS {} and says its Maximum QoS is {m}",
-                    c.actor,
+                    "the broker accepted {actor}'s will at QoS {} and says its Maximum QoS is {m}",
                     w.qos.as_u8()
                 ),
-                vec![seq],
-            );
+            ));
         }
     }
     if w.retain && props::num(ack, RETAIN_AVAILABLE) == Some(0) {
-        v.fail(
+        out.push((
             "MQTT-3.2.2-13",
-            format!(
-                "the broker accepted {}'s retained will and says Retain Available 0",
-                c.actor
-            ),
-            vec![seq],
-        );
+            format!("the broker accepted {actor}'s retained will and says Retain Available 0"),
+        ));
     }
+    out
 }
 
 /// Request Problem Information, Request Response Information and
@@ -481,7 +783,7 @@ mod tests {
             .close(1, "device", CloseReason::BrokerClosed)
             .wait(1000)
             .step("end");
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         let mut k = Kit::new();
         k.session(
             1,
@@ -491,7 +793,7 @@ mod tests {
         );
         k.wait(2000).step("end");
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-2"]
         );
         // Codes with their own statement of the close.
@@ -504,7 +806,7 @@ mod tests {
                 connack(false, code, ""),
             );
             k.wait(2000).step("end");
-            checker().check(&k.history())
+            judge_both(&checker(), &k.history())
         };
         let auth = "authentication_method = \"m\"";
         assert_violates(&kept_open(0x84, ""), "MQTT-3.1.2-2");
@@ -526,7 +828,7 @@ mod tests {
             }
             let mut k = Kit::new();
             k.session(1, "device", Packet::Connect(c), connack(false, 0, ack));
-            checker().check(&k.history())
+            judge_both(&checker(), &k.history())
         };
         assert!(will(1, true, "maximum_qos = 1").ok());
         assert_eq!(
@@ -548,7 +850,7 @@ mod tests {
             connect("", true, 60, ""),
             connack(false, 0, "assigned_client_identifier = \"auto-1\""),
         );
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         let mut k = Kit::new();
         k.session(
             1,
@@ -557,7 +859,7 @@ mod tests {
             connack(false, 0, ""),
         );
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.2.2-16", "MQTT-3.1.3-7"]
         );
     }
@@ -584,7 +886,7 @@ mod tests {
         );
         k.up(1, "device", subscribe(1, "a", 0, 0, ""))
             .down(1, "device", suback(1, &[0]));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
         let mut k = Kit::new();
         k.session(
@@ -594,7 +896,7 @@ mod tests {
             connack(true, 0, "response_information = \"r/\""),
         );
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.2.2-2", "MQTT-3.1.2-4", "MQTT-3.1.2-28"]
         );
         // The client must close on it: carrying on breaks its own rule,
@@ -609,7 +911,7 @@ mod tests {
         k.up(1, "device", disconnect(0x82, ""))
             .close(1, "device", CloseReason::ClientClosed);
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.2.2-2", "MQTT-3.1.2-4"]
         );
         k.session(
@@ -619,7 +921,7 @@ mod tests {
             connack(true, 0, ""),
         );
         k.up(2, "device", subscribe(1, "a", 0, 0, ""));
-        assert_violates(&checker().check(&k.history()), "MQTT-3.2.2-4");
+        assert_violates(&judge_both(&checker(), &k.history()), "MQTT-3.2.2-4");
         let mut k = Kit::new();
         k.session(
             1,
@@ -639,7 +941,10 @@ mod tests {
                 ),
             }),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.1.2-29"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.1.2-29"]
+        );
     }
 
     #[test]
@@ -705,7 +1010,7 @@ mod tests {
             CloseReason::BrokerClosed,
         );
         k.wait(1000).step("end");
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         let mut k = Kit::new();
         k.session(
             1,
@@ -716,7 +1021,7 @@ mod tests {
         k.down(1, "device", disconnect(0x8E, "session_expiry = 5"))
             .down(1, "device", publish(None, 0, "t", "x", ""));
         k.wait(1000).step("end");
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert_violates(&v, "MQTT-3.14.2-2");
         assert_violates(&v, "MQTT-3.14.4-1");
         assert_violates(&v, "MQTT-3.14.4-2");
@@ -726,7 +1031,10 @@ mod tests {
             .up(1, "device", connect("d", true, 60, ""));
         k.down(1, "device", disconnect(0x87, ""))
             .close(1, "device", CloseReason::BrokerClosed);
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.14.0-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.14.0-1"]
+        );
     }
 
     #[test]
@@ -749,12 +1057,12 @@ mod tests {
             .wait(5)
             .down(1, "device", Packet::PingResp);
         k.wait(1000).step("end");
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
         k.up(1, "device", publish(Some(2), 2, "t", "x", ""));
         k.up(1, "device", retained(publish(None, 0, "t", "x", "")));
         k.wait(4000).step("end");
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert_violates(&v, "MQTT-3.2.2-11");
         assert_violates(&v, "MQTT-3.2.2-14");
         assert_violates(&v, "MQTT-3.2.2-21");
@@ -771,7 +1079,10 @@ mod tests {
             connack(false, 0, ""),
         );
         k.up(1, "device", Packet::PingReq).wait(2000).step("end");
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.12.4-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.12.4-1"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -781,7 +1092,10 @@ mod tests {
         );
         k.up(1, "device", subscribe(1, "a", 1, 0, ""))
             .down(1, "device", suback(1, &[1, 1]));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.8.4-6"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.8.4-6"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -805,9 +1119,41 @@ mod tests {
         };
         k.up(1, "device", unsub(2))
             .down(1, "device", unsuback(2, &[0, 0x11]));
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         k.up(1, "device", unsub(3))
             .down(1, "device", unsuback(3, &[0]));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.11.3-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.11.3-1"]
+        );
+    }
+
+    /// A PUBLISH the client sent before the CONNACK came is judged
+    /// against that CONNACK's Maximum QoS and Retain Available when it
+    /// comes, and not before.
+    #[test]
+    fn a_publish_before_the_connack_is_judged_against_it() {
+        let run = |qos: u8, retain: bool| {
+            let mut k = Kit::new();
+            k.open(1, "device")
+                .up(1, "device", connect("d", true, 60, ""));
+            let p = publish(Some(1), qos, "t", "x", "");
+            k.up(1, "device", if retain { retained(p) } else { p });
+            let before = judge_both(&checker(), &k.history());
+            k.wait(5).down(
+                1,
+                "device",
+                connack(false, 0, "maximum_qos = 1\nretain_available = 0"),
+            );
+            (before, judge_both(&checker(), &k.history()))
+        };
+        // Within both: fine before and after.
+        let (before, after) = run(1, false);
+        assert!(before.ok() && after.ok(), "{before:?} {after:?}");
+        // Beyond both: nothing to hold it to until the CONNACK, then both.
+        let (before, after) = run(2, true);
+        assert!(before.ok(), "{before:?}");
+        assert_eq!(after.rules(), vec!["MQTT-3.2.2-11", "MQTT-3.2.2-14"]);
+        assert_eq!(after.violations[0].events, vec![2]);
     }
 }

@@ -137,6 +137,7 @@ pub(crate) fn judged(clients: &[String], actor: &str) -> bool {
 /// v5 checkers judge a connection only once that shows it is 5.0).
 struct Early {
     seq: u64,
+    at: std::time::Duration,
     dir: Dir,
     fate: Fate,
     packet: Packet,
@@ -153,7 +154,7 @@ enum Phase<S> {
 /// their first packet, judged once their first CONNECT says 5.0), each with
 /// a checker's state instead of its packets: what the incremental v5
 /// checkers share.
-struct V5Conns<S> {
+pub(crate) struct V5Conns<S> {
     order: Vec<ConnId>,
     conns: HashMap<ConnId, (String, Phase<S>)>,
 }
@@ -168,18 +169,19 @@ impl<S> Default for V5Conns<S> {
 }
 
 /// A packet as the incremental v5 checkers take it.
-struct Pkt<'a> {
-    seq: u64,
-    dir: Dir,
-    fate: Fate,
-    packet: &'a Packet,
-    size: usize,
+pub(crate) struct Pkt<'a> {
+    pub seq: u64,
+    pub at: std::time::Duration,
+    pub dir: Dir,
+    pub fate: Fate,
+    pub packet: &'a Packet,
+    pub size: usize,
 }
 
 impl<S> V5Conns<S> {
     /// Takes an event: a packet goes to its connection's state (made by
     /// `start` from the actor and the first CONNECT), through `step`.
-    fn feed(
+    pub(crate) fn feed(
         &mut self,
         ev: &Event,
         start: impl FnOnce(&str, &crate::mqtt::Connect) -> S,
@@ -202,6 +204,7 @@ impl<S> V5Conns<S> {
         });
         let pkt = Pkt {
             seq: ev.seq,
+            at: ev.at,
             dir: *dir,
             fate: *fate,
             packet,
@@ -216,6 +219,7 @@ impl<S> V5Conns<S> {
                     for e in std::mem::take(early) {
                         let p = Pkt {
                             seq: e.seq,
+                            at: e.at,
                             dir: e.dir,
                             fate: e.fate,
                             packet: &e.packet,
@@ -229,6 +233,7 @@ impl<S> V5Conns<S> {
                 Packet::Connect(_) => *phase = Phase::Other,
                 _ => early.push(Early {
                     seq: ev.seq,
+                    at: ev.at,
                     dir: *dir,
                     fate: *fate,
                     packet: packet.clone(),
@@ -238,8 +243,16 @@ impl<S> V5Conns<S> {
         }
     }
 
+    /// The state of a 5.0 connection.
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut S> {
+        match self.conns.get_mut(&id) {
+            Some((_, Phase::V5(st))) => Some(st),
+            _ => None,
+        }
+    }
+
     /// The 5.0 connections' states, in order.
-    fn judged(&self) -> impl Iterator<Item = (&str, &S)> {
+    pub(crate) fn judged(&self) -> impl Iterator<Item = (&str, &S)> {
         self.order.iter().filter_map(|id| match self.conns.get(id) {
             Some((actor, Phase::V5(st))) => Some((actor.as_str(), st)),
             _ => None,
@@ -509,6 +522,7 @@ impl Checker for PacketSizeChecker {
                 }
                 let pkt = Pkt {
                     seq: p.seq,
+                    at: p.at,
                     dir: p.dir,
                     fate: p.fate,
                     packet: p.packet,
@@ -923,6 +937,7 @@ impl Incremental for AliasLive {
                         for e in std::mem::take(&mut st.waiting) {
                             let q = Pkt {
                                 seq: e.seq,
+                                at: e.at,
                                 dir: e.dir,
                                 fate: e.fate,
                                 packet: &e.packet,
@@ -947,6 +962,7 @@ impl Incremental for AliasLive {
                         }
                         st.waiting.push(Early {
                             seq: p.seq,
+                            at: p.at,
                             dir: p.dir,
                             fate: p.fate,
                             packet: p.packet.clone(),
@@ -969,6 +985,7 @@ impl Incremental for AliasLive {
                 for e in &st.waiting {
                     let q = Pkt {
                         seq: e.seq,
+                        at: e.at,
                         dir: e.dir,
                         fate: e.fate,
                         packet: &e.packet,

@@ -354,7 +354,8 @@ pub fn reaction(
 
 /// The checker's batch verdict over `h`, after asserting that its
 /// incremental form, if it has one (`observe` judges with it), reaches the
-/// same rules: a rule added to one form and not the other fails here.
+/// same verdict — rules, messages, events and notes: a rule added to one
+/// form and not the other fails here.
 pub fn judge_both(c: &dyn super::Checker, h: &History) -> super::Verdict {
     let batch = c.check(h);
     if let Some(mut live) = c.incremental() {
@@ -362,8 +363,8 @@ pub fn judge_both(c: &dyn super::Checker, h: &History) -> super::Verdict {
             live.feed(ev);
         }
         assert_eq!(
-            live.verdict().rules(),
-            batch.rules(),
+            live.verdict(),
+            batch,
             "{}: incremental and batch verdicts differ",
             c.name()
         );

@@ -174,4 +174,5 @@ pub struct Event {
 }
 
 mod log;
+pub mod spill;
 pub use log::{History, Recorder};
