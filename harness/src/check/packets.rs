@@ -36,21 +36,31 @@
 //!   request asked: with one code per filter in their order, a higher code
 //!   means the codes were swapped or invented [MQTT-3.9.3-1].
 //!
-//! No incremental form: `observe` re-judges it over the whole history on
-//! its pace timer. Its first incremental form judged only the rules of its
-//! time and silently missed the ones added after it (the close after
-//! DISCONNECT, the CONNACK deadline, refusals); an incremental form must
-//! come with every rule, and the tests' `judge` holds it to the batch
-//! verdict on every history.
+//! One implementation judges both ways: [`Live`] is a state machine fed
+//! one event at a time, and [`Checker::check`] feeds it a whole history,
+//! so `observe`'s incremental verdict cannot know fewer rules than the
+//! batch one (its first incremental form, a second copy of the rules, did:
+//! it missed every rule added after it). What it keeps is what the rules
+//! need: per connection a few facts (its first frames, first CONNECT and
+//! CONNACK, whether it disconnected), the requests still unanswered, the
+//! violations found, and the deadlines not yet decided. A deadline ("an
+//! answer within `slack`") is decided once an event later than it is fed,
+//! when nothing the history could still add changes the judgement (the
+//! close, the faults and broker actions inside the window are all before
+//! it); until then it is judged as the end of the log would judge it.
+//! A judgement that a later event can still reverse — an answer that comes
+//! after its deadline is still an answer — is kept as a decided fact and
+//! combined with what comes, as the whole-history rule combines them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::index::{seen, sent, Index, Stamp, Surroundings};
+use super::index::{seen, sent, Stamp, Surroundings};
+use super::live::{ConnMeta, Context};
 use super::v5_limits::judged;
-use super::{fmt_d, Checker, Verdict};
-use crate::history::{CloseReason, ConnId, Dir, EventKind, Fate, History};
-use crate::mqtt::{Packet, Version};
+use super::{fmt_d, Checker, Incremental, Verdict, Violation};
+use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, Fate, History};
+use crate::mqtt::{Packet, PacketType, Version};
 
 pub struct PacketsChecker {
     pub clients: Vec<String>,
@@ -67,343 +77,535 @@ fn plain_client_id(id: &str) -> bool {
     (1..=23).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// One frame of a connection: a packet, or bytes the codec rejected.
-struct Frame<'a> {
-    seq: u64,
-    at: Duration,
-    dir: Dir,
-    fate: Fate,
-    packet: Option<&'a Packet>,
-}
-
-/// A request waiting for its answer: (packet id, seq, time, kind, the
-/// QoS each filter asked for).
-struct Pending {
-    pid: u16,
-    seq: u64,
-    at: Duration,
-    what: &'static str,
-    filters: Vec<u8>,
-}
-
 impl Checker for PacketsChecker {
     fn name(&self) -> &str {
         "packets"
     }
 
     fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        let ix = Index::new(history);
-        let teardown = history
-            .events
-            .iter()
-            .find(|e| matches!(e.kind, EventKind::Teardown))
-            .map(|e| e.at)
-            .unwrap_or(Duration::MAX);
-        let end = ix.end.min(teardown);
-        let mut frames: HashMap<ConnId, Vec<Frame>> = HashMap::new();
+        let mut live = self.live();
         for ev in history.iter() {
-            match &ev.kind {
-                EventKind::Packet {
-                    conn,
-                    dir,
-                    packet,
-                    fate,
-                    ..
-                } => frames.entry(*conn).or_default().push(Frame {
-                    seq: ev.seq,
-                    at: ev.at,
-                    dir: *dir,
-                    fate: *fate,
-                    packet: Some(packet),
-                }),
-                EventKind::Malformed { conn, dir, .. } => {
-                    frames.entry(*conn).or_default().push(Frame {
-                        seq: ev.seq,
-                        at: ev.at,
-                        dir: *dir,
-                        fate: Fate::Forwarded,
-                        packet: None,
-                    })
-                }
-                _ => {}
-            }
+            live.feed(ev);
         }
+        live.verdict()
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(self.live()))
+    }
+}
+
+impl PacketsChecker {
+    fn live(&self) -> Live {
+        Live {
+            clients: self.clients.clone(),
+            slack: self.slack,
+            ctx: Context::default(),
+            order: Vec::new(),
+            conns: HashMap::new(),
+            due: BTreeMap::new(),
+        }
+    }
+}
+
+/// A frame's packet type, or `None` for bytes the codec rejected.
+type FrameKind = Option<PacketType>;
+
+/// The first CONNECT that reached the broker on a connection.
+struct ConnectSeen {
+    seq: u64,
+    at: Duration,
+    client_id: String,
+    clean: bool,
+}
+
+/// The first CONNACK the broker sent on a connection.
+struct ConnAckSent {
+    seq: u64,
+    at: Duration,
+    code: u8,
+}
+
+/// A SUBSCRIBE, UNSUBSCRIBE or PINGREQ waiting for its answer: its packet
+/// id, when it reached the broker, the answer it wants, the QoS each
+/// filter asked for, and — once its deadline passed — whether it was late.
+struct Request {
+    pid: u16,
+    seq: u64,
+    at: Duration,
+    what: &'static str,
+    filters: Vec<u8>,
+    late: Option<bool>,
+}
+
+/// One entry of a connection's findings, in the order the frames showed
+/// them: decided, or a deadline still open (judged as the log's end would
+/// judge it).
+enum Item {
+    Done(Verdict),
+    /// The client's DISCONNECT (seq, time): the close is due.
+    Disconnect(u64, Duration),
+    /// The second CONNECT (seq, time): the broker's close is due.
+    Second(u64, Duration),
+}
+
+/// What the rules keep of one connection.
+#[derive(Default)]
+struct Conn {
+    /// The first frame each way that its sender sent: seq and kind.
+    first_up: Option<(u64, FrameKind)>,
+    first_down: Option<(u64, FrameKind)>,
+    /// The first CONNECT the client sent: seq, and whether its client id
+    /// was empty with clean session 0.
+    first_connect: Option<(u64, bool)>,
+    connect: Option<ConnectSeen>,
+    connack: Option<ConnAckSent>,
+    /// The first packet the broker sent after its CONNACK.
+    after_connack: Option<(u64, PacketType)>,
+    /// The CONNACK deadline once decided: was it missed (were there no
+    /// CONNACK at all)?
+    connack_missed: Option<bool>,
+    /// The close after a refusal, once decided.
+    refusal_closed: Option<Verdict>,
+    connects: u32,
+    pending: Vec<Request>,
+    disconnected: Option<u64>,
+    close_judged: bool,
+    items: Vec<Item>,
+}
+
+/// Which deadline of a connection an entry of [`Live::due`] decides.
+#[derive(Clone, Copy)]
+enum Due {
+    ConnAck,
+    Refusal,
+    /// The position in [`Conn::items`].
+    Item(usize),
+    /// The request with this seq.
+    Request(u64),
+}
+
+/// [`PacketsChecker`] as a state machine: events in, verdict out.
+pub struct Live {
+    clients: Vec<String>,
+    slack: Duration,
+    ctx: Context,
+    /// Connections in the order they appeared (as `Index` numbers them).
+    order: Vec<ConnId>,
+    /// Connections with at least one frame.
+    conns: HashMap<ConnId, Conn>,
+    /// Deadlines not yet decided, by (time, seq of the event that set
+    /// them, kind).
+    due: BTreeMap<(Duration, u64, u8), (ConnId, Due)>,
+}
+
+impl Incremental for Live {
+    fn feed(&mut self, ev: &Event) {
+        let known = self.ctx.conns.len();
+        let conn = self.ctx.feed(ev);
+        if self.ctx.conns.len() > known {
+            self.order.extend(conn);
+        }
+        match &ev.kind {
+            EventKind::Packet {
+                conn,
+                dir,
+                packet,
+                fate,
+                ..
+            } => self.frame(ev, *conn, *dir, *fate, Some(packet)),
+            EventKind::Malformed { conn, dir, .. } => {
+                self.frame(ev, *conn, *dir, Fate::Forwarded, None)
+            }
+            _ => {}
+        }
+        self.decide();
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("packets");
+        let end = self.end();
         let mut judged_conns = 0usize;
-        for c in &ix.conns {
-            if c.version() == Version::V5 {
+        for id in &self.order {
+            let meta = &self.ctx.conns[id];
+            if meta.version() == Version::V5 {
                 continue;
             }
-            let Some(fs) = frames.get(&c.id) else {
+            let Some(st) = self.conns.get(id) else {
                 continue;
             };
             judged_conns += 1;
-            let client = judged(&self.clients, &c.actor);
-            let closed = c
-                .closed
-                .as_ref()
-                .filter(|(_, r)| !matches!(r, CloseReason::RunEnded));
-            let first_up = fs.iter().find(|f| f.dir == Dir::ToBroker && sent(f.fate));
-            if let (Some(f), true) = (first_up, client) {
-                if let Some(p) = f.packet.filter(|p| !matches!(p, Packet::Connect(_))) {
-                    v.fail(
-                        "MQTT-3.1.0-1",
-                        format!(
-                            "{}'s first packet on {} was {}, not CONNECT",
-                            c.actor,
-                            c.id,
-                            p.packet_type()
-                        ),
-                        vec![f.seq],
-                    );
-                }
-            }
-            let first_down = fs.iter().find(|f| f.dir == Dir::ToClient && sent(f.fate));
-            if let Some(p) = first_down.and_then(|f| f.packet.map(|p| (f.seq, p))) {
-                if !matches!(p.1, Packet::ConnAck(_)) {
-                    v.fail(
-                        "MQTT-3.2.0-1",
-                        format!(
-                            "the broker's first packet to {} on {} was {}, not CONNACK",
-                            c.actor,
-                            c.id,
-                            p.1.packet_type()
-                        ),
-                        vec![p.0],
-                    );
-                }
-            }
-            self.connect_answer(&ix, c, fs, client, end, &mut v);
-            let mut connects = 0;
-            let mut pending: Vec<Pending> = Vec::new();
-            let mut disconnected: Option<u64> = None;
-            let mut close_judged = false;
-            for f in fs {
-                let Some(p) = f.packet else { continue };
-                if f.dir == Dir::ToBroker && sent(f.fate) {
-                    if let (Some(d), true) = (disconnected, client) {
-                        v.fail(
-                            "MQTT-3.14.4-2",
-                            format!(
-                                "{} sent {} on {} after its DISCONNECT",
-                                c.actor,
-                                p.packet_type(),
-                                c.id
-                            ),
-                            vec![d, f.seq],
-                        );
-                        disconnected = None; // say it once
-                    }
-                    if matches!(p, Packet::Disconnect(_)) {
-                        disconnected = Some(f.seq);
-                        if client && !close_judged {
-                            close_judged = true;
-                            self.closed_after_disconnect(&ix, c, (f.seq, f.at), end, &mut v);
-                        }
-                    }
-                }
-                match (p, f.dir) {
-                    (Packet::Connect(_), Dir::ToBroker) if seen(f.fate) => {
-                        connects += 1;
-                        if connects == 2 {
-                            let seen_at = (f.seq, f.at);
-                            second_connect(
-                                &ix,
-                                c.id,
-                                &c.actor,
-                                c.closed.as_ref(),
-                                seen_at,
-                                self.slack,
-                                end,
-                                "MQTT-3.1.0-2",
-                                &mut v,
-                            );
-                        }
-                    }
-                    (Packet::Subscribe(s), Dir::ToBroker) if seen(f.fate) => {
-                        pending.push(Pending {
-                            pid: s.pid,
-                            seq: f.seq,
-                            at: f.at,
-                            what: "SUBACK",
-                            filters: s.filters.iter().map(|f| f.qos.as_u8()).collect(),
-                        })
-                    }
-                    (Packet::Unsubscribe(s), Dir::ToBroker) if seen(f.fate) => {
-                        pending.push(Pending {
-                            pid: s.pid,
-                            seq: f.seq,
-                            at: f.at,
-                            what: "UNSUBACK",
-                            filters: vec![0; s.filters.len()],
-                        })
-                    }
-                    (Packet::PingReq, Dir::ToBroker) if seen(f.fate) => pending.push(Pending {
-                        pid: 0,
-                        seq: f.seq,
-                        at: f.at,
-                        what: "PINGRESP",
-                        filters: Vec::new(),
-                    }),
-                    (Packet::SubAck(a), Dir::ToClient) if sent(f.fate) => {
-                        match pending
-                            .iter()
-                            .position(|x| x.pid == a.pid && x.what == "SUBACK")
-                        {
-                            Some(i) => {
-                                let req = pending.remove(i);
-                                if a.codes.len() != req.filters.len() {
-                                    v.fail(
-                                        "MQTT-3.8.4-5",
-                                        format!(
-                                            "SUBACK {} to {} has {} return code(s) for {} filter(s)",
-                                            a.pid,
-                                            c.actor,
-                                            a.codes.len(),
-                                            req.filters.len()
-                                        ),
-                                        vec![req.seq, f.seq],
-                                    );
-                                } else if req.filters.len() > 1 {
-                                    let above =
-                                        a.codes.iter().zip(&req.filters).position(
-                                            |(&code, &asked)| code != 0x80 && code > asked,
-                                        );
-                                    if let Some(k) = above {
-                                        v.fail(
-                                            "MQTT-3.9.3-1",
-                                            format!(
-                                                "SUBACK {} to {} grants QoS {} to filter {} of {}, which asked for QoS {}: return codes {:?} for requested {:?} are out of order or above the request",
-                                                a.pid,
-                                                c.actor,
-                                                a.codes[k],
-                                                k + 1,
-                                                req.filters.len(),
-                                                req.filters[k],
-                                                a.codes,
-                                                req.filters
-                                            ),
-                                            vec![req.seq, f.seq],
-                                        );
-                                    }
-                                }
-                            }
-                            None => v.fail(
-                                "MQTT-3.8.4-2",
-                                format!("SUBACK {} to {} answers no SUBSCRIBE", a.pid, c.actor),
-                                vec![f.seq],
-                            ),
-                        }
-                    }
-                    (Packet::UnsubAck(a), Dir::ToClient) if sent(f.fate) => {
-                        match pending
-                            .iter()
-                            .position(|x| x.pid == a.pid && x.what == "UNSUBACK")
-                        {
-                            Some(i) => {
-                                pending.remove(i);
-                            }
-                            None => v.fail(
-                                "MQTT-3.10.4-5",
-                                format!("UNSUBACK {} to {} answers no UNSUBSCRIBE", a.pid, c.actor),
-                                vec![f.seq],
-                            ),
-                        }
-                    }
-                    (Packet::PingResp, Dir::ToClient) if sent(f.fate) => {
-                        if let Some(i) = pending.iter().position(|x| x.what == "PINGRESP") {
-                            pending.remove(i);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            for req in pending {
-                let limit = req.at + self.slack;
-                if limit < end
-                    && closed.is_none_or(|(s, _)| s.at > limit)
-                    && ix.undisturbed(&c.actor, req.at, limit)
-                    && ix.broker_down_between(req.at, limit).is_none()
-                {
-                    let rule = match req.what {
-                        "SUBACK" => "MQTT-3.8.4-1",
-                        "UNSUBACK" => "MQTT-3.10.4-4",
-                        _ => "MQTT-3.12.4-1",
-                    };
-                    v.fail(
-                        rule,
-                        format!(
-                            "no {} for {}'s request on {} within {}",
-                            req.what,
-                            c.actor,
-                            c.id,
-                            fmt_d(self.slack)
-                        ),
-                        vec![req.seq],
-                    );
-                }
-            }
+            self.judge_conn(*id, meta, st, end, &mut v);
         }
         v.note(format!("{judged_conns} 3.1.1 connection(s) judged"));
         v
     }
 }
 
-impl PacketsChecker {
-    /// The CONNECT/CONNACK rules of 3.1.4 and 3.2.2, and the close after a
-    /// client's DISCONNECT, on one 3.1.1 connection.
-    fn connect_answer(
-        &self,
-        ix: &Index,
-        c: &super::index::Conn,
-        fs: &[Frame],
-        client: bool,
-        end: Duration,
-        v: &mut Verdict,
-    ) {
-        let closed = c
-            .closed
-            .as_ref()
-            .filter(|(_, r)| !matches!(r, CloseReason::RunEnded));
-        let connect = fs.iter().find_map(|f| match f.packet {
-            Some(Packet::Connect(cp)) if f.dir == Dir::ToBroker && seen(f.fate) => Some((f, cp)),
-            _ => None,
-        });
-        let connack = fs.iter().find_map(|f| match f.packet {
-            Some(Packet::ConnAck(a)) if f.dir == Dir::ToClient && sent(f.fate) => Some((f, a)),
-            _ => None,
-        });
-        if let (true, Some((_, cp))) = (client, c.connect.as_ref()) {
-            if cp.client_id.is_empty() && !cp.clean_start {
-                let seq = c.connect.as_ref().map(|(s, _)| s.seq).unwrap_or(0);
-                v.fail(
-                    "MQTT-3.1.3-7",
+impl Live {
+    /// The end of the log as the rules read it: its last event, or the
+    /// teardown if that came first.
+    fn end(&self) -> Duration {
+        let end = self.ctx.end();
+        self.ctx.teardown().map_or(end, |t| end.min(t))
+    }
+
+    /// One frame of a connection: a packet, or (`packet` None) bytes the
+    /// codec rejected.
+    fn frame(&mut self, ev: &Event, id: ConnId, dir: Dir, fate: Fate, packet: Option<&Packet>) {
+        let (seq, at) = (ev.seq, ev.at);
+        let st = self.conns.entry(id).or_default();
+        if sent(fate) {
+            let first = match dir {
+                Dir::ToBroker => &mut st.first_up,
+                Dir::ToClient => &mut st.first_down,
+            };
+            first.get_or_insert((seq, packet.map(Packet::packet_type)));
+        }
+        let Some(p) = packet else { return };
+        // A packet event makes its connection known to the context.
+        let client = self
+            .ctx
+            .conns
+            .get(&id)
+            .is_some_and(|m| judged(&self.clients, &m.actor));
+        let slack = self.slack;
+        let mut due = |limit: Duration, kind: u8, what: Due| {
+            self.due.insert((limit, seq, kind), (id, what));
+        };
+        // The CONNECT/CONNACK facts the answer rules read.
+        match (p, dir) {
+            (Packet::Connect(cp), Dir::ToBroker) => {
+                if sent(fate) && st.first_connect.is_none() {
+                    st.first_connect = Some((seq, cp.client_id.is_empty() && !cp.clean_start));
+                }
+                if seen(fate) && st.connect.is_none() {
+                    st.connect = Some(ConnectSeen {
+                        seq,
+                        at,
+                        client_id: cp.client_id.clone(),
+                        clean: cp.clean_start,
+                    });
+                    due(at + CONNACK_WITHIN, 0, Due::ConnAck);
+                }
+            }
+            (_, Dir::ToClient) if sent(fate) => {
+                if st.connack.as_ref().is_some_and(|a| seq > a.seq) {
+                    st.after_connack.get_or_insert((seq, p.packet_type()));
+                }
+                if let (Packet::ConnAck(a), None) = (p, &st.connack) {
+                    st.connack = Some(ConnAckSent {
+                        seq,
+                        at,
+                        code: a.code,
+                    });
+                    if a.code != 0 {
+                        due(at + slack, 1, Due::Refusal);
+                    }
+                }
+            }
+            _ => {}
+        }
+        // The order rules, frame by frame.
+        if dir == Dir::ToBroker && sent(fate) {
+            if let (Some(d), true) = (st.disconnected, client) {
+                let actor = &self.ctx.conns[&id].actor;
+                st.items.push(Item::Done(failed(
+                    "MQTT-3.14.4-2",
                     format!(
-                        "{} sent a CONNECT on {} with an empty client id and clean session 0",
-                        c.actor, c.id
+                        "{actor} sent {} on {id} after its DISCONNECT",
+                        p.packet_type()
                     ),
+                    vec![d, seq],
+                )));
+                st.disconnected = None; // say it once
+            }
+            if matches!(p, Packet::Disconnect(_)) {
+                st.disconnected = Some(seq);
+                if client && !st.close_judged {
+                    st.close_judged = true;
+                    due(at + slack, 2, Due::Item(st.items.len()));
+                    st.items.push(Item::Disconnect(seq, at));
+                }
+            }
+        }
+        let mut request = |pid: u16, what: &'static str, filters: Vec<u8>| {
+            due(at + slack, 4, Due::Request(seq));
+            st.pending.push(Request {
+                pid,
+                seq,
+                at,
+                what,
+                filters,
+                late: None,
+            });
+        };
+        match (p, dir) {
+            (Packet::Connect(_), Dir::ToBroker) if seen(fate) => {
+                st.connects += 1;
+                if st.connects == 2 {
+                    due(at + slack, 3, Due::Item(st.items.len()));
+                    st.items.push(Item::Second(seq, at));
+                }
+            }
+            (Packet::Subscribe(s), Dir::ToBroker) if seen(fate) => request(
+                s.pid,
+                "SUBACK",
+                s.filters.iter().map(|f| f.qos.as_u8()).collect(),
+            ),
+            (Packet::Unsubscribe(s), Dir::ToBroker) if seen(fate) => {
+                request(s.pid, "UNSUBACK", vec![0; s.filters.len()])
+            }
+            (Packet::PingReq, Dir::ToBroker) if seen(fate) => request(0, "PINGRESP", Vec::new()),
+            (Packet::SubAck(a), Dir::ToClient) if sent(fate) => {
+                let actor = &self.ctx.conns[&id].actor;
+                let mut v = Verdict::new("packets");
+                match st
+                    .pending
+                    .iter()
+                    .position(|x| x.pid == a.pid && x.what == "SUBACK")
+                {
+                    Some(i) => {
+                        let req = st.pending.remove(i);
+                        if a.codes.len() != req.filters.len() {
+                            v.fail(
+                                "MQTT-3.8.4-5",
+                                format!(
+                                    "SUBACK {} to {} has {} return code(s) for {} filter(s)",
+                                    a.pid,
+                                    actor,
+                                    a.codes.len(),
+                                    req.filters.len()
+                                ),
+                                vec![req.seq, seq],
+                            );
+                        } else if req.filters.len() > 1 {
+                            let above = a
+                                .codes
+                                .iter()
+                                .zip(&req.filters)
+                                .position(|(&code, &asked)| code != 0x80 && code > asked);
+                            if let Some(k) = above {
+                                v.fail(
+                                    "MQTT-3.9.3-1",
+                                    format!(
+                                        "SUBACK {} to {} grants QoS {} to filter {} of {}, which asked for QoS {}: return codes {:?} for requested {:?} are out of order or above the request",
+                                        a.pid,
+                                        actor,
+                                        a.codes[k],
+                                        k + 1,
+                                        req.filters.len(),
+                                        req.filters[k],
+                                        a.codes,
+                                        req.filters
+                                    ),
+                                    vec![req.seq, seq],
+                                );
+                            }
+                        }
+                    }
+                    None => v.fail(
+                        "MQTT-3.8.4-2",
+                        format!("SUBACK {} to {} answers no SUBSCRIBE", a.pid, actor),
+                        vec![seq],
+                    ),
+                }
+                if !v.violations.is_empty() {
+                    st.items.push(Item::Done(v));
+                }
+            }
+            (Packet::UnsubAck(a), Dir::ToClient) if sent(fate) => {
+                match st
+                    .pending
+                    .iter()
+                    .position(|x| x.pid == a.pid && x.what == "UNSUBACK")
+                {
+                    Some(i) => {
+                        st.pending.remove(i);
+                    }
+                    None => {
+                        let actor = &self.ctx.conns[&id].actor;
+                        st.items.push(Item::Done(failed(
+                            "MQTT-3.10.4-5",
+                            format!("UNSUBACK {} to {} answers no UNSUBSCRIBE", a.pid, actor),
+                            vec![seq],
+                        )));
+                    }
+                }
+            }
+            (Packet::PingResp, Dir::ToClient) if sent(fate) => {
+                if let Some(i) = st.pending.iter().position(|x| x.what == "PINGRESP") {
+                    st.pending.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Decides the deadlines the log has passed: an event later than a
+    /// deadline was fed, so nothing still to come changes its judgement.
+    fn decide(&mut self) {
+        let end = self.end();
+        while let Some(e) = self.due.first_entry() {
+            if e.key().0 >= end {
+                break;
+            }
+            let (id, what) = e.remove();
+            let (Some(st), Some(meta)) = (self.conns.get(&id), self.ctx.conns.get(&id)) else {
+                continue;
+            };
+            match what {
+                Due::ConnAck => {
+                    let missed = st
+                        .connect
+                        .as_ref()
+                        .is_some_and(|cf| self.connack_missed(meta, cf, end));
+                    if let Some(st) = self.conns.get_mut(&id) {
+                        st.connack_missed = Some(missed);
+                    }
+                }
+                Due::Refusal => {
+                    let mut v = Verdict::new("packets");
+                    if let Some(a) = &st.connack {
+                        self.refusal_close(id, meta, a, end, &mut v);
+                    }
+                    if let Some(st) = self.conns.get_mut(&id) {
+                        st.refusal_closed = Some(v);
+                    }
+                }
+                Due::Item(i) => {
+                    let mut v = Verdict::new("packets");
+                    if let Some(item) = st.items.get(i) {
+                        self.open_item(id, meta, item, end, &mut v);
+                    }
+                    if let Some(st) = self.conns.get_mut(&id) {
+                        st.items[i] = Item::Done(v);
+                    }
+                }
+                Due::Request(seq) => {
+                    let late = st
+                        .pending
+                        .iter()
+                        .position(|r| r.seq == seq)
+                        .map(|k| (k, self.request_late(meta, &st.pending[k], end)));
+                    if let (Some((k, late)), Some(st)) = (late, self.conns.get_mut(&id)) {
+                        st.pending[k].late = Some(late);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The findings on one 3.1.1 connection, in the order of its rules.
+    fn judge_conn(&self, id: ConnId, meta: &ConnMeta, st: &Conn, end: Duration, v: &mut Verdict) {
+        let client = judged(&self.clients, &meta.actor);
+        let actor = &meta.actor;
+        if let (Some((seq, Some(t))), true) = (st.first_up, client) {
+            if t != PacketType::Connect {
+                v.fail(
+                    "MQTT-3.1.0-1",
+                    format!("{actor}'s first packet on {id} was {t}, not CONNECT"),
                     vec![seq],
                 );
             }
         }
-        let Some((cf, cp)) = connect else {
+        if let Some((seq, Some(t))) = st.first_down {
+            if t != PacketType::ConnAck {
+                v.fail(
+                    "MQTT-3.2.0-1",
+                    format!("the broker's first packet to {actor} on {id} was {t}, not CONNACK"),
+                    vec![seq],
+                );
+            }
+        }
+        self.connect_answer(id, meta, st, client, end, v);
+        for item in &st.items {
+            self.open_item(id, meta, item, end, v);
+        }
+        for req in &st.pending {
+            if req
+                .late
+                .unwrap_or_else(|| self.request_late(meta, req, end))
+            {
+                let rule = match req.what {
+                    "SUBACK" => "MQTT-3.8.4-1",
+                    "UNSUBACK" => "MQTT-3.10.4-4",
+                    _ => "MQTT-3.12.4-1",
+                };
+                v.fail(
+                    rule,
+                    format!(
+                        "no {} for {actor}'s request on {id} within {}",
+                        req.what,
+                        fmt_d(self.slack)
+                    ),
+                    vec![req.seq],
+                );
+            }
+        }
+    }
+
+    /// The connection's first close, unless it is the run's end.
+    fn closed(meta: &ConnMeta) -> Option<&(Stamp, CloseReason)> {
+        meta.closed
+            .as_ref()
+            .filter(|(_, r)| !matches!(r, CloseReason::RunEnded))
+    }
+
+    /// Nothing the log shows could excuse the broker in `[from, to]`.
+    fn quiet(&self, meta: &ConnMeta, from: Duration, to: Duration, end: Duration) -> bool {
+        to < end
+            && self.ctx.undisturbed(&meta.actor, from, to)
+            && !self.ctx.broker_down_between(from, to)
+    }
+
+    /// A request that reached the broker went unanswered past its deadline
+    /// while the connection stood undisturbed (whether an answer came
+    /// later is the caller's to know).
+    fn request_late(&self, meta: &ConnMeta, req: &Request, end: Duration) -> bool {
+        let limit = req.at + self.slack;
+        Live::closed(meta).is_none_or(|(s, _)| s.at > limit) && self.quiet(meta, req.at, limit, end)
+    }
+
+    /// The CONNECT `cf` was neither answered nor its connection closed by
+    /// [`CONNACK_WITHIN`], undisturbed (should no CONNACK come at all).
+    fn connack_missed(&self, meta: &ConnMeta, cf: &ConnectSeen, end: Duration) -> bool {
+        let limit = cf.at + CONNACK_WITHIN;
+        Live::closed(meta).is_none_or(|(s, _)| s.at > limit) && self.quiet(meta, cf.at, limit, end)
+    }
+
+    /// The CONNECT/CONNACK rules of 3.1.4 and 3.2.2 on one connection.
+    fn connect_answer(
+        &self,
+        id: ConnId,
+        meta: &ConnMeta,
+        st: &Conn,
+        client: bool,
+        end: Duration,
+        v: &mut Verdict,
+    ) {
+        let actor = &meta.actor;
+        if let (true, Some((seq, true))) = (client, st.first_connect) {
+            v.fail(
+                "MQTT-3.1.3-7",
+                format!(
+                    "{actor} sent a CONNECT on {id} with an empty client id and clean session 0"
+                ),
+                vec![seq],
+            );
+        }
+        let Some(cf) = &st.connect else {
             return;
         };
-        // Quiet means: nothing the history shows could excuse the broker.
-        let quiet = |from: Duration, to: Duration| {
-            to < end
-                && ix.undisturbed(&c.actor, from, to)
-                && ix.broker_down_between(from, to).is_none()
-        };
-        let Some((af, a)) = connack else {
-            let limit = cf.at + CONNACK_WITHIN;
-            if closed.is_none_or(|(s, _)| s.at > limit) && quiet(cf.at, limit) {
+        let Some(a) = &st.connack else {
+            if st
+                .connack_missed
+                .unwrap_or_else(|| self.connack_missed(meta, cf, end))
+            {
                 v.fail(
                     "MQTT-3.1.4-4",
                     format!(
-                        "the broker neither answered {}'s CONNECT on {} with a CONNACK nor closed the connection within {}",
-                        c.actor,
-                        c.id,
+                        "the broker neither answered {actor}'s CONNECT on {id} with a CONNACK nor closed the connection within {}",
                         fmt_d(CONNACK_WITHIN)
                     ),
                     vec![cf.seq],
@@ -411,106 +613,131 @@ impl PacketsChecker {
             }
             return;
         };
-        if af.seq < cf.seq {
+        if a.seq < cf.seq {
             return; // the first-packet rule (MQTT-3.2.0-1) has it
         }
-        if cp.client_id.is_empty() && !cp.clean_start && a.code == 0 {
+        if cf.client_id.is_empty() && !cf.clean && a.code == 0 {
             v.fail(
                 "MQTT-3.1.3-8",
                 format!(
-                    "the broker accepted {}'s CONNECT on {} with an empty client id and clean session 0; it must refuse it with 0x02",
-                    c.actor, c.id
+                    "the broker accepted {actor}'s CONNECT on {id} with an empty client id and clean session 0; it must refuse it with 0x02"
                 ),
-                vec![cf.seq, af.seq],
+                vec![cf.seq, a.seq],
             );
         }
-        if a.code == 2 && plain_client_id(&cp.client_id) {
+        if a.code == 2 && plain_client_id(&cf.client_id) {
             v.fail(
                 "MQTT-3.1.3-5",
                 format!(
-                    "the broker refused client id {:?} of {} on {} (0x02), though every server must accept 1 to 23 characters from 0-9a-zA-Z",
-                    cp.client_id, c.actor, c.id
+                    "the broker refused client id {:?} of {actor} on {id} (0x02), though every server must accept 1 to 23 characters from 0-9a-zA-Z",
+                    cf.client_id
                 ),
-                vec![cf.seq, af.seq],
+                vec![cf.seq, a.seq],
             );
         }
         if a.code == 0 {
             return;
         }
-        if let Some(f) = fs.iter().find(|f| {
-            f.dir == Dir::ToClient && f.seq > af.seq && sent(f.fate) && f.packet.is_some()
-        }) {
+        if let Some((seq, t)) = st.after_connack {
             v.fail(
                 "MQTT-3.1.4-5",
                 format!(
-                    "the broker refused {}'s CONNECT on {} (return code {:#04x}) and then sent {}: it must process nothing after a refusal",
-                    c.actor,
-                    c.id,
-                    a.code,
-                    f.packet.map(|p| p.packet_type().to_string()).unwrap_or_default()
+                    "the broker refused {actor}'s CONNECT on {id} (return code {:#04x}) and then sent {t}: it must process nothing after a refusal",
+                    a.code
                 ),
-                vec![af.seq, f.seq],
+                vec![a.seq, seq],
             );
         }
+        match &st.refusal_closed {
+            Some(done) => extend(v, done),
+            None => self.refusal_close(id, meta, a, end, v),
+        }
+    }
+
+    /// After the refusing CONNACK `a` the broker closes the connection
+    /// within `slack` [MQTT-3.2.2-5], [MQTT-3.1.3-9].
+    fn refusal_close(
+        &self,
+        id: ConnId,
+        meta: &ConnMeta,
+        a: &ConnAckSent,
+        end: Duration,
+        v: &mut Verdict,
+    ) {
+        let actor = &meta.actor;
         let rule = if a.code == 2 {
             "MQTT-3.1.3-9"
         } else {
             "MQTT-3.2.2-5"
         };
-        let limit = af.at + self.slack;
-        match closed {
+        let limit = a.at + self.slack;
+        match Live::closed(meta) {
             Some((s, _)) if s.at <= limit => {}
-            _ if !quiet(af.at, limit) => v.note(format!(
-                "{} was refused on {}, and the run ended or a fault or broker action came before the broker's close was due",
-                c.actor, c.id
+            _ if !self.quiet(meta, a.at, limit, end) => v.note(format!(
+                "{actor} was refused on {id}, and the run ended or a fault or broker action came before the broker's close was due"
             )),
             _ => v.fail(
                 rule,
                 format!(
-                    "the broker refused {}'s CONNECT on {} with return code {:#04x} but did not close the connection within {}",
-                    c.actor,
-                    c.id,
+                    "the broker refused {actor}'s CONNECT on {id} with return code {:#04x} but did not close the connection within {}",
                     a.code,
                     fmt_d(self.slack)
                 ),
-                vec![af.seq],
+                vec![a.seq],
             ),
         }
     }
 
-    /// A client's DISCONNECT that it sent on `c` at (`seq`, `at`): the
-    /// connection must be closed within `slack` [MQTT-3.14.4-1].
-    fn closed_after_disconnect(
-        &self,
-        ix: &Index,
-        c: &super::index::Conn,
-        (seq, at): (u64, Duration),
-        end: Duration,
-        v: &mut Verdict,
-    ) {
-        let limit = at + self.slack;
-        let closed = c
-            .closed
-            .as_ref()
-            .filter(|(_, r)| !matches!(r, CloseReason::RunEnded));
-        if closed.is_some_and(|(s, _)| s.at <= limit)
-            || limit >= end
-            || !ix.undisturbed(&c.actor, at, limit)
-            || ix.broker_down_between(at, limit).is_some()
-        {
-            return;
-        }
-        v.fail(
-            "MQTT-3.14.4-1",
-            format!(
-                "{} sent DISCONNECT on {} but the connection was still open {} later",
-                c.actor,
-                c.id,
-                fmt_d(self.slack)
+    /// One of a connection's findings: as decided, or a deadline judged
+    /// as at the end of the log.
+    fn open_item(&self, id: ConnId, meta: &ConnMeta, item: &Item, end: Duration, v: &mut Verdict) {
+        match *item {
+            Item::Done(ref done) => extend(v, done),
+            Item::Second(seq, at) => second_connect(
+                &self.ctx,
+                id,
+                &meta.actor,
+                meta.closed.as_ref(),
+                (seq, at),
+                self.slack,
+                end,
+                "MQTT-3.1.0-2",
+                v,
             ),
-            vec![seq],
-        );
+            Item::Disconnect(seq, at) => {
+                // The client's DISCONNECT: the connection must be closed
+                // within `slack` [MQTT-3.14.4-1].
+                let limit = at + self.slack;
+                if Live::closed(meta).is_some_and(|(s, _)| s.at <= limit)
+                    || !self.quiet(meta, at, limit, end)
+                {
+                    return;
+                }
+                v.fail(
+                    "MQTT-3.14.4-1",
+                    format!(
+                        "{} sent DISCONNECT on {id} but the connection was still open {} later",
+                        meta.actor,
+                        fmt_d(self.slack)
+                    ),
+                    vec![seq],
+                );
+            }
+        }
     }
+}
+
+/// A verdict fragment with one violation.
+fn failed(rule: &str, message: String, events: Vec<u64>) -> Verdict {
+    let mut v = Verdict::new("packets");
+    v.violations.push(Violation::new(rule, message, events));
+    v
+}
+
+/// Appends a decided fragment.
+fn extend(v: &mut Verdict, part: &Verdict) {
+    v.violations.extend(part.violations.iter().cloned());
+    v.notes.extend(part.notes.iter().cloned());
 }
 
 /// A second CONNECT (`at`: its seq and time) reached the broker on
@@ -559,7 +786,7 @@ pub(crate) fn second_connect(
 
 #[cfg(test)]
 mod tests {
-    use super::super::v5_testkit::{assert_violates, connect311, Kit};
+    use super::super::v5_testkit::{assert_violates, connect311, judge_both, Kit};
     use super::*;
     use crate::mqtt::{codec, Disconnect, PacketType};
 
@@ -587,19 +814,7 @@ mod tests {
     /// form (if it has one: `observe` relies on it) reaches the same one.
     fn judge(k: &mut Kit) -> Verdict {
         k.wait(3000).step("end");
-        let h = k.history();
-        let batch = checker().check(&h);
-        if let Some(mut live) = checker().incremental() {
-            for ev in h.iter() {
-                live.feed(ev);
-            }
-            assert_eq!(
-                live.verdict().rules(),
-                batch.rules(),
-                "incremental and batch differ"
-            );
-        }
-        batch
+        judge_both(&checker(), &k.history())
     }
 
     fn down(k: &mut Kit, raw: &[u8]) {
@@ -747,7 +962,10 @@ mod tests {
         let mut k = Kit::new();
         k.open(1, "device").up(1, "device", connect311("d"));
         k.wait(6000).step("end");
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.1.4-4"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.1.4-4"]
+        );
 
         // Two filters, their return codes swapped.
         let mut k = Kit::new();
@@ -813,7 +1031,7 @@ mod tests {
         let mut k = Kit::new();
         k.open(1, "device").up(1, "device", connect311("d"));
         k.wait(1000).step("end");
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
 
         // After DISCONNECT the broker closes first: allowed.
         let mut k = Kit::new();
@@ -855,7 +1073,7 @@ mod tests {
         session(&mut k);
         up(&mut k, SUB);
         k.wait(200).step("end");
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
 
         // A 5.0 connection is not judged here.
         let mut k = Kit::new();
@@ -880,5 +1098,76 @@ mod tests {
         k.wait(100).close(1, "device", CloseReason::BrokerClosed);
         let v = judge(&mut k);
         assert!(v.ok(), "{v:?}");
+    }
+
+    fn live_at(h: &History, n: usize) -> Verdict {
+        super::super::v5_testkit::live_at(&checker(), h, n)
+    }
+
+    /// A deadline is judged at every prefix as the whole-history rule
+    /// judges that prefix: not before an event later than it, and undone
+    /// by what the rule lets undo it — an answer that came late, a CONNACK
+    /// after its 5 s — while a teardown before it leaves it undecided.
+    #[test]
+    fn deadlines_are_judged_at_every_prefix_as_at_the_end() {
+        // A SUBACK 3 s late: missing while it is, then an answer.
+        let mut k = Kit::new();
+        session(&mut k);
+        up(&mut k, SUB);
+        k.wait(3000).step("waiting");
+        let n = k.history().events.len();
+        down(&mut k, &[0x90, 3, 0, 7, 1]);
+        let h = k.history();
+        assert_eq!(live_at(&h, n).rules(), vec!["MQTT-3.8.4-1"]);
+        assert!(live_at(&h, h.events.len()).ok());
+
+        // A CONNACK after 6 s.
+        let mut k = Kit::new();
+        k.open(1, "device").up(1, "device", connect311("d"));
+        k.wait(6000).step("waiting");
+        let n = k.history().events.len();
+        down(&mut k, &[0x20, 2, 0, 0]);
+        let h = k.history();
+        assert_eq!(live_at(&h, n).rules(), vec!["MQTT-3.1.4-4"]);
+        assert!(live_at(&h, h.events.len()).ok());
+
+        // A PINGREQ: an event exactly at its deadline does not pass it,
+        // one a millisecond later does.
+        let mut k = Kit::new();
+        session(&mut k);
+        up(&mut k, &[0xC0, 0]);
+        k.wait(1000).step("at the deadline");
+        let n = k.history().events.len();
+        k.wait(1).step("past it");
+        let h = k.history();
+        assert!(live_at(&h, n).ok());
+        assert_eq!(live_at(&h, h.events.len()).rules(), vec!["MQTT-3.12.4-1"]);
+
+        // A second CONNECT: the run may end before the close is due (a
+        // note), then the close is missed.
+        let mut k = Kit::new();
+        session(&mut k).up(1, "device", connect311("d"));
+        let n = k.history().events.len();
+        k.wait(2000).step("past it");
+        let h = k.history();
+        let early = live_at(&h, n);
+        assert!(early.ok(), "{early:?}");
+        assert!(
+            early
+                .notes
+                .iter()
+                .any(|n| n.contains("the run ended within")),
+            "{early:?}"
+        );
+        assert_eq!(live_at(&h, h.events.len()).rules(), vec!["MQTT-3.1.0-2"]);
+
+        // A teardown before the deadline: what comes after it does not
+        // pass the deadline.
+        let mut k = Kit::new();
+        session(&mut k);
+        up(&mut k, &[0xC0, 0]);
+        k.wait(500).teardown().wait(5000).step("after the teardown");
+        let h = k.history();
+        assert!(live_at(&h, h.events.len()).ok());
     }
 }

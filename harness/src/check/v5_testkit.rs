@@ -295,8 +295,21 @@ impl Kit {
         })
     }
 
+    /// A fault the proxy applied (`blackhole`, `heal`, `sever`...).
+    pub fn fault(&mut self, target: &str, fault: &str) -> &mut Kit {
+        self.push(EventKind::Fault {
+            target: target.into(),
+            fault: fault.into(),
+        })
+    }
+
     pub fn broker(&mut self, what: &str) -> &mut Kit {
         self.push(EventKind::Broker { what: what.into() })
+    }
+
+    /// The proxy's teardown: what comes after it is not the run's.
+    pub fn teardown(&mut self) -> &mut Kit {
+        self.push(EventKind::Teardown)
     }
 
     pub fn step(&mut self, summary: &str) -> &mut Kit {
@@ -370,6 +383,28 @@ pub fn judge_both(c: &dyn super::Checker, h: &History) -> super::Verdict {
         );
     }
     batch
+}
+
+/// Feeds `h` to one incremental form of `c`, asserting after every event
+/// that its verdict is the batch verdict of the history so far (violations,
+/// events and notes); returns the verdict after the first `n` events.
+pub fn live_at(c: &dyn super::Checker, h: &History, n: usize) -> super::Verdict {
+    let mut live = c.incremental().expect("the checker judges incrementally");
+    let mut at_n = live.verdict();
+    for k in 0..h.events.len() {
+        live.feed(&h.events[k]);
+        let prefix = History::from_events(h.events[..=k].to_vec());
+        assert_eq!(
+            live.verdict(),
+            c.check(&prefix),
+            "{} after event #{k}: incremental (left) and batch (right) differ",
+            c.name()
+        );
+        if k + 1 == n {
+            at_n = live.verdict();
+        }
+    }
+    at_n
 }
 
 /// Asserts that the verdict reports `rule` (and only rules in `rules`):
