@@ -76,6 +76,7 @@ fn main() {
             out: work.path().join("matrix"),
             repeat: 1,
             jobs: 1,
+            costs: Vec::new(),
         };
         let mut reporters = Reporters::new();
         let m = matrix::run(&cfg, &mut reporters)

@@ -1057,24 +1057,33 @@ async fn matrix(args: MatrixArgs) -> Result<i32, Error> {
         out: run.out.clone(),
         repeat: run.repeat as usize,
         jobs: 1,
+        costs: Vec::new(),
     };
-    // The fewest any broker can take (an external one is shared).
-    let mut jobs = usize::MAX;
-    for b in &cfg.brokers {
-        let (j, lowered) = mqtt_hil::runner::pool::effective_jobs(
-            asked_jobs(run.jobs)?,
-            &cfg.target,
-            b,
-            run.verbose,
-        );
-        if let Some(why) = lowered.filter(|_| j < jobs) {
-            eprintln!("note: {why}");
+    let asked = asked_jobs(run.jobs)?;
+    let cfg = if asked.is_none() && !run.verbose {
+        // Brokers that cost the machine differently share the machine by
+        // their cost (a RabbitMQ cell takes four times a mosquitto one).
+        let (places, costs) = mqtt_hil::runner::pool::weights(&cfg.target, &cfg.brokers);
+        matrix::MatrixConfig {
+            jobs: places,
+            costs,
+            ..cfg
         }
-        jobs = jobs.min(j);
-    }
-    let cfg = matrix::MatrixConfig {
-        jobs: jobs.max(1),
-        ..cfg
+    } else {
+        // The fewest any broker can take (an external one is shared).
+        let mut jobs = usize::MAX;
+        for b in &cfg.brokers {
+            let (j, lowered) =
+                mqtt_hil::runner::pool::effective_jobs(asked, &cfg.target, b, run.verbose);
+            if let Some(why) = lowered.filter(|_| j < jobs) {
+                eprintln!("note: {why}");
+            }
+            jobs = jobs.min(j);
+        }
+        matrix::MatrixConfig {
+            jobs: jobs.max(1),
+            ..cfg
+        }
     };
     reporters.jobs(cfg.jobs);
     let m = matrix::run(&cfg, &mut reporters).await?;

@@ -353,3 +353,90 @@ fn an_empty_client_id_taken_for_another_fails() {
     let v = always("connections", &t.history());
     assert!(v.ok(), "{v:?}");
 }
+
+/// Judged as events come: a broker close with no cause in sight is a
+/// broker fault until the history shows one — here the client, back with
+/// its session after `slack`, never resends the message it had in flight
+/// on the closed connection, a rule it broke on that connection too.
+#[test]
+fn a_close_a_later_broken_rule_explains_stops_being_the_brokers_fault() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", false, 60);
+    t.up(dev, publish(Some(3), 1, "a/b", "m3", false, false));
+    t.ack(dev, false, "puback", 3);
+    t.up(dev, publish(Some(4), 1, "a/b", "m4", false, false));
+    t.wait(100).close(dev, CloseReason::BrokerClosed);
+    t.wait(2500).step("reconnect");
+    let before = t.ev.len() - 1;
+    t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+    t.wait(2500).step("end");
+    let vs = always_at_every_event("connections", &t.history());
+    assert_eq!(
+        vs[before].rules(),
+        vec!["broker-closed"],
+        "{:?}",
+        vs[before]
+    );
+    let end = vs.last().unwrap();
+    assert!(end.ok(), "{end:?}");
+    assert!(
+        end.notes
+            .iter()
+            .any(|n| n.contains("the client broke a rule on it")),
+        "{end:?}"
+    );
+}
+
+/// Judged as events come: the old connection of a takeover is judged
+/// once `slack` has passed, and the evidence grows with what crosses it
+/// afterwards (at most three packets) and with its late close; an old
+/// connection closed just within `slack` passes at every point.
+#[test]
+fn a_takeover_is_judged_when_its_slack_has_passed() {
+    for late in [true, false] {
+        let mut t = T::new();
+        let old = t.connect("device", "dut-1", true, 60);
+        t.wait(100);
+        let new = t.connect("cloud", "dut-1", true, 60);
+        t.wait(1000).step("within");
+        let within = t.ev.len() - 1;
+        if late {
+            t.wait(1500);
+            let ping = (0..4)
+                .map(|_| t.up(old, mqtt_hil::mqtt::Packet::PingReq))
+                .collect::<Vec<_>>();
+            let after = t.ev.len() - 1;
+            t.close(old, CloseReason::BrokerClosed);
+            t.up(new, mqtt_hil::mqtt::Packet::PingReq);
+            t.wait(100).step("end");
+            let vs = always_at_every_event("connections", &t.history());
+            assert!(vs[within].ok(), "{:?}", vs[within]);
+            assert!(vs[within]
+                .notes
+                .iter()
+                .any(|n| n.contains("too short to judge")));
+            let v = &vs[after];
+            assert_eq!(v.rules(), vec!["MQTT-3.1.4-2"], "{v:?}");
+            assert!(
+                v.violations[0]
+                    .message
+                    .contains("still open when the run ended; 3 packet(s)"),
+                "{v:?}"
+            );
+            assert_eq!(v.violations[0].events[2..], ping[..3]);
+            let end = vs.last().unwrap();
+            assert_eq!(end.rules(), vec!["MQTT-3.1.4-2"], "{end:?}");
+            assert!(
+                end.violations[0]
+                    .message
+                    .contains("closed only 2.506s later"),
+                "{end:?}"
+            );
+        } else {
+            t.wait(800).close(old, CloseReason::BrokerClosed);
+            t.wait(3000).step("end");
+            let vs = always_at_every_event("connections", &t.history());
+            assert!(vs.iter().all(|v| v.ok()), "{vs:?}");
+        }
+    }
+}

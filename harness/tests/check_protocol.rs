@@ -499,3 +499,65 @@ clients = ["device"]"#,
     );
     assert!(v.ok(), "{v:?}");
 }
+
+/// Judged as events come: a resend the device pipelined right after its
+/// CONNECT, before the CONNACK that resumed the session, meets that
+/// session's obligation; the message never resent is reported only once
+/// its `resend_within` has passed on a connection that stood that long.
+#[test]
+fn a_resend_before_the_connack_counts_and_a_missing_one_fails_when_its_time_is_up() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", false, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    let m2 = t.up(dev, publish(Some(2), 1, "a/b", "m2", false, false));
+    t.close(dev, CloseReason::Severed);
+    let dev2 = t.open("device");
+    t.up(dev2, Packet::Connect(connect_pkt("dut-1", false, 60, None)));
+    t.up(dev2, publish(Some(1), 1, "a/b", "m1", true, false));
+    let connack = t.down(
+        dev2,
+        Packet::ConnAck(mqtt_hil::mqtt::ConnAck {
+            session_present: true,
+            code: 0,
+            properties: Default::default(),
+        }),
+    );
+    t.ack(dev2, false, "puback", 1);
+    t.wait(1500).step("not yet");
+    let early = t.ev.len() - 1;
+    t.wait(1000).step("end");
+    let vs = always_at_every_event("protocol", &t.history());
+    assert!(vs[early].ok(), "{:?}", vs[early]);
+    assert!(
+        vs[early]
+            .notes
+            .iter()
+            .any(|n| n.contains("did not resend pid 2")),
+        "{:?}",
+        vs[early]
+    );
+    let end = vs.last().unwrap();
+    assert_eq!(end.rules(), vec!["MQTT-4.4.0-1"], "{end:?}");
+    assert_eq!(end.violations[0].events, vec![m2, connack], "{end:?}");
+}
+
+/// Judged as events come: an answer owed for longer than `ack_within` is
+/// a violation while it is missing, and no longer once it is sent (the
+/// rule is that it is sent, its deadline only when to judge).
+#[test]
+fn an_owed_puback_fails_while_missing_and_passes_once_sent_late() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    let asked = t.down(dev, publish(Some(7), 1, "dut/1/cmd", "go", false, false));
+    t.wait(500).step("within");
+    let within = t.ev.len() - 1;
+    t.wait(1000).step("late");
+    let late = t.ev.len() - 1;
+    t.ack(dev, true, "puback", 7);
+    t.wait(2000).step("end");
+    let vs = always_at_every_event("protocol", &t.history());
+    assert!(vs[within].ok(), "{:?}", vs[within]);
+    assert_eq!(vs[late].rules(), vec!["MQTT-4.3.2-2"], "{:?}", vs[late]);
+    assert_eq!(vs[late].violations[0].events, vec![asked]);
+    assert!(vs.last().unwrap().ok(), "{:?}", vs.last());
+}

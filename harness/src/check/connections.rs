@@ -27,12 +27,22 @@
 //!   a broker fault with that evidence. A transient error inside the broker
 //!   is the only cause left, and the history cannot show it: the broker's own
 //!   log can.
+//!
+//! Judged as events come ([`Live`], what `observe` runs); `check` feeds the
+//! same state machine the whole history. It keeps the connections without
+//! their traffic, the takeovers that can still fail, and the broker's
+//! closes, whose causes are read anew at each verdict: a cause may show
+//! only later (a reconnect within `slack`, a rule the client broke that
+//! the protocol rules decide later, such as a resend it then never made).
 
 use std::time::Duration;
 
-use super::index::Index;
-use super::{fmt_d, Checker, Verdict};
-use crate::history::{CloseReason, Dir, EventKind, History};
+use std::collections::{HashMap, HashSet};
+
+use super::index::{seen, sent, Stamp};
+use super::live::Context;
+use super::{fmt_d, Checker, Incremental, Verdict};
+use crate::history::{CloseReason, ConnId, Dir, Event, EventKind, History};
 use crate::mqtt::{Packet, Version};
 
 pub struct ConnectionsChecker {
@@ -49,114 +59,304 @@ impl Checker for ConnectionsChecker {
         "connections"
     }
 
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(self.live()))
+    }
+
+    /// The state machine of [`Live`] fed the whole history: one set of
+    /// rules for both forms.
     fn check(&self, history: &History) -> Verdict {
-        let ix = Index::new(history);
-        let mut v = Verdict::new(self.name());
-        let teardown = history
-            .events
-            .iter()
-            .find(|e| matches!(e.kind, EventKind::Teardown))
-            .map(|e| e.at)
-            .unwrap_or(Duration::MAX);
-        self.takeovers(&ix, history, teardown, &mut v);
-        self.closes(&ix, history, teardown, &mut v);
-        v
+        let mut live = self.live();
+        for ev in &history.events {
+            live.feed(ev);
+        }
+        live.verdict()
     }
 }
 
 impl ConnectionsChecker {
-    fn takeovers(&self, ix: &Index, history: &History, teardown: Duration, v: &mut Verdict) {
-        let mut judged = 0usize;
-        for (ni, new) in ix.conns.iter().enumerate() {
-            let (Some(cid), Some(acc)) = (new.client_id(), new.accepted_at()) else {
-                continue;
-            };
-            // 5.0 and 3.1.1 number the statement differently.
-            let rule = if new.version() == Version::V5 {
+    fn live(&self) -> Live {
+        Live {
+            slack: self.slack,
+            ctx: Context::default(),
+            protocol: super::protocol::ProtocolChecker {
+                clients: vec!["*".to_string()],
+                resend_within: Duration::from_secs(2),
+                ack_within: Duration::from_secs(1),
+            }
+            .live(),
+            conns: Vec::new(),
+            by_id: HashMap::new(),
+            by_client: HashMap::new(),
+            open_by_client: HashMap::new(),
+            takeovers: Vec::new(),
+            by_old: HashMap::new(),
+            takeovers_done: 0,
+            closes: Vec::new(),
+            early_malformed: HashSet::new(),
+            broker_acts: Vec::new(),
+            step_at: Duration::ZERO,
+        }
+    }
+}
+
+/// One connection as the rules read it (an [`Index`](super::index::Index) connection without
+/// its traffic: the last packet each way instead).
+struct CConn {
+    id: ConnId,
+    actor: String,
+    first: Stamp,
+    /// From the first CONNECT the client sent.
+    client_id: Option<String>,
+    version: Version,
+    keep_alive: u16,
+    connect_at: Option<Duration>,
+    connect_seen: bool,
+    /// The first CONNACK the broker sent, and its code.
+    connack: Option<(Stamp, u8)>,
+    closed: Option<(Stamp, CloseReason)>,
+    /// A DISCONNECT from the client reached the broker.
+    disconnect: bool,
+    /// The broker sent a DISCONNECT (5.0).
+    broker_disconnect: bool,
+    /// The client sent a frame the codec rejects.
+    malformed: bool,
+    /// When the broker last got a packet from the client, up to the close.
+    last_rx: Option<Duration>,
+    /// The last packet the client sent.
+    last_tx: Option<(Stamp, crate::mqtt::PacketType)>,
+}
+
+impl CConn {
+    fn accepted_at(&self) -> Option<Duration> {
+        self.connack
+            .as_ref()
+            .filter(|(_, code)| *code == 0)
+            .map(|(s, _)| s.at)
+    }
+    fn end(&self, run_end: Duration) -> Duration {
+        self.closed.as_ref().map(|(s, _)| s.at).unwrap_or(run_end)
+    }
+}
+
+/// A connection accepted while an older one of the same client id was
+/// open: (new, old) positions, and the old one's packets after the
+/// deadline (the evidence, at most three).
+struct Takeover {
+    new: usize,
+    old: usize,
+    later: Vec<u64>,
+}
+
+/// [`ConnectionsChecker`] as a state machine: the connections (without
+/// their traffic), the takeovers still to judge, the broker's closes, the
+/// broker's actions, and the protocol rules' state machine for the
+/// client's violations. The takeover deadline and the causes of a close
+/// (a rule broken later, a reconnect within `slack`) are judged at each
+/// verdict against the log so far, as the batch form judges them against
+/// the whole history.
+pub(crate) struct Live {
+    slack: Duration,
+    ctx: Context,
+    protocol: super::protocol::Live,
+    conns: Vec<CConn>,
+    by_id: HashMap<ConnId, usize>,
+    /// Per client id (empty ones too): its connections with a CONNECT, in order.
+    by_client: HashMap<String, Vec<usize>>,
+    /// Per non-empty client id: its accepted connections not known closed
+    /// before the latest accept (the old side of a takeover).
+    open_by_client: HashMap<String, Vec<usize>>,
+    /// Takeovers still able to fail, in (new, old) order.
+    takeovers: Vec<Takeover>,
+    /// Per old connection: its entries in `takeovers`.
+    by_old: HashMap<usize, Vec<usize>>,
+    /// Takeovers judged and passed (the old connection closed in time).
+    takeovers_done: usize,
+    /// Connections the broker closed, in order.
+    closes: Vec<usize>,
+    /// Connections a client sent a rejected frame on before the
+    /// connection's first other event.
+    early_malformed: HashSet<ConnId>,
+    /// Broker actions after the start, from their step to when done.
+    broker_acts: Vec<(Duration, Duration)>,
+    step_at: Duration,
+}
+
+impl Live {
+    fn conn(&mut self, id: ConnId, actor: &str, ev: &Event) -> usize {
+        if let Some(&i) = self.by_id.get(&id) {
+            return i;
+        }
+        let i = self.conns.len();
+        self.conns.push(CConn {
+            id,
+            actor: actor.to_string(),
+            first: Stamp {
+                seq: ev.seq,
+                at: ev.at,
+            },
+            client_id: None,
+            version: Version::V311,
+            keep_alive: 0,
+            connect_at: None,
+            connect_seen: false,
+            connack: None,
+            closed: None,
+            disconnect: false,
+            broker_disconnect: false,
+            malformed: self.early_malformed.remove(&id),
+            last_rx: None,
+            last_tx: None,
+        });
+        self.by_id.insert(id, i);
+        i
+    }
+
+    /// Connection `ni` was accepted: pairs it with the open connections
+    /// of its client id (as new, and as old for one accepted at the same
+    /// time earlier in the log but later in connection order).
+    fn accepted(&mut self, ni: usize) {
+        let Some(cid) = self.conns[ni].client_id.clone() else {
+            return;
+        };
+        if cid.is_empty() {
+            return;
+        }
+        let Some(acc) = self.conns[ni].accepted_at() else {
+            return;
+        };
+        let end = self.ctx.end();
+        let list = self.open_by_client.entry(cid).or_default();
+        list.retain(|&o| self.conns[o].end(end) >= acc);
+        let mut pairs = Vec::new();
+        for &o in list.iter() {
+            let old_acc = self.conns[o].accepted_at().unwrap_or(Duration::MAX);
+            if old_acc < acc || (old_acc == acc && o < ni) {
+                pairs.push((ni, o));
+            } else if old_acc == acc && o > ni {
+                pairs.push((o, ni));
+            }
+        }
+        list.push(ni);
+        for (n, o) in pairs {
+            let k = self.takeovers.len();
+            self.takeovers.push(Takeover {
+                new: n,
+                old: o,
+                later: Vec::new(),
+            });
+            self.by_old.entry(o).or_default().push(k);
+        }
+    }
+
+    fn limit(&self, t: &Takeover) -> Duration {
+        self.conns[t.new].accepted_at().unwrap_or_default() + self.slack
+    }
+
+    fn closed_in_time(&self, t: &Takeover) -> bool {
+        let limit = self.limit(t);
+        self.conns[t.old]
+            .closed
+            .as_ref()
+            .is_some_and(|(s, r)| s.at <= limit && !matches!(r, CloseReason::RunEnded))
+    }
+
+    /// The old connection of these takeovers closed: those it closed in
+    /// time have passed for good.
+    fn settle_takeovers(&mut self, old: usize) {
+        let Some(ks) = self.by_old.get(&old) else {
+            return;
+        };
+        let passed: Vec<usize> = ks
+            .iter()
+            .copied()
+            .filter(|&k| self.closed_in_time(&self.takeovers[k]))
+            .collect();
+        if passed.is_empty() {
+            return;
+        }
+        self.takeovers_done += passed.len();
+        let mut k = 0;
+        self.takeovers.retain(|_| {
+            k += 1;
+            !passed.contains(&(k - 1))
+        });
+        self.by_old.clear();
+        for (k, t) in self.takeovers.iter().enumerate() {
+            self.by_old.entry(t.old).or_default().push(k);
+        }
+    }
+
+    fn judge_takeovers(&self, v: &mut Verdict) {
+        let end = self.ctx.end();
+        let teardown = self.ctx.teardown().unwrap_or(Duration::MAX);
+        let mut judged = self.takeovers_done;
+        let mut list: Vec<&Takeover> = self.takeovers.iter().collect();
+        list.sort_by_key(|t| (t.new, t.old));
+        for t in list {
+            let (new, old) = (&self.conns[t.new], &self.conns[t.old]);
+            let cid = new.client_id.as_deref().unwrap_or_default();
+            let acc = new.accepted_at().unwrap_or_default();
+            let rule = if new.version == Version::V5 {
                 super::v5_connection::TAKEOVER
             } else {
                 "MQTT-3.1.4-2"
             };
             let connack_seq = new.connack.as_ref().map(|(s, _)| s.seq).unwrap_or(0);
-            for (oi, old) in ix.conns.iter().enumerate() {
-                // An empty client id is a new client each time.
-                if oi == ni || !old.same_client(new) {
-                    continue;
-                }
-                let Some(old_acc) = old.accepted_at() else {
-                    continue;
-                };
-                let old_end = old.end(ix.end);
-                // Only an older connection that was still open when the new
-                // one was accepted.
-                if old_acc > acc || old_end < acc || (old_acc == acc && oi > ni) {
-                    continue;
-                }
-                judged += 1;
-                let limit = acc + self.slack;
-                let closed_in_time = old
-                    .closed
-                    .as_ref()
-                    .is_some_and(|(s, r)| s.at <= limit && !matches!(r, CloseReason::RunEnded));
-                if closed_in_time {
-                    continue;
-                }
-                if limit >= ix.end.min(teardown) {
-                    v.note(format!(
-                        "{} was still open when the run ended, {} after {} took over client id `{cid}`: too short to judge",
-                        old.id,
-                        fmt_d(ix.end.saturating_sub(acc)),
-                        new.id
-                    ));
-                    continue;
-                }
-                if !ix.undisturbed(&old.actor, acc, limit)
-                    || ix.broker_down_between(acc, limit).is_some()
-                {
-                    v.note(format!(
-                        "{} stayed open after {} took over client id `{cid}`, but a fault or broker action in that window can hide the close",
-                        old.id, new.id
-                    ));
-                    continue;
-                }
-                // Evidence: the old connection's packets after the deadline.
-                let later: Vec<u64> = history
-                    .events
-                    .iter()
-                    .filter(|e| e.at > limit)
-                    .filter_map(|e| match &e.kind {
-                        EventKind::Packet { conn, .. } if *conn == old.id => Some(e.seq),
-                        _ => None,
-                    })
-                    .take(3)
-                    .collect();
-                let how_long = match &old.closed {
-                    Some((s, r)) if !matches!(r, CloseReason::RunEnded) => {
-                        format!("closed only {} later", fmt_d(s.at.saturating_sub(acc)))
-                    }
-                    _ => "still open when the run ended".to_string(),
-                };
-                let mut evs = vec![old_acc_seq(old), connack_seq];
-                evs.extend(&later);
-                v.fail(
-                    rule,
-                    format!(
-                        "the broker accepted {} for client id `{cid}` ({}) while {} ({}) with the same client id was connected, and did not disconnect {} within {}: {how_long}{}",
-                        new.id,
-                        new.actor,
-                        old.id,
-                        old.actor,
-                        old.id,
-                        fmt_d(self.slack),
-                        if later.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; {} packet(s) crossed it afterwards", later.len())
-                        }
-                    ),
-                    evs,
-                );
+            judged += 1;
+            let limit = acc + self.slack;
+            if self.closed_in_time(t) {
+                continue;
             }
+            if limit >= end.min(teardown) {
+                v.note(format!(
+                    "{} was still open when the run ended, {} after {} took over client id `{cid}`: too short to judge",
+                    old.id,
+                    fmt_d(end.saturating_sub(acc)),
+                    new.id
+                ));
+                continue;
+            }
+            if !self.ctx.undisturbed(&old.actor, acc, limit)
+                || self.ctx.broker_down_between(acc, limit)
+            {
+                v.note(format!(
+                    "{} stayed open after {} took over client id `{cid}`, but a fault or broker action in that window can hide the close",
+                    old.id, new.id
+                ));
+                continue;
+            }
+            let how_long = match &old.closed {
+                Some((s, r)) if !matches!(r, CloseReason::RunEnded) => {
+                    format!("closed only {} later", fmt_d(s.at.saturating_sub(acc)))
+                }
+                _ => "still open when the run ended".to_string(),
+            };
+            let old_acc_seq = old
+                .connack
+                .as_ref()
+                .map(|(s, _)| s.seq)
+                .unwrap_or(old.first.seq);
+            let mut evs = vec![old_acc_seq, connack_seq];
+            evs.extend(&t.later);
+            v.fail(
+                rule,
+                format!(
+                    "the broker accepted {} for client id `{cid}` ({}) while {} ({}) with the same client id was connected, and did not disconnect {} within {}: {how_long}{}",
+                    new.id,
+                    new.actor,
+                    old.id,
+                    old.actor,
+                    old.id,
+                    fmt_d(self.slack),
+                    if t.later.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} packet(s) crossed it afterwards", t.later.len())
+                    }
+                ),
+                evs,
+            );
         }
         if judged > 0 {
             v.note(format!(
@@ -165,75 +365,58 @@ impl ConnectionsChecker {
         }
     }
 
-    fn closes(&self, ix: &Index, history: &History, teardown: Duration, v: &mut Verdict) {
+    fn judge_closes(&self, v: &mut Verdict) {
+        if self.closes.is_empty() {
+            return;
+        }
+        let teardown = self.ctx.teardown().unwrap_or(Duration::MAX);
         // Connections on which the client broke a rule: frames the codec
         // rejects, and client-side protocol violations.
-        let mut client_fault: std::collections::HashSet<crate::history::ConnId> =
-            Default::default();
-        for e in &history.events {
-            if let EventKind::Malformed {
-                conn,
-                dir: Dir::ToBroker,
-                ..
-            } = &e.kind
-            {
-                client_fault.insert(*conn);
+        let mut client_fault: std::collections::HashSet<ConnId> = self
+            .conns
+            .iter()
+            .filter(|c| c.malformed)
+            .map(|c| c.id)
+            .collect();
+        for f in self.protocol.judge().0 {
+            if !f.v.message.starts_with("the broker") {
+                client_fault.extend(f.conns);
             }
         }
-        let protocol = super::protocol::ProtocolChecker {
-            clients: vec!["*".to_string()],
-            resend_within: Duration::from_secs(2),
-            ack_within: Duration::from_secs(1),
-        };
-        for viol in protocol.check(history).violations {
-            if viol.message.starts_with("the broker") {
-                continue;
-            }
-            for seq in &viol.events {
-                if let Some(EventKind::Packet { conn, .. }) =
-                    history.events.get(*seq as usize).map(|e| &e.kind)
-                {
-                    client_fault.insert(*conn);
-                }
-            }
-        }
-        let broker_acts = broker_actions(history);
-        let mut closes = 0usize;
-        for c in &ix.conns {
-            let Some((stamp, CloseReason::BrokerClosed)) = &c.closed else {
+        let mut closes: Vec<usize> = self.closes.clone();
+        closes.sort_unstable();
+        for &i in &closes {
+            let c = &self.conns[i];
+            let Some((stamp, _)) = &c.closed else {
                 continue;
             };
-            closes += 1;
             let at = stamp.at;
             let cause: Option<String> = if at >= teardown {
                 Some("the run was tearing down".into())
             } else if !c.connect_seen {
                 Some("no CONNECT had reached the broker".into())
-            } else if c.connack.as_ref().is_some_and(|(_, a)| a.code != 0) {
+            } else if c.connack.as_ref().is_some_and(|(_, code)| *code != 0) {
                 Some("the broker refused the CONNECT".into())
-            } else if c.disconnect.is_some() {
+            } else if c.disconnect {
                 Some("the client sent DISCONNECT".into())
             } else if client_fault.contains(&c.id) {
                 Some("the client broke a rule on it (see the other verdicts)".into())
-            } else if broker_disconnected(history, c.id) {
+            } else if c.broker_disconnect {
                 Some("the broker sent DISCONNECT first (judged by v5_connection)".into())
-            } else if let Some(w) = keep_alive_expired(c, at) {
+            } else if let Some(w) = silent_for(c.keep_alive, c.last_rx.unwrap_or(c.first.at), at) {
                 Some(w)
-            } else if let Some(o) = ix.conns.iter().find(|o| {
-                o.id != c.id
-                    && o.same_client(c)
-                    && o.connect_seen
-                    && o.connect
-                        .as_ref()
-                        .is_some_and(|(s, _)| s.at <= at + self.slack)
-                    && o.first.at >= c.first.at
-            }) {
+            } else if let Some(o) = self.same_client_after(c, at) {
                 Some(format!("{} connected with the same client id", o.id))
-            } else if !ix.undisturbed(&c.actor, at.saturating_sub(self.slack).max(c.first.at), at) {
+            } else if !self.ctx.undisturbed(
+                &c.actor,
+                at.saturating_sub(self.slack).max(c.first.at),
+                at,
+            ) {
                 // Only faults in this connection's own life: the sever that
                 // ended the previous connection explains nothing here.
                 Some("a fault hit the connection".into())
-            } else if broker_acts
+            } else if self
+                .broker_acts
                 .iter()
                 .any(|&(from, to)| from <= at + self.slack && at <= to + self.slack)
             {
@@ -243,16 +426,8 @@ impl ConnectionsChecker {
             };
             // Another client with an empty id accepted just before: the
             // broker took the two for one client.
-            let twin = (c.client_id() == Some("") && c.version() != Version::V5)
-                .then(|| {
-                    ix.conns.iter().find(|o| {
-                        o.id != c.id
-                            && o.client_id() == Some("")
-                            && o.first.at >= c.first.at
-                            && o.accepted_at()
-                                .is_some_and(|a| a <= at && a + self.slack >= at)
-                    })
-                })
+            let twin = (c.client_id.as_deref() == Some("") && c.version != Version::V5)
+                .then(|| self.empty_twin(c, at))
                 .flatten();
             match (cause, twin) {
                 (Some(why), _) => v.note(format!("the broker closed {} ({}): {why}", c.id, c.actor)),
@@ -265,16 +440,16 @@ impl ConnectionsChecker {
                     vec![stamp.seq, o.connack.as_ref().map(|(s, _)| s.seq).unwrap_or(o.first.seq)],
                 ),
                 (None, None) => {
-                    let last = c.tx.last().map(|(s, p)| {
+                    let last = c.last_tx.as_ref().map(|(s, t)| {
                         format!(
                             "; the client's last packet was {} (event #{}) {} before",
-                            p.packet_type(),
+                            t,
                             s.seq,
                             fmt_d(at.saturating_sub(s.at))
                         )
                     });
                     let mut evs = vec![stamp.seq];
-                    if let Some((s, _)) = c.tx.last() {
+                    if let Some((s, _)) = &c.last_tx {
                         evs.push(s.seq);
                     }
                     v.fail(
@@ -284,7 +459,7 @@ impl ConnectionsChecker {
                             c.actor,
                             c.id,
                             fmt_d(at.saturating_sub(c.first.at)),
-                            c.keep_alive(),
+                            c.keep_alive,
                             last.unwrap_or_default()
                         ),
                         evs,
@@ -292,41 +467,166 @@ impl ConnectionsChecker {
                 }
             }
         }
-        if closes > 0 {
-            v.note(format!(
-                "{closes} connection(s) closed by the broker judged"
-            ));
-        }
+        v.note(format!(
+            "{} connection(s) closed by the broker judged",
+            closes.len()
+        ));
+    }
+
+    /// The first connection (in order) of the same client that opened
+    /// after `c` and connected by `slack` after its close at `at`.
+    fn same_client_after(&self, c: &CConn, at: Duration) -> Option<&CConn> {
+        let cid = c.client_id.as_deref().filter(|id| !id.is_empty())?;
+        let list = self.by_client.get(cid)?;
+        let from = list.partition_point(|&o| self.conns[o].first.at < c.first.at);
+        list[from..]
+            .iter()
+            .map(|&o| &self.conns[o])
+            .take_while(|o| o.first.at <= at + self.slack)
+            .find(|o| {
+                o.id != c.id && o.connect_seen && o.connect_at.is_some_and(|t| t <= at + self.slack)
+            })
+    }
+
+    /// A connection with an empty client id, opened after `c`, that the
+    /// broker accepted within `slack` before closing `c` at `at`.
+    fn empty_twin(&self, c: &CConn, at: Duration) -> Option<&CConn> {
+        let list = self.by_client.get("")?;
+        let from = list.partition_point(|&o| self.conns[o].first.at < c.first.at);
+        list[from..]
+            .iter()
+            .map(|&o| &self.conns[o])
+            .take_while(|o| o.first.at <= at)
+            .find(|o| {
+                o.id != c.id
+                    && o.accepted_at()
+                        .is_some_and(|a| a <= at && a + self.slack >= at)
+            })
     }
 }
 
-fn old_acc_seq(c: &super::index::Conn) -> u64 {
-    c.connack
-        .as_ref()
-        .map(|(s, _)| s.seq)
-        .unwrap_or(c.first.seq)
+impl Incremental for Live {
+    fn feed(&mut self, ev: &Event) {
+        self.ctx.feed(ev);
+        self.protocol.feed(ev);
+        let stamp = Stamp {
+            seq: ev.seq,
+            at: ev.at,
+        };
+        match &ev.kind {
+            EventKind::Step { .. } => self.step_at = ev.at,
+            EventKind::Broker { what } if what.starts_with("started") => {}
+            EventKind::Broker { .. } => self.broker_acts.push((self.step_at, ev.at)),
+            EventKind::ConnOpened { conn, actor } => {
+                self.conn(*conn, actor, ev);
+            }
+            EventKind::ConnClosed {
+                conn,
+                actor,
+                reason,
+            } => {
+                let i = self.conn(*conn, actor, ev);
+                if self.conns[i].closed.is_none() {
+                    self.conns[i].closed = Some((stamp, reason.clone()));
+                    if matches!(reason, CloseReason::BrokerClosed) {
+                        self.closes.push(i);
+                    }
+                    self.settle_takeovers(i);
+                }
+            }
+            EventKind::Malformed {
+                conn,
+                dir: Dir::ToBroker,
+                ..
+            } => {
+                if let Some(&i) = self.by_id.get(conn) {
+                    self.conns[i].malformed = true;
+                } else {
+                    // Not a connection of the index yet: remembered for
+                    // when it becomes one.
+                    self.early_malformed.insert(*conn);
+                }
+            }
+            EventKind::Packet {
+                conn,
+                actor,
+                dir,
+                packet,
+                fate,
+                ..
+            } => {
+                let i = self.conn(*conn, actor, ev);
+                let to_broker = *dir == Dir::ToBroker;
+                let mut accepted = false;
+                {
+                    let c = &mut self.conns[i];
+                    if to_broker
+                        && seen(*fate)
+                        && c.closed.as_ref().is_none_or(|(s, _)| ev.at <= s.at)
+                    {
+                        c.last_rx = Some(ev.at);
+                    }
+                    if to_broker && sent(*fate) {
+                        c.last_tx = Some((stamp.clone(), packet.packet_type()));
+                    }
+                    match packet {
+                        Packet::Connect(cp) if to_broker => {
+                            if c.client_id.is_none() && sent(*fate) {
+                                c.client_id = Some(cp.client_id.clone());
+                                c.version = cp.version;
+                                c.keep_alive = cp.keep_alive;
+                                c.connect_at = Some(ev.at);
+                                let list = self.by_client.entry(cp.client_id.clone()).or_default();
+                                let at = list.partition_point(|&o| o < i);
+                                list.insert(at, i);
+                            }
+                            if seen(*fate) {
+                                c.connect_seen = true;
+                            }
+                        }
+                        Packet::ConnAck(a) if !to_broker && sent(*fate) && c.connack.is_none() => {
+                            c.connack = Some((stamp.clone(), a.code));
+                            accepted = a.code == 0;
+                        }
+                        Packet::Disconnect(_) if to_broker && seen(*fate) => c.disconnect = true,
+                        Packet::Disconnect(_) if !to_broker => c.broker_disconnect = true,
+                        _ => {}
+                    }
+                }
+                if accepted {
+                    self.accepted(i);
+                }
+                // Evidence of an old connection left open after a takeover.
+                if let Some(ks) = self.by_old.get(&i) {
+                    for &k in ks {
+                        let limit = self.limit(&self.takeovers[k]);
+                        let t = &mut self.takeovers[k];
+                        if ev.at > limit && t.later.len() < 3 {
+                            t.later.push(ev.seq);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("connections");
+        self.judge_takeovers(&mut v);
+        self.judge_closes(&mut v);
+        v
+    }
 }
 
-/// The broker sent a DISCONNECT (5.0) on the connection.
-fn broker_disconnected(history: &History, id: crate::history::ConnId) -> bool {
-    history.events.iter().any(|e| {
-        matches!(&e.kind, EventKind::Packet { conn, dir: Dir::ToClient, packet: Packet::Disconnect(_), .. } if *conn == id)
-    })
-}
-
-/// The client had been silent towards the broker for at least its keep
-/// alive when the broker closed (the broker may close from 1.5 × keep alive;
-/// a coarse timer may round either way, so one keep alive is enough here).
-fn keep_alive_expired(c: &super::index::Conn, at: Duration) -> Option<String> {
-    let ka = c.keep_alive();
+/// The client had been silent towards the broker since `last` for at
+/// least its keep alive when the broker closed at `at` (the broker may
+/// close from 1.5 × keep alive; a coarse timer may round either way, so
+/// one keep alive is enough here).
+fn silent_for(ka: u16, last: Duration, at: Duration) -> Option<String> {
     if ka == 0 {
         return None;
     }
-    let last =
-        c.rx.iter()
-            .map(|s| s.at)
-            .rfind(|&t| t <= at)
-            .unwrap_or(c.first.at);
     let silent = at.saturating_sub(last);
     (silent >= Duration::from_secs(ka as u64)).then(|| {
         format!(
@@ -334,20 +634,4 @@ fn keep_alive_expired(c: &super::index::Conn, at: Duration) -> Option<String> {
             fmt_d(silent)
         )
     })
-}
-
-/// Broker actions after the start, each from its step to when it was
-/// done (a restart is recorded once finished; connections close during it).
-fn broker_actions(history: &History) -> Vec<(Duration, Duration)> {
-    let mut out = Vec::new();
-    let mut step_at = Duration::ZERO;
-    for e in &history.events {
-        match &e.kind {
-            EventKind::Step { .. } => step_at = e.at,
-            EventKind::Broker { what } if what.starts_with("started") => {}
-            EventKind::Broker { .. } => out.push((step_at, e.at)),
-            _ => {}
-        }
-    }
-    out
 }

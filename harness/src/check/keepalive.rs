@@ -454,6 +454,8 @@ impl Live {
             Some(false) if j.awaiting.is_none() => j.awaiting = Some((g, gseq, n)),
             _ => {}
         }
+        // One deadline per connection: the last mark's.
+        self.due.remove(&(g + grace, gseq, 0));
         j.mark = (n, nseq);
         j.mark_quiet = None;
         if j.found.is_none() {
@@ -478,6 +480,9 @@ impl Live {
                     j.quick.push((t0, s0, t, seq));
                 }
             }
+        }
+        if let Some((t0, s0, _)) = j.send {
+            self.due.remove(&(t0 + j.ka + self.slack, s0, 1));
         }
         j.send = Some((t, seq, ping));
         j.send_decided = false;

@@ -46,15 +46,33 @@
 //!   removed subscription [MQTT-3.10.4-2];
 //! - after a DISCONNECT with reason 0 that reached the broker, the
 //!   connection's will is never published [MQTT-3.14.4-3] [MQTT-3.1.2-10].
+//!
+//! One state machine judges: [`PacketsChecker::check`] feeds a history's
+//! events to a fresh one and returns its verdict, and `observe` feeds it
+//! as events come ([`Checker::incremental`]), so both forms are one. It
+//! keeps per connection the rules' state (packet ids in flight, requests
+//! unanswered, acks owed), per client id the packet ids sent, refused and
+//! first sent, per client id the filters subscribed (not every SUBSCRIBE),
+//! and per message (topic and payload) the first and last time it reached
+//! the broker. A deadline (an ack within `slack`, the broker's close after
+//! a second CONNECT) is settled once the log's time has passed it; until
+//! then the verdict judges it against the log's end, without settling it.
+//! Rules over several connections take them as the events came: an ack, a
+//! delivery or a resend is judged by what was sent and subscribed before
+//! it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
-use super::index::{seen, sent, Index};
-use super::v5_limits::{connections, judged, Pk};
-use super::{Checker, Verdict};
-use crate::history::{Dir, History};
-use crate::mqtt::{props, topic, Packet, PacketType, PropValue, QoS, Version};
+use bytes::Bytes;
+
+use super::index::{seen, sent};
+use super::live::Context;
+use super::v5_limits::{judged, Pk};
+use super::{Checker, Incremental, Verdict, Violation};
+use crate::history::{ConnId, Dir, Event, EventKind, Fate, History};
+use crate::mqtt::{props, topic, Connect, Packet, PacketType, PropValue, QoS, Version};
 
 pub struct PacketsChecker {
     pub clients: Vec<String>,
@@ -67,415 +85,869 @@ impl Checker for PacketsChecker {
     }
 
     fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        let ix = Index::new(history);
-        let end = history.iter().last().map(|e| e.at).unwrap_or_default();
-        let conns = connections(history);
-        // QoS>0 packet ids each client id sent, over its connections.
-        let mut sent_by: HashMap<String, BTreeSet<u16>> = HashMap::new();
-        for c in &conns {
-            let client = judged(&self.clients, &c.actor);
-            let cid = c.connect.map(|x| x.client_id.clone()).unwrap_or_default();
-            let closed = ix
-                .by_id
-                .get(&c.id)
-                .and_then(|&i| ix.conns[i].closed.as_ref().map(|(s, _)| s.at));
-            let mut connack_ok = false;
-            let mut connacks = 0;
-            let mut pending: Vec<(u16, u64, Duration, bool)> = Vec::new();
-            let mut released: HashMap<(Dir, u16), u64> = HashMap::new();
-            let mut auth = AuthState::new(c.connect.and_then(|x| auth_method(&x.properties)));
-            let mut flight: HashMap<(Dir, u16), Flight> = HashMap::new();
-            let mut ever: BTreeSet<(bool, u16)> = BTreeSet::new();
-            // Filters per request (packet id, unsubscribe), and the answered ones.
-            let mut filters: HashMap<(u16, bool), usize> = HashMap::new();
-            let mut answered: BTreeSet<(u16, bool)> = BTreeSet::new();
-            let mut order = AckOrder::default();
-            let fresh = c.connect.is_some_and(|x| x.clean_start);
-            if let (Some(first), true) = (c.pkts.iter().find(|p| p.dir == Dir::ToBroker), client) {
-                if !matches!(first.packet, Packet::Connect(_)) {
+        let mut live = self.live();
+        for ev in history.iter() {
+            live.feed(ev);
+        }
+        live.verdict()
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(self.live()))
+    }
+}
+
+impl PacketsChecker {
+    fn live(&self) -> Live {
+        Live {
+            clients: self.clients.clone(),
+            slack: self.slack,
+            ctx: Context::default(),
+            order: Vec::new(),
+            conns: HashMap::new(),
+            shared: Shared::default(),
+            ix: HashMap::new(),
+            cid_first: HashMap::new(),
+            aliases: HashMap::new(),
+            subs: HashMap::new(),
+            msgs: HashMap::new(),
+            off_sub: Vec::new(),
+            after_unsub: Vec::new(),
+            wills: BTreeMap::new(),
+        }
+    }
+}
+
+/// The state of [`PacketsChecker`] over the log fed so far.
+struct Live {
+    clients: Vec<String>,
+    slack: Duration,
+    ctx: Context,
+    /// Connections in order of their first packet.
+    order: Vec<ConnId>,
+    conns: HashMap<ConnId, (String, Phase)>,
+    shared: Shared,
+    /// Per connection, what its first CONNECT from the client said.
+    ix: HashMap<ConnId, IxConn>,
+    /// Per client id, the first connection (in order of first event) that
+    /// named it.
+    cid_first: HashMap<String, usize>,
+    /// Topic aliases per connection and direction (to the broker: true).
+    aliases: HashMap<(ConnId, bool), HashMap<u32, String>>,
+    /// Per client id (of the SUBSCRIBE's connection), per (filter, actor).
+    subs: HashMap<Option<String>, BTreeMap<(String, String), SubAgg>>,
+    /// Per message (topic, payload): the first and the last PUBLISH of it
+    /// that reached the broker.
+    msgs: HashMap<(String, Bytes), (u64, u64)>,
+    /// [MQTT-3.3.2-3] [MQTT-4.7.2-1], as deliveries came.
+    off_sub: Vec<Violation>,
+    /// [MQTT-3.10.4-2], as deliveries came.
+    after_unsub: Vec<Violation>,
+    /// Wills to watch for, by the position of their connection.
+    wills: BTreeMap<usize, WillWatch>,
+}
+
+/// State shared by the connections' judgements.
+#[derive(Default)]
+struct Shared {
+    /// QoS>0 packet ids each client id sent.
+    sent_by: HashMap<String, BTreeSet<u16>>,
+    /// (client id, direction, packet id) → the refusing ack's seq.
+    refused: HashMap<(String, Dir, u16), u64>,
+    /// (client id, packet id) → the client's latest first send of it.
+    firsts: HashMap<(String, u16), u64>,
+    /// [MQTT-4.4.0-2] [MQTT-4.6.0-1], as they came.
+    resends: Vec<Violation>,
+    /// Deadlines to settle once the log's time is past them.
+    wake: BinaryHeap<Reverse<(Duration, ConnId)>>,
+}
+
+/// A connection until its first CONNECT says which version it is (its
+/// packets kept), then judged as 5.0 or left alone.
+enum Phase {
+    Early(Vec<(u64, Duration, Dir, Fate, Packet)>),
+    V5(Box<Conn5>),
+    Other,
+}
+
+struct IxConn {
+    ci: usize,
+    first: u64,
+    cid: Option<String>,
+    clean: bool,
+    version: Option<Version>,
+    will: Option<(String, Bytes)>,
+    disconnected: bool,
+}
+
+/// The SUBSCRIBEs of one filter by one actor under one client id.
+struct SubAgg {
+    /// The first: its seq and the filter's place in it.
+    first: (u64, usize),
+    /// One of them is not unsubscribed yet.
+    open: bool,
+    /// The first and the latest UNSUBSCRIBE that removed one.
+    min_unsub: Option<u64>,
+    max_unsub: Option<u64>,
+}
+
+/// A will that must not be published after its connection's DISCONNECT 0.
+struct WillWatch {
+    conn: ConnId,
+    actor: String,
+    cid: Option<String>,
+    ds: u64,
+    topic: String,
+    payload: Bytes,
+    /// The first connection of the client id after the DISCONNECT.
+    next: Option<u64>,
+    /// The first PUBLISH of the will to another connection after it.
+    hit: Option<u64>,
+}
+
+impl WillWatch {
+    fn fails(&self) -> bool {
+        self.hit.is_some_and(|w| w < self.next.unwrap_or(u64::MAX))
+    }
+    /// Nothing that comes can make it fail.
+    fn done(&self) -> bool {
+        self.next.is_some() && !self.fails()
+    }
+}
+
+/// A SUBSCRIBE or UNSUBSCRIBE that reached the broker, unanswered.
+struct Req {
+    pid: u16,
+    seq: u64,
+    at: Duration,
+    unsub: bool,
+    /// Settled once its deadline passed: whether it then owed an answer.
+    late: Option<bool>,
+}
+
+/// The second CONNECT that reached the broker on a connection.
+struct Second {
+    /// Its place among the connection's violations.
+    pos: usize,
+    seq: u64,
+    at: Duration,
+    /// Settled once its deadline passed.
+    settled: Option<Verdict>,
+}
+
+/// One 5.0 connection's rules as its packets come.
+struct Conn5 {
+    id: ConnId,
+    cid: String,
+    client: bool,
+    fresh: bool,
+    /// The client's first packet was seen (and judged, [MQTT-3.1.0-1]).
+    first_seen: bool,
+    first_bad: Option<Violation>,
+    found: Verdict,
+    second: Option<Second>,
+    connack_ok: bool,
+    connacks: u32,
+    connects: u32,
+    pending: Vec<Req>,
+    released: HashMap<(Dir, u16), u64>,
+    auth: AuthState,
+    flight: HashMap<(Dir, u16), Flight>,
+    ever: BTreeSet<(bool, u16)>,
+    /// Filters per request (packet id, unsubscribe), and the answered ones.
+    filters: HashMap<(u16, bool), usize>,
+    answered: BTreeSet<(u16, bool)>,
+    order: AckOrder,
+    /// The original send of the client's latest resend [MQTT-4.6.0-1].
+    last_original: Option<(u64, u16)>,
+}
+
+impl Conn5 {
+    fn new(id: ConnId, actor: &str, connect: &Connect, clients: &[String]) -> Conn5 {
+        Conn5 {
+            id,
+            cid: connect.client_id.clone(),
+            client: judged(clients, actor),
+            fresh: connect.clean_start,
+            first_seen: false,
+            first_bad: None,
+            found: Verdict::new("v5_packets"),
+            second: None,
+            connack_ok: false,
+            connacks: 0,
+            connects: 0,
+            pending: Vec::new(),
+            released: HashMap::new(),
+            auth: AuthState::new(auth_method(&connect.properties).map(str::to_string)),
+            flight: HashMap::new(),
+            ever: BTreeSet::new(),
+            filters: HashMap::new(),
+            answered: BTreeSet::new(),
+            order: AckOrder::default(),
+            last_original: None,
+        }
+    }
+
+    /// Judges the connection's next packet.
+    fn step(&mut self, p: &Pk, actor: &str, slack: Duration, sh: &mut Shared) {
+        let client = self.client;
+        let v = &mut self.found;
+        if p.dir == Dir::ToBroker && !self.first_seen {
+            self.first_seen = true;
+            if client && !matches!(p.packet, Packet::Connect(_)) {
+                self.first_bad = Some(Violation::new(
+                    "MQTT-3.1.0-1",
+                    format!(
+                        "{actor}'s first packet was {}, not CONNECT",
+                        p.packet.packet_type()
+                    ),
+                    vec![p.seq],
+                ));
+            }
+        }
+        let judge = p.dir == Dir::ToClient || client;
+        self.auth.see(p, client, actor, v);
+        if judge && sent(p.fate) {
+            packet_ids(p, &mut self.flight, &mut self.ever, self.fresh, actor, v);
+        }
+        acked(p, &mut self.flight);
+        if client {
+            self.order.see(p, actor, v);
+        }
+        if let (Packet::Connect(_), Dir::ToBroker, true) = (p.packet, p.dir, seen(p.fate)) {
+            self.connects += 1;
+            if self.connects == 2 {
+                self.second = Some(Second {
+                    pos: v.violations.len(),
+                    seq: p.seq,
+                    at: p.at,
+                    settled: None,
+                });
+                sh.wake.push(Reverse((p.at + slack, self.id)));
+            }
+        }
+        match (p.packet, p.dir) {
+            (Packet::ConnAck(a), Dir::ToClient) => {
+                self.connacks += 1;
+                if self.connacks == 2 {
                     v.fail(
-                        "MQTT-3.1.0-1",
-                        format!(
-                            "{}'s first packet was {}, not CONNECT",
-                            c.actor,
-                            first.packet.packet_type()
-                        ),
-                        vec![first.seq],
+                        "MQTT-3.2.0-2",
+                        format!("a second CONNACK to {actor}"),
+                        vec![p.seq],
                     );
                 }
+                self.connack_ok |= a.code == 0;
             }
-            let teardown = history
-                .events
-                .iter()
-                .find(|e| matches!(e.kind, crate::history::EventKind::Teardown))
-                .map(|e| e.at)
-                .unwrap_or(end);
-            let mut connects = 0;
-            for p in &c.pkts {
-                let judge = p.dir == Dir::ToClient || client;
-                auth.see(p, client, &c.actor, &mut v);
-                if judge && sent(p.fate) {
-                    packet_ids(p, &mut flight, &mut ever, fresh, &c.actor, &mut v);
-                }
-                acked(p, &mut flight);
-                if client {
-                    order.see(p, &c.actor, &mut v);
-                }
-                if let (Packet::Connect(_), Dir::ToBroker, true) = (p.packet, p.dir, seen(p.fate)) {
-                    connects += 1;
-                    if let (2, Some(&i)) = (connects, ix.by_id.get(&c.id)) {
-                        super::packets::second_connect(
-                            &ix,
-                            ix.conns[i].id,
-                            &ix.conns[i].actor,
-                            ix.conns[i].closed.as_ref(),
-                            (p.seq, p.at),
-                            self.slack,
-                            end.min(teardown),
-                            "MQTT-3.1.0-2",
-                            &mut v,
+            (Packet::Auth(_) | Packet::Disconnect(_), Dir::ToClient) => {}
+            (other, Dir::ToClient) if !self.connack_ok => {
+                v.fail(
+                    "MQTT-3.2.0-1",
+                    format!(
+                        "the broker sent {} to {actor} before a successful CONNACK",
+                        other.packet_type(),
+                    ),
+                    vec![p.seq],
+                );
+                self.connack_ok = true; // say it once
+            }
+            _ => {}
+        }
+        match p.packet {
+            Packet::Publish(pb) if sent(p.fate) => {
+                if pb.qos == QoS::AtMostOnce && pb.dup && judge {
+                    for rule in ["MQTT-3.3.1-2", "MQTT-4.3.1-1"] {
+                        v.fail(
+                            rule,
+                            format!(
+                                "a QoS 0 PUBLISH with DUP set on {actor}'s connection ({:?})",
+                                p.dir
+                            ),
+                            vec![p.seq],
                         );
                     }
                 }
-                match (p.packet, p.dir) {
-                    (Packet::ConnAck(a), Dir::ToClient) => {
-                        connacks += 1;
-                        if connacks == 2 {
+                if let Some(pid) = pb.pid {
+                    if p.dir == Dir::ToBroker {
+                        sh.sent_by.entry(self.cid.clone()).or_default().insert(pid);
+                    }
+                    if let Some(rel) = self.released.remove(&(p.dir, pid)) {
+                        if judge {
                             v.fail(
-                                "MQTT-3.2.0-2",
-                                format!("a second CONNACK to {}", c.actor),
-                                vec![p.seq],
+                                "MQTT-4.3.3-6",
+                                format!("PUBLISH {pid} sent again on {actor}'s connection after its PUBREL"),
+                                vec![rel, p.seq],
                             );
                         }
-                        connack_ok |= a.code == 0;
                     }
-                    (Packet::Auth(_) | Packet::Disconnect(_), Dir::ToClient) => {}
-                    (other, Dir::ToClient) if !connack_ok => {
-                        v.fail(
-                            "MQTT-3.2.0-1",
-                            format!(
-                                "the broker sent {} to {} before a successful CONNACK",
-                                other.packet_type(),
-                                c.actor
-                            ),
-                            vec![p.seq],
-                        );
-                        connack_ok = true; // say it once
-                    }
-                    _ => {}
-                }
-                match p.packet {
-                    Packet::Publish(pb) if sent(p.fate) => {
-                        if pb.qos == QoS::AtMostOnce && pb.dup && judge {
-                            for rule in ["MQTT-3.3.1-2", "MQTT-4.3.1-1"] {
-                                v.fail(
-                                    rule,
-                                    format!(
-                                        "a QoS 0 PUBLISH with DUP set on {}'s connection ({:?})",
-                                        c.actor, p.dir
-                                    ),
-                                    vec![p.seq],
-                                );
-                            }
-                        }
-                        if let Some(pid) = pb.pid {
-                            if p.dir == Dir::ToBroker {
-                                sent_by.entry(cid.clone()).or_default().insert(pid);
-                            }
-                            if let Some(&rel) = released.get(&(p.dir, pid)) {
-                                if judge {
-                                    v.fail("MQTT-4.3.3-6", format!("PUBLISH {pid} sent again on {}'s connection after its PUBREL", c.actor), vec![rel, p.seq]);
-                                }
-                                released.remove(&(p.dir, pid));
-                            }
-                        }
-                    }
-                    Packet::PubRel(a) if sent(p.fate) => {
-                        released.insert((p.dir, a.pid), p.seq);
-                    }
-                    Packet::PubComp(a) => {
-                        let other = if p.dir == Dir::ToBroker {
-                            Dir::ToClient
-                        } else {
-                            Dir::ToBroker
-                        };
-                        released.remove(&(other, a.pid));
-                    }
-                    _ => {}
-                }
-                match (p.packet, p.dir) {
-                    (Packet::PubAck(a) | Packet::PubRec(a), Dir::ToClient)
-                        if !sent_by.get(&cid).is_some_and(|s| s.contains(&a.pid)) =>
-                    {
-                        v.fail(
-                            "MQTT-2.2.1-5",
-                            format!(
-                                "the broker acknowledged packet id {} that {} never published",
-                                a.pid, c.actor
-                            ),
-                            vec![p.seq],
-                        );
-                    }
-                    (Packet::Subscribe(s), Dir::ToBroker) if seen(p.fate) => {
-                        pending.push((s.pid, p.seq, p.at, false));
-                        filters.insert((s.pid, false), s.filters.len());
-                    }
-                    (Packet::Unsubscribe(s), Dir::ToBroker) if seen(p.fate) => {
-                        pending.push((s.pid, p.seq, p.at, true));
-                        filters.insert((s.pid, true), s.filters.len());
-                    }
-                    (Packet::SubAck(a), Dir::ToClient) => {
-                        match pending.iter().position(|x| x.0 == a.pid && !x.3) {
-                            Some(i) => {
-                                pending.remove(i);
-                                answered.insert((a.pid, false));
-                            }
-                            None => {
-                                split_answer(
-                                    &filters,
-                                    &answered,
-                                    (a.pid, false),
-                                    p.seq,
-                                    &c.actor,
-                                    &mut v,
-                                );
-                                for rule in ["MQTT-3.8.4-2", "MQTT-2.2.1-6"] {
-                                    v.fail(
-                                        rule,
-                                        format!(
-                                            "SUBACK {} to {} answers no SUBSCRIBE",
-                                            a.pid, c.actor
-                                        ),
-                                        vec![p.seq],
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    (Packet::UnsubAck(a), Dir::ToClient) => {
-                        match pending.iter().position(|x| x.0 == a.pid && x.3) {
-                            Some(i) => {
-                                pending.remove(i);
-                                answered.insert((a.pid, true));
-                            }
-                            None => {
-                                split_answer(
-                                    &filters,
-                                    &answered,
-                                    (a.pid, true),
-                                    p.seq,
-                                    &c.actor,
-                                    &mut v,
-                                );
-                                for rule in ["MQTT-3.10.4-5", "MQTT-2.2.1-6"] {
-                                    v.fail(
-                                        rule,
-                                        format!(
-                                            "UNSUBACK {} to {} answers no UNSUBSCRIBE",
-                                            a.pid, c.actor
-                                        ),
-                                        vec![p.seq],
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
                 }
             }
-            for (pid, seq, at, unsub) in pending {
-                let limit = at + self.slack;
-                if limit < end
-                    && closed.is_none_or(|t| t > limit)
-                    && ix.undisturbed(&c.actor, at, limit)
-                {
-                    let (rule, what) = if unsub {
-                        ("MQTT-3.10.4-4", "UNSUBACK")
-                    } else {
-                        ("MQTT-3.8.4-1", "SUBACK")
-                    };
+            Packet::PubRel(a) if sent(p.fate) => {
+                self.released.insert((p.dir, a.pid), p.seq);
+            }
+            Packet::PubComp(a) => {
+                self.released.remove(&(back(p.dir), a.pid));
+            }
+            _ => {}
+        }
+        match (p.packet, p.dir) {
+            (Packet::PubAck(a) | Packet::PubRec(a), Dir::ToClient)
+                if !sh
+                    .sent_by
+                    .get(&self.cid)
+                    .is_some_and(|s| s.contains(&a.pid)) =>
+            {
+                v.fail(
+                    "MQTT-2.2.1-5",
+                    format!(
+                        "the broker acknowledged packet id {} that {actor} never published",
+                        a.pid
+                    ),
+                    vec![p.seq],
+                );
+            }
+            (Packet::Subscribe(s), Dir::ToBroker) if seen(p.fate) => {
+                self.request(s.pid, false, s.filters.len(), p, slack, sh);
+            }
+            (Packet::Unsubscribe(s), Dir::ToBroker) if seen(p.fate) => {
+                self.request(s.pid, true, s.filters.len(), p, slack, sh);
+            }
+            (Packet::SubAck(a), Dir::ToClient) => self.answer(a.pid, false, p.seq, actor),
+            (Packet::UnsubAck(a), Dir::ToClient) => self.answer(a.pid, true, p.seq, actor),
+            _ => {}
+        }
+        self.resends(p, actor, sh);
+    }
+
+    fn request(
+        &mut self,
+        pid: u16,
+        unsub: bool,
+        n: usize,
+        p: &Pk,
+        slack: Duration,
+        sh: &mut Shared,
+    ) {
+        self.pending.push(Req {
+            pid,
+            seq: p.seq,
+            at: p.at,
+            unsub,
+            late: None,
+        });
+        self.filters.insert((pid, unsub), n);
+        sh.wake.push(Reverse((p.at + slack, self.id)));
+    }
+
+    /// A SUBACK (`unsub` false) or UNSUBACK for `pid`.
+    fn answer(&mut self, pid: u16, unsub: bool, seq: u64, actor: &str) {
+        match self
+            .pending
+            .iter()
+            .position(|x| x.pid == pid && x.unsub == unsub)
+        {
+            Some(i) => {
+                self.pending.remove(i);
+                self.answered.insert((pid, unsub));
+            }
+            None => {
+                let v = &mut self.found;
+                split_answer(&self.filters, &self.answered, (pid, unsub), seq, actor, v);
+                let (rules, what, to) = if unsub {
+                    (["MQTT-3.10.4-5", "MQTT-2.2.1-6"], "UNSUBACK", "UNSUBSCRIBE")
+                } else {
+                    (["MQTT-3.8.4-2", "MQTT-2.2.1-6"], "SUBACK", "SUBSCRIBE")
+                };
+                for rule in rules {
                     v.fail(
                         rule,
-                        format!(
-                            "no {what} for {}'s request {pid} within {}",
-                            c.actor,
-                            super::fmt_d(self.slack)
-                        ),
+                        format!("{what} {pid} to {actor} answers no {to}"),
                         vec![seq],
                     );
                 }
             }
         }
-        // Deliveries on topics no subscription of the session matches.
-        for d in ix
-            .pubs
-            .iter()
-            .filter(|p| p.dir == Dir::ToClient && sent(p.fate))
-        {
-            let Some(&di) = ix.by_id.get(&d.conn) else {
-                continue;
-            };
-            let dc = &ix.conns[di];
-            if dc.version() != Version::V5 {
-                continue;
-            }
-            let matched = ix.subs.iter().any(|s| {
-                let sc = &ix.conns[s.conn];
-                sc.client_id() == dc.client_id()
-                    && s.sent.seq < d.stamp.seq
-                    && topic::matches(&s.filter, &d.publish.topic)
-            });
-            // A session resumed from before the run, or across a restart,
-            // may hold subscriptions the history never showed.
-            let unknown_past = !dc.clean_start()
-                && ix.conns[..di]
-                    .iter()
-                    .all(|o| o.client_id() != dc.client_id());
-            if !matched && !unknown_past {
-                v.fail(
-                    "MQTT-3.3.2-3",
-                    format!(
-                        "{} got a PUBLISH on {} that none of its subscriptions matches",
-                        d.actor, d.publish.topic
-                    ),
-                    vec![d.stamp.seq],
-                );
-                // Matched only if a leading wildcard could take a `$` level.
-                if let Some(rest) = d.publish.topic.strip_prefix('$') {
-                    let undollared = format!("_{rest}");
-                    if let Some(s) = ix.subs.iter().find(|s| {
-                        ix.conns[s.conn].client_id() == dc.client_id()
-                            && s.sent.seq < d.stamp.seq
-                            && topic::matches(&s.filter, &undollared)
-                    }) {
-                        v.fail(
-                            "MQTT-4.7.2-1",
-                            format!(
-                                "{} got {} through `{}`: a filter that starts with a wildcard matches no topic starting with `$`",
-                                d.actor, d.publish.topic, s.filter
-                            ),
-                            vec![s.sent.seq, d.stamp.seq],
-                        );
+    }
+
+    /// Rules over a client id's connections: a PUBLISH answered with a
+    /// PUBACK or PUBREC of 0x80 or more is never sent again [MQTT-4.4.0-2];
+    /// a client resends its PUBLISHes in the order it first sent them
+    /// [MQTT-4.6.0-1] (clients in `clients` only).
+    fn resends(&mut self, p: &Pk, actor: &str, sh: &mut Shared) {
+        if self.cid.is_empty() {
+            return; // the broker makes up a new id each time
+        }
+        let cid = &self.cid;
+        match p.packet {
+            Packet::Publish(pb) if sent(p.fate) => {
+                let Some(pid) = pb.pid else { return };
+                let judge = p.dir == Dir::ToClient || self.client;
+                if pb.dup {
+                    if let Some(ack) = sh.refused.get(&(cid.clone(), p.dir, pid)) {
+                        if judge {
+                            sh.resends.push(Violation::new(
+                                "MQTT-4.4.0-2",
+                                format!("PUBLISH {pid} on {actor}'s connection ({:?}) was sent again after its receiver refused it with a reason of 0x80 or more", p.dir),
+                                vec![*ack, p.seq],
+                            ));
+                        }
+                    }
+                    if p.dir == Dir::ToBroker && self.client {
+                        if let Some(&orig) = sh.firsts.get(&(cid.clone(), pid)) {
+                            if let Some((prev, prev_pid)) = self.last_original {
+                                if orig < prev {
+                                    sh.resends.push(Violation::new(
+                                        "MQTT-4.6.0-1",
+                                        format!("{actor} resent PUBLISH {pid} after PUBLISH {prev_pid}, though it first sent {pid} earlier"),
+                                        vec![orig, prev, p.seq],
+                                    ));
+                                }
+                            }
+                            self.last_original = Some((orig, pid));
+                        }
+                    }
+                } else {
+                    sh.refused.remove(&(cid.clone(), p.dir, pid));
+                    if p.dir == Dir::ToBroker {
+                        sh.firsts.insert((cid.clone(), pid), p.seq);
                     }
                 }
             }
+            Packet::PubAck(a) | Packet::PubRec(a) if a.code >= 0x80 && seen(p.fate) => {
+                sh.refused.insert((cid.clone(), back(p.dir), a.pid), p.seq);
+            }
+            _ => {}
         }
-        self.after_unsubscribe(&ix, &mut v);
-        // No will after DISCONNECT 0.
-        for c in ix.conns.iter() {
-            let Some((_, connect)) = &c.connect else {
-                continue;
-            };
-            let Some(will) = &connect.will else { continue };
-            if connect.version != Version::V5 {
-                continue;
+    }
+
+    /// Settles the deadlines the log's time (`ctx.end()`) has passed.
+    fn settle(&mut self, actor: &str, ctx: &Context, slack: Duration) {
+        let end = ctx.end();
+        let closed = ctx
+            .conns
+            .get(&self.id)
+            .and_then(|m| m.closed.as_ref().map(|(s, _)| s.at));
+        for r in self.pending.iter_mut().filter(|r| r.late.is_none()) {
+            let limit = r.at + slack;
+            if limit < end {
+                r.late =
+                    Some(closed.is_none_or(|t| t > limit) && ctx.undisturbed(actor, r.at, limit));
             }
-            let Some((ds, 0)) = c.disconnect.as_ref().map(|(s, code)| (s, *code)) else {
-                continue;
-            };
-            if !c.rx.iter().any(|r| r.seq == ds.seq) {
-                continue; // the broker never got it
+        }
+        if let Some(s) = self.second.as_mut().filter(|s| s.settled.is_none()) {
+            if s.at + slack < end {
+                s.settled = Some(second_connect(self.id, s.seq, s.at, ctx, slack));
             }
-            let next = ix
-                .conns
-                .iter()
-                .filter(|n| n.client_id() == c.client_id() && n.first.seq > ds.seq)
-                .map(|n| n.first.seq)
-                .min()
-                .unwrap_or(u64::MAX);
-            if let Some(w) = ix.pubs.iter().find(|p| {
-                p.dir == Dir::ToClient
-                    && p.conn != c.id
-                    && p.stamp.seq > ds.seq
-                    && p.stamp.seq < next
-                    && p.publish.topic == will.topic
-                    && p.publish.payload == will.payload
-            }) {
-                // The will had to go with the DISCONNECT 0 (3.1.2-10).
-                for rule in ["MQTT-3.14.4-3", "MQTT-3.1.2-10"] {
-                    v.fail(
-                        rule,
-                        format!(
-                            "{}'s will was published after its DISCONNECT with reason 0",
-                            c.actor
-                        ),
-                        vec![ds.seq, w.stamp.seq],
-                    );
+        }
+    }
+
+    /// Adds the connection's violations (and notes) to `v`, judging what is
+    /// not settled against the log's end.
+    fn verdict(&self, actor: &str, ctx: &Context, slack: Duration, v: &mut Verdict) {
+        v.violations.extend(self.first_bad.iter().cloned());
+        let found = &self.found.violations;
+        let split = self.second.as_ref().map_or(found.len(), |s| s.pos);
+        v.violations.extend(found[..split].iter().cloned());
+        if let Some(s) = &self.second {
+            let judged;
+            let w = match &s.settled {
+                Some(w) => w,
+                None => {
+                    judged = second_connect(self.id, s.seq, s.at, ctx, slack);
+                    &judged
                 }
+            };
+            v.violations.extend(w.violations.iter().cloned());
+            v.notes.extend(w.notes.iter().cloned());
+        }
+        v.violations.extend(found[split..].iter().cloned());
+        for r in self.pending.iter().filter(|r| r.late == Some(true)) {
+            let (rule, what) = if r.unsub {
+                ("MQTT-3.10.4-4", "UNSUBACK")
+            } else {
+                ("MQTT-3.8.4-1", "SUBACK")
+            };
+            v.fail(
+                rule,
+                format!(
+                    "no {what} for {actor}'s request {} within {}",
+                    r.pid,
+                    super::fmt_d(slack)
+                ),
+                vec![r.seq],
+            );
+        }
+    }
+}
+
+/// [`super::packets::second_connect`] over the log fed so far.
+fn second_connect(id: ConnId, seq: u64, at: Duration, ctx: &Context, slack: Duration) -> Verdict {
+    let mut w = Verdict::new("v5_packets");
+    if let Some(m) = ctx.conns.get(&id) {
+        let end = ctx.end();
+        super::packets::second_connect(
+            ctx,
+            id,
+            &m.actor,
+            m.closed.as_ref(),
+            (seq, at),
+            slack,
+            end.min(ctx.teardown().unwrap_or(end)),
+            "MQTT-3.1.0-2",
+            &mut w,
+        );
+    }
+    w
+}
+
+fn back(d: Dir) -> Dir {
+    match d {
+        Dir::ToBroker => Dir::ToClient,
+        Dir::ToClient => Dir::ToBroker,
+    }
+}
+
+impl Incremental for Live {
+    fn feed(&mut self, ev: &Event) {
+        self.ctx.feed(ev);
+        match &ev.kind {
+            EventKind::ConnOpened { conn, .. } | EventKind::ConnClosed { conn, .. } => {
+                self.ix_conn(*conn, ev.seq);
+            }
+            EventKind::Packet {
+                conn,
+                actor,
+                dir,
+                packet,
+                raw,
+                fate,
+            } => {
+                self.ix_conn(*conn, ev.seq);
+                self.index_side(ev.seq, *conn, actor, *dir, packet, *fate);
+                let p = Pk {
+                    seq: ev.seq,
+                    at: ev.at,
+                    dir: *dir,
+                    fate: *fate,
+                    packet,
+                    size: raw.len(),
+                };
+                self.conn_side(*conn, actor, p);
+            }
+            _ => {}
+        }
+        let end = self.ctx.end();
+        while let Some(&Reverse((limit, id))) = self.shared.wake.peek() {
+            if limit >= end {
+                break;
+            }
+            self.shared.wake.pop();
+            if let Some((actor, Phase::V5(c))) = self.conns.get_mut(&id) {
+                c.settle(actor, &self.ctx, self.slack);
             }
         }
-        session_resends(&self.clients, &conns, &mut v);
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("v5_packets");
+        for id in &self.order {
+            if let Some((actor, Phase::V5(c))) = self.conns.get(id) {
+                c.verdict(actor, &self.ctx, self.slack, &mut v);
+            }
+        }
+        v.violations.extend(self.off_sub.iter().cloned());
+        v.violations.extend(self.after_unsub.iter().cloned());
+        for w in self.wills.values().filter(|w| w.fails()) {
+            let hit = w.hit.unwrap_or_default();
+            // The will had to go with the DISCONNECT 0 (3.1.2-10).
+            for rule in ["MQTT-3.14.4-3", "MQTT-3.1.2-10"] {
+                v.fail(
+                    rule,
+                    format!(
+                        "{}'s will was published after its DISCONNECT with reason 0",
+                        w.actor
+                    ),
+                    vec![w.ds, hit],
+                );
+            }
+        }
+        v.violations.extend(self.shared.resends.iter().cloned());
         v
     }
 }
 
-impl PacketsChecker {
-    /// A message that reached the broker after an UNSUBSCRIBE is not sent
-    /// to that session through the removed filter [MQTT-3.10.4-2]: a first
-    /// send (not DUP) of it there, when every subscription of the session
-    /// matching it was unsubscribed before the message came, and no earlier
-    /// PUBLISH of the same topic and payload could be the one delivered.
-    fn after_unsubscribe(&self, ix: &Index, v: &mut Verdict) {
-        for d in ix
-            .pubs
-            .iter()
-            .filter(|p| p.dir == Dir::ToClient && sent(p.fate) && !p.publish.dup)
-        {
-            let Some(&di) = ix.by_id.get(&d.conn) else {
-                continue;
-            };
-            let dc = &ix.conns[di];
-            if dc.version() != Version::V5 {
-                continue;
-            }
-            let same = |o: &&super::index::PubEv| {
-                o.dir == Dir::ToBroker
-                    && seen(o.fate)
-                    && o.stamp.seq < d.stamp.seq
-                    && o.publish.topic == d.publish.topic
-                    && o.publish.payload == d.publish.payload
-            };
-            let Some(src) = ix.pubs.iter().filter(same).last() else {
-                continue;
-            };
-            let mine: Vec<_> = ix
-                .subs
-                .iter()
-                .filter(|s| {
-                    ix.conns[s.conn].client_id() == dc.client_id()
-                        && s.sent.seq < d.stamp.seq
-                        && topic::matches(&s.filter, &d.publish.topic)
-                })
-                .collect();
-            let Some(first_unsub) = mine
-                .iter()
-                .filter_map(|s| s.unsub.as_ref())
-                .map(|u| u.seq)
-                .min()
-            else {
-                continue;
-            };
-            let all_gone = mine
-                .iter()
-                .all(|s| s.unsub.as_ref().is_some_and(|u| u.seq < src.stamp.seq));
-            let older = ix
-                .pubs
-                .iter()
-                .filter(same)
-                .any(|o| o.stamp.seq < first_unsub);
-            if all_gone && !older {
-                v.fail(
-                    "MQTT-3.10.4-2",
-                    format!(
-                        "{} got a message on {} published after it unsubscribed every filter matching it",
-                        d.actor, d.publish.topic
-                    ),
-                    vec![first_unsub, src.stamp.seq, d.stamp.seq],
-                );
-            }
+impl Live {
+    fn ix_conn(&mut self, id: ConnId, seq: u64) {
+        if self.ix.contains_key(&id) {
+            return;
+        }
+        let ci = self.ctx.conns.get(&id).map_or(usize::MAX, |m| m.ci);
+        self.ix.insert(
+            id,
+            IxConn {
+                ci,
+                first: seq,
+                cid: None,
+                clean: false,
+                version: None,
+                will: None,
+                disconnected: false,
+            },
+        );
+    }
+
+    /// The packet on its connection's judgement: kept until the first
+    /// CONNECT shows the version, then judged if it is 5.0.
+    fn conn_side(&mut self, id: ConnId, actor: &str, p: Pk) {
+        let (who, phase) = self.conns.entry(id).or_insert_with(|| {
+            self.order.push(id);
+            (actor.to_string(), Phase::Early(Vec::new()))
+        });
+        match phase {
+            Phase::V5(c) => c.step(&p, who, self.slack, &mut self.shared),
+            Phase::Other => {}
+            Phase::Early(early) => match p.packet {
+                Packet::Connect(x) if x.version == Version::V5 => {
+                    let mut c = Box::new(Conn5::new(id, who, x, &self.clients));
+                    for (seq, at, dir, fate, packet) in std::mem::take(early) {
+                        let k = Pk {
+                            seq,
+                            at,
+                            dir,
+                            fate,
+                            packet: &packet,
+                            size: 0,
+                        };
+                        c.step(&k, who, self.slack, &mut self.shared);
+                    }
+                    c.step(&p, who, self.slack, &mut self.shared);
+                    *phase = Phase::V5(c);
+                }
+                Packet::Connect(_) => *phase = Phase::Other,
+                _ => early.push((p.seq, p.at, p.dir, p.fate, p.packet.clone())),
+            },
         }
     }
+
+    /// The rules over connections and client ids: subscriptions, messages
+    /// and wills.
+    fn index_side(
+        &mut self,
+        seq: u64,
+        conn: ConnId,
+        actor: &str,
+        dir: Dir,
+        packet: &Packet,
+        fate: Fate,
+    ) {
+        let to_broker = dir == Dir::ToBroker;
+        match packet {
+            Packet::Connect(cp) if to_broker && sent(fate) => self.connected(conn, cp),
+            Packet::Disconnect(d) if to_broker && seen(fate) => {
+                self.disconnected(conn, actor, seq, d.code)
+            }
+            Packet::Publish(pb) => {
+                let mut t = pb.topic.clone();
+                if let Some(alias) = super::index::prop_u32(&pb.properties, 0x23) {
+                    let map = self.aliases.entry((conn, to_broker)).or_default();
+                    if t.is_empty() {
+                        if let Some(known) = map.get(&alias) {
+                            t = known.clone();
+                        }
+                    } else {
+                        map.insert(alias, t.clone());
+                    }
+                }
+                if to_broker {
+                    if seen(fate) {
+                        let e = self
+                            .msgs
+                            .entry((t, Bytes::copy_from_slice(&pb.payload)))
+                            .or_insert((seq, seq));
+                        e.1 = seq;
+                    }
+                    return;
+                }
+                for w in self.wills.values_mut() {
+                    if w.conn != conn
+                        && w.hit.is_none()
+                        && w.next.is_none()
+                        && w.topic == t
+                        && w.payload == pb.payload
+                    {
+                        w.hit = Some(seq);
+                    }
+                }
+                if sent(fate) {
+                    self.delivered(seq, conn, actor, &t, pb.dup, &pb.payload);
+                }
+            }
+            Packet::Subscribe(s) if to_broker && seen(fate) => {
+                let cid = self.ix.get(&conn).and_then(|c| c.cid.clone());
+                let mine = self.subs.entry(cid).or_default();
+                for (k, f) in s.filters.iter().enumerate() {
+                    let agg = mine
+                        .entry((f.filter.clone(), actor.to_string()))
+                        .or_insert(SubAgg {
+                            first: (seq, k),
+                            open: true,
+                            min_unsub: None,
+                            max_unsub: None,
+                        });
+                    agg.open = true;
+                }
+            }
+            Packet::Unsubscribe(u) if to_broker && seen(fate) => {
+                for mine in self.subs.values_mut() {
+                    for f in &u.filters {
+                        if let Some(agg) = mine.get_mut(&(f.clone(), actor.to_string())) {
+                            if agg.open {
+                                agg.open = false;
+                                agg.min_unsub.get_or_insert(seq);
+                                agg.max_unsub = Some(seq);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The client's first CONNECT on `conn` (as [`super::index::Index`]
+    /// has it: the first sent).
+    fn connected(&mut self, conn: ConnId, cp: &Connect) {
+        let Some(c) = self.ix.get_mut(&conn) else {
+            return;
+        };
+        if c.cid.is_some() {
+            return;
+        }
+        c.cid = Some(cp.client_id.clone());
+        c.clean = cp.clean_start;
+        c.version = Some(cp.version);
+        c.will = cp
+            .will
+            .as_ref()
+            .map(|w| (w.topic.clone(), Bytes::copy_from_slice(&w.payload)));
+        let (ci, first) = (c.ci, c.first);
+        let f = self.cid_first.entry(cp.client_id.clone()).or_insert(ci);
+        *f = (*f).min(ci);
+        for w in self.wills.values_mut() {
+            if w.cid.as_deref() == Some(cp.client_id.as_str()) && first > w.ds {
+                w.next = Some(w.next.map_or(first, |n| n.min(first)));
+            }
+        }
+        self.wills.retain(|_, w| !w.done());
+    }
+
+    /// The client's first DISCONNECT that reached the broker on `conn`.
+    fn disconnected(&mut self, conn: ConnId, actor: &str, seq: u64, code: u8) {
+        let Some(c) = self.ix.get_mut(&conn) else {
+            return;
+        };
+        if c.disconnected {
+            return;
+        }
+        c.disconnected = true;
+        let (Some((topic, payload)), Some(Version::V5), 0) = (&c.will, c.version, code) else {
+            return;
+        };
+        let actor = self
+            .ctx
+            .conns
+            .get(&conn)
+            .map_or(actor, |m| m.actor.as_str())
+            .to_string();
+        self.wills.insert(
+            c.ci,
+            WillWatch {
+                conn,
+                actor,
+                cid: c.cid.clone(),
+                ds: seq,
+                topic: topic.clone(),
+                payload: payload.clone(),
+                next: None,
+                hit: None,
+            },
+        );
+    }
+
+    /// A PUBLISH the broker sent on `conn` (`topic`: aliases resolved):
+    /// on a topic none of the session's subscriptions matches
+    /// [MQTT-3.3.2-3] [MQTT-4.7.2-1], or after an UNSUBSCRIBE
+    /// [MQTT-3.10.4-2].
+    fn delivered(
+        &mut self,
+        seq: u64,
+        conn: ConnId,
+        actor: &str,
+        t: &str,
+        dup: bool,
+        payload: &Bytes,
+    ) {
+        let Some(dc) = self.ix.get(&conn) else { return };
+        let (Some(Version::V5), Some(cid)) = (dc.version, dc.cid.as_ref()) else {
+            return;
+        };
+        let mine = self.subs.get(&Some(cid.clone()));
+        // A session resumed from before the run, or across a restart, may
+        // hold subscriptions the history never showed.
+        let unknown_past = !dc.clean && self.cid_first.get(cid).is_none_or(|&f| f >= dc.ci);
+        if matching(mine, t).next().is_none() && !unknown_past {
+            self.off_sub.push(Violation::new(
+                "MQTT-3.3.2-3",
+                format!("{actor} got a PUBLISH on {t} that none of its subscriptions matches"),
+                vec![seq],
+            ));
+            // Matched only if a leading wildcard could take a `$` level.
+            if let Some(rest) = t.strip_prefix('$') {
+                let undollared = format!("_{rest}");
+                if let Some(((f, _), s)) = matching(mine, &undollared).min_by_key(|(_, s)| s.first)
+                {
+                    self.off_sub.push(Violation::new(
+                        "MQTT-4.7.2-1",
+                        format!(
+                            "{actor} got {t} through `{f}`: a filter that starts with a wildcard matches no topic starting with `$`"
+                        ),
+                        vec![s.first.0, seq],
+                    ));
+                }
+            }
+        }
+        // A first send (not DUP) when every subscription of the session
+        // matching it was unsubscribed before the message came, and no
+        // earlier PUBLISH of the same topic and payload could be the one
+        // delivered.
+        if dup {
+            return;
+        }
+        let Some(&(first, last)) = self.msgs.get(&(t.to_string(), payload.clone())) else {
+            return;
+        };
+        let Some(first_unsub) = matching(mine, t).filter_map(|(_, s)| s.min_unsub).min() else {
+            return;
+        };
+        let all_gone =
+            matching(mine, t).all(|(_, s)| !s.open && s.max_unsub.is_some_and(|u| u < last));
+        if all_gone && first > first_unsub {
+            self.after_unsub.push(Violation::new(
+                "MQTT-3.10.4-2",
+                format!("{actor} got a message on {t} published after it unsubscribed every filter matching it"),
+                vec![first_unsub, last, seq],
+            ));
+        }
+    }
+}
+
+/// The subscriptions in `mine` whose filter matches `t`.
+fn matching<'a>(
+    mine: Option<&'a BTreeMap<(String, String), SubAgg>>,
+    t: &'a str,
+) -> impl Iterator<Item = (&'a (String, String), &'a SubAgg)> + 'a {
+    mine.into_iter()
+        .flat_map(|m| m.iter())
+        .filter(move |((f, _), _)| topic::matches(f, t))
 }
 
 /// A second SUBACK (UNSUBACK) for a request of several filters that was
@@ -518,9 +990,9 @@ fn auth_method(p: &crate::mqtt::Properties) -> Option<&str> {
 }
 
 /// Enhanced authentication on one connection, as it goes.
-struct AuthState<'a> {
+struct AuthState {
     /// The CONNECT's Authentication Method.
-    method: Option<&'a str>,
+    method: Option<String>,
     /// A successful CONNACK was sent / reached the client.
     accepted_sent: bool,
     accepted_seen: bool,
@@ -531,8 +1003,8 @@ struct AuthState<'a> {
     early_said: bool,
 }
 
-impl<'a> AuthState<'a> {
-    fn new(method: Option<&'a str>) -> Self {
+impl AuthState {
+    fn new(method: Option<String>) -> Self {
         AuthState {
             method,
             accepted_sent: false,
@@ -543,13 +1015,13 @@ impl<'a> AuthState<'a> {
     }
 
     /// Judges one packet: the broker's always, the client's when `client`.
-    fn see(&mut self, p: &Pk<'a>, client: bool, actor: &str, v: &mut Verdict) {
+    fn see(&mut self, p: &Pk, client: bool, actor: &str, v: &mut Verdict) {
         let pt = p.packet.packet_type();
         match (p.packet, p.dir) {
             (Packet::ConnAck(a), Dir::ToClient) => {
                 if a.code == 0 && sent(p.fate) {
                     let got = auth_method(&a.properties);
-                    match (self.method, got) {
+                    match (self.method.as_deref(), got) {
                         (None, Some(m)) => v.fail(
                             "MQTT-4.12.0-6",
                             format!("the broker's CONNACK to {actor} names Authentication Method {m:?}; the CONNECT named none"),
@@ -570,7 +1042,7 @@ impl<'a> AuthState<'a> {
             }
             (Packet::Auth(a), Dir::ToClient) if sent(p.fate) => {
                 let got = auth_method(&a.properties);
-                match self.method {
+                match self.method.as_deref() {
                     None => v.fail(
                         "MQTT-4.12.0-6",
                         format!("the broker sent AUTH to {actor}, whose CONNECT named no Authentication Method"),
@@ -596,7 +1068,7 @@ impl<'a> AuthState<'a> {
             }
             (Packet::Auth(a), Dir::ToBroker) if client && sent(p.fate) => {
                 let got = auth_method(&a.properties);
-                match self.method {
+                match self.method.as_deref() {
                     None => v.fail(
                         "MQTT-4.12.0-7",
                         format!(
@@ -852,71 +1324,6 @@ impl AckOrder {
     }
 }
 
-/// Rules over a client id's connections: a PUBLISH answered with a
-/// PUBACK or PUBREC of 0x80 or more is never sent again [MQTT-4.4.0-2];
-/// a client resends its PUBLISHes in the order it first sent them
-/// [MQTT-4.6.0-1] (clients in `clients` only).
-fn session_resends(clients: &[String], conns: &[super::v5_limits::C5], v: &mut Verdict) {
-    // (client id, direction, packet id) → the refusing ack's seq.
-    let mut refused: HashMap<(String, Dir, u16), u64> = HashMap::new();
-    // (client id, packet id) → the client's latest first send of it.
-    let mut firsts: HashMap<(String, u16), u64> = HashMap::new();
-    for c in conns {
-        let cid = c.connect.map(|x| x.client_id.clone()).unwrap_or_default();
-        if cid.is_empty() {
-            continue; // the broker makes up a new id each time
-        }
-        let client = judged(clients, &c.actor);
-        let mut last_original: Option<(u64, u16)> = None;
-        for p in &c.pkts {
-            match p.packet {
-                Packet::Publish(pb) if sent(p.fate) => {
-                    let Some(pid) = pb.pid else { continue };
-                    let judge = p.dir == Dir::ToClient || client;
-                    if pb.dup {
-                        if let Some(ack) = refused.get(&(cid.clone(), p.dir, pid)) {
-                            if judge {
-                                v.fail(
-                                    "MQTT-4.4.0-2",
-                                    format!("PUBLISH {pid} on {}'s connection ({:?}) was sent again after its receiver refused it with a reason of 0x80 or more", c.actor, p.dir),
-                                    vec![*ack, p.seq],
-                                );
-                            }
-                        }
-                        if p.dir == Dir::ToBroker && client {
-                            if let Some(&orig) = firsts.get(&(cid.clone(), pid)) {
-                                if let Some((prev, prev_pid)) = last_original {
-                                    if orig < prev {
-                                        v.fail(
-                                            "MQTT-4.6.0-1",
-                                            format!("{} resent PUBLISH {pid} after PUBLISH {prev_pid}, though it first sent {pid} earlier", c.actor),
-                                            vec![orig, prev, p.seq],
-                                        );
-                                    }
-                                }
-                                last_original = Some((orig, pid));
-                            }
-                        }
-                    } else {
-                        refused.remove(&(cid.clone(), p.dir, pid));
-                        if p.dir == Dir::ToBroker {
-                            firsts.insert((cid.clone(), pid), p.seq);
-                        }
-                    }
-                }
-                Packet::PubAck(a) | Packet::PubRec(a) if a.code >= 0x80 && seen(p.fate) => {
-                    let back = match p.dir {
-                        Dir::ToBroker => Dir::ToClient,
-                        Dir::ToClient => Dir::ToBroker,
-                    };
-                    refused.insert((cid.clone(), back, a.pid), p.seq);
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::v5_testkit::*;
@@ -962,7 +1369,7 @@ mod tests {
             ack(PacketType::PubAck, 9, 0),
         );
         k.wait(1000).step("end");
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
     }
 
@@ -975,14 +1382,17 @@ mod tests {
             "device",
             connect("d", true, 60, ""),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.1.0-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.1.0-1"]
+        );
         let mut k = Kit::new();
         k.open(1, "device")
             .up(1, "device", connect("d", true, 60, ""));
         k.down(1, "device", Packet::PingResp)
             .down(1, "device", connack(false, 0, ""));
         k.down(1, "device", connack(false, 0, ""));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert_violates(&v, "MQTT-3.2.0-1");
         assert_violates(&v, "MQTT-3.2.0-2");
     }
@@ -995,7 +1405,7 @@ mod tests {
             .down(1, "device", suback(1, &[0]));
         k.down(1, "device", dup(publish(None, 0, "a", "x", "")));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.3.1-2", "MQTT-4.3.1-1"]
         );
         let mut k = Kit::new();
@@ -1012,7 +1422,10 @@ mod tests {
             "device",
             dup(publish(Some(4), 2, "a", "x", "")),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.3.3-6"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.3.3-6"]
+        );
     }
 
     #[test]
@@ -1020,12 +1433,15 @@ mod tests {
         let mut k = Kit::new();
         up(&mut k);
         k.down(1, "device", ack(PacketType::PubAck, 7, 0));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-2.2.1-5"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-2.2.1-5"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.down(1, "device", suback(3, &[0]));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.8.4-2", "MQTT-2.2.1-6"]
         );
         let mut k = Kit::new();
@@ -1033,7 +1449,10 @@ mod tests {
         k.up(1, "device", subscribe(1, "a", 0, 0, ""))
             .wait(2000)
             .step("end");
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.8.4-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.8.4-1"]
+        );
         let unsub = Packet::Unsubscribe(crate::mqtt::Unsubscribe {
             pid: 5,
             filters: vec!["a".into()],
@@ -1042,7 +1461,10 @@ mod tests {
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", unsub).wait(2000).step("end");
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.10.4-4"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.10.4-4"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.down(
@@ -1055,7 +1477,7 @@ mod tests {
             }),
         );
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.10.4-5", "MQTT-2.2.1-6"]
         );
         // A request cut off by the connection's end owes nothing.
@@ -1064,7 +1486,7 @@ mod tests {
         k.up(1, "device", subscribe(1, "a", 0, 0, ""))
             .close(1, "device", CloseReason::Severed);
         k.wait(2000).step("end");
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
     }
 
     #[test]
@@ -1074,9 +1496,12 @@ mod tests {
         k.up(1, "device", subscribe(1, "a/+", 0, 0, ""))
             .down(1, "device", suback(1, &[0]));
         k.down(1, "device", publish(None, 0, "a/b", "x", ""));
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         k.down(1, "device", publish(None, 0, "b/c", "x", ""));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.3.2-3"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.3.2-3"]
+        );
         let mut k = Kit::new();
         k.session(
             1,
@@ -1097,7 +1522,7 @@ mod tests {
         k.wait(10)
             .down(1, "cloud", publish(Some(1), 1, "w/d", "gone", ""));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.14.4-3", "MQTT-3.1.2-10"]
         );
     }
@@ -1109,7 +1534,7 @@ mod tests {
         let mut k = Kit::new();
         up(&mut k).up(1, "device", connect("d", true, 60, ""));
         k.wait(3000).step("end");
-        assert_violates(&checker().check(&k.history()), "MQTT-3.1.0-2");
+        assert_violates(&judge_both(&checker(), &k.history()), "MQTT-3.1.0-2");
 
         let mut k = Kit::new();
         up(&mut k).up(1, "device", connect("d", true, 60, ""));
@@ -1117,7 +1542,7 @@ mod tests {
             .close(1, "device", CloseReason::BrokerClosed)
             .wait(3000)
             .step("end");
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
     }
 
@@ -1146,7 +1571,7 @@ mod tests {
             .down(1, "device", auth(0x00, SCRAM));
         k.up(1, "device", subscribe(1, "a", 0, 0, ""))
             .down(1, "device", suback(1, &[0]));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
     }
 
@@ -1160,25 +1585,31 @@ mod tests {
         let mut k = Kit::new();
         start(&mut k);
         k.up(1, "device", subscribe(1, "a", 0, 0, ""));
-        assert_violates(&checker().check(&k.history()), "MQTT-3.1.2-30");
+        assert_violates(&judge_both(&checker(), &k.history()), "MQTT-3.1.2-30");
         // The broker's AUTH before the CONNACK that is not "continue".
         let mut k = Kit::new();
         start(&mut k);
         k.down(1, "device", auth(0x00, SCRAM));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.12.0-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.0-2"]
+        );
         // The client answering a challenge with anything but 0x18.
         let mut k = Kit::new();
         start(&mut k);
         k.down(1, "device", auth(0x18, SCRAM))
             .up(1, "device", auth(0x19, SCRAM));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.12.0-3"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.0-3"]
+        );
         // A method that changes, on AUTH or on the CONNACK.
         let mut k = Kit::new();
         start(&mut k);
         k.down(1, "device", auth(0x18, "authentication_method = \"OTHER\""))
             .up(1, "device", auth(0x18, ""))
             .down(1, "device", connack(false, 0, ""));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert_eq!(
             v.rules(),
             vec!["MQTT-4.12.0-5", "MQTT-4.12.0-5", "MQTT-4.12.0-5"]
@@ -1191,14 +1622,17 @@ mod tests {
             "device",
             auth(0x19, "authentication_method = \"OTHER\""),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.12.1-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.1-1"]
+        );
         // No method in the CONNECT: no AUTH either way, no method back.
         let mut k = Kit::new();
         up(&mut k);
         k.down(1, "device", auth(0x18, SCRAM))
             .up(1, "device", auth(0x18, SCRAM));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-4.12.0-6", "MQTT-4.12.0-7"]
         );
         let mut k = Kit::new();
@@ -1208,7 +1642,10 @@ mod tests {
             connect("d", true, 60, ""),
             connack(false, 0, SCRAM),
         );
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.12.0-6"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.12.0-6"]
+        );
     }
 
     #[test]
@@ -1231,7 +1668,7 @@ mod tests {
         );
         k.up(2, "device", dup(publish(Some(1), 1, "a", "z", "")))
             .down(2, "device", ack(PacketType::PubAck, 1, 0));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
 
         let mut k = Kit::new();
@@ -1242,7 +1679,7 @@ mod tests {
             publish(Some(1), 1, "a", "y", ""),
         );
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-4.3.2-1", "MQTT-4.3.2-3"]
         );
         let mut k = Kit::new();
@@ -1253,7 +1690,7 @@ mod tests {
             publish(Some(2), 2, "a", "y", ""),
         );
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-4.3.3-1", "MQTT-4.3.3-3"]
         );
         let mut k = Kit::new();
@@ -1264,21 +1701,24 @@ mod tests {
             .up(1, "device", ack(PacketType::PubRec, 5, 0))
             .down(1, "device", publish(Some(5), 1, "a", "y", ""));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-4.3.2-1", "MQTT-4.3.3-5"]
         );
         // DUP on a first send in a new session.
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", dup(publish(Some(3), 1, "a", "x", "")));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.3.2-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.3.2-2"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", subscribe(1, "a", 2, 0, ""))
             .down(1, "device", suback(1, &[2]));
         k.down(1, "device", dup(publish(Some(3), 2, "a", "x", "")));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-4.3.3-2", "MQTT-3.3.1-3"]
         );
     }
@@ -1298,7 +1738,7 @@ mod tests {
             .down(1, "device", publish(Some(3), 1, "a", "z", ""))
             .up(1, "device", ack(PacketType::PubAck, 2, 0))
             .up(1, "device", ack(PacketType::PubAck, 3, 0));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
 
         let mut k = Kit::new();
@@ -1307,13 +1747,19 @@ mod tests {
             .down(1, "device", publish(Some(2), 1, "a", "y", ""))
             .up(1, "device", ack(PacketType::PubAck, 2, 0))
             .up(1, "device", ack(PacketType::PubAck, 1, 0));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.6.0-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-2"]
+        );
         let mut k = Kit::new();
         sub(&mut k);
         k.down(1, "device", publish(Some(1), 2, "a", "x", ""))
             .down(1, "device", publish(Some(2), 2, "a", "y", ""))
             .up(1, "device", ack(PacketType::PubRec, 2, 0));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.6.0-3"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-3"]
+        );
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", publish(Some(1), 2, "a", "x", ""))
@@ -1321,7 +1767,10 @@ mod tests {
             .down(1, "device", ack(PacketType::PubRec, 1, 0))
             .down(1, "device", ack(PacketType::PubRec, 2, 0))
             .up(1, "device", ack(PacketType::PubRel, 2, 0));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.6.0-4"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-4"]
+        );
     }
 
     #[test]
@@ -1343,7 +1792,10 @@ mod tests {
         );
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(3), 1, "a", "x", "")));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.4.0-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.4.0-2"]
+        );
 
         // In their first order: fine; reversed: not.
         let mut k = Kit::new();
@@ -1356,7 +1808,7 @@ mod tests {
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(1), 1, "a", "x", "")))
             .up(2, "device", dup(publish(Some(2), 1, "a", "y", "")));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
         let mut k = Kit::new();
         up(&mut k);
@@ -1368,7 +1820,10 @@ mod tests {
         resume(&mut k);
         k.up(2, "device", dup(publish(Some(2), 1, "a", "y", "")))
             .up(2, "device", dup(publish(Some(1), 1, "a", "x", "")));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-4.6.0-1"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-4.6.0-1"]
+        );
     }
 
     #[test]
@@ -1378,14 +1833,14 @@ mod tests {
         k.up(1, "device", subscribe(1, "$SYS/#", 0, 0, ""))
             .down(1, "device", suback(1, &[0]))
             .down(1, "device", publish(None, 0, "$SYS/load", "1", ""));
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", subscribe(1, "+/load", 0, 0, ""))
             .down(1, "device", suback(1, &[0]))
             .down(1, "device", publish(None, 0, "$SYS/load", "1", ""));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.3.2-3", "MQTT-4.7.2-1"]
         );
     }
@@ -1430,7 +1885,7 @@ mod tests {
         k.up(2, "cloud", publish(None, 0, "a/1", "old", ""));
         unsub(&mut k);
         k.down(1, "device", publish(None, 0, "a/1", "old", ""));
-        let v = checker().check(&k.history());
+        let v = judge_both(&checker(), &k.history());
         assert!(v.ok(), "{v:?}");
         // Published after it: must not come.
         let mut k = Kit::new();
@@ -1438,7 +1893,10 @@ mod tests {
         unsub(&mut k);
         k.up(2, "cloud", publish(None, 0, "a/1", "new", ""));
         k.down(1, "device", publish(None, 0, "a/1", "new", ""));
-        assert_eq!(checker().check(&k.history()).rules(), vec!["MQTT-3.10.4-2"]);
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.10.4-2"]
+        );
     }
 
     #[test]
@@ -1463,14 +1921,14 @@ mod tests {
         up(&mut k);
         k.up(1, "device", two.clone())
             .down(1, "device", suback(3, &[0, 0]));
-        assert!(checker().check(&k.history()).ok());
+        assert!(judge_both(&checker(), &k.history()).ok());
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", two)
             .down(1, "device", suback(3, &[0]))
             .down(1, "device", suback(3, &[0]));
         assert_eq!(
-            checker().check(&k.history()).rules(),
+            judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.8.4-5", "MQTT-3.8.4-2", "MQTT-2.2.1-6"]
         );
         let unsub = Packet::Unsubscribe(crate::mqtt::Unsubscribe {
@@ -1490,6 +1948,91 @@ mod tests {
         k.up(1, "device", unsub)
             .down(1, "device", unsuback())
             .down(1, "device", unsuback());
-        assert_violates(&checker().check(&k.history()), "MQTT-3.10.4-6");
+        assert_violates(&judge_both(&checker(), &k.history()), "MQTT-3.10.4-6");
+    }
+
+    /// A deadline is judged against the log's end at every prefix: owed
+    /// once `slack` has passed, withdrawn by a late answer (the broker did
+    /// answer), kept when the connection closes after it.
+    #[test]
+    fn deadlines_hold_at_every_prefix() {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "a", 0, 0, ""));
+        k.wait(400).step("before the deadline");
+        assert!(judge_both(&checker(), &k.history()).ok());
+        k.wait(200).step("after it");
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.8.4-1"]
+        );
+        let mut late = Kit::new();
+        up(&mut late);
+        late.up(1, "device", subscribe(1, "a", 0, 0, ""))
+            .wait(2000)
+            .step("the deadline has passed")
+            .down(1, "device", suback(1, &[0]))
+            .step("end");
+        assert!(judge_both(&checker(), &late.history()).ok());
+        k.close(1, "device", CloseReason::Severed)
+            .wait(2000)
+            .step("end");
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-3.8.4-1"]
+        );
+
+        // A second CONNECT: the run ending within `slack` shows nothing,
+        // a close after `slack` comes too late.
+        let mut k = Kit::new();
+        up(&mut k).up(1, "device", connect("d", true, 60, ""));
+        k.wait(100).step("soon");
+        let v = judge_both(&checker(), &k.history());
+        assert!(v.ok() && v.notes.len() == 1, "{v:?}");
+        k.wait(1000).close(1, "device", CloseReason::BrokerClosed);
+        let v = judge_both(&checker(), &k.history());
+        assert_eq!(v.rules(), vec!["MQTT-3.1.0-2"]);
+        assert!(v.notes.is_empty(), "{v:?}");
+    }
+
+    /// The broker's ack names a packet id the client sent before it, on
+    /// this connection or an earlier one of its client id: a PUBLISH that
+    /// comes after the ack (on an older connection still open) does not
+    /// make it right.
+    #[test]
+    fn an_ack_answers_what_was_sent_before_it() {
+        let two = |k: &mut Kit| {
+            up(k);
+            k.session(
+                2,
+                "device",
+                connect("d", false, 60, ""),
+                connack(true, 0, ""),
+            );
+        };
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", publish(Some(7), 1, "a", "x", ""));
+        k.session(
+            2,
+            "device",
+            connect("d", false, 60, ""),
+            connack(true, 0, ""),
+        );
+        k.down(2, "device", ack(PacketType::PubAck, 7, 0));
+        let v = judge_both(&checker(), &k.history());
+        assert!(v.ok(), "{v:?}");
+
+        let mut k = Kit::new();
+        two(&mut k);
+        k.down(2, "device", ack(PacketType::PubAck, 7, 0)).up(
+            1,
+            "device",
+            publish(Some(7), 1, "a", "x", ""),
+        );
+        assert_eq!(
+            judge_both(&checker(), &k.history()).rules(),
+            vec!["MQTT-2.2.1-5"]
+        );
     }
 }

@@ -38,8 +38,13 @@ pub struct MatrixConfig {
     pub out: PathBuf,
     /// Runs per cell (`--repeat N`); cells whose runs disagree are FLAKY.
     pub repeat: usize,
-    /// Cells run at once (`-j N`), each with its own broker.
+    /// Cells run at once (`-j N`), each with its own broker: the pool's
+    /// places when `costs` is given.
     pub jobs: usize,
+    /// Places of `jobs` a cell of each broker takes (in `brokers`' order;
+    /// empty: one each): the default without `-j`,
+    /// [`runner::pool::weights`].
+    pub costs: Vec<usize>,
 }
 
 /// Runs this partition's cells, each reported as it finishes.
@@ -305,8 +310,12 @@ async fn run_pooled(
         brokers: &'a [BrokerSpec],
         warm: &'a Warm,
         repeat: usize,
+        costs: &'a [usize],
     }
     impl runner::pool::Control for Broken<'_> {
+        fn cost(&self, k: usize) -> usize {
+            self.costs.get(self.of_job[k].0).copied().unwrap_or(1)
+        }
         fn launch(&mut self, k: usize) -> bool {
             let go = self.why[self.of_job[k].0].is_none();
             if go {
@@ -333,6 +342,7 @@ async fn run_pooled(
         brokers: &cfg.brokers,
         warm,
         repeat,
+        costs: &cfg.costs,
     };
     let (ends, _) = runner::pool::run_pool(
         &jobs,

@@ -60,13 +60,21 @@ pub trait Control {
     }
     /// After job `k` finished, before any later job starts.
     fn finished(&mut self, _k: usize, _r: &Repeated) {}
+    /// How many of the pool's `parallel` places job `k` takes while it
+    /// runs (a matrix gives a cell on a broker that costs more to start a
+    /// bigger share of the machine, [`weights`]). A job bigger than what is
+    /// free waits for the running ones, unless none runs.
+    fn cost(&self, _k: usize) -> usize {
+        1
+    }
 }
 
 /// Runs everything.
 pub struct All;
 impl Control for All {}
 
-/// Runs `jobs`, at most `parallel` at a time, in their order of start.
+/// Runs `jobs`, at most `parallel` places' worth at a time (one place per
+/// job unless [`Control::cost`] says more), in their order of start.
 /// `stop` resolving (a signal) stops the running ones and starts no more:
 /// they are reported as interrupted, in their place. Errors of a reporter
 /// end the run, as they do when scenarios run one by one.
@@ -87,16 +95,25 @@ pub async fn run_pool(
     let mut flushed = 0;
     let mut next = 0;
     let mut interrupted = None;
+    // Places taken by the running jobs, and each running job's share.
+    let mut used = 0;
+    let mut cost = vec![0; n];
     tokio::pin!(stop);
     loop {
-        while running.len() < parallel && next < n {
+        while next < n {
             let k = next;
+            let c = control.cost(k).clamp(1, parallel);
+            if used + c > parallel && !running.is_empty() {
+                break;
+            }
             next += 1;
             if !control.launch(k) {
                 ends[k] = Some(JobEnd::Left);
                 continue;
             }
             started[k] = true;
+            cost[k] = c;
+            used += c;
             let job = jobs[k].clone();
             let tx = tx.clone();
             // The caller's brokers started ahead serve the cells' tasks too.
@@ -132,6 +149,7 @@ pub async fn run_pool(
                     reporters.report_progress(&ev)?;
                     events[j].push(ev);
                 }
+                used -= cost[k];
                 let r = r?;
                 control.finished(k, &r);
                 ends[k] = Some(JobEnd::Done(r));
@@ -218,13 +236,15 @@ impl Reporter for Forward {
 /// cores (load ~14 from other builds), the 41 runs of `scenarios/` on the
 /// virtual device: 100 s at -j 1, 51 s at -j 2, 17 s at -j 8, 11 s at
 /// -j 16, every verdict the same. So: four per CPU for the virtual device
-/// (in-process clients), two per CPU for the host build (a process each),
-/// one per CPU for container brokers (a broker's start is CPU-heavy:
-/// RabbitMQ's takes seconds of it), half a CPU per emulated board (QEMU
-/// takes a whole core while the board boots and polls its network). A
-/// bench board is one board on one serial port, and an external broker is
-/// shared by every scenario (its retained messages and sessions would
-/// leak between them): both run one at a time.
+/// (in-process clients), two per CPU for the host build (a process each)
+/// and for container brokers that are cheap to start (a mosquitto or NATS
+/// container uses ~40 ms of CPU to get ready, then waits with its cell),
+/// one per CPU for the others (RabbitMQ's start takes ~5.7 s of CPU,
+/// amqtt's ~0.8 s: [`crate::broker::ImageRef::light_start`]), half a CPU
+/// per emulated board (QEMU takes a whole core while the board boots and
+/// polls its network). A bench board is one board on one serial port, and
+/// an external broker is shared by every scenario (its retained messages
+/// and sessions would leak between them): both run one at a time.
 pub fn default_jobs(
     target: &crate::target::TargetSpec,
     broker: &crate::broker::BrokerSpec,
@@ -235,10 +255,33 @@ pub fn default_jobs(
     match (target, broker) {
         (_, BrokerSpec::External { .. }) | (TargetSpec::Serial(_), _) => 1,
         (TargetSpec::Qemu, _) => (cpus / 2).max(1),
+        (_, BrokerSpec::Container(image)) if image.light_start() => 2 * cpus,
         (_, BrokerSpec::Container(_)) => cpus,
         (TargetSpec::Host, _) => 2 * cpus,
         (TargetSpec::Virtual, _) => 4 * cpus,
     }
+}
+
+/// The matrix's default when `-j` is not given: brokers that cost the
+/// machine differently share one pool. It has as many places as the
+/// cheapest broker's default ([`default_jobs`]), and a cell takes
+/// `places / default` of them (rounded up), so each broker's cells run as
+/// many at once as its own default lets, and a mix of them never costs
+/// more: on 2 cores, 8 places — a cell on the mosquitto process or the
+/// embedded broker takes 1, on a mosquitto or NATS container 2, on
+/// RabbitMQ or amqtt 4, on an external broker all 8 (alone). Returns the
+/// places and each broker's share, in `brokers`' order.
+pub fn weights(
+    target: &crate::target::TargetSpec,
+    brokers: &[crate::broker::BrokerSpec],
+) -> (usize, Vec<usize>) {
+    let defaults: Vec<usize> = brokers
+        .iter()
+        .map(|b| default_jobs(target, b).max(1))
+        .collect();
+    let places = defaults.iter().copied().max().unwrap_or(1);
+    let costs = defaults.iter().map(|d| places.div_ceil(*d)).collect();
+    (places, costs)
 }
 
 /// `-j` as asked, lowered where running more at once could not be isolated:
@@ -308,5 +351,38 @@ mod tests {
         let q = default_jobs(&TargetSpec::Qemu, &BrokerSpec::Mosquitto);
         let v = default_jobs(&TargetSpec::Virtual, &BrokerSpec::Mosquitto);
         assert!((1..=v).contains(&q), "{q} {v}");
+    }
+
+    fn container(name: &str) -> BrokerSpec {
+        BrokerSpec::Container(crate::broker::ImageRef::parse(name).unwrap())
+    }
+
+    #[test]
+    fn a_broker_that_costs_more_to_start_takes_a_bigger_share_of_the_matrix() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ext = BrokerSpec::External {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            profile: None,
+        };
+        let brokers = [
+            BrokerSpec::Mosquitto,
+            container("mosquitto:2.0.21"),
+            container("nats"),
+            container("rabbitmq"),
+            container("amqtt"),
+            container("emqx/emqx:5.8"),
+            ext,
+        ];
+        let (places, costs) = weights(&TargetSpec::Virtual, &brokers);
+        assert_eq!(places, 4 * cpus);
+        assert_eq!(costs, vec![1, 2, 2, 4, 4, 4, 4 * cpus]);
+        // Each broker alone runs at its own default.
+        for (b, c) in brokers.iter().zip(&costs) {
+            assert_eq!(places / c, default_jobs(&TargetSpec::Virtual, b));
+        }
+        // Boards cost the same whatever the broker: one share each.
+        let (_, costs) = weights(&TargetSpec::Qemu, &brokers[..6]);
+        assert_eq!(costs, vec![1; 6]);
     }
 }

@@ -604,3 +604,26 @@ pub fn to_hist(h: &History) -> String {
     }
     out
 }
+
+/// The verdict of an always-on checker after each event of `h`, from its
+/// incremental form (as `observe` judges), each checked equal to the
+/// batch verdict of that prefix: what a live session would have shown at
+/// that point.
+pub fn always_at_every_event(name: &str, h: &History) -> Vec<Verdict> {
+    let c = mqtt_hil::check::always()
+        .into_iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("no always-on checker {name}"));
+    let mut live = c
+        .incremental()
+        .unwrap_or_else(|| panic!("{name} has no incremental form"));
+    let mut out = Vec::new();
+    for k in 0..h.events.len() {
+        live.feed(&h.events[k]);
+        let v = live.verdict();
+        let prefix = History::from_events(h.events[..=k].to_vec());
+        assert_eq!(v, c.check(&prefix), "{name} after event #{k}");
+        out.push(v);
+    }
+    out
+}
