@@ -66,11 +66,7 @@ impl Checker for ConnectionsChecker {
     /// The state machine of [`Live`] fed the whole history: one set of
     /// rules for both forms.
     fn check(&self, history: &History) -> Verdict {
-        let mut live = self.live();
-        for ev in &history.events {
-            live.feed(ev);
-        }
-        live.verdict()
+        super::judge_whole(self.live(), history)
     }
 }
 

@@ -155,6 +155,16 @@ pub trait Incremental: Send {
     fn verdict(&self) -> Verdict;
 }
 
+/// The batch judgement of a checker whose rules are one state machine (its
+/// [`Incremental`] form): the whole history fed, in order, to a fresh one.
+/// Sharing the machine is what keeps the two forms from drifting apart.
+pub(crate) fn judge_whole(mut live: impl Incremental, history: &History) -> Verdict {
+    for ev in history.iter() {
+        live.feed(ev);
+    }
+    live.verdict()
+}
+
 /// The `[[invariant]]` tables of a scenario file. `check` names the checker;
 /// every other field is optional and has the default shown.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

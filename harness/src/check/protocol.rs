@@ -177,11 +177,7 @@ impl Checker for ProtocolChecker {
     /// The state machine of [`Live`] fed the whole history: one set of
     /// rules for both forms.
     fn check(&self, history: &History) -> Verdict {
-        let mut live = self.live();
-        for ev in &history.events {
-            live.feed(ev);
-        }
-        live.verdict()
+        super::judge_whole(self.live(), history)
     }
 }
 

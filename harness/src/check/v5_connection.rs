@@ -85,11 +85,7 @@ impl Checker for ConnectionChecker {
     /// The whole history through the same state machine `observe` feeds
     /// event by event, so both forms judge alike by construction.
     fn check(&self, history: &History) -> Verdict {
-        let mut live = self.live();
-        for ev in history.iter() {
-            live.feed(ev);
-        }
-        live.verdict()
+        super::judge_whole(self.live(), history)
     }
 
     fn incremental(&self) -> Option<Box<dyn Incremental>> {

@@ -67,11 +67,7 @@ impl Checker for ForwardingChecker {
 
     /// The whole history through the same state machine observe feeds.
     fn check(&self, history: &History) -> Verdict {
-        let mut m = Forwarding::new(self);
-        for ev in history.iter() {
-            m.feed(ev);
-        }
-        m.verdict()
+        super::judge_whole(Forwarding::new(self), history)
     }
 }
 

@@ -675,11 +675,7 @@ impl Checker for TopicAliasChecker {
 
     /// The whole history through the same state machine observe feeds.
     fn check(&self, history: &History) -> Verdict {
-        let mut live = AliasLive::new(&self.clients);
-        for ev in history.iter() {
-            live.feed(ev);
-        }
-        live.verdict()
+        super::judge_whole(AliasLive::new(&self.clients), history)
     }
 }
 
