@@ -144,6 +144,20 @@ struct Early {
     size: usize,
 }
 
+impl Early {
+    /// The kept packet as the checkers judge it.
+    fn pkt(&self) -> Pkt<'_> {
+        Pkt {
+            seq: self.seq,
+            at: self.at,
+            dir: self.dir,
+            fate: self.fate,
+            packet: &self.packet,
+            size: self.size,
+        }
+    }
+}
+
 enum Phase<S> {
     Early(Vec<Early>),
     V5(S),
@@ -217,14 +231,7 @@ impl<S> V5Conns<S> {
                 Packet::Connect(c) if c.version == Version::V5 => {
                     let mut st = start(actor, c);
                     for e in std::mem::take(early) {
-                        let p = Pkt {
-                            seq: e.seq,
-                            at: e.at,
-                            dir: e.dir,
-                            fate: e.fate,
-                            packet: &e.packet,
-                            size: e.size,
-                        };
+                        let p = e.pkt();
                         step(&mut st, actor, p);
                     }
                     step(&mut st, actor, pkt);
@@ -931,14 +938,7 @@ impl Incremental for AliasLive {
                         let max = props::num(&a.properties, TOPIC_ALIAS_MAXIMUM).unwrap_or(0);
                         st.from_client_max = Some(max);
                         for e in std::mem::take(&mut st.waiting) {
-                            let q = Pkt {
-                                seq: e.seq,
-                                at: e.at,
-                                dir: e.dir,
-                                fate: e.fate,
-                                packet: &e.packet,
-                                size: e.size,
-                            };
+                            let q = e.pkt();
                             alias_judge(st, actor, max, &q, unknown, recent);
                         }
                         alias_judge(st, actor, max, &p, unknown, recent);
@@ -979,14 +979,7 @@ impl Incremental for AliasLive {
                 // no alias resolvable or unresolvable.
                 let mut scratch = AliasCore::default();
                 for e in &st.waiting {
-                    let q = Pkt {
-                        seq: e.seq,
-                        at: e.at,
-                        dir: e.dir,
-                        fate: e.fate,
-                        packet: &e.packet,
-                        size: e.size,
-                    };
+                    let q = e.pkt();
                     scratch.judge(actor, st.client_side, st.from_broker_max, 0, &q, &[]);
                 }
                 v.violations.extend(scratch.found);
