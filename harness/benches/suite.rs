@@ -13,18 +13,22 @@
 //!    imposes, teardown. Target (the full matrix): 300 s.
 //! 3. the suite on the virtual device 20 times at the default `-j`
 //!    (`--repeat 20`), and how many runs' verdicts differed from their
-//!    scenario's first run. Target: 0.
+//!    scenario's first run. Target: 0. The same on the emulated board
+//!    (part `repeat-qemu`, not in the default parts): the proof that the
+//!    board's default `-j` gives the verdicts of one at a time.
 //!
 //! Every run is the runner's own (`runner::pool`, `matrix::run`), as
 //! `mqtt-hil run` and `mqtt-hil matrix` do it, each scenario with its own
 //! broker. Environment (all optional):
-//! - `MQTT_HIL_BENCH_PARTS=virtual,qemu,matrix,repeat` — which parts run;
+//! - `MQTT_HIL_BENCH_PARTS=virtual,qemu,matrix,repeat` — which parts run
+//!   (also `repeat-qemu`);
 //! - `MQTT_HIL_BENCH_MATRIX` — `full` (default), `off`, or
 //!   `brokers=A,B;folders=X,Y;filter=TEXT` (each key optional; defaults
 //!   are the full matrix's), e.g. `brokers=mosquitto,container:nats;folders=scenarios`;
 //! - `MQTT_HIL_BENCH_MATRIX_SEQUENTIAL=1` — also run the matrix at `-j 1`
 //!   instead of estimating it (the full matrix then takes about an hour);
-//! - `MQTT_HIL_BENCH_REPEAT=N` — runs per scenario in part 3 (default 20).
+//! - `MQTT_HIL_BENCH_REPEAT=N` — runs per scenario in part 3 and in
+//!   `repeat-qemu` (default 20).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -150,6 +154,18 @@ fn load_suite(paths: &[PathBuf], filter: Option<&str>, target: &TargetSpec) -> V
         }
     }
     out
+}
+
+/// The agent image the emulated board runs (`make firmware`).
+fn board_agent() -> PathBuf {
+    root().join("firmware/build/agent.elf")
+}
+
+fn target_name(t: &TargetSpec) -> &'static str {
+    match t {
+        TargetSpec::Qemu => "emulated board",
+        _ => "virtual device",
+    }
 }
 
 fn firmware(root: &Path) -> Firmware {
@@ -515,7 +531,7 @@ async fn matrix_part(work: &Path) {
     }
 }
 
-async fn repeat_part(work: &Path) {
+async fn repeat_part(work: &Path, target: TargetSpec) {
     let runs: usize = std::env::var("MQTT_HIL_BENCH_REPEAT")
         .ok()
         .map(|v| v.parse().expect("MQTT_HIL_BENCH_REPEAT: a number"))
@@ -523,11 +539,10 @@ async fn repeat_part(work: &Path) {
     let root = root();
     let folder = root.join("scenarios");
     let broker = BrokerSpec::Mosquitto;
-    let target = TargetSpec::Virtual;
     let cfg = Arc::new(RunConfig {
         broker: broker.clone(),
         target: target.clone(),
-        workdir: work.join("repeat"),
+        workdir: work.join(format!("repeat-{target}")),
         firmware: firmware(&root),
         deviations: Deviations::for_broker_in(std::slice::from_ref(&folder), &broker)
             .expect("deviations"),
@@ -535,8 +550,9 @@ async fn repeat_part(work: &Path) {
     let suite = load_suite(std::slice::from_ref(&folder), None, &target);
     let jobs = pool::default_jobs(&target, &broker).min(suite.len()).max(1);
     println!(
-        "== repeat: scenarios/ ({} runs) {runs} times each on the virtual device, default -j {jobs} (`run --repeat {runs}`)",
-        suite.len()
+        "== repeat: scenarios/ ({} runs) {runs} times each on the {}, default -j {jobs} (`run --target {target} --repeat {runs}`)",
+        suite.len(),
+        target_name(&target)
     );
     let (wall, done) = run_suite(&suite, &cfg, jobs, runs).await;
     let mut changes = 0;
@@ -549,7 +565,8 @@ async fn repeat_part(work: &Path) {
         }
     }
     println!(
-        "repeat: {} runs in {:.1} s: {changes} verdict changes (runs whose verdict differs from their scenario's first run), {flaky} scenarios flaky; target 0: {}",
+        "repeat on the {}: {} runs in {:.1} s: {changes} verdict changes (runs whose verdict differs from their scenario's first run), {flaky} scenarios flaky; target 0: {}",
+        target_name(&target),
         suite.len() * runs,
         secs(wall),
         if changes == 0 { "met" } else { "NOT met" }
@@ -578,7 +595,7 @@ fn main() {
             suite_part("virtual device", TargetSpec::Virtual, 15.0, work.path()).await;
         }
         if wants("qemu") {
-            let agent = root().join("firmware/build/agent.elf");
+            let agent = board_agent();
             if agent.exists() {
                 suite_part("emulated board", TargetSpec::Qemu, 40.0, work.path()).await;
             } else {
@@ -592,7 +609,17 @@ fn main() {
             matrix_part(work.path()).await;
         }
         if wants("repeat") {
-            repeat_part(work.path()).await;
+            repeat_part(work.path(), TargetSpec::Virtual).await;
+        }
+        if wants("repeat-qemu") {
+            if board_agent().exists() {
+                repeat_part(work.path(), TargetSpec::Qemu).await;
+            } else {
+                println!(
+                    "== repeat on the emulated board: not run, {} is missing (make firmware)",
+                    board_agent().display()
+                );
+            }
         }
     });
     rt.block_on(mqtt_hil::broker::container::sweep());

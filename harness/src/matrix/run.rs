@@ -316,6 +316,13 @@ async fn run_pooled(
         fn cost(&self, k: usize) -> usize {
             self.costs.get(self.of_job[k].0).copied().unwrap_or(1)
         }
+        /// The cells' own order, not the longest first: the warm pool
+        /// starts container brokers ahead in that order ([`Warm::new`]),
+        /// and a broker's cells running together keep its image's starts
+        /// together.
+        fn start_order(&self, jobs: &[Job]) -> Vec<usize> {
+            (0..jobs.len()).collect()
+        }
         fn launch(&mut self, k: usize) -> bool {
             let go = self.why[self.of_job[k].0].is_none();
             if go {

@@ -13,6 +13,7 @@ pub mod peer;
 pub mod pool;
 pub mod repeat;
 mod reported;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -12,6 +12,9 @@
 //! ([`crate::broker::free_port`] never hands a port out twice) and the
 //! machine's cores.
 //!
+//! Start order: the longest expected scenarios first ([`super::schedule`]),
+//! so a long one does not start last and finish alone.
+//!
 //! Reports: reporters that show progress ([`crate::report::Reporter::as_finished`],
 //! the terminal) get each scenario's events as it finishes; every other
 //! reporter (JSON, JUnit, HTML, pcap, trace files) gets them in run order
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{report_interrupted, run_repeated, RunConfig};
+use super::{report_interrupted, run_repeated, schedule, RunConfig};
 use crate::error::Error;
 use crate::report::{Finished, Repeated, Reporter, Reporters, RunEvent};
 use crate::scenario::Scenario;
@@ -67,6 +70,12 @@ pub trait Control {
     fn cost(&self, _k: usize) -> usize {
         1
     }
+    /// The order the jobs start in (indices into `jobs`, each once): by
+    /// default the longest expected first ([`longest_first`]). Reports
+    /// keep the jobs' order whatever this is.
+    fn start_order(&self, jobs: &[Job]) -> Vec<usize> {
+        longest_first(jobs)
+    }
 }
 
 /// Runs everything.
@@ -74,7 +83,9 @@ pub struct All;
 impl Control for All {}
 
 /// Runs `jobs`, at most `parallel` places' worth at a time (one place per
-/// job unless [`Control::cost`] says more), in their order of start.
+/// job unless [`Control::cost`] says more), starting them in
+/// [`Control::start_order`] (a job that does not fit in the free places
+/// waits, and so do the ones after it).
 /// `stop` resolving (a signal) stops the running ones and starts no more:
 /// they are reported as interrupted, in their place. Errors of a reporter
 /// end the run, as they do when scenarios run one by one.
@@ -98,10 +109,19 @@ pub async fn run_pool(
     // Places taken by the running jobs, and each running job's share.
     let mut used = 0;
     let mut cost = vec![0; n];
+    let order = control.start_order(jobs);
+    debug_assert!(
+        {
+            let mut o = order.clone();
+            o.sort_unstable();
+            o == (0..n).collect::<Vec<_>>()
+        },
+        "a start order names every job once"
+    );
     tokio::pin!(stop);
     loop {
         while next < n {
-            let k = next;
+            let k = order[next];
             let c = control.cost(k).clamp(1, parallel);
             if used + c > parallel && !running.is_empty() {
                 break;
@@ -229,6 +249,16 @@ impl Reporter for Forward {
     }
 }
 
+/// The jobs' start order, longest expected first: a scenario's expected
+/// time ([`schedule::expected`] on its target) times its runs.
+pub fn longest_first(jobs: &[Job]) -> Vec<usize> {
+    let expected: Vec<_> = jobs
+        .iter()
+        .map(|j| schedule::expected(&j.scenario, &j.cfg.target) * j.runs.max(1) as u32)
+        .collect();
+    schedule::longest_first(&expected)
+}
+
 /// How many scenarios run at once when `-j` is not given: what the machine
 /// can take. nextest runs one test per CPU because a test keeps its CPU
 /// busy; a scenario mostly waits on protocol timers (a keep alive, a
@@ -240,9 +270,11 @@ impl Reporter for Forward {
 /// and for container brokers that are cheap to start (a mosquitto or NATS
 /// container uses ~40 ms of CPU to get ready, then waits with its cell),
 /// one per CPU for the others (RabbitMQ's start takes ~5.7 s of CPU,
-/// amqtt's ~0.8 s: [`crate::broker::ImageRef::light_start`]), half a CPU
-/// per emulated board (QEMU takes a whole core while the board boots and
-/// polls its network). A bench board is one board on one serial port, and
+/// amqtt's ~0.8 s: [`crate::broker::ImageRef::light_start`]), and
+/// [`BOARDS_PER_CPU`] emulated boards per CPU: a board, too, mostly waits
+/// (QEMU takes a core while the board boots, then idles between the
+/// protocol's timers; the README gives the measured CPU per board
+/// scenario), as many as the memory holds ([`boards_fit`]). A bench board is one board on one serial port, and
 /// an external broker is shared by every scenario (its retained messages
 /// and sessions would leak between them): both run one at a time.
 pub fn default_jobs(
@@ -254,11 +286,70 @@ pub fn default_jobs(
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     match (target, broker) {
         (_, BrokerSpec::External { .. }) | (TargetSpec::Serial(_), _) => 1,
-        (TargetSpec::Qemu, _) => (cpus / 2).max(1),
+        (TargetSpec::Qemu, _) => boards_fit(BOARDS_PER_CPU * cpus, memory_available()).0,
         (_, BrokerSpec::Container(image)) if image.light_start() => 2 * cpus,
         (_, BrokerSpec::Container(_)) => cpus,
         (TargetSpec::Host, _) => 2 * cpus,
         (TargetSpec::Virtual, _) => 4 * cpus,
+    }
+}
+
+/// Emulated boards per CPU when `-j` is not given (see [`default_jobs`]).
+pub const BOARDS_PER_CPU: usize = 4;
+
+/// What one emulated board holds while its scenario runs: QEMU's resident
+/// memory (~41 MiB for the lx60 with the agent, measured), the
+/// scenario's own broker (a mosquitto process, ~6 MiB) and the harness's
+/// share, rounded up.
+pub const BOARD_MEMORY: u64 = 64 << 20;
+
+/// Boards that fit in `available` bytes of memory ([`BOARD_MEMORY`]
+/// each), at most `wanted` and at least one; and why, when that is fewer
+/// than `wanted`. Unknown memory (`None`) limits nothing.
+pub fn boards_fit(wanted: usize, available: Option<u64>) -> (usize, Option<String>) {
+    let Some(avail) = available else {
+        return (wanted, None);
+    };
+    let fit = usize::try_from(avail / BOARD_MEMORY)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if fit >= wanted {
+        return (wanted, None);
+    }
+    let mib = |b: u64| b >> 20;
+    (
+        fit,
+        Some(format!(
+            "{wanted} emulated boards at once need ~{} MiB ({} MiB each) and this machine has {} MiB available: running {fit} at once",
+            mib(BOARD_MEMORY * wanted as u64),
+            mib(BOARD_MEMORY),
+            mib(avail)
+        )),
+    )
+}
+
+/// Memory the run can still take: `MemAvailable` from `/proc/meminfo`,
+/// or less where the process's cgroup (v2) has a tighter limit. `None`
+/// where neither can be read.
+pub fn memory_available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let cgroup = (|| {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let max = read("memory.max")?.trim().parse::<u64>().ok()?;
+        let current = read("memory.current")?.trim().parse::<u64>().ok()?;
+        Some(max.saturating_sub(current))
+    })();
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -293,8 +384,19 @@ pub fn effective_jobs(
     verbose: bool,
 ) -> (usize, Option<String>) {
     let Some(asked) = asked else {
+        if verbose {
+            return (1, None);
+        }
         let j = default_jobs(target, broker);
-        return (if verbose { 1 } else { j }, None);
+        // The board's default was lowered to what the memory holds: say so.
+        let why = match target {
+            crate::target::TargetSpec::Qemu => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                boards_fit(BOARDS_PER_CPU * cpus, memory_available()).1
+            }
+            _ => None,
+        };
+        return (j, why);
     };
     let why = match (target, broker) {
         _ if asked <= 1 => None,
@@ -309,6 +411,12 @@ pub fn effective_jobs(
         _ if verbose => Some(
             "-v streams one scenario's events as they happen: running one at a time".to_string(),
         ),
+        (crate::target::TargetSpec::Qemu, _) => {
+            return match boards_fit(asked, memory_available()) {
+                (j, Some(w)) => (j, Some(format!("-j {asked}: {w}"))),
+                (j, None) => (j, None),
+            };
+        }
         _ => None,
     };
     match why {
@@ -351,6 +459,33 @@ mod tests {
         let q = default_jobs(&TargetSpec::Qemu, &BrokerSpec::Mosquitto);
         let v = default_jobs(&TargetSpec::Virtual, &BrokerSpec::Mosquitto);
         assert!((1..=v).contains(&q), "{q} {v}");
+    }
+
+    #[test]
+    fn no_more_boards_than_the_memory_holds_and_a_note_when_fewer() {
+        assert_eq!(boards_fit(8, None), (8, None));
+        assert_eq!(boards_fit(8, Some(8 * BOARD_MEMORY)), (8, None));
+        let (j, why) = boards_fit(8, Some(3 * BOARD_MEMORY + BOARD_MEMORY / 2));
+        assert_eq!(j, 3);
+        let why = why.unwrap();
+        assert!(
+            why.contains("8 emulated boards") && why.ends_with("running 3 at once"),
+            "{why}"
+        );
+        // One board always runs: a machine that holds none says so at start.
+        assert_eq!(boards_fit(8, Some(1 << 20)).0, 1);
+        // An asked -j above what fits is lowered too, naming the flag.
+        if let (j, Some(why)) = effective_jobs(
+            Some(100_000),
+            &TargetSpec::Qemu,
+            &BrokerSpec::Mosquitto,
+            false,
+        ) {
+            assert!(
+                j < 100_000 && why.starts_with("-j 100000: 100000 emulated boards"),
+                "{why}"
+            );
+        }
     }
 
     fn container(name: &str) -> BrokerSpec {
