@@ -304,8 +304,8 @@ pub fn default_boards(cpus: usize) -> usize {
 }
 
 /// What one emulated board holds while its scenario runs: QEMU's resident
-/// memory (~41 MiB for the lx60 with the agent, measured), the
-/// scenario's own broker (a mosquitto process, ~6 MiB) and the harness's
+/// memory (~41 MiB per lx60 board, `ps` on this machine, 2026-12-06), the
+/// scenario's own broker (a mosquitto process, ~8 MiB) and the harness's
 /// share, rounded up.
 pub const BOARD_MEMORY: u64 = 64 << 20;
 
