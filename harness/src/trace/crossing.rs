@@ -52,6 +52,16 @@
 //! records (`severed (RST)`, `closed by broker`), which is still compared.
 //! The client's other reasons (a keep-alive timeout, a refused connect, its
 //! own DISCONNECT, a reboot) are its behaviour and stay as they are.
+//!
+//! Likewise a device connection its board abandoned (open when a `board
+//! reset` or `power_cycle` step ran) reads as `closed after the board's
+//! reset`, whichever end the proxy saw close it: the broker on the takeover
+//! when the device connects again, or the device's side when its network
+//! stack met the rebooted board reusing the old connection's port (the
+//! emulated board's user network closes it then). Either is the half-open
+//! connection of a reset board ending; that it ends, and in which step, is
+//! still compared, and so is every close of a connection the board did not
+//! abandon.
 
 use std::path::Path;
 
@@ -109,7 +119,7 @@ fn parse(line: &str) -> Option<((&str, &str), PacketLine<'_>)> {
 /// `trace` with its waiting steps folded into their action steps and every
 /// connection's crossings in the canonical order (see the module docs).
 pub fn canonical(trace: &str) -> String {
-    let folded: Vec<String> = fold_waiting_steps(trace)
+    let folded: Vec<String> = fold_waiting_steps(&abandoned_by_reset(trace))
         .into_iter()
         .map(|l| lost_in_one_word(&l))
         .collect();
@@ -153,6 +163,62 @@ fn lost_in_one_word(line: &str) -> String {
         }
     }
     line.to_string()
+}
+
+/// The trace with the close line of every device connection its board
+/// abandoned in one form (see the module docs). The renderer lists a
+/// section's board lines after the device's, so a connection counts as
+/// abandoned when it was open as the section with the reset began.
+fn abandoned_by_reset(trace: &str) -> String {
+    let lines: Vec<&str> = trace.lines().collect();
+    let mut open: std::collections::BTreeSet<&str> = Default::default();
+    let mut abandoned: std::collections::BTreeSet<&str> = Default::default();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        // One section: its header (or the title) and its body.
+        let end = (i + 1..lines.len())
+            .find(|&j| !lines[j].starts_with(' '))
+            .unwrap_or(lines.len());
+        let section = &lines[i..end];
+        let resets = section.iter().any(|l| {
+            l.strip_prefix("  board ")
+                .is_some_and(|w| matches!(w.trim(), "reset" | "power_cycle"))
+        });
+        if resets {
+            abandoned.extend(open.iter().copied());
+        }
+        for l in section {
+            let conn = l
+                .strip_prefix("  device ")
+                .map(str::trim_start)
+                .and_then(|r| r.split_once(' '))
+                .filter(|(c, _)| c.starts_with('#'));
+            match conn {
+                Some((c, "open")) => {
+                    open.insert(c);
+                    out.push(l.to_string());
+                }
+                Some((c, what)) if !what.starts_with("->") && !what.starts_with("<-") => {
+                    open.remove(c);
+                    if abandoned.contains(c)
+                        && matches!(what, "closed by broker" | "closed by client")
+                    {
+                        out.push(l.replace(what, "closed after the board's reset"));
+                    } else {
+                        out.push(l.to_string());
+                    }
+                }
+                _ => out.push(l.to_string()),
+            }
+        }
+        i = end;
+    }
+    let mut s = out.join("\n");
+    if trace.ends_with('\n') {
+        s.push('\n');
+    }
+    s
 }
 
 /// A step that puts nothing on the wire: its section header reads
@@ -568,5 +634,54 @@ step 4: wait 2s
         assert!(!equivalent(reset, &timeout));
         let refused = RESUMED.replace("reason=io_error", "reason=connect_failed");
         assert!(!equivalent(reset, &refused));
+    }
+
+    /// reboot_loop on the emulated board behind a pty: after the third
+    /// reset the old connection was closed from the device's side (the
+    /// board reused its port) instead of by the broker's takeover.
+    #[test]
+    fn who_closes_a_connection_its_board_abandoned_is_not_compared() {
+        let reviewed = "\
+step 6: device connect expecting session_present=true
+  device   #2 closed by broker
+  device   #3 open
+  device   #3 -> CONNECT v4 id=dut-l1 clean=0 ka=60
+  device   #3 <- CONNACK sp=1 rc=0
+step 7: board reset
+  board    reset
+step 8: device connect expecting session_present=true
+  device   #3 closed by broker
+  device   #4 open
+  device   #4 -> CONNECT v4 id=dut-l1 clean=0 ka=60
+  device   #4 <- CONNACK sp=1 rc=0
+";
+        let by_device = reviewed.replace("#3 closed by broker", "#3 closed by client");
+        assert!(
+            equivalent(reviewed, &by_device),
+            "{}",
+            canonical(&by_device)
+        );
+        // That it ends, and where, is compared: not at all, or a step later
+        // (after an action step) differs.
+        let never = reviewed.replace("  device   #3 closed by broker\n", "");
+        assert!(!equivalent(reviewed, &never));
+        let later = format!(
+            "{never}step 9: device publish t \"x\" qos=0\n  device   #3 closed by broker\n"
+        );
+        let reviewed_then = format!("{reviewed}step 9: device publish t \"x\" qos=0\n");
+        assert!(!equivalent(&reviewed_then, &later));
+        // A connection the board did not abandon: who closed it is behaviour.
+        let no_reset = by_device.replace("step 7: board reset\n  board    reset\n", "");
+        let no_reset_reviewed = reviewed.replace("step 7: board reset\n  board    reset\n", "");
+        assert!(!equivalent(&no_reset_reviewed, &no_reset));
+        // Nor is a connection opened after the reset, or one severed.
+        let after = reviewed.replace("#4 open", "#4 open").replace(
+            "  device   #4 <- CONNACK sp=1 rc=0\n",
+            "  device   #4 <- CONNACK sp=1 rc=0\n  device   #4 closed by broker\n",
+        );
+        let after_by_device = after.replace("#4 closed by broker", "#4 closed by client");
+        assert!(!equivalent(&after, &after_by_device));
+        let severed = reviewed.replace("#3 closed by broker", "#3 severed (RST)");
+        assert!(!equivalent(reviewed, &severed));
     }
 }
