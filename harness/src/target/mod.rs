@@ -262,8 +262,8 @@ impl Device {
     /// Makes sure the last `@ready` seen is the current boot's. A board on
     /// a port may still have been printing an earlier boot when the harness
     /// reset it (an emulator or a board powered a moment before): that
-    /// boot's `@ready` can reach the harness after the reset, past the
-    /// drain of what came before it, and then the reset's own `@ready`
+    /// boot's `@ready` can reach the harness after the reset, and then the
+    /// reset's own `@ready`
     /// arrives while the first step's command waits for its answer, which it
     /// cuts short ("restarted before answering"). A command sent after the
     /// reset can only be answered by the boot the reset started, and that
