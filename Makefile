@@ -17,7 +17,7 @@ HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-1
 TEST_DEPS := chromium tshark
 BUGS := $(shell cat firmware/agent/bugs.txt)
 
-.PHONY: all deps test-deps build firmware images test-images build-images matrix demo black-box device-suite test test-rust test-firmware test-serial-suite esptool amqtt fuzz lint fmt bench ci clean
+.PHONY: all deps test-deps build firmware images test-images build-images matrix demo black-box device-suite test test-prepare test-build test-rust test-firmware test-serial-suite esptool amqtt fuzz lint fmt bench ci clean
 
 all: build
 
@@ -63,7 +63,18 @@ device-suite: build firmware
 	./target/release/mqtt-hil run scenarios/device --device $(DEVICE) --broker $(BROKER) --target qemu \
 	    --firmware $(DEVICE_FW) --libraries firmware/libraries --out $(OUT)/device --junit $(OUT)/device/junit.xml
 
-test: deps firmware esptool amqtt test-images test-firmware test-rust
+# Cold, the test build takes most of both cores for minutes while the rest
+# of the set-up mostly downloads (Debian packages, broker images, PyPI):
+# they run side by side (their lines interleave), then the tests.
+test: deps
+	@$(MAKE) --no-print-directory -j 6 test-prepare
+	@$(MAKE) --no-print-directory test-firmware test-rust
+
+test-prepare: firmware esptool amqtt test-images test-deps test-build
+
+# The same build `nextest run` (or `cargo test`) starts with.
+test-build:
+	$(CARGO) test --locked -j $(JOBS) --no-run
 
 # Broker images for the container backend and the conformance matrix, built
 # locally from Debian packages (ci/images/README.md), each from the Debian
