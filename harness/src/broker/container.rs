@@ -520,7 +520,10 @@ impl Container {
             .await
         {
             let _ = docker
-                .call(docker::network_rm_args(&[network.clone()]), docker::QUICK)
+                .call(
+                    docker::network_rm_args(std::slice::from_ref(&network)),
+                    docker::QUICK,
+                )
                 .await;
             forget(&Created::Network(network.clone()));
             return Err(Error::env(
@@ -812,7 +815,10 @@ impl Container {
     async fn force_remove_container(&self) {
         let _ = self
             .docker
-            .call(docker::rm_args(&[self.name.clone()]), docker::CHANGE)
+            .call(
+                docker::rm_args(std::slice::from_ref(&self.name)),
+                docker::CHANGE,
+            )
             .await;
         forget(&Created::Container(self.name.clone()));
     }
@@ -830,7 +836,7 @@ impl Container {
         let _ = self
             .docker
             .call(
-                docker::network_rm_args(&[self.network.clone()]),
+                docker::network_rm_args(std::slice::from_ref(&self.network)),
                 docker::CHANGE,
             )
             .await;
