@@ -159,11 +159,12 @@ fn message_props(r: &mut Rng) -> Properties {
 }
 
 /// A connection of `actor` that CONNECTs, 3.1.1 or 5.0 (with small limits
-/// both ways), and is answered.
-fn connect(t: &mut T, r: &mut Rng, actor: &str) -> ConnId {
+/// both ways), and is answered; the device's with a will when `wills`.
+fn connect(t: &mut T, r: &mut Rng, actor: &str, wills: bool) -> ConnId {
     let ka = [0u16, 1, 2, 5][r.below(4) as usize];
     let v5 = r.chance(35);
-    let mut c: Connect = connect_pkt(&format!("{actor}-1"), r.chance(50), ka, None);
+    let w = (wills && actor == "device").then(|| will("dut/1/status", "offline", 1));
+    let mut c: Connect = connect_pkt(&format!("{actor}-1"), r.chance(50), ka, w);
     let mut a = ConnAck {
         session_present: r.chance(40),
         code: 0,
@@ -192,9 +193,16 @@ fn connect(t: &mut T, r: &mut Rng, actor: &str) -> ConnId {
 /// 5.0 messages with properties and the copies the broker forwards, topic
 /// aliases (set, named, refused),
 /// pings, faults, broker restarts, undecodable frames, steps, and
-/// sometimes a teardown. Packets get bytes of a plausible size.
+/// sometimes a teardown. Packets get bytes of a plausible size. One seed in
+/// three gives the device a will, which the broker publishes to the cloud
+/// now and then (in time or not), and which the device sometimes
+/// publishes itself as a retained status.
 fn generated(seed: u64) -> History {
     let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    // Will traffic draws from its own generator, so that the rest of the
+    // history is the same with or without it.
+    let wills = seed.is_multiple_of(3);
+    let mut w = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
     let mut t = T::new();
     let mut open: BTreeMap<&str, ConnId> = BTreeMap::new();
     let mut pid = 1u16;
@@ -209,7 +217,7 @@ fn generated(seed: u64) -> History {
                 // A reconnect loop: attempts 50 ms apart.
                 for _ in 0..6 {
                     t.wait(50);
-                    let c = connect(&mut t, &mut r, actor);
+                    let c = connect(&mut t, &mut r, actor, wills);
                     open.insert(actor, c);
                 }
             }
@@ -220,7 +228,7 @@ fn generated(seed: u64) -> History {
                     }
                 }
                 let c = if r.chance(80) {
-                    connect(&mut t, &mut r, actor)
+                    connect(&mut t, &mut r, actor, wills)
                 } else {
                     t.open(actor)
                 };
@@ -366,6 +374,22 @@ fn generated(seed: u64) -> History {
             }
             _ => {
                 t.deliver(actor, "dut/1/data", "n=1", QoS::AtLeastOnce as u8);
+            }
+        }
+        if wills {
+            let (dev, cloud) = (open.get("device").copied(), open.get("cloud").copied());
+            if let (Some(c), true) = (cloud, w.chance(12)) {
+                t.wait(w.below(1200));
+                t.down(
+                    c,
+                    publish(None, 0, "dut/1/status", "offline", false, w.chance(20)),
+                );
+            }
+            if let (Some(d), true) = (dev, w.chance(5)) {
+                t.up(d, publish(None, 0, "dut/1/status", "offline", false, true));
+                if let (Some(c), true) = (cloud, w.chance(70)) {
+                    t.down(c, publish(None, 0, "dut/1/status", "offline", false, false));
+                }
             }
         }
     }
