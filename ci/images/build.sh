@@ -131,6 +131,91 @@ deb_file() {
   [ -n "$f" ] && echo "$f"
 }
 
+# Keeps, of the Erlang applications in DIR (a folder NAME-VERSION each), only
+# APPS and what they need (the applications, included_applications and
+# optional_applications of each ebin/NAME.app, followed to the end); every
+# other folder is deleted. Applications not in DIR (Erlang/OTP's) are
+# followed no further. Why: RabbitMQ puts every folder of its plugins
+# directory on the code path and reads every plugin's .app at boot; with
+# the 70 plugins Debian ships, that alone was half of a start's CPU.
+keep_erlang_apps() {
+  local dir="$1" a f d
+  shift
+  [ -d "$dir" ] || fail "keep_erlang_apps: no folder $dir"
+  declare -A need=()
+  local todo=("$@")
+  while [ ${#todo[@]} -gt 0 ]; do
+    a="${todo[0]}"; todo=("${todo[@]:1}")
+    [ -n "${need[$a]:-}" ] && continue
+    need[$a]=1
+    f=""
+    for f in "$dir/$a"-*/ebin/"$a".app; do break; done
+    [ -f "$f" ] || continue
+    # shellcheck disable=SC2207
+    todo+=($(tr -d ' \n\t' < "$f" \
+      | grep -o '{\(applications\|included_applications\|optional_applications\),\[[^]]*\]' \
+      | sed 's/.*\[//; s/]$//' | tr ',' ' '))
+  done
+  for a in "$@"; do
+    for f in "$dir/$a"-*/ebin/"$a".app; do [ -f "$f" ] || fail "keep_erlang_apps: $a is not in $dir"; break; done
+  done
+  for d in "$dir"/*/; do
+    d="${d%/}"; a="$(basename "$d")"
+    [ -n "${need[${a%-*}]:-}" ] || rm -rf "$d"
+  done
+}
+
+# Boots the tree ROOT once as image TMP, in a container without network,
+# and copies BAKE_KEEP's paths back into ROOT: what a broker writes on its
+# first start (RabbitMQ: its node database) or what an interpreter would
+# compile on every start (amqtt: Python's bytecode) is then in the image,
+# and every container made from it starts from that same state, never from
+# another container's. BAKE_RUN (a command, else the entrypoint) runs until
+# it exits 0, or, with BAKE_READY, until its output has that line, then is
+# stopped gracefully (SIGTERM) and must exit 0. No network: nothing can
+# connect to the broker while it is baked, so no session, queue or retained
+# message can be in what is kept.
+bake() {
+  local root="$1" tmp="$2" where="$3"
+  shift 3
+  local ctr="${tmp//[:\/]/-}-$$" rc
+  # Run in a subshell (see the caller): this trap removes the container and
+  # the bake's image however the subshell ends, `fail` included.
+  # shellcheck disable=SC2064
+  trap "docker rm -f '$ctr' >/dev/null 2>&1; docker rmi '$tmp' >/dev/null 2>&1" EXIT
+  tar -C "$root" -c . | docker import "$@" - "$tmp" >/dev/null
+  local run=(docker run -d --name "$ctr" --network none)
+  if [ ${#BAKE_RUN[@]} -gt 0 ]; then
+    run+=(--entrypoint "${BAKE_RUN[0]}" "$tmp" "${BAKE_RUN[@]:1}")
+  else
+    run+=("$tmp")
+  fi
+  "${run[@]}" >/dev/null || fail "$where: could not start the bake container"
+  local t0=$SECONDS
+  if [ -n "$BAKE_READY" ]; then
+    until docker logs "$ctr" 2>&1 | grep -qF -- "$BAKE_READY"; do
+      [ "$(docker inspect -f '{{.State.Running}}' "$ctr")" = true ] \
+        || fail "$where: the bake stopped before printing '$BAKE_READY'; its last output:
+$(docker logs --tail 30 "$ctr" 2>&1)"
+      [ $((SECONDS - t0)) -lt 300 ] \
+        || fail "$where: no '$BAKE_READY' within 300 s of the bake; its last output:
+$(docker logs --tail 30 "$ctr" 2>&1)"
+      sleep 0.5
+    done
+    docker stop -t 60 "$ctr" >/dev/null
+  fi
+  rc=$(docker wait "$ctr")
+  [ "$rc" = 0 ] || fail "$where: the bake exited with status $rc; its last output:
+$(docker logs --tail 30 "$ctr" 2>&1)"
+  local p
+  for p in "${BAKE_KEEP[@]}"; do
+    mkdir -p "$root$(dirname "$p")"
+    docker cp "$ctr:$p" - | tar -C "$root$(dirname "$p")" -x \
+      || fail "$where: the bake left no $p"
+  done
+  echo "   baked in $((SECONDS - t0))s: ${BAKE_KEEP[*]}"
+}
+
 build_one() {
   local name="$1" dir
   case "$name" in
@@ -142,6 +227,7 @@ build_one() {
   [ -f "$dir/recipe" ] || fail "no recipe $where"
   # shellcheck source=/dev/null
   PACKAGES=(); ENTRYPOINT=""; EXPOSE=""; ENV=(); IMAGE=""; TAGS=(); SUITE=""; VERSION=""
+  BAKE_RUN=(); BAKE_READY=""; BAKE_KEEP=()
   KEEP_RE='^$'; source "$dir/recipe"
   [ -n "$SUITE" ] || fail "$where names no Debian suite: add SUITE=bookworm (or trixie, ...)"
   [ -n "$IMAGE" ] && [ ${#PACKAGES[@]} -gt 0 ] || fail "$where must set IMAGE and PACKAGES"
@@ -217,7 +303,7 @@ build_one() {
   for d in bin sbin lib lib64; do
     [ -e "$root/$d" ] || [ -L "$root/$d" ] || ln -s "usr/$d" "$root/$d"
   done
-  mkdir -p "$root"/{etc,tmp,data,var/run,var/log,var/lib} && chmod 1777 "$root/tmp"
+  mkdir -p "$root"/{etc/ld.so.conf.d,tmp,data,var/run,var/log,var/lib} && chmod 1777 "$root/tmp"
   printf 'include /etc/ld.so.conf.d/*.conf\n' > "$root/etc/ld.so.conf"
   printf '/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' > "$root/etc/ld.so.conf.d/multiarch.conf"
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
@@ -227,10 +313,14 @@ build_one() {
   [ -d "$dir/files" ] && cp -a "$dir/files/." "$root/"
   if declare -F assemble >/dev/null; then assemble "$root"; unset -f assemble; fi
   ldconfig -r "$root" 2>/dev/null || true
-  local changes=(--change "ENTRYPOINT $ENTRYPOINT" --change "LABEL mqtt-hil.recipe=$hash"
-    --change "LABEL mqtt-hil.suite=$SUITE")
+  local changes=(--change "ENTRYPOINT $ENTRYPOINT" --change "LABEL mqtt-hil.suite=$SUITE")
   for p in $EXPOSE; do changes+=(--change "EXPOSE $p"); done
   for e in "${ENV[@]}"; do changes+=(--change "ENV $e"); done
+  if [ ${#BAKE_KEEP[@]} -gt 0 ]; then
+    # The bake's image has no recipe label: never taken for the real one.
+    (bake "$root" "mqtt-hil-bake/$name:$hash" "$where" "${changes[@]}") || exit 2
+  fi
+  changes+=(--change "LABEL mqtt-hil.recipe=$hash")
   tar -C "$root" -c . | docker import "${changes[@]}" - "$IMAGE" >/dev/null
   for t in "${TAGS[@]}"; do docker tag "$IMAGE" "$t"; done
   echo "   $IMAGE${TAGS[*]:+ (also ${TAGS[*]})}: $(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}') in $((SECONDS - t0))s"

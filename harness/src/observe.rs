@@ -1258,4 +1258,19 @@ mod tests {
             .collect();
         assert_eq!(names, ["will", "keepalive", "resubscribe", "backoff"]);
     }
+
+    /// Every always-on check and every default judges incrementally, so a
+    /// session with the defaults spills its events instead of holding them.
+    #[test]
+    fn the_defaults_need_no_history_in_memory() {
+        let watch = Watch::new(&default_checks());
+        let batch: Vec<String> = watch
+            .modes()
+            .into_iter()
+            .filter(|(_, live)| !live)
+            .map(|(name, _)| name)
+            .collect();
+        assert!(batch.is_empty(), "judged over the whole history: {batch:?}");
+        assert!(!watch.needs_history());
+    }
 }

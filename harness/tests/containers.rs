@@ -379,3 +379,137 @@ fn a_matrix_with_brokers_started_ahead_leaves_nothing() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
+
+/// MQTT 3.1.1 by hand, for [`a_fresh_container_holds_no_session_of_the_last`]:
+/// the packets it needs and a reader of one whole packet.
+mod wire {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![first];
+        let mut n = body.len();
+        loop {
+            let b = (n % 128) as u8;
+            n /= 128;
+            p.push(if n > 0 { b | 0x80 } else { b });
+            if n == 0 {
+                break;
+            }
+        }
+        p.extend_from_slice(body);
+        p
+    }
+
+    fn string(s: &str) -> Vec<u8> {
+        let mut v = (s.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+
+    /// One whole packet: its first byte and its body.
+    pub async fn read(s: &mut TcpStream) -> (u8, Vec<u8>) {
+        let first = s.read_u8().await.expect("a packet");
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let b = s.read_u8().await.expect("remaining length");
+            len |= ((b & 0x7f) as usize) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        s.read_exact(&mut body).await.expect("packet body");
+        (first, body)
+    }
+
+    /// Connects with clean session off (the session outlives the
+    /// connection); returns the stream and CONNACK's session present flag.
+    pub async fn connect(addr: std::net::SocketAddr, id: &str) -> (TcpStream, bool) {
+        let mut s = TcpStream::connect(addr).await.expect("TCP connect");
+        let mut body = string("MQTT");
+        body.extend_from_slice(&[0x04, 0x00, 0x00, 0x3c]);
+        body.extend(string(id));
+        s.write_all(&packet(0x10, &body)).await.unwrap();
+        let (first, ack) = read(&mut s).await;
+        assert_eq!(
+            (first, ack.len(), ack[1]),
+            (0x20, 2, 0),
+            "CONNACK accepting {id}"
+        );
+        (s, ack[0] & 1 == 1)
+    }
+
+    pub async fn subscribe_qos1(s: &mut TcpStream, topic: &str) {
+        let mut body = vec![0x00, 0x01];
+        body.extend(string(topic));
+        body.push(1);
+        s.write_all(&packet(0x82, &body)).await.unwrap();
+        let (first, ack) = read(s).await;
+        assert_eq!(
+            (first, ack),
+            (0x90, vec![0x00, 0x01, 0x01]),
+            "SUBACK granting QoS 1"
+        );
+    }
+
+    /// QoS 1, waits for its PUBACK (skipping anything delivered meanwhile).
+    pub async fn publish_qos1(s: &mut TcpStream, topic: &str, payload: &[u8]) {
+        let mut body = string(topic);
+        body.extend_from_slice(&[0x00, 0x07]);
+        body.extend_from_slice(payload);
+        s.write_all(&packet(0x32, &body)).await.unwrap();
+        while read(s).await != (0x40, vec![0x00, 0x07]) {}
+    }
+
+    pub async fn disconnect(mut s: TcpStream) {
+        s.write_all(&[0xe0, 0x00]).await.unwrap();
+        let _ = s.shutdown().await;
+    }
+}
+
+/// Each cell's container starts from its image, never from another
+/// container's state. It matters more now that some images carry a state
+/// made at build time (ci/images/build.sh's bake: RabbitMQ's node database,
+/// amqtt's bytecode). In a first container a client leaves a session with a
+/// subscription and a message queued for it (RabbitMQ: a durable queue); the same
+/// container, asked again, says the session is present (the control: the
+/// check sees a session when there is one); a second container from the
+/// same image says it is not.
+#[test]
+fn a_fresh_container_holds_no_session_of_the_last() {
+    use mqtt_hil::broker::container::{Container, ImageRef};
+    for image in ["mqtt-hil/rabbitmq:3.10", "mqtt-hil/amqtt:0.12.1"] {
+        if !docker_ready(image) {
+            continue;
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let image = ImageRef::parse(image).unwrap();
+            let id = format!("iso-{}", std::process::id());
+            let first = Container::start(&image).await.expect("first container");
+            let (mut s, present) = wire::connect(first.addr(), &id).await;
+            assert!(!present, "{image}: a session in a new container");
+            wire::subscribe_qos1(&mut s, "iso/t").await;
+            wire::disconnect(s).await;
+            let (mut other, _) = wire::connect(first.addr(), &format!("{id}-pub")).await;
+            wire::publish_qos1(&mut other, "iso/t", b"queued").await;
+            wire::disconnect(other).await;
+            let (s, present) = wire::connect(first.addr(), &id).await;
+            assert!(present, "{image}: the session left in this container");
+            wire::disconnect(s).await;
+            first.shutdown().await;
+
+            let second = Container::start(&image).await.expect("second container");
+            let (s, present) = wire::connect(second.addr(), &id).await;
+            wire::disconnect(s).await;
+            second.shutdown().await;
+            assert!(
+                !present,
+                "{image}: a new container has the last one's session"
+            );
+        });
+        rt.block_on(mqtt_hil::broker::container::sweep());
+    }
+}

@@ -45,8 +45,13 @@ fn text(o: &Output) -> String {
 
 /// Runs build.sh on a recipe folder made from `recipe`.
 fn build(recipe: &str) -> (Output, String) {
+    build_in("bad-recipe", recipe)
+}
+
+/// The same, the recipe folder named `name`.
+fn build_in(name: &str, recipe: &str) -> (Output, String) {
     let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("bad-recipe");
+    let folder = dir.path().join(name);
     std::fs::create_dir(&folder).unwrap();
     std::fs::write(folder.join("recipe"), recipe).unwrap();
     let o = Command::new(root().join("ci/images/build.sh"))
@@ -145,4 +150,81 @@ fn every_recipe_names_its_suite() {
             recipe.display()
         );
     }
+}
+
+/// What build.sh's bake left of recipe folder `name`: its bake containers
+/// and temporary images.
+fn bake_leftovers(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let container = format!("name=mqtt-hil-bake-{name}-");
+    let image = format!("mqtt-hil-bake/{name}");
+    for args in [
+        &["ps", "-a", "--format", "{{.Names}}", "--filter", &container][..],
+        &["images", "--format", "{{.Repository}}:{{.Tag}}", &image][..],
+    ] {
+        let o = Command::new("docker").args(args).output().unwrap();
+        out.extend(String::from_utf8_lossy(&o.stdout).lines().map(String::from));
+    }
+    out
+}
+
+/// A bake (BAKE_RUN, BAKE_KEEP): what the command wrote under a kept path,
+/// in a container of the assembled tree, is in the image; the bake's
+/// container and temporary image are gone.
+#[test]
+fn a_bake_keeps_what_it_wrote() {
+    if !docker_ready() {
+        return;
+    }
+    let image = format!("mqtt-hil/test-bake:{}", std::process::id());
+    let (o, image) = build_in(
+        "bake-keeps",
+        &format!(
+            "SUITE=bookworm\nIMAGE={image}\nPACKAGES=(busybox-static)\n\
+         ENTRYPOINT='[\"/bin/busybox\", \"cat\", \"/data/baked\"]'\n\
+         BAKE_RUN=(/bin/busybox sh -c 'echo made by the bake > /data/baked')\n\
+         BAKE_KEEP=(/data)\n"
+        ),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let run = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", &image])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "made by the bake\n",
+        "{}",
+        text(&run)
+    );
+    assert_eq!(bake_leftovers("bake-keeps"), Vec::<String>::new());
+}
+
+/// A bake that fails fails the build, with its output, and makes no image.
+#[test]
+fn a_failing_bake_is_reported_with_its_output() {
+    if !docker_ready() {
+        return;
+    }
+    let image = format!("mqtt-hil/test-bake-fails:{}", std::process::id());
+    let (o, image) = build_in(
+        "bake-fails",
+        &format!(
+            "SUITE=bookworm\nIMAGE={image}\nPACKAGES=(busybox-static)\n\
+         ENTRYPOINT='[\"/bin/busybox\", \"true\"]'\n\
+         BAKE_RUN=(/bin/busybox sh -c 'echo no space left; exit 3')\n\
+         BAKE_KEEP=(/data)\n"
+        ),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("bake-fails/recipe: the bake exited with status 3"),
+        "{t}"
+    );
+    assert!(t.contains("no space left"), "{t}");
+    assert!(!image_exists(&image), "{image} was made anyway");
+    assert_eq!(bake_leftovers("bake-fails"), Vec::<String>::new());
 }

@@ -11,34 +11,112 @@
 //!   sends PUBREL for that packet id [MQTT-4.3.3-4];
 //! - the broker resends an unacknowledged PUBLISH only with DUP set
 //!   [MQTT-3.3.1-1] — on the same connection or on a resumed one;
-//! - on a resumed session (session present 1) the broker resends its
-//!   unacknowledged PUBLISHes — as many as the client's Receive Maximum
-//!   allows — within `slack`, and resends at no other time: a DUP resend
-//!   on the connection that first carried it is a violation [MQTT-4.4.0-1];
+//! - on a resumed session (CONNACK with session present 1) the broker
+//!   resends the PUBLISHes it had unacknowledged when that CONNACK was
+//!   sent — as many as the client's Receive Maximum allows — within
+//!   `slack` of the connection's start, and resends at no other time: a
+//!   DUP resend on the connection that first carried it is a violation
+//!   [MQTT-4.4.0-1];
 //! - messages one client published on one topic at one QoS reach each
-//!   non-shared subscriber in the order they were published [MQTT-4.6.0-5]
-//!   [MQTT-4.6.0-6];
+//!   subscriber in the order they were published when they come through a
+//!   non-shared subscription [MQTT-4.6.0-5] [MQTT-4.6.0-6];
 //! - a delivery's QoS is at most the lower of the published QoS and the
 //!   highest QoS granted to the session's matching subscriptions
 //!   [MQTT-3.8.4-8], shared ones included [MQTT-4.8.2-3];
-//! - a message one member of a shared subscription refused (0x80 or
-//!   more) goes to no other member [MQTT-4.8.2-6], nor one whose QoS 2
-//!   exchange was cut off with the member's session [MQTT-4.8.2-5];
-//! - a QoS 2 PUBLISH repeated (DUP) before its PUBREL reaches each
-//!   subscriber once [MQTT-4.3.3-10].
+//! - a message one member of a shared subscription refused (a PUBACK or
+//!   PUBREC of 0x80 or more answering the PUBLISH that carried it) goes to
+//!   no other member [MQTT-4.8.2-6], nor one whose QoS 2 exchange was cut
+//!   off with the member's session [MQTT-4.8.2-5];
+//! - a QoS 2 PUBLISH its sender repeated (DUP, same packet id, before its
+//!   PUBREL reached the broker) does not reach a subscriber a second time
+//!   once it was repeated [MQTT-4.3.3-10].
 //!
 //! "Within `slack`" is judged only while the connection stays open and
 //! free of faults and the broker up; a connection that ends first owes
 //! nothing on it (the session rules and `v5_session` take over).
+//!
+//! What is read from where:
+//! - a delivery is paired with its message: the latest PUBLISH of the same
+//!   topic (aliases resolved) and payload that reached the broker before it;
+//! - a session's subscriptions at a delivery are the broker's table at
+//!   that moment: the filters whose SUBSCRIBE reached the broker on a
+//!   connection of that session (client id and session lineage, as
+//!   [`Index`](super::index::Index) makes lineages) and that no UNSUBSCRIBE
+//!   has removed since; a filter's grant is the highest its SUBACKs gave
+//!   it before the delivery.
+//!
+//! Everything is judged in time order, from what the log has shown so far:
+//! what the broker owes is known when the obligation arises. Where the
+//! batch checker this replaced read ahead, the verdict was decided anew
+//! from the 5.0 text, and these are deliberate:
+//! 1. *The session is new or resumed when the broker is told or says so.*
+//!    The PUBLISHes owed again are those unacknowledged when the CONNACK
+//!    with session present 1 is sent [MQTT-4.4.0-1]; a CONNECT with Clean
+//!    Start 1 reaching the broker [MQTT-3.1.2-4] or a CONNACK with session
+//!    present 0 clears them. A connection that shows neither (a CONNECT
+//!    with Clean Start 0 and no CONNACK) clears nothing: the session was
+//!    not shown discarded, so a later resumed connection owes its resends
+//!    (the batch form cleared them for every connection without a CONNACK
+//!    saying session present 1).
+//! 2. *Shared-only is the subscription table at the delivery.* Order is
+//!    owed on non-shared subscriptions [MQTT-4.6.0-6], so it is judged when
+//!    the session had a non-shared matching subscription (or none) at the
+//!    delivery — not by subscriptions made later or in an earlier session
+//!    (the batch form counted every SUBSCRIBE of the client id, later ones
+//!    included, so a shared-only member that later subscribed non-shared
+//!    was held to an order it never owed). The same table decides the
+//!    share groups of [MQTT-4.8.2-5]/[MQTT-4.8.2-6] and the single
+//!    non-shared subscription of [MQTT-4.3.3-10]; a filter subscribed
+//!    twice is one subscription [MQTT-3.8.4-3].
+//! 3. *A refusal answers the PUBLISH in flight with its packet id*
+//!    [MQTT-4.8.2-6] "to a PUBLISH packet from the Server": the latest
+//!    delivery of that id on the connection that was not yet acknowledged,
+//!    not any earlier delivery that reused the id (the batch form took the
+//!    first refusal with the id after each delivery).
+//! 4. *A QoS 2 repeat is judged when it happens* [MQTT-4.3.3-10] ("until it
+//!    has received the corresponding PUBREL"): the message is the latest
+//!    PUBLISH of its topic and payload, its repeats are DUP copies with its
+//!    packet id from its client id before the PUBREL; a subscriber that
+//!    already had it and gets it again after a repeat breaks the rule. A
+//!    second copy before any repeat is not this rule's (`exactly_once`
+//!    judges copies), a "repeat" after the PUBREL is a new publication
+//!    [MQTT-4.3.3-12], and an earlier message with the same topic and
+//!    payload no longer excuses the judgement (the batch form skipped a
+//!    message whenever another PUBLISH of the same content appeared
+//!    anywhere in the log, before or after).
+//!
+//! One state machine judges: [`AcksChecker::check`] feeds a history's
+//! events to a fresh one ([`super::judge_whole`]) and `observe` feeds it as
+//! events come ([`Checker::incremental`]). What it holds, and what bounds
+//! it: per open 5.0 connection the acks it owes (each settled once the
+//! log's time passes its deadline, or dropped when the connection closes),
+//! the packet ids first sent on it, a resumed session's resend obligation,
+//! the packet ids in flight to a shared-only member; per client id the
+//! broker's unacknowledged packet ids (at most 65535, cleared by a new
+//! session); per live session its subscription filters (dropped with the
+//! session once a new one replaced it and its connections closed); per
+//! open subscriber connection, publisher connection, topic and QoS the
+//! last message delivered (the order rule); per topic and payload the
+//! latest message, with its QoS 2 repeat state and the refusals that bar
+//! it from other members (replaced by the next PUBLISH of that content).
+//! The last is the one part that grows with the traffic itself — with the
+//! distinct topics and payloads published, not with repeats — as in
+//! `v5_forwarding`, whose pairing it shares. Per connection a few fields
+//! remain after it closes (who, client id, version), as in
+//! [`Context`](super::live::Context).
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
-use super::index::{seen, sent, Index};
-use super::v5_limits::connections;
-use super::{Checker, Verdict};
-use crate::history::{Dir, History};
-use crate::mqtt::{topic, Packet, QoS, Version};
+use bytes::Bytes;
+
+use super::index::{prop_u32, seen, sent};
+use super::live::Context;
+use super::v5_limits::{Pkt, V5Conns};
+use super::{Checker, Incremental, Verdict, Violation};
+use crate::history::{ConnId, Dir, Event, EventKind, History};
+use crate::mqtt::{props, topic, Packet, Publish, QoS, Version};
 
 pub struct AcksChecker {
     pub slack: Duration,
@@ -50,232 +128,814 @@ impl Checker for AcksChecker {
     }
 
     fn check(&self, history: &History) -> Verdict {
-        let mut v = Verdict::new(self.name());
-        let ix = Index::new(history);
-        let end = history.iter().last().map(|e| e.at).unwrap_or_default();
-        // Broker PUBLISHes outstanding per client id: pid -> seq.
-        let mut outstanding: HashMap<String, HashMap<u16, u64>> = HashMap::new();
-        for c in connections(history) {
-            let cid = c.connect.map(|x| x.client_id.clone()).unwrap_or_default();
-            let resumed = c.connack.is_some_and(|a| a.session_present);
-            if !resumed {
-                outstanding.remove(&cid);
+        super::judge_whole(self.live(), history)
+    }
+
+    fn incremental(&self) -> Option<Box<dyn Incremental>> {
+        Some(Box::new(self.live()))
+    }
+}
+
+impl AcksChecker {
+    fn live(&self) -> Live {
+        Live {
+            slack: self.slack,
+            ctx: Context::default(),
+            exch: V5Conns::default(),
+            out: HashMap::new(),
+            wake: BinaryHeap::new(),
+            links: HashMap::new(),
+            sessions: HashMap::new(),
+            current: HashMap::new(),
+            pending: HashMap::new(),
+            sources: HashMap::new(),
+            q2_open: HashMap::new(),
+            found: Vec::new(),
+        }
+    }
+}
+
+/// The state of [`AcksChecker`] over the log fed so far.
+struct Live {
+    slack: Duration,
+    ctx: Context,
+    /// The exchanges of each 5.0 connection.
+    exch: V5Conns<Exchanges>,
+    /// Per client id, the broker's unacknowledged PUBLISHes: packet id ->
+    /// (the send that made it outstanding, its connection).
+    out: HashMap<String, HashMap<u16, (u64, ConnId)>>,
+    /// Deadlines to settle once the log's time is past them.
+    wake: BinaryHeap<Reverse<(Duration, ConnId)>>,
+    /// Every connection as [`Index`](super::index::Index) reads it.
+    links: HashMap<ConnId, Link>,
+    /// The subscription tables of live sessions.
+    sessions: HashMap<SessKey, Session>,
+    /// Per actor, its last accepted connection (position) and its lineage.
+    current: HashMap<String, (usize, usize)>,
+    /// SUBSCRIBEs awaiting their SUBACK: (connection, packet id) -> per
+    /// filter, its session and whether no UNSUBSCRIBE removed it since.
+    pending: HashMap<(ConnId, u16), Vec<PendingSub>>,
+    /// Per topic and payload, the latest PUBLISH that reached the broker.
+    sources: HashMap<(String, Bytes), Source>,
+    /// QoS 2 messages before their PUBREL: (client id, packet id) -> content.
+    q2_open: HashMap<(String, u16), (String, Bytes)>,
+    /// Violations, as they were found.
+    found: Vec<Violation>,
+}
+
+/// A session: the lineage (position of its first connection) and client id.
+type SessKey = (usize, Option<String>);
+
+struct Session {
+    actor: String,
+    /// Live filters and the highest QoS their SUBACKs granted.
+    filters: BTreeMap<String, Option<QoS>>,
+    /// Connections of it that got their CONNACK and are not closed.
+    members: usize,
+}
+
+struct PendingSub {
+    actor: String,
+    filter: String,
+    sess: SessKey,
+    alive: bool,
+}
+
+/// One connection's exchanges with the broker (5.0 connections only).
+struct Exchanges {
+    id: ConnId,
+    cid: String,
+    /// The client's Receive Maximum.
+    rm: usize,
+    /// The connection's first packet.
+    opened: Option<(u64, Duration)>,
+    connacked: bool,
+    /// What the broker owes and since when, in the order it arose.
+    owed: Vec<Owed>,
+    /// Packet ids the broker first sent on this connection.
+    first_here: BTreeSet<u16>,
+    resume: Option<Resume>,
+}
+
+struct Owed {
+    what: &'static str,
+    pid: u16,
+    seq: u64,
+    at: Duration,
+    rule: &'static str,
+    /// Settled once the log's time passed the deadline: whether it then
+    /// counted (the connection open, undisturbed, the broker up). An
+    /// answer that comes later still answers it.
+    late: Option<bool>,
+}
+
+/// What a resumed session owes again [MQTT-4.4.0-1].
+struct Resume {
+    seq: u64,
+    at: Duration,
+    owed: BTreeSet<u16>,
+    resent: BTreeSet<u16>,
+    due: usize,
+}
+
+/// A connection as [`Index`](super::index::Index) reads it for routing.
+struct Link {
+    ci: usize,
+    actor: String,
+    /// From the first CONNECT sent: client id, 5.0, clean start, Session
+    /// Expiry.
+    cid: Option<String>,
+    v5: bool,
+    clean: bool,
+    expiry: Option<u32>,
+    /// The first DISCONNECT from the client that carried a Session Expiry.
+    disc_expiry: Option<u32>,
+    connacked: bool,
+    closed: bool,
+    sess: SessKey,
+    aliases: [HashMap<u32, String>; 2],
+    /// Deliveries to a shared-only member not yet answered, by packet id.
+    inflight: BTreeMap<u16, Member>,
+    /// Order per (publisher connection, topic, QoS): the last (message,
+    /// delivery), or `None` once it broke.
+    order: HashMap<(ConnId, String, u8), Option<(u64, u64)>>,
+}
+
+/// A delivery to a member of share groups.
+struct Member {
+    key: (String, Bytes),
+    src: u64,
+    seq: u64,
+    qos: QoS,
+    groups: BTreeSet<String>,
+}
+
+/// A message no other member of `groups` may get.
+struct Ban {
+    cid: Option<String>,
+    groups: BTreeSet<String>,
+    after: u64,
+    rule: &'static str,
+    why: &'static str,
+    d_seq: u64,
+    d_actor: String,
+}
+
+/// The latest PUBLISH of a topic and payload that reached the broker.
+struct Source {
+    seq: u64,
+    conn: ConnId,
+    qos: QoS,
+    dup: bool,
+    q2: Option<Q2>,
+    bans: Vec<Ban>,
+}
+
+/// A 5.0 client's QoS 2 message, for [MQTT-4.3.3-10].
+struct Q2 {
+    seq: u64,
+    pid: u16,
+    cid: String,
+    /// No PUBREL for it yet.
+    open: bool,
+    repeated: bool,
+    /// Per subscriber client id: its first sends of it, and where its
+    /// violation is in `found`.
+    got: HashMap<String, (Vec<u64>, Option<usize>)>,
+}
+
+impl Exchanges {
+    fn owe(&mut self, what: &'static str, pid: u16, p: &Pkt, rule: &'static str, sh: &mut Sh) {
+        self.owed.push(Owed {
+            what,
+            pid,
+            seq: p.seq,
+            at: p.at,
+            rule,
+            late: None,
+        });
+        sh.wake.push(Reverse((p.at + sh.slack, self.id)));
+    }
+
+    fn step(&mut self, actor: &str, p: Pkt, sh: &mut Sh) {
+        self.opened.get_or_insert((p.seq, p.at));
+        match (p.packet, p.dir) {
+            (Packet::Publish(pb), Dir::ToBroker) if seen(p.fate) => match (pb.qos, pb.pid) {
+                (QoS::AtLeastOnce, Some(pid)) => self.owe("PUBACK", pid, &p, "MQTT-4.3.2-4", sh),
+                (QoS::ExactlyOnce, Some(pid)) => self.owe("PUBREC", pid, &p, "MQTT-4.3.3-8", sh),
+                _ => {}
+            },
+            (Packet::PubRel(a), Dir::ToBroker) if seen(p.fate) => {
+                self.owe("PUBCOMP", a.pid, &p, "MQTT-4.3.3-11", sh)
             }
-            let closed = ix
-                .by_id
-                .get(&c.id)
-                .and_then(|&i| ix.conns[i].closed.as_ref().map(|(s, _)| s.at));
-            // (what the broker owes, pid, seq, at, rule, what)
-            let mut owed: Vec<(&'static str, u16, u64, Duration, &'static str)> = Vec::new();
-            let out = outstanding.entry(cid.clone()).or_default();
-            // Owed again on this resumed connection.
-            let owed_again: BTreeSet<u16> = if resumed {
-                out.keys().copied().collect()
-            } else {
-                BTreeSet::new()
-            };
-            let rm =
-                crate::mqtt::props::num(&c.connect_props(), crate::mqtt::props::RECEIVE_MAXIMUM)
-                    .unwrap_or(65535) as usize;
-            let opened = c.pkts.first().map(|p| (p.seq, p.at));
-            let mut first_here: BTreeSet<u16> = BTreeSet::new();
-            for p in &c.pkts {
-                match (p.packet, p.dir) {
-                    (Packet::Publish(pb), Dir::ToBroker) if seen(p.fate) => {
-                        match (pb.qos, pb.pid) {
-                            (QoS::AtLeastOnce, Some(pid)) => {
-                                owed.push(("PUBACK", pid, p.seq, p.at, "MQTT-4.3.2-4"))
-                            }
-                            (QoS::ExactlyOnce, Some(pid)) => {
-                                owed.push(("PUBREC", pid, p.seq, p.at, "MQTT-4.3.3-8"))
-                            }
-                            _ => {}
-                        }
-                    }
-                    (Packet::PubRel(a), Dir::ToBroker) if seen(p.fate) => {
-                        owed.push(("PUBCOMP", a.pid, p.seq, p.at, "MQTT-4.3.3-11"))
-                    }
-                    (Packet::PubRec(a), Dir::ToBroker) if seen(p.fate) && a.code < 0x80 => {
-                        owed.push(("PUBREL", a.pid, p.seq, p.at, "MQTT-4.3.3-4"))
-                    }
-                    (
-                        Packet::PubAck(a)
-                        | Packet::PubRec(a)
-                        | Packet::PubRel(a)
-                        | Packet::PubComp(a),
-                        Dir::ToClient,
-                    ) => {
-                        let kind = p.packet.packet_type().name();
-                        if let Some(i) = owed.iter().position(|o| o.0 == kind && o.1 == a.pid) {
-                            owed.remove(i);
-                        }
-                    }
-                    _ => {}
-                }
-                match (p.packet, p.dir) {
-                    (Packet::Publish(pb), Dir::ToClient) if sent(p.fate) => {
-                        if let Some(pid) = pb.pid {
-                            if pb.dup && first_here.contains(&pid) && out.contains_key(&pid) {
-                                v.fail(
-                                    "MQTT-4.4.0-1",
-                                    format!("the broker resent PUBLISH {pid} to {} on the connection that first carried it", c.actor),
-                                    vec![out[&pid], p.seq],
-                                );
-                            }
-                            if !out.contains_key(&pid) {
-                                first_here.insert(pid);
-                            }
-                            if let Some(&first) = out.get(&pid) {
-                                if !pb.dup {
-                                    v.fail(
-                                        "MQTT-3.3.1-1",
-                                        format!(
-                                            "the broker sent PUBLISH {pid} to {} again without DUP",
-                                            c.actor
-                                        ),
-                                        vec![first, p.seq],
-                                    );
-                                }
-                            } else {
-                                out.insert(pid, p.seq);
-                            }
-                        }
-                    }
-                    (Packet::PubAck(a) | Packet::PubComp(a), Dir::ToBroker) if seen(p.fate) => {
-                        out.remove(&a.pid);
-                    }
-                    (Packet::PubRec(a), Dir::ToBroker) if seen(p.fate) => {
-                        // From here the broker owes PUBREL, not the PUBLISH.
-                        out.remove(&a.pid);
-                    }
-                    _ => {}
-                }
+            (Packet::PubRec(a), Dir::ToBroker) if seen(p.fate) && a.code < 0x80 => {
+                self.owe("PUBREL", a.pid, &p, "MQTT-4.3.3-4", sh)
             }
-            if let (Some((seq, at)), false) = (opened, owed_again.is_empty()) {
-                let limit = at + self.slack;
-                let resent: BTreeSet<u16> = c
-                    .pkts
+            (
+                Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a),
+                Dir::ToClient,
+            ) => {
+                let kind = p.packet.packet_type().name();
+                if let Some(i) = self
+                    .owed
                     .iter()
-                    .filter(|p| p.at <= limit && p.dir == Dir::ToClient && sent(p.fate))
-                    .filter_map(|p| match p.packet {
-                        Packet::Publish(pb) if pb.dup => pb.pid.filter(|x| owed_again.contains(x)),
-                        _ => None,
-                    })
-                    .collect();
-                // With a Receive Maximum only the first ones are due at once.
-                let due = owed_again.len().min(rm);
-                if resent.len() < due
-                    && limit < end
-                    && closed.is_none_or(|t| t > limit)
-                    && ix.undisturbed(&c.actor, at, limit)
+                    .position(|o| o.what == kind && o.pid == a.pid)
                 {
-                    let missing: Vec<&u16> =
-                        owed_again.iter().filter(|x| !resent.contains(x)).collect();
-                    v.fail(
-                        "MQTT-4.4.0-1",
-                        format!(
-                            "{} resumed its session and the broker did not resend its unacknowledged PUBLISH(es) {:?} within {}",
-                            c.actor,
-                            missing,
-                            super::fmt_d(self.slack)
-                        ),
-                        vec![seq],
-                    );
+                    self.owed.remove(i);
                 }
             }
-            for (what, pid, seq, at, rule) in owed {
-                let limit = at + self.slack;
-                let open = closed.is_none_or(|t| t > limit);
-                if limit < end
-                    && open
-                    && ix.undisturbed(&c.actor, at, limit)
-                    && ix.broker_down_between(at, limit).is_none()
-                {
-                    v.fail(
-                        rule,
-                        format!(
-                            "no {what} {pid} to {} within {}",
-                            c.actor,
-                            super::fmt_d(self.slack)
-                        ),
-                        vec![seq],
-                    );
-                    if rule == "MQTT-4.3.2-4" || rule == "MQTT-4.3.3-8" {
-                        v.fail(
-                            "MQTT-3.3.4-1",
-                            format!(
-                                "the broker did not answer {}'s PUBLISH {pid} as its QoS requires",
-                                c.actor
-                            ),
-                            vec![seq],
-                        );
+            _ => {}
+        }
+        let out = sh.out.entry(self.cid.clone()).or_default();
+        match (p.packet, p.dir) {
+            (Packet::Publish(pb), Dir::ToClient) if sent(p.fate) => {
+                let Some(pid) = pb.pid else { return };
+                if pb.dup && self.first_here.contains(&pid) {
+                    if let Some(&(first, _)) = out.get(&pid) {
+                        sh.found.push(Violation::new(
+                            "MQTT-4.4.0-1",
+                            format!("the broker resent PUBLISH {pid} to {actor} on the connection that first carried it"),
+                            vec![first, p.seq],
+                        ));
                     }
+                }
+                match out.get(&pid) {
+                    Some(&(first, _)) => {
+                        if !pb.dup {
+                            sh.found.push(Violation::new(
+                                "MQTT-3.3.1-1",
+                                format!(
+                                    "the broker sent PUBLISH {pid} to {actor} again without DUP"
+                                ),
+                                vec![first, p.seq],
+                            ));
+                        }
+                    }
+                    None => {
+                        self.first_here.insert(pid);
+                        out.insert(pid, (p.seq, self.id));
+                    }
+                }
+                if let Some(r) = self.resume.as_mut() {
+                    if pb.dup && p.at <= r.at + sh.slack && r.owed.contains(&pid) {
+                        r.resent.insert(pid);
+                    }
+                }
+            }
+            (Packet::PubAck(a) | Packet::PubComp(a), Dir::ToBroker) if seen(p.fate) => {
+                out.remove(&a.pid);
+            }
+            (Packet::PubRec(a), Dir::ToBroker) if seen(p.fate) => {
+                // From here the broker owes PUBREL, not the PUBLISH.
+                out.remove(&a.pid);
+            }
+            (Packet::Connect(c), Dir::ToBroker) if c.clean_start && seen(p.fate) => {
+                // Clean Start 1 discards the session [MQTT-3.1.2-4].
+                out.retain(|_, (_, by)| *by == self.id);
+            }
+            (Packet::ConnAck(a), _) if !self.connacked => {
+                self.connacked = true;
+                if a.session_present {
+                    // Owed again: what the session had outstanding from
+                    // earlier connections when it was resumed.
+                    let owed: BTreeSet<u16> = out
+                        .iter()
+                        .filter(|(_, (_, by))| *by != self.id)
+                        .map(|(pid, _)| *pid)
+                        .collect();
+                    if let (Some((seq, at)), false) = (self.opened, owed.is_empty()) {
+                        self.resume = Some(Resume {
+                            seq,
+                            at,
+                            due: owed.len().min(self.rm),
+                            owed,
+                            resent: BTreeSet::new(),
+                        });
+                        sh.wake.push(Reverse((at + sh.slack, self.id)));
+                    }
+                } else {
+                    // A new session: nothing from earlier connections is owed.
+                    out.retain(|_, (_, by)| *by == self.id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Settles the deadlines the log's time (`ctx.end()`) has passed.
+    fn settle(&mut self, actor: &str, ctx: &Context, slack: Duration, found: &mut Vec<Violation>) {
+        let end = ctx.end();
+        let closed = ctx
+            .conns
+            .get(&self.id)
+            .and_then(|m| m.closed.as_ref().map(|(s, _)| s.at));
+        let open = |limit: Duration| closed.is_none_or(|t| t > limit);
+        if let Some(r) = self.resume.as_ref().filter(|r| r.at + slack < end) {
+            let limit = r.at + slack;
+            if r.resent.len() < r.due && open(limit) && ctx.undisturbed(actor, r.at, limit) {
+                let missing: Vec<&u16> = r.owed.iter().filter(|x| !r.resent.contains(x)).collect();
+                found.push(Violation::new(
+                    "MQTT-4.4.0-1",
+                    format!(
+                        "{actor} resumed its session and the broker did not resend its unacknowledged PUBLISH(es) {missing:?} within {}",
+                        super::fmt_d(slack)
+                    ),
+                    vec![r.seq],
+                ));
+            }
+            self.resume = None;
+        }
+        for o in self.owed.iter_mut().filter(|o| o.late.is_none()) {
+            let limit = o.at + slack;
+            if limit < end {
+                o.late = Some(
+                    open(limit)
+                        && ctx.undisturbed(actor, o.at, limit)
+                        && !ctx.broker_down_between(o.at, limit),
+                );
+            }
+        }
+    }
+
+    /// The violations of what is owed and was not answered in time.
+    fn unanswered(&self, actor: &str, slack: Duration, v: &mut Vec<Violation>) {
+        for o in self.owed.iter().filter(|o| o.late == Some(true)) {
+            let pid = o.pid;
+            v.push(Violation::new(
+                o.rule,
+                format!(
+                    "no {} {pid} to {actor} within {}",
+                    o.what,
+                    super::fmt_d(slack)
+                ),
+                vec![o.seq],
+            ));
+            if o.rule == "MQTT-4.3.2-4" || o.rule == "MQTT-4.3.3-8" {
+                v.push(Violation::new(
+                    "MQTT-3.3.4-1",
+                    format!(
+                        "the broker did not answer {actor}'s PUBLISH {pid} as its QoS requires"
+                    ),
+                    vec![o.seq],
+                ));
+            }
+        }
+    }
+
+    /// The connection closed and its deadlines were settled: nothing can
+    /// answer what it owed any more, and what is not due yet was cut off
+    /// by the close, which excuses it.
+    fn closed(&mut self, actor: &str, slack: Duration, found: &mut Vec<Violation>) {
+        self.unanswered(actor, slack, found);
+        self.owed = Vec::new();
+        self.resume = None;
+        self.first_here = BTreeSet::new();
+    }
+}
+
+/// What the connections' exchanges share.
+struct Sh<'a> {
+    slack: Duration,
+    out: &'a mut HashMap<String, HashMap<u16, (u64, ConnId)>>,
+    wake: &'a mut BinaryHeap<Reverse<(Duration, ConnId)>>,
+    found: &'a mut Vec<Violation>,
+}
+
+impl Incremental for Live {
+    fn feed(&mut self, ev: &Event) {
+        self.ctx.feed(ev);
+        let slack = self.slack;
+        let mut sh = Sh {
+            slack,
+            out: &mut self.out,
+            wake: &mut self.wake,
+            found: &mut self.found,
+        };
+        self.exch.feed(
+            ev,
+            |_, c| Exchanges {
+                id: match &ev.kind {
+                    EventKind::Packet { conn, .. } => *conn,
+                    _ => ConnId(u32::MAX),
+                },
+                cid: c.client_id.clone(),
+                rm: props::num(&c.properties, props::RECEIVE_MAXIMUM).unwrap_or(65535) as usize,
+                opened: None,
+                connacked: false,
+                owed: Vec::new(),
+                first_here: BTreeSet::new(),
+                resume: None,
+            },
+            |st, actor, p| st.step(actor, p, &mut sh),
+        );
+        match &ev.kind {
+            EventKind::ConnOpened { conn, actor } => {
+                self.link(*conn, actor);
+            }
+            EventKind::Packet {
+                conn,
+                actor,
+                dir,
+                packet,
+                fate,
+                ..
+            } => {
+                self.link(*conn, actor);
+                self.route(ev.seq, *conn, actor, *dir, packet, *fate);
+            }
+            EventKind::ConnClosed { conn, actor, .. } => {
+                self.link(*conn, actor);
+                self.link_closed(*conn, ev.seq);
+            }
+            _ => {}
+        }
+        let end = self.ctx.end();
+        while let Some(&Reverse((limit, id))) = self.wake.peek() {
+            if limit >= end {
+                break;
+            }
+            self.wake.pop();
+            if let (Some(st), Some(m)) = (self.exch.get_mut(id), self.ctx.conns.get(&id)) {
+                st.settle(&m.actor, &self.ctx, slack, &mut self.found);
+            }
+        }
+        // What a closed connection still owed was cut off by the close
+        // (its due deadlines were settled just above).
+        if let EventKind::ConnClosed { conn, .. } = &ev.kind {
+            if let (Some(st), Some(m)) = (self.exch.get_mut(*conn), self.ctx.conns.get(conn)) {
+                st.closed(&m.actor, slack, &mut self.found);
+            }
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        let mut v = Verdict::new("v5_acks");
+        v.violations = self.found.clone();
+        for (actor, st) in self.exch.judged() {
+            st.unanswered(actor, self.slack, &mut v.violations);
+        }
+        v
+    }
+}
+
+impl Live {
+    fn link(&mut self, id: ConnId, actor: &str) -> &mut Link {
+        let ci = self.ctx.conns.get(&id).map_or(usize::MAX, |m| m.ci);
+        self.links.entry(id).or_insert_with(|| Link {
+            ci,
+            actor: actor.to_string(),
+            cid: None,
+            v5: false,
+            clean: true,
+            expiry: None,
+            disc_expiry: None,
+            connacked: false,
+            closed: false,
+            sess: (ci, None),
+            aliases: [HashMap::new(), HashMap::new()],
+            inflight: BTreeMap::new(),
+            order: HashMap::new(),
+        })
+    }
+
+    /// A packet on the routing side: sessions, subscriptions, messages and
+    /// their deliveries.
+    fn route(
+        &mut self,
+        seq: u64,
+        conn: ConnId,
+        actor: &str,
+        dir: Dir,
+        packet: &Packet,
+        fate: crate::history::Fate,
+    ) {
+        let to_broker = dir == Dir::ToBroker;
+        match packet {
+            Packet::Connect(c) if to_broker && sent(fate) => {
+                let l = self.link(conn, actor);
+                if l.cid.is_none() {
+                    l.cid = Some(c.client_id.clone());
+                    l.v5 = c.version == Version::V5;
+                    l.clean = c.clean_start;
+                    l.expiry = props::num(&c.properties, props::SESSION_EXPIRY);
+                    l.sess = (l.ci, l.cid.clone());
+                }
+            }
+            Packet::ConnAck(a) if !to_broker && sent(fate) => self.connack(conn, a),
+            Packet::Disconnect(d) if to_broker => {
+                let l = self.link(conn, actor);
+                if l.disc_expiry.is_none() {
+                    l.disc_expiry = props::num(&d.properties, props::SESSION_EXPIRY);
+                }
+            }
+            Packet::Publish(p) => {
+                let l = self.link(conn, actor);
+                let mut p = p.clone();
+                if let Some(alias) = prop_u32(&p.properties, props::TOPIC_ALIAS) {
+                    let map = &mut l.aliases[usize::from(to_broker)];
+                    if p.topic.is_empty() {
+                        if let Some(t) = map.get(&alias) {
+                            p.topic = t.clone();
+                        }
+                    } else {
+                        map.insert(alias, p.topic.clone());
+                    }
+                }
+                if to_broker && seen(fate) {
+                    self.arrived(seq, conn, &p);
+                } else if !to_broker && sent(fate) {
+                    self.delivered(seq, conn, actor, &p);
+                }
+            }
+            Packet::PubRel(a) if to_broker && seen(fate) => {
+                let cid = self.link(conn, actor).cid.clone().unwrap_or_default();
+                if let Some(key) = self.q2_open.remove(&(cid, a.pid)) {
+                    if let Some(q) = self.sources.get_mut(&key).and_then(|s| s.q2.as_mut()) {
+                        q.open = false;
+                    }
+                }
+            }
+            Packet::PubAck(a) | Packet::PubRec(a) if to_broker => {
+                let refused = a.code >= 0x80;
+                let rec = matches!(packet, Packet::PubRec(_));
+                let l = self.link(conn, actor);
+                let cid = l.cid.clone();
+                // A success PUBREC leaves a QoS 2 exchange open (PUBCOMP
+                // ends it); a success PUBACK ends a QoS 1 one.
+                let ends = refused
+                    || (!rec
+                        && l.inflight
+                            .get(&a.pid)
+                            .is_some_and(|m| m.qos != QoS::ExactlyOnce));
+                let m = if ends {
+                    l.inflight.remove(&a.pid)
+                } else {
+                    None
+                };
+                if let (Some(m), true) = (m, refused) {
+                    self.ban(m, cid, seq, actor, "MQTT-4.8.2-6", "refused it");
+                }
+            }
+            Packet::PubComp(a) if to_broker => {
+                self.link(conn, actor).inflight.remove(&a.pid);
+            }
+            Packet::Subscribe(s) if to_broker && seen(fate) => {
+                let sess = self.link(conn, actor).sess.clone();
+                let table = self
+                    .sessions
+                    .entry(sess.clone())
+                    .or_insert_with(|| Session {
+                        actor: actor.to_string(),
+                        filters: BTreeMap::new(),
+                        members: 0,
+                    });
+                let mut waiting = Vec::new();
+                for f in &s.filters {
+                    table.filters.entry(f.filter.clone()).or_insert(None);
+                    waiting.push(PendingSub {
+                        actor: actor.to_string(),
+                        filter: f.filter.clone(),
+                        sess: sess.clone(),
+                        alive: true,
+                    });
+                }
+                self.pending.insert((conn, s.pid), waiting);
+            }
+            Packet::SubAck(sa) if !to_broker && sent(fate) => {
+                for (k, w) in self
+                    .pending
+                    .remove(&(conn, sa.pid))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                {
+                    let granted = sa
+                        .codes
+                        .get(k)
+                        .filter(|c| **c < 0x80)
+                        .map(|c| QoS::from_u8(*c));
+                    if let (Some(g), true) = (granted, w.alive) {
+                        if let Some(f) = self
+                            .sessions
+                            .get_mut(&w.sess)
+                            .and_then(|t| t.filters.get_mut(&w.filter))
+                        {
+                            *f = (*f).max(g);
+                        }
+                    }
+                }
+            }
+            Packet::Unsubscribe(u) if to_broker && seen(fate) => {
+                for t in self.sessions.values_mut() {
+                    if t.actor == actor {
+                        for f in &u.filters {
+                            t.filters.remove(f);
+                        }
+                    }
+                }
+                for w in self.pending.values_mut().flatten() {
+                    if w.actor == actor && u.filters.contains(&w.filter) {
+                        w.alive = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The first CONNACK the broker sent on a connection: the session it
+    /// joins, lineages as [`Index`](super::index::Index) makes them.
+    fn connack(&mut self, conn: ConnId, a: &crate::mqtt::ConnAck) {
+        let Some(l) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if l.connacked || l.cid.is_none() {
+            return;
+        }
+        l.connacked = true;
+        let accepted = a.code == 0;
+        let prev = self
+            .current
+            .get(&l.actor)
+            .filter(|(ci, _)| *ci < l.ci)
+            .copied();
+        let lineage = match prev {
+            Some((_, lineage)) if !l.clean && accepted && a.session_present => lineage,
+            _ => l.ci,
+        };
+        l.sess = (lineage, l.cid.clone());
+        let actor = l.actor.clone();
+        self.sessions
+            .entry(l.sess.clone())
+            .or_insert_with(|| Session {
+                actor: actor.clone(),
+                filters: BTreeMap::new(),
+                members: 0,
+            })
+            .members += 1;
+        if accepted {
+            let before = self.current.insert(actor, (l.ci, lineage));
+            if let Some((_, old)) = before.filter(|(_, old)| *old != lineage) {
+                // A new session replaced the actor's earlier one: what is
+                // left of it is kept while a connection of it is open.
+                self.sessions.retain(|k, s| k.0 != old || s.members > 0);
+            }
+        }
+    }
+
+    fn link_closed(&mut self, conn: ConnId, seq: u64) {
+        let Some(l) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if l.closed {
+            return;
+        }
+        l.closed = true;
+        let ended = l.disc_expiry.or(l.expiry).unwrap_or(0) == 0;
+        let inflight = std::mem::take(&mut l.inflight);
+        l.order = HashMap::new();
+        l.aliases = [HashMap::new(), HashMap::new()];
+        let (cid, actor, sess, member) =
+            (l.cid.clone(), l.actor.clone(), l.sess.clone(), l.connacked);
+        if ended {
+            // The member's session ended with its connection in the middle
+            // of QoS 2 exchanges [MQTT-4.8.2-5].
+            for m in inflight.into_values().filter(|m| m.qos == QoS::ExactlyOnce) {
+                self.ban(
+                    m,
+                    cid.clone(),
+                    seq,
+                    &actor,
+                    "MQTT-4.8.2-5",
+                    "lost its session mid-QoS 2",
+                );
+            }
+        }
+        let current = self.current.get(&actor).map(|(_, lineage)| *lineage);
+        if let Some(s) = self.sessions.get_mut(&sess) {
+            if member {
+                s.members = s.members.saturating_sub(1);
+            }
+            if s.members == 0 && current != Some(sess.0) {
+                self.sessions.remove(&sess);
+            }
+        }
+        self.pending.retain(|(c, _), _| *c != conn);
+    }
+
+    /// `m` may go to no other member of its groups from `after` on.
+    fn ban(
+        &mut self,
+        m: Member,
+        cid: Option<String>,
+        after: u64,
+        actor: &str,
+        rule: &'static str,
+        why: &'static str,
+    ) {
+        // A message replaced by a newer one of the same content can no
+        // longer be paired with a delivery: nothing to bar.
+        if let Some(s) = self.sources.get_mut(&m.key).filter(|s| s.seq == m.src) {
+            s.bans.push(Ban {
+                cid,
+                groups: m.groups,
+                after,
+                rule,
+                why,
+                d_seq: m.seq,
+                d_actor: actor.to_string(),
+            });
+        }
+    }
+
+    /// A PUBLISH that reached the broker: the latest message of its topic
+    /// and payload, or a repeat of it.
+    fn arrived(&mut self, seq: u64, conn: ConnId, p: &Publish) {
+        let (cid, v5) = self
+            .links
+            .get(&conn)
+            .map_or((None, false), |l| (l.cid.clone(), l.v5));
+        let key = (p.topic.clone(), p.payload.clone());
+        if let Some(s) = self.sources.get_mut(&key) {
+            let repeat = p.dup
+                && s.q2.as_ref().is_some_and(|q| {
+                    q.open && Some(q.pid) == p.pid && cid.as_deref() == Some(q.cid.as_str())
+                });
+            if repeat {
+                // The same message again: what is delivered from here is
+                // paired with this copy, and the repeat is on record.
+                s.seq = seq;
+                s.conn = conn;
+                s.qos = p.qos;
+                s.dup = true;
+                s.bans.clear();
+                if let Some(q) = s.q2.as_mut() {
+                    q.repeated = true;
+                }
+                return;
+            }
+            if let Some(q) = s.q2.as_ref().filter(|q| q.open) {
+                let k = (q.cid.clone(), q.pid);
+                if self.q2_open.get(&k) == Some(&key) {
+                    self.q2_open.remove(&k);
                 }
             }
         }
-        // Order per (subscriber connection, publisher connection, topic,
-        // QoS): the source events of first sends, in delivery order.
-        type Key = (crate::history::ConnId, crate::history::ConnId, String, u8);
-        let mut order: HashMap<Key, Vec<(u64, u64)>> = HashMap::new();
-        // Delivered QoS against published and granted QoS.
-        for d in ix
-            .pubs
-            .iter()
-            .filter(|p| p.dir == Dir::ToClient && sent(p.fate))
-        {
-            let Some(&di) = ix.by_id.get(&d.conn) else {
-                continue;
-            };
-            let dc = &ix.conns[di];
-            if dc.version() != Version::V5 {
-                continue;
-            }
-            let granted = ix
-                .subs
-                .iter()
-                .filter(|s| {
-                    let sc = &ix.conns[s.conn];
-                    sc.client_id() == dc.client_id()
-                        && sc.lineage == dc.lineage
-                        && s.acked.as_ref().is_some_and(|(a, _)| a.seq < d.stamp.seq)
-                        && s.unsub.as_ref().is_none_or(|u| u.seq > d.stamp.seq)
-                        && topic::matches(&s.filter, &d.publish.topic)
+        let q2 = match (p.qos, p.pid, p.dup, v5, cid) {
+            (QoS::ExactlyOnce, Some(pid), false, true, Some(c)) if !c.is_empty() => {
+                self.q2_open.insert((c.clone(), pid), key.clone());
+                Some(Q2 {
+                    seq,
+                    pid,
+                    cid: c,
+                    open: true,
+                    repeated: false,
+                    got: HashMap::new(),
                 })
-                .filter_map(|s| s.granted())
-                .max();
-            let src = ix.pubs.iter().rfind(|s| {
-                s.dir == Dir::ToBroker
-                    && seen(s.fate)
-                    && s.stamp.seq < d.stamp.seq
-                    && s.publish.topic == d.publish.topic
-                    && s.publish.payload == d.publish.payload
-            });
-            let source = src.map(|s| s.publish.qos);
-            let mine: Vec<_> = ix
-                .subs
-                .iter()
-                .filter(|s| {
-                    ix.conns[s.conn].client_id() == dc.client_id()
-                        && topic::matches(&s.filter, &d.publish.topic)
-                })
-                .collect();
-            let shared_only = !mine.is_empty() && mine.iter().all(|s| s.shared());
-            if let (Some(s), false, false) = (src, d.publish.dup, shared_only) {
-                if !s.publish.dup && !d.publish.retain {
-                    order
-                        .entry((
-                            d.conn,
-                            s.conn,
-                            d.publish.topic.clone(),
-                            s.publish.qos.as_u8(),
-                        ))
-                        .or_default()
-                        .push((s.stamp.seq, d.stamp.seq));
-                }
             }
-            if let (Some(g), Some(q)) = (granted, source) {
-                let max = g.min(q);
-                if d.publish.qos > max {
+            _ => None,
+        };
+        self.sources.insert(
+            key,
+            Source {
+                seq,
+                conn,
+                qos: p.qos,
+                dup: p.dup,
+                q2,
+                bans: Vec::new(),
+            },
+        );
+    }
+
+    /// A PUBLISH the broker sent to a subscriber.
+    fn delivered(&mut self, seq: u64, conn: ConnId, actor: &str, p: &Publish) {
+        let Some(l) = self.links.get_mut(&conn) else {
+            return;
+        };
+        // The session's matching subscriptions at this moment.
+        let live: Vec<(String, Option<QoS>)> = self
+            .sessions
+            .get(&l.sess)
+            .map(|t| {
+                t.filters
+                    .iter()
+                    .filter(|(f, _)| topic::matches(f, &p.topic))
+                    .map(|(f, g)| (f.clone(), *g))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let group = |f: &str| topic::parse_filter(f).share_group.map(str::to_string);
+        let shared_only = !live.is_empty() && live.iter().all(|(f, _)| group(f).is_some());
+        let granted = live.iter().filter_map(|(_, g)| *g).max();
+        let groups: Option<BTreeSet<String>> =
+            shared_only.then(|| live.iter().filter_map(|(f, _)| group(f)).collect());
+        let key = (p.topic.clone(), p.payload.clone());
+        let src = self.sources.get_mut(&key);
+        let found = &mut self.found;
+        if l.v5 {
+            if let (Some(g), Some(s)) = (granted, src.as_deref()) {
+                if p.qos > g.min(s.qos) {
                     // Through a shared subscription, the member's grant
                     // binds as well [MQTT-4.8.2-3].
                     let rules: &[&str] = if shared_only {
@@ -284,271 +944,112 @@ impl Checker for AcksChecker {
                         &["MQTT-3.8.4-8"]
                     };
                     for rule in rules {
-                        v.fail(
+                        found.push(Violation::new(
                             *rule,
                             format!(
-                                "{} got {} at QoS {}: published at QoS {}, granted QoS {}",
-                                d.actor,
-                                d.publish.topic,
-                                d.publish.qos.as_u8(),
-                                q.as_u8(),
+                                "{actor} got {} at QoS {}: published at QoS {}, granted QoS {}",
+                                p.topic,
+                                p.qos.as_u8(),
+                                s.qos.as_u8(),
                                 g.as_u8()
                             ),
-                            vec![d.stamp.seq],
-                        );
+                            vec![seq],
+                        ));
+                    }
+                }
+            }
+            // Order is owed on non-shared subscriptions: every topic is
+            // an ordered topic there [MQTT-4.6.0-6].
+            if let Some(s) = src
+                .as_deref()
+                .filter(|s| !p.dup && !shared_only && !s.dup && !p.retain)
+            {
+                let last = l
+                    .order
+                    .entry((s.conn, p.topic.clone(), s.qos.as_u8()))
+                    .or_insert(Some((s.seq, seq)));
+                if let Some((ps, pd)) = *last {
+                    if s.seq < ps {
+                        for rule in ["MQTT-4.6.0-5", "MQTT-4.6.0-6"] {
+                            found.push(Violation::new(
+                                rule,
+                                format!(
+                                    "{actor} got messages on {} out of the order they were published",
+                                    p.topic
+                                ),
+                                vec![s.seq, ps, pd, seq],
+                            ));
+                        }
+                        *last = None;
+                    } else {
+                        *last = Some((s.seq, seq));
                     }
                 }
             }
         }
-        let mut keys: Vec<_> = order.keys().cloned().collect();
-        keys.sort();
-        for k in keys {
-            let seqs = &order[&k];
-            if let Some(w) = seqs.windows(2).find(|w| w[1].0 < w[0].0) {
-                let actor = ix
-                    .by_id
-                    .get(&k.0)
-                    .map(|&i| ix.conns[i].actor.clone())
-                    .unwrap_or_default();
-                // Only non-shared subscriptions are collected: on those
-                // every topic is an ordered topic [MQTT-4.6.0-6].
-                for rule in ["MQTT-4.6.0-5", "MQTT-4.6.0-6"] {
-                    v.fail(
-                        rule,
-                        format!(
-                            "{actor} got messages on {} out of the order they were published",
-                            k.2
-                        ),
-                        vec![w[1].0, w[0].0, w[0].1, w[1].1],
-                    );
+        let Some(s) = src else { return };
+        if l.v5 && !p.dup {
+            if let Some(og) = &groups {
+                let mut i = 0;
+                while i < s.bans.len() {
+                    let b = &s.bans[i];
+                    if b.cid != l.cid && !b.groups.is_disjoint(og) {
+                        found.push(Violation::new(
+                            b.rule,
+                            format!(
+                                "a message on {} went to {actor} through a shared subscription after {} {}",
+                                p.topic, b.d_actor, b.why
+                            ),
+                            vec![s.seq, b.d_seq, b.after, seq],
+                        ));
+                        s.bans.remove(i);
+                    } else {
+                        i += 1;
+                    }
                 }
             }
-        }
-        shared_members(&ix, &mut v);
-        qos2_repeats(&ix, &mut v);
-        v
-    }
-}
-
-/// A QoS 2 PUBLISH its sender repeated (DUP) before releasing it is one
-/// message: a subscriber session with a single matching non-shared
-/// subscription gets it once, not once per copy [MQTT-4.3.3-10]. Judged
-/// only when no other PUBLISH of that topic and payload reached the broker,
-/// and on first sends (not DUP, not retained) to the subscriber.
-fn qos2_repeats(ix: &Index, v: &mut Verdict) {
-    let to_broker = |o: &&super::index::PubEv| o.dir == Dir::ToBroker && seen(o.fate);
-    for m in ix
-        .pubs
-        .iter()
-        .filter(to_broker)
-        .filter(|o| o.publish.qos == QoS::ExactlyOnce && !o.publish.dup)
-    {
-        let Some(pid) = m.publish.pid else { continue };
-        let Some(&mi) = ix.by_id.get(&m.conn) else {
-            continue;
-        };
-        let cid = ix.conns[mi].client_id();
-        if ix.conns[mi].version() != Version::V5 || cid.is_none_or(|c| c.is_empty()) {
-            continue;
-        }
-        let same = |o: &&super::index::PubEv| {
-            o.publish.topic == m.publish.topic && o.publish.payload == m.publish.payload
-        };
-        let copies: Vec<_> = ix.pubs.iter().filter(to_broker).filter(same).collect();
-        // Every copy is this message: its first send or its DUP repeats.
-        let all_this = copies.iter().all(|o| {
-            o.stamp.seq == m.stamp.seq
-                || (o.publish.dup
-                    && o.publish.pid == Some(pid)
-                    && o.stamp.seq > m.stamp.seq
-                    && ix
-                        .by_id
-                        .get(&o.conn)
-                        .is_some_and(|&i| ix.conns[i].client_id() == cid))
-        });
-        if copies.len() < 2 || !all_this {
-            continue;
-        }
-        let mut per_session: HashMap<&str, Vec<u64>> = HashMap::new();
-        for d in ix.pubs.iter().filter(|d| {
-            d.dir == Dir::ToClient
-                && sent(d.fate)
-                && !d.publish.dup
-                && !d.publish.retain
-                && d.stamp.seq > m.stamp.seq
-                && same(d)
-        }) {
-            let Some(&di) = ix.by_id.get(&d.conn) else {
-                continue;
-            };
-            let Some(s) = ix.conns[di].client_id().filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            let subs = ix
-                .subs
-                .iter()
-                .filter(|x| {
-                    ix.conns[x.conn].client_id() == Some(s)
-                        && x.sent.seq < d.stamp.seq
-                        && topic::matches(&x.filter, &d.publish.topic)
-                })
-                .count();
-            let shared = ix.subs.iter().any(|x| {
-                ix.conns[x.conn].client_id() == Some(s)
-                    && x.shared()
-                    && topic::matches(&x.filter, &d.publish.topic)
-            });
-            if subs == 1 && !shared {
-                per_session.entry(s).or_default().push(d.stamp.seq);
+            if let (Some(pid), Some(g)) = (p.pid, groups) {
+                l.inflight.insert(
+                    pid,
+                    Member {
+                        key,
+                        src: s.seq,
+                        seq,
+                        qos: p.qos,
+                        groups: g,
+                    },
+                );
             }
         }
-        let mut sessions: Vec<_> = per_session.into_iter().collect();
-        sessions.sort();
-        for (s, seqs) in sessions {
-            if seqs.len() > 1 {
-                let mut evs = vec![m.stamp.seq];
+        // One non-shared subscription: the message reaches it once.
+        let single = live.len() == 1 && !shared_only;
+        let cid = l.cid.clone().filter(|c| !c.is_empty());
+        if let (Some(q), Some(c), true) = (s.q2.as_mut(), cid, single && !p.dup && !p.retain) {
+            let (seqs, at) = q.got.entry(c.clone()).or_default();
+            seqs.push(seq);
+            if q.repeated && seqs.len() > 1 {
+                let mut evs = vec![q.seq];
                 evs.extend(seqs.iter().copied());
-                v.fail(
+                let v = Violation::new(
                     "MQTT-4.3.3-10",
                     format!(
-                        "{s} got the QoS 2 message on {} {} times: the broker forwarded its publisher's repeats as new messages",
-                        m.publish.topic,
+                        "{c} got the QoS 2 message on {} {} times: the broker forwarded its publisher's repeats as new messages",
+                        p.topic,
                         seqs.len()
                     ),
                     evs,
                 );
+                match *at {
+                    Some(i) => found[i] = v,
+                    None => {
+                        *at = Some(found.len());
+                        found.push(v);
+                    }
+                }
             }
         }
     }
 }
-
-/// The share groups through which a session (client id) gets `topic`,
-/// when it gets it through shared subscriptions only.
-fn shared_groups<'a>(
-    ix: &'a Index,
-    cid: Option<&str>,
-    topic_name: &str,
-    before: u64,
-) -> Option<BTreeSet<&'a str>> {
-    let subs: Vec<_> = ix
-        .subs
-        .iter()
-        .filter(|s| {
-            ix.conns[s.conn].client_id() == cid
-                && s.sent.seq < before
-                && topic::matches(&s.filter, topic_name)
-        })
-        .collect();
-    if subs.is_empty() || !subs.iter().all(|s| s.shared()) {
-        return None;
-    }
-    Some(
-        subs.iter()
-            .filter_map(|s| topic::parse_filter(&s.filter).share_group)
-            .collect(),
-    )
-}
-
-/// A message given to one member of a shared subscription goes to no
-/// other member when that member refused it with a reason of 0x80 or more
-/// [MQTT-4.8.2-6], or when its QoS 2 exchange was cut off and the member's
-/// session ended with its connection (Session Expiry 0) [MQTT-4.8.2-5].
-/// "The same message" is the same publish event: the latest PUBLISH of
-/// that topic and payload that reached the broker before each delivery.
-fn shared_members(ix: &Index, v: &mut Verdict) {
-    let src_of = |d: &super::index::PubEv| {
-        ix.pubs
-            .iter()
-            .filter(|o| {
-                o.dir == Dir::ToBroker
-                    && seen(o.fate)
-                    && o.stamp.seq < d.stamp.seq
-                    && o.publish.topic == d.publish.topic
-                    && o.publish.payload == d.publish.payload
-            })
-            .map(|o| o.stamp.seq)
-            .last()
-    };
-    let deliveries: Vec<_> = ix
-        .pubs
-        .iter()
-        .filter(|p| p.dir == Dir::ToClient && sent(p.fate) && !p.publish.dup)
-        .filter(|p| {
-            ix.by_id
-                .get(&p.conn)
-                .is_some_and(|&i| ix.conns[i].version() == Version::V5)
-        })
-        .collect();
-    for d in &deliveries {
-        let (Some(pid), Some(src)) = (d.publish.pid, src_of(d)) else {
-            continue;
-        };
-        let ci = ix.by_id[&d.conn];
-        let c = &ix.conns[ci];
-        let Some(groups) = shared_groups(ix, c.client_id(), &d.publish.topic, d.stamp.seq) else {
-            continue;
-        };
-        // After the refusal, or after the cut-off connection's end.
-        let refused = c.tx.iter().find_map(|(s, p)| match p {
-            Packet::PubAck(a) | Packet::PubRec(a)
-                if a.pid == pid && a.code >= 0x80 && s.seq > d.stamp.seq =>
-            {
-                Some(s.seq)
-            }
-            _ => None,
-        });
-        let completed = c
-            .tx
-            .iter()
-            .any(|(s, p)| matches!(p, Packet::PubComp(a) if a.pid == pid && s.seq > d.stamp.seq));
-        let expiry = |p: &crate::mqtt::Properties| {
-            crate::mqtt::props::num(p, crate::mqtt::props::SESSION_EXPIRY)
-        };
-        let on_disconnect = c.tx.iter().find_map(|(_, p)| match p {
-            Packet::Disconnect(x) => expiry(&x.properties),
-            _ => None,
-        });
-        let session_ended = on_disconnect
-            .or_else(|| c.connect.as_ref().and_then(|(_, x)| expiry(&x.properties)))
-            .unwrap_or(0)
-            == 0;
-        let cut = match (&c.closed, d.publish.qos) {
-            (Some((s, _)), QoS::ExactlyOnce)
-                if !completed && refused.is_none() && session_ended =>
-            {
-                Some(s.seq)
-            }
-            _ => None,
-        };
-        let (after, rule, why) = match (refused, cut) {
-            (Some(r), _) => (r, "MQTT-4.8.2-6", "refused it"),
-            (None, Some(x)) => (x, "MQTT-4.8.2-5", "lost its session mid-QoS 2"),
-            _ => continue,
-        };
-        if let Some(o) = deliveries.iter().find(|o| {
-            o.stamp.seq > after
-                && ix.conns[ix.by_id[&o.conn]].client_id() != c.client_id()
-                && src_of(o) == Some(src)
-                && shared_groups(
-                    ix,
-                    ix.conns[ix.by_id[&o.conn]].client_id(),
-                    &o.publish.topic,
-                    o.stamp.seq,
-                )
-                .is_some_and(|g| !g.is_disjoint(&groups))
-        }) {
-            v.fail(
-                rule,
-                format!(
-                    "a message on {} went to {} through a shared subscription after {} {why}",
-                    d.publish.topic, o.actor, d.actor
-                ),
-                vec![src, d.stamp.seq, after, o.stamp.seq],
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::v5_testkit::*;
@@ -906,5 +1407,239 @@ mod tests {
         let v = checker().check(&k.history());
         assert_violates(&v, "MQTT-4.8.2-3");
         assert_violates(&v, "MQTT-3.8.4-8");
+    }
+
+    /// The device had PUBLISH 6 outstanding on connection 1; connection 2
+    /// CONNECTs without getting a CONNACK; connection 3 resumes the
+    /// session. `resend` says whether the broker resends it there.
+    fn resumed_after_an_unanswered_connect(resend: bool) -> History {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "t", 1, 0, ""))
+            .down(1, "device", suback(1, &[1]));
+        k.down(1, "device", publish(Some(6), 1, "t", "x", ""));
+        k.close(1, "device", CloseReason::Severed);
+        k.open(2, "device")
+            .up(2, "device", connect("d", false, 60, "session_expiry = 60"))
+            .wait(5)
+            .close(2, "device", CloseReason::Severed);
+        k.session(
+            3,
+            "device",
+            connect("d", false, 60, "session_expiry = 60"),
+            connack(true, 0, ""),
+        );
+        if resend {
+            k.down(3, "device", dup(publish(Some(6), 1, "t", "x", "")))
+                .up(3, "device", ack(PacketType::PubAck, 6, 0));
+        }
+        k.wait(2000).step("end");
+        k.history()
+    }
+
+    /// Decision 1: a connection without a CONNACK did not show the session
+    /// discarded, so the resumed one after it owes the resend.
+    #[test]
+    fn only_a_connack_says_whether_the_session_is_resumed() {
+        let v = judge_both(&checker(), &resumed_after_an_unanswered_connect(false));
+        assert_eq!(v.rules(), vec!["MQTT-4.4.0-1"], "{v:?}");
+        let v = judge_both(&checker(), &resumed_after_an_unanswered_connect(true));
+        assert!(v.ok(), "{v:?}");
+        // Session present 0: nothing is owed, and the id is free again.
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "t", 1, 0, ""))
+            .down(1, "device", suback(1, &[1]));
+        k.down(1, "device", publish(Some(6), 1, "t", "x", ""));
+        k.close(1, "device", CloseReason::Severed);
+        k.session(
+            2,
+            "device",
+            connect("d", false, 60, "session_expiry = 60"),
+            connack(false, 0, ""),
+        );
+        k.down(2, "device", publish(Some(6), 1, "t", "y", ""));
+        k.wait(2000).step("end");
+        let v = judge_both(&checker(), &k.history());
+        assert!(v.ok(), "{v:?}");
+        // Clean Start 1 discards the session [MQTT-3.1.2-4]: nothing is
+        // owed again, whatever the CONNACK claims.
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "t", 1, 0, ""))
+            .down(1, "device", suback(1, &[1]));
+        k.down(1, "device", publish(Some(6), 1, "t", "x", ""));
+        k.close(1, "device", CloseReason::Severed);
+        k.session(
+            2,
+            "device",
+            connect("d", true, 60, "session_expiry = 60"),
+            connack(true, 0, ""),
+        );
+        k.wait(2000).step("end");
+        let v = judge_both(&checker(), &k.history());
+        assert!(v.ok(), "{v:?}");
+    }
+
+    /// The device subscribes `first`, gets the cloud's messages 1 and 2 in
+    /// reverse order, then subscribes `then`.
+    fn reordered(first: &str, then: &str) -> Verdict {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, first, 0, 0, ""))
+            .down(1, "device", suback(1, &[0]));
+        k.session(
+            2,
+            "cloud",
+            connect("c", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(2, "cloud", publish(None, 0, "t", "1", "")).up(
+            2,
+            "cloud",
+            publish(None, 0, "t", "2", ""),
+        );
+        k.down(1, "device", publish(None, 0, "t", "2", "")).down(
+            1,
+            "device",
+            publish(None, 0, "t", "1", ""),
+        );
+        k.up(1, "device", subscribe(2, then, 0, 0, ""))
+            .down(1, "device", suback(2, &[0]));
+        judge_both(&checker(), &k.history())
+    }
+
+    /// Decision 2: order is owed on a non-shared subscription the session
+    /// had at the delivery, whatever it subscribes later.
+    #[test]
+    fn order_is_owed_by_the_subscriptions_at_the_delivery() {
+        let v = reordered("$share/g/t", "t");
+        assert!(v.ok(), "a shared-only member owes no order: {v:?}");
+        let v = reordered("t", "$share/g/t");
+        assert_eq!(v.rules(), vec!["MQTT-4.6.0-5", "MQTT-4.6.0-6"]);
+    }
+
+    /// Two members of `$share/g/t`; the device accepts message `a` and
+    /// then refuses message `b`, both sent to it with packet id 4; the
+    /// other member then gets `then`.
+    fn refused_after_reuse(then: &str) -> Verdict {
+        let mut k = Kit::new();
+        for (conn, who) in [(1, "device"), (2, "other")] {
+            k.session(conn, who, connect(who, true, 60, ""), connack(false, 0, ""));
+            k.up(conn, who, subscribe(1, "$share/g/t", 1, 0, ""))
+                .down(conn, who, suback(1, &[1]));
+        }
+        k.session(
+            3,
+            "cloud",
+            connect("cloud", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        for (pid, payload, code) in [(1, "a", 0), (2, "b", 0x80)] {
+            k.up(3, "cloud", publish(Some(pid), 1, "t", payload, ""))
+                .down(3, "cloud", ack(PacketType::PubAck, pid, 0));
+            k.down(1, "device", publish(Some(4), 1, "t", payload, ""))
+                .up(1, "device", ack(PacketType::PubAck, 4, code));
+        }
+        k.down(2, "other", publish(Some(1), 1, "t", then, ""));
+        judge_both(&checker(), &k.history())
+    }
+
+    /// Decision 3: a refusal bars the message it answered, not an earlier
+    /// one that the member accepted under the same packet id.
+    #[test]
+    fn a_refusal_answers_the_publish_in_flight_with_its_id() {
+        let v = refused_after_reuse("a");
+        assert!(v.ok(), "message a was accepted, not refused: {v:?}");
+        assert_eq!(refused_after_reuse("b").rules(), vec!["MQTT-4.8.2-6"]);
+    }
+
+    /// The cloud publishes `m` at QoS 2 (packet id 1), after `before` (a
+    /// completed message with the same topic and payload, or none), to the
+    /// device subscribed to `t` (`twice`: subscribed to it twice); `script`
+    /// adds its repeats, the PUBREL and the device's copies.
+    fn repeated(before: bool, twice: bool, script: impl Fn(&mut Kit)) -> Verdict {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.up(1, "device", subscribe(1, "t", 2, 0, ""))
+            .down(1, "device", suback(1, &[2]));
+        if twice {
+            // The same filter again replaces the subscription
+            // [MQTT-3.8.4-3]: still one.
+            k.up(1, "device", subscribe(2, "t", 2, 0, ""))
+                .down(1, "device", suback(2, &[2]));
+        }
+        k.session(
+            2,
+            "cloud",
+            connect("cloud", false, 60, "session_expiry = 60"),
+            connack(false, 0, ""),
+        );
+        if before {
+            k.up(2, "cloud", publish(Some(9), 2, "t", "m", ""))
+                .down(2, "cloud", ack(PacketType::PubRec, 9, 0))
+                .up(2, "cloud", ack(PacketType::PubRel, 9, 0))
+                .down(2, "cloud", ack(PacketType::PubComp, 9, 0));
+        }
+        k.up(2, "cloud", publish(Some(1), 2, "t", "m", "")).down(
+            2,
+            "cloud",
+            ack(PacketType::PubRec, 1, 0),
+        );
+        script(&mut k);
+        judge_both(&checker(), &k.history())
+    }
+
+    fn repeat(k: &mut Kit) {
+        k.up(2, "cloud", dup(publish(Some(1), 2, "t", "m", "")))
+            .down(2, "cloud", ack(PacketType::PubRec, 1, 0));
+    }
+
+    fn release(k: &mut Kit) {
+        k.up(2, "cloud", ack(PacketType::PubRel, 1, 0)).down(
+            2,
+            "cloud",
+            ack(PacketType::PubComp, 1, 0),
+        );
+    }
+
+    fn copy(k: &mut Kit, pid: u16) {
+        k.down(1, "device", publish(Some(pid), 2, "t", "m", ""));
+    }
+
+    /// Decision 4: [MQTT-4.3.3-10] is judged as the repeat comes.
+    #[test]
+    fn a_qos2_repeat_is_judged_when_it_comes() {
+        let rule = "MQTT-4.3.3-10";
+        let broken = |k: &mut Kit| {
+            copy(k, 7);
+            repeat(k);
+            copy(k, 8);
+        };
+        // A copy after the repeat to a subscriber that had it: broken,
+        // though a message with the same content came earlier, and though
+        // the subscriber subscribed to the topic twice.
+        for (before, twice) in [(true, false), (false, true)] {
+            let v = repeated(before, twice, broken);
+            assert_eq!(v.rules(), vec![rule], "{v:?}");
+        }
+        // Two copies before any repeat are not the repeat's doing.
+        let v = repeated(false, false, |k| {
+            copy(k, 7);
+            copy(k, 8);
+            repeat(k);
+            release(k);
+        });
+        assert!(!v.rules().contains(&rule), "{v:?}");
+        // After the PUBREL a PUBLISH with the id is a new publication
+        // [MQTT-4.3.3-12], DUP or not.
+        let v = repeated(false, false, |k| {
+            copy(k, 7);
+            release(k);
+            k.up(2, "cloud", dup(publish(Some(1), 2, "t", "m", "")))
+                .down(2, "cloud", ack(PacketType::PubRec, 1, 0));
+            copy(k, 8);
+        });
+        assert!(!v.rules().contains(&rule), "{v:?}");
     }
 }

@@ -62,7 +62,6 @@ pub(crate) struct Pk<'a> {
 
 /// A 5.0 connection as the v5 checkers read it.
 pub(crate) struct C5<'a> {
-    pub id: ConnId,
     pub actor: String,
     pub connect: Option<&'a crate::mqtt::Connect>,
     pub connack: Option<&'a crate::mqtt::ConnAck>,
@@ -101,7 +100,6 @@ pub(crate) fn connections(h: &History) -> Vec<C5<'_>> {
         let c = by.entry(*conn).or_insert_with(|| {
             order.push(*conn);
             C5 {
-                id: *conn,
                 actor: actor.clone(),
                 connect: None,
                 connack: None,

@@ -238,9 +238,9 @@ impl Reporter for Forward {
 /// -j 16, every verdict the same. So: four per CPU for the virtual device
 /// (in-process clients), two per CPU for the host build (a process each)
 /// and for container brokers that are cheap to start (a mosquitto or NATS
-/// container uses ~40 ms of CPU to get ready, then waits with its cell),
-/// one per CPU for the others (RabbitMQ's start takes ~5.7 s of CPU,
-/// amqtt's ~0.8 s: [`crate::broker::ImageRef::light_start`]), half a CPU
+/// container uses ~40 ms of CPU to get ready, amqtt's ~0.3 s, then each
+/// waits with its cell), one per CPU for the others (RabbitMQ's start
+/// still takes ~2 s of CPU: [`crate::broker::ImageRef::light_start`]), half a CPU
 /// per emulated board (QEMU takes a whole core while the board boots and
 /// polls its network). A bench board is one board on one serial port, and
 /// an external broker is shared by every scenario (its retained messages
@@ -268,8 +268,8 @@ pub fn default_jobs(
 /// `places / default` of them (rounded up), so each broker's cells run as
 /// many at once as its own default lets, and a mix of them never costs
 /// more: on 2 cores, 8 places — a cell on the mosquitto process or the
-/// embedded broker takes 1, on a mosquitto or NATS container 2, on
-/// RabbitMQ or amqtt 4, on an external broker all 8 (alone). Returns the
+/// embedded broker takes 1, on a mosquitto, NATS or amqtt container 2, on
+/// RabbitMQ 4, on an external broker all 8 (alone). Returns the
 /// places and each broker's share, in `brokers`' order.
 pub fn weights(
     target: &crate::target::TargetSpec,
@@ -376,7 +376,7 @@ mod tests {
         ];
         let (places, costs) = weights(&TargetSpec::Virtual, &brokers);
         assert_eq!(places, 4 * cpus);
-        assert_eq!(costs, vec![1, 2, 2, 4, 4, 4, 4 * cpus]);
+        assert_eq!(costs, vec![1, 2, 2, 4, 2, 4, 4 * cpus]);
         // Each broker alone runs at its own default.
         for (b, c) in brokers.iter().zip(&costs) {
             assert_eq!(places / c, default_jobs(&TargetSpec::Virtual, b));
