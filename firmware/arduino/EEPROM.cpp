@@ -238,14 +238,22 @@ bool EEPROMClass::append()
     RecHead r = { (uint16_t)lo, (uint16_t)len, seq + 1 };
     uint32_t crc = ~crc32_update(crc32_update(0xffffffffu, (const uint8_t *)&r, sizeof r),
                                  data + lo, len);
-    /* Header first: a cut before it leaves the log end erased; a cut after
-     * it leaves a record that fails its CRC. The data goes out in whole
-     * 16-bit words (lo + len rounded up stays inside the store, its size
-     * being a multiple of 4): an odd end would make flash_write read the
-     * neighbouring byte back, costing QEMU a remap. */
-    uint32_t even = (len + 1) & ~1u;
-    if (flash_write(at, &r, sizeof r) != 0 || flash_write(at + REC_HEAD, data + lo, even) != 0 ||
-        flash_write(at + REC_HEAD + round4(len), &crc, sizeof crc) != 0) {
+    /* One program call for the whole record: under QEMU each call's write
+     * sequence is a write to the flash file. Order within it does not
+     * matter for a power cut: a record whose header is still erased ends
+     * the log (each append checks that its own space is blank, so bytes it
+     * left are found before anything is written over them, and a snapshot
+     * follows), any other partial record fails its CRC, which covers
+     * header and data. The padding to 4 is zeros, not left erased,
+     * so it does not split the write in two; nothing reads it. */
+    static const uint8_t pad[3] = { 0, 0, 0 };
+    const flash_chunk rec[] = {
+        { &r, sizeof r },
+        { data + lo, len },
+        { pad, round4(len) - len },
+        { &crc, sizeof crc },
+    };
+    if (flash_writev(at, rec, sizeof rec / sizeof rec[0]) != 0) {
         fresh_sector = true;
         return false;
     }

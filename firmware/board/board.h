@@ -94,6 +94,13 @@ int flash_present(void);
 int flash_read(uint32_t offset, void *dst, size_t len);
 int flash_erase_sector(uint32_t offset);
 int flash_write(uint32_t offset, const void *src, size_t len);
+/* flash_write of one run of bytes given in pieces (a record's header,
+ * data and CRC): as few program sequences as one flash_write of it. */
+struct flash_chunk {
+    const void *p;
+    size_t len;
+};
+int flash_writev(uint32_t offset, const struct flash_chunk *chunks, size_t n);
 
 #ifdef __cplusplus
 }

@@ -101,19 +101,31 @@ int flash_erase_sector(uint32_t off)
     return wait_ready(off);
 }
 
-/* The word to program at word address `w` for flash_write(off, p, len):
- * bytes outside [off, end) keep what the flash held (head/tail). */
+/* The word to program at word address `w` for flash_writev(off, c, count):
+ * the chunks are one run of bytes from `off`; bytes outside [off, end)
+ * keep what the flash held (head/tail). */
 struct span {
     uint32_t off, end;
-    const uint8_t *p;
+    const struct flash_chunk *c;
     uint16_t head, tail;
 };
+
+/* Byte `i` of the run (chunks are few: a walk is cheaper than a table). */
+static uint8_t byte_at(const struct span *s, uint32_t i)
+{
+    const struct flash_chunk *c = s->c;
+    while (i >= c->len) {
+        i -= (uint32_t)c->len;
+        c++;
+    }
+    return ((const uint8_t *)c->p)[i];
+}
 
 static uint16_t word_at(const struct span *s, uint32_t w)
 {
     uint16_t cur = w < s->off ? s->head : (w + 1 >= s->end ? s->tail : 0xffff);
-    uint8_t lo = w >= s->off ? s->p[w - s->off] : (uint8_t)cur;
-    uint8_t hi = w + 1 < s->end ? s->p[w + 1 - s->off] : (uint8_t)(cur >> 8);
+    uint8_t lo = w >= s->off ? byte_at(s, w - s->off) : (uint8_t)cur;
+    uint8_t hi = w + 1 < s->end ? byte_at(s, w + 1 - s->off) : (uint8_t)(cur >> 8);
     return (uint16_t)(lo | hi << 8);
 }
 
@@ -140,11 +152,25 @@ static int program_burst(const struct span *s, uint32_t w, uint32_t n)
  * a mostly-erased image cheap. */
 int flash_write(uint32_t off, const void *src, size_t len)
 {
+    struct flash_chunk c = { src, len };
+    return flash_writev(off, &c, 1);
+}
+
+/* The chunks as one run of bytes from `off`, in as few write-to-buffer
+ * sequences as the buffer windows allow: under QEMU each sequence is one
+ * write of its window to the backing file (a round trip through QEMU's
+ * I/O thread pool), so a record written as header, data and CRC in one
+ * call costs one of those instead of three. */
+int flash_writev(uint32_t off, const struct flash_chunk *chunks, size_t count)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < count; i++)
+        len += chunks[i].len;
     if (!flash_present() || !in_range(off, len))
         return -1;
     if (len == 0)
         return 0;
-    struct span s = { off, off + (uint32_t)len, src, 0xffff, 0xffff };
+    struct span s = { off, off + (uint32_t)len, chunks, 0xffff, 0xffff };
     /* Only an odd start or end needs the neighbouring byte, and reading it
      * costs a remap if a command ran last. */
     if ((off | s.end) & 1u) {

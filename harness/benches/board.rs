@@ -17,7 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mqtt_hil::broker::BrokerSpec;
-use mqtt_hil::history::{EventKind, History};
+use mqtt_hil::history::{Dir, EventKind, History};
+use mqtt_hil::mqtt::PacketType;
 use mqtt_hil::runner::{self, RunConfig};
 use mqtt_hil::scenario::{self, Scenario};
 use mqtt_hil::target::{Firmware, TargetSpec};
@@ -103,6 +104,123 @@ fn round_trips(s: &Scenario, h: &History) -> Vec<Duration> {
             Some(t1 - t0)
         })
         .skip(1) // the warm-up
+        .collect()
+}
+
+/// The MQTT packet type a frame's TCP payload starts with, if it carries
+/// data (a segment that starts a packet: the board's are all that small).
+fn frame_mqtt_type(frame: &[u8]) -> Option<u8> {
+    let ip = frame.get(14..)?;
+    if frame.get(12..14)? != [0x08, 0x00] || ip.get(9)? != &6 {
+        return None;
+    }
+    let tcp = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let data_at = usize::from(tcp.get(12)? >> 4) * 4;
+    let payload = total.checked_sub(usize::from(ip[0] & 0x0f) * 4 + data_at)?;
+    if payload == 0 {
+        return None;
+    }
+    tcp.get(data_at).map(|b| b >> 4)
+}
+
+/// A point a QoS 2 round trip passes: a frame on the board's wire (its
+/// MQTT packet type), a packet at the proxy, or the agent's `@pubcomp`.
+enum Point {
+    Frame(u8, Dir),
+    Packet(PacketType, Dir),
+    PubcompLine,
+}
+
+impl Point {
+    fn matches(&self, k: &EventKind) -> bool {
+        match (self, k) {
+            (Point::Frame(ty, dir), EventKind::Frame { dir: d, data, .. }) => {
+                d == dir && frame_mqtt_type(data) == Some(*ty)
+            }
+            (
+                Point::Packet(ty, dir),
+                EventKind::Packet {
+                    actor,
+                    dir: d,
+                    packet,
+                    ..
+                },
+            ) => actor == "device" && d == dir && packet.packet_type() == *ty,
+            (Point::PubcompLine, EventKind::Actor { actor, what }) => {
+                actor == "device" && what.starts_with("pubcomp")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where one QoS 2 round trip's time goes: from the `publish` step, each
+/// point it passes on the way (frames on the board's wire where there is
+/// one, packets at the proxy), as the median gap from the point before over
+/// all measured round trips.
+fn phases(s: &Scenario, h: &History) -> Vec<(&'static str, Duration)> {
+    use Dir::{ToBroker, ToClient};
+    let has_frames = h
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Frame { .. }));
+    let points: Vec<(&'static str, Point)> = [
+        (
+            "UART line in -> PUBLISH frame out of the board",
+            Point::Frame(3, ToBroker),
+        ),
+        (
+            "-> PUBLISH at the proxy",
+            Point::Packet(PacketType::Publish, ToBroker),
+        ),
+        (
+            "-> PUBREC at the proxy (broker)",
+            Point::Packet(PacketType::PubRec, ToClient),
+        ),
+        ("-> PUBREC frame to the board", Point::Frame(5, ToClient)),
+        (
+            "-> PUBREL frame out of the board",
+            Point::Frame(6, ToBroker),
+        ),
+        (
+            "-> PUBREL at the proxy",
+            Point::Packet(PacketType::PubRel, ToBroker),
+        ),
+        (
+            "-> PUBCOMP at the proxy (broker)",
+            Point::Packet(PacketType::PubComp, ToClient),
+        ),
+        ("-> PUBCOMP frame to the board", Point::Frame(7, ToClient)),
+        ("-> @pubcomp on the UART", Point::PubcompLine),
+    ]
+    .into_iter()
+    .filter(|(_, p)| has_frames || !matches!(p, Point::Frame(..)))
+    .collect();
+    let starts = h.events.iter().filter_map(|e| match &e.kind {
+        EventKind::Step { index, .. } => s
+            .steps
+            .get(index - 1)
+            .is_some_and(|st| format!("{:?}", st.action).contains("Publish"))
+            .then_some(e.at),
+        _ => None,
+    });
+    let mut gaps: Vec<Vec<Duration>> = vec![Vec::new(); points.len()];
+    for t0 in starts.skip(1) {
+        let mut t = t0;
+        for ((_, point), gap) in points.iter().zip(gaps.iter_mut()) {
+            let Some(next) = first_at(h, t, |k| point.matches(k)) else {
+                break;
+            };
+            gap.push(next - t);
+            t = next;
+        }
+    }
+    points
+        .iter()
+        .zip(gaps.iter_mut())
+        .filter(|(_, g)| !g.is_empty())
+        .map(|((name, _), g)| (*name, median(g)))
         .collect()
 }
 
@@ -245,8 +363,10 @@ fn main() {
         ms(hi)
     );
 
-    let mut board = round_trips(&qos2, &run_one(&rt, &qos2, &qemu));
-    let mut hosted = round_trips(&qos2, &run_one(&rt, &qos2, &host));
+    let board_history = run_one(&rt, &qos2, &qemu);
+    let host_history = run_one(&rt, &qos2, &host);
+    let mut board = round_trips(&qos2, &board_history);
+    let mut hosted = round_trips(&qos2, &host_history);
     assert_eq!(board.len(), ROUND_TRIPS, "one @pubcomp per publish on qemu");
     assert_eq!(
         hosted.len(),
@@ -273,6 +393,16 @@ fn main() {
         "  board / host    {:>7.1}x",
         b.as_secs_f64() / h.as_secs_f64().max(1e-9)
     );
+
+    for (what, h) in [
+        ("emulated board", &board_history),
+        ("host agent", &host_history),
+    ] {
+        println!("  where it goes on the {what} (median gap from the point before):");
+        for (name, d) in phases(&qos2, h) {
+            println!("    {name:<50} {:>6.2} ms", ms(d));
+        }
+    }
 
     match sizes(&root) {
         Some(s) => println!("{s}"),

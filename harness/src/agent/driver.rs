@@ -14,6 +14,9 @@ use crate::client::actor::{record_event, ActorHandle};
 use crate::client::{ClientEvent, Command, Reply};
 use crate::history::{EventKind, Recorder};
 
+/// Why a command failed when the agent printed `@ready` before answering it.
+pub const RESTARTED: &str = "the device restarted before answering";
+
 /// How long an agent may take to answer a command before the command fails.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -157,7 +160,7 @@ impl Driver {
                 if matches!(ev, ClientEvent::Ready { .. }) {
                     // A restart answers nothing that was in flight, except
                     // the reboot itself, which the agent acknowledges first.
-                    self.fail_pending("the device restarted before answering");
+                    self.fail_pending(RESTARTED);
                 }
                 record_event(&self.recorder, &self.name, &ev);
                 let _ = self.events.send(ev);

@@ -112,7 +112,7 @@ pub fn render_command(cmd: &Command, dial: &Dial) -> Option<String> {
             kv(&mut s, "payload", payload);
             props(&mut s, "props", PacketType::Publish, false, properties)?;
         }
-        Command::Disconnect | Command::Drop | Command::Reboot => {}
+        Command::Disconnect | Command::Drop | Command::Reboot | Command::Status => {}
         Command::SetAcks(_) | Command::Release(_) | Command::SetPings(_) => return None,
     }
     Some(s)

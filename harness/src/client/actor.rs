@@ -305,6 +305,7 @@ impl Shell {
                 self.schedule_retry();
                 Reply::default()
             }
+            Command::Status => Reply::default(),
             Command::Reboot => {
                 // The virtual device "persists" its session like the agent
                 // does on flash, and comes back idle, waiting for connect.

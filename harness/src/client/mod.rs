@@ -66,6 +66,8 @@ pub enum Command {
     Release(u16),
     /// Turn keepalive pings on or off (off: a silent client).
     SetPings(bool),
+    /// Ask for the client's state; changes nothing (the agent's `status`).
+    Status,
 }
 
 impl Command {
@@ -81,6 +83,7 @@ impl Command {
             Command::SetAcks(_) => "set_acks",
             Command::Release(_) => "release",
             Command::SetPings(_) => "set_pings",
+            Command::Status => "status",
         }
     }
 }

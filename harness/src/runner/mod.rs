@@ -170,6 +170,32 @@ const SETUP_CONNECT: Duration = Duration::from_secs(10);
 /// report what they were waiting for before it cuts the step itself.
 const STEP_GRACE: Duration = Duration::from_millis(250);
 
+/// How long a step waits, at most, for an answer or a resend it made owed
+/// once the wire has gone quiet (see `World::quiesce`). Under load (tests
+/// at four per CPU on two cores, each with a QEMU board) answers on the
+/// emulated board's pty path have come more than a second late; five is
+/// well past that, and short enough that a peer that never answers (a
+/// seeded bug, a hostile broker, a broker that does not resend) costs a
+/// failing or deviating run a few seconds, not its step's whole timeout.
+const OWED_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Whether an event is traffic for [`World::quiesce`]: packets other than
+/// pings (whose number follows the clock), deliveries, connections opening
+/// and closing, and a board's data frames.
+fn moves(ev: &crate::history::Event) -> bool {
+    match &ev.kind {
+        EventKind::Packet { packet, .. } => !matches!(
+            packet.packet_type(),
+            crate::mqtt::PacketType::PingReq | crate::mqtt::PacketType::PingResp
+        ),
+        EventKind::Delivered { .. }
+        | EventKind::ConnOpened { .. }
+        | EventKind::ConnClosed { .. } => true,
+        EventKind::Frame { data, .. } => crate::net::wire::carries_mqtt_data(data),
+        _ => false,
+    }
+}
+
 /// What a scenario asks of its target that the target can never do, as
 /// an error at the file and line of the step (checked before anything
 /// starts, by `mqtt-hil run` for every file and by [`run`]): a `wifi` step
@@ -888,38 +914,55 @@ impl World {
         error
     }
 
-    /// Lets a step's consequences (acks, deliveries to other actors) arrive
-    /// before the next step starts: waits until no packet has crossed the
-    /// proxy for a short quiet period and no answer to a packet of this
-    /// step is owed (owed.rs), at most a second. Without it, which step an
-    /// ack lands in would follow the scheduler, and so would the snapshots.
-    /// On the board's own network a packet still on its way in small
-    /// segments (`ip mss`) is traffic too: its data frames count.
+    /// Lets a step's consequences (acks, resends, deliveries to other
+    /// actors) arrive before the next step starts: waits until no packet has
+    /// crossed the proxy for a short quiet period and nothing this step made
+    /// owed (an answer, or a resumed session's resends: owed.rs) is still
+    /// missing. Without it, which step an ack lands in would follow the
+    /// scheduler, and so would the snapshots. Busy but owing nothing, the
+    /// wire counts as settled after a second (a black box that publishes
+    /// all the time never falls silent); an owed answer is waited for
+    /// longer, [`OWED_PATIENCE`], never past the step's deadline: on a
+    /// loaded machine a board's answer has come more than a second late,
+    /// and one that never comes is the checkers' to judge. Event-driven:
+    /// it wakes on each recorded event and at the next time it could be
+    /// settled. On the board's own network a packet still on its way in
+    /// small segments (`ip mss`) is traffic too: its data frames count.
     async fn quiesce(&self) {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut seen = self.recorder.len();
-        let mut quiet_since = Instant::now();
-        while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            let now = self.recorder.len();
-            let moved = self.recorder.since(seen).iter().any(|e| match &e.kind {
-                EventKind::Packet { packet, .. } => !matches!(
-                    packet.packet_type(),
-                    crate::mqtt::PacketType::PingReq | crate::mqtt::PacketType::PingResp
-                ),
-                EventKind::Delivered { .. }
-                | EventKind::ConnOpened { .. }
-                | EventKind::ConnClosed { .. } => true,
-                EventKind::Frame { data, .. } => crate::net::wire::carries_mqtt_data(data),
-                _ => false,
-            });
-            seen = now;
-            if moved {
-                quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= self.quiet
-                && !owed::answer_owed(&self.recorder.since(self.anchor))
-            {
+        let mut live = self.recorder.subscribe();
+        let start = Instant::now();
+        let busy_until = start + Duration::from_secs(1);
+        let owed_until = (start + OWED_PATIENCE).min(self.deadline.max(busy_until));
+        let mut quiet_since = start;
+        loop {
+            let now = Instant::now();
+            let quiet = now >= quiet_since + self.quiet;
+            if (quiet || now >= busy_until) && now < owed_until {
+                let history = self.recorder.since(0);
+                if !owed::answer_owed(&history, self.anchor) {
+                    return;
+                }
+            }
+            if now >= owed_until {
                 return;
+            }
+            // Owing, or not quiet yet: the next event, or the next moment
+            // the answer could change.
+            let wake = if quiet {
+                owed_until
+            } else {
+                (quiet_since + self.quiet).min(owed_until)
+            };
+            tokio::select! {
+                ev = live.recv() => match ev {
+                    Ok(ev) if moves(&ev) => quiet_since = Instant::now(),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        quiet_since = Instant::now()
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
     }

@@ -199,7 +199,9 @@ impl Device {
                     .or(fw.boot_timeout)
                     .unwrap_or(BOOT_TIMEOUT);
                 let h = serial::start(board, recorder.clone()).await?;
-                Device::attach(h, &what, dial, recorder, timeout).await
+                let device = Device::attach(h, &what, dial, recorder, timeout).await?;
+                device.current_boot(timeout).await;
+                Ok(device)
             }
         }
     }
@@ -253,6 +255,31 @@ impl Device {
                     format!("the device did not boot: {why}"),
                     "see the output above; `-v` shows the UART",
                 ))
+            }
+        }
+    }
+
+    /// Makes sure the last `@ready` seen is the current boot's. A board on
+    /// a port may still have been printing an earlier boot when the harness
+    /// reset it (an emulator or a board powered a moment before): that
+    /// boot's `@ready` can reach the harness after the reset, and then the
+    /// reset's own `@ready`
+    /// arrives while the first step's command waits for its answer, which it
+    /// cuts short ("restarted before answering"). A command sent after the
+    /// reset can only be answered by the boot the reset started, and that
+    /// boot prints `@ready` before it reads commands: so once a `status`
+    /// is answered without a `@ready` before the answer, the boot that
+    /// answered is the one whose `@ready` came last. A `@ready` that cuts
+    /// the question short is the reset's; ask again. Bounded by the boot
+    /// timeout; on any other error the first step will say what is wrong.
+    async fn current_boot(&self, boot_timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + boot_timeout;
+        loop {
+            let asked =
+                tokio::time::timeout_at(deadline, self.actor.command(Command::Status)).await;
+            match asked {
+                Ok(Err(e)) if e == crate::agent::driver::RESTARTED => continue,
+                _ => return,
             }
         }
     }
@@ -361,4 +388,55 @@ fn require_file(path: &Path, what: &str, build: &str) -> Result<()> {
         format!("{what} is missing: {}", path.display()),
         format!("build it with `{build}`"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READY: &str = "@ready fw=mqtt-hil-agent/0.1 bug=none heap=1 restored=0";
+
+    /// A board on a port whose earlier boot's `@ready` reached the harness
+    /// after the harness reset it (seen on the emulated bench under load:
+    /// the first step failed with "the device restarted before answering").
+    /// Lines only, no port: the fake board prints the stale `@ready`, and the
+    /// reset's own `@ready` right after the first command reaches it.
+    #[tokio::test]
+    async fn an_earlier_boots_ready_does_not_pass_for_the_current_boot() {
+        let (line_tx, from_device) = mpsc::channel(16);
+        let (to_device, mut line_rx) = mpsc::channel::<String>(16);
+        let (control, _control_rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            line_tx.send(READY.into()).await.unwrap();
+            let first = line_rx.recv().await.unwrap();
+            assert!(first.starts_with("status"), "{first}");
+            line_tx.send(READY.into()).await.unwrap();
+            // The current boot answers everything it is asked.
+            while let Some(cmd) = line_rx.recv().await {
+                let verb = cmd.split(' ').next().unwrap_or_default().to_string();
+                if line_tx.send(format!("@ok {verb}")).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let h = supervisor::Handles {
+            from_device,
+            to_device,
+            control,
+            task: tokio::spawn(async {}),
+        };
+        let dial = Dial {
+            host: "10.0.2.100".into(),
+            port: 1883,
+        };
+        let recorder = Recorder::new();
+        let timeout = Duration::from_secs(10);
+        let device = Device::attach(h, "a fake board", dial, &recorder, timeout)
+            .await
+            .unwrap();
+        device.current_boot(timeout).await;
+        // The first step's command is answered, not cut short.
+        let answer = device.actor.command(Command::Status).await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
 }

@@ -136,10 +136,13 @@ pub async fn start(board: Board, recorder: Recorder) -> Result<Handles> {
             "check the bench file's reset settings",
         )
     })?;
-    // Whatever came in before the reset finished (a boot that was still
-    // printing when we opened the port) belongs to an earlier boot.
-    let mut bytes = bytes;
-    while bytes.try_recv().is_ok() {}
+    // Nothing read so far is dropped here: what has arrived when the reset
+    // command returns may be an earlier boot's tail (a boot still printing
+    // when we opened the port) or already the new boot's `@ready` (under
+    // load the command's process can take longer than the boot), so
+    // draining it lost the new `@ready`, whole or in part, as often as it
+    // removed a stale one. Which `@ready` is the current boot's is settled
+    // by a round trip instead (`Device::current_boot`).
     link.recorder.record(EventKind::Board {
         what: "booted".into(),
     });
