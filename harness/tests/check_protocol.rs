@@ -360,6 +360,102 @@ fn dup_on_resends_and_on_unknown_state_passes() {
     assert!(v.ok(), "{v:?}");
 }
 
+/// What the DUP=0 rule keeps per sender is the last message of each packet
+/// id, not every message: a DUP=1 PUBLISH of the last message an id
+/// carried is a resend even after its ack went by (the ack crossed the
+/// resend on the wire, or was lost with the connection before the sender
+/// read it), for the client and the broker alike.
+#[test]
+fn dup_on_the_last_message_of_an_id_after_its_ack_passes() {
+    // The PUBACK crossed the resend on the same connection.
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.ack(dev, false, "puback", 1);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", true, false));
+    t.ack(dev, false, "puback", 1);
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{v:?}");
+
+    // The PUBACK went out, the connection was severed before the device
+    // read it, and it resends on its resumed session; another id used
+    // meanwhile does not make the id's last message older.
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.up(dev, publish(Some(2), 1, "a/b", "m2", false, false));
+    t.ack(dev, false, "puback", 1);
+    t.ack(dev, false, "puback", 2);
+    t.close(dev, CloseReason::Severed);
+    let dev2 = t.connect_full("device", connect_pkt("dut-1", false, 60, None), true);
+    t.up(dev2, publish(Some(1), 1, "a/b", "m1", true, false));
+    t.ack(dev2, false, "puback", 1);
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{v:?}");
+
+    // The same content sent again as a new message with the same id (DUP
+    // 0), then resent: its last message again.
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(c, 1, "a/#", 1);
+    t.down(c, publish(Some(4), 1, "a/b", "x", false, false));
+    t.ack(c, true, "puback", 4);
+    t.down(c, publish(Some(4), 1, "a/b", "y", false, false));
+    t.ack(c, true, "puback", 4);
+    t.down(c, publish(Some(4), 1, "a/b", "x", false, false));
+    t.ack(c, true, "puback", 4);
+    t.down(c, publish(Some(4), 1, "a/b", "x", true, false));
+    t.ack(c, true, "puback", 4);
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{v:?}");
+}
+
+/// Once a sender took a packet id again for another message, the older
+/// message of that id is acknowledged as far as it knows (an id is free
+/// again only then [MQTT-2.3.1-2]): a DUP=1 PUBLISH of it is no resend but
+/// a new message with DUP=1. (Before the rule kept only each id's last
+/// message, any message ever sent excused a DUP=1, and these passed.)
+#[test]
+fn dup_on_an_older_message_of_a_reused_id_fails() {
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", false, false));
+    t.ack(dev, false, "puback", 1);
+    t.up(dev, publish(Some(1), 1, "a/b", "m2", false, false));
+    t.ack(dev, false, "puback", 1);
+    t.up(dev, publish(Some(1), 1, "a/b", "m1", true, false));
+    t.ack(dev, false, "puback", 1);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.2-1"], "{v:?}");
+    assert!(
+        v.violations[0]
+            .message
+            .contains("nor the last message it sent with that id"),
+        "{v:?}"
+    );
+
+    // The broker's, across a resumed session of its subscriber.
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(c, 1, "a/#", 2);
+    t.down(c, publish(Some(4), 2, "a/b", "x", false, false));
+    t.ack(c, true, "pubrec", 4);
+    t.ack(c, false, "pubrel", 4);
+    t.ack(c, true, "pubcomp", 4);
+    t.down(c, publish(Some(4), 2, "a/b", "y", false, false));
+    t.ack(c, true, "pubrec", 4);
+    t.ack(c, false, "pubrel", 4);
+    t.ack(c, true, "pubcomp", 4);
+    t.close(c, CloseReason::Severed);
+    let c2 = t.connect_full("cloud", connect_pkt("cloud", false, 60, None), true);
+    t.down(c2, publish(Some(4), 2, "a/b", "x", true, false));
+    t.ack(c2, true, "pubrec", 4);
+    t.ack(c2, false, "pubrel", 4);
+    t.ack(c2, true, "pubcomp", 4);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-3.3.1-3"], "{v:?}");
+}
+
 /// A resend on a resumed session keeps its packet id — the client's rule,
 /// and the server's.
 #[test]

@@ -30,11 +30,17 @@
 //! acks for ids never received are flagged.
 //!
 //! On 3.1.1 connections, also:
-//! - a PUBLISH sent for the first time (its id, topic and payload never
-//!   sent before by a sender whose whole state the run has seen) has DUP=0:
-//!   the broker's DUP says only whether its own send repeats
-//!   [MQTT-3.3.1-3], a client's new QoS 1 / QoS 2 message goes out with
-//!   DUP=0 [MQTT-4.3.2-1] [MQTT-4.3.3-1];
+//! - a PUBLISH sent for the first time has DUP=0: the broker's DUP says
+//!   only whether its own send repeats [MQTT-3.3.1-3], a client's new
+//!   QoS 1 / QoS 2 message goes out with DUP=0 [MQTT-4.3.2-1]
+//!   [MQTT-4.3.3-1]. Judged for a sender whose whole state the run has
+//!   seen: a DUP=1 PUBLISH is a resend only of the message in flight with
+//!   its id, of one in flight under another id (the packet id rules judge
+//!   that), or of the last message its id carried — the sender may not have
+//!   read that one's ack yet (it crossed the resend on the wire, or was
+//!   lost with the connection). An older message of the id cannot be
+//!   resent: the sender took the id again for a newer one, which it may do
+//!   only once the older one's ack reached it [MQTT-2.3.1-2];
 //! - a PUBLISH resent on a resumed session keeps its packet id
 //!   [MQTT-2.3.1-3] (the broker's: [MQTT-2.3.1-4], which also numbers the
 //!   broker's own packet id rule); a client resends them in the order it
@@ -53,9 +59,9 @@
 //! rules. The state: per client id and direction the flows in flight and
 //! the ids received (at most 65,536 each); per connection the answers owed
 //! and not yet sent; per resumed session the resends not yet seen; and,
-//! for the DUP=0-on-a-first-send rule, a 64-bit digest of each QoS > 0
-//! message a sender sent since its session began — the one part that
-//! grows with the traffic (8 bytes a message). Deadlines are judged at
+//! for the DUP=0-on-a-first-send rule, per sender and packet id a 32-bit
+//! digest of the last message sent with it (at most 65,535 ids, 256 KiB a
+//! sender, however long the session). Deadlines are judged at
 //! each verdict against the end of the log so far. What is known at an
 //! event is what decides: a packet before its connection's CONNECT has
 //! no client yet, and a CONNACK's resumed session is read against the
@@ -112,18 +118,34 @@ struct Side {
     /// Sender view: the whole of its state is in the history (it started
     /// clean in this run), so a PUBLISH it never sent before is new.
     known: bool,
-    /// Sender view: every QoS > 0 PUBLISH sent since the state was reset,
-    /// as (packet id, topic, payload).
-    ever: HashSet<u64>,
+    /// Sender view: per packet id, a [`digest`] of the last QoS > 0
+    /// PUBLISH sent with it since the state was reset (0: none), indexed
+    /// by id and grown to the highest id used so far. A message older than
+    /// the last of its id is no longer the sender's to resend, so nothing
+    /// more is kept: this is bounded by the ids, not by the messages.
+    last: Vec<u32>,
 }
 
 impl Side {
     fn reset_sender(&mut self) {
         self.inflight.clear();
         self.requests.clear();
-        self.ever.clear();
+        self.last = Vec::new();
         self.known = true;
         self.recs_owed.clear();
+    }
+    /// The digest of the last message sent with `pid`, if any since the
+    /// state was reset.
+    fn last_sent(&self, pid: u16) -> Option<u32> {
+        self.last.get(pid as usize).copied().filter(|&d| d != 0)
+    }
+    fn note_sent(&mut self, pid: u16, d: u32) {
+        let i = pid as usize;
+        if i >= self.last.len() {
+            // Powers of two, so the table is never larger than the ids.
+            self.last.resize((i + 1).next_power_of_two(), 0);
+        }
+        self.last[i] = d;
     }
     fn reset_receiver(&mut self) {
         self.got_q1.clear();
@@ -308,17 +330,16 @@ pub(crate) struct Live {
     order: Vec<Found>,
 }
 
-/// A cheap stand-in for (packet id, topic, payload) in the set of
-/// everything a sender sent, which otherwise keeps every message of a
-/// session: a 64-bit digest (a collision could only hide a DUP=1 on a
-/// first send, never report one).
-fn digest(pid: u16, topic: &str, payload: &[u8]) -> u64 {
+/// A cheap stand-in for a message's (topic, payload) in the last message
+/// of each packet id: 32 bits, never 0 (0 marks an id not used). A
+/// collision could only hide a DUP=1 on a first send (one in 2^31 for a
+/// reused id), never report one.
+fn digest(topic: &str, payload: &[u8]) -> u32 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
-    pid.hash(&mut h);
     topic.hash(&mut h);
     payload.hash(&mut h);
-    h.finish()
+    h.finish() as u32 | 1
 }
 
 impl Live {
@@ -834,9 +855,11 @@ impl Live {
                                             side.inflight.insert(pid, new_flow(p, ev.seq, conn));
                                         }
                                         None => {
-                                            // Sent before, or in flight under another id (the
-                                            // packet id rules judge that resend).
-                                            let again = side.ever.contains(&digest(pid, &p.topic, &p.payload))
+                                            // The last message of its id (whose ack may not
+                                            // have reached the sender yet), or in flight under
+                                            // another id (the packet id rules judge that resend).
+                                            let last = side.last_sent(pid);
+                                            let again = last == Some(digest(&p.topic, &p.payload))
                                                 || side.inflight.values().any(|f| {
                                                     f.topic == p.topic && f.payload == p.payload && f.qos == p.qos
                                                 });
@@ -849,9 +872,14 @@ impl Live {
                                                 out.push(found(
                                                     rule,
                                                     format!(
-                                                        "{who_sends} sent PUBLISH pid {pid} ({} on `{}`) with DUP=1 though it never sent it before: a first send has DUP=0",
+                                                        "{who_sends} sent PUBLISH pid {pid} ({} on `{}`) with DUP=1 though {}: a first send has DUP=0",
                                                         show(&p.payload),
-                                                        p.topic
+                                                        p.topic,
+                                                        if last.is_some() {
+                                                            "it is neither in flight nor the last message it sent with that id (it may take an id again only once the ack of the older message reached it)"
+                                                        } else {
+                                                            "it never sent it before"
+                                                        }
                                                     ),
                                                     &[here],
                                                 ));
@@ -883,7 +911,7 @@ impl Live {
                     }
                 }
                 if let (true, Some(pid), true) = (fate_sent, p.pid, p.qos != QoS::AtMostOnce) {
-                    side.ever.insert(digest(pid, &p.topic, &p.payload));
+                    side.note_sent(pid, digest(&p.topic, &p.payload));
                 }
                 if fate_seen {
                     if let Some(pid) = p.pid {
@@ -1223,5 +1251,74 @@ impl Incremental for Live {
             violations: out.into_iter().map(|f| f.v).collect(),
             notes,
         }
+    }
+}
+
+#[cfg(test)]
+impl Live {
+    /// What the DUP=0-on-a-first-send rule keeps: packet id slots over
+    /// every sender.
+    fn dup_slots(&self) -> usize {
+        self.sides.values().map(|s| s.last.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::v5_testkit::*;
+    use super::*;
+    use crate::mqtt::PacketType;
+
+    fn checker() -> ProtocolChecker {
+        ProtocolChecker {
+            clients: vec!["device".into()],
+            resend_within: Duration::from_secs(2),
+            ack_within: Duration::from_secs(1),
+        }
+    }
+
+    /// Feeds `live` a 3.1.1 device's `n` distinct QoS 1 messages, each
+    /// acknowledged, taking packet ids 1, 2, … and wrapping after `ids`,
+    /// event by event (the test keeps no log).
+    fn acknowledged(live: &mut Live, n: usize, ids: usize) {
+        let mut k = Kit::new();
+        k.session(1, "device", connect311("dut-1"), connack(false, 0, ""));
+        let mut seq = 0;
+        let mut feed = |live: &mut Live, k: &Kit| {
+            for mut ev in k.history().events {
+                (ev.seq, ev.at) = (seq, Duration::from_millis(seq));
+                seq += 1;
+                live.feed(&ev);
+            }
+        };
+        feed(live, &k);
+        for i in 0..n {
+            let pid = (i % ids + 1) as u16;
+            let mut k = Kit::new();
+            k.up(
+                1,
+                "device",
+                publish(Some(pid), 1, "dut/1/data", &format!("reading-{i}"), ""),
+            )
+            .down(1, "device", ack(PacketType::PubAck, pid, 0));
+            feed(live, &k);
+        }
+    }
+
+    /// What the DUP rule keeps is bounded by the packet ids a sender
+    /// uses, not by its messages: 10,000 messages over 16 ids leave 32
+    /// slots (the table grows in powers of two), and 70,000 over every id
+    /// stay within the 65,536 there are.
+    #[test]
+    fn the_dup_rule_keeps_one_slot_per_packet_id_not_per_message() {
+        let mut live = checker().live();
+        acknowledged(&mut live, 10_000, 16);
+        assert!(live.verdict().ok(), "{:?}", live.verdict());
+        assert_eq!(live.dup_slots(), 32);
+
+        let mut live = checker().live();
+        acknowledged(&mut live, 70_000, 65_535);
+        assert!(live.verdict().ok(), "{:?}", live.verdict());
+        assert_eq!(live.dup_slots(), 65_536);
     }
 }
