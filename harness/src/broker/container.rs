@@ -1,5 +1,5 @@
 //! A broker in a container (`--broker container:IMAGE[:TAG]`), started with
-//! testcontainers on the machine's Docker engine. The container gets its own
+//! the Docker engine's own client (`docker`, see [`super::docker`]). The container gets its own
 //! Docker network (so a scenario can cut it off), its MQTT port published on
 //! 127.0.0.1 only, and counts as ready when it answers a real CONNECT with a
 //! CONNACK. Everything made is removed on every way out: `shutdown` after a
@@ -11,24 +11,11 @@
 //! image must exist locally (`make images` builds ours from Debian packages);
 //! on a machine with a registry, pull the upstream ones first.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use testcontainers::bollard::models::{
-    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    PortBinding,
-};
-use testcontainers::bollard::query_parameters::{
-    KillContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
-    RemoveContainerOptions,
-};
-use testcontainers::bollard::Docker;
-use testcontainers::core::{IntoContainerPort, WaitFor};
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
-
+use super::docker::{self, Docker};
 use super::{probe, Promises};
 use crate::error::{Error, Result};
 
@@ -441,21 +428,28 @@ fn forget(c: &Created) {
     CREATED.lock().expect("registry").retain(|x| x != c);
 }
 
-/// Connects to the Docker engine, or explains how to get one. With
-/// `MQTT_HIL_REQUIRE_DOCKER=1` callers treat this error as fatal; tests
-/// without it report themselves skipped.
+/// Finds the Docker engine's client and checks the engine answers, or
+/// explains how to get one. With `MQTT_HIL_REQUIRE_DOCKER=1` callers treat
+/// this error as fatal; tests without it report themselves skipped.
 pub async fn docker() -> Result<Docker> {
+    reach(Docker::new()).await
+}
+
+async fn reach(d: Docker) -> Result<Docker> {
     let hint = "start the Docker engine (Debian package docker.io; `service docker start`), or use --broker mosquitto / --broker embedded";
-    let d = Docker::connect_with_defaults()
-        .map_err(|e| Error::env(format!("cannot reach the Docker engine: {e}"), hint))?;
-    match tokio::time::timeout(Duration::from_secs(5), d.ping()).await {
-        Ok(Ok(_)) => Ok(d),
-        Ok(Err(e)) => Err(Error::env(
-            format!("the Docker engine does not answer: {e}"),
+    let deadline = Duration::from_secs(5);
+    match d.ping(deadline).await {
+        Ok(()) => Ok(d),
+        Err(e) if e.is_missing_client() => Err(Error::env(
+            format!("cannot reach the Docker engine: its client `docker` is not installed ({e})"),
+            "install the Docker engine and its client (Debian package docker.io, or docker-ce-cli from Docker's repository), or use --broker mosquitto / --broker embedded",
+        )),
+        Err(docker::CallError::Timeout { .. }) => Err(Error::env(
+            format!("the Docker engine did not answer within {}s", deadline.as_secs()),
             hint,
         )),
-        Err(_) => Err(Error::env(
-            "the Docker engine did not answer within 5s",
+        Err(e) => Err(Error::env(
+            format!("the Docker engine does not answer: {e}"),
             hint,
         )),
     }
@@ -498,7 +492,12 @@ pub struct Container {
     name: String,
     network: String,
     port: u16,
-    container: Option<ContainerAsync<GenericImage>>,
+    /// The container exists (created and started once); dropped without
+    /// [`Container::shutdown`] (a cancelled run), its names stay in the
+    /// registry for [`sweep`].
+    created: bool,
+    /// Frozen by a `pause` action: thawed before removal.
+    paused: bool,
     /// Time from the start request to the first CONNACK, for benches.
     pub ready_after: Duration,
 }
@@ -514,20 +513,27 @@ impl Container {
         let known = image.known().unwrap_or(&UNKNOWN);
         let name = unique_name("mqtt-hil");
         let network = format!("{name}-net");
-        docker
-            .create_network(NetworkCreateRequest {
-                name: network.clone(),
-                labels: Some(HashMap::from([("mqtt-hil".to_string(), "1".to_string())])),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                Error::env(
-                    format!("creating Docker network {network}: {e}"),
-                    "check `docker network ls`; remove leftovers with `docker network prune`",
-                )
-            })?;
+        // Remembered first: a signal during the call must still find it.
         remember(Created::Network(network.clone()));
+        if let Err(e) = docker
+            .call(
+                docker::network_create_args(&network, &labels()),
+                docker::CHANGE,
+            )
+            .await
+        {
+            let _ = docker
+                .call(
+                    docker::network_rm_args(std::slice::from_ref(&network)),
+                    docker::QUICK,
+                )
+                .await;
+            forget(&Created::Network(network.clone()));
+            return Err(Error::env(
+                format!("creating Docker network {network}: {e}"),
+                "check `docker network ls`; remove leftovers with `docker network prune`",
+            ));
+        }
         let mut c = Container {
             docker,
             image: image.clone(),
@@ -535,7 +541,8 @@ impl Container {
             name,
             network,
             port: 0,
-            container: None,
+            created: false,
+            paused: false,
             ready_after: Duration::ZERO,
         };
         match c.create().await {
@@ -547,6 +554,54 @@ impl Container {
         }
     }
 
+    /// The `docker create` for one attempt on `host_port`.
+    fn spec(&self, host_port: u16) -> docker::CreateSpec {
+        let strs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        docker::CreateSpec {
+            name: self.name.clone(),
+            image: self.image.to_string(),
+            network: self.network.clone(),
+            labels: labels(),
+            hostname: None,
+            env: strs(self.known.env),
+            port: self.known.port,
+            host_port,
+            cmd: self.known.cmd.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Creates the container, writes its files, starts it.
+    async fn create_and_start(&self, host_port: u16) -> std::result::Result<(), String> {
+        let d = &self.docker;
+        d.call(docker::create_args(&self.spec(host_port)), docker::CHANGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !self.known.files.is_empty() {
+            let dir = tempfile::tempdir().map_err(|e| format!("a scratch folder: {e}"))?;
+            for (i, (path, content)) in self.known.files.iter().enumerate() {
+                let from = dir.path().join(i.to_string());
+                std::fs::write(&from, content).map_err(|e| format!("writing {path}: {e}"))?;
+                // Readable by whatever user the image runs as.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&from, std::fs::Permissions::from_mode(0o644))
+                    .map_err(|e| format!("writing {path}: {e}"))?;
+                d.call(
+                    docker::cp_args(&from.to_string_lossy(), &self.name, path),
+                    docker::CHANGE,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        d.call(docker::verb_args("start", &self.name), docker::CHANGE)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Creates and starts the container on a fixed free loopback port (so a
     /// restart keeps the address the proxy forwards to), then waits for
     /// MQTT.
@@ -554,52 +609,21 @@ impl Container {
         let mut last = String::new();
         for _ in 0..3 {
             let port = super::free_port()?;
-            let mut img = GenericImage::new(self.image.repo.clone(), self.image.tag.clone())
-                .with_exposed_port(self.known.port.tcp())
-                .with_wait_for(WaitFor::Nothing)
-                .with_network(self.network.clone())
-                .with_container_name(self.name.clone())
-                .with_label("mqtt-hil", "1")
-                .with_startup_timeout(Duration::from_secs(60));
-            for (k, v) in self.known.env {
-                img = img.with_env_var(*k, *v);
-            }
-            if !self.known.cmd.is_empty() {
-                img = img.with_cmd(self.known.cmd.iter().copied());
-            }
-            for (path, content) in self.known.files {
-                img = img.with_copy_to(*path, content.as_bytes().to_vec());
-            }
-            let inner = format!("{}/tcp", self.known.port);
-            let img = img.with_host_config_modifier(move |hc| {
-                // Published on loopback only: nothing outside this machine
-                // may reach the broker.
-                hc.publish_all_ports = Some(false);
-                hc.port_bindings = Some(HashMap::from([(
-                    inner.clone(),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(port.to_string()),
-                    }]),
-                )]));
-            });
             remember(Created::Container(self.name.clone()));
             let started = tokio::time::Instant::now();
-            match img.start().await {
-                Ok(c) => {
-                    self.container = Some(c);
+            match self.create_and_start(port).await {
+                Ok(()) => {
+                    self.created = true;
                     self.port = port;
                     self.ready_after = self.wait_ready(started).await?;
                     return Ok(());
                 }
                 Err(e) => {
-                    last = e.to_string();
+                    last = e;
                     // A port taken between our check and Docker's bind is
                     // worth another try; anything else is not.
                     self.force_remove_container().await;
-                    if !last.contains("address already in use")
-                        && !last.contains("port is already allocated")
-                    {
+                    if !docker::is_port_clash(&last) {
                         break;
                     }
                 }
@@ -612,18 +636,25 @@ impl Container {
     }
 
     async fn wait_ready(&self, started: tokio::time::Instant) -> Result<Duration> {
+        let deadline = self.known.startup;
+        let watch = std::sync::Arc::new(Mutex::new(Exit::watch(&self.docker, &self.name)));
         let docker = self.docker.clone();
         let name = self.name.clone();
-        let deadline = self.known.startup;
         let r = probe::wait_ready(self.addr(), deadline, || {
             let docker = docker.clone();
             let name = name.clone();
+            let watch = watch.clone();
             async move {
-                match docker.inspect_container(&name, None).await {
-                    Ok(i) => match i.state.and_then(|s| s.running) {
-                        Some(false) => Err("the container exited".to_string()),
-                        _ => Ok(()),
-                    },
+                if watch.lock().expect("watch").pending() {
+                    return Ok(());
+                }
+                // `docker wait` returned: ask what happened.
+                match docker.running(&name).await {
+                    Ok(Some(false)) => Err("the container exited".to_string()),
+                    Ok(_) => {
+                        *watch.lock().expect("watch") = Exit::watch(&docker, &name);
+                        Ok(())
+                    }
                     Err(e) => Err(format!("the container is gone ({e})")),
                 }
             }
@@ -643,23 +674,17 @@ impl Container {
         }
     }
 
-    /// The container's last output lines, for error reports.
+    /// The container's last output lines (stdout and stderr as it wrote
+    /// them), for error reports.
     pub async fn log_tail(&self, lines: usize) -> String {
-        use futures_util::StreamExt;
-        let mut s = self.docker.logs(
-            &self.name,
-            Some(LogsOptions {
-                stdout: true,
-                stderr: true,
-                tail: lines.to_string(),
-                ..Default::default()
-            }),
-        );
-        let mut out = String::new();
-        while let Some(Ok(chunk)) = s.next().await {
-            out.push_str(&chunk.to_string());
+        match self
+            .docker
+            .run_merged(&docker::logs_args(&self.name, lines), docker::QUICK)
+            .await
+        {
+            Ok(text) => text,
+            Err(e) => format!("(no output: {e})"),
         }
-        out.trim_end().to_string()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -692,10 +717,15 @@ impl Container {
         self.known.promises
     }
 
-    fn inner(&self) -> Result<&ContainerAsync<GenericImage>> {
-        self.container
-            .as_ref()
-            .ok_or_else(|| Error::Usage(format!("container {} is already removed", self.name)))
+    fn exists(&self) -> Result<()> {
+        if self.created {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "container {} is already removed",
+                self.name
+            )))
+        }
     }
 
     fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
@@ -703,6 +733,15 @@ impl Container {
             format!("{what} container {}: {e}", self.name),
             "see `docker ps -a --filter name=mqtt-hil-`",
         )
+    }
+
+    /// One client call on this container, its failure phrased as `what`.
+    async fn engine(&self, what: &str, args: Vec<String>, deadline: Duration) -> Result<()> {
+        self.exists()?;
+        self.docker
+            .call(args, deadline)
+            .await
+            .map_err(|e| self.failed(what, e))
     }
 
     /// A lifecycle or network action from a scenario.
@@ -722,40 +761,27 @@ impl Container {
             }
             // Frozen: sockets stay open, nothing is answered (SIGSTOP-like,
             // via the cgroup freezer).
-            "pause" => self
-                .inner()?
-                .pause()
-                .await
-                .map_err(|e| self.failed("pausing", e)),
-            "unpause" => self
-                .inner()?
-                .unpause()
-                .await
-                .map_err(|e| self.failed("unpausing", e)),
+            "pause" => {
+                let args = docker::verb_args("pause", &self.name);
+                self.engine("pausing", args, docker::CHANGE).await?;
+                self.paused = true;
+                Ok(())
+            }
+            "unpause" => {
+                let args = docker::verb_args("unpause", &self.name);
+                self.engine("unpausing", args, docker::CHANGE).await?;
+                self.paused = false;
+                Ok(())
+            }
             // Cut from its network: its interface is gone, connections stall
             // and new ones are refused, as when a broker host loses its link.
-            "disconnect" => self
-                .docker
-                .disconnect_network(
-                    &self.network,
-                    NetworkDisconnectRequest {
-                        container: self.name.clone(),
-                        force: Some(true),
-                    },
-                )
-                .await
-                .map_err(|e| self.failed("disconnecting", e)),
+            "disconnect" => {
+                let args = docker::network_disconnect_args(&self.network, &self.name);
+                self.engine("disconnecting", args, docker::CHANGE).await
+            }
             "reconnect" => {
-                self.docker
-                    .connect_network(
-                        &self.network,
-                        NetworkConnectRequest {
-                            container: self.name.clone(),
-                            endpoint_config: Some(EndpointSettings::default()),
-                        },
-                    )
-                    .await
-                    .map_err(|e| self.failed("reconnecting", e))?;
+                let args = docker::network_connect_args(&self.network, &self.name);
+                self.engine("reconnecting", args, docker::CHANGE).await?;
                 self.wait_ready(tokio::time::Instant::now())
                     .await
                     .map(|_| ())
@@ -765,30 +791,25 @@ impl Container {
     }
 
     async fn stop(&self) -> Result<()> {
-        self.inner()?
-            .stop_with_timeout(Some(10))
-            .await
-            .map_err(|e| self.failed("stopping", e))
+        let grace = docker::STOP_GRACE_SECS;
+        let args = docker::stop_args(&self.name, grace);
+        self.engine(
+            "stopping",
+            args,
+            docker::CHANGE + Duration::from_secs(grace.into()),
+        )
+        .await
     }
 
     /// SIGKILL: a crash, the broker saves nothing.
     async fn kill(&self) -> Result<()> {
-        self.docker
-            .kill_container(
-                &self.name,
-                Some(KillContainerOptions {
-                    signal: "SIGKILL".into(),
-                }),
-            )
-            .await
-            .map_err(|e| self.failed("killing", e))
+        let args = docker::kill_args(&self.name, "SIGKILL");
+        self.engine("killing", args, docker::CHANGE).await
     }
 
     async fn start_again(&mut self) -> Result<()> {
-        self.inner()?
-            .start()
-            .await
-            .map_err(|e| self.failed("starting", e))?;
+        let args = docker::verb_args("start", &self.name);
+        self.engine("starting", args, docker::CHANGE).await?;
         self.wait_ready(tokio::time::Instant::now())
             .await
             .map(|_| ())
@@ -797,13 +818,9 @@ impl Container {
     async fn force_remove_container(&self) {
         let _ = self
             .docker
-            .remove_container(
-                &self.name,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
+            .call(
+                docker::rm_args(std::slice::from_ref(&self.name)),
+                docker::CHANGE,
             )
             .await;
         forget(&Created::Container(self.name.clone()));
@@ -811,13 +828,21 @@ impl Container {
 
     /// Removes the container and its network, whatever state they are in.
     async fn remove(&mut self) {
-        if let Some(c) = self.container.take() {
+        if std::mem::take(&mut self.created) && std::mem::take(&mut self.paused) {
             // Frozen containers cannot be stopped; thaw first.
-            let _ = c.unpause().await;
-            let _ = c.rm().await;
+            let _ = self
+                .docker
+                .call(docker::verb_args("unpause", &self.name), docker::CHANGE)
+                .await;
         }
         self.force_remove_container().await;
-        let _ = self.docker.remove_network(&self.network).await;
+        let _ = self
+            .docker
+            .call(
+                docker::network_rm_args(std::slice::from_ref(&self.network)),
+                docker::CHANGE,
+            )
+            .await;
         forget(&Created::Network(self.network.clone()));
     }
 
@@ -826,12 +851,34 @@ impl Container {
     }
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
-        // Dropped without shutdown (a cancelled run): keep the names for
-        // `sweep`, and stop testcontainers' own drop from racing it.
-        if let Some(c) = self.container.take() {
-            std::mem::forget(c);
+/// The labels on everything the harness makes.
+fn labels() -> Vec<(String, String)> {
+    vec![("mqtt-hil".to_string(), "1".to_string())]
+}
+
+/// A `docker wait` on the container while readiness is awaited: it
+/// returns when the container stops, so a dead broker is noticed between
+/// two probes without asking the engine each time (a client call per
+/// 20 ms probe would cost a core while RabbitMQ boots).
+enum Exit {
+    Waiting(tokio::process::Child),
+    /// It returned, or could not run: ask the engine.
+    Ask,
+}
+
+impl Exit {
+    fn watch(docker: &Docker, name: &str) -> Exit {
+        match docker.spawn(&docker::verb_args("wait", name)) {
+            Ok(child) => Exit::Waiting(child),
+            Err(_) => Exit::Ask,
+        }
+    }
+
+    /// Whether the `docker wait` is still waiting (the container runs).
+    fn pending(&mut self) -> bool {
+        match self {
+            Exit::Waiting(child) => matches!(child.try_wait(), Ok(None)),
+            Exit::Ask => false,
         }
     }
 }
@@ -849,54 +896,39 @@ pub async fn sweep() {
     if leftovers.is_empty() {
         return;
     }
-    let Ok(docker) = Docker::connect_with_defaults() else {
-        return;
-    };
-    for c in &leftovers {
-        if let Created::Container(name) = c {
-            let _ = docker
-                .remove_container(
-                    name,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        v: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
-        }
+    let docker = Docker::new();
+    // One call for all containers, then one for all networks (a network
+    // in use cannot go): each call costs a client start.
+    let containers: Vec<String> = leftovers
+        .iter()
+        .filter_map(|c| match c {
+            Created::Container(n) => Some(n.clone()),
+            Created::Network(_) => None,
+        })
+        .collect();
+    let networks: Vec<String> = leftovers
+        .iter()
+        .filter_map(|c| match c {
+            Created::Network(n) => Some(n.clone()),
+            Created::Container(_) => None,
+        })
+        .collect();
+    if !containers.is_empty() {
+        let _ = docker
+            .call(docker::rm_args(&containers), docker::CHANGE)
+            .await;
     }
-    for c in &leftovers {
-        if let Created::Network(name) = c {
-            let _ = docker.remove_network(name).await;
-        }
+    if !networks.is_empty() {
+        let _ = docker
+            .call(docker::network_rm_args(&networks), docker::CHANGE)
+            .await;
     }
 }
 
 /// Names of the `mqtt-hil-` containers and networks on this engine (any
 /// process's): what tests check is empty after a run.
 pub async fn leftovers(docker: &Docker) -> Vec<String> {
-    let mut out = Vec::new();
-    let filters = HashMap::from([("name".to_string(), vec!["mqtt-hil-".to_string()])]);
-    if let Ok(cs) = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-    {
-        out.extend(cs.into_iter().flat_map(|c| c.names.unwrap_or_default()));
-    }
-    if let Ok(ns) = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters),
-        }))
-        .await
-    {
-        out.extend(ns.into_iter().filter_map(|n| n.name));
-    }
-    out
+    docker.list("mqtt-hil-").await
 }
 
 fn unique_name(prefix: &str) -> String {

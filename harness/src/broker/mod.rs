@@ -8,6 +8,7 @@
 //! reason instead of failing.
 
 pub mod container;
+pub mod docker;
 pub mod embedded;
 mod external;
 pub mod hooks;
@@ -34,7 +35,8 @@ pub enum BrokerSpec {
     Mosquitto,
     /// rumqttd in this process on a free loopback port.
     Embedded,
-    /// A container the harness starts (testcontainers), on its own network.
+    /// A container the harness starts (through the `docker` client), on its
+    /// own network.
     Container(ImageRef),
     /// A broker someone else runs; lifecycle actions only through the
     /// hooks of its profile (`deviations/<profile>.toml`, `--profile`).
