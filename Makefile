@@ -106,28 +106,12 @@ test-firmware: firmware
 
 FUZZ_RUNS ?= 100000
 
-# Tests run one per CPU (nextest -j is test threads; builds keep JOBS). A
-# test mostly waits on protocol timers, a board or a container (a whole run
-# used ~180 CPU-seconds of the harness's own for ~1300 test-seconds), so
-# more at once is quicker: on a shared 2-core machine at load average 17-30
-# (other sessions building and testing) the ~907 tests took 470-515 s at
-# -j4, against 784 s at -j2 on an earlier busy machine. The drift that kept
-# -j4 out is fixed: a resumed session's resends were not waited for
-# (runner/owed.rs); an action's consequences landing in a following expect
-# or wait step, a client's word for a lost connection and which end closed
-# a reset board's abandoned connection were compared (trace/crossing.rs);
-# on a fresh serial board an earlier boot's @ready passed for the reset's,
-# or the drain after the reset ate the new one (Device::current_boot); a
-# Ctrl-C test's scenario timed out first. Five full runs at -j4 (2026-12):
-# two green, three with one failure each, all but one since fixed; the one
-# left: network::agent_on_the_owned_network/qos_under_segment_loss, where
-# the agent took longer than the driver's fixed 5 s to answer `publish`
-# (agent/driver.rs ANSWER_TIMEOUT). The serial bench module at -j4: 10 of
-# 10 green with the final code, 19 of 20 before (beside full runs; the one
-# failure was the drain, since removed); the code before these fixes failed
-# 1 of 8 (the earlier boot's @ready).
-# Until three back-to-back runs are green the default stays here;
-# `make test-rust TEST_JOBS=4` runs more at once.
+# Tests run one per CPU (nextest -j is test threads; builds keep JOBS).
+# A test mostly waits on protocol timers, a board or a container, so more at
+# once is quicker (-j4: 470-515 s against 784 s at -j2 on a busy machine),
+# but -j4 is not yet green run after run: the agent driver's fixed 5 s
+# answer deadline (agent/driver.rs ANSWER_TIMEOUT) still fails on a loaded
+# machine. `make test-rust TEST_JOBS=4` runs more at once.
 TEST_JOBS ?= $(shell nproc)
 test-rust: test-deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
