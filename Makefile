@@ -11,7 +11,7 @@ TARGET ?= qemu
 # Two cores: keep builds and test runs sized for that.
 JOBS ?= 2
 
-HOST_DEPS := mosquitto mosquitto-clients pkg-config gcc make clang libclang-rt-14-dev
+HOST_DEPS := mosquitto mosquitto-clients pkg-config libudev-dev gcc make clang libclang-rt-14-dev
 # Only the tests need these: the HTML report is opened in a real headless
 # browser, the pcaps are decoded by Wireshark's dissectors.
 TEST_DEPS := chromium tshark

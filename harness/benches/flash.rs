@@ -13,6 +13,10 @@
 //! round trip) against the bare line. Flash erase and program times of a
 //! real chip are not modelled.
 //!
+//! espflash 2.1 writes the same image in process through the same loader
+//! at the same two rates, side by side: its write is timed as esptool's
+//! "Wrote ... in T seconds" is (after sync and detection).
+//!
 //! Last, the loader alone, in process (no line): what the emulation costs.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +24,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mqtt_hil::esp::{image, rom, slip};
+use mqtt_hil::target::bench::{Bench, Board};
+use mqtt_hil::target::serial::espflash;
+use mqtt_hil::target::serial::flash::{Entry, Write};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mqtt-hil");
 
@@ -62,6 +69,18 @@ fn esptool_figures(out: &str) -> Option<(u64, f64)> {
         .parse()
         .ok()?;
     Some((bytes, secs))
+}
+
+/// A bench board on the emulator's pty flashing at `baud`.
+fn board(uart: &Path, baud: u32) -> Board {
+    let text = format!(
+        "[[board]]\nport = \"{}\"\nproxy_listen = \"127.0.0.1:9\"\nflash_baud = {baud}\nstub = false\n",
+        uart.display()
+    );
+    Bench::parse(Path::new("bench.toml"), &text)
+        .unwrap()
+        .boards
+        .remove(0)
 }
 
 fn loader_alone(img: &[u8]) -> Duration {
@@ -124,13 +143,11 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     println!(
-        "flash through the emulated ROM loader: {} bytes (agent image), esptool --no-stub",
+        "flash through the emulated ROM loader: {} bytes (agent image), ROM only (no stub, no compression)",
         img.len()
     );
-    println!(
-        "{:>8} {:>10} {:>12} {:>12} {:>12} {:>7}",
-        "baud", "wall", "esptool", "payload B/s", "line B/s", "of line"
-    );
+    // (baud, esptool (wall, write s), espflash (wall, write s)).
+    let mut rows = Vec::new();
     for (baud, before) in [(115200u32, "no-reset"), (921600, "no-reset-no-sync")] {
         ctl(&d, "bootloader");
         let started = Instant::now();
@@ -147,13 +164,57 @@ fn main() {
             + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "esptool at {baud}:\n{text}");
         let (bytes, secs) = esptool_figures(&text).expect("esptool's Wrote line");
+        assert_eq!(bytes as usize, img.len());
+        let flash = std::fs::read(d.join("flash.bin")).unwrap();
+        assert_eq!(&flash[..img.len()], &img[..], "esptool: the flash holds the image");
+
+        // espflash in process, the same write; its sync happens at `baud`
+        // (the ROM autobauds on SYNC), outside the timed write as esptool's
+        // own figure leaves its sync out.
+        // Zero the image's bytes first, so that what is read back below is
+        // espflash's write and not esptool's.
+        ctl(&d, "power-off");
+        let mut flash = std::fs::read(d.join("flash.bin")).unwrap();
+        flash[..img.len()].fill(0);
+        std::fs::write(d.join("flash.bin"), flash).unwrap();
+        ctl(&d, "bootloader");
+        let board = board(&d.join("uart"), baud);
+        let started = Instant::now();
+        let mut f = espflash::connect(&board, Entry::Command).expect("espflash connects");
+        let w = Write {
+            offset: 0,
+            bytes: img.clone(),
+            what: "image",
+        };
+        let t = Instant::now();
+        espflash::write(&board, &mut f, &w).expect("espflash writes");
+        let ef_secs = t.elapsed().as_secs_f64();
+        drop(f);
+        let ef_wall = started.elapsed();
+        let flash = std::fs::read(d.join("flash.bin")).unwrap();
+        assert_eq!(&flash[..img.len()], &img[..], "espflash: the flash holds the image");
+        rows.push((baud, (wall, secs), (ef_wall, ef_secs)));
+    }
+    println!(
+        "{:>8} {:>10} | {:>10} {:>10} {:>7} | {:>10} {:>10} {:>7}",
+        "baud", "line B/s", "esptool", "B/s", "of line", "espflash", "B/s", "of line"
+    );
+    for (baud, (w1, s1), (w2, s2)) in rows {
         let line = baud as f64 / 10.0;
-        let payload = bytes as f64 / secs;
+        let (p1, p2) = (img.len() as f64 / s1, img.len() as f64 / s2);
         println!(
-            "{baud:>8} {:>9.2}s {:>11.2}s {payload:>12.0} {line:>12.0} {:>6.1}%",
-            wall.as_secs_f64(),
-            secs,
-            100.0 * payload / line
+            "{baud:>8} {line:>10.0} | {:>9.2}s {p1:>10.0} {:>6.1}% | {:>9.2}s {p2:>10.0} {:>6.1}%",
+            s1,
+            100.0 * p1 / line,
+            s2,
+            100.0 * p2 / line,
+        );
+        println!(
+            "{:>8} {:>10} | wall {:>5.2}s (process, sync, erase) | wall {:>5.2}s (connect, erase)",
+            "",
+            "",
+            w1.as_secs_f64(),
+            w2.as_secs_f64()
         );
     }
     let flash = std::fs::read(d.join("flash.bin")).unwrap();

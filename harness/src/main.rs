@@ -296,7 +296,7 @@ enum Cmd {
         duration: Option<std::time::Duration>,
     },
     /// Flash firmware (an ELF or an ESP8266 .bin) onto a bench board with
-    /// esptool, then check that it boots into the agent.
+    /// esptool or espflash, then check that it boots into the agent.
     Flash {
         /// serial:PORT (or serial:NAME of a board in the bench file).
         #[arg(long)]
@@ -308,6 +308,9 @@ enum Cmd {
         /// Do not wait for the agent's @ready afterwards.
         #[arg(long)]
         no_boot_check: bool,
+        /// esptool (subprocess, `make esptool`) or espflash (in process).
+        #[arg(long, default_value_t = mqtt_hil::target::serial::flasher::DEFAULT)]
+        flasher: mqtt_hil::target::serial::flasher::Flasher,
     },
     /// Show the boards of a bench file: port, reset, proxy address, and the
     /// arduino-cli command that builds the agent for each (Wi-Fi included).
@@ -433,8 +436,9 @@ fn main() -> ExitCode {
                 bench,
                 firmware,
                 no_boot_check,
+                flasher,
             } => {
-                let run = flash(&target, &bench, &firmware, no_boot_check);
+                let run = flash(&target, &bench, &firmware, no_boot_check, flasher);
                 tokio::select! {
                     code = run => code,
                     s = interrupts.first() => {
@@ -597,6 +601,7 @@ async fn flash(
     bench: &std::path::Path,
     firmware: &std::path::Path,
     no_boot_check: bool,
+    flasher: mqtt_hil::target::serial::flasher::Flasher,
 ) -> Result<i32, Error> {
     use mqtt_hil::target::serial::flash;
     let TargetSpec::Serial(port) = target.parse()? else {
@@ -608,12 +613,11 @@ async fn flash(
     let board = bench.board(&port)?.clone();
     let img = flash::load_image(firmware)?;
     let root = std::env::current_dir().map_err(|e| Error::io("reading the current folder", e))?;
-    let esptool = flash::find_esptool(&root)?;
     let work = tempfile::tempdir().map_err(|e| Error::io("creating a temporary folder", e))?;
     let started = std::time::Instant::now();
-    flash::flash(&board, &img, &esptool, work.path()).await?;
+    mqtt_hil::target::serial::flasher::flash(flasher, &board, &img, &root, work.path()).await?;
     println!(
-        "flashed {} ({} bytes) to {} in {:.1}s",
+        "flashed {} ({} bytes) to {} with {flasher} in {:.1}s",
         firmware.display(),
         img.len(),
         board.port.display(),

@@ -163,6 +163,63 @@ async fn flash_with_esptool_then_boot_then_run_scenarios() {
     }
 }
 
+/// The same path with espflash 2.1 in process (`--flasher espflash`): no
+/// Python; the image lands whole, header last, and boots into the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_with_espflash_then_boot() {
+    let emu = Emulator::start();
+    let agent = root().join("firmware/build/agent.elf");
+    let out = emu
+        .flash_cmd(&agent)
+        .args(["--flasher", "espflash"])
+        .env("MQTT_HIL_ESPTOOL", "/nonexistent/esptool")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "mqtt-hil flash --flasher espflash failed:\n{text}");
+    assert!(text.contains("with espflash"), "{text}");
+    assert!(text.contains("booted: @ready fw=mqtt-hil-agent"), "{text}");
+    let log = emu.loader_log();
+    assert!(!log.contains("interrupted"), "{log}");
+    // Header last: the last FLASH_BEGIN the loader saw was at 0x0, after
+    // the body's at 0x1000.
+    let begins: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("FLASH_BEGIN at ").nth(1))
+        .collect();
+    assert!(
+        begins.len() >= 3
+            && begins[begins.len() - 2].starts_with("0x1000:")
+            && begins[begins.len() - 1].starts_with("0x0:"),
+        "{log}"
+    );
+    let elf = std::fs::read(&agent).unwrap();
+    let img = mqtt_hil::esp::image::from_elf(&elf, mqtt_hil::esp::image::DEFAULT_PARAMS).unwrap();
+    let flash_file = std::fs::read(emu.dir.path().join("flash.bin")).unwrap();
+    assert_eq!(&flash_file[..img.len()], &img[..]);
+}
+
+/// An unknown `--flasher` is refused before anything is touched, naming
+/// the flag and the choices.
+#[test]
+fn an_unknown_flasher_is_refused_naming_the_flag() {
+    let out = Command::new(BIN)
+        .args(["flash", "--target", "serial:/dev/null", "--bench", "/nonexistent.toml"])
+        .args(["--flasher", "esptool.py", "fw.elf"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--flasher") && err.contains("esptool.py") && err.contains("espflash"),
+        "{err}"
+    );
+}
+
 /// A flash cut off mid-way (Ctrl-C during the body) leaves a blank header
 /// sector: the loader logs the unfinished write, the boot ROM refuses the
 /// image, and the boot check says so instead of timing out mutely.

@@ -189,26 +189,37 @@ pub fn has_lines(board: &Board) -> Result<bool> {
     })
 }
 
-/// Flashes `img` onto the board; prints esptool's progress as it goes.
-pub async fn flash(board: &Board, img: &[u8], esptool: &Path, work: &Path) -> Result<()> {
-    let entry = if board.reset == ResetVia::Lines && has_lines(board)? {
-        Entry::Lines
-    } else {
-        let cmd = board.bootloader_command.as_deref().ok_or_else(|| {
-            Error::env(
-                format!(
-                    "{} cannot be put into its ROM loader: the port has no DTR/RTS lines (or the bench says reset = \"command\") and board `{}` has no `bootloader_command`",
-                    board.port.display(),
-                    board.name
-                ),
-                "add a bootloader_command to the bench file (e.g. a relay holding GPIO0 low through a reset), or use an adapter with DTR/RTS",
-            )
-        })?;
-        super::run_command(cmd, "bootloader_command")
-            .await
-            .map_err(|e| Error::env(e, "check the bench file's bootloader_command"))?;
-        Entry::Command
-    };
+/// Puts the board into its ROM loader: by the auto-reset lines if the
+/// flasher may pulse them, else by the bench's `bootloader_command`.
+pub async fn enter(board: &Board) -> Result<Entry> {
+    if board.reset == ResetVia::Lines && has_lines(board)? {
+        return Ok(Entry::Lines);
+    }
+    let cmd = board.bootloader_command.as_deref().ok_or_else(|| {
+        Error::env(
+            format!(
+                "{} cannot be put into its ROM loader: the port has no DTR/RTS lines (or the bench says reset = \"command\") and board `{}` has no `bootloader_command`",
+                board.port.display(),
+                board.name
+            ),
+            "add a bootloader_command to the bench file (e.g. a relay holding GPIO0 low through a reset), or use an adapter with DTR/RTS",
+        )
+    })?;
+    super::run_command(cmd, "bootloader_command")
+        .await
+        .map_err(|e| Error::env(e, "check the bench file's bootloader_command"))?;
+    Ok(Entry::Command)
+}
+
+/// Flashes `img` onto the board with esptool (the board entered its
+/// loader as `entry` says); prints esptool's progress as it goes.
+pub async fn flash(
+    board: &Board,
+    img: &[u8],
+    esptool: &Path,
+    work: &Path,
+    entry: Entry,
+) -> Result<()> {
     let writes = plan(img);
     let n = writes.len();
     for (i, w) in writes.iter().enumerate() {

@@ -6,7 +6,9 @@
 //! the port has no such lines or the bench says so, through the bench's
 //! commands (a relay, a switchable hub, or the emulated board's control).
 
+pub mod espflash;
 pub mod flash;
+pub mod flasher;
 pub mod reset;
 pub mod uart;
 
