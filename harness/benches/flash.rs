@@ -166,7 +166,11 @@ fn main() {
         let (bytes, secs) = esptool_figures(&text).expect("esptool's Wrote line");
         assert_eq!(bytes as usize, img.len());
         let flash = std::fs::read(d.join("flash.bin")).unwrap();
-        assert_eq!(&flash[..img.len()], &img[..], "esptool: the flash holds the image");
+        assert_eq!(
+            &flash[..img.len()],
+            &img[..],
+            "esptool: the flash holds the image"
+        );
 
         // espflash in process, the same write; its sync happens at `baud`
         // (the ROM autobauds on SYNC), outside the timed write as esptool's
@@ -192,7 +196,11 @@ fn main() {
         drop(f);
         let ef_wall = started.elapsed();
         let flash = std::fs::read(d.join("flash.bin")).unwrap();
-        assert_eq!(&flash[..img.len()], &img[..], "espflash: the flash holds the image");
+        assert_eq!(
+            &flash[..img.len()],
+            &img[..],
+            "espflash: the flash holds the image"
+        );
         rows.push((baud, (wall, secs), (ef_wall, ef_secs)));
     }
     println!(

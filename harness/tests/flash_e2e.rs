@@ -180,7 +180,10 @@ async fn flash_with_espflash_then_boot() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "mqtt-hil flash --flasher espflash failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "mqtt-hil flash --flasher espflash failed:\n{text}"
+    );
     assert!(text.contains("with espflash"), "{text}");
     assert!(text.contains("booted: @ready fw=mqtt-hil-agent"), "{text}");
     let log = emu.loader_log();
@@ -208,7 +211,13 @@ async fn flash_with_espflash_then_boot() {
 #[test]
 fn an_unknown_flasher_is_refused_naming_the_flag() {
     let out = Command::new(BIN)
-        .args(["flash", "--target", "serial:/dev/null", "--bench", "/nonexistent.toml"])
+        .args([
+            "flash",
+            "--target",
+            "serial:/dev/null",
+            "--bench",
+            "/nonexistent.toml",
+        ])
         .args(["--flasher", "esptool.py", "fw.elf"])
         .output()
         .unwrap();

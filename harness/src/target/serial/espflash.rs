@@ -172,10 +172,7 @@ fn failed(board: &Board, doing: &str, e: espflash::error::Error) -> Error {
         espflash::error::Error::RomError(_) => "the loader refused a block (a loose cable, too high a flash_baud?): try again at a lower flash_baud".into(),
         _ => "check the board and the line".into(),
     };
-    Error::env(
-        format!("espflash failed {doing} on {port}: {text}"),
-        hint,
-    )
+    Error::env(format!("espflash failed {doing} on {port}: {text}"), hint)
 }
 
 /// Opens the port at `flash_baud` and connects espflash to the ROM loader
