@@ -40,6 +40,9 @@ pub const ERR_FLASH_WRITE: u8 = 0x08;
 
 pub const CHIP_MAGIC_REG: u32 = 0x6000_0078;
 pub const CHIP_MAGIC: u32 = 0xFFF0_C101;
+/// A word of the mask ROM that differs per chip model; espflash (and
+/// esptool's fallback) read it for chip detection: 0xFFF0C101 on the ESP8266.
+pub const ROM_MAGIC_ADDR: u32 = 0x4000_1000;
 pub const UART_CLKDIV_REG: u32 = 0x6000_0014;
 const SPI_BASE: u32 = 0x6000_0200;
 const SPI_CMD_REG: u32 = SPI_BASE;
@@ -129,6 +132,7 @@ impl<F: Flash> Loader<F> {
     pub fn new(flash: F, baud: u32) -> Loader<F> {
         let mut regs = BTreeMap::new();
         regs.insert(CHIP_MAGIC_REG, CHIP_MAGIC);
+        regs.insert(ROM_MAGIC_ADDR, CHIP_MAGIC);
         // eFuse words: an Espressif OUI (18:FE:34) MAC, not an ESP8285.
         regs.insert(0x3FF0_0050, 0x4D00_0000);
         regs.insert(0x3FF0_0054, 0x0000_4849);
@@ -475,6 +479,9 @@ mod tests {
     fn registers_identify_an_esp8266_and_the_spi_flash_id_reads_back() {
         let mut l = loader();
         let a = answers(&l.input(&req(READ_REG, &words(&[CHIP_MAGIC_REG]), 0)));
+        assert_eq!(a, [(READ_REG, CHIP_MAGIC, [0, 0])]);
+        // espflash 2.1 detects the chip from a ROM word instead.
+        let a = answers(&l.input(&req(READ_REG, &words(&[ROM_MAGIC_ADDR]), 0)));
         assert_eq!(a, [(READ_REG, CHIP_MAGIC, [0, 0])]);
         let a = answers(&l.input(&req(READ_REG, &words(&[UART_CLKDIV_REG]), 0)));
         assert_eq!(a[0].1, 451, "52 MHz / 115200");
