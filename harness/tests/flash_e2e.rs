@@ -102,13 +102,25 @@ impl Emulator {
         Bench::load(&self.bench_file()).unwrap().boards.remove(0)
     }
 
+    /// `mqtt-hil flash` with esptool (these tests are about esptool's path).
     fn flash_cmd(&self, firmware: &Path) -> Command {
+        self.flash_cmd_with(firmware, "esptool")
+    }
+
+    fn flash_cmd_with(&self, firmware: &Path, flasher: &str) -> Command {
         let mut c = Command::new(BIN);
-        c.args(["flash", "--target", "serial:emulated", "--bench"])
-            .arg(self.bench_file())
-            .arg(firmware)
-            .env("MQTT_HIL_ESPTOOL", esptool())
-            .current_dir(root());
+        c.args([
+            "flash",
+            "--flasher",
+            flasher,
+            "--target",
+            "serial:emulated",
+            "--bench",
+        ])
+        .arg(self.bench_file())
+        .arg(firmware)
+        .env("MQTT_HIL_ESPTOOL", esptool())
+        .current_dir(root());
         c
     }
 
@@ -170,8 +182,7 @@ async fn flash_with_espflash_then_boot() {
     let emu = Emulator::start();
     let agent = root().join("firmware/build/agent.elf");
     let out = emu
-        .flash_cmd(&agent)
-        .args(["--flasher", "espflash"])
+        .flash_cmd_with(&agent, "espflash")
         .env("MQTT_HIL_ESPTOOL", "/nonexistent/esptool")
         .output()
         .unwrap();

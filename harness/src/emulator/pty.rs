@@ -85,6 +85,19 @@ impl Pty {
     /// The baud rate the port's user set (termios is shared by both ends
     /// of a pty), so the emulated line can run at the user's speed.
     pub fn baud(&self) -> u32 {
+        // Rust's serialport sets every rate through termios2 (BOTHER and a
+        // number), which tcgetattr reports as BOTHER, not as a Bnnn: read
+        // the number itself, or a port set to 921600 runs at 115200.
+        // SAFETY: termios2 is plain old data, filled by the ioctl.
+        unsafe {
+            let mut t2: libc::termios2 = std::mem::zeroed();
+            if libc::ioctl(self._slave.as_raw_fd(), libc::TCGETS2, &mut t2) == 0
+                && t2.c_cflag & libc::CBAUD == libc::BOTHER
+                && t2.c_ospeed > 0
+            {
+                return t2.c_ospeed;
+            }
+        }
         // SAFETY: termios is plain old data, filled by tcgetattr.
         let speed = unsafe {
             let mut t: libc::termios = std::mem::zeroed();
