@@ -1,4 +1,4 @@
-//! `mqtt-hil flash`: writes an ESP8266 image to a bench board with esptool
+//! `mqtt-hil flash --flasher esptool`: writes an ESP8266 image to a bench board with esptool
 //! (run as a subprocess), then checks that the board boots into the agent.
 //!
 //! Why esptool and not espflash 2.1 as a library: espflash 2.1 is the last
