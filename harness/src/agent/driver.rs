@@ -15,7 +15,6 @@ use crate::history::{EventKind, Recorder};
 /// Why a command failed when the agent printed `@ready` before answering it.
 pub const RESTARTED: &str = "the device restarted before answering";
 
-
 /// Starts the driver. `from_device` yields the device's lines (without
 /// newline); `to_device` takes lines to write (the board adds the newline).
 pub fn spawn(
@@ -336,7 +335,10 @@ mod tests {
         let actor = spawn("device", dial(), Recorder::new(), dev_rx, out_tx);
         let device = async {
             out_rx.recv().await.unwrap();
-            dev_tx.send("@log lwip: tcp_write ERR_MEM".into()).await.unwrap();
+            dev_tx
+                .send("@log lwip: tcp_write ERR_MEM".into())
+                .await
+                .unwrap();
             dev_tx.send("stack smashed".into()).await.unwrap();
         };
         let (reply, ()) = tokio::join!(actor.command(Command::Disconnect, in_secs(3)), device);
