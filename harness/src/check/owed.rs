@@ -14,11 +14,13 @@
 //! must hold: messages in flight and those queued for a session that is
 //! offline.
 //!
-//! One case stays unbounded in a legal history: an offline persistent
+//! (`v5_packets` keeps its table per client id, as it keeps its
+//! subscriptions, so there only the cap below bounds it.) Some legal
+//! histories still grow a table without end: an offline persistent
 //! session whose filters keep matching (QoS 0 included, which a broker may
-//! queue or drop), or a broker that drops QoS 0 messages to an online one,
-//! or a share group's other members (a message is owed to each member, one
-//! gets it). So a table keeps at most [`PER_SESSION`] messages, the oldest
+//! queue or drop), a broker that drops QoS 0 messages to an online one, a
+//! share group's other members (a message is owed to each member, one gets
+//! it). So a table keeps at most [`PER_SESSION`] messages, the oldest
 //! going first. What that gives up: a delivery of a message more than
 //! [`PER_SESSION`] newer owed messages old is paired with nothing, and the
 //! rules that need its publication say nothing about it.

@@ -83,7 +83,9 @@
 //!    owed) or owed once and delivered already, when the same content came
 //!    again after the UNSUBSCRIBE: those are new messages the broker must
 //!    not add [MQTT-3.10.4-2]. A retained message is owed to the
-//!    filters of a SUBSCRIBE that match its topic [MQTT-3.3.1-9].
+//!    filters of a SUBSCRIBE that match its topic [MQTT-3.3.1-9]. A
+//!    delivery the table has nothing for (its content never seen to reach
+//!    the broker, e.g. a will, or pushed out by the cap) is not judged.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
