@@ -274,9 +274,7 @@ struct Mute {
 
 impl Mute {
     fn opened(&mut self, conn: ConnId, actor: &str) {
-        if !self.open.contains_key(&conn) {
-            self.open.insert(conn, actor.to_string());
-        }
+        self.open.entry(conn).or_insert_with(|| actor.to_string());
     }
 
     fn closed(&mut self, conn: ConnId) {
@@ -833,7 +831,10 @@ mod tests {
             Packet::PubAck(ack(4)),
             Fate::Forwarded,
         );
-        assert!(owed_from(&r, anchor), "a PUBACK the wrong way settles nothing");
+        assert!(
+            owed_from(&r, anchor),
+            "a PUBACK the wrong way settles nothing"
+        );
         packet(
             &r,
             1,
@@ -903,7 +904,10 @@ mod tests {
         fault(&r, "device", "blackhole");
         assert!(!owed_from(&r, anchor), "nothing crosses the device's lane");
         fault(&r, "cloud", "heal");
-        assert!(!owed_from(&r, anchor), "another lane's heal heals nothing here");
+        assert!(
+            !owed_from(&r, anchor),
+            "another lane's heal heals nothing here"
+        );
         // The cloud's lane is not blackholed: what it owes is waited for.
         r.record(EventKind::ConnOpened {
             conn: ConnId(2),
@@ -1040,7 +1044,10 @@ mod tests {
                 Packet::PubAck(ack(2)),
                 Fate::Forwarded,
             );
-            assert!(!owed_from(&r, anchor), "{reset}: the old connection is dead");
+            assert!(
+                !owed_from(&r, anchor),
+                "{reset}: the old connection is dead"
+            );
             connect(&r, 2, true);
             connack(&r, 2, false);
             packet(
