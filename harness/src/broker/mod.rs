@@ -315,5 +315,10 @@ impl Broker {
 
 /// A loopback port for a broker: see [`port`]. With scenarios running at
 /// once (`-j`), a broker that is down for a restart must not find its port
-/// taken by another scenario's broker (whose clients it would then serve).
-pub(crate) use port::free_port;
+/// taken by another scenario's broker (whose clients it would then serve),
+/// nor by a proxy lane, the other listener this process opens on port 0:
+/// the broker's start check, which only connects, would then take the lane
+/// for the broker (seen at `-j 8`). Brokers' ports lie below the range the
+/// kernel offers for port 0; where there is no room for that, lanes ask
+/// [`handed_out`] and never keep such a port.
+pub(crate) use port::{free_port, handed_out};

@@ -98,6 +98,14 @@ fn claim(path: PathBuf) -> Option<File> {
     (rc == 0).then_some(f)
 }
 
+/// Whether [`free_port`] handed `port` to a broker of this process.
+pub(crate) fn handed_out(port: u16) -> bool {
+    CLAIMED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&port)
+}
+
 /// Without room below the ephemeral range: a port the kernel gives out
 /// now, not handed out before by this process (the race with other
 /// processes is then caught by the brokers' start checks).
