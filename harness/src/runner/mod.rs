@@ -925,7 +925,11 @@ impl World {
     /// all the time never falls silent); an owed answer is waited for
     /// longer, [`OWED_PATIENCE`], never past the step's deadline: on a
     /// loaded machine a board's answer has come more than a second late,
-    /// and one that never comes is the checkers' to judge. Event-driven:
+    /// and one that never comes is the checkers' to judge. An answer whose
+    /// owing end cannot give it now (a paused, stopped or cut-off broker, a
+    /// blackholed lane, a board off its network or reset since: owed.rs)
+    /// is not waited for at all, until the fault that silenced it ends: the
+    /// PUBACK a frozen broker owes once cost `broker_pause` 5 s twice. Event-driven:
     /// it wakes on each recorded event and at the next time it could be
     /// settled. On the board's own network a packet still on its way in
     /// small segments (`ip mss`) is traffic too: its data frames count.
