@@ -1,8 +1,8 @@
 //! `cargo bench --bench observe`: what `observe`'s live checks cost as a
 //! session grows (issue 17: they used to re-judge the whole history every
 //! 100 ms tick, a full core after ~10,000 events). 100,000 events (20,000
-//! QoS 1 messages from the device to a subscriber: PUBLISH, PUBACK,
-//! forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
+//! QoS 1 messages from a 3.1.1 device to a 5.0 subscriber of
+//! `dut/+/data`: PUBLISH, PUBACK, forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
 //! events/s would record them, 10 per 100 ms tick, with the session clock
 //! simulated, twice: (1) through the incremental checkers alone, the
 //! history going to a spill file as it comes (observe::Live as it runs
@@ -29,26 +29,37 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_hil::history::{ConnId, Delivery, Dir, Event, EventKind, Fate};
 use mqtt_hil::mqtt::codec;
-use mqtt_hil::mqtt::{Ack, ConnAck, Connect, Packet, Properties, Publish, QoS, Version};
+use mqtt_hil::mqtt::{
+    Ack, ConnAck, Connect, Packet, Properties, Publish, QoS, SubAck, Subscribe, SubscribeFilter,
+    Version,
+};
 use mqtt_hil::observe::{default_checks, Live, Watch};
 
 const EVENTS: usize = 100_000;
 const PER_TICK: usize = 10;
 const BLOCK: usize = 10_000;
 
+/// The device (connection 1) speaks 3.1.1, the cloud (connection 2) 5.0.
 fn packet(conn: u32, actor: &str, dir: Dir, p: Packet) -> EventKind {
+    let version = if conn == 2 {
+        Version::V5
+    } else {
+        Version::V311
+    };
     EventKind::Packet {
         conn: ConnId(conn),
         actor: actor.into(),
         dir,
-        raw: codec::encode(&p, Version::V311).expect("encodes"),
+        raw: codec::encode(&p, version).expect("encodes"),
         packet: p,
         fate: Fate::Forwarded,
     }
 }
 
 /// The `n`-th event of the session: two connections opened and accepted
-/// first (as a real session starts), then the messages.
+/// first, the cloud's subscription (as a real session starts, so that the
+/// checkers that pair a delivery with the message it forwards have a
+/// session to pair it in), then the messages.
 fn event(n: usize) -> EventKind {
     let open = |conn: u32, actor: &str| EventKind::ConnOpened {
         conn: ConnId(conn),
@@ -60,7 +71,11 @@ fn event(n: usize) -> EventKind {
             actor,
             Dir::ToBroker,
             Packet::Connect(Connect {
-                version: Version::V311,
+                version: if conn == 2 {
+                    Version::V5
+                } else {
+                    Version::V311
+                },
                 client_id: actor.into(),
                 clean_start: true,
                 keep_alive: 60,
@@ -90,9 +105,37 @@ fn event(n: usize) -> EventKind {
         3 => return open(2, "cloud"),
         4 => return connect(2, "cloud"),
         5 => return connack(2, "cloud"),
+        6 => {
+            return packet(
+                2,
+                "cloud",
+                Dir::ToBroker,
+                Packet::Subscribe(Subscribe {
+                    pid: 1,
+                    filters: vec![SubscribeFilter {
+                        filter: "dut/+/data".into(),
+                        qos: QoS::AtLeastOnce,
+                        options: 0,
+                    }],
+                    properties: Properties::default(),
+                }),
+            )
+        }
+        7 => {
+            return packet(
+                2,
+                "cloud",
+                Dir::ToClient,
+                Packet::SubAck(SubAck {
+                    pid: 1,
+                    codes: vec![1],
+                    properties: Properties::default(),
+                }),
+            )
+        }
         _ => {}
     }
-    let n = n - 4;
+    let n = n - 6;
     let i = (n - 2) / 5;
     let pid = (i % 60_000 + 1) as u16;
     let payload = Bytes::from(format!("reading-{i}"));

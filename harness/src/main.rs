@@ -99,7 +99,7 @@ struct RunArgs {
     /// Run N scenarios at once, each with its own broker, proxy, device
     /// and folder; reports keep the scenarios' order whatever N. Default
     /// (README): 4 per CPU (virtual device), 2 per CPU (host), 1 per CPU
-    /// (container brokers), half a CPU per board as memory allows (qemu), 1 for a bench
+    /// (container brokers), 4 boards per CPU as memory allows (qemu), 1 for a bench
     /// board or an external broker (shared). Or MQTT_HIL_JOBS=N.
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     jobs: Option<u32>,

@@ -35,6 +35,7 @@ pub mod exactly_once;
 pub mod index;
 pub mod keepalive;
 pub mod live;
+pub(crate) mod owed;
 pub mod packets;
 pub mod protocol;
 pub mod resubscribe;

@@ -53,21 +53,39 @@
 //! keeps per connection the rules' state (packet ids in flight, requests
 //! unanswered, acks owed), per client id the packet ids sent, refused and
 //! first sent, per client id the filters subscribed (not every SUBSCRIBE),
-//! and per message (topic and payload) the first and last time it reached
-//! the broker. That last is the one part that grows with the traffic (one
-//! 128-bit digest and two positions, 32 bytes, per distinct message, never
-//! the message itself), and it cannot be bounded without changing the
-//! verdict: [MQTT-3.10.4-2] lets a broker deliver after an UNSUBSCRIBE a
-//! message it buffered before it, and a delivery is told apart from such
-//! a buffered one only by whether the same topic and payload reached the
-//! broker before the UNSUBSCRIBE — however long before (a persistent
-//! session's queue, a retained message), so no window of recent messages
-//! would do. A deadline (an ack within `slack`, the broker's close after
-//! a second CONNECT) is settled once the log's time has passed it; until
-//! then the verdict judges it against the log's end, without settling it.
+//! and per 5.0 client id with subscriptions the messages that reached the
+//! broker on a topic its filters match ([`super::owed`]): owed while a
+//! matching filter was live, taken by a first send, or on record as come
+//! after every matching filter was removed — 128-bit digests, never the
+//! messages, at most [`PER_SESSION`](super::owed::PER_SESSION) per client
+//! id. [MQTT-3.10.4-2] lets a broker deliver after an UNSUBSCRIBE a message
+//! it buffered before it, and such a delivery is told apart from a new one
+//! only by whether the broker still owed that topic and payload to the
+//! client — however long before it came (a persistent session's queue), so
+//! a window of recent messages would not do; what the broker still owes is
+//! bounded by what it must hold itself. A deadline (an ack within
+//! `slack`, the broker's close after a second CONNECT) is settled once the
+//! log's time has passed it; until then the verdict judges it against the
+//! log's end, without settling it.
 //! Rules over several connections take them as the events came: an ack, a
 //! delivery or a resend is judged by what was sent and subscribed before
 //! it.
+//!
+//! Decided anew when the table of every message was replaced by what is
+//! owed (verdicts the old table gave differently):
+//! 1. *After an UNSUBSCRIBE only what was still owed may come.* A first
+//!    send after every matching filter was removed is of the latest
+//!    arrival of its topic and payload, unless an arrival the broker still
+//!    owed the client id (came while a matching filter was live, not yet
+//!    taken by a first send) could be it. The old table excused any
+//!    delivery whose content first reached the broker before the first
+//!    UNSUBSCRIBE — also content published before the subscription (never
+//!    owed) or owed once and delivered already, when the same content came
+//!    again after the UNSUBSCRIBE: those are new messages the broker must
+//!    not add [MQTT-3.10.4-2]. A retained message is owed to the
+//!    filters of a SUBSCRIBE that match its topic [MQTT-3.3.1-9]. A
+//!    delivery the table has nothing for (its content never seen to reach
+//!    the broker, e.g. a will, or pushed out by the cap) is not judged.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -77,6 +95,7 @@ use bytes::Bytes;
 
 use super::index::{seen, sent};
 use super::live::Context;
+use super::owed::{self, content_key};
 use super::v5_limits::{judged, Pk};
 use super::{Checker, Incremental, Verdict, Violation};
 use crate::history::{ConnId, Dir, Event, EventKind, Fate, History};
@@ -114,7 +133,9 @@ impl PacketsChecker {
             cid_first: HashMap::new(),
             aliases: HashMap::new(),
             subs: HashMap::new(),
-            msgs: HashMap::new(),
+            owed: HashMap::new(),
+            v5_cids: HashMap::new(),
+            retained: HashMap::new(),
             off_sub: Vec::new(),
             after_unsub: Vec::new(),
             wills: BTreeMap::new(),
@@ -140,9 +161,14 @@ struct Live {
     aliases: HashMap<(ConnId, bool), HashMap<u32, String>>,
     /// Per client id (of the SUBSCRIBE's connection), per (filter, actor).
     subs: HashMap<Option<String>, BTreeMap<(String, String), SubAgg>>,
-    /// Per message ([`content_key`] of its topic and payload): the first
-    /// and the last PUBLISH of it that reached the broker.
-    msgs: HashMap<u128, (u64, u64)>,
+    /// Per 5.0 client id with subscriptions, the messages that reached
+    /// the broker on a topic one of its filters matches (see [`Arrival`]).
+    owed: HashMap<String, owed::Messages<Arrival>>,
+    /// Per client id, whether its latest CONNECT said 5.0.
+    v5_cids: HashMap<String, bool>,
+    /// Per topic, the retained message (content key, arrival) the broker
+    /// holds: bounded by the topics, as the broker's own store is.
+    retained: HashMap<String, (u128, u64)>,
     /// [MQTT-3.3.2-3] [MQTT-4.7.2-1], as deliveries came.
     off_sub: Vec<Violation>,
     /// [MQTT-3.10.4-2], as deliveries came.
@@ -193,6 +219,17 @@ struct SubAgg {
     /// The first and the latest UNSUBSCRIBE that removed one.
     min_unsub: Option<u64>,
     max_unsub: Option<u64>,
+}
+
+/// The latest arrival of a message (topic and payload) at the broker, as
+/// one client id's subscriptions took it: `owed` when a filter of it that
+/// matched was live (the broker owes it, and may deliver it after a later
+/// UNSUBSCRIBE [MQTT-3.10.4-2]), else it came when every matching filter
+/// had been removed.
+#[derive(Clone, Copy)]
+struct Arrival {
+    owed: bool,
+    seq: u64,
 }
 
 /// A will that must not be published after its connection's DISCONNECT 0.
@@ -763,11 +800,13 @@ impl Live {
                 }
                 if to_broker {
                     if seen(fate) {
-                        let e = self
-                            .msgs
-                            .entry(content_key(&t, &pb.payload))
-                            .or_insert((seq, seq));
-                        e.1 = seq;
+                        self.arrived(seq, &t, &pb.payload);
+                        if pb.retain && pb.payload.is_empty() {
+                            self.retained.remove(&t);
+                        } else if pb.retain {
+                            let key = content_key(&t, &pb.payload);
+                            self.retained.insert(t, (key, seq));
+                        }
                     }
                     return;
                 }
@@ -799,6 +838,23 @@ impl Live {
                         });
                     agg.open = true;
                 }
+                // The retained messages the new filters match are sent for
+                // them [MQTT-3.3.1-9]: owed like the rest.
+                if let Some(cid) = self.ix.get(&conn).and_then(|c| c.cid.clone()) {
+                    if self.v5_cids.get(&cid) == Some(&true) {
+                        let table = self.owed.entry(cid).or_default();
+                        for (t, &(key, at)) in &self.retained {
+                            if s.filters.iter().any(|f| topic::matches(&f.filter, t)) {
+                                let before = table.get(key).copied();
+                                if before.is_some_and(|a| !a.owed) {
+                                    table.remove(key);
+                                }
+                                let seq = before.filter(|a| a.owed).map_or(at, |a| a.seq);
+                                table.owe(key, 1, Arrival { owed: true, seq });
+                            }
+                        }
+                    }
+                }
             }
             Packet::Unsubscribe(u) if to_broker && seen(fate) => {
                 for mine in self.subs.values_mut() {
@@ -827,6 +883,8 @@ impl Live {
             return;
         }
         c.cid = Some(cp.client_id.clone());
+        self.v5_cids
+            .insert(cp.client_id.clone(), cp.version == Version::V5);
         c.clean = cp.clean_start;
         c.version = Some(cp.version);
         c.will = cp
@@ -919,45 +977,68 @@ impl Live {
                 }
             }
         }
-        // A first send (not DUP) when every subscription of the session
-        // matching it was unsubscribed before the message came, and no
-        // earlier PUBLISH of the same topic and payload could be the one
-        // delivered.
+        // A first send (not DUP) when every subscription of the client id
+        // matching it was unsubscribed before the message came: the
+        // message it pairs with arrived when none of them was live, and no
+        // arrival of the same topic and payload the broker still owed
+        // could be the one delivered.
         if dup {
             return;
         }
-        let Some(&(first, last)) = self.msgs.get(&content_key(t, payload)) else {
+        let key = content_key(t, payload);
+        let live = matching(mine, t).any(|(_, s)| s.open);
+        let first_unsub = matching(mine, t).filter_map(|(_, s)| s.min_unsub).min();
+        let Some(table) = self.owed.get_mut(cid) else {
             return;
         };
-        let Some(first_unsub) = matching(mine, t).filter_map(|(_, s)| s.min_unsub).min() else {
-            return;
-        };
-        let all_gone =
-            matching(mine, t).all(|(_, s)| !s.open && s.max_unsub.is_some_and(|u| u < last));
-        if all_gone && first > first_unsub {
-            self.after_unsub.push(Violation::new(
-                "MQTT-3.10.4-2",
-                format!("{actor} got a message on {t} published after it unsubscribed every filter matching it"),
-                vec![first_unsub, last, seq],
-            ));
+        match table.get(key).copied() {
+            Some(a) if a.owed => {
+                table.take(key);
+            }
+            Some(a) => {
+                if let (false, Some(u)) = (live, first_unsub) {
+                    self.after_unsub.push(Violation::new(
+                        "MQTT-3.10.4-2",
+                        format!("{actor} got a message on {t} published after it unsubscribed every filter matching it"),
+                        vec![u, a.seq, seq],
+                    ));
+                }
+            }
+            None => {}
         }
     }
-}
 
-/// A message's topic and payload as 128 bits (two SipHash passes under
-/// different prefixes), so that the table of every message that reached
-/// the broker holds 16 bytes a message rather than the message: two
-/// messages are taken for one only on a 128-bit collision.
-fn content_key(topic: &str, payload: &[u8]) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        salt.hash(&mut h);
-        topic.hash(&mut h);
-        payload.hash(&mut h);
-        h.finish() as u128
-    };
-    half(0) << 64 | half(1)
+    /// A PUBLISH on `t` reached the broker: owed to each 5.0 client id
+    /// with a live filter matching it (a copy per such filter), or on
+    /// record as having come after every matching filter was removed.
+    fn arrived(&mut self, seq: u64, t: &str, payload: &[u8]) {
+        let key = content_key(t, payload);
+        for (cid, mine) in &self.subs {
+            let Some(cid) = cid.as_ref().filter(|c| self.v5_cids.get(*c) == Some(&true)) else {
+                continue;
+            };
+            let (mut live, mut any) = (0u32, false);
+            for (_, s) in matching(Some(mine), t) {
+                any = true;
+                live += u32::from(s.open);
+            }
+            if !any {
+                continue;
+            }
+            let table = self.owed.entry(cid.clone()).or_default();
+            let before = table.get(key).copied();
+            if live > 0 {
+                if before.is_some_and(|a| !a.owed) {
+                    table.remove(key);
+                }
+                table.owe(key, live, Arrival { owed: true, seq });
+            } else if before.is_none_or(|a| !a.owed) {
+                // An owed copy still waiting could be what a delivery
+                // brings: it stays the one a delivery pairs with.
+                table.owe(key, 1, Arrival { owed: false, seq });
+            }
+        }
+    }
 }
 
 /// The subscriptions in `mine` whose filter matches `t`.
@@ -1917,6 +1998,83 @@ mod tests {
             judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.10.4-2"]
         );
+    }
+
+    fn sub_a(k: &mut Kit) {
+        k.up(1, "device", subscribe(1, "a/#", 0, 0, ""))
+            .down(1, "device", suback(1, &[0]));
+    }
+
+    fn unsub_a(k: &mut Kit) {
+        k.up(
+            1,
+            "device",
+            Packet::Unsubscribe(crate::mqtt::Unsubscribe {
+                pid: 2,
+                filters: vec!["a/#".into()],
+                properties: Default::default(),
+            }),
+        )
+        .down(
+            1,
+            "device",
+            Packet::UnsubAck(crate::mqtt::UnsubAck {
+                pid: 2,
+                codes: vec![0],
+                properties: Default::default(),
+            }),
+        );
+    }
+
+    /// The cloud publishes message `m` on `a/1`.
+    fn publish_m(k: &mut Kit) {
+        k.up(2, "cloud", publish(None, 0, "a/1", "m", ""));
+    }
+
+    /// The broker sends `m` to the device.
+    fn get_m(k: &mut Kit) {
+        k.down(1, "device", publish(None, 0, "a/1", "m", ""));
+    }
+
+    /// The device and the cloud connect, then `steps`.
+    fn after_unsub(steps: &[fn(&mut Kit)]) -> Verdict {
+        let mut k = Kit::new();
+        up(&mut k);
+        k.session(
+            2,
+            "cloud",
+            connect("cloud", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        for step in steps {
+            step(&mut k);
+        }
+        judge_both(&checker(), &k.history())
+    }
+
+    /// Decision 1 (module doc): a delivery after the UNSUBSCRIBE is of the
+    /// latest arrival of its content, unless an arrival the broker still
+    /// owed the session could be it.
+    #[test]
+    fn after_an_unsubscribe_only_what_was_still_owed_may_come() {
+        let rule = "MQTT-3.10.4-2";
+        // The same message before the subscription was never owed: the
+        // one after the UNSUBSCRIBE is new.
+        let v = after_unsub(&[publish_m, sub_a, unsub_a, publish_m, get_m]);
+        assert_eq!(v.rules(), vec![rule], "{v:?}");
+        // Owed and delivered already: the second one is the new one.
+        let v = after_unsub(&[sub_a, publish_m, get_m, unsub_a, publish_m, get_m]);
+        assert_eq!(v.rules(), vec![rule], "{v:?}");
+        // Legal: owed twice, one delivered before the UNSUBSCRIBE and the
+        // buffered one after it, though a third came after it.
+        let v = after_unsub(&[
+            sub_a, publish_m, publish_m, get_m, unsub_a, publish_m, get_m,
+        ]);
+        assert!(v.ok(), "{v:?}");
+        // Legal: owed and not yet delivered, then the UNSUBSCRIBE and the
+        // same message again: the delivery may be the buffered one.
+        let v = after_unsub(&[publish_m, sub_a, publish_m, unsub_a, publish_m, get_m]);
+        assert!(v.ok(), "{v:?}");
     }
 
     #[test]

@@ -131,9 +131,11 @@ impl Hub {
             .expect("hub lock poisoned")
             .clone()
             .ok_or_else(|| std::io::Error::other("the proxy hub is shut down"))?;
-        let listener = TcpListener::bind(bind).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("listening on {bind} for {actor}: {e}"))
-        })?;
+        let listener = bind_avoiding(bind, crate::broker::handed_out)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("listening on {bind} for {actor}: {e}"))
+            })?;
         let shared = Arc::new(LaneShared {
             hub: self.inner.clone(),
             actor: actor.to_string(),
@@ -397,5 +399,71 @@ async fn accept_loop(
             conn::run(setup).await;
             drop(alive);
         });
+    }
+}
+
+/// Binds `bind`. On port 0 it never keeps a port `taken` says belongs to
+/// someone else (a broker's, `broker::free_port`): the kernel offers a
+/// port that is free this instant, and a broker between its port's
+/// release and its own bind is not listening yet. The ports refused are
+/// held until a good one is found, so the kernel offers others. A port
+/// asked for by number (a bench board's address) is bound as it is.
+async fn bind_avoiding(
+    bind: SocketAddr,
+    taken: impl Fn(u16) -> bool,
+) -> std::io::Result<TcpListener> {
+    let mut refused = Vec::new();
+    loop {
+        let l = TcpListener::bind(bind).await?;
+        let port = l.local_addr()?.port();
+        if bind.port() != 0 || !taken(port) {
+            return Ok(l);
+        }
+        if refused.len() >= 64 {
+            return Err(std::io::Error::other(
+                "64 ports in a row were brokers' of this run",
+            ));
+        }
+        refused.push(l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn any() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    }
+
+    /// The kernel's first offer is a broker's port: the lane takes another.
+    #[tokio::test]
+    async fn a_lane_never_keeps_a_brokers_port() {
+        let first = Mutex::new(None);
+        let l = bind_avoiding(any(), |p| *first.lock().unwrap().get_or_insert(p) == p)
+            .await
+            .unwrap();
+        let first = first.lock().unwrap().expect("asked about the first offer");
+        assert_ne!(l.local_addr().unwrap().port(), first);
+    }
+
+    /// A port given by number is the user's address: bound as it is.
+    #[tokio::test]
+    async fn a_port_asked_for_by_number_is_bound_as_it_is() {
+        let port = std::net::TcpListener::bind(any())
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let at = SocketAddr::from(([127, 0, 0, 1], port));
+        let l = bind_avoiding(at, |_| true).await.unwrap();
+        assert_eq!(l.local_addr().unwrap().port(), port);
+    }
+
+    /// What `broker::free_port` hands out is what lanes are told to avoid.
+    #[test]
+    fn a_brokers_port_is_known_as_handed_out() {
+        let port = crate::broker::free_port().unwrap();
+        assert!(crate::broker::handed_out(port));
     }
 }

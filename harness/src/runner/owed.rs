@@ -17,6 +17,19 @@
 //! left unanswered in an earlier step is the checkers' business), but the
 //! session's in-flight state comes from the whole history: a resend after
 //! a reconnect answers nothing of the reconnect step itself.
+//!
+//! An answer is waited for only while the end that owes it can give it.
+//! A broker the scenario froze (`pause`), stopped, killed or cut off its
+//! network answers nothing until it is back (`unpause`, `start`,
+//! `reconnect`); nor does either end of a lane that is blackholed (what
+//! it may have sent stays behind the outage), nor a board whose own
+//! network is down (`wifi off`, `ip blackhole`) until it is up again; and
+//! a board that was reset, lost power, rebooted or crashed never answers
+//! on a connection from before that: its TCP state went with its RAM.
+//! Waiting for those is waiting for nothing: the wire is settled as far
+//! as anything can still cross it. The fault state comes from the same
+//! history (its `Fault`, `Broker` and `Board` events), so it is in effect
+//! from the moment it is recorded and ends with the event that ends it.
 //! Pure: a function of the history and where the step began.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -155,16 +168,19 @@ pub(crate) fn answer_owed(events: &[Event], from: usize) -> bool {
     let mut owed: HashSet<Owed> = HashSet::new();
     let mut sessions: HashMap<String, InFlight> = HashMap::new();
     let mut client_of: HashMap<ConnId, String> = HashMap::new();
+    let mut mute = Mute::default();
     for (i, e) in events.iter().enumerate() {
         let in_step = i >= from;
         match &e.kind {
             EventKind::Packet {
                 conn,
+                actor,
                 dir,
                 packet,
                 fate,
                 ..
             } => {
+                mute.opened(*conn, actor);
                 let reached = !matches!(fate, Fate::Dropped | Fate::Held);
                 let (asks, is) = pairs(packet);
                 if let Some((answer, id)) = is {
@@ -213,11 +229,164 @@ pub(crate) fn answer_owed(events: &[Event], from: usize) -> bool {
                     }
                 }
             }
-            EventKind::ConnClosed { conn, .. } => owed.retain(|o| o.0 != *conn),
+            EventKind::ConnOpened { conn, actor } => mute.opened(*conn, actor),
+            EventKind::ConnClosed { conn, .. } => {
+                owed.retain(|o| o.0 != *conn);
+                mute.closed(*conn);
+            }
+            EventKind::Fault { target, fault } => mute.fault(target, fault),
+            EventKind::Broker { what } => mute.broker(what),
+            EventKind::Board { what } => mute.board(what),
             _ => {}
         }
     }
-    !owed.is_empty()
+    owed.iter().any(|o| mute.can_answer(o))
+}
+
+/// The actor a board's connections belong to (its proxy lane, its own
+/// network): a board is always the scenario's device.
+const BOARD: &str = "device";
+
+/// Which ends cannot answer now, by the faults the history recorded.
+#[derive(Default)]
+struct Mute {
+    /// `pause` until `unpause`: the broker is frozen, its sockets open.
+    frozen: bool,
+    /// `stop` or `kill` until `start` (or a restart): no broker at all.
+    down: bool,
+    /// `disconnect` until `reconnect`: the broker's container is off its
+    /// network.
+    cut_off: bool,
+    /// Actors whose proxy lane is blackholed (`*`: every lane).
+    blackholed: HashSet<String>,
+    /// Actors whose board's radio is off (`wifi off` until `wifi on`).
+    radio_off: HashSet<String>,
+    /// Actors' board networks, and the directions an `ip blackhole` stops
+    /// there (either way will do: a request the board cannot receive is as
+    /// unanswerable as an answer it cannot send).
+    ip_blackholed: HashSet<(String, Dir)>,
+    /// Open connections and their actors.
+    open: HashMap<ConnId, String>,
+    /// Connections whose client end was a board that has since lost its
+    /// RAM: it will never answer on them.
+    forgotten: HashSet<ConnId>,
+}
+
+impl Mute {
+    fn opened(&mut self, conn: ConnId, actor: &str) {
+        self.open.entry(conn).or_insert_with(|| actor.to_string());
+    }
+
+    fn closed(&mut self, conn: ConnId) {
+        self.open.remove(&conn);
+        self.forgotten.remove(&conn);
+    }
+
+    /// A `Fault` event: the proxy's (`blackhole`, `heal`; see
+    /// `proxy::Fault::name`) or the board network's (`wifi off`, `ip
+    /// blackhole to_broker`, `ip heal`...; see `net::NetFault::name`).
+    fn fault(&mut self, target: &str, text: &str) {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["blackhole", ..] => {
+                self.blackholed.insert(target.to_string());
+            }
+            ["heal", ..] if target == "*" => self.blackholed.clear(),
+            ["heal", ..] => {
+                self.blackholed.remove(target);
+            }
+            ["wifi", "off"] => {
+                self.radio_off.insert(target.to_string());
+            }
+            // `wifi roam` drops the link and brings it back on another
+            // network.
+            ["wifi", "on" | "roam"] => {
+                self.radio_off.remove(target);
+            }
+            ["ip", "blackhole", rest @ ..] => {
+                for d in ip_dirs(rest) {
+                    self.ip_blackholed.insert((target.to_string(), d));
+                }
+            }
+            ["ip", "heal", rest @ ..] => {
+                for d in ip_dirs(rest) {
+                    self.ip_blackholed.remove(&(target.to_string(), d));
+                }
+            }
+            // Ends every `ip` fault, both ways.
+            ["ip", "clear", ..] => {
+                for d in [Dir::ToBroker, Dir::ToClient] {
+                    self.ip_blackholed.remove(&(target.to_string(), d));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether an actor's board network carries nothing one way or both.
+    fn unplugged(&self, actor: &str) -> bool {
+        self.radio_off.contains(actor)
+            || [Dir::ToBroker, Dir::ToClient]
+                .into_iter()
+                .any(|d| self.ip_blackholed.contains(&(actor.to_string(), d)))
+    }
+
+    /// A `Broker` event: the step's action (`broker::Broker::act`), or
+    /// `started (...)` when the run began.
+    fn broker(&mut self, what: &str) {
+        match what.split_whitespace().next().unwrap_or("") {
+            "pause" => self.frozen = true,
+            "unpause" => self.frozen = false,
+            "stop" | "kill" => self.down = true,
+            // A broker started again is a new process: neither down nor
+            // frozen.
+            "start" | "started" | "restart" | "kill_restart" => {
+                self.down = false;
+                self.frozen = false;
+            }
+            "disconnect" => self.cut_off = true,
+            "reconnect" => self.cut_off = false,
+            _ => {}
+        }
+    }
+
+    /// A `Board` event: anything but `booted` (a reset, a power cycle, a
+    /// reboot, a watchdog reset, a crash) lost the board's RAM, and with
+    /// it every connection it had.
+    fn board(&mut self, what: &str) {
+        if what == "booted" {
+            return;
+        }
+        for (conn, actor) in &self.open {
+            if actor == BOARD {
+                self.forgotten.insert(*conn);
+            }
+        }
+    }
+
+    /// Whether the end that owes `o` can still send it.
+    fn can_answer(&self, o: &Owed) -> bool {
+        let (conn, dir, ..) = *o;
+        let actor = self.open.get(&conn).map(String::as_str).unwrap_or("");
+        if self.blackholed.contains(actor) || self.blackholed.contains("*") {
+            return false;
+        }
+        match dir {
+            // Travelling to the client: the broker owes it.
+            Dir::ToClient => !(self.frozen || self.down || self.cut_off),
+            Dir::ToBroker => !self.unplugged(actor) && !self.forgotten.contains(&conn),
+        }
+    }
+}
+
+/// The directions an `ip` fault's text names at its end (`to_broker`,
+/// `to_client`; none: both), as `net::NetFault::name` writes them.
+fn ip_dirs(rest: &[&str]) -> Vec<Dir> {
+    match rest.last() {
+        Some(&"to_broker") => vec![Dir::ToBroker],
+        Some(&"to_client") => vec![Dir::ToClient],
+        _ => vec![Dir::ToBroker, Dir::ToClient],
+    }
 }
 
 #[cfg(test)]
@@ -588,5 +757,307 @@ mod tests {
             what: "a later step".into(),
         });
         assert!(!owed_from(&r, anchor));
+    }
+
+    fn fault(r: &Recorder, target: &str, fault: &str) {
+        r.record(EventKind::Fault {
+            target: target.into(),
+            fault: fault.into(),
+        });
+    }
+
+    fn broker(r: &Recorder, what: &str) {
+        r.record(EventKind::Broker { what: what.into() });
+    }
+
+    fn board(r: &Recorder, what: &str) {
+        r.record(EventKind::Board { what: what.into() });
+    }
+
+    /// broker_pause: the device publishes at QoS 1 to a frozen broker. Its
+    /// PUBACK cannot come until the thaw, so the publish step (and the
+    /// `no_message` step after it) owe nothing; the 5 s waited for it there
+    /// were most of the suite's longest scenario. Once thawed, the broker
+    /// owes it again.
+    #[test]
+    fn a_frozen_broker_owes_nothing_until_it_thaws() {
+        let r = Recorder::new();
+        connect(&r, 1, true);
+        connack(&r, 1, false);
+        broker(&r, "pause");
+        let anchor = r.len();
+        packet(
+            &r,
+            1,
+            Dir::ToBroker,
+            publish(QoS::AtLeastOnce, Some(1)),
+            Fate::Forwarded,
+        );
+        assert!(!owed_from(&r, anchor), "a frozen broker cannot answer");
+        broker(&r, "unpause");
+        assert!(owed_from(&r, anchor), "thawed, it owes the PUBACK again");
+        packet(
+            &r,
+            1,
+            Dir::ToClient,
+            Packet::PubAck(ack(1)),
+            Fate::Forwarded,
+        );
+        assert!(!owed_from(&r, anchor));
+    }
+
+    /// Tricky but legal: a frozen broker excuses only what the broker owes.
+    /// Its PUBLISH that reached the device before the freeze still owes the
+    /// device's PUBACK, which the proxy reads whatever the broker does.
+    #[test]
+    fn a_frozen_broker_excuses_only_its_own_answers() {
+        let r = Recorder::new();
+        connect(&r, 1, true);
+        connack(&r, 1, false);
+        let anchor = r.len();
+        packet(
+            &r,
+            1,
+            Dir::ToClient,
+            publish(QoS::AtLeastOnce, Some(4)),
+            Fate::Forwarded,
+        );
+        broker(&r, "pause");
+        assert!(owed_from(&r, anchor), "the device can still answer");
+        packet(
+            &r,
+            1,
+            Dir::ToClient,
+            Packet::PubAck(ack(4)),
+            Fate::Forwarded,
+        );
+        assert!(
+            owed_from(&r, anchor),
+            "a PUBACK the wrong way settles nothing"
+        );
+        packet(
+            &r,
+            1,
+            Dir::ToBroker,
+            Packet::PubAck(ack(4)),
+            Fate::Forwarded,
+        );
+        assert!(!owed_from(&r, anchor));
+    }
+
+    /// Every way the broker goes silent, and the event that ends each; a
+    /// restart is a new broker, neither down nor frozen.
+    #[test]
+    fn a_broker_that_is_down_or_cut_off_owes_nothing_until_it_is_back() {
+        for (silence, back) in [
+            ("stop", "start"),
+            ("kill", "start"),
+            ("kill", "restart"),
+            ("pause", "restart"),
+            ("disconnect", "reconnect"),
+        ] {
+            let r = Recorder::new();
+            connect(&r, 1, true);
+            connack(&r, 1, false);
+            let anchor = r.len();
+            packet(
+                &r,
+                1,
+                Dir::ToBroker,
+                publish(QoS::ExactlyOnce, Some(2)),
+                Fate::Forwarded,
+            );
+            broker(&r, silence);
+            assert!(!owed_from(&r, anchor), "after {silence}");
+            // Thawing what was never frozen brings back nothing.
+            if silence != "pause" {
+                broker(&r, "unpause");
+                assert!(!owed_from(&r, anchor), "after {silence}, unpause");
+            }
+            broker(&r, back);
+            assert!(owed_from(&r, anchor), "after {silence}, {back}");
+        }
+    }
+
+    /// A blackholed lane carries nothing either way: neither end's answer
+    /// crosses it until the heal. Other lanes still owe theirs.
+    #[test]
+    fn a_blackholed_lane_owes_nothing_until_it_heals() {
+        let r = Recorder::new();
+        connect(&r, 1, true);
+        connack(&r, 1, false);
+        let anchor = r.len();
+        packet(
+            &r,
+            1,
+            Dir::ToBroker,
+            publish(QoS::AtLeastOnce, Some(1)),
+            Fate::Forwarded,
+        );
+        packet(
+            &r,
+            1,
+            Dir::ToClient,
+            publish(QoS::AtLeastOnce, Some(2)),
+            Fate::Forwarded,
+        );
+        fault(&r, "device", "blackhole");
+        assert!(!owed_from(&r, anchor), "nothing crosses the device's lane");
+        fault(&r, "cloud", "heal");
+        assert!(
+            !owed_from(&r, anchor),
+            "another lane's heal heals nothing here"
+        );
+        // The cloud's lane is not blackholed: what it owes is waited for.
+        r.record(EventKind::ConnOpened {
+            conn: ConnId(2),
+            actor: "cloud".into(),
+        });
+        r.record(EventKind::Packet {
+            conn: ConnId(2),
+            actor: "cloud".into(),
+            dir: Dir::ToBroker,
+            packet: Packet::Subscribe(crate::mqtt::Subscribe {
+                pid: 3,
+                filters: vec![],
+                properties: Default::default(),
+            }),
+            raw: Bytes::new(),
+            fate: Fate::Forwarded,
+        });
+        assert!(owed_from(&r, anchor), "the cloud's SUBACK");
+        r.record(EventKind::ConnClosed {
+            conn: ConnId(2),
+            actor: "cloud".into(),
+            reason: crate::history::CloseReason::Closed,
+        });
+        fault(&r, "device", "heal");
+        assert!(owed_from(&r, anchor), "healed: both PUBACKs owed again");
+    }
+
+    /// The board's own network down: the device cannot answer (nor receive
+    /// what it would answer), the broker still can, since the proxy reads
+    /// its side on loopback. Each way of bringing it back ends it.
+    #[test]
+    fn a_board_off_its_network_owes_nothing_until_it_is_back() {
+        for (down, up) in [
+            ("wifi off", "wifi on"),
+            ("wifi off", "wifi roam"),
+            ("ip blackhole", "ip heal"),
+            ("ip blackhole to_broker", "ip clear"),
+            ("ip blackhole to_client", "ip heal to_client"),
+            ("ip blackhole", "ip clear"),
+        ] {
+            let r = Recorder::new();
+            connect(&r, 1, true);
+            connack(&r, 1, false);
+            let anchor = r.len();
+            packet(
+                &r,
+                1,
+                Dir::ToClient,
+                publish(QoS::AtLeastOnce, Some(1)),
+                Fate::Forwarded,
+            );
+            fault(&r, "device", down);
+            assert!(!owed_from(&r, anchor), "{down}");
+            fault(&r, "device", "ip loss 10%");
+            assert!(!owed_from(&r, anchor), "{down}, then a loss: still down");
+            packet(
+                &r,
+                1,
+                Dir::ToBroker,
+                publish(QoS::AtLeastOnce, Some(2)),
+                Fate::Forwarded,
+            );
+            assert!(owed_from(&r, anchor), "{down}: the broker still owes");
+            packet(
+                &r,
+                1,
+                Dir::ToClient,
+                Packet::PubAck(ack(2)),
+                Fate::Forwarded,
+            );
+            assert!(!owed_from(&r, anchor), "{down}");
+            fault(&r, "device", up);
+            assert!(owed_from(&r, anchor), "{down}, {up}: the device owes again");
+        }
+        // Healing one way of a blackhole of both leaves the other stopped.
+        let r = Recorder::new();
+        connect(&r, 1, true);
+        connack(&r, 1, false);
+        let anchor = r.len();
+        packet(
+            &r,
+            1,
+            Dir::ToClient,
+            publish(QoS::AtLeastOnce, Some(1)),
+            Fate::Forwarded,
+        );
+        fault(&r, "device", "ip blackhole");
+        fault(&r, "device", "ip heal to_client");
+        assert!(!owed_from(&r, anchor), "to_broker is still blackholed");
+        fault(&r, "device", "ip heal to_broker");
+        assert!(owed_from(&r, anchor));
+    }
+
+    /// A board that lost its RAM (reset, power loss, reboot, watchdog,
+    /// crash) never answers on a connection from before: the broker's
+    /// PUBLISH there is left unanswered for good. What the broker owes on
+    /// it, and what the board owes on a connection it opens afterwards,
+    /// are still waited for; `booted` loses nothing.
+    #[test]
+    fn a_reset_board_never_answers_on_its_old_connections() {
+        for reset in [
+            "reset",
+            "power_cycle",
+            "reboot",
+            "watchdog reset (soft WDT)",
+            "crashed: qemu exited",
+        ] {
+            let r = Recorder::new();
+            connect(&r, 1, false);
+            connack(&r, 1, false);
+            let anchor = r.len();
+            packet(
+                &r,
+                1,
+                Dir::ToClient,
+                publish(QoS::AtLeastOnce, Some(1)),
+                Fate::Forwarded,
+            );
+            board(&r, "booted");
+            assert!(owed_from(&r, anchor), "booted: the device owes");
+            packet(
+                &r,
+                1,
+                Dir::ToBroker,
+                publish(QoS::AtLeastOnce, Some(2)),
+                Fate::Forwarded,
+            );
+            board(&r, reset);
+            assert!(owed_from(&r, anchor), "{reset}: the broker owes its PUBACK");
+            packet(
+                &r,
+                1,
+                Dir::ToClient,
+                Packet::PubAck(ack(2)),
+                Fate::Forwarded,
+            );
+            assert!(
+                !owed_from(&r, anchor),
+                "{reset}: the old connection is dead"
+            );
+            connect(&r, 2, true);
+            connack(&r, 2, false);
+            packet(
+                &r,
+                2,
+                Dir::ToClient,
+                publish(QoS::AtLeastOnce, Some(3)),
+                Fate::Forwarded,
+            );
+            assert!(owed_from(&r, anchor), "{reset}: the new connection owes");
+        }
     }
 }
