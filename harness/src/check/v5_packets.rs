@@ -993,7 +993,7 @@ impl Live {
         };
         match table.get(key).copied() {
             Some(a) if a.owed => {
-                table.take(key);
+                table.take_oldest(key);
             }
             Some(a) => {
                 if let (false, Some(u)) = (live, first_unsub) {
@@ -1034,7 +1034,9 @@ impl Live {
                 table.owe(key, live, Arrival { owed: true, seq });
             } else if before.is_none_or(|a| !a.owed) {
                 // An owed copy still waiting could be what a delivery
-                // brings: it stays the one a delivery pairs with.
+                // brings: it stays the one a delivery pairs with. Else
+                // the latest arrival is the one on record.
+                table.remove(key);
                 table.owe(key, 1, Arrival { owed: false, seq });
             }
         }
