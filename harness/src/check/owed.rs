@@ -14,16 +14,26 @@
 //! must hold: messages in flight and those queued for a session that is
 //! offline.
 //!
+//! The same content published again is owed behind the earlier
+//! publication, not in its place: a server sends one client's PUBLISHes
+//! on a topic and QoS to a subscriber "in the order that they were
+//! received" [MQTT-4.6.0-6], so of two owed `on`s the first delivery is
+//! the older one. A caller picks the oldest owed publication that fits
+//! (the order it has seen so far), else the oldest ([`Messages::pick`]);
+//! a QoS 2 repeat's copy is a spare, paired only when no publication of
+//! its content is owed ([`Messages::owe_again`]).
+//!
 //! (`v5_packets` keeps its table per client id, as it keeps its
 //! subscriptions, so there only the cap below bounds it.) Some legal
 //! histories still grow a table without end: an offline persistent
 //! session whose filters keep matching (QoS 0 included, which a broker may
 //! queue or drop), a broker that drops QoS 0 messages to an online one, a
 //! share group's other members (a message is owed to each member, one gets
-//! it). So a table keeps at most [`PER_SESSION`] messages, the oldest
-//! going first. What that gives up: a delivery of a message more than
-//! [`PER_SESSION`] newer owed messages old is paired with nothing, and the
-//! rules that need its publication say nothing about it.
+//! it). So a table keeps at most [`PER_SESSION`] publications (spares
+//! included), the oldest going first. What that gives up: a delivery of a
+//! message more than [`PER_SESSION`] newer owed publications old is paired
+//! with a newer one of its content or with nothing, and the rules that
+//! need its publication may say nothing about it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -230,9 +240,12 @@ impl<T> Messages<T> {
     /// Everything still owed, for the caller to let go of.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.order.clear();
-        self.by_key
-            .drain()
-            .flat_map(|(_, e)| e.queue.into_iter().map(|o| o.value).chain(e.spare.map(|(_, v)| v)))
+        self.by_key.drain().flat_map(|(_, e)| {
+            e.queue
+                .into_iter()
+                .map(|o| o.value)
+                .chain(e.spare.map(|(_, v)| v))
+        })
     }
 
     /// Publications and spares held.

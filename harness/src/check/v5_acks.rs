@@ -37,10 +37,12 @@
 //!
 //! What is read from where:
 //! - a delivery is paired with its message in its own session's table of
-//!   what the broker owes it ([`super::owed`]): the latest PUBLISH of the
+//!   what the broker owes it ([`super::owed`]): of the PUBLISHes of the
 //!   same topic (aliases resolved) and payload that reached the broker
 //!   while a live filter of that session matched it, and that no first
-//!   send to the session has taken yet — else, for a delivery with RETAIN
+//!   send to the session has taken yet, the oldest that keeps its
+//!   publisher's order on the connection, else the oldest (decision 8) —
+//!   else a QoS 2 repeat's spare copy (decision 4) — else, for a delivery with RETAIN
 //!   set, the topic's retained message if it has that payload; else
 //!   nothing, and the rules that need
 //!   the message (QoS, order, share groups, QoS 2 repeats) are silent on
@@ -90,7 +92,17 @@
 //!    [MQTT-4.3.3-12], and an earlier message with the same topic and
 //!    payload no longer excuses the judgement (the batch form skipped a
 //!    message whenever another PUBLISH of the same content appeared
-//!    anywhere in the log, before or after).
+//!    anywhere in the log, before or after). Revisited with decision 8: an
+//!    earlier message of that content still owed to the subscriber does
+//!    excuse one copy (it is delivered first, [MQTT-4.6.0-6]); one it got
+//!    already, or never was owed, does not. The repeat's owed copy is a
+//!    spare, paired only when no publication of its content is owed: a
+//!    later publication of the same content delivered after the repeat is
+//!    that publication, not the repeat forwarded (latest-copy pairing
+//!    gave the same there; oldest-first pairing with the repeat queued
+//!    behind would cry wolf), and a copy beyond every owed publication is
+//!    the repeat forwarded (the old pairing took it for a second copy of
+//!    the later publication and said nothing).
 //!
 //! Decided anew when the table of every distinct message published gave
 //! way to what each session is owed ([`super::owed`]), where the old
@@ -116,6 +128,24 @@
 //!    owed to the session) is paired with the topic's retained message as
 //!    the broker's store holds it, not with a later PUBLISH of the same
 //!    content without RETAIN.
+//!
+//! Decided when pairing took the oldest owed copy instead of the latest:
+//! 8. *The same content owed twice is delivered oldest first.* One
+//!    client's PUBLISHes on a topic at a QoS reach a subscriber in the
+//!    order they were received [MQTT-4.6.0-6], so a delivery is paired
+//!    with the oldest owed publication of its content that keeps that
+//!    order on its connection (not older than the last one delivered
+//!    from the same publisher connection, topic and QoS) — an older one
+//!    may have been dropped legally (QoS 0 [MQTT-4.3.1], expiry, a packet
+//!    above the client's Maximum Packet Size) — else the oldest, which
+//!    then breaks the order. Published `on`, `off`, `on` at QoS 1 in a
+//!    burst: delivered `on`, `off`, `on` is in order (the latest-copy
+//!    pairing took the first `on` for the second and cried wolf);
+//!    delivered `off`, `on`, `on` is out of order, the first `on` having
+//!    come after `off` whichever `on` each delivery is taken for (the
+//!    latest-copy pairing took both for the second `on` and said
+//!    nothing); at QoS 0, `off`, `on` is in order (the first `on`
+//!    dropped).
 //!
 //! One state machine judges: [`AcksChecker::check`] feeds a history's
 //! events to a fresh one ([`super::judge_whole`]) and `observe` feeds it as
@@ -1102,16 +1132,14 @@ impl Live {
             .as_ref()
             .and_then(|t| t.owed.pick(key, fits))
             .map(|(slot, id)| (slot, *id));
-        let id = picked
-            .map(|(_, id)| id)
-            .or_else(|| {
-                // Sent for a new subscription, a retained message says so
-                // [MQTT-3.3.1-9].
-                self.retained
-                    .get(&p.topic)
-                    .filter(|(k, _)| *k == key && p.retain)
-                    .map(|(_, id)| *id)
-            });
+        let id = picked.map(|(_, id)| id).or_else(|| {
+            // Sent for a new subscription, a retained message says so
+            // [MQTT-3.3.1-9].
+            self.retained
+                .get(&p.topic)
+                .filter(|(k, _)| *k == key && p.retain)
+                .map(|(_, id)| *id)
+        });
         // A first send takes the copy it delivers; what it needs of the
         // message stays while this function runs.
         let taken = match (table, p.dup, picked) {
@@ -1767,7 +1795,8 @@ mod tests {
     }
 
     /// The cloud publishes `m` at QoS 2 (packet id 1), after `before` (a
-    /// completed message with the same topic and payload, or none), to the
+    /// completed message with the same topic and payload the device got
+    /// or is still owed, or none), to the
     /// device subscribed to `t` (`twice`: subscribed to it twice); `script`
     /// adds its repeats, the PUBREL and the device's copies.
     fn repeated(before: Earlier, twice: bool, script: impl Fn(&mut Kit)) -> Verdict {
@@ -1877,8 +1906,11 @@ mod tests {
             copy(k, 7);
             repeat(k);
             release(k);
-            k.up(2, "cloud", publish(Some(2), 2, "t", "m", ""))
-                .down(2, "cloud", ack(PacketType::PubRec, 2, 0));
+            k.up(2, "cloud", publish(Some(2), 2, "t", "m", "")).down(
+                2,
+                "cloud",
+                ack(PacketType::PubRec, 2, 0),
+            );
             copy(k, 8);
         };
         // The copy after the repeat is the later message, owed and not

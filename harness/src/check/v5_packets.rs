@@ -86,6 +86,10 @@
 //!    filters of a SUBSCRIBE that match its topic [MQTT-3.3.1-9]. A
 //!    delivery the table has nothing for (its content never seen to reach
 //!    the broker, e.g. a will, or pushed out by the cap) is not judged.
+//!    Since [`super::owed`] keeps the same content owed twice as two
+//!    publications, oldest first, a first send takes the oldest owed one;
+//!    this rule asks only whether one was owed, so its verdicts did not
+//!    change.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
