@@ -91,6 +91,9 @@ uint64_t micros64(void);
 void delay(unsigned long ms);
 void yield(void);
 void optimistic_yield(uint32_t interval_us);
+/* The Arduino layer's own: input the sketch consumed (keeps main() from
+ * napping between rounds of loop() that still have data to read). */
+void arduino_note_activity(void);
 void delayMicroseconds(unsigned int us);
 
 /* Interrupts: masked and unmasked for real (the watchdog tick is one). */

@@ -25,6 +25,7 @@ EEPROMClass EEPROM;
 #define HEAD_SIZE 16u
 #define REC_HEAD 8u
 #define REC_CRC 4u
+#define BLANK_AHEAD 4096u   /* bytes past the log end checked at once */
 
 static const uint32_t sector_offset[2] = {
     BOARD_FLASH_SIZE - 2 * BOARD_FLASH_SECTOR,
@@ -140,6 +141,7 @@ void EEPROMClass::begin(size_t want)
     sector = -1;
     seq = 0;
     log_pos = 0;
+    blank_to = 0;
     fresh_sector = true;
 
     SectorHead h[2];
@@ -181,6 +183,7 @@ void EEPROMClass::begin(size_t want)
         pos += rec_size(r.len);
     }
     log_pos = pos;
+    blank_to = pos;   /* what lies beyond the log is read before it is used */
 }
 
 uint8_t EEPROMClass::read(int address)
@@ -221,6 +224,7 @@ bool EEPROMClass::snapshot()
     sector = next;
     seq = h.seq;
     log_pos = log_start(size);
+    blank_to = log_pos;   /* an erase is trusted no more than a boot's leftovers */
     fresh_sector = false;
     return true;
 }
@@ -233,17 +237,28 @@ bool EEPROMClass::append()
     if (sector < 0 || fresh_sector || log_pos + rec_size(len) > BOARD_FLASH_SECTOR)
         return false;
     uint32_t at = sector_offset[sector] + log_pos;
-    if (!blank(at, rec_size(len)))
-        return false;
+    if (log_pos + rec_size(len) > blank_to) {
+        /* Checked a stretch ahead at a time, not per record: reading puts
+         * the flash back in read-array mode, which under QEMU remaps the
+         * region (and the next program remaps it again, ~0.1 ms each),
+         * while back-to-back programs keep it in command mode. Nothing but
+         * this class writes the sector, so space read as erased stays so
+         * until an append uses it. */
+        uint32_t end = log_pos + (rec_size(len) > BLANK_AHEAD ? rec_size(len) : BLANK_AHEAD);
+        end = end < BOARD_FLASH_SECTOR ? end : BOARD_FLASH_SECTOR;
+        if (!blank(at, end - log_pos))
+            return false;
+        blank_to = end;
+    }
     RecHead r = { (uint16_t)lo, (uint16_t)len, seq + 1 };
     uint32_t crc = ~crc32_update(crc32_update(0xffffffffu, (const uint8_t *)&r, sizeof r),
                                  data + lo, len);
     /* One program call for the whole record: under QEMU each call's write
      * sequence is a write to the flash file. Order within it does not
      * matter for a power cut: a record whose header is still erased ends
-     * the log (each append checks that its own space is blank, so bytes it
-     * left are found before anything is written over them, and a snapshot
-     * follows), any other partial record fails its CRC, which covers
+     * the log (after a boot, space past the log is read as erased before
+     * an append uses it, so bytes it left are found before anything is
+     * written over them, and a snapshot follows), any other partial record fails its CRC, which covers
      * header and data. The padding to 4 is zeros, not left erased,
      * so it does not split the write in two; nothing reads it. */
     static const uint8_t pad[3] = { 0, 0, 0 };

@@ -60,6 +60,7 @@ private:
     uint32_t seq = 0;           /* of the newest snapshot or record */
     int sector = -1;            /* index of the sector holding the log */
     uint32_t log_pos = 0;       /* where the next record goes in it */
+    uint32_t blank_to = 0;      /* [log_pos, blank_to) is known to be erased */
     bool fresh_sector = true;   /* the next commit must start a new snapshot */
 };
 

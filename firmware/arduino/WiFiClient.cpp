@@ -267,6 +267,7 @@ int WiFiClient::read(uint8_t *buf, size_t len)
     }
     if (conn->pcb)
         tcp_recved(conn->pcb, (u16_t)len);
+    arduino_note_activity();
     return (int)len;
 }
 

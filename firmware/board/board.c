@@ -18,10 +18,12 @@ int board_poll(void)
 {
     static int buffered;
     int now = uart_poll_rx();
-    int grew = now > buffered;
+    /* Arrived, or taken by the sketch: either way the sketch has input
+     * to work through (a sketch that never reads does not count). */
+    int moved = now != buffered;
     buffered = now;
     (void)clock_ms();
-    return grew;
+    return moved;
 }
 
 void board_idle_ms(uint32_t ms)

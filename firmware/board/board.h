@@ -29,7 +29,7 @@ extern "C" {
 void board_init(void);
 /* Runs the periodic work the firmware relies on without interrupts:
  * drains the UART into its ring and keeps the 64-bit clock extended.
- * Returns nonzero when new UART input arrived. */
+ * Returns nonzero when UART input arrived or was taken since the last call. */
 int board_poll(void);
 /* Halts the CPU (WAITI) for about that long; the host CPU idles too. */
 void board_idle_ms(uint32_t ms);
