@@ -211,7 +211,7 @@ fn a_bad_job_count_is_refused_naming_the_flag() {
 /// embedded broker cannot and skips it, at any -j).
 #[test]
 fn a_matrix_at_six_at_once_has_the_cells_of_one_at_a_time() {
-    let cells = |jobs: &str| -> Vec<Value> {
+    let cells = |jobs: &str| -> (Vec<Value>, tempfile::TempDir) {
         let out = tempfile::tempdir().unwrap();
         let o = Command::new(env!("CARGO_BIN_EXE_mqtt-hil"))
             .current_dir(root())
@@ -239,14 +239,47 @@ fn a_matrix_at_six_at_once_has_the_cells_of_one_at_a_time() {
         let m: Value =
             serde_json::from_str(&std::fs::read_to_string(out.path().join("matrix.json")).unwrap())
                 .unwrap();
-        m["cells"]
+        let cells = m["cells"]
             .as_array()
             .unwrap()
             .iter()
             .map(|c| serde_json::json!([c["scenario"], c["broker"], c["verdict"], c["rules"]]))
-            .collect()
+            .collect();
+        (cells, out)
     };
-    let one = cells("1");
+    let (one, _) = cells("1");
     assert!(one.len() >= 8, "{one:?}");
-    assert_eq!(cells("6"), one);
+    let (six, out) = cells("6");
+    assert_eq!(six, one, "{}", why_cells_differ(out.path(), &six, &one));
+}
+
+/// What a differing cell's run left (the matrix's reasons, its trace and
+/// its broker's log), so that a difference seen once can be explained.
+fn why_cells_differ(out: &Path, got: &[Value], want: &[Value]) -> String {
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).unwrap_or_else(|e| format!("{}: {e}", p.display()))
+    };
+    let mut text = read(out.join("matrix.md"));
+    for cell in got.iter().filter(|c| !want.contains(c)) {
+        let scenario = cell[0].as_str().unwrap_or("?");
+        let broker = cell[1].as_str().unwrap_or("?");
+        let (name, id) = match broker.split_once(' ') {
+            Some((name, version)) => (
+                name,
+                format!("{scenario}@{}", version.trim_end_matches(".0")),
+            ),
+            None => (broker, scenario.to_string()),
+        };
+        text += &format!("\n--- {id} on {name}: trace ---\n");
+        text += &read(out.join("traces").join(name).join(format!("{id}.trace")));
+        text += &format!("\n--- {id} on {name}: broker log ---\n");
+        text += &read(
+            out.join("work")
+                .join(name)
+                .join(&id)
+                .join(name)
+                .join(format!("{name}.log")),
+        );
+    }
+    text
 }

@@ -4,23 +4,16 @@
 //! board underneath (a process, QEMU, a serial port) can restart without the
 //! driver noticing anything but a fresh `@ready`.
 
-use std::time::Duration;
-
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{parse_line, render_command, DeviceLine, Dial};
-use crate::client::actor::{record_event, ActorHandle};
+use crate::client::actor::{record_event, ActorHandle, Request};
 use crate::client::{ClientEvent, Command, Reply};
 use crate::history::{EventKind, Recorder};
 
 /// Why a command failed when the agent printed `@ready` before answering it.
 pub const RESTARTED: &str = "the device restarted before answering";
-
-/// How long an agent may take to answer a command before the command fails.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-
-type Request = (Command, oneshot::Sender<Result<Reply, String>>);
 
 /// Starts the driver. `from_device` yields the device's lines (without
 /// newline); `to_device` takes lines to write (the board adds the newline).
@@ -57,10 +50,44 @@ pub fn spawn_watched(
     (ActorHandle::from_parts(name, tx, events, task), first)
 }
 
+/// The command sent and not yet answered. Its answer is waited for until
+/// the caller's deadline (the step's), not a fixed time of the driver's
+/// own: on a loaded machine a board's answer comes late but in time for
+/// the step, and a fixed cut shorter than the step failed such steps.
 struct Pending {
     verb: &'static str,
     reply: oneshot::Sender<Result<Reply, String>>,
+    sent: Instant,
     deadline: Instant,
+    /// Lines the device printed since the command, and the last of them:
+    /// what it did instead of answering, for the failure's message.
+    heard: usize,
+    last: Option<String>,
+}
+
+impl Pending {
+    fn silence(&self) -> String {
+        let waited =
+            crate::scenario::duration::format(self.deadline.saturating_duration_since(self.sent));
+        let did = match (&self.last, self.heard) {
+            (None, _) => "it printed nothing since".to_string(),
+            (Some(l), 1) => format!("it printed one line since: `{}`", clip(l)),
+            (Some(l), n) => format!("it printed {n} lines since, the last `{}`", clip(l)),
+        };
+        format!(
+            "the agent did not answer `{}` in the {waited} it had, up to the deadline ({did})",
+            self.verb
+        )
+    }
+}
+
+/// A device line short enough for a one-line message.
+fn clip(line: &str) -> String {
+    const MAX: usize = 120;
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
+    }
 }
 
 struct Driver {
@@ -82,26 +109,45 @@ impl Driver {
             let deadline = self.pending.as_ref().map(|p| p.deadline);
             tokio::select! {
                 req = commands.recv(), if self.pending.is_none() => {
-                    let Some((cmd, reply)) = req else { break };
-                    self.send(cmd, reply).await;
+                    let Some(Request { cmd, deadline, reply }) = req else { break };
+                    self.send(cmd, deadline, reply).await;
                 }
                 line = lines.recv() => {
                     let Some(line) = line else {
                         self.fail_pending("the device's line closed");
                         break;
                     };
+                    if let Some(p) = &mut self.pending {
+                        p.heard += 1;
+                        p.last = Some(line.clone());
+                    }
                     self.on_line(&line);
                 }
                 _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
-                    let verb = self.pending.as_ref().map(|p| p.verb).unwrap_or("?");
-                    self.fail_pending(&format!("the agent did not answer `{verb}` within {}s", ANSWER_TIMEOUT.as_secs()));
+                    if let Some(p) = self.pending.take() {
+                        let why = p.silence();
+                        let _ = p.reply.send(Err(why));
+                    }
                 }
             }
         }
     }
 
-    async fn send(&mut self, cmd: Command, reply: oneshot::Sender<Result<Reply, String>>) {
+    async fn send(
+        &mut self,
+        cmd: Command,
+        deadline: Instant,
+        reply: oneshot::Sender<Result<Reply, String>>,
+    ) {
         let verb = cmd.verb();
+        // A command whose caller has stopped waiting is not sent: its
+        // answer would arrive unasked, under the next command.
+        if Instant::now() >= deadline {
+            let _ = reply.send(Err(format!(
+                "`{verb}` was not sent: its deadline had passed"
+            )));
+            return;
+        }
         let Some(line) = render_command(&cmd, &self.dial) else {
             let _ = reply.send(Err(format!(
                 "the agent protocol has no `{verb}` like this (hand-built raw packets, several filters in one SUBSCRIBE, DISCONNECT properties and ack/ping control are not in it): this action works only with observers and the virtual device"
@@ -115,7 +161,10 @@ impl Driver {
         self.pending = Some(Pending {
             verb,
             reply,
-            deadline: Instant::now() + ANSWER_TIMEOUT,
+            sent: Instant::now(),
+            deadline,
+            heard: 0,
+            last: None,
         });
     }
 
@@ -190,6 +239,12 @@ impl Driver {
 mod tests {
     use super::*;
     use crate::mqtt::QoS;
+    use std::time::Duration;
+
+    /// A step's deadline, as the runner gives its commands.
+    fn in_secs(s: u64) -> Instant {
+        Instant::now() + Duration::from_secs(s)
+    }
 
     fn dial() -> Dial {
         Dial {
@@ -221,7 +276,7 @@ mod tests {
             dev_tx.send("some debug print".into()).await.unwrap();
             dev_tx.send("@ok publish pid=9".into()).await.unwrap();
         };
-        let (reply, ()) = tokio::join!(actor.command(cmd), device);
+        let (reply, ()) = tokio::join!(actor.command(cmd, in_secs(10)), device);
         assert_eq!(reply.unwrap().pid, Some(9));
         assert_eq!(events.recv().await.unwrap(), ClientEvent::PubAck(9));
         let h = rec.snapshot();
@@ -232,12 +287,82 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_silent_agent_fails_the_command_instead_of_hanging() {
+    async fn a_silent_agent_fails_the_command_at_its_deadline_instead_of_hanging() {
         let (_dev_tx, dev_rx) = mpsc::channel(16);
         let (out_tx, _out_rx) = mpsc::channel(16);
         let actor = spawn("device", dial(), Recorder::new(), dev_rx, out_tx);
-        let err = actor.command(Command::Disconnect).await.unwrap_err();
-        assert!(err.contains("did not answer `disconnect`"), "{err}");
+        let start = Instant::now();
+        let err = actor
+            .command(Command::Disconnect, in_secs(10))
+            .await
+            .unwrap_err();
+        // Paused time: the clock moves only to the next timer, so this
+        // says which deadline ended the wait, not how fast the machine is.
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+            "{waited:?}"
+        );
+        assert!(
+            err.contains("did not answer `disconnect` in the 10s it had")
+                && err.contains("it printed nothing since"),
+            "{err}"
+        );
+    }
+
+    /// On a loaded machine a board answers late, still in time for the
+    /// step: the driver waits as long as the step does (a fixed 5 s of its
+    /// own failed such steps).
+    #[tokio::test(start_paused = true)]
+    async fn a_late_answer_inside_the_step_deadline_is_taken() {
+        let (dev_tx, dev_rx) = mpsc::channel(16);
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        let actor = spawn("device", dial(), Recorder::new(), dev_rx, out_tx);
+        let device = async {
+            assert_eq!(out_rx.recv().await.unwrap(), "disconnect");
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            dev_tx.send("@ok disconnect".into()).await.unwrap();
+        };
+        let (reply, ()) = tokio::join!(actor.command(Command::Disconnect, in_secs(10)), device);
+        assert!(reply.is_ok(), "{reply:?}");
+    }
+
+    /// What the agent printed instead of answering is in the failure.
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_says_what_the_agent_printed_instead_of_answering() {
+        let (dev_tx, dev_rx) = mpsc::channel(16);
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        let actor = spawn("device", dial(), Recorder::new(), dev_rx, out_tx);
+        let device = async {
+            out_rx.recv().await.unwrap();
+            dev_tx
+                .send("@log lwip: tcp_write ERR_MEM".into())
+                .await
+                .unwrap();
+            dev_tx.send("stack smashed".into()).await.unwrap();
+        };
+        let (reply, ()) = tokio::join!(actor.command(Command::Disconnect, in_secs(3)), device);
+        let err = reply.unwrap_err();
+        assert!(
+            err.contains("in the 3s it had")
+                && err.contains("it printed 2 lines since, the last `stack smashed`"),
+            "{err}"
+        );
+    }
+
+    /// A caller that has stopped waiting gets no command sent on its
+    /// behalf: the answer would come unasked, under the next command.
+    #[tokio::test(start_paused = true)]
+    async fn a_command_past_its_deadline_is_not_sent() {
+        let (_dev_tx, dev_rx) = mpsc::channel(16);
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        let actor = spawn("device", dial(), Recorder::new(), dev_rx, out_tx);
+        let err = actor
+            .command(Command::Disconnect, Instant::now())
+            .await
+            .unwrap_err();
+        assert!(err.contains("not sent"), "{err}");
+        assert!(out_rx.try_recv().is_err());
     }
 
     #[tokio::test]
@@ -253,7 +378,7 @@ mod tests {
                 .unwrap();
         };
         let cmd = Command::Subscribe(vec![("a/#".into(), QoS::ExactlyOnce)]);
-        let (reply, ()) = tokio::join!(actor.command(cmd), device);
+        let (reply, ()) = tokio::join!(actor.command(cmd, in_secs(10)), device);
         let err = reply.unwrap_err();
         assert!(err.contains("not_connected"), "{err}");
     }

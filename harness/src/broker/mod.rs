@@ -13,6 +13,7 @@ pub mod embedded;
 mod external;
 pub mod hooks;
 mod mosquitto;
+mod port;
 pub mod probe;
 mod profile;
 pub mod warm;
@@ -312,44 +313,12 @@ impl Broker {
     }
 }
 
-/// The ports [`free_port`] has handed out in this process.
-static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-/// A loopback port nobody listens on right now, and one this process has
-/// never handed out before: with scenarios running at once (`-j`), a broker
-/// that is down for a restart must not find its port taken by another
-/// scenario's broker (whose clients it would then serve). Nor by a proxy
-/// lane, the other listener this process opens on port 0: between the
-/// port's release here and the broker's bind (its start, its restart) the
-/// kernel may offer it to a lane, and the broker's start check, which only
-/// connects, would then take the lane for the broker (seen at `-j 8`: one
-/// scenario's traffic ran through another's device lane). Lanes ask
+/// A loopback port for a broker: see [`port`]. With scenarios running at
+/// once (`-j`), a broker that is down for a restart must not find its port
+/// taken by another scenario's broker (whose clients it would then serve),
+/// nor by a proxy lane, the other listener this process opens on port 0:
+/// the broker's start check, which only connects, would then take the lane
+/// for the broker (seen at `-j 8`). Brokers' ports lie below the range the
+/// kernel offers for port 0; where there is no room for that, lanes ask
 /// [`handed_out`] and never keep such a port.
-pub(crate) fn free_port() -> Result<u16> {
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    // The kernel hands out ephemeral ports in turn; a repeat is rare.
-    for _ in 0..64 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| Error::io("finding a free loopback port", e))?;
-        let port = l
-            .local_addr()
-            .map_err(|e| Error::io("finding a free loopback port", e))?
-            .port();
-        if given.insert(port) {
-            return Ok(port);
-        }
-    }
-    Err(Error::io(
-        "finding a free loopback port",
-        std::io::Error::other("64 tries gave only ports this run already used"),
-    ))
-}
-
-/// Whether [`free_port`] handed `port` to a broker of this process.
-pub(crate) fn handed_out(port: u16) -> bool {
-    GIVEN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&port)
-}
+pub(crate) use port::{free_port, handed_out};

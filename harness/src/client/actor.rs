@@ -18,7 +18,15 @@ use crate::history::{EventKind, Recorder};
 use crate::mqtt::codec::{self, Decoder};
 use crate::mqtt::PacketType;
 
-type Request = (Command, oneshot::Sender<Result<Reply, String>>);
+/// A command for an actor, with when its answer is due.
+pub struct Request {
+    pub cmd: Command,
+    /// When the caller stops waiting (the step's deadline, inside the
+    /// scenario's timeout): an actor whose answer waits on a peer (the
+    /// agent driver on its board) fails the command then, saying so.
+    pub deadline: Instant,
+    pub reply: oneshot::Sender<Result<Reply, String>>,
+}
 
 /// A running actor (device or observer), driven by [`Command`]s.
 pub struct ActorHandle {
@@ -48,10 +56,16 @@ impl ActorHandle {
         &self.name
     }
 
-    pub async fn command(&self, cmd: Command) -> Result<Reply, String> {
+    /// Sends a command and waits for its answer, until `deadline` at the
+    /// latest (see [`Request::deadline`]).
+    pub async fn command(&self, cmd: Command, deadline: Instant) -> Result<Reply, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send((cmd, reply))
+            .send(Request {
+                cmd,
+                deadline,
+                reply,
+            })
             .await
             .map_err(|_| format!("{} is no longer running", self.name))?;
         rx.await
@@ -192,7 +206,9 @@ impl Shell {
             };
             tokio::select! {
                 req = rx.recv() => {
-                    let Some((cmd, reply)) = req else { break };
+                    // Answered from the session's own state and loopback
+                    // I/O, without waiting on a peer: no deadline to keep.
+                    let Some(Request { cmd, reply, .. }) = req else { break };
                     let result = self.handle(cmd).await;
                     let _ = reply.send(result);
                 }

@@ -340,7 +340,7 @@ async fn publish_with_backpressure(
 ) -> Result<crate::client::Reply, String> {
     let mut events = handle.events();
     loop {
-        match handle.command(cmd.clone()).await {
+        match handle.command(cmd.clone(), deadline).await {
             Err(e) if e.contains("inflight_full") && Instant::now() >= deadline => {
                 return Err(format!(
                     "{}'s inflight window stayed full: its messages were not acknowledged in time ({e})",
@@ -388,17 +388,21 @@ async fn wait_completed(
 }
 
 /// Applies the client knobs of an actor's table (misbehaviours on purpose).
-async fn configure(actor: &ActorHandle, spec: &ClientSpec) -> Result<(), String> {
+async fn configure(
+    actor: &ActorHandle,
+    spec: &ClientSpec,
+    deadline: Instant,
+) -> Result<(), String> {
     let who = actor.name().to_string();
     if spec.acks != Default::default() {
         actor
-            .command(Command::SetAcks(spec.acks.clone()))
+            .command(Command::SetAcks(spec.acks.clone()), deadline)
             .await
             .map_err(|e| format!("{who}: `withhold` is not possible here: {e}"))?;
     }
     if !spec.pings {
         actor
-            .command(Command::SetPings(false))
+            .command(Command::SetPings(false), deadline)
             .await
             .map_err(|e| format!("{who}: `pings = false` is not possible here: {e}"))?;
     }
@@ -516,13 +520,13 @@ impl World {
             let device = Device::start(&cfg.target, &lane, recorder, dir, &cfg.firmware)
                 .await
                 .map_err(|e| e.to_string())?;
-            configure(&device.actor, spec).await?;
+            configure(&device.actor, spec, setup_deadline).await?;
             world.device = Some(device);
             world.specs.insert("device".into(), spec.clone());
         }
         for (name, spec) in &scenario.observers {
             let actor = spawn_client(name, world.lanes[name].addr(), recorder.clone());
-            configure(&actor, spec).await?;
+            configure(&actor, spec, setup_deadline).await?;
             world.observers.insert(name.clone(), actor);
             world.specs.insert(name.clone(), spec.clone());
         }
@@ -773,7 +777,7 @@ impl World {
                     return auto.board(*action).await;
                 }
                 let device = self.device.as_mut().ok_or("the scenario has no device")?;
-                device.board(*action, &self.recorder).await
+                device.board(*action, &self.recorder, self.deadline).await
             }
             Action::Wait(d) => {
                 tokio::time::sleep(*d).await;
@@ -879,7 +883,7 @@ impl World {
                 } else {
                     Command::Disconnect
                 };
-                self.actor(actor)?.command(cmd).await?;
+                self.actor(actor)?.command(cmd, self.deadline).await?;
                 self.settle(actor).await;
                 return Ok(());
             }
@@ -888,7 +892,7 @@ impl World {
                     code: *code,
                     properties: properties.clone(),
                 };
-                self.actor(actor)?.command(cmd).await?;
+                self.actor(actor)?.command(cmd, self.deadline).await?;
                 self.settle(actor).await;
                 return Ok(());
             }
@@ -898,7 +902,7 @@ impl World {
         };
         let verb = cmd.verb();
         self.actor(actor)?
-            .command(cmd)
+            .command(cmd, self.deadline)
             .await
             .map(|_| ())
             .map_err(|e| self.explain(actor, format!("{verb}: {e}")))
@@ -1011,7 +1015,7 @@ impl World {
             }
         };
         let reply = handle
-            .command(cmd)
+            .command(cmd, self.deadline)
             .await
             .map_err(|e| self.explain(actor, format!("subscribe: {e}")))?;
         loop {
@@ -1084,7 +1088,7 @@ impl World {
         // connection is gone; give it a moment rather than fail the step.
         let mut tries = 0;
         loop {
-            match handle.command(cmd.clone()).await {
+            match handle.command(cmd.clone(), self.deadline).await {
                 Ok(_) => break,
                 Err(e) if e.contains("already") && tries < 40 => {
                     tries += 1;

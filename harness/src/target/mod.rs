@@ -275,16 +275,22 @@ impl Device {
     async fn current_boot(&self, boot_timeout: Duration) {
         let deadline = tokio::time::Instant::now() + boot_timeout;
         loop {
-            let asked =
-                tokio::time::timeout_at(deadline, self.actor.command(Command::Status)).await;
-            match asked {
-                Ok(Err(e)) if e == crate::agent::driver::RESTARTED => continue,
+            match self.actor.command(Command::Status, deadline).await {
+                Err(e) if e == crate::agent::driver::RESTARTED => continue,
                 _ => return,
             }
         }
     }
 
-    pub async fn board(&mut self, action: BoardAction, recorder: &Recorder) -> Result<(), String> {
+    /// Resets or power-cycles the board; `deadline` (the step's) bounds
+    /// the virtual device's reboot, a board's wait for `@ready` is its
+    /// boot timeout.
+    pub async fn board(
+        &mut self,
+        action: BoardAction,
+        recorder: &Recorder,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), String> {
         let Some(control) = &self.control else {
             // The virtual device has no board: a reset is a software reboot.
             let what = match action {
@@ -295,9 +301,13 @@ impl Device {
             // Power loss ends the process that held the connection, so the
             // OS closes it; a reset leaves it half-open (see Reboot).
             if action == BoardAction::PowerCycle {
-                self.actor.command(Command::Drop).await?;
+                self.actor.command(Command::Drop, deadline).await?;
             }
-            return self.actor.command(Command::Reboot).await.map(|_| ());
+            return self
+                .actor
+                .command(Command::Reboot, deadline)
+                .await
+                .map(|_| ());
         };
         let mut events = self.actor.events();
         let (tx, rx) = oneshot::channel();
@@ -436,7 +446,8 @@ mod tests {
             .unwrap();
         device.current_boot(timeout).await;
         // The first step's command is answered, not cut short.
-        let answer = device.actor.command(Command::Status).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let answer = device.actor.command(Command::Status, deadline).await;
         assert!(answer.is_ok(), "{answer:?}");
     }
 }
