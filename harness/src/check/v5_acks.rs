@@ -37,10 +37,12 @@
 //!
 //! What is read from where:
 //! - a delivery is paired with its message in its own session's table of
-//!   what the broker owes it ([`super::owed`]): the latest PUBLISH of the
+//!   what the broker owes it ([`super::owed`]): of the PUBLISHes of the
 //!   same topic (aliases resolved) and payload that reached the broker
 //!   while a live filter of that session matched it, and that no first
-//!   send to the session has taken yet — else, for a delivery with RETAIN
+//!   send to the session has taken yet, the oldest that keeps its
+//!   publisher's order on the connection, else the oldest (decision 8) —
+//!   else a QoS 2 repeat's spare copy (decision 4) — else, for a delivery with RETAIN
 //!   set, the topic's retained message if it has that payload; else
 //!   nothing, and the rules that need
 //!   the message (QoS, order, share groups, QoS 2 repeats) are silent on
@@ -90,7 +92,17 @@
 //!    [MQTT-4.3.3-12], and an earlier message with the same topic and
 //!    payload no longer excuses the judgement (the batch form skipped a
 //!    message whenever another PUBLISH of the same content appeared
-//!    anywhere in the log, before or after).
+//!    anywhere in the log, before or after). Revisited with decision 8: an
+//!    earlier message of that content still owed to the subscriber does
+//!    excuse one copy (it is delivered first, [MQTT-4.6.0-6]); one it got
+//!    already, or never was owed, does not. The repeat's owed copy is a
+//!    spare, paired only when no publication of its content is owed: a
+//!    later publication of the same content delivered after the repeat is
+//!    that publication, not the repeat forwarded (latest-copy pairing
+//!    gave the same there; oldest-first pairing with the repeat queued
+//!    behind would cry wolf), and a copy beyond every owed publication is
+//!    the repeat forwarded (the old pairing took it for a second copy of
+//!    the later publication and said nothing).
 //!
 //! Decided anew when the table of every distinct message published gave
 //! way to what each session is owed ([`super::owed`]), where the old
@@ -116,6 +128,24 @@
 //!    owed to the session) is paired with the topic's retained message as
 //!    the broker's store holds it, not with a later PUBLISH of the same
 //!    content without RETAIN.
+//!
+//! Decided when pairing took the oldest owed copy instead of the latest:
+//! 8. *The same content owed twice is delivered oldest first.* One
+//!    client's PUBLISHes on a topic at a QoS reach a subscriber in the
+//!    order they were received [MQTT-4.6.0-6], so a delivery is paired
+//!    with the oldest owed publication of its content that keeps that
+//!    order on its connection (not older than the last one delivered
+//!    from the same publisher connection, topic and QoS) — an older one
+//!    may have been dropped legally (QoS 0 [MQTT-4.3.1], expiry, a packet
+//!    above the client's Maximum Packet Size) — else the oldest, which
+//!    then breaks the order. Published `on`, `off`, `on` at QoS 1 in a
+//!    burst: delivered `on`, `off`, `on` is in order (the latest-copy
+//!    pairing took the first `on` for the second and cried wolf);
+//!    delivered `off`, `on`, `on` is out of order, the first `on` having
+//!    come after `off` whichever `on` each delivery is taken for (the
+//!    latest-copy pairing took both for the second `on` and said
+//!    nothing); at QoS 0, `off`, `on` is in order (the first `on`
+//!    dropped).
 //!
 //! One state machine judges: [`AcksChecker::check`] feeds a history's
 //! events to a fresh one ([`super::judge_whole`]) and `observe` feeds it as
@@ -962,7 +992,7 @@ impl Live {
                     q.repeated = true;
                 }
             }
-            self.owe(id, key, p);
+            self.owe(id, key, p, true);
             return;
         }
         // A new message with this content: an open QoS 2 message with it
@@ -1014,7 +1044,7 @@ impl Live {
             hold(&mut self.msgs, seq);
             self.q2_by_key.insert(key, seq);
         }
-        self.owe(seq, key, p);
+        self.owe(seq, key, p, false);
         if p.retain {
             let before = if p.payload.is_empty() {
                 self.retained.remove(&p.topic)
@@ -1036,7 +1066,7 @@ impl Live {
     /// repeat owes it again, so that a copy the broker forwards for the
     /// repeat is paired and judged [MQTT-4.3.3-10], even if the first
     /// copy had not gone out yet.
-    fn owe(&mut self, id: u64, key: u128, p: &Publish) {
+    fn owe(&mut self, id: u64, key: u128, p: &Publish, repeat: bool) {
         let msgs = &mut self.msgs;
         for s in self.sessions.values_mut() {
             let copies = s
@@ -1048,7 +1078,12 @@ impl Live {
                 continue;
             }
             hold(msgs, id);
-            for old in s.owed.owe(key, copies, id) {
+            let gone = if repeat {
+                s.owed.owe_again(key, id)
+            } else {
+                s.owed.owe(key, copies, id)
+            };
+            for old in gone {
                 release(msgs, old);
             }
         }
@@ -1081,21 +1116,34 @@ impl Live {
         // them; else none, and the rules below that need it are silent.
         let key = content_key(&p.topic, &p.payload);
         let table = self.sessions.get_mut(&l.sess);
-        let id = table
+        // Of the publications of this content owed, the oldest that keeps
+        // its publisher's order on this connection (an older one may have
+        // been dropped legally, see decision 8), else the oldest.
+        let (msgs, order) = (&self.msgs, &l.order);
+        let fits = |id: &u64| {
+            msgs.get(id).is_none_or(|s| {
+                s.dup
+                    || order
+                        .get(&(s.conn, p.topic.clone(), s.qos.as_u8()))
+                        .is_none_or(|last| last.is_none_or(|(ps, _)| s.seq >= ps))
+            })
+        };
+        let picked = table
             .as_ref()
-            .and_then(|t| t.owed.get(key).copied())
-            .or_else(|| {
-                // Sent for a new subscription, a retained message says so
-                // [MQTT-3.3.1-9].
-                self.retained
-                    .get(&p.topic)
-                    .filter(|(k, _)| *k == key && p.retain)
-                    .map(|(_, id)| *id)
-            });
+            .and_then(|t| t.owed.pick(key, fits))
+            .map(|(slot, id)| (slot, *id));
+        let id = picked.map(|(_, id)| id).or_else(|| {
+            // Sent for a new subscription, a retained message says so
+            // [MQTT-3.3.1-9].
+            self.retained
+                .get(&p.topic)
+                .filter(|(k, _)| *k == key && p.retain)
+                .map(|(_, id)| *id)
+        });
         // A first send takes the copy it delivers; what it needs of the
         // message stays while this function runs.
-        let taken = match (table, p.dup) {
-            (Some(t), false) => t.owed.take(key),
+        let taken = match (table, p.dup, picked) {
+            (Some(t), false, Some((slot, _))) => t.owed.take(key, slot),
             _ => None,
         };
         let src = id.and_then(|id| self.msgs.get_mut(&id));
@@ -1747,10 +1795,11 @@ mod tests {
     }
 
     /// The cloud publishes `m` at QoS 2 (packet id 1), after `before` (a
-    /// completed message with the same topic and payload, or none), to the
+    /// completed message with the same topic and payload the device got
+    /// or is still owed, or none), to the
     /// device subscribed to `t` (`twice`: subscribed to it twice); `script`
     /// adds its repeats, the PUBREL and the device's copies.
-    fn repeated(before: bool, twice: bool, script: impl Fn(&mut Kit)) -> Verdict {
+    fn repeated(before: Earlier, twice: bool, script: impl Fn(&mut Kit)) -> Verdict {
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", subscribe(1, "t", 2, 0, ""))
@@ -1767,11 +1816,14 @@ mod tests {
             connect("cloud", false, 60, "session_expiry = 60"),
             connack(false, 0, ""),
         );
-        if before {
+        if before != Earlier::None {
             k.up(2, "cloud", publish(Some(9), 2, "t", "m", ""))
                 .down(2, "cloud", ack(PacketType::PubRec, 9, 0))
                 .up(2, "cloud", ack(PacketType::PubRel, 9, 0))
                 .down(2, "cloud", ack(PacketType::PubComp, 9, 0));
+        }
+        if before == Earlier::Delivered {
+            copy(&mut k, 6);
         }
         k.up(2, "cloud", publish(Some(1), 2, "t", "m", "")).down(
             2,
@@ -1780,6 +1832,16 @@ mod tests {
         );
         script(&mut k);
         judge_both(&checker(), &k.history())
+    }
+
+    /// An earlier message `m` (QoS 2, completed) before the one repeated.
+    #[derive(PartialEq, Clone, Copy)]
+    enum Earlier {
+        None,
+        /// The device got it before.
+        Delivered,
+        /// Still owed to the device.
+        Owed,
     }
 
     fn repeat(k: &mut Kit) {
@@ -1811,12 +1873,12 @@ mod tests {
         // A copy after the repeat to a subscriber that had it: broken,
         // though a message with the same content came earlier, and though
         // the subscriber subscribed to the topic twice.
-        for (before, twice) in [(true, false), (false, true)] {
+        for (before, twice) in [(Earlier::Delivered, false), (Earlier::None, true)] {
             let v = repeated(before, twice, broken);
             assert_eq!(v.rules(), vec![rule], "{v:?}");
         }
         // Two copies before any repeat are not the repeat's doing.
-        let v = repeated(false, false, |k| {
+        let v = repeated(Earlier::None, false, |k| {
             copy(k, 7);
             copy(k, 8);
             repeat(k);
@@ -1825,11 +1887,48 @@ mod tests {
         assert!(!v.rules().contains(&rule), "{v:?}");
         // After the PUBREL a PUBLISH with the id is a new publication
         // [MQTT-4.3.3-12], DUP or not.
-        let v = repeated(false, false, |k| {
+        let v = repeated(Earlier::None, false, |k| {
             copy(k, 7);
             release(k);
             k.up(2, "cloud", dup(publish(Some(1), 2, "t", "m", "")))
                 .down(2, "cloud", ack(PacketType::PubRec, 1, 0));
+            copy(k, 8);
+        });
+        assert!(!v.rules().contains(&rule), "{v:?}");
+    }
+
+    /// Decision 4 under decision 8: the repeat's copy is a spare, paired
+    /// only when no publication of its content is owed.
+    #[test]
+    fn a_qos2_repeats_copy_is_paired_last() {
+        let rule = "MQTT-4.3.3-10";
+        let later = |k: &mut Kit| {
+            copy(k, 7);
+            repeat(k);
+            release(k);
+            k.up(2, "cloud", publish(Some(2), 2, "t", "m", "")).down(
+                2,
+                "cloud",
+                ack(PacketType::PubRec, 2, 0),
+            );
+            copy(k, 8);
+        };
+        // The copy after the repeat is the later message, owed and not
+        // yet delivered: not the repeat forwarded.
+        let v = repeated(Earlier::None, false, later);
+        assert!(!v.rules().contains(&rule), "{v:?}");
+        // A third copy of two messages: the repeat forwarded.
+        let v = repeated(Earlier::None, false, |k| {
+            later(k);
+            copy(k, 9);
+        });
+        assert_eq!(v.rules(), vec![rule], "{v:?}");
+        // An earlier `m` still owed is what the first copy delivers (the
+        // broker keeps its publisher's order): the second copy is the
+        // repeated message's first.
+        let v = repeated(Earlier::Owed, false, |k| {
+            copy(k, 7);
+            repeat(k);
             copy(k, 8);
         });
         assert!(!v.rules().contains(&rule), "{v:?}");
@@ -1899,6 +1998,13 @@ mod tests {
     /// The device, subscribed to `t`, is sent the cloud's `a` and `b` (QoS
     /// 1) as `sends` lists them, each acknowledged.
     fn sent_as(sends: &[&str]) -> Verdict {
+        published_sent(1, &["a", "b"], sends)
+    }
+
+    /// The device, subscribed to `t` (granted 1), is sent at QoS `qos` what
+    /// the cloud published on `t` at QoS `qos` (`published`, in a burst,
+    /// before any delivery) as `sends` lists it, each acknowledged.
+    fn published_sent(qos: u8, published: &[&str], sends: &[&str]) -> Verdict {
         let mut k = Kit::new();
         up(&mut k);
         k.up(1, "device", subscribe(1, "t", 1, 0, ""))
@@ -1909,15 +2015,46 @@ mod tests {
             connect("c", true, 60, ""),
             connack(false, 0, ""),
         );
-        for (pid, payload) in [(1, "a"), (2, "b")] {
-            k.up(2, "cloud", publish(Some(pid), 1, "t", payload, ""))
-                .down(2, "cloud", ack(PacketType::PubAck, pid, 0));
+        let pid = |i: u16| (qos > 0).then_some(i);
+        for (i, payload) in (1..).zip(published) {
+            k.up(2, "cloud", publish(pid(i), qos, "t", payload, ""));
         }
-        for (pid, payload) in (7..).zip(sends) {
-            k.down(1, "device", publish(Some(pid), 1, "t", payload, ""))
-                .up(1, "device", ack(PacketType::PubAck, pid, 0));
+        if qos > 0 {
+            for (i, _) in (1..).zip(published) {
+                k.down(2, "cloud", ack(PacketType::PubAck, i, 0));
+            }
+        }
+        for (i, payload) in (7..).zip(sends) {
+            k.down(1, "device", publish(pid(i), qos, "t", payload, ""));
+            if qos > 0 {
+                k.up(1, "device", ack(PacketType::PubAck, i, 0));
+            }
         }
         judge_both(&checker(), &k.history())
+    }
+
+    /// Decision 8: a delivery is paired with the oldest owed publication
+    /// of its content, so the same payload published twice in a burst is
+    /// not taken out of order.
+    #[test]
+    fn the_oldest_owed_copy_is_delivered_first() {
+        let order = vec!["MQTT-4.6.0-5", "MQTT-4.6.0-6"];
+        let v = published_sent(1, &["on", "off", "on"], &["on", "off", "on"]);
+        assert!(v.ok(), "{v:?}");
+        // The first `on` came after `off`: out of order, whichever `on`
+        // each delivery is taken for.
+        let v = published_sent(1, &["on", "off", "on"], &["off", "on", "on"]);
+        assert_eq!(v.rules(), order, "{v:?}");
+        let v = published_sent(1, &["on", "off", "on"], &["on", "on", "off"]);
+        assert_eq!(v.rules(), order, "{v:?}");
+        // A broker may drop a QoS 0 message [MQTT-4.3.1]: the first `on`
+        // never came, the second came after `off`, in order.
+        let v = published_sent(0, &["on", "off", "on"], &["off", "on"]);
+        assert!(v.ok(), "{v:?}");
+        // Dropped or not, an `on` after both `off`s is out of order once
+        // an `off` followed the last `on`.
+        let v = published_sent(0, &["on", "off", "on", "off"], &["off", "on", "off", "on"]);
+        assert_eq!(v.rules(), order, "{v:?}");
     }
 
     /// Decision 6: a first send takes the copy it delivers; another first

@@ -86,6 +86,10 @@
 //!    filters of a SUBSCRIBE that match its topic [MQTT-3.3.1-9]. A
 //!    delivery the table has nothing for (its content never seen to reach
 //!    the broker, e.g. a will, or pushed out by the cap) is not judged.
+//!    Since [`super::owed`] keeps the same content owed twice as two
+//!    publications, oldest first, a first send takes the oldest owed one;
+//!    this rule asks only whether one was owed, so its verdicts did not
+//!    change.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -993,7 +997,7 @@ impl Live {
         };
         match table.get(key).copied() {
             Some(a) if a.owed => {
-                table.take(key);
+                table.take_oldest(key);
             }
             Some(a) => {
                 if let (false, Some(u)) = (live, first_unsub) {
@@ -1034,7 +1038,9 @@ impl Live {
                 table.owe(key, live, Arrival { owed: true, seq });
             } else if before.is_none_or(|a| !a.owed) {
                 // An owed copy still waiting could be what a delivery
-                // brings: it stays the one a delivery pairs with.
+                // brings: it stays the one a delivery pairs with. Else
+                // the latest arrival is the one on record.
+                table.remove(key);
                 table.owe(key, 1, Arrival { owed: false, seq });
             }
         }
