@@ -15,9 +15,17 @@
 //! - they name the same packet id (`c1`, `b2`: ids are already renumbered
 //!   per namespace, so this is a request and its response, or a response
 //!   and the reuse of its id after it);
-//! - either is a CONNECT, CONNACK, DISCONNECT, AUTH or a malformed packet
-//!   (they open, close or gate the session), or carries a proxy fate
-//!   (`[held by proxy]` …: the harness chose when that happened).
+//! - either is a CONNECT, DISCONNECT, AUTH or a malformed packet (they
+//!   open, close or gate the session), or carries a proxy fate (`[held by
+//!   proxy]` …: the harness chose when that happened).
+//!
+//! A CONNACK is not such a barrier: it comes after the CONNECT (a barrier)
+//! and before the broker's later packets (same direction), but a client
+//! may send further packets right after its CONNECT without waiting for
+//! the CONNACK (MQTT 3.1.1 section 3.1.4, 5.0 section 3.1.4), so whether
+//! the proxy reads those before or after the broker's CONNACK is a crossing
+//! too. A client that waits for the CONNACK still shows as one: it cannot
+//! send before the proxy has read the CONNACK it waits for.
 //!
 //! Everything else in opposite directions is independent: a crossing. The
 //! canonical order is the lexicographic normal form of that partial order
@@ -102,10 +110,8 @@ fn parse(line: &str) -> Option<((&str, &str), PacketLine<'_>)> {
             && !c.as_str().is_empty()
             && c.as_str().chars().all(|d| d.is_ascii_digit())
     });
-    let barrier = matches!(
-        kind,
-        "CONNECT" | "CONNACK" | "DISCONNECT" | "AUTH" | "MALFORMED"
-    ) || line.ends_with(" by proxy]");
+    let barrier = matches!(kind, "CONNECT" | "DISCONNECT" | "AUTH" | "MALFORMED")
+        || line.ends_with(" by proxy]");
     Some((
         (actor, conn),
         PacketLine {
@@ -436,6 +442,66 @@ step 7: device connect
         assert!(!equivalent(&before_connack, RECORDED));
     }
 
+    /// A client that does not wait for its CONNACK (the counter device
+    /// after a reconnect): its PUBLISH and SUBSCRIBE and the broker's
+    /// CONNACK cross, as the protocol allows.
+    const EAGER: &str = "\
+step 3: device connect
+  device   #2 open
+  device   #2 -> CONNECT v4 id=counter clean=1 ka=15
+  device   #2 <- CONNACK sp=0 rc=0
+  device   #2 -> PUBLISH c1 q1 dev/count \"1\"
+  device   #2 -> SUBSCRIBE c2 [dev/cmd q1]
+  device   #2 <- PUBACK c1
+  device   #2 <- SUBACK c2 [1]
+";
+
+    #[test]
+    fn a_client_may_send_before_its_connack_comes() {
+        let early = EAGER.replace(
+            "  device   #2 <- CONNACK sp=0 rc=0\n  device   #2 -> PUBLISH c1 q1 dev/count \"1\"\n  device   #2 -> SUBSCRIBE c2 [dev/cmd q1]\n",
+            "  device   #2 -> PUBLISH c1 q1 dev/count \"1\"\n  device   #2 -> SUBSCRIBE c2 [dev/cmd q1]\n  device   #2 <- CONNACK sp=0 rc=0\n",
+        );
+        assert_ne!(early, EAGER);
+        assert!(equivalent(&early, EAGER), "{}", canonical(&early));
+        let between = swap(
+            EAGER,
+            "#2 <- CONNACK sp=0 rc=0",
+            "#2 -> PUBLISH c1 q1 dev/count \"1\"",
+        );
+        assert!(equivalent(&between, EAGER), "{}", canonical(&between));
+    }
+
+    #[test]
+    fn a_connack_still_keeps_the_orders_the_protocol_fixes() {
+        // A client packet before its CONNECT is another connection's life.
+        let before_connect = swap(
+            EAGER,
+            "#2 -> CONNECT v4 id=counter clean=1 ka=15",
+            "#2 -> PUBLISH c1 q1 dev/count \"1\"",
+        );
+        assert!(!equivalent(&before_connect, EAGER));
+        // The broker's CONNACK after its own PUBACK: same direction.
+        let late_connack = EAGER
+            .replace("  device   #2 <- CONNACK sp=0 rc=0\n", "")
+            .replace(
+                "  device   #2 <- SUBACK c2 [1]\n",
+                "  device   #2 <- SUBACK c2 [1]\n  device   #2 <- CONNACK sp=0 rc=0\n",
+            );
+        assert!(
+            !equivalent(&late_connack, EAGER),
+            "{}",
+            canonical(&late_connack)
+        );
+        // An answer still comes after its request, CONNACK or not.
+        let early_puback = swap(EAGER, "#2 <- CONNACK sp=0 rc=0", "#2 <- PUBACK c1");
+        assert!(
+            !equivalent(&early_puback, EAGER),
+            "{}",
+            canonical(&early_puback)
+        );
+    }
+
     #[test]
     fn other_lanes_and_connections_do_not_mix() {
         // The same two lines on different connections are not a crossing
@@ -542,14 +608,23 @@ step 10: wait 500ms
     /// each of these genuinely wrong orders still differs.
     #[test]
     fn wrong_orders_around_waiting_steps_still_differ() {
-        // The resend before the CONNACK: another session's behaviour.
+        // The resend before the CONNECT: no session to resend in yet.
+        let before_connect = RESUMED_LATE
+            .replace("  device   #2 -> PUBREL c1\n", "")
+            .replace(
+                "  device   #2 -> CONNECT",
+                "  device   #2 -> PUBREL c1\n  device   #2 -> CONNECT",
+            );
+        assert!(!equivalent(&before_connect, RESUMED));
+        // (The resend read before the CONNACK is a crossing: a client may
+        // send right after its CONNECT; see the module docs.)
         let before_connack = RESUMED_LATE
             .replace("  device   #2 -> PUBREL c1\n", "")
             .replace(
                 "  device   #2 <- CONNACK sp=1 rc=0\n",
                 "  device   #2 -> PUBREL c1\n  device   #2 <- CONNACK sp=1 rc=0\n",
             );
-        assert!(!equivalent(&before_connack, RESUMED));
+        assert!(equivalent(&before_connack, RESUMED));
         // The PUBCOMP before the PUBREL it answers, across the sections.
         let answer_first = RESUMED_LATE
             .replace("  device   #2 <- PUBCOMP c1\n", "")
