@@ -109,11 +109,11 @@ FUZZ_RUNS ?= 100000
 # Tests run one per CPU (nextest -j is test threads; builds keep JOBS).
 # A test mostly waits on protocol timers, a board or a container, so more at
 # once is quicker (-j4: 455-520 s against 784 s at -j2, load 8-13 from
-# other builds on the same 2 cores), but -j4 is not yet green run after
-# run: in 2 of 4 runs the black-box bench board's reconnect sent its
-# PUBLISH and SUBSCRIBE after the broker's CONNACK instead of before, and
-# the trace comparison (trace/crossing.rs) still orders CONNACK against
-# the client's later packets. `make test-rust TEST_JOBS=4` runs more at once.
+# other builds on the same 2 cores), but -j4 has not yet been green three
+# runs in a row: the last failure seen there (the black-box board's PUBLISH
+# and SUBSCRIBE crossing its CONNACK) is fixed in trace/crossing.rs, and the
+# runs that would show -j4 green came after. `make test-rust TEST_JOBS=4`
+# runs more at once.
 TEST_JOBS ?= $(shell nproc)
 test-rust: test-deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
