@@ -629,29 +629,4 @@ mod tests {
             "length field says 9, 4 came"
         );
     }
-
-    /// The erase model against esptool's correction for it: corrected
-    /// sizes erase exactly the sectors needed, whatever the offset.
-    #[test]
-    fn the_rom_erase_bug_and_the_flashers_correction_cancel_out() {
-        fn corrected(offset: u32, size: u32) -> u32 {
-            let n = size.div_ceil(SECTOR);
-            let head = (16 - (offset / SECTOR) % 16).min(n);
-            if n < 2 * head {
-                n.div_ceil(2) * SECTOR
-            } else {
-                (n - head) * SECTOR
-            }
-        }
-        for offset in [0, 0x1000, 0xF000, 0x10000, 0x23000] {
-            for size in [1u32, 0x1000, 0x1001, 0x8000, 0x10000, 0x2_3456] {
-                let need = size.div_ceil(SECTOR) * SECTOR;
-                let erased = rom_erase_len(offset, corrected(offset, size));
-                assert!(
-                    erased >= need && erased <= need + SECTOR,
-                    "{offset:#x}+{size:#x}: {erased:#x}"
-                );
-            }
-        }
-    }
 }

@@ -279,8 +279,10 @@ mod tests {
     use super::*;
     use crate::esp::rom::rom_erase_len;
 
-    /// The corrected size and the ROM's bug cancel out: the sectors the
-    /// write needs are erased, at most one more.
+    /// The corrected size and the ROM's bug, as the emulated loader
+    /// models it, cancel out: the sectors the write needs are erased, at
+    /// most one more. (The loader's tests had their own copy of the
+    /// correction; this is the one the flashers' plan uses.)
     #[test]
     fn erase_sizes_cancel_the_rom_erase_bug() {
         for offset in [0, 0x1000, 0xF000, 0x10000, 0x23000] {
