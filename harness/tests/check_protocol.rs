@@ -96,6 +96,60 @@ fn pubrel_answering_a_pubrec_that_crossed_the_pubcomp_passes() {
     assert_eq!(v.rules(), vec!["pubrel-without-pubrec"], "{:?}", v);
 }
 
+/// NATS 2.10, scenarios/slow/qos2_acks_delayed_30s_to_broker.toml, events
+/// #31-#37 of a run (2026-12-07) the old rule failed: the device's PUBREC
+/// held 30s at the proxy is released as NATS resends the PUBLISH (DUP,
+/// same id); the device answers the resend with a second PUBREC, NATS
+/// answers each PUBREC with a PUBREL, and both PUBRELs reached the proxy
+/// before the device's first PUBCOMP did (they cross on the wire). Each
+/// PUBCOMP answers a PUBREL the device got [MQTT-4.3.3-2]; the rule took
+/// the first PUBCOMP as using up the id and flagged the second. A PUBCOMP
+/// more than the PUBRELs received is still caught.
+#[test]
+fn two_pubrels_answered_after_both_arrived_pass() {
+    let pubcomps_after_two_pubrels = |pubcomps: usize| {
+        let mut t = T::new();
+        let dev = t.connect("device", "dut-a2b30", false, 60);
+        t.subscribe(dev, 1, "dut/a2b30/cmd", 2);
+        t.down(
+            dev,
+            publish(Some(1), 2, "dut/a2b30/cmd", "c1", false, false),
+        );
+        t.pkt(dev, Dir::ToBroker, Packet::PubRec(Ack::new(1)), Fate::Held);
+        t.wait(30_000);
+        t.pkt(
+            dev,
+            Dir::ToBroker,
+            Packet::PubRec(Ack::new(1)),
+            Fate::Released,
+        ); // #31
+        t.down(dev, publish(Some(1), 2, "dut/a2b30/cmd", "c1", true, false)); // #32
+        t.ack(dev, true, "pubrec", 1); // #33, answers the resend
+        t.ack(dev, false, "pubrel", 1); // #34
+        t.ack(dev, false, "pubrel", 1); // #35
+        for _ in 0..pubcomps {
+            t.ack(dev, true, "pubcomp", 1); // #36, #37
+        }
+        check(SPEC, &t.history())
+    };
+    let v = pubcomps_after_two_pubrels(2);
+    assert!(v.ok(), "{:?}", v);
+    let v = pubcomps_after_two_pubrels(3);
+    assert_eq!(v.rules(), vec!["pubcomp-without-pubrel"], "{:?}", v);
+
+    // One PUBREL, two PUBCOMPs: the second answers nothing.
+    let mut t = T::new();
+    let dev = t.connect("device", "dut-1", true, 60);
+    t.subscribe(dev, 1, "a/b", 2);
+    t.down(dev, publish(Some(1), 2, "a/b", "m1", false, false));
+    t.ack(dev, true, "pubrec", 1);
+    t.ack(dev, false, "pubrel", 1);
+    t.ack(dev, true, "pubcomp", 1);
+    t.ack(dev, true, "pubcomp", 1);
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["pubcomp-without-pubrel"], "{:?}", v);
+}
+
 #[test]
 fn ack_for_unknown_pid_fails() {
     let mut t = T::new();

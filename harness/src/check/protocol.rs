@@ -27,7 +27,10 @@
 //! connections; `v5_acks` judges 5.0's). PUBACK/PUBREC answer a QoS 1/2 PUBLISH the receiver got
 //! with that id, PUBCOMP answers a PUBREL it got (`ack-without-publish`,
 //! `pubcomp-without-pubrel`). A receiver may ack the same id twice (retransmissions), so only
-//! acks for ids never received are flagged.
+//! acks for ids never received are flagged; a PUBCOMP is flagged when every
+//! PUBREL with its id that reached the receiver already had its PUBCOMP
+//! (two PUBRELs and their two PUBCOMPs may cross on the wire, so the proxy
+//! can record both PUBRELs first).
 //!
 //! On 3.1.1 connections, also:
 //! - a PUBLISH sent for the first time has DUP=0: the broker's DUP says
@@ -109,10 +112,16 @@ struct Side {
     /// sent can cross the sender's answer on the wire, and which of them
     /// the proxy saw first is an order the protocol leaves open.
     recs_owed: HashMap<u16, u32>,
-    /// Receiver view: ids of QoS 1 / QoS 2 PUBLISH and PUBREL received.
+    /// Receiver view: ids of QoS 1 / QoS 2 PUBLISH received.
     got_q1: HashSet<u16>,
     got_q2: HashSet<u16>,
-    got_rel: HashSet<u16>,
+    /// Receiver view: PUBRELs received that no PUBCOMP has answered yet,
+    /// per id. A count, not a set: a sender that got two PUBRECs for one
+    /// message (a resent PUBLISH answered while the first PUBREC was
+    /// still on its way) sends two PUBRELs, and when both reach the
+    /// receiver before its first PUBCOMP does the proxy (the PUBCOMP and
+    /// the second PUBREL cross on the wire) each PUBCOMP answers one.
+    got_rel: HashMap<u16, u32>,
     /// Receiver view (broker): SUBSCRIBE/UNSUBSCRIBE ids received.
     got_req: HashSet<u16>,
     /// Sender view: the whole of its state is in the history (it started
@@ -1002,13 +1011,22 @@ impl Live {
                     }
                 }
                 if fate_seen {
-                    side.got_rel.insert(a.pid);
+                    *side.got_rel.entry(a.pid).or_default() += 1;
                 }
             }
             Packet::PubComp(a) => {
                 let side = sides.entry((cid.clone(), !to_broker)).or_default();
                 let judge = if to_broker { judged_actor } else { true };
-                if fate_sent && judge && !side.got_rel.contains(&a.pid) {
+                // Each PUBCOMP answers one PUBREL received and not yet
+                // answered; only one with none left is without PUBREL.
+                let answers_rel = match side.got_rel.get_mut(&a.pid) {
+                    Some(n) if fate_sent && *n > 0 => {
+                        *n -= 1;
+                        true
+                    }
+                    _ => false,
+                };
+                if fate_sent && judge && !answers_rel {
                     let acker = if to_broker {
                         actor.clone()
                     } else {
@@ -1017,7 +1035,7 @@ impl Live {
                     out.push(found(
                         "pubcomp-without-pubrel",
                         format!(
-                            "{acker} sent PUBCOMP pid {} but never received a PUBREL with that id",
+                            "{acker} sent PUBCOMP pid {} but received no PUBREL with that id it had not already answered",
                             a.pid
                         ),
                         &[here],
@@ -1025,6 +1043,8 @@ impl Live {
                 }
                 if fate_seen {
                     side.inflight.remove(&a.pid);
+                }
+                if side.got_rel.get(&a.pid) == Some(&0) {
                     side.got_rel.remove(&a.pid);
                 }
             }
