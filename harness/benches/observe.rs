@@ -1,8 +1,10 @@
 //! `cargo bench --bench observe`: what `observe`'s live checks cost as a
 //! session grows (issue 17: they used to re-judge the whole history every
 //! 100 ms tick, a full core after ~10,000 events). 100,000 events (20,000
-//! QoS 1 messages from a 3.1.1 device to a 5.0 subscriber of
-//! `dut/+/data`: PUBLISH, PUBACK, forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
+//! QoS 1 messages from a 5.0 device to a 5.0 subscriber of `dut/+/data`,
+//! each with a user property, forwarded with it and the subscription's
+//! identifier, so that the 5.0 forwarding rules pair every delivery:
+//! PUBLISH, PUBACK, forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
 //! events/s would record them, 10 per 100 ms tick, with the session clock
 //! simulated, twice: (1) through the incremental checkers alone, the
 //! history going to a spill file as it comes (observe::Live as it runs
@@ -30,8 +32,8 @@ use bytes::Bytes;
 use mqtt_hil::history::{ConnId, Delivery, Dir, Event, EventKind, Fate};
 use mqtt_hil::mqtt::codec;
 use mqtt_hil::mqtt::{
-    Ack, ConnAck, Connect, Packet, Properties, Publish, QoS, SubAck, Subscribe, SubscribeFilter,
-    Version,
+    props, Ack, ConnAck, Connect, Packet, PropValue, Properties, Property, Publish, QoS, SubAck,
+    Subscribe, SubscribeFilter, Version,
 };
 use mqtt_hil::observe::{default_checks, Live, Watch};
 
@@ -39,13 +41,9 @@ const EVENTS: usize = 100_000;
 const PER_TICK: usize = 10;
 const BLOCK: usize = 10_000;
 
-/// The device (connection 1) speaks 3.1.1, the cloud (connection 2) 5.0.
+/// Both the device (connection 1) and the cloud (connection 2) speak 5.0.
 fn packet(conn: u32, actor: &str, dir: Dir, p: Packet) -> EventKind {
-    let version = if conn == 2 {
-        Version::V5
-    } else {
-        Version::V311
-    };
+    let version = Version::V5;
     EventKind::Packet {
         conn: ConnId(conn),
         actor: actor.into(),
@@ -71,11 +69,7 @@ fn event(n: usize) -> EventKind {
             actor,
             Dir::ToBroker,
             Packet::Connect(Connect {
-                version: if conn == 2 {
-                    Version::V5
-                } else {
-                    Version::V311
-                },
+                version: Version::V5,
                 client_id: actor.into(),
                 clean_start: true,
                 keep_alive: 60,
@@ -117,7 +111,7 @@ fn event(n: usize) -> EventKind {
                         qos: QoS::AtLeastOnce,
                         options: 0,
                     }],
-                    properties: Properties::default(),
+                    properties: Properties(vec![sub_id()]),
                 }),
             )
         }
@@ -139,7 +133,11 @@ fn event(n: usize) -> EventKind {
     let i = (n - 2) / 5;
     let pid = (i % 60_000 + 1) as u16;
     let payload = Bytes::from(format!("reading-{i}"));
-    let publish = |pid| {
+    let unit = Property {
+        id: props::USER_PROPERTY,
+        value: PropValue::Pair("unit".into(), "lux".into()),
+    };
+    let publish = |pid, properties: Vec<Property>| {
         Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtLeastOnce,
@@ -147,13 +145,18 @@ fn event(n: usize) -> EventKind {
             topic: "dut/1/data".into(),
             pid: Some(pid),
             payload: payload.clone(),
-            properties: Properties::default(),
+            properties: Properties(properties),
         })
     };
     match (n - 2) % 5 {
-        0 => packet(1, "device", Dir::ToBroker, publish(pid)),
+        0 => packet(1, "device", Dir::ToBroker, publish(pid, vec![unit])),
         1 => packet(1, "device", Dir::ToClient, Packet::PubAck(Ack::new(pid))),
-        2 => packet(2, "cloud", Dir::ToClient, publish(pid)),
+        2 => packet(
+            2,
+            "cloud",
+            Dir::ToClient,
+            publish(pid, vec![unit, sub_id()]),
+        ),
         3 => EventKind::Delivered {
             actor: "cloud".into(),
             msg: Delivery {
@@ -166,6 +169,15 @@ fn event(n: usize) -> EventKind {
             },
         },
         _ => packet(2, "cloud", Dir::ToBroker, Packet::PubAck(Ack::new(pid))),
+    }
+}
+
+/// The cloud's subscription identifier, on its SUBSCRIBE and on every
+/// message forwarded to it [MQTT-3.3.4-3].
+fn sub_id() -> Property {
+    Property {
+        id: props::SUBSCRIPTION_ID,
+        value: PropValue::VarInt(1),
     }
 }
 

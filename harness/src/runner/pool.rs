@@ -265,8 +265,11 @@ pub fn longest_first(jobs: &[Job]) -> Vec<usize> {
 /// declared wait, a quiet period), so it costs far less. Measured on 2
 /// cores (load ~14 from other builds), the 41 runs of `scenarios/` on the
 /// virtual device: 100 s at -j 1, 51 s at -j 2, 17 s at -j 8, 11 s at
-/// -j 16, every verdict the same. So: four per CPU for the virtual device
-/// (in-process clients), two per CPU for the host build (a process each)
+/// -j 16, every verdict the same; since `qos2_acks_delayed_7s` was split
+/// per direction (longest scenario 8.5 s), the 42 runs at load ~10: 15.4-
+/// 15.8 s at -j 8 against 8.7-9.2 s at -j 16, and `--repeat 20` at -j 16
+/// (840 runs, 170 s) 0 flaky. So: eight per CPU for the virtual device
+/// (in-process clients, the suite's work at four per CPU was its floor), two per CPU for the host build (a process each)
 /// and for container brokers that are cheap to start (a mosquitto or NATS
 /// container uses ~40 ms of CPU to get ready, amqtt's ~0.3 s, then each
 /// waits with its cell), one per CPU for the others (RabbitMQ's start
@@ -289,7 +292,7 @@ pub fn default_jobs(
         (_, BrokerSpec::Container(image)) if image.light_start() => 2 * cpus,
         (_, BrokerSpec::Container(_)) => cpus,
         (TargetSpec::Host, _) => 2 * cpus,
-        (TargetSpec::Virtual, _) => 4 * cpus,
+        (TargetSpec::Virtual, _) => 8 * cpus,
     }
 }
 
@@ -366,9 +369,9 @@ pub fn memory_available() -> Option<u64> {
 /// cheapest broker's default ([`default_jobs`]), and a cell takes
 /// `places / default` of them (rounded up), so each broker's cells run as
 /// many at once as its own default lets, and a mix of them never costs
-/// more: on 2 cores, 8 places — a cell on the mosquitto process or the
-/// embedded broker takes 1, on a mosquitto, NATS or amqtt container 2, on
-/// RabbitMQ 4, on an external broker all 8 (alone). Returns the
+/// more: on 2 cores, 16 places — a cell on the mosquitto process or the
+/// embedded broker takes 1, on a mosquitto, NATS or amqtt container 4, on
+/// RabbitMQ 8, on an external broker all 16 (alone). Returns the
 /// places and each broker's share, in `brokers`' order.
 pub fn weights(
     target: &crate::target::TargetSpec,
@@ -518,8 +521,8 @@ mod tests {
             ext,
         ];
         let (places, costs) = weights(&TargetSpec::Virtual, &brokers);
-        assert_eq!(places, 4 * cpus);
-        assert_eq!(costs, vec![1, 2, 2, 4, 2, 4, 4 * cpus]);
+        assert_eq!(places, 8 * cpus);
+        assert_eq!(costs, vec![1, 4, 4, 8, 4, 8, 8 * cpus]);
         // Each broker alone runs at its own default.
         for (b, c) in brokers.iter().zip(&costs) {
             assert_eq!(places / c, default_jobs(&TargetSpec::Virtual, b));

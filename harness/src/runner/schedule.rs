@@ -1,5 +1,5 @@
 //! Which scenario a pool starts first: the longest expected ones
-//! (longest-processing-time-first). With 8 places and 41 scenarios, a
+//! (longest-processing-time-first). With 8 places and 42 scenarios, a
 //! 9 s scenario started last finishes 9 s after everything else; started
 //! first, it runs beside the short ones. Only the start order changes:
 //! reports keep the scenarios' order ([`super::pool`]).
@@ -377,7 +377,8 @@ within = \"4s\"
             let at = |id: &str| order.iter().position(|o| *o == id).unwrap();
             for long in [
                 "qos1_acks_delayed_7s",
-                "qos2_acks_delayed_7s",
+                "qos2_acks_delayed_7s_to_broker",
+                "qos2_acks_delayed_7s_to_client",
                 "keepalive_cadence",
                 "reconnect_after_heal",
                 "backoff_when_refused",
