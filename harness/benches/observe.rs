@@ -46,7 +46,7 @@ fn events() -> usize {
     std::env::var("MQTT_HIL_BENCH_OBSERVE_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .filter(|n: &usize| *n > 0 && n % (2 * BLOCK) == 0)
+        .filter(|n: &usize| *n > 0 && n.is_multiple_of(2 * BLOCK))
         .unwrap_or(100_000)
 }
 const PER_TICK: usize = 10;
