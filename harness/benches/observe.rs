@@ -37,7 +37,18 @@ use mqtt_hil::mqtt::{
 };
 use mqtt_hil::observe::{default_checks, Live, Watch};
 
-const EVENTS: usize = 100_000;
+/// Events fed: 100,000, or `MQTT_HIL_BENCH_OBSERVE_EVENTS` (a multiple of
+/// 20,000). 600,000 carries the device's packet ids (1..=60,000) through
+/// one full wrap by the half-way mark, so the growth over the second half
+/// shows what the tables keyed by packet id hold once ids are reused, as
+/// they are on any long-running device.
+fn events() -> usize {
+    std::env::var("MQTT_HIL_BENCH_OBSERVE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0 && n.is_multiple_of(2 * BLOCK))
+        .unwrap_or(100_000)
+}
 const PER_TICK: usize = 10;
 const BLOCK: usize = 10_000;
 
@@ -230,17 +241,24 @@ fn live_bytes() -> isize {
 }
 
 /// Each incremental checker fed the session alone: the heap it holds
-/// after 10,000, 50,000 and 100,000 events, and its growth per event over
-/// the last 50,000 (0 for state bounded by what the protocol keeps open).
+/// after 10,000 events, half of them and all of them (by default 50,000
+/// and 100,000), and its growth per event over the second half (0 for
+/// state bounded by what the protocol keeps open).
 fn state_per_checker() {
+    let total = events();
     println!(
-        "\nheap each incremental checker holds, fed the session alone (KiB after so many events; growth per event over the last 50,000):"
+        "\nheap each incremental checker holds, fed the session alone (KiB after so many events; growth per event over the last {}):",
+        total - total / 2
     );
     println!(
         "  {:<16} {:>9} {:>9} {:>9} {:>10}",
-        "checker", "10,000", "50,000", "100,000", "B/event"
+        "checker",
+        BLOCK,
+        total / 2,
+        total,
+        "B/event"
     );
-    let marks = [10_000, 50_000, EVENTS];
+    let marks = [BLOCK, total / 2, total];
     for c in mqtt_hil::check::always()
         .into_iter()
         .chain(default_checks().iter().map(mqtt_hil::check::build))
@@ -250,7 +268,7 @@ fn state_per_checker() {
             continue;
         };
         let mut held = Vec::new();
-        for n in 0..EVENTS {
+        for n in 0..total {
             inc.feed(&Event {
                 seq: n as u64,
                 at: Duration::from_millis((n / PER_TICK) as u64 * 100),
@@ -267,7 +285,7 @@ fn state_per_checker() {
             kib(held[0]),
             kib(held[1]),
             kib(held[2]),
-            (held[2] - held[1]) as f64 / (EVENTS - 50_000) as f64
+            (held[2] - held[1]) as f64 / (total - total / 2) as f64
         );
     }
 }
@@ -303,7 +321,7 @@ fn session(mut feed: impl FnMut(Vec<Event>, Duration) -> usize) -> (f64, f64, f6
     let (mut block_cpu, mut printed) = (cpu(), 0usize);
     let mut blocks: Vec<f64> = Vec::new();
     let mut n = 0;
-    while n < EVENTS {
+    while n < events() {
         let now = Duration::from_millis((n / PER_TICK) as u64 * 100);
         let new: Vec<Event> = (n..n + PER_TICK)
             .map(|k| Event {
@@ -333,14 +351,15 @@ fn session(mut feed: impl FnMut(Vec<Event>, Duration) -> usize) -> (f64, f64, f6
     );
     println!(
         "RSS at end: {rss_end:.1} MiB ({:+.0} bytes per event)",
-        (rss_end - rss_start) * 1024.0 * 1024.0 / EVENTS as f64
+        (rss_end - rss_start) * 1024.0 * 1024.0 / events() as f64
     );
     (rss_start, rss_end, first, last)
 }
 
 fn main() {
     println!(
-        "observe: {EVENTS} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick"
+        "observe: {} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick",
+        events()
     );
     let modes = Watch::new(&default_checks()).modes();
     let names = |inc: bool| -> Vec<String> {
