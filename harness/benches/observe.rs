@@ -1,8 +1,10 @@
 //! `cargo bench --bench observe`: what `observe`'s live checks cost as a
 //! session grows (issue 17: they used to re-judge the whole history every
 //! 100 ms tick, a full core after ~10,000 events). 100,000 events (20,000
-//! QoS 1 messages from a 3.1.1 device to a 5.0 subscriber of
-//! `dut/+/data`: PUBLISH, PUBACK, forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
+//! QoS 1 messages from a 5.0 device to a 5.0 subscriber of `dut/+/data`,
+//! each with a user property, forwarded with it and the subscription's
+//! identifier, so that the 5.0 forwarding rules pair every delivery:
+//! PUBLISH, PUBACK, forwarded PUBLISH, delivery, PUBACK) are fed as a session at 100
 //! events/s would record them, 10 per 100 ms tick, with the session clock
 //! simulated, twice: (1) through the incremental checkers alone, the
 //! history going to a spill file as it comes (observe::Live as it runs
@@ -30,22 +32,29 @@ use bytes::Bytes;
 use mqtt_hil::history::{ConnId, Delivery, Dir, Event, EventKind, Fate};
 use mqtt_hil::mqtt::codec;
 use mqtt_hil::mqtt::{
-    Ack, ConnAck, Connect, Packet, Properties, Publish, QoS, SubAck, Subscribe, SubscribeFilter,
-    Version,
+    props, Ack, ConnAck, Connect, Packet, PropValue, Properties, Property, Publish, QoS, SubAck,
+    Subscribe, SubscribeFilter, Version,
 };
 use mqtt_hil::observe::{default_checks, Live, Watch};
 
-const EVENTS: usize = 100_000;
+/// Events fed: 100,000, or `MQTT_HIL_BENCH_OBSERVE_EVENTS` (a multiple of
+/// 20,000). 600,000 carries the device's packet ids (1..=60,000) through
+/// one full wrap by the half-way mark, so the growth over the second half
+/// shows what the tables keyed by packet id hold once ids are reused, as
+/// they are on any long-running device.
+fn events() -> usize {
+    std::env::var("MQTT_HIL_BENCH_OBSERVE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0 && n.is_multiple_of(2 * BLOCK))
+        .unwrap_or(100_000)
+}
 const PER_TICK: usize = 10;
 const BLOCK: usize = 10_000;
 
-/// The device (connection 1) speaks 3.1.1, the cloud (connection 2) 5.0.
+/// Both the device (connection 1) and the cloud (connection 2) speak 5.0.
 fn packet(conn: u32, actor: &str, dir: Dir, p: Packet) -> EventKind {
-    let version = if conn == 2 {
-        Version::V5
-    } else {
-        Version::V311
-    };
+    let version = Version::V5;
     EventKind::Packet {
         conn: ConnId(conn),
         actor: actor.into(),
@@ -71,11 +80,7 @@ fn event(n: usize) -> EventKind {
             actor,
             Dir::ToBroker,
             Packet::Connect(Connect {
-                version: if conn == 2 {
-                    Version::V5
-                } else {
-                    Version::V311
-                },
+                version: Version::V5,
                 client_id: actor.into(),
                 clean_start: true,
                 keep_alive: 60,
@@ -117,7 +122,7 @@ fn event(n: usize) -> EventKind {
                         qos: QoS::AtLeastOnce,
                         options: 0,
                     }],
-                    properties: Properties::default(),
+                    properties: Properties(vec![sub_id()]),
                 }),
             )
         }
@@ -139,7 +144,11 @@ fn event(n: usize) -> EventKind {
     let i = (n - 2) / 5;
     let pid = (i % 60_000 + 1) as u16;
     let payload = Bytes::from(format!("reading-{i}"));
-    let publish = |pid| {
+    let unit = Property {
+        id: props::USER_PROPERTY,
+        value: PropValue::Pair("unit".into(), "lux".into()),
+    };
+    let publish = |pid, properties: Vec<Property>| {
         Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtLeastOnce,
@@ -147,13 +156,18 @@ fn event(n: usize) -> EventKind {
             topic: "dut/1/data".into(),
             pid: Some(pid),
             payload: payload.clone(),
-            properties: Properties::default(),
+            properties: Properties(properties),
         })
     };
     match (n - 2) % 5 {
-        0 => packet(1, "device", Dir::ToBroker, publish(pid)),
+        0 => packet(1, "device", Dir::ToBroker, publish(pid, vec![unit])),
         1 => packet(1, "device", Dir::ToClient, Packet::PubAck(Ack::new(pid))),
-        2 => packet(2, "cloud", Dir::ToClient, publish(pid)),
+        2 => packet(
+            2,
+            "cloud",
+            Dir::ToClient,
+            publish(pid, vec![unit, sub_id()]),
+        ),
         3 => EventKind::Delivered {
             actor: "cloud".into(),
             msg: Delivery {
@@ -166,6 +180,15 @@ fn event(n: usize) -> EventKind {
             },
         },
         _ => packet(2, "cloud", Dir::ToBroker, Packet::PubAck(Ack::new(pid))),
+    }
+}
+
+/// The cloud's subscription identifier, on its SUBSCRIBE and on every
+/// message forwarded to it [MQTT-3.3.4-3].
+fn sub_id() -> Property {
+    Property {
+        id: props::SUBSCRIPTION_ID,
+        value: PropValue::VarInt(1),
     }
 }
 
@@ -218,17 +241,24 @@ fn live_bytes() -> isize {
 }
 
 /// Each incremental checker fed the session alone: the heap it holds
-/// after 10,000, 50,000 and 100,000 events, and its growth per event over
-/// the last 50,000 (0 for state bounded by what the protocol keeps open).
+/// after 10,000 events, half of them and all of them (by default 50,000
+/// and 100,000), and its growth per event over the second half (0 for
+/// state bounded by what the protocol keeps open).
 fn state_per_checker() {
+    let total = events();
     println!(
-        "\nheap each incremental checker holds, fed the session alone (KiB after so many events; growth per event over the last 50,000):"
+        "\nheap each incremental checker holds, fed the session alone (KiB after so many events; growth per event over the last {}):",
+        total - total / 2
     );
     println!(
         "  {:<16} {:>9} {:>9} {:>9} {:>10}",
-        "checker", "10,000", "50,000", "100,000", "B/event"
+        "checker",
+        BLOCK,
+        total / 2,
+        total,
+        "B/event"
     );
-    let marks = [10_000, 50_000, EVENTS];
+    let marks = [BLOCK, total / 2, total];
     for c in mqtt_hil::check::always()
         .into_iter()
         .chain(default_checks().iter().map(mqtt_hil::check::build))
@@ -238,7 +268,7 @@ fn state_per_checker() {
             continue;
         };
         let mut held = Vec::new();
-        for n in 0..EVENTS {
+        for n in 0..total {
             inc.feed(&Event {
                 seq: n as u64,
                 at: Duration::from_millis((n / PER_TICK) as u64 * 100),
@@ -255,7 +285,7 @@ fn state_per_checker() {
             kib(held[0]),
             kib(held[1]),
             kib(held[2]),
-            (held[2] - held[1]) as f64 / (EVENTS - 50_000) as f64
+            (held[2] - held[1]) as f64 / (total - total / 2) as f64
         );
     }
 }
@@ -291,7 +321,7 @@ fn session(mut feed: impl FnMut(Vec<Event>, Duration) -> usize) -> (f64, f64, f6
     let (mut block_cpu, mut printed) = (cpu(), 0usize);
     let mut blocks: Vec<f64> = Vec::new();
     let mut n = 0;
-    while n < EVENTS {
+    while n < events() {
         let now = Duration::from_millis((n / PER_TICK) as u64 * 100);
         let new: Vec<Event> = (n..n + PER_TICK)
             .map(|k| Event {
@@ -321,14 +351,15 @@ fn session(mut feed: impl FnMut(Vec<Event>, Duration) -> usize) -> (f64, f64, f6
     );
     println!(
         "RSS at end: {rss_end:.1} MiB ({:+.0} bytes per event)",
-        (rss_end - rss_start) * 1024.0 * 1024.0 / EVENTS as f64
+        (rss_end - rss_start) * 1024.0 * 1024.0 / events() as f64
     );
     (rss_start, rss_end, first, last)
 }
 
 fn main() {
     println!(
-        "observe: {EVENTS} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick"
+        "observe: {} events at 100 events/s (simulated clock), {PER_TICK} per 100 ms tick",
+        events()
     );
     let modes = Watch::new(&default_checks()).modes();
     let names = |inc: bool| -> Vec<String> {

@@ -326,6 +326,12 @@ fn generated(seed: u64) -> History {
                 if let Packet::Publish(x) = &mut p {
                     x.properties = message_props(&mut r);
                 }
+                // Half the time the other actor subscribed first, so that
+                // the copy is owed to its session and paired (a copy the
+                // session was never owed is not judged by v5_forwarding).
+                if let (Some(&o), true) = (other, pid.is_multiple_of(2)) {
+                    t.subscribe(o, pid, "dut/1/data", 0);
+                }
                 t.up(c, p.clone());
                 if let (Some(&o), Packet::Publish(x)) = (other, &mut p) {
                     t.wait(r.below(2500));

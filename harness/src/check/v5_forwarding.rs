@@ -2,8 +2,7 @@
 //! publisher and each subscriber (statement ids are MQTT 5.0's).
 //!
 //! Every PUBLISH the broker sent to a 5.0 subscriber is paired with the
-//! message it forwards: the latest PUBLISH a 5.0 client sent before it on
-//! the same topic (aliases resolved) with the same payload. Then:
+//! message it forwards (see "What is read from where" below). Then:
 //! - Payload Format Indicator, Response Topic, Correlation Data and Content
 //!   Type arrive unaltered [MQTT-3.3.2-4], [MQTT-3.3.2-15], [MQTT-3.3.2-16],
 //!   [MQTT-3.3.2-20]; user properties all arrive [MQTT-3.3.2-17], in their
@@ -25,25 +24,101 @@
 //!   [MQTT-3.3.4-6], nor a wildcard in its Response Topic [MQTT-3.3.2-14]
 //!   (judged for the actors in `clients`).
 //!
-//! A delivery that cannot be paired (from a 3.1.1 publisher, a will, a
-//! retained message older than the run) is left alone — but one that
-//! matches a 5.0 will keeps the will's user properties in order
-//! [MQTT-3.1.3-10].
+//! What is read from where:
+//! - a delivery is paired in its own session's table of what the broker
+//!   owes it ([`super::owed`]): the PUBLISHes a 5.0 client sent with the
+//!   same topic (aliases resolved) and payload that reached the broker
+//!   while a filter of that session matched them (one copy per matching
+//!   filter, No Local ones included, so that a copy sent back anyway is
+//!   caught), not yet taken by a first send — the oldest whose forwarded
+//!   properties the delivery carries, else the oldest (decision 3);
+//! - a DUP resend is paired with what the first send of its packet id in
+//!   that session was paired with, until the client acknowledged it;
+//! - a delivery with RETAIN set that is not owed is paired with the
+//!   topic's retained message if it has that payload (sent for a
+//!   subscription, [MQTT-3.3.1-9]);
+//! - a session's subscriptions at a delivery are the SUBSCRIBEs of its
+//!   connections (client id and lineage as
+//!   [`Index`](super::index::Index) makes them) that a SUBACK granted and
+//!   no UNSUBSCRIBE of the actor removed since;
+//! - a delivery that pairs with nothing (from a 3.1.1 publisher, a will, a
+//!   message the session was not owed, a retained message older than the
+//!   run) is left alone — but one that matches a 5.0 will keeps the will's
+//!   user properties in order [MQTT-3.1.3-10].
+//!
+//! Decided anew when the table of the latest PUBLISH of every topic and
+//! payload gave way to what each session is owed, where the old pairing
+//! judged a delivery against a message that could not be the one
+//! delivered (each with a test: a history the old pairing judged
+//! differently, and a tricky legal one):
+//! 1. *A delivery is paired with what its own session was owed.* A
+//!    message is owed to a session whose filters matched it when it
+//!    reached the broker and that the broker keeps (not one whose last
+//!    connection ended it, nor one its actor replaced by a new session).
+//!    A copy still owed after the subscriber unsubscribed is judged
+//!    against that message; a delivery of content the session was never
+//!    owed (subscribed later, unsubscribed before) is paired with nothing,
+//!    and these rules say nothing of it — that it came at all is
+//!    `v5_packets`' [MQTT-3.3.2-3]. The old pairing took a later PUBLISH
+//!    of the same content that the session was not owed and reported a
+//!    queued message delivered unaltered as altered.
+//! 2. *A first send takes the copy it delivers* (one per matching filter
+//!    [MQTT-3.3.4-2]); a DUP resend is paired with what the first send of
+//!    its packet id in that session carried, until the client
+//!    acknowledged it. A first send beyond the copies owed is a duplicate
+//!    (`exactly_once` judges copies), paired with nothing. The old pairing
+//!    judged a resend against whichever PUBLISH of that content came last,
+//!    so a message published again while the first copy was in flight
+//!    made its legal resend "altered".
+//! 3. *The same content owed twice is delivered oldest first*
+//!    [MQTT-4.6.0-6]: a delivery is paired with the oldest owed
+//!    publication of its content whose forwarded properties it carries (an
+//!    older one may have been dropped legally: QoS 0, expiry), else with
+//!    the oldest, which its alterations are then reported against. The
+//!    old pairing took the latest, so of `x` published twice with
+//!    different user properties and delivered in order, the first copy
+//!    was "altered". A QoS 2 repeat (DUP, same packet id, before the
+//!    PUBREL) is owed again only as a spare, paired when no publication of
+//!    its content is owed ([`owed::Messages::owe_again`]).
+//! 4. *A retained message sent for a subscription* (RETAIN set, not owed
+//!    to the session) is paired with the topic's retained message as the
+//!    broker's store holds it, not with a later PUBLISH of the same
+//!    content without RETAIN (the old pairing reported the retained copy's
+//!    properties as altered).
+//!
+//! One state machine judges: [`ForwardingChecker::check`] feeds a
+//! history's events to a fresh one ([`super::judge_whole`]) and `observe`
+//! feeds it as events come ([`Checker::incremental`]). What it holds, and
+//! what bounds it: per connection who it is, its first CONNECT and
+//! CONNACK, its lineage, its topic aliases (cleared when it closes) and
+//! its will if a 5.0 one; the subscriptions of live sessions (those of a
+//! session replaced by a new one of its actor go once no connection of it
+//! is open); per live session the messages the broker owes it (taken by
+//! first sends, dropped when the session ends unkept or is replaced, at
+//! most [`PER_SESSION`](super::owed::PER_SESSION)) and the packet ids in
+//! flight to it (until acknowledged); per topic the retained message; the
+//! open QoS 2 packet ids per client id; each message one of those tables
+//! still holds, with the sessions and connections that got copies of it
+//! (gone with the last table that holds it, save the copies whose
+//! subscription identifiers broke the rules, which are the verdict). None
+//! of it grows with the number of messages, only with what the broker
+//! itself must hold.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::index::{prop_u32, seen, sent};
+use super::owed::{self, content_key};
 use super::v5_limits::judged;
 use super::{Checker, Incremental, Verdict, Violation};
 use crate::history::{ConnId, Dir, Event, EventKind, Fate, History};
 use crate::mqtt::props::{
     self, CONTENT_TYPE, CORRELATION_DATA, MESSAGE_EXPIRY, PAYLOAD_FORMAT, RESPONSE_TOPIC,
-    SUBSCRIPTION_ID,
+    SESSION_EXPIRY, SUBSCRIPTION_ID,
 };
-use crate::mqtt::{topic, Packet, PropValue, Properties, Publish, Version};
+use crate::mqtt::{topic, Packet, PropValue, Properties, Publish, QoS, Version};
 
 /// Per subscriber connection and source message: the subscription ids
 /// owed, those that came, the events, and how many first sends (not DUP
@@ -73,7 +148,8 @@ impl Checker for ForwardingChecker {
 
 /// A connection as the rules read it: who, its first CONNECT and
 /// CONNACK, its session lineage (as [`Index`](super::index::Index) makes
-/// them), and the topic aliases set on it each way.
+/// them), the topic aliases set on it each way, and what decides whether
+/// the broker keeps its session when it closes.
 struct Conn {
     actor: String,
     /// Version, client id and clean start of the first CONNECT sent.
@@ -82,6 +158,12 @@ struct Conn {
     connack: Option<(u8, bool)>,
     lineage: usize,
     aliases: [HashMap<u32, String>; 2],
+    /// The Session Expiry of its CONNECT, then of the client's first
+    /// DISCONNECT that carried one.
+    expiry: Option<u32>,
+    disc_expiry: Option<u32>,
+    /// Counted among its session's open connections (accepted, not closed).
+    member: bool,
 }
 
 impl Conn {
@@ -94,9 +176,20 @@ impl Conn {
     fn accepted(&self) -> bool {
         matches!(self.connack, Some((0, _)))
     }
+    /// Its session: client id and lineage.
+    fn session(&self) -> SessKey {
+        (
+            self.client_id().unwrap_or_default().to_string(),
+            self.lineage,
+        )
+    }
 }
 
-/// A subscription that reached the broker and was not unsubscribed.
+/// A session: client id and lineage (position of its first connection).
+type SessKey = (String, usize);
+
+/// A subscription that reached the broker and was not unsubscribed (nor
+/// refused by its SUBACK).
 struct Sub {
     ci: usize,
     actor: String,
@@ -108,30 +201,44 @@ struct Sub {
     acked: Option<u64>,
 }
 
-/// The latest PUBLISH a 5.0 client sent with a topic and payload: what a
-/// delivery of them is paired with, and the deliveries paired with it so
-/// far (which sessions got a first copy, which connections got copies).
+/// What the broker owes one session.
+#[derive(Default)]
+struct Session {
+    /// The messages owed (ids into `srcs`).
+    owed: owed::Messages<u64>,
+    /// Packet id -> the message its first send carried, until the client
+    /// acknowledged it: what a DUP resend is.
+    inflight: HashMap<u16, u64>,
+    /// Its connections that are accepted and open.
+    members: usize,
+    /// Its last connection closed and the broker did not keep it: owed
+    /// nothing more.
+    gone: bool,
+}
+
+/// A PUBLISH a 5.0 client sent, as long as a table holds it: what a
+/// delivery of it is judged against, and the deliveries paired with it so
+/// far (which sessions got a copy, which connections got copies).
 struct Source {
+    key: u128,
     seq: u64,
     at: Duration,
     properties: Properties,
     retain: bool,
-    /// The publisher's client id.
-    owner: Option<String>,
-    sessions: HashSet<(String, usize)>,
+    /// The publisher's connection (its client id is the owner).
+    by: usize,
+    /// How many tables hold it (owed tables, packet ids in flight, the
+    /// retained store): it goes when none does.
+    refs: u32,
+    sessions: Vec<SessKey>,
     copied_to: Vec<usize>,
 }
 
 /// A 5.0 will: the connection's position, topic, payload, properties.
 type WillOf = (usize, String, Bytes, Properties);
 
-/// [`ForwardingChecker`] as a state machine fed one event at a time. It
-/// holds per connection its CONNECT and aliases, the live subscriptions,
-/// the 5.0 wills, and per topic and payload the latest message a 5.0
-/// client published (what a later delivery is paired with) — never the
-/// log. A source replaced by a newer one with the same topic and payload
-/// can no longer be paired, so what was kept for its copies goes with it
-/// (unless the copies broke the subscription id rules).
+/// [`ForwardingChecker`] as a state machine fed one event at a time (what
+/// it holds: the module doc).
 struct Forwarding {
     clients: Vec<String>,
     slack: Duration,
@@ -139,18 +246,42 @@ struct Forwarding {
     by_id: HashMap<ConnId, usize>,
     /// Per actor, its connections in order (for the lineages).
     of_actor: HashMap<String, Vec<usize>>,
+    /// Per actor, the session of its last accepted connection.
+    current: HashMap<String, SessKey>,
     subs: BTreeMap<u64, Sub>,
     next_sub: u64,
     /// SUBSCRIBEs awaiting their SUBACK: (connection, packet id) -> subs.
     pending: HashMap<(ConnId, u16), Vec<u64>>,
     wills: Vec<WillOf>,
-    sources: HashMap<(String, Bytes), Source>,
+    sessions: HashMap<SessKey, Session>,
+    /// The messages some table holds, by id (the seq of their PUBLISH).
+    srcs: HashMap<u64, Source>,
+    /// Per topic, the retained message the broker holds (5.0 publishers'):
+    /// content key, id.
+    retained: HashMap<String, (u128, u64)>,
+    /// QoS 2 messages before their PUBREL: (client id, packet id) ->
+    /// content key, what a DUP repeat of one is told by.
+    q2_open: HashMap<(String, u16), u128>,
     copies: HashMap<(usize, u64), Copies>,
     /// Copies whose subscription ids do not add up (so far).
     bad: BTreeSet<(usize, u64)>,
     /// The client-side rules' violations, then the deliveries', in order.
     client_found: Vec<Violation>,
     found: Vec<Violation>,
+}
+
+/// Whether a delivery carries the properties a broker forwards unaltered
+/// as `sp` has them (what [`Forwarding::delivery`] prefers to pair with).
+fn carried(sp: &Properties, dp: &Properties) -> bool {
+    [
+        PAYLOAD_FORMAT,
+        RESPONSE_TOPIC,
+        CORRELATION_DATA,
+        CONTENT_TYPE,
+    ]
+    .into_iter()
+    .all(|id| props::get(sp, id) == props::get(dp, id))
+        && props::user(sp) == props::user(dp)
 }
 
 impl Forwarding {
@@ -161,11 +292,15 @@ impl Forwarding {
             conns: Vec::new(),
             by_id: HashMap::new(),
             of_actor: HashMap::new(),
+            current: HashMap::new(),
             subs: BTreeMap::new(),
             next_sub: 0,
             pending: HashMap::new(),
             wills: Vec::new(),
-            sources: HashMap::new(),
+            sessions: HashMap::new(),
+            srcs: HashMap::new(),
+            retained: HashMap::new(),
+            q2_open: HashMap::new(),
             copies: HashMap::new(),
             bad: BTreeSet::new(),
             client_found: Vec::new(),
@@ -184,6 +319,9 @@ impl Forwarding {
             connack: None,
             lineage: ci,
             aliases: [HashMap::new(), HashMap::new()],
+            expiry: None,
+            disc_expiry: None,
+            member: false,
         });
         self.by_id.insert(id, ci);
         self.of_actor.entry(actor.to_string()).or_default().push(ci);
@@ -222,6 +360,107 @@ impl Forwarding {
         }
     }
 
+    fn hold(&mut self, id: u64) {
+        if let Some(s) = self.srcs.get_mut(&id) {
+            s.refs += 1;
+        }
+    }
+
+    /// A table let go of message `id`: once none holds it, it can no
+    /// longer be paired, and what was kept of its copies goes with it
+    /// (unless the copies broke the subscription id rules).
+    fn release(&mut self, id: u64) {
+        let Some(s) = self.srcs.get_mut(&id) else {
+            return;
+        };
+        s.refs = s.refs.saturating_sub(1);
+        if s.refs > 0 {
+            return;
+        }
+        if let Some(s) = self.srcs.remove(&id) {
+            for di in s.copied_to {
+                if !self.bad.contains(&(di, id)) {
+                    self.copies.remove(&(di, id));
+                }
+            }
+        }
+    }
+
+    /// A session's owed messages and packet ids in flight go.
+    fn forget(&mut self, sk: &SessKey) {
+        let Some(s) = self.sessions.get_mut(sk) else {
+            return;
+        };
+        let mut ids: Vec<u64> = s.owed.drain().collect();
+        ids.extend(s.inflight.drain().map(|(_, id)| id));
+        for id in ids {
+            self.release(id);
+        }
+    }
+
+    /// A session no connection holds any more and that its actor replaced:
+    /// nothing can be delivered in it, its subscriptions go too.
+    fn drop_session(&mut self, sk: &SessKey) {
+        self.forget(sk);
+        self.sessions.remove(sk);
+        let conns = &self.conns;
+        self.subs.retain(|_, s| conns[s.ci].session() != *sk);
+    }
+
+    /// The first CONNACK sent on `ci` (after its relink): the session it
+    /// joins, and the actor's earlier one replaced.
+    fn joined(&mut self, ci: usize) {
+        let c = &self.conns[ci];
+        if !c.accepted() || c.connect.is_none() {
+            return;
+        }
+        let sk = c.session();
+        let actor = c.actor.clone();
+        self.conns[ci].member = true;
+        let s = self.sessions.entry(sk.clone()).or_default();
+        s.members += 1;
+        s.gone = false;
+        if let Some(old) = self.current.insert(actor, sk.clone()) {
+            if old != sk && self.sessions.get(&old).is_none_or(|s| s.members == 0) {
+                self.drop_session(&old);
+            }
+        }
+    }
+
+    /// `ci` closed: its session ends with it when it was the last open
+    /// connection and the broker does not keep it (a 5.0 Session Expiry of
+    /// 0, a 3.1.1 clean session).
+    fn closed(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        c.aliases = [HashMap::new(), HashMap::new()];
+        if !std::mem::take(&mut c.member) {
+            return;
+        }
+        let kept = match &c.connect {
+            Some((Version::V5, ..)) => c.disc_expiry.or(c.expiry).unwrap_or(0) > 0,
+            Some((_, _, clean)) => !clean,
+            None => false,
+        };
+        let sk = c.session();
+        let current = self.current.get(&c.actor) == Some(&sk);
+        let Some(s) = self.sessions.get_mut(&sk) else {
+            return;
+        };
+        s.members = s.members.saturating_sub(1);
+        if s.members > 0 {
+            return;
+        }
+        if !current {
+            self.drop_session(&sk);
+        } else if !kept {
+            // Nothing is owed to a session that ended [MQTT-3.1.2-4].
+            self.forget(&sk);
+            if let Some(s) = self.sessions.get_mut(&sk) {
+                s.gone = true;
+            }
+        }
+    }
+
     fn publish(&mut self, ci: usize, ev: &Event, actor: &str, dir: Dir, fate: Fate, p: &Publish) {
         let (seq, at) = (ev.seq, ev.at);
         let mut p = p.clone();
@@ -237,6 +476,12 @@ impl Forwarding {
             }
         }
         if !self.conns[ci].v5() {
+            if up && seen(fate) && p.retain {
+                // Another client's message replaced the topic's retained one.
+                if let Some((_, old)) = self.retained.remove(&p.topic) {
+                    self.release(old);
+                }
+            }
             return;
         }
         if up {
@@ -244,28 +489,89 @@ impl Forwarding {
                 self.client_rules(seq, actor, &p);
             }
             if seen(fate) {
-                let owner = self.conns[ci].client_id().map(str::to_string);
-                let src = Source {
-                    seq,
-                    at,
-                    properties: p.properties.clone(),
-                    retain: p.retain,
-                    owner,
-                    sessions: HashSet::new(),
-                    copied_to: Vec::new(),
-                };
-                if let Some(old) = self.sources.insert((p.topic, p.payload), src) {
-                    // Never paired again: keep only copies that broke a rule.
-                    for di in old.copied_to {
-                        if !self.bad.contains(&(di, old.seq)) {
-                            self.copies.remove(&(di, old.seq));
-                        }
-                    }
-                }
+                self.arrived(ci, seq, at, &p);
             }
         } else if sent(fate) {
             self.delivery(ci, seq, at, actor, &p);
         }
+    }
+
+    /// A 5.0 client's PUBLISH reached the broker: owed to every session
+    /// whose filters match it, one copy per matching filter
+    /// [MQTT-3.3.4-2], and kept as its topic's retained message if it says
+    /// so. A QoS 2 repeat (DUP, with the packet id of an open QoS 2 message
+    /// of the same content from the same client id) is owed again as a
+    /// spare ([`owed::Messages::owe_again`]): the broker must not forward it
+    /// [MQTT-4.3.3-10], a copy it forwards anyway is still paired.
+    fn arrived(&mut self, ci: usize, seq: u64, at: Duration, p: &Publish) {
+        let key = content_key(&p.topic, &p.payload);
+        let cid = self.conns[ci].client_id().unwrap_or_default().to_string();
+        let mut repeat = false;
+        if let (QoS::ExactlyOnce, Some(pid)) = (p.qos, p.pid) {
+            let open = self.q2_open.insert((cid, pid), key);
+            repeat = p.dup && open == Some(key);
+        }
+        self.srcs.insert(
+            seq,
+            Source {
+                key,
+                seq,
+                at,
+                properties: p.properties.clone(),
+                retain: p.retain,
+                by: ci,
+                refs: 1,
+                sessions: Vec::new(),
+                copied_to: Vec::new(),
+            },
+        );
+        // Per session, its distinct matching filters that no SUBACK refused.
+        let mut owing: HashMap<SessKey, BTreeSet<&str>> = HashMap::new();
+        for s in self.subs.values() {
+            let sc = &self.conns[s.ci];
+            if sc.v5() && topic::matches(&s.filter, &p.topic) {
+                owing.entry(sc.session()).or_default().insert(&s.filter);
+            }
+        }
+        let owing: Vec<(SessKey, u32)> = owing
+            .into_iter()
+            .map(|(k, f)| (k, f.len() as u32))
+            .collect();
+        let mut gone = Vec::new();
+        for (sk, copies) in owing {
+            let s = self.sessions.entry(sk).or_default();
+            if s.gone {
+                continue;
+            }
+            gone.push(seq);
+            gone.extend(if repeat {
+                s.owed.owe_again(key, seq)
+            } else {
+                s.owed.owe(key, copies, seq)
+            });
+        }
+        // Each session that owes it holds it (counted as `seq` above);
+        // what the caps pushed out is let go.
+        for id in gone {
+            if id == seq {
+                self.hold(seq);
+            } else {
+                self.release(id);
+            }
+        }
+        if p.retain {
+            let before = if p.payload.is_empty() {
+                self.retained.remove(&p.topic)
+            } else {
+                self.hold(seq);
+                self.retained.insert(p.topic.clone(), (key, seq))
+            };
+            if let Some((_, old)) = before {
+                self.release(old);
+            }
+        }
+        // The reference taken when it was stored.
+        self.release(seq);
     }
 
     /// A client never puts a Subscription Identifier on its PUBLISH, nor a
@@ -302,32 +608,108 @@ impl Forwarding {
         self.found.push(Violation::new(rule, message, events));
     }
 
+    /// The message a delivery to session `sk` forwards (see the module
+    /// doc), and whether a first send took its last owed copy (the caller
+    /// lets go of that reference once it judged the delivery).
+    fn pair(&mut self, sk: &SessKey, key: u128, d: &Publish) -> (Option<u64>, Option<u64>) {
+        let srcs = &self.srcs;
+        let fits = |id: &u64| {
+            srcs.get(id)
+                .is_some_and(|s| carried(&s.properties, &d.properties))
+        };
+        let mut id = None;
+        let mut taken = None;
+        if let Some(s) = self.sessions.get_mut(sk) {
+            if d.dup {
+                id = d
+                    .pid
+                    .and_then(|pid| s.inflight.get(&pid))
+                    .copied()
+                    .filter(|i| srcs.get(i).is_some_and(|s| s.key == key));
+            }
+            if id.is_none() {
+                if let Some((slot, &i)) = s.owed.pick(key, fits) {
+                    id = Some(i);
+                    if !d.dup {
+                        taken = s.owed.take(key, slot);
+                    }
+                }
+            }
+        }
+        let id = id.or_else(|| {
+            self.retained
+                .get(&d.topic)
+                .filter(|(k, _)| *k == key && d.retain)
+                .map(|(_, i)| *i)
+        });
+        // A first send with a packet id is in flight until acknowledged.
+        if let (Some(i), Some(pid), false) = (id, d.pid, d.dup) {
+            if d.qos != QoS::AtMostOnce {
+                self.hold(i);
+                let before = self
+                    .sessions
+                    .get_mut(sk)
+                    .and_then(|s| s.inflight.insert(pid, i));
+                if let Some(old) = before {
+                    self.release(old);
+                }
+            }
+        }
+        (id, taken)
+    }
+
     /// A PUBLISH the broker sent to a 5.0 subscriber, against the message
     /// it forwards.
     fn delivery(&mut self, di: usize, seq: u64, at: Duration, actor: &str, d: &Publish) {
-        let key = (d.topic.clone(), d.payload.clone());
-        let Some(src) = self.sources.get(&key) else {
+        let key = content_key(&d.topic, &d.payload);
+        let session = self.conns[di].session();
+        let (id, taken) = self.pair(&session, key, d);
+        let Some(id) = id else {
             self.will_user_order(seq, actor, d);
             return;
         };
+        self.judge(di, id, seq, at, actor, d, session);
+        if let Some(t) = taken {
+            self.release(t);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &mut self,
+        di: usize,
+        id: u64,
+        seq: u64,
+        at: Duration,
+        actor: &str,
+        d: &Publish,
+        session: SessKey,
+    ) {
+        let Some(src) = self.srcs.get_mut(&id) else {
+            return;
+        };
+        let first_to_session = !src.sessions.contains(&session);
+        if first_to_session {
+            src.sessions.push(session);
+        }
         let (src_seq, src_at, src_retain) = (src.seq, src.at, src.retain);
         let sp = src.properties.clone();
-        let owner = src.owner.clone();
+        let owner = self.conns[src.by].client_id().map(str::to_string);
         let dp = &d.properties;
         let who = format!("{actor} on {}", d.topic);
-        for (id, rule, what) in [
+        for (pid, rule, what) in [
             (PAYLOAD_FORMAT, "MQTT-3.3.2-4", "Payload Format Indicator"),
             (RESPONSE_TOPIC, "MQTT-3.3.2-15", "Response Topic"),
             (CORRELATION_DATA, "MQTT-3.3.2-16", "Correlation Data"),
             (CONTENT_TYPE, "MQTT-3.3.2-20", "Content Type"),
         ] {
-            if props::get(&sp, id) != props::get(dp, id) {
+            if props::get(&sp, pid) != props::get(dp, pid) {
                 self.fail(
                     rule,
                     format!(
                         "{what} altered for {who}: published {:?}, delivered {:?}",
-                        props::get(&sp, id),
-                        props::get(dp, id)
+                        props::get(&sp, pid),
+                        props::get(dp, pid)
                     ),
                     vec![src_seq, seq],
                 );
@@ -353,11 +735,6 @@ impl Forwarding {
         let dconn = &self.conns[di];
         let dclient = dconn.client_id().map(str::to_string);
         let dlineage = dconn.lineage;
-        let session = (dclient.clone().unwrap_or_default(), dlineage);
-        let first_to_session = self
-            .sources
-            .get_mut(&key)
-            .is_some_and(|s| s.sessions.insert(session));
         if let Some(e) = props::num(&sp, MESSAGE_EXPIRY) {
             let waited = at.saturating_sub(src_at);
             if first_to_session && waited > Duration::from_secs(e as u64) + self.slack {
@@ -445,9 +822,9 @@ impl Forwarding {
                 _ => None,
             })
             .collect();
-        let k = (di, src_seq);
+        let k = (di, id);
         let e = self.copies.entry(k).or_insert_with(|| {
-            if let Some(s) = self.sources.get_mut(&key) {
+            if let Some(s) = self.srcs.get_mut(&id) {
                 s.copied_to.push(di);
             }
             Copies::default()
@@ -499,8 +876,12 @@ impl Forwarding {
 impl Incremental for Forwarding {
     fn feed(&mut self, ev: &Event) {
         match &ev.kind {
-            EventKind::ConnOpened { conn, actor } | EventKind::ConnClosed { conn, actor, .. } => {
+            EventKind::ConnOpened { conn, actor } => {
                 self.conn(*conn, actor);
+            }
+            EventKind::ConnClosed { conn, actor, .. } => {
+                let ci = self.conn(*conn, actor);
+                self.closed(ci);
             }
             EventKind::Packet {
                 conn,
@@ -516,6 +897,7 @@ impl Incremental for Forwarding {
                     Packet::Connect(c) if up && sent(fate) && self.conns[ci].connect.is_none() => {
                         self.conns[ci].connect =
                             Some((c.version, c.client_id.clone(), c.clean_start));
+                        self.conns[ci].expiry = props::num(&c.properties, SESSION_EXPIRY);
                         if let (Version::V5, Some(w)) = (c.version, &c.will) {
                             // Kept in connection order: the first will that
                             // matches a delivery is the one judged.
@@ -525,14 +907,38 @@ impl Incremental for Forwarding {
                                 (ci, w.topic.clone(), w.payload.clone(), w.properties.clone()),
                             );
                         }
+                        if c.clean_start && seen(fate) {
+                            // A new session: no QoS 2 message of it is open.
+                            self.q2_open.retain(|(cid, _), _| *cid != c.client_id);
+                        }
                         self.relink(ci);
                     }
                     Packet::ConnAck(a) if !up && sent(fate) && self.conns[ci].connack.is_none() => {
                         self.conns[ci].connack = Some((a.code, a.session_present));
                         self.relink(ci);
+                        self.joined(ci);
+                    }
+                    Packet::Disconnect(d) if up && self.conns[ci].disc_expiry.is_none() => {
+                        self.conns[ci].disc_expiry = props::num(&d.properties, SESSION_EXPIRY);
                     }
                     Packet::Publish(p) => {
                         self.publish(ci, ev, actor, *dir, fate, p);
+                    }
+                    Packet::PubAck(a) | Packet::PubRec(a) if up && seen(fate) => {
+                        // Acknowledged: the broker resends it no more.
+                        let sk = self.conns[ci].session();
+                        let id = self
+                            .sessions
+                            .get_mut(&sk)
+                            .and_then(|s| s.inflight.remove(&a.pid));
+                        if let Some(id) = id {
+                            self.release(id);
+                        }
+                    }
+                    Packet::PubRel(a) if up && seen(fate) => {
+                        if let Some(cid) = self.conns[ci].client_id() {
+                            self.q2_open.remove(&(cid.to_string(), a.pid));
+                        }
                     }
                     Packet::Subscribe(s) if up && seen(fate) => {
                         let id = props::num(&s.properties, SUBSCRIPTION_ID);
@@ -557,12 +963,18 @@ impl Incremental for Forwarding {
                     Packet::SubAck(sa) if !up && sent(fate) => {
                         if let Some(ids) = self.pending.remove(&(*conn, sa.pid)) {
                             for (k, id) in ids.into_iter().enumerate() {
-                                if let (Some(&code), Some(s)) =
-                                    (sa.codes.get(k), self.subs.get_mut(&id))
-                                {
-                                    if code < 0x80 {
-                                        s.acked = Some(ev.seq);
+                                match sa.codes.get(k) {
+                                    Some(&code) if code < 0x80 => {
+                                        if let Some(s) = self.subs.get_mut(&id) {
+                                            s.acked = Some(ev.seq);
+                                        }
                                     }
+                                    // Refused: the broker holds no such
+                                    // subscription.
+                                    Some(_) => {
+                                        self.subs.remove(&id);
+                                    }
+                                    None => {}
                                 }
                             }
                         }
@@ -926,5 +1338,151 @@ mod tests {
             judge_both(&checker(), &k.history()).rules(),
             vec!["MQTT-3.3.2-14"]
         );
+    }
+
+    const K1: &str = "user_properties = [[\"k\",\"1\"]]";
+    const K2: &str = "user_properties = [[\"k\",\"2\"]]";
+    const K3: &str = "user_properties = [[\"k\",\"3\"]]";
+
+    fn unsubscribe(pid: u16, filter: &str) -> Packet {
+        Packet::Unsubscribe(crate::mqtt::Unsubscribe {
+            pid,
+            filters: vec![filter.into()],
+            properties: Properties::default(),
+        })
+    }
+
+    /// Decision 1: `x` (k=1) was owed to the cloud when it unsubscribed;
+    /// `x` (k=2) published after that was owed to nobody. The queued copy
+    /// delivered unaltered is legal (the latest-publication pairing took
+    /// k=2 for it and reported MQTT-3.3.2-17); altered, it is reported
+    /// against the message it was owed.
+    #[test]
+    fn decision_1_a_queued_copy_is_judged_against_what_its_session_was_owed() {
+        let run = |delivered: &str| {
+            let mut k = base(0, "", publish(Some(1), 1, "t/1", "x", K1));
+            k.up(1, "cloud", unsubscribe(2, "t/#"));
+            k.wait(5)
+                .up(2, "device", publish(Some(2), 1, "t/1", "x", K2));
+            k.wait(5)
+                .down(1, "cloud", publish(Some(9), 1, "t/1", "x", delivered));
+            judge_both(&checker(), &k.history())
+        };
+        let v = run(K1);
+        assert!(v.ok(), "{v:?}");
+        let v = run(K3);
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-17"]);
+        assert_eq!(v.violations[0].events, vec![8, 11], "the owed publication");
+        // Never owed (subscribed after it was published): nothing to judge.
+        let mut k = Kit::new();
+        k.session(
+            2,
+            "device",
+            connect("dev", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(2, "device", publish(None, 0, "t/1", "x", K1));
+        k.session(
+            1,
+            "cloud",
+            connect("cloud", true, 60, ""),
+            connack(false, 0, ""),
+        );
+        k.up(1, "cloud", subscribe(1, "t/#", 1, 0, ""))
+            .down(1, "cloud", suback(1, &[1]));
+        k.down(1, "cloud", publish(None, 0, "t/1", "x", K3));
+        assert!(judge_both(&checker(), &k.history()).ok());
+    }
+
+    /// Decision 2: a DUP resend is the message its first send carried,
+    /// though the same content was published again meanwhile (the
+    /// latest-publication pairing reported the legal resend as altered).
+    #[test]
+    fn decision_2_a_resend_is_judged_against_its_first_send() {
+        let run = |resent: &str| {
+            let mut k = base(0, "", publish(Some(1), 1, "t/1", "x", K1));
+            k.wait(5)
+                .down(1, "cloud", publish(Some(5), 1, "t/1", "x", K1));
+            k.wait(5)
+                .up(2, "device", publish(Some(2), 1, "t/1", "x", K2));
+            k.wait(5)
+                .down(1, "cloud", dup(publish(Some(5), 1, "t/1", "x", resent)));
+            k.up(1, "cloud", ack(crate::mqtt::PacketType::PubAck, 5, 0));
+            k.wait(5)
+                .down(1, "cloud", publish(Some(6), 1, "t/1", "x", K2));
+            judge_both(&checker(), &k.history())
+        };
+        let v = run(K1);
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(run(K2).rules(), vec!["MQTT-3.3.2-17"]);
+    }
+
+    /// Decision 3: `x` published twice in a burst with different user
+    /// properties and delivered in order is legal (the latest-publication
+    /// pairing took the second for the first copy); at QoS 0 the first may
+    /// be dropped, and the one delivered is the second; a copy carrying
+    /// neither is reported against the oldest.
+    #[test]
+    fn decision_3_the_same_content_owed_twice_is_delivered_oldest_first() {
+        let run = |copies: &[&str]| {
+            let mut k = base(0, "", publish(None, 0, "t/1", "x", K1));
+            k.up(2, "device", publish(None, 0, "t/1", "x", K2));
+            for c in copies {
+                k.wait(5).down(1, "cloud", publish(None, 0, "t/1", "x", c));
+            }
+            judge_both(&checker(), &k.history())
+        };
+        let v = run(&[K1, K2]);
+        assert!(v.ok(), "{v:?}");
+        let v = run(&[K2]);
+        assert!(v.ok(), "the first dropped: {v:?}");
+        let v = run(&[K3]);
+        assert_eq!(v.rules(), vec!["MQTT-3.3.2-17"]);
+        assert_eq!(v.violations[0].events, vec![8, 10], "the oldest");
+    }
+
+    /// Decision 4: the retained `x` sent for a new subscription is the
+    /// retained message (content type a), not the later `x` published
+    /// without RETAIN (content type b), which the latest-publication
+    /// pairing took for it.
+    #[test]
+    fn decision_4_a_retained_copy_is_judged_against_the_retained_message() {
+        let run = |delivered: &str| {
+            let mut k = Kit::new();
+            k.session(
+                2,
+                "device",
+                connect("dev", true, 60, ""),
+                connack(false, 0, ""),
+            );
+            k.up(
+                2,
+                "device",
+                retained(publish(None, 0, "t/1", "x", "content_type = \"a\"")),
+            );
+            k.up(
+                2,
+                "device",
+                publish(None, 0, "t/1", "x", "content_type = \"b\""),
+            );
+            k.session(
+                1,
+                "cloud",
+                connect("cloud", true, 60, ""),
+                connack(false, 0, ""),
+            );
+            k.up(
+                1,
+                "cloud",
+                subscribe(1, "t/#", 1, 0, "subscription_identifier = 7"),
+            )
+            .down(1, "cloud", suback(1, &[1]));
+            let props = format!("content_type = \"{delivered}\"\nsubscription_identifier = 7");
+            k.down(1, "cloud", retained(publish(None, 0, "t/1", "x", &props)));
+            judge_both(&checker(), &k.history())
+        };
+        let v = run("a");
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(run("b").rules(), vec!["MQTT-3.3.2-20"]);
     }
 }

@@ -26,8 +26,10 @@
 //! `qmp.sock`, `uart.sock` (QEMU's side), `qemu.log` (QEMU's stderr),
 //! `loader.log` (what the ROM loader noticed: bad blocks, interrupted writes).
 
+pub mod line;
 pub mod pty;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -91,14 +93,60 @@ struct Emulator {
 /// The ROM loader on a line that runs at the port's baud rate.
 struct Line {
     loader: rom::Loader<FileFlash>,
-    /// When the line is free again in each direction.
-    rx_free: tokio::time::Instant,
-    tx_free: tokio::time::Instant,
+    rx: line::Direction,
+    tx: line::Direction,
+    /// Bytes on the wire toward the loader, with when their last byte has
+    /// arrived: the pty is read as soon as the port's user writes, so the
+    /// line's schedule starts from when they were written, not from when
+    /// the emulator was done sleeping on the bytes before them.
+    inbound: VecDeque<(tokio::time::Instant, Vec<u8>)>,
+    /// Answers on the wire toward the port, with when their last byte has
+    /// crossed.
+    outbound: VecDeque<(tokio::time::Instant, Vec<u8>)>,
 }
 
-/// Time `n` bytes take on a UART at `baud` (start + 8 data + stop bits).
-pub fn line_time(n: usize, baud: u32) -> Duration {
-    Duration::from_nanos(n as u64 * 10 * 1_000_000_000 / baud.max(1) as u64)
+/// Bytes on their way to the loader past which the pty is no longer read:
+/// its buffer fills and the writer blocks, as on a tty that drains at the
+/// line's rate (a flasher waits for each block's answer, far below this).
+const MAX_INBOUND: usize = 64 << 10;
+
+impl Line {
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        let a = self.inbound.front().map(|x| x.0);
+        let b = self.outbound.front().map(|x| x.0);
+        a.into_iter().chain(b).min()
+    }
+
+    fn inbound_bytes(&self) -> usize {
+        self.inbound.iter().map(|x| x.1.len()).sum()
+    }
+}
+
+/// Sleeps until `deadline`, to well under a millisecond. tokio's timer
+/// ticks in whole milliseconds and rounds each sleep up to the next tick:
+/// at 921600 baud a flash block's answer (14 bytes, 0.15 ms) came up to a
+/// millisecond late, every block, which a UART never is. So the timer
+/// sleeps to within a tick, and the OS's own sleep (microseconds) does the
+/// rest on this thread; the rest is under a millisecond and nothing else
+/// needs the thread then (the port's user is waiting for these bytes).
+async fn sleep_until_exact(deadline: tokio::time::Instant) {
+    let tick = Duration::from_millis(1);
+    if let Some(coarse) = deadline.checked_sub(tick) {
+        if tokio::time::Instant::now() < coarse {
+            tokio::time::sleep_until(coarse).await;
+        }
+    }
+    let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        std::thread::sleep(rest);
+    }
+}
+
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(t) => sleep_until_exact(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The board's flash file as the ROM loader's flash chip.
@@ -173,16 +221,24 @@ pub async fn serve(cfg: Config) -> Result<i32> {
     let mut from_port = [0u8; 4096];
     let mut from_board = [0u8; 4096];
     loop {
+        let reading = emu
+            .loader
+            .as_ref()
+            .is_none_or(|l| l.inbound_bytes() < MAX_INBOUND);
+        let due = emu.loader.as_ref().and_then(Line::next_due);
         tokio::select! {
-            n = pty.read(&mut from_port) => {
+            n = pty.read(&mut from_port), if reading => {
                 let n = n.map_err(|e| Error::io("reading the pty", e))?;
                 if let Some(r) = emu.running.as_mut() {
                     // A board that stopped reading is the board's problem.
                     let _ = r.uart.write_all(&from_port[..n]).await;
-                } else if emu.loader.is_some() {
-                    emu.feed_loader(&pty, &from_port[..n]).await;
+                } else if let Some(line) = emu.loader.as_mut() {
+                    let now = tokio::time::Instant::now();
+                    let at = line.rx.carry(now, n, pty.baud());
+                    line.inbound.push_back((at, from_port[..n].to_vec()));
                 }
             }
+            _ = until(due) => emu.line_due(&pty).await,
             n = read_opt(&mut emu.uart_rx, &mut from_board) => match n {
                 Ok(n) if n > 0 => { pty.write_or_drop(&from_board[..n]); }
                 _ => {
@@ -285,8 +341,10 @@ impl Emulator {
         loader.line_noise(self.noise);
         self.loader = Some(Line {
             loader,
-            rx_free: now,
-            tx_free: now,
+            rx: line::Direction::new(now),
+            tx: line::Direction::new(now),
+            inbound: VecDeque::new(),
+            outbound: VecDeque::new(),
         });
         self.note("entered the ROM serial loader");
         Ok(())
@@ -304,30 +362,44 @@ impl Emulator {
         }
     }
 
-    /// Bytes for the ROM loader, at the line's pace both ways.
-    async fn feed_loader(&mut self, pty: &pty::Pty, bytes: &[u8]) {
+    /// What is due on the loader's line: requests whose last byte has
+    /// arrived go to the loader, answers whose last byte has crossed go to
+    /// the port. An answer starts when its request had arrived (the
+    /// schedule's time, not this wake-up's), so a late wake-up delays no
+    /// later byte.
+    async fn line_due(&mut self, pty: &pty::Pty) {
         let baud = pty.baud();
         let Some(line) = self.loader.as_mut() else {
             return;
         };
         line.loader.baud = baud;
         let now = tokio::time::Instant::now();
-        line.rx_free = line.rx_free.max(now) + line_time(bytes.len(), baud);
-        tokio::time::sleep_until(line.rx_free).await;
-        let actions = line.loader.input(bytes);
-        let mut boot = false;
-        for a in actions {
-            match a {
-                rom::Action::Send(b) => {
-                    let line = self.loader.as_mut().expect("in the loader");
-                    let now = tokio::time::Instant::now();
-                    line.tx_free = line.tx_free.max(now) + line_time(b.len(), baud);
-                    tokio::time::sleep_until(line.tx_free).await;
-                    let _ = pty.write_all(&b).await;
+        let (mut notes, mut boot) = (Vec::new(), false);
+        while line.inbound.front().is_some_and(|x| x.0 <= now) {
+            let (arrived, bytes) = line.inbound.pop_front().expect("a front");
+            for a in line.loader.input(&bytes) {
+                match a {
+                    rom::Action::Send(b) => {
+                        let at = line.tx.carry(arrived, b.len(), baud);
+                        line.outbound.push_back((at, b));
+                    }
+                    rom::Action::BootFromFlash => boot = true,
+                    rom::Action::Note(n) => notes.push(n),
                 }
-                rom::Action::BootFromFlash => boot = true,
-                rom::Action::Note(n) => self.note(&n),
             }
+        }
+        while let Some((at, b)) = line.outbound.pop_front() {
+            // Leaving the loader: its last answers (FLASH_END's) go out
+            // first, on time.
+            if at > now && !boot {
+                line.outbound.push_front((at, b));
+                break;
+            }
+            sleep_until_exact(at).await;
+            let _ = pty.write_all(&b).await;
+        }
+        for n in notes {
+            self.note(&n);
         }
         if boot {
             self.note("FLASH_END: leaving the loader, booting from flash");
