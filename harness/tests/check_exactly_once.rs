@@ -59,7 +59,74 @@ fn qos2_retransmission_delivered_twice_blames_the_subscriber_client() {
     t.wait(3000).step("end");
     let v = check(SPEC, &t.history());
     assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{:?}", v);
+    let msg = &v.violations[0].message;
+    assert!(msg.contains("client failed to discard"), "{msg}");
+    assert!(msg.contains("pid 5 (DUP=1, event #"), "{msg}");
+    assert!(!msg.contains("broker's"), "{msg}");
+}
+
+#[test]
+fn qos2_publish_duplicated_by_the_proxy_blames_the_subscriber_client() {
+    // The same packet reached the client twice: one id, one message.
+    let mut t = T::new();
+    let (cloud, dev) = setup(&mut t, 2);
+    t.publish(dev, 1, 2, "dut/a", "m1");
+    t.pkt(
+        cloud,
+        mqtt_hil::history::Dir::ToClient,
+        publish(Some(5), 2, "dut/a", "m1", false, false),
+        Fate::Duplicated,
+    );
+    t.deliver("cloud", "dut/a", "m1", 2);
+    t.deliver("cloud", "dut/a", "m1", 2);
+    t.wait(3000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{:?}", v);
     assert!(v.violations[0].message.contains("client failed to discard"));
+}
+
+#[test]
+fn qos2_resend_under_a_new_pid_blames_the_broker() {
+    // The broker resends with DUP=1 under pid 6 while the subscriber holds
+    // pid 5: to the subscriber pid 6 is a new message.
+    let mut t = T::new();
+    let (cloud, dev) = setup(&mut t, 2);
+    t.publish(dev, 1, 2, "dut/a", "m1");
+    t.down(cloud, publish(Some(5), 2, "dut/a", "m1", false, false));
+    t.deliver("cloud", "dut/a", "m1", 2);
+    t.ack(cloud, true, "pubrec", 5);
+    t.down(cloud, publish(Some(6), 2, "dut/a", "m1", true, false));
+    t.deliver("cloud", "dut/a", "m1", 2);
+    t.wait(3000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{:?}", v);
+    let msg = &v.violations[0].message;
+    assert!(msg.contains("the duplicate is the broker's"), "{msg}");
+    assert!(
+        msg.contains("pid 6 (DUP=1, a packet id cloud was not holding"),
+        "{msg}"
+    );
+    assert!(!msg.contains("failed to discard"), "{msg}");
+}
+
+#[test]
+fn qos2_same_pid_after_pubcomp_blames_the_broker() {
+    // After its PUBCOMP the subscriber must take the id as a new message.
+    let mut t = T::new();
+    let (cloud, dev) = setup(&mut t, 2);
+    t.publish(dev, 1, 2, "dut/a", "m1");
+    t.receive(cloud, 5, 2, "dut/a", "m1");
+    t.down(cloud, publish(Some(5), 2, "dut/a", "m1", true, false));
+    t.deliver("cloud", "dut/a", "m1", 2);
+    t.wait(3000).step("end");
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{:?}", v);
+    let msg = &v.violations[0].message;
+    assert!(
+        msg.contains("pid 5 (DUP=1, after cloud's PUBCOMP for that id"),
+        "{msg}"
+    );
+    assert!(!msg.contains("failed to discard"), "{msg}");
 }
 
 #[test]

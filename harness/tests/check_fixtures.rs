@@ -12,6 +12,35 @@ fn recorded_qos2_duplicate_after_reconnect_fails() {
     assert!(v.violations[0].message.contains("2 times as a new message"));
 }
 
+/// NATS 2.10 resent a QoS 2 message with DUP=1 under a new packet id while
+/// the device still held the first: the device could not recognise it, so
+/// the duplicate is the broker's (it used to be blamed on the device).
+#[test]
+fn recorded_qos2_resend_under_new_pid_blames_the_broker() {
+    let h = load_fixture("qos2_resend_under_new_pid.hist");
+    let v = check(r#"check = "exactly_once""#, &h);
+    assert_eq!(v.rules(), vec!["MQTT-4.3.3-2"], "{:?}", v);
+    let msg = &v.violations[0].message;
+    assert!(!msg.contains("failed to discard"), "{msg}");
+    assert!(msg.contains("the duplicate is the broker's"), "{msg}");
+    assert!(msg.contains("pid 1 (DUP=0, event #"), "{msg}");
+    assert!(
+        msg.contains("pid 2 (DUP=1, a packet id device was not holding"),
+        "{msg}"
+    );
+    assert!(msg.contains("on the same connection"), "{msg}");
+    assert!(msg.contains("[MQTT-2.3.1-4]"), "{msg}");
+    // The resend itself, on the wire: DUP=1 under an id it never had.
+    let v = always("protocol", &h);
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-4"], "{:?}", v);
+    let msg = &v.violations[0].message;
+    assert!(
+        msg.contains("the broker (to device) resent \"c1\" on `dut/a2b30/cmd` (in flight as pid 1 since event #"),
+        "{msg}"
+    );
+    assert!(msg.contains("as pid 2 with DUP=1"), "{msg}");
+}
+
 #[test]
 fn recorded_will_after_clean_disconnect_fails() {
     let h = load_fixture("will_after_clean_disconnect.hist");

@@ -28,14 +28,23 @@
 //! judged whenever deliveries exist, except with overlapping subscriptions
 //! (3.1.1 §3.3.5 allows one copy per matching subscription) and retained
 //! copies (`retain` set on the delivery), which are legitimate extra copies.
+//!
+//! A duplicate is blamed on whoever the wire shows made it. A QoS 2
+//! receiver recognises a resend by its packet id alone: a PUBLISH with an id
+//! it holds (received, PUBCOMP not yet sent) is the same message and must
+//! not be delivered again [MQTT-4.3.3-2]; that duplicate is the client's.
+//! A copy under an id it does not hold (a new id, the same id after its
+//! PUBCOMP, or after a clean session) is a new message to it, whatever its
+//! DUP flag, so that duplicate is the broker's, whose resend must keep its
+//! packet id (3.1.1 [MQTT-2.3.1-4]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::index::{show, Index, Msg};
+use super::index::{self, show, Index, Msg};
 use super::{fmt_d, Checker, Verdict};
-use crate::history::{Dir, History};
-use crate::mqtt::{topic, QoS};
+use crate::history::{ConnId, Dir, EventKind, Fate, History};
+use crate::mqtt::{topic, Packet, QoS};
 
 pub struct ExactlyOnce {
     pub topic: Option<String>,
@@ -229,6 +238,170 @@ pub(crate) fn ambiguous(ix: &Index) -> Vec<bool> {
     amb
 }
 
+/// One PUBLISH of a message that reached a subscriber.
+struct Copy {
+    seq: u64,
+    conn: ConnId,
+    pid: Option<u16>,
+    dup: bool,
+    /// Why the subscriber could not take it for a copy it already held, or
+    /// `None` when it could: its packet id came again while the subscriber's
+    /// exchange for it was open (PUBLISH received, PUBCOMP not yet sent).
+    new: Option<&'static str>,
+}
+
+/// The PUBLISHes of `m` that reached `actor`, in log order, each judged by
+/// what the subscriber could know. A QoS 2 receiver recognises a resend by
+/// its packet id alone (3.1.1 §4.3.3, both methods): until it sends PUBCOMP
+/// a PUBLISH with that id is the same message, after it a new publication
+/// [MQTT-4.3.3-2]; a clean session drops what it held. A QoS 0 or 1 copy
+/// cannot be recognised at all.
+fn copies(history: &History, ix: &Index, actor: &str, m: &Msg) -> Vec<Copy> {
+    // The index resolved topic aliases; match the copies there.
+    let ours: HashSet<u64> = ix
+        .pubs
+        .iter()
+        .filter(|p| {
+            p.actor == actor
+                && p.dir == Dir::ToClient
+                && p.stamp.seq >= m.first.seq
+                && p.publish.topic == m.topic
+                && p.publish.payload == m.payload
+        })
+        .map(|p| p.stamp.seq)
+        .collect();
+    let mut held: HashSet<u16> = HashSet::new();
+    let mut out = Vec::new();
+    let mut pubcomp_sent: HashSet<u16> = HashSet::new();
+    let mut clean = false;
+    for ev in history.iter().filter(|e| e.seq >= m.first.seq) {
+        let EventKind::Packet {
+            conn,
+            actor: a,
+            dir,
+            packet,
+            fate,
+            ..
+        } = &ev.kind
+        else {
+            continue;
+        };
+        if a != actor {
+            continue;
+        }
+        match (dir, packet) {
+            (Dir::ToBroker, Packet::Connect(c)) if c.clean_start && index::sent(*fate) => {
+                held.clear();
+                clean = true;
+            }
+            (Dir::ToBroker, Packet::PubComp(c)) if index::sent(*fate) && held.remove(&c.pid) => {
+                pubcomp_sent.insert(c.pid);
+            }
+            (Dir::ToClient, Packet::Publish(p)) if ours.contains(&ev.seq) && index::seen(*fate) => {
+                // A duplicated packet reached the subscriber twice.
+                let times = if *fate == Fate::Duplicated { 2 } else { 1 };
+                for _ in 0..times {
+                    let pid = p.pid.filter(|_| p.qos == QoS::ExactlyOnce);
+                    let new = match pid {
+                        Some(id) if held.contains(&id) => None,
+                        _ if out.is_empty() => Some("first"),
+                        Some(id) if pubcomp_sent.contains(&id) => {
+                            Some("after the subscriber's PUBCOMP for that id")
+                        }
+                        Some(_) if clean => Some("after the subscriber started a clean session"),
+                        Some(_) => Some("a packet id the subscriber was not holding"),
+                        None => Some("a copy without a QoS 2 packet id"),
+                    };
+                    if let Some(id) = pid {
+                        held.insert(id);
+                        pubcomp_sent.remove(&id);
+                    }
+                    out.push(Copy {
+                        seq: ev.seq,
+                        conn: *conn,
+                        pid: p.pid,
+                        dup: p.dup,
+                        new,
+                    });
+                }
+                clean = false;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Who duplicated a message delivered `delivered` times to `actor`, read
+/// from the copies that reached it: each copy the subscriber could not
+/// recognise is the broker's, each delivery beyond those the client's.
+fn blame(actor: &str, copies: &[Copy], delivered: usize) -> String {
+    let new: Vec<&Copy> = copies.iter().filter(|c| c.new.is_some()).collect();
+    if new.is_empty() {
+        return format!(
+            "no PUBLISH of it to {actor} was recorded, so the history cannot tell who duplicated it"
+        );
+    }
+    let show_copy = |c: &Copy| {
+        let pid = c.pid.map(|p| format!("pid {p} ")).unwrap_or_default();
+        let why = match c.new {
+            Some("first") | None => String::new(),
+            Some(w) => format!(", {}", w.replace("the subscriber", actor)),
+        };
+        format!("{pid}(DUP={}{why}, event #{})", u8::from(c.dup), c.seq)
+    };
+    let mut parts = Vec::new();
+    if new.len() > 1 {
+        let list: Vec<String> = new.iter().map(|c| show_copy(c)).collect();
+        let mut conns: Vec<ConnId> = new.iter().map(|c| c.conn).collect();
+        conns.dedup();
+        let on = if conns.len() == 1 {
+            "on the same connection".to_string()
+        } else {
+            format!("across {} connections", conns.len())
+        };
+        let how = if new.iter().all(|c| !c.dup) {
+            format!(
+                "the broker sent it {} times as a new message (DUP=0)",
+                new.len()
+            )
+        } else {
+            format!(
+                "the broker sent it {} times in PUBLISHes {actor} could not tell for one message",
+                new.len()
+            )
+        };
+        let why = if new.iter().all(|c| c.pid.is_some()) {
+            format!(
+                "; a QoS 2 receiver knows a resend only by its packet id, which it holds until its PUBCOMP [MQTT-4.3.3-2], and a resend keeps its packet id [MQTT-2.3.1-4], so {actor} could not discard it: the duplicate is the broker's"
+            )
+        } else {
+            String::new()
+        };
+        parts.push(format!("{how}: {}, {on}{why}", list.join(", then ")));
+    } else {
+        parts.push("the broker sent it once as a new message".to_string());
+    }
+    if delivered > new.len() {
+        let again: Vec<String> = copies
+            .iter()
+            .filter(|c| c.new.is_none())
+            .map(show_copy)
+            .collect();
+        let again = if again.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} came again before its PUBCOMP)", again.join(", "))
+        };
+        parts.push(format!(
+            "so the subscriber's client failed to discard a retransmission{again}: it delivered it {delivered} times, though only {} of the copies {} new to it",
+            new.len(),
+            if new.len() == 1 { "was" } else { "were" }
+        ));
+    }
+    parts.join(", ")
+}
+
 impl Checker for ExactlyOnce {
     fn name(&self) -> &str {
         "exactly_once"
@@ -332,29 +505,11 @@ impl Checker for ExactlyOnce {
                     ));
                     continue;
                 }
-                let new_sends: Vec<u64> = ix
-                    .pubs
-                    .iter()
-                    .filter(|p| {
-                        p.actor == *actor
-                            && p.dir == Dir::ToClient
-                            && super::index::sent(p.fate)
-                            && !p.publish.dup
-                            && p.publish.topic == m.topic
-                            && p.publish.payload == m.payload
-                    })
-                    .map(|p| p.stamp.seq)
-                    .collect();
-                let blame = if new_sends.len() > 1 {
-                    format!(
-                        "the broker sent it {} times as a new message (DUP=0)",
-                        new_sends.len()
-                    )
-                } else {
-                    "the broker sent it once as a new message, so the subscriber's client failed to discard a retransmission".to_string()
-                };
+                let copies = copies(history, &ix, actor, m);
+                let blame = blame(actor, &copies, live.len());
+                let copy_seqs: Vec<u64> = copies.iter().map(|c| c.seq).collect();
                 let mut ev = live.clone();
-                ev.extend(&new_sends);
+                ev.extend(&copy_seqs);
                 match (m.qos, eff) {
                     (_, QoS::ExactlyOnce) => v.fail(
                         "MQTT-4.3.3-2",

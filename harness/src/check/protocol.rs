@@ -47,7 +47,10 @@
 //! - a PUBLISH resent on a resumed session keeps its packet id
 //!   [MQTT-2.3.1-3] (the broker's: [MQTT-2.3.1-4], which also numbers the
 //!   broker's own packet id rule); a client resends them in the order it
-//!   first sent them [MQTT-4.6.0-1];
+//!   first sent them [MQTT-4.6.0-1]. On the same connection too: a DUP=1
+//!   PUBLISH under an id the sender never sent that message under, while it
+//!   is in flight under another id on that connection, is a resend that
+//!   changed its id (judged for a sender whose whole state the run has seen);
 //! - a client answers in the order it was asked: PUBACKs, PUBRECs and
 //!   PUBRELs in the order of the PUBLISHes and PUBRECs that asked for them
 //!   [MQTT-4.6.0-2], [MQTT-4.6.0-3], [MQTT-4.6.0-4];
@@ -892,6 +895,32 @@ impl Live {
                                                     ),
                                                     &[here],
                                                 ));
+                                            }
+                                            // A resend (DUP=1) of the message in flight under another
+                                            // id on this same connection: a resend keeps its packet id,
+                                            // and under a new one its receiver, which knows a QoS 2
+                                            // resend only by its id (3.1.1 §4.3.3), takes it for a new
+                                            // message. (On a resumed session `judge_resend` says so.)
+                                            if p.dup && side.known && version != Version::V5 && last != Some(digest(&p.topic, &p.payload)) {
+                                                let first = side
+                                                    .inflight
+                                                    .iter()
+                                                    .filter(|(_, f)| {
+                                                        f.conn == conn && f.topic == p.topic && f.payload == p.payload && f.qos == p.qos
+                                                    })
+                                                    .min_by_key(|(_, f)| f.seq);
+                                                if let Some((fpid, f)) = first {
+                                                    out.push(found(
+                                                        if to_broker { "MQTT-2.3.1-3" } else { "MQTT-2.3.1-4" },
+                                                        format!(
+                                                            "{who_sends} resent {} on `{}` (in flight as pid {fpid} since event #{}) as pid {pid} with DUP=1, an id it had not sent it under: a resend keeps its packet id",
+                                                            show(&p.payload),
+                                                            p.topic,
+                                                            f.seq
+                                                        ),
+                                                        &[(f.seq, f.conn), here],
+                                                    ));
+                                                }
                                             }
                                             if let Some(&rs) = side.requests.get(&pid) {
                                                 out.push(found(
