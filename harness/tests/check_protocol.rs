@@ -711,3 +711,31 @@ fn an_owed_puback_fails_while_missing_and_passes_once_sent_late() {
     assert_eq!(vs[late].violations[0].events, vec![asked]);
     assert!(vs.last().unwrap().ok(), "{:?}", vs.last());
 }
+
+/// A DUP=1 PUBLISH under an id that never carried its message, while that
+/// message is in flight under another id on the same connection, is a
+/// resend that changed its packet id [MQTT-2.3.1-4]; the same content
+/// published twice as two messages, each resent under its own id, is not.
+#[test]
+fn a_resend_under_another_id_fails_but_a_second_message_of_the_same_content_passes() {
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(c, 1, "#", 2);
+    t.down(c, publish(Some(4), 2, "a/b", "x", false, false));
+    t.down(c, publish(Some(6), 2, "a/b", "x", true, false));
+    let v = check(SPEC, &t.history());
+    assert_eq!(v.rules(), vec!["MQTT-2.3.1-4"], "{v:?}");
+    assert!(
+        v.violations[0].message.contains("as pid 6 with DUP=1"),
+        "{v:?}"
+    );
+
+    let mut t = T::new();
+    let c = t.connect("cloud", "cloud", true, 60);
+    t.subscribe(c, 1, "#", 2);
+    t.down(c, publish(Some(4), 2, "a/b", "x", false, false));
+    t.down(c, publish(Some(6), 2, "a/b", "x", false, false));
+    t.down(c, publish(Some(6), 2, "a/b", "x", true, false));
+    let v = check(SPEC, &t.history());
+    assert!(v.ok(), "{v:?}");
+}
