@@ -16,9 +16,12 @@ deb=$(ls "$dl"/gcc-12-source_*.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ]; then
     echo "fetching Debian's gcc-12-source (about 80 MB, once) for the lx106's soft-float routines"
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    # A fresh machine may have no package lists yet: refresh once and retry.
+    # A fresh machine may have no package lists yet: refresh once and retry,
+    # under the lock ci/deps.sh takes (other make jobs install at the same
+    # time, and a second `apt-get update` fails on apt's own lock).
     (cd "$dl" && apt-get download gcc-12-source 2>/dev/null) ||
-        { $sudo apt-get update -qq && (cd "$dl" && apt-get download gcc-12-source); } || {
+        { flock "${TMPDIR:-/tmp}/mqtt-hil-apt.lock" $sudo apt-get update -qq &&
+          (cd "$dl" && apt-get download gcc-12-source); } || {
             echo "error: apt-get download gcc-12-source failed (is Debian's archive reachable?)" >&2
             exit 1
         }
