@@ -106,14 +106,15 @@ test-firmware: firmware
 
 FUZZ_RUNS ?= 100000
 
-# Tests run two per CPU (nextest -j is test threads; builds keep JOBS).
-# A test mostly waits on protocol timers, a board or a container, so more at
-# once is quicker. On a quiet 2-core machine after the last -j4 failure was
-# fixed (trace/crossing.rs, a client's packets crossing its CONNACK), three
-# `make test-rust TEST_JOBS=4` runs in a row passed 975 of 975 each in
-# 414 s, 411 s and 411 s, against 790 s at -j2 in the same sitting.
-# `make test-rust TEST_JOBS=2` runs one per CPU.
-TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
+# Tests run four per CPU (nextest -j is test threads; builds keep JOBS).
+# A test mostly waits on protocol timers, a board or a container: measured
+# on a quiet 2-core machine (2026-12-07, a fresh clone of 0524bf3, warm),
+# `make test-rust` at -j 4 took 390.7 s and at -j 8 214.6 s, 989 of 989
+# each, the tests' summed time 1534 s and 1602 s (each barely slower), the
+# processes nextest waits for using 54 % and 93 % of one CPU: even at -j 8
+# the machine is half idle. Earlier, at -j 2, 790 s. `make test-rust
+# TEST_JOBS=2` runs one per CPU.
+TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 4 )))
 test-rust: test-deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	    $(CARGO) nextest run --locked --build-jobs $(JOBS) -j $(TEST_JOBS) --no-fail-fast; \
