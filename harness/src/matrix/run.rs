@@ -92,15 +92,26 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
         target: cfg.target.to_string(),
     })?;
     let mut totals = Totals::default();
-    let warm = Warm::new(
-        broker_starts(cfg, &mine, &deviations)?,
-        cfg.jobs.clamp(1, MAX_WARM),
-    );
+    // Under -j the cells launch longest first (see [`launch_order`]); the
+    // warm pool must start brokers in that same order.
+    let pooled = if cfg.jobs > 1 {
+        let (jobs, of_job) = pool_jobs(cfg, &mine, &deviations)?;
+        let order = launch_order(&jobs);
+        Some((jobs, of_job, order))
+    } else {
+        None
+    };
+    let starts = broker_starts(cfg, &mine, &deviations)?;
+    let starts = match &pooled {
+        Some((_, _, order)) => in_launch_order(starts, order, repeat),
+        None => starts,
+    };
+    let warm = Warm::new(starts, cfg.jobs.clamp(1, MAX_WARM));
     let cells = async {
-        if cfg.jobs > 1 {
+        if let Some((jobs, of_job, order)) = &pooled {
             run_pooled(
                 cfg,
-                &mine,
+                (jobs, of_job, order),
                 &deviations,
                 reporters,
                 &mut m,
@@ -266,20 +277,16 @@ fn run_config(cfg: &MatrixConfig, broker: &BrokerSpec, devs: &Deviations) -> Res
     })
 }
 
-/// The cells under `-j N` ([`runner::pool`]): the same cells in the same
-/// order as one at a time, each with its own broker; a broker that cannot
-/// start fails its cells that have not started yet without trying them.
-/// The next brokers start ahead as cells launch.
-async fn run_pooled(
-    cfg: &MatrixConfig,
+/// A pool job's broker (its index in the matrix's brokers) and scenario.
+type JobOf<'a> = (usize, &'a Scenario);
+
+/// The matrix's cells as pool jobs, broker by broker, the scenarios in
+/// order (the reports' order), with each job's broker and scenario.
+fn pool_jobs<'a>(
+    cfg: &'a MatrixConfig,
     mine: &[Cell],
     deviations: &[Deviations],
-    reporters: &mut Reporters,
-    m: &mut Matrix,
-    totals: &mut Totals,
-    warm: &Warm,
-) -> Result<()> {
-    use runner::pool::{Job, JobEnd};
+) -> Result<(Vec<runner::pool::Job>, Vec<JobOf<'a>>)> {
     let repeat = cfg.repeat.max(1);
     let mut jobs = Vec::new();
     let mut of_job = Vec::new();
@@ -294,7 +301,7 @@ async fn run_pooled(
                 continue;
             }
             of_job.push((b, s));
-            jobs.push(Job {
+            jobs.push(runner::pool::Job {
                 scenario: s.clone(),
                 cfg: run_cfg.clone(),
                 index: jobs.len() * repeat,
@@ -303,8 +310,55 @@ async fn run_pooled(
             });
         }
     }
+    Ok((jobs, of_job))
+}
+
+/// The order cells launch in under `-j`: the longest expected first, as
+/// `run -j` does, a scenario's cells on every broker one after another
+/// (a stable sort keeps the brokers' order among equals). So the cells of
+/// a broker whose containers are slow to start (RabbitMQ) are spread over
+/// the whole run, their starts overlapping the other brokers' cells, which
+/// mostly wait on protocol timers, instead of coming in one block where
+/// they are all the machine does; and the longest cells do not start last.
+/// Measured in README.md ("Brokers and the conformance matrix").
+pub fn launch_order(jobs: &[runner::pool::Job]) -> Vec<usize> {
+    runner::pool::longest_first(jobs)
+}
+
+/// `starts` (one entry per run, the cells in their report order, `repeat`
+/// runs each) reordered to the order the cells launch in.
+fn in_launch_order<T: Clone>(starts: Vec<T>, order: &[usize], repeat: usize) -> Vec<T> {
+    order
+        .iter()
+        .flat_map(|&k| starts[k * repeat..(k + 1) * repeat].iter().cloned())
+        .collect()
+}
+
+/// The cells under `-j N` ([`runner::pool`]): each with its own broker,
+/// reported in the same order as one at a time, launched in
+/// [`launch_order`]; a broker that cannot start fails its cells that have
+/// not started yet without trying them. The next brokers start ahead as
+/// cells launch.
+async fn run_pooled(
+    cfg: &MatrixConfig,
+    (jobs, of_job, order): (&[runner::pool::Job], &[JobOf<'_>], &[usize]),
+    deviations: &[Deviations],
+    reporters: &mut Reporters,
+    m: &mut Matrix,
+    totals: &mut Totals,
+    warm: &Warm,
+) -> Result<()> {
+    use runner::pool::{Job, JobEnd};
+    let repeat = cfg.repeat.max(1);
+    // Where each job stands in the launch order: the warm pool's index.
+    let mut at = vec![0; jobs.len()];
+    for (i, &k) in order.iter().enumerate() {
+        at[k] = i;
+    }
     struct Broken<'a> {
-        of_job: &'a [(usize, &'a Scenario)],
+        of_job: &'a [JobOf<'a>],
+        order: &'a [usize],
+        at: Vec<usize>,
         why: Vec<Option<String>>,
         names: Vec<String>,
         brokers: &'a [BrokerSpec],
@@ -316,17 +370,14 @@ async fn run_pooled(
         fn cost(&self, k: usize) -> usize {
             self.costs.get(self.of_job[k].0).copied().unwrap_or(1)
         }
-        /// The cells' own order, not the longest first: the warm pool
-        /// starts container brokers ahead in that order ([`Warm::new`]),
-        /// and a broker's cells running together keep its image's starts
-        /// together.
-        fn start_order(&self, jobs: &[Job]) -> Vec<usize> {
-            (0..jobs.len()).collect()
+        /// [`launch_order`]: the order the warm pool starts brokers in.
+        fn start_order(&self, _jobs: &[Job]) -> Vec<usize> {
+            self.order.to_vec()
         }
         fn launch(&mut self, k: usize) -> bool {
             let go = self.why[self.of_job[k].0].is_none();
             if go {
-                self.warm.launching(k * self.repeat);
+                self.warm.launching(self.at[k] * self.repeat);
             }
             go
         }
@@ -343,7 +394,9 @@ async fn run_pooled(
         }
     }
     let mut control = Broken {
-        of_job: &of_job,
+        of_job,
+        order,
+        at,
         why: vec![None; cfg.brokers.len()],
         names: cfg.brokers.iter().map(|b| b.to_string()).collect(),
         brokers: &cfg.brokers,
@@ -352,7 +405,7 @@ async fn run_pooled(
         costs: &cfg.costs,
     };
     let (ends, _) = runner::pool::run_pool(
-        &jobs,
+        jobs,
         cfg.jobs,
         reporters,
         &mut control,
@@ -515,6 +568,17 @@ mod tests {
             duration_ms: 0,
             runs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn starts_follow_the_cells_launch_order_with_their_repeats() {
+        // Cells 0, 1, 2 with two runs each, launched 2, 0, 1.
+        let starts = vec!["a1", "a2", "b1", "b2", "c1", "c2"];
+        assert_eq!(
+            in_launch_order(starts, &[2, 0, 1], 2),
+            vec!["c1", "c2", "a1", "a2", "b1", "b2"]
+        );
+        assert_eq!(in_launch_order(vec![1, 2, 3], &[1, 2, 0], 1), vec![2, 3, 1]);
     }
 
     #[test]

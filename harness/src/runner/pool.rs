@@ -269,11 +269,15 @@ pub fn longest_first(jobs: &[Job]) -> Vec<usize> {
 /// per direction (longest scenario 8.5 s), the 42 runs at load ~10: 15.4-
 /// 15.8 s at -j 8 against 8.7-9.2 s at -j 16, and `--repeat 20` at -j 16
 /// (840 runs, 170 s) 0 flaky. So: eight per CPU for the virtual device
-/// (in-process clients, the suite's work at four per CPU was its floor), two per CPU for the host build (a process each)
-/// and for container brokers that are cheap to start (a mosquitto or NATS
-/// container uses ~40 ms of CPU to get ready, amqtt's ~0.3 s, then each
-/// waits with its cell), one per CPU for the others (RabbitMQ's start
-/// still takes ~2 s of CPU: [`crate::broker::ImageRef::light_start`]), and
+/// (in-process clients, the suite's work at four per CPU was its floor), two per CPU for the host build (a process each),
+/// eight per CPU for container brokers that are cheap to start (a
+/// mosquitto or NATS container uses ~40 ms of CPU to get ready, amqtt's
+/// ~0.3 s, Docker ~0.5 s more to make and remove it and its network, then
+/// each waits with its cell), two per CPU for the others (RabbitMQ's start
+/// still takes ~2 s of CPU: [`crate::broker::ImageRef::light_start`]) —
+/// with these the full matrix on a quiet 2-core machine took 455 s against
+/// 793 s at two and one per CPU, every verdict the same (README.md), and
+/// the machine was busy throughout (load ~10) — and
 /// [`default_boards`] emulated boards (QEMU takes a core while the board
 /// boots), as many as the memory holds ([`boards_fit`]). A bench board is
 /// one board on one serial port, and
@@ -289,8 +293,8 @@ pub fn default_jobs(
     match (target, broker) {
         (_, BrokerSpec::External { .. }) | (TargetSpec::Serial(_), _) => 1,
         (TargetSpec::Qemu, _) => boards_fit(default_boards(cpus), memory_available()).0,
-        (_, BrokerSpec::Container(image)) if image.light_start() => 2 * cpus,
-        (_, BrokerSpec::Container(_)) => cpus,
+        (_, BrokerSpec::Container(image)) if image.light_start() => 8 * cpus,
+        (_, BrokerSpec::Container(_)) => 2 * cpus,
         (TargetSpec::Host, _) => 2 * cpus,
         (TargetSpec::Virtual, _) => 8 * cpus,
     }
@@ -369,9 +373,9 @@ pub fn memory_available() -> Option<u64> {
 /// cheapest broker's default ([`default_jobs`]), and a cell takes
 /// `places / default` of them (rounded up), so each broker's cells run as
 /// many at once as its own default lets, and a mix of them never costs
-/// more: on 2 cores, 16 places — a cell on the mosquitto process or the
-/// embedded broker takes 1, on a mosquitto, NATS or amqtt container 4, on
-/// RabbitMQ 8, on an external broker all 16 (alone). Returns the
+/// more: on 2 cores, 16 places — a cell on the mosquitto process, the
+/// embedded broker or a mosquitto, NATS or amqtt container takes 1, on
+/// RabbitMQ 4, on an external broker all 16 (alone). Returns the
 /// places and each broker's share, in `brokers`' order.
 pub fn weights(
     target: &crate::target::TargetSpec,
@@ -522,7 +526,7 @@ mod tests {
         ];
         let (places, costs) = weights(&TargetSpec::Virtual, &brokers);
         assert_eq!(places, 8 * cpus);
-        assert_eq!(costs, vec![1, 4, 4, 8, 4, 8, 8 * cpus]);
+        assert_eq!(costs, vec![1, 1, 1, 4, 1, 4, 8 * cpus]);
         // Each broker alone runs at its own default.
         for (b, c) in brokers.iter().zip(&costs) {
             assert_eq!(places / c, default_jobs(&TargetSpec::Virtual, b));
