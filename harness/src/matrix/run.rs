@@ -321,7 +321,7 @@ fn pool_jobs<'a>(
 /// mostly wait on protocol timers, instead of coming in one block where
 /// they are all the machine does; and the longest cells do not start last.
 /// Measured in README.md ("Brokers and the conformance matrix").
-pub fn launch_order(jobs: &[runner::pool::Job]) -> Vec<usize> {
+fn launch_order(jobs: &[runner::pool::Job]) -> Vec<usize> {
     runner::pool::longest_first(jobs)
 }
 
