@@ -165,6 +165,37 @@ keep_erlang_apps() {
   done
 }
 
+# RabbitMQ's tenants: COUNT more MQTT listeners on ports FIRST.., each
+# mapped to a virtual host of its own (t0, t1, ...; the plugin's
+# `mqtt_port_to_vhost_mapping`), guest allowed on each. A vhost has its own
+# queues (so sessions) and retained messages: the matrix runs one scenario
+# per never-used vhost of a running node instead of booting a node per
+# scenario (harness/src/broker/tenancy.rs). Adds the listeners to
+# ROOT/etc/rabbitmq/rabbitmq.conf and writes the definitions the bake
+# imports (start-rabbitmq bake) to ROOT/etc/rabbitmq/tenants.json.
+rabbitmq_tenants() {
+  local root="$1" first="$2" count="$3" i sep
+  local conf="$root/etc/rabbitmq/rabbitmq.conf" defs="$root/etc/rabbitmq/tenants.json"
+  [ -f "$conf" ] || fail "rabbitmq_tenants: no $conf"
+  { echo "# Tenants (ci/images/build.sh, rabbitmq_tenants): port $first + N is vhost tN."
+    for ((i = 0; i < count; i++)); do echo "mqtt.listeners.tcp.t$i = $((first + i))"; done
+  } >> "$conf"
+  {
+    # guest and "/" too: on a first boot the import runs before the node
+    # makes them (without them it stopped with `no_such_user guest`).
+    printf '{"users": [{"name": "guest", "password": "guest", "tags": ["administrator"]}],\n'
+    printf ' "vhosts": [{"name": "/"}'; sep=", "
+    for ((i = 0; i < count; i++)); do printf '%s{"name": "t%d"}' "$sep" "$i"; done
+    printf '],\n "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}'
+    for ((i = 0; i < count; i++)); do
+      printf '%s{"user": "guest", "vhost": "t%d", "configure": ".*", "write": ".*", "read": ".*"}' "$sep" "$i"; sep=", "
+    done
+    printf '],\n "global_parameters": [{"name": "mqtt_port_to_vhost_mapping", "value": {'; sep=""
+    for ((i = 0; i < count; i++)); do printf '%s"%d": "t%d"' "$sep" "$((first + i))" "$i"; sep=", "; done
+    printf '}}]}\n'
+  } > "$defs"
+}
+
 # Boots the tree ROOT once as image TMP, in a container without network,
 # and copies BAKE_KEEP's paths back into ROOT: what a broker writes on its
 # first start (RabbitMQ: its node database) or what an interpreter would

@@ -42,7 +42,9 @@ fn main() {
                 let dir = work.path().join(format!("start-{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
                 let t = Instant::now();
-                let broker = Broker::start(b, &dir, None).await.expect("broker starts");
+                let broker = Broker::start(b, &dir, None, false)
+                    .await
+                    .expect("broker starts");
                 // Every backend's start returns only after a CONNACK (or, for
                 // mosquitto, a listening socket): probe once more to be sure.
                 mqtt_hil::broker::probe::connack(broker.addr(), Duration::from_secs(5))

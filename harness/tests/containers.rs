@@ -470,6 +470,39 @@ mod wire {
         s.write_all(&[0xe0, 0x00]).await.unwrap();
         let _ = s.shutdown().await;
     }
+
+    /// QoS 0 with RETAIN set.
+    pub async fn publish_retained(s: &mut TcpStream, topic: &str, payload: &[u8]) {
+        let mut body = string(topic);
+        body.extend_from_slice(payload);
+        s.write_all(&packet(0x31, &body)).await.unwrap();
+    }
+
+    /// Subscribes to `filter` at QoS 0 and returns every packet but the
+    /// SUBACK until `quiet` passes without one: the retained messages, and
+    /// what a resumed session had queued.
+    pub async fn retained(
+        s: &mut TcpStream,
+        filter: &str,
+        quiet: std::time::Duration,
+    ) -> Vec<(u8, Vec<u8>)> {
+        let mut body = vec![0x00, 0x02];
+        body.extend(string(filter));
+        body.push(0);
+        s.write_all(&packet(0x82, &body)).await.unwrap();
+        // Messages queued for a resumed session may come before the SUBACK.
+        let mut got = Vec::new();
+        let mut acked = false;
+        while let Ok(p) = tokio::time::timeout(quiet, read(s)).await {
+            if p == (0x90, vec![0x00, 0x02, 0x00]) {
+                acked = true;
+            } else {
+                got.push(p);
+            }
+        }
+        assert!(acked, "no SUBACK for {filter}");
+        got
+    }
 }
 
 /// Each cell's container starts from its image, never from another
@@ -515,4 +548,138 @@ fn a_fresh_container_holds_no_session_of_the_last() {
         });
         rt.block_on(mqtt_hil::broker::container::sweep());
     }
+}
+
+/// Scenarios that run as tenants of one RabbitMQ container
+/// (broker/tenancy.rs) see nothing of each other. A first tenant leaves a
+/// session with a queued message and a retained message on its vhost; it
+/// sees both itself (the control: the checks see what is there); the next
+/// tenant of the same container, on the next vhost, sees neither. And 3.10's
+/// tenants take turns: while one runs, another gets a different container
+/// (3.10 would close a connection of the same client id on another vhost).
+#[test]
+fn tenants_of_one_container_share_nothing() {
+    use mqtt_hil::broker::container::ImageRef;
+    use mqtt_hil::broker::tenancy::Tenancy;
+    use std::time::Duration;
+    let image = "mqtt-hil/rabbitmq:3.10";
+    if !docker_ready(image) {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let image = ImageRef::parse(image).unwrap();
+        let id = format!("ten-{}", std::process::id());
+        let pool = Tenancy::new(vec![(image.clone(), 3)]);
+        let first = pool
+            .lease(&image)
+            .await
+            .expect("a tenant image")
+            .expect("first tenant");
+        // Taking turns: a tenant arriving now gets another container.
+        let beside = pool
+            .lease(&image)
+            .await
+            .expect("a tenant image")
+            .expect("second tenant");
+        assert_ne!(
+            first.addr().ip(),
+            beside.addr().ip(),
+            "{image}: two tenants at once on one node"
+        );
+        beside.shutdown().await;
+
+        let (mut s, present) = wire::connect(first.addr(), &id).await;
+        assert!(!present, "{image}: a session on a new tenant's vhost");
+        wire::subscribe_qos1(&mut s, "iso/t").await;
+        wire::disconnect(s).await;
+        let (mut other, _) = wire::connect(first.addr(), &format!("{id}-pub")).await;
+        wire::publish_qos1(&mut other, "iso/t", b"queued").await;
+        wire::publish_retained(&mut other, "iso/r", b"kept").await;
+        wire::disconnect(other).await;
+        let (mut s, present) = wire::connect(first.addr(), &id).await;
+        assert!(present, "{image}: the session left on this vhost");
+        let kept = wire::retained(&mut s, "iso/r", Duration::from_secs(2)).await;
+        assert!(
+            kept.iter().any(|(_, b)| b.ends_with(b"kept")),
+            "{image}: the retained message on its own vhost: {kept:?}"
+        );
+        wire::disconnect(s).await;
+        let host = first.describe();
+        first.shutdown().await;
+
+        let next = pool
+            .lease(&image)
+            .await
+            .expect("a tenant image")
+            .expect("third tenant");
+        let container = |d: &str| d.split_whitespace().nth(3).map(str::to_string);
+        assert_eq!(
+            container(&next.describe()),
+            container(&host),
+            "the next tenant takes the free container: {}",
+            next.describe()
+        );
+        let (mut s, present) = wire::connect(next.addr(), &id).await;
+        let leaked = wire::retained(&mut s, "iso/#", Duration::from_secs(2)).await;
+        wire::disconnect(s).await;
+        next.shutdown().await;
+        pool.shutdown().await;
+        assert!(
+            !present,
+            "{image}: the next tenant has the last one's session"
+        );
+        assert!(
+            leaked.is_empty(),
+            "{image}: the next tenant sees the last one's messages: {leaked:?}"
+        );
+    });
+    rt.block_on(mqtt_hil::broker::container::sweep());
+    assert_eq!(leftovers(std::process::id()), Vec::<String>::new());
+}
+
+/// Why RabbitMQ 3.10's tenants take turns (`AtOnce::One` in KNOWN): a
+/// CONNECT on one vhost closes the connection of the same client id on
+/// another. The control: two different ids on two vhosts both stay open.
+#[test]
+fn rabbitmq_3_10_takes_client_ids_over_across_vhosts() {
+    use mqtt_hil::broker::container::{Container, ImageRef};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let image = "mqtt-hil/rabbitmq:3.10";
+    if !docker_ready(image) {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let image = ImageRef::parse(image).unwrap();
+        let host = Container::start_host(&image).await.expect("a host");
+        let (a, b) = (host.tenant_addr(0).unwrap(), host.tenant_addr(1).unwrap());
+        // Open after a PINGREQ: it answers PINGRESP (0xd0 0x00).
+        async fn open(s: &mut tokio::net::TcpStream) -> bool {
+            if s.write_all(&[0xc0, 0x00]).await.is_err() {
+                return false;
+            }
+            let mut r = [0u8; 2];
+            matches!(
+                tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut r)).await,
+                Ok(Ok(_)) if r == [0xd0, 0x00]
+            )
+        }
+        let (mut x, _) = wire::connect(a, "same-id").await;
+        let (mut y, _) = wire::connect(b, "other-id").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let control = (open(&mut x).await, open(&mut y).await);
+        let (mut z, _) = wire::connect(b, "same-id").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let taken = (open(&mut x).await, open(&mut z).await);
+        host.shutdown().await;
+        assert_eq!(control, (true, true), "two ids on two vhosts");
+        assert_eq!(
+            taken,
+            (false, true),
+            "{image}: the same id on another vhost took the first connection over"
+        );
+    });
+    rt.block_on(mqtt_hil::broker::container::sweep());
 }

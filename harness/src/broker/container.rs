@@ -52,6 +52,31 @@ pub struct KnownImage {
     pub mqtt5_max_qos: u8,
     /// Built by `make images` (ci/images/); others come from a registry.
     pub local: bool,
+    /// Scenarios that need no broker of their own can run as tenants of
+    /// one running container (see [`super::tenancy`]); `None`: every
+    /// scenario gets a container.
+    pub tenants: Option<Tenants>,
+}
+
+/// Isolated MQTT namespaces inside one container: `count` listeners from
+/// `first_port` on, each its own virtual host (RabbitMQ: sessions, queues
+/// and retained messages are per vhost), none used by two scenarios.
+#[derive(Debug)]
+pub struct Tenants {
+    pub first_port: u16,
+    pub count: u16,
+    /// Whether tenants of one container may run at the same time.
+    pub at_once: AtOnce,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtOnce {
+    Many,
+    /// One tenant at a time: the broker shares something between its
+    /// namespaces that scenarios would see (RabbitMQ 3.10 tracks client ids
+    /// across vhosts: a CONNECT on one closes a connection of the same
+    /// client id on another).
+    One,
 }
 
 const NATS_CONF: &str = "server_name: mqtt_hil\nlisten: 0.0.0.0:4222\n\
@@ -77,6 +102,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 2,
         local: true,
+        tenants: None,
     },
     KnownImage {
         repos: &["mqtt-hil/rabbitmq"],
@@ -95,6 +121,12 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: false,
         mqtt5_max_qos: 2,
         local: true,
+        // ci/images/build.sh's rabbitmq_tenants, as the recipe calls it.
+        tenants: Some(Tenants {
+            first_port: 2000,
+            count: 32,
+            at_once: AtOnce::One,
+        }),
     },
     KnownImage {
         repos: &["mqtt-hil/nats"],
@@ -113,6 +145,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: false,
         mqtt5_max_qos: 2,
         local: true,
+        tenants: None,
     },
     // Debian 13's versions (ci/images/*-VERSION/), each its own profile:
     // what changed between two versions of a broker shows as two columns.
@@ -133,6 +166,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 2,
         local: true,
+        tenants: None,
     },
     KnownImage {
         repos: &["mqtt-hil/rabbitmq"],
@@ -153,6 +187,12 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 1,
         local: true,
+        // As 3.10's; 4.0 tracks client ids per vhost.
+        tenants: Some(Tenants {
+            first_port: 2000,
+            count: 32,
+            at_once: AtOnce::Many,
+        }),
     },
     KnownImage {
         repos: &["mqtt-hil/nats"],
@@ -171,6 +211,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: false,
         mqtt5_max_qos: 2,
         local: true,
+        tenants: None,
     },
     // amqtt from PyPI on Debian 13's Python (ci/images/amqtt/). Its profile
     // is not `amqtt`, the external broker's, whose [capabilities] and
@@ -193,6 +234,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: false,
         mqtt5_max_qos: 2,
         local: true,
+        tenants: None,
     },
     KnownImage {
         repos: &["eclipse-mosquitto", "library/eclipse-mosquitto"],
@@ -212,6 +254,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 2,
         local: false,
+        tenants: None,
     },
     KnownImage {
         repos: &["nats", "library/nats"],
@@ -229,6 +272,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: false,
         mqtt5_max_qos: 2,
         local: false,
+        tenants: None,
     },
     KnownImage {
         repos: &["emqx", "emqx/emqx"],
@@ -246,6 +290,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 2,
         local: false,
+        tenants: None,
     },
     KnownImage {
         repos: &["hivemq/hivemq-ce", "hivemq-ce"],
@@ -264,6 +309,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 2,
         local: false,
+        tenants: None,
     },
     KnownImage {
         repos: &["vernemq/vernemq", "vernemq"],
@@ -284,6 +330,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 2,
         local: false,
+        tenants: None,
     },
     KnownImage {
         repos: &["emqx/nanomq", "nanomq"],
@@ -301,6 +348,7 @@ pub const KNOWN: &[KnownImage] = &[
         mqtt5: true,
         mqtt5_max_qos: 2,
         local: false,
+        tenants: None,
     },
 ];
 
@@ -409,6 +457,7 @@ const UNKNOWN: KnownImage = KnownImage {
     mqtt5: true,
     mqtt5_max_qos: 2,
     local: false,
+    tenants: None,
 };
 
 /// Names of everything this process created, for [`sweep`].
@@ -491,7 +540,11 @@ pub struct Container {
     known: &'static KnownImage,
     name: String,
     network: String,
-    port: u16,
+    /// Where the harness reaches it: its published port on 127.0.0.1, or
+    /// (a host of tenants) its address on its own network.
+    addr: SocketAddr,
+    /// Its MQTT port is published on loopback (see [`Container::start`]).
+    published: bool,
     /// The container exists (created and started once); dropped without
     /// [`Container::shutdown`] (a cancelled run), its names stay in the
     /// registry for [`sweep`].
@@ -507,7 +560,32 @@ impl Container {
         known.promises
     }
 
+    /// What a container of `image` promises (an unknown image: nothing).
+    pub fn promises_of_image(image: &ImageRef) -> Promises {
+        image.known().unwrap_or(&UNKNOWN).promises
+    }
+
+    /// How long a container of `image` may take to get ready.
+    pub fn startup_of(image: &ImageRef) -> Duration {
+        image.known().unwrap_or(&UNKNOWN).startup
+    }
+
+    /// A container for one scenario, its MQTT port published on a fixed
+    /// loopback port so a restart keeps the address the proxy forwards to.
     pub async fn start(image: &ImageRef) -> Result<Container> {
+        Container::start_as(image, true).await
+    }
+
+    /// A container whose tenants ([`Tenants`]) serve scenarios
+    /// ([`super::tenancy`]): nothing published (no `docker-proxy` per
+    /// port), reached at its address on its own network; never restarted,
+    /// so that address holds. Ready when its main port and its last
+    /// tenant's both answer.
+    pub async fn start_host(image: &ImageRef) -> Result<Container> {
+        Container::start_as(image, false).await
+    }
+
+    async fn start_as(image: &ImageRef, published: bool) -> Result<Container> {
         let docker = docker().await?;
         ensure_image(&docker, image).await?;
         let known = image.known().unwrap_or(&UNKNOWN);
@@ -540,7 +618,8 @@ impl Container {
             known,
             name,
             network,
-            port: 0,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            published,
             created: false,
             paused: false,
             ready_after: Duration::ZERO,
@@ -555,7 +634,7 @@ impl Container {
     }
 
     /// The `docker create` for one attempt on `host_port`.
-    fn spec(&self, host_port: u16) -> docker::CreateSpec {
+    fn spec(&self, host_port: Option<u16>) -> docker::CreateSpec {
         let strs = |v: &[(&str, &str)]| {
             v.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -575,7 +654,7 @@ impl Container {
     }
 
     /// Creates the container, writes its files, starts it.
-    async fn create_and_start(&self, host_port: u16) -> std::result::Result<(), String> {
+    async fn create_and_start(&self, host_port: Option<u16>) -> std::result::Result<(), String> {
         let d = &self.docker;
         d.call(docker::create_args(&self.spec(host_port)), docker::CHANGE)
             .await
@@ -608,14 +687,24 @@ impl Container {
     async fn create(&mut self) -> Result<()> {
         let mut last = String::new();
         for _ in 0..3 {
-            let port = super::free_port()?;
+            let port = if self.published {
+                Some(super::free_port()?)
+            } else {
+                None
+            };
             remember(Created::Container(self.name.clone()));
             let started = tokio::time::Instant::now();
             match self.create_and_start(port).await {
                 Ok(()) => {
                     self.created = true;
-                    self.port = port;
+                    self.addr = match port {
+                        Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+                        None => self.address_on_network().await?,
+                    };
                     self.ready_after = self.wait_ready(started).await?;
+                    if let Some(last) = self.last_tenant() {
+                        self.wait_ready_at(last, started).await?;
+                    }
                     return Ok(());
                 }
                 Err(e) => {
@@ -635,12 +724,40 @@ impl Container {
         ))
     }
 
+    async fn address_on_network(&self) -> Result<SocketAddr> {
+        match self.docker.ip(&self.name, &self.network).await {
+            Ok(ip) => Ok(SocketAddr::from((ip, self.known.port))),
+            Err(e) => Err(self.failed("finding the address of", e)),
+        }
+    }
+
+    /// The address of the tenant with index `index` (see [`Tenants`]).
+    pub fn tenant_addr(&self, index: u16) -> Option<SocketAddr> {
+        let t = self.known.tenants.as_ref()?;
+        (index < t.count).then(|| SocketAddr::new(self.addr.ip(), t.first_port + index))
+    }
+
+    fn last_tenant(&self) -> Option<SocketAddr> {
+        let t = self.known.tenants.as_ref()?;
+        (!self.published && t.count > 0)
+            .then(|| self.tenant_addr(t.count - 1))
+            .flatten()
+    }
+
     async fn wait_ready(&self, started: tokio::time::Instant) -> Result<Duration> {
-        let deadline = self.known.startup;
+        self.wait_ready_at(self.addr, started).await
+    }
+
+    async fn wait_ready_at(
+        &self,
+        addr: SocketAddr,
+        started: tokio::time::Instant,
+    ) -> Result<Duration> {
+        let deadline = self.known.startup.saturating_sub(started.elapsed());
         let watch = std::sync::Arc::new(Mutex::new(Exit::watch(&self.docker, &self.name)));
         let docker = self.docker.clone();
         let name = self.name.clone();
-        let r = probe::wait_ready(self.addr(), deadline, || {
+        let r = probe::wait_ready(addr, deadline, || {
             let docker = docker.clone();
             let name = name.clone();
             let watch = watch.clone();
@@ -688,7 +805,11 @@ impl Container {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        self.addr
+    }
+
+    pub fn image(&self) -> &ImageRef {
+        &self.image
     }
 
     pub fn name(&self) -> &str {

@@ -41,9 +41,11 @@ pub struct CreateSpec {
     pub hostname: Option<String>,
     pub env: Vec<(String, String)>,
     /// The port inside (TCP), published as `host_port` on 127.0.0.1 only:
-    /// nothing outside this machine may reach the broker.
+    /// nothing outside this machine may reach the broker. `None`: not
+    /// published; the harness reaches the container at its address on its
+    /// own network (Docker's bridge, which only this machine routes to).
     pub port: u16,
-    pub host_port: u16,
+    pub host_port: Option<u16>,
     /// Arguments to the image's entrypoint; empty: the image's own.
     pub cmd: Vec<String>,
 }
@@ -74,12 +76,13 @@ pub fn create_args(s: &CreateSpec) -> Vec<String> {
     for (k, v) in &s.env {
         a.extend(["--env".into(), format!("{k}={v}")]);
     }
-    a.extend([
-        "--expose".into(),
-        format!("{}/tcp", s.port),
-        "--publish".into(),
-        format!("127.0.0.1:{}:{}/tcp", s.host_port, s.port),
-    ]);
+    a.extend(["--expose".into(), format!("{}/tcp", s.port)]);
+    if let Some(host_port) = s.host_port {
+        a.extend([
+            "--publish".into(),
+            format!("127.0.0.1:{host_port}:{}/tcp", s.port),
+        ]);
+    }
     // Everything after the image goes to the entrypoint, flags included.
     a.push(s.image.clone());
     a.extend(s.cmd.iter().cloned());
@@ -170,6 +173,22 @@ pub fn parse_running(stdout: &[u8]) -> Result<Option<bool>, String> {
         .and_then(|a| a.first())
         .ok_or("`docker container inspect` listed no container")?;
     Ok(first.pointer("/State/Running").and_then(|r| r.as_bool()))
+}
+
+/// The container's IPv4 address on `network`, from `docker container
+/// inspect`.
+pub fn parse_ip(stdout: &[u8], network: &str) -> Result<std::net::Ipv4Addr, String> {
+    let v: serde_json::Value = serde_json::from_slice(stdout)
+        .map_err(|e| format!("unreadable `docker container inspect` output: {e}"))?;
+    let ip = v
+        .pointer("/0/NetworkSettings/Networks")
+        .and_then(|n| n.get(network))
+        .and_then(|n| n.get("IPAddress"))
+        .and_then(|a| a.as_str())
+        .ok_or_else(|| format!("`docker container inspect` gave no address on {network}"))?;
+    ip.parse().map_err(|e| {
+        format!("`docker container inspect` gave the address `{ip}` on {network}: {e}")
+    })
 }
 
 /// Whether a failed create or start failed only because the host port got
@@ -378,6 +397,16 @@ impl Docker {
         })
     }
 
+    /// The container's IPv4 address on `network`.
+    pub async fn ip(&self, name: &str, network: &str) -> Result<std::net::Ipv4Addr, CallError> {
+        let args = container_inspect_args(name);
+        let out = self.run(&args, QUICK).await?;
+        parse_ip(&out, network).map_err(|why| CallError::Unreadable {
+            command: self.describe(&args),
+            why,
+        })
+    }
+
     /// Names of the containers and networks whose name contains `part`.
     pub async fn list(&self, part: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -409,7 +438,7 @@ mod tests {
             hostname: None,
             env: vec![("A".into(), "x=y z".into())],
             port: 1883,
-            host_port: 40001,
+            host_port: Some(40001),
             cmd: vec!["-c".into(), "/mqtt-hil.conf".into()],
         }
     }
@@ -440,6 +469,36 @@ mod tests {
                 "/mqtt-hil.conf",
             ]
         );
+    }
+
+    #[test]
+    fn a_container_reached_on_its_network_publishes_nothing() {
+        let a = create_args(&CreateSpec {
+            host_port: None,
+            ..spec()
+        });
+        assert!(!a
+            .iter()
+            .any(|x| x.contains("publish") || x.contains("127.0.0.1")));
+        assert!(a.windows(2).any(|w| w == ["--network", "mqtt-hil-7-0-net"]));
+    }
+
+    #[test]
+    fn the_address_on_a_network_is_read_from_inspect() {
+        let out = br#"[{"NetworkSettings": {"Networks": {
+            "other": {"IPAddress": "10.1.0.9"},
+            "mqtt-hil-7-0-net": {"IPAddress": "172.19.0.2"}}}}]"#;
+        assert_eq!(
+            parse_ip(out, "mqtt-hil-7-0-net").unwrap(),
+            std::net::Ipv4Addr::new(172, 19, 0, 2)
+        );
+        // Not on that network (disconnected), or no address yet.
+        assert!(parse_ip(out, "gone")
+            .unwrap_err()
+            .contains("no address on gone"));
+        let empty = br#"[{"NetworkSettings": {"Networks": {"n": {"IPAddress": ""}}}}]"#;
+        assert!(parse_ip(empty, "n").is_err());
+        assert!(parse_ip(b"not json", "n").is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod mosquitto;
 mod port;
 pub mod probe;
 mod profile;
+pub mod tenancy;
 pub mod warm;
 
 use std::net::SocketAddr;
@@ -205,21 +206,31 @@ pub enum Broker {
     Mosquitto(Mosquitto),
     Embedded(Embedded),
     Container(Box<Container>),
+    /// A vhost of a container shared with other scenarios.
+    Tenant(Box<tenancy::Tenant>),
     External(External),
 }
 
 impl Broker {
     /// Starts (or, external, checks) the broker; `hooks` carry out the
-    /// broker steps of an external one.
+    /// broker steps of an external one. `shareable`: the scenario takes no
+    /// broker action, so under a matrix it may run as a tenant of a shared
+    /// container ([`tenancy`]).
     pub async fn start(
         spec: &BrokerSpec,
         workdir: &Path,
         hooks: Option<HookContext>,
+        shareable: bool,
     ) -> Result<Broker> {
         Ok(match spec {
             BrokerSpec::Mosquitto => Broker::Mosquitto(Mosquitto::start(workdir).await?),
             BrokerSpec::Embedded => Broker::Embedded(Embedded::start().await?),
             BrokerSpec::Container(image) => {
+                if shareable {
+                    if let Some(t) = warm::lease(image).await {
+                        return Ok(Broker::Tenant(Box::new(t?)));
+                    }
+                }
                 // Started ahead by a matrix (warm.rs), else now.
                 let c = match warm::take(image).await {
                     Some(started) => started?,
@@ -238,6 +249,7 @@ impl Broker {
             Broker::Mosquitto(m) => m.addr(),
             Broker::Embedded(b) => b.addr(),
             Broker::Container(c) => c.addr(),
+            Broker::Tenant(t) => t.addr(),
             Broker::External(e) => e.addr(),
         }
     }
@@ -247,6 +259,7 @@ impl Broker {
             Broker::Mosquitto(m) => m.describe(),
             Broker::Embedded(b) => b.describe(),
             Broker::Container(c) => c.describe(),
+            Broker::Tenant(t) => t.describe(),
             Broker::External(e) => e.describe(),
         }
     }
@@ -257,6 +270,9 @@ impl Broker {
     pub fn startup_allowance(&self) -> std::time::Duration {
         match self {
             Broker::Container(c) => c.startup_allowance(),
+            Broker::Tenant(t) => {
+                Container::startup_of(t.image()) + std::time::Duration::from_secs(10)
+            }
             Broker::External(e) => e.startup_allowance(),
             _ => std::time::Duration::from_secs(10),
         }
@@ -267,6 +283,7 @@ impl Broker {
             Broker::Mosquitto(_) => Mosquitto::PROMISES,
             Broker::Embedded(_) => Embedded::PROMISES,
             Broker::Container(c) => c.promises(),
+            Broker::Tenant(t) => Container::promises_of_image(t.image()),
             Broker::External(_) => Promises {
                 persists_across_restart: false,
                 persists_across_kill: false,
@@ -293,6 +310,11 @@ impl Broker {
                 other => Err(Error::Usage(format!("unknown broker action `{other}`"))),
             },
             Broker::External(e) => e.act(action).await,
+            // Never leased to a scenario with broker steps (runner).
+            Broker::Tenant(_) => Err(Error::Usage(format!(
+                "broker action `{action}` on {}: a scenario with broker steps needs a container of its own",
+                self.describe()
+            ))),
             Broker::Embedded(_) => Err(Error::env(
                 format!(
                     "broker action `{action}` needs a broker the harness can control; {} cannot be",
@@ -307,6 +329,7 @@ impl Broker {
         match self {
             Broker::Mosquitto(m) => m.shutdown().await,
             Broker::Container(c) => (*c).shutdown().await,
+            Broker::Tenant(t) => (*t).shutdown().await,
             // Cannot be stopped (see embedded.rs); nothing to do for external.
             Broker::Embedded(_) | Broker::External(_) => {}
         }

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 use super::container::{Container, ImageRef};
+use super::tenancy::{Tenancy, Tenant};
 use crate::error::{Error, Result};
 
 /// Warm starts at most, whatever `-j`: each is a broker booting on the
@@ -90,6 +91,8 @@ struct State {
 /// The pool of warm starts of one run.
 pub struct Warm {
     state: Mutex<State>,
+    /// Scenarios that run as tenants of shared hosts instead.
+    tenancy: Option<Arc<Tenancy>>,
 }
 
 tokio::task_local! {
@@ -98,7 +101,17 @@ tokio::task_local! {
 
 impl Warm {
     pub fn new(needs: Vec<Option<ImageRef>>, limit: usize) -> Arc<Warm> {
+        Warm::with_tenancy(needs, limit, None)
+    }
+
+    /// [`Warm::new`], and `tenancy` serves the scenarios [`lease`] asks for.
+    pub fn with_tenancy(
+        needs: Vec<Option<ImageRef>>,
+        limit: usize,
+        tenancy: Option<Arc<Tenancy>>,
+    ) -> Arc<Warm> {
         Arc::new(Warm {
+            tenancy,
             state: Mutex::new(State {
                 plan: Lookahead::new(needs, limit),
                 started: VecDeque::new(),
@@ -166,6 +179,9 @@ impl Warm {
             left
         };
         stop_all(left).await;
+        if let Some(t) = &self.tenancy {
+            t.shutdown().await;
+        }
     }
 
     /// Starts and taken containers outstanding, for tests.
@@ -231,6 +247,14 @@ pub(crate) async fn take(image: &ImageRef) -> Option<Result<Container>> {
             "the start ahead panicked: a bug in mqtt-hil; report it with the output above",
         ))
     }))
+}
+
+/// A vhost of a shared host of `image` for a scenario that needs no
+/// broker to itself ([`super::tenancy`]); `None` when the current task's
+/// pool has no tenants of that image.
+pub(crate) async fn lease(image: &ImageRef) -> Option<Result<Tenant>> {
+    let tenancy = Warm::current()?.tenancy.clone()?;
+    tenancy.lease(image).await
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use super::plan::{Cell, Partition};
 use super::results::{CellResult, Matrix, ScenarioRow, Verdict};
+use crate::broker::tenancy::{self, Tenancy};
 use crate::broker::warm::{Warm, MAX_WARM};
-use crate::broker::BrokerSpec;
+use crate::broker::{BrokerSpec, ImageRef};
 use crate::error::Result;
 use crate::report::{Reporters, RunEvent, Totals};
 use crate::runner::deviation::Deviations;
@@ -101,12 +102,13 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
     } else {
         None
     };
-    let starts = broker_starts(cfg, &mine, &deviations)?;
+    let (starts, tenants) = broker_starts(cfg, &mine, &deviations)?;
     let starts = match &pooled {
         Some((_, _, order)) => in_launch_order(starts, order, repeat),
         None => starts,
     };
-    let warm = Warm::new(starts, cfg.jobs.clamp(1, MAX_WARM));
+    let tenancy = Tenancy::new(tenancy::count_needs(tenants.iter()));
+    let warm = Warm::with_tenancy(starts, cfg.jobs.clamp(1, MAX_WARM), Some(tenancy));
     let cells = async {
         if let Some((jobs, of_job, order)) = &pooled {
             run_pooled(
@@ -140,17 +142,33 @@ pub async fn run(cfg: &MatrixConfig, reporters: &mut Reporters) -> Result<Matrix
     finish(m, totals, started, reporters)
 }
 
+/// The image whose shared hosts run `s` on `broker` as a tenant
+/// ([`crate::broker::tenancy`]): a container broker with tenants, and a
+/// scenario that takes no broker action.
+fn tenant_of<'a>(broker: &'a BrokerSpec, s: &Scenario) -> Option<&'a ImageRef> {
+    match broker {
+        BrokerSpec::Container(image)
+            if image.known().is_some_and(|k| k.tenants.is_some()) && !s.acts_on_broker() =>
+        {
+            Some(image)
+        }
+        _ => None,
+    }
+}
+
 /// The container each run of each cell will start, in the order the cells
 /// launch (broker by broker, the scenarios in order, `--repeat` runs each):
-/// what [`Warm`] starts ahead. `None` for a broker that is no container and
-/// for a scenario that is skipped before it starts one.
+/// what [`Warm`] starts ahead. `None` for a broker that is no container,
+/// for a scenario that is skipped before it starts one, and for a tenant
+/// of a shared host; those tenants' images come second, one per run.
 fn broker_starts(
     cfg: &MatrixConfig,
     mine: &[Cell],
     deviations: &[Deviations],
-) -> Result<Vec<Option<crate::broker::ImageRef>>> {
+) -> Result<(Vec<Option<ImageRef>>, Vec<ImageRef>)> {
     let repeat = cfg.repeat.max(1);
     let mut out = Vec::new();
+    let mut tenants = Vec::new();
     for (broker, devs) in cfg.brokers.iter().zip(deviations) {
         let column = broker.to_string();
         let run_cfg = run_config(cfg, broker, devs)?;
@@ -163,14 +181,20 @@ fn broker_starts(
             }
             let need = match broker {
                 BrokerSpec::Container(image) if runner::starts_broker(s, &run_cfg) => {
-                    Some(image.clone())
+                    match tenant_of(broker, s) {
+                        Some(image) => {
+                            tenants.extend(std::iter::repeat_n(image.clone(), repeat));
+                            None
+                        }
+                        None => Some(image.clone()),
+                    }
                 }
                 _ => None,
             };
             out.extend(std::iter::repeat_n(need, repeat));
         }
     }
-    Ok(out)
+    Ok((out, tenants))
 }
 
 /// The cells one at a time (`-j 1`), the next brokers starting ahead.
@@ -368,7 +392,12 @@ async fn run_pooled(
     }
     impl runner::pool::Control for Broken<'_> {
         fn cost(&self, k: usize) -> usize {
-            self.costs.get(self.of_job[k].0).copied().unwrap_or(1)
+            let (b, s) = self.of_job[k];
+            // A tenant starts no broker: it costs what a light cell does.
+            if tenant_of(&self.brokers[b], s).is_some() {
+                return 1;
+            }
+            self.costs.get(b).copied().unwrap_or(1)
         }
         /// [`launch_order`]: the order the warm pool starts brokers in.
         fn start_order(&self, _jobs: &[Job]) -> Vec<usize> {
@@ -567,6 +596,43 @@ mod tests {
             rules: Vec::new(),
             duration_ms: 0,
             runs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn scenarios_without_broker_steps_run_as_tenants_where_the_image_has_them() {
+        let load = |file: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            crate::scenario::parse(&path, &text).unwrap()
+        };
+        let plain = load("scenarios/qos1_delivery.toml");
+        let restarts = load("scenarios/broker_restart_persistent_session.toml");
+        let cut = load("scenarios/containers/broker_network_cut.toml");
+        let b = |s: &str| BrokerSpec::resolve(s).unwrap();
+        for r in ["container:rabbitmq", "container:rabbitmq:4.0"] {
+            assert!(tenant_of(&b(r), &plain).is_some(), "{r}");
+            assert!(
+                tenant_of(&b(r), &restarts).is_none(),
+                "{r}: a restart needs its own"
+            );
+            assert!(
+                tenant_of(&b(r), &cut).is_none(),
+                "{r}: a network cut needs its own"
+            );
+        }
+        for other in [
+            "container:mosquitto",
+            "container:nats",
+            "mosquitto",
+            "embedded",
+        ] {
+            assert!(
+                tenant_of(&b(other), &plain).is_none(),
+                "{other} has no tenants"
+            );
         }
     }
 

@@ -97,7 +97,12 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
     };
     let broker = tokio::time::timeout_at(
         setup_deadline,
-        Broker::start(&cfg.broker, &dir, cfg.deviations.hook_context(&dir)),
+        Broker::start(
+            &cfg.broker,
+            &dir,
+            cfg.deviations.hook_context(&dir),
+            !scenario.acts_on_broker(),
+        ),
     )
     .await;
     let broker = match broker {

@@ -169,6 +169,14 @@ impl Scenario {
     pub fn has_device(&self) -> bool {
         self.device.is_some() || self.autonomous.is_some()
     }
+
+    /// Whether a step acts on the broker (restart, kill, pause, a network
+    /// cut): such a scenario needs a broker to itself.
+    pub fn acts_on_broker(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Broker(_)))
+    }
 }
 
 #[derive(Clone, Debug)]
