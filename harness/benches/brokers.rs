@@ -42,7 +42,7 @@ fn main() {
                 let dir = work.path().join(format!("start-{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
                 let t = Instant::now();
-                let broker = Broker::start(b, &dir, None, false)
+                let broker = Broker::start(b, &dir, None, mqtt_hil::broker::Tenure::Own)
                     .await
                     .expect("broker starts");
                 // Every backend's start returns only after a CONNACK (or, for

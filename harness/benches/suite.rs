@@ -418,7 +418,12 @@ async fn matrix_part(work: &Path) {
         brokers
             .iter()
             .zip(&costs)
-            .map(|(b, c)| format!("{c} on {b}"))
+            .map(|(b, c)| match b {
+                BrokerSpec::Container(i) if i.known().is_some_and(|k| k.tenants.is_some()) => {
+                    format!("{c} on {b} (1 as a tenant of a shared node)")
+                }
+                _ => format!("{c} on {b}"),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -454,7 +454,7 @@ pub async fn run(
         .map_err(|e| Error::io(format!("creating {}", workdir.display()), e))?;
     let started_at = SystemTime::now();
     let recorder = Recorder::new();
-    let broker = Broker::start(&cfg.broker, &workdir, None, false).await?;
+    let broker = Broker::start(&cfg.broker, &workdir, None, crate::broker::Tenure::Own).await?;
     recorder.record(EventKind::Broker {
         what: format!("started ({})", broker.describe()),
     });

@@ -50,6 +50,14 @@ fn docker_ready(image: &str) -> bool {
     false
 }
 
+/// Runs `f`, then removes every container and network this process made,
+/// also when `f` panics: a failed assertion must not leave brokers running.
+fn swept<F: std::future::Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Output {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(f)));
+    rt.block_on(mqtt_hil::broker::container::sweep());
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// Containers and networks named for process `pid`, as the engine lists them.
 fn leftovers(pid: u32) -> Vec<String> {
     let prefix = format!("mqtt-hil-{pid}-");
@@ -521,7 +529,7 @@ fn a_fresh_container_holds_no_session_of_the_last() {
             continue;
         }
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
+        swept(&rt, async {
             let image = ImageRef::parse(image).unwrap();
             let id = format!("iso-{}", std::process::id());
             let first = Container::start(&image).await.expect("first container");
@@ -546,7 +554,6 @@ fn a_fresh_container_holds_no_session_of_the_last() {
                 "{image}: a new container has the last one's session"
             );
         });
-        rt.block_on(mqtt_hil::broker::container::sweep());
     }
 }
 
@@ -567,7 +574,7 @@ fn tenants_of_one_container_share_nothing() {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    swept(&rt, async {
         let image = ImageRef::parse(image).unwrap();
         let id = format!("ten-{}", std::process::id());
         let pool = Tenancy::new(vec![(image.clone(), 3)]);
@@ -634,7 +641,6 @@ fn tenants_of_one_container_share_nothing() {
             "{image}: the next tenant sees the last one's messages: {leaked:?}"
         );
     });
-    rt.block_on(mqtt_hil::broker::container::sweep());
     assert_eq!(leftovers(std::process::id()), Vec::<String>::new());
 }
 
@@ -651,7 +657,7 @@ fn rabbitmq_3_10_takes_client_ids_over_across_vhosts() {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    swept(&rt, async {
         let image = ImageRef::parse(image).unwrap();
         let host = Container::start_host(&image).await.expect("a host");
         let (a, b) = (host.tenant_addr(0).unwrap(), host.tenant_addr(1).unwrap());
@@ -681,5 +687,4 @@ fn rabbitmq_3_10_takes_client_ids_over_across_vhosts() {
             "{image}: the same id on another vhost took the first connection over"
         );
     });
-    rt.block_on(mqtt_hil::broker::container::sweep());
 }

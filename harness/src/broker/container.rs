@@ -1,6 +1,7 @@
 //! A broker in a container (`--broker container:IMAGE[:TAG]`), started with
-//! the Docker engine's own client (`docker`, see [`super::docker`]). The container gets its own
-//! Docker network (so a scenario can cut it off), its MQTT port published on
+//! the Docker engine's own client (`docker`, see [`super::docker`]). The
+//! container joins the Docker network this process's containers share (one
+//! that a scenario cuts off gets its own), its MQTT port published on
 //! 127.0.0.1 only, and counts as ready when it answers a real CONNECT with a
 //! CONNACK. Everything made is removed on every way out: `shutdown` after a
 //! run, [`sweep`] after Ctrl-C or a panic (main calls it), and each object is
@@ -540,6 +541,8 @@ pub struct Container {
     known: &'static KnownImage,
     name: String,
     network: String,
+    /// The network is this container's alone (removed with it).
+    owns_network: bool,
     /// Where the harness reaches it: its published port on 127.0.0.1, or
     /// (a host of tenants) its address on its own network.
     addr: SocketAddr,
@@ -571,9 +574,17 @@ impl Container {
     }
 
     /// A container for one scenario, its MQTT port published on a fixed
-    /// loopback port so a restart keeps the address the proxy forwards to.
+    /// loopback port so a restart keeps the address the proxy forwards to,
+    /// on the network this process's containers share ([`shared_network`]).
     pub async fn start(image: &ImageRef) -> Result<Container> {
-        Container::start_as(image, true).await
+        Container::start_as(image, true, false).await
+    }
+
+    /// [`Container::start`] on a Docker network of its own, for a scenario
+    /// that cuts the broker off its network (`disconnect`): reconnected,
+    /// it finds its address free on a network only it uses.
+    pub async fn start_alone(image: &ImageRef) -> Result<Container> {
+        Container::start_as(image, true, true).await
     }
 
     /// A container whose tenants ([`Tenants`]) serve scenarios
@@ -582,42 +593,28 @@ impl Container {
     /// so that address holds. Ready when its main port and its last
     /// tenant's both answer.
     pub async fn start_host(image: &ImageRef) -> Result<Container> {
-        Container::start_as(image, false).await
+        Container::start_as(image, false, false).await
     }
 
-    async fn start_as(image: &ImageRef, published: bool) -> Result<Container> {
+    async fn start_as(image: &ImageRef, published: bool, alone: bool) -> Result<Container> {
         let docker = docker().await?;
         ensure_image(&docker, image).await?;
         let known = image.known().unwrap_or(&UNKNOWN);
         let name = unique_name("mqtt-hil");
-        let network = format!("{name}-net");
-        // Remembered first: a signal during the call must still find it.
-        remember(Created::Network(network.clone()));
-        if let Err(e) = docker
-            .call(
-                docker::network_create_args(&network, &labels()),
-                docker::CHANGE,
-            )
-            .await
-        {
-            let _ = docker
-                .call(
-                    docker::network_rm_args(std::slice::from_ref(&network)),
-                    docker::QUICK,
-                )
-                .await;
-            forget(&Created::Network(network.clone()));
-            return Err(Error::env(
-                format!("creating Docker network {network}: {e}"),
-                "check `docker network ls`; remove leftovers with `docker network prune`",
-            ));
-        }
+        let network = if alone {
+            let network = format!("{name}-net");
+            create_network(&docker, &network).await?;
+            network
+        } else {
+            shared_network(&docker).await?
+        };
         let mut c = Container {
             docker,
             image: image.clone(),
             known,
             name,
             network,
+            owns_network: alone,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             published,
             created: false,
@@ -957,6 +954,9 @@ impl Container {
                 .await;
         }
         self.force_remove_container().await;
+        if !self.owns_network {
+            return;
+        }
         let _ = self
             .docker
             .call(
@@ -970,6 +970,55 @@ impl Container {
     pub async fn shutdown(mut self) {
         self.remove().await;
     }
+}
+
+/// Creates a Docker network, registered for [`sweep`] first.
+async fn create_network(docker: &Docker, network: &str) -> Result<()> {
+    // Remembered first: a signal during the call must still find it.
+    remember(Created::Network(network.to_string()));
+    if let Err(e) = docker
+        .call(
+            docker::network_create_args(network, &labels()),
+            docker::CHANGE,
+        )
+        .await
+    {
+        let _ = docker
+            .call(
+                docker::network_rm_args(&[network.to_string()]),
+                docker::QUICK,
+            )
+            .await;
+        forget(&Created::Network(network.to_string()));
+        return Err(Error::env(
+            format!("creating Docker network {network}: {e}"),
+            "check `docker network ls`; remove leftovers with `docker network prune`",
+        ));
+    }
+    Ok(())
+}
+
+/// The network this process's containers share, made on first use and
+/// removed by [`sweep`]. One network per container ran Docker out of
+/// address pools: its defaults hold about 30 bridge networks, and the
+/// full matrix, with 16 cells at once, the containers started ahead and
+/// the shared RabbitMQ nodes, had more up at once (`could not find an
+/// available, non-overlapping IPv4 address pool`, 105 cells of 675). A
+/// container's network only matters to a scenario that cuts it
+/// ([`Container::start_alone`]); containers on one network never talk to
+/// each other. Also cheaper: a network's create and removal cost ~0.1
+/// CPU-seconds of Docker's.
+static SHARED_NETWORK: tokio::sync::Mutex<Option<String>> = tokio::sync::Mutex::const_new(None);
+
+async fn shared_network(docker: &Docker) -> Result<String> {
+    let mut shared = SHARED_NETWORK.lock().await;
+    if let Some(name) = &*shared {
+        return Ok(name.clone());
+    }
+    let name = format!("mqtt-hil-{}-net", std::process::id());
+    create_network(docker, &name).await?;
+    *shared = Some(name.clone());
+    Ok(name)
 }
 
 /// The labels on everything the harness makes.
@@ -1044,6 +1093,8 @@ pub async fn sweep() {
             .call(docker::network_rm_args(&networks), docker::CHANGE)
             .await;
     }
+    // Made again by the next container this process starts.
+    *SHARED_NETWORK.lock().await = None;
 }
 
 /// Names of the `mqtt-hil-` containers and networks on this engine (any

@@ -31,6 +31,32 @@ pub use hooks::{HookContext, Hooks};
 pub use mosquitto::Mosquitto;
 pub use profile::{Convention, Declared, Profile};
 
+/// What a scenario does to its broker, which decides what its broker may
+/// share with other scenarios'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tenure {
+    /// No broker action: under a matrix, a tenant of a shared container
+    /// where the image has tenants ([`tenancy`]).
+    Tenant,
+    /// Restarts, kills or pauses its broker: a broker of its own.
+    Own,
+    /// Cuts its broker off the network: a container on a Docker network of
+    /// its own, too.
+    OwnNetwork,
+}
+
+impl Tenure {
+    pub fn of(scenario: &crate::scenario::Scenario) -> Tenure {
+        if scenario.cuts_broker_network() {
+            Tenure::OwnNetwork
+        } else if scenario.acts_on_broker() {
+            Tenure::Own
+        } else {
+            Tenure::Tenant
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerSpec {
     /// A local mosquitto process on a free loopback port, persistence on.
@@ -213,20 +239,22 @@ pub enum Broker {
 
 impl Broker {
     /// Starts (or, external, checks) the broker; `hooks` carry out the
-    /// broker steps of an external one. `shareable`: the scenario takes no
-    /// broker action, so under a matrix it may run as a tenant of a shared
-    /// container ([`tenancy`]).
+    /// broker steps of an external one. `tenure`: what the scenario does
+    /// to it ([`Tenure`]).
     pub async fn start(
         spec: &BrokerSpec,
         workdir: &Path,
         hooks: Option<HookContext>,
-        shareable: bool,
+        tenure: Tenure,
     ) -> Result<Broker> {
         Ok(match spec {
             BrokerSpec::Mosquitto => Broker::Mosquitto(Mosquitto::start(workdir).await?),
             BrokerSpec::Embedded => Broker::Embedded(Embedded::start().await?),
+            BrokerSpec::Container(image) if tenure == Tenure::OwnNetwork => {
+                Broker::Container(Box::new(Container::start_alone(image).await?))
+            }
             BrokerSpec::Container(image) => {
-                if shareable {
+                if tenure == Tenure::Tenant {
                     if let Some(t) = warm::lease(image).await {
                         return Ok(Broker::Tenant(Box::new(t?)));
                     }

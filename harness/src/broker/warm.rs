@@ -20,6 +20,11 @@
 //! way, and main's [`super::container::sweep`] removes every container and
 //! network made so far (each is registered before it is created).
 //!
+//! The pool also carries the run's [`Tenancy`], if any: cells that take no
+//! broker action on an image with tenants (RabbitMQ) lease a never-used
+//! vhost of a shared node instead ([`lease`], [`super::tenancy`]), and are
+//! left out of the needs given here.
+//!
 //! The plan ([`Lookahead`]) is pure state, tested without Docker; the pool
 //! is its thin shell over tokio tasks.
 

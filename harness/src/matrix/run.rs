@@ -6,8 +6,11 @@
 //! Container brokers start ahead of need: the cells' broker starts are
 //! known before the first cell runs, so a [`Warm`] pool starts the next
 //! ones (at most `-j`, capped at [`MAX_WARM`]) while cells run, and a cell
-//! whose broker is RabbitMQ does not wait its ~16 s start. Each cell still
-//! gets a fresh container of its own (see [`crate::broker::warm`]).
+//! whose broker is RabbitMQ does not wait its start. A cell gets a fresh
+//! container of its own (see [`crate::broker::warm`]), except on an image
+//! with tenants (RabbitMQ): there a cell that takes no broker action runs
+//! on a never-used vhost of a shared node ([`crate::broker::tenancy`]),
+//! and costs the pool what a light cell does.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -180,6 +183,9 @@ fn broker_starts(
                 continue;
             }
             let need = match broker {
+                // A network cut's container is made for it, on a network
+                // of its own (broker::Tenure): not started ahead.
+                BrokerSpec::Container(_) if s.cuts_broker_network() => None,
                 BrokerSpec::Container(image) if runner::starts_broker(s, &run_cfg) => {
                     match tenant_of(broker, s) {
                         Some(image) => {

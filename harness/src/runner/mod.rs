@@ -101,7 +101,7 @@ pub async fn run_recorded(scenario: &Scenario, cfg: &RunConfig, recorder: Record
             &cfg.broker,
             &dir,
             cfg.deviations.hook_context(&dir),
-            !scenario.acts_on_broker(),
+            crate::broker::Tenure::of(scenario),
         ),
     )
     .await;

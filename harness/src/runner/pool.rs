@@ -375,7 +375,9 @@ pub fn memory_available() -> Option<u64> {
 /// many at once as its own default lets, and a mix of them never costs
 /// more: on 2 cores, 16 places — a cell on the mosquitto process, the
 /// embedded broker or a mosquitto, NATS or amqtt container takes 1, on
-/// RabbitMQ 4, on an external broker all 16 (alone). Returns the
+/// RabbitMQ 4 (a RabbitMQ cell that runs as a tenant of a shared node
+/// starts no broker and takes 1: `matrix::run`), on an external broker all
+/// 16 (alone). Returns the
 /// places and each broker's share, in `brokers`' order.
 pub fn weights(
     target: &crate::target::TargetSpec,

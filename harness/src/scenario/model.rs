@@ -177,6 +177,14 @@ impl Scenario {
             .iter()
             .any(|s| matches!(s.action, Action::Broker(_)))
     }
+
+    /// Whether a step cuts the broker off its network (`disconnect`,
+    /// `reconnect`): a container broker then needs a network of its own.
+    pub fn cuts_broker_network(&self) -> bool {
+        self.steps.iter().any(
+            |s| matches!(&s.action, Action::Broker(a) if a == "disconnect" || a == "reconnect"),
+        )
+    }
 }
 
 #[derive(Clone, Debug)]
