@@ -58,6 +58,22 @@ fn swept<F: std::future::Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Outpu
     r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
+/// Runs `f` on a fresh runtime with the image `image` names, swept after
+/// ([`swept`]); does nothing (or fails, where Docker is required) when
+/// the image or the engine is missing ([`docker_ready`]).
+fn on_image<F, Fut>(image: &str, f: F)
+where
+    F: FnOnce(mqtt_hil::broker::container::ImageRef) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if !docker_ready(image) {
+        return;
+    }
+    let image = mqtt_hil::broker::container::ImageRef::parse(image).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    swept(&rt, f(image));
+}
+
 /// Containers and networks named for process `pid`, as the engine lists them.
 fn leftovers(pid: u32) -> Vec<String> {
     let prefix = format!("mqtt-hil-{pid}-");
@@ -523,14 +539,9 @@ mod wire {
 /// same image says it is not.
 #[test]
 fn a_fresh_container_holds_no_session_of_the_last() {
-    use mqtt_hil::broker::container::{Container, ImageRef};
+    use mqtt_hil::broker::container::Container;
     for image in ["mqtt-hil/rabbitmq:3.10", "mqtt-hil/amqtt:0.12.1"] {
-        if !docker_ready(image) {
-            continue;
-        }
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        swept(&rt, async {
-            let image = ImageRef::parse(image).unwrap();
+        on_image(image, |image| async move {
             let id = format!("iso-{}", std::process::id());
             let first = Container::start(&image).await.expect("first container");
             let (mut s, present) = wire::connect(first.addr(), &id).await;
@@ -566,16 +577,9 @@ fn a_fresh_container_holds_no_session_of_the_last() {
 /// (3.10 would close a connection of the same client id on another vhost).
 #[test]
 fn tenants_of_one_container_share_nothing() {
-    use mqtt_hil::broker::container::ImageRef;
     use mqtt_hil::broker::tenancy::Tenancy;
     use std::time::Duration;
-    let image = "mqtt-hil/rabbitmq:3.10";
-    if !docker_ready(image) {
-        return;
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    swept(&rt, async {
-        let image = ImageRef::parse(image).unwrap();
+    on_image("mqtt-hil/rabbitmq:3.10", |image| async move {
         let id = format!("ten-{}", std::process::id());
         let pool = Tenancy::new(vec![(image.clone(), 3)]);
         let first = pool
@@ -649,16 +653,10 @@ fn tenants_of_one_container_share_nothing() {
 /// another. The control: two different ids on two vhosts both stay open.
 #[test]
 fn rabbitmq_3_10_takes_client_ids_over_across_vhosts() {
-    use mqtt_hil::broker::container::{Container, ImageRef};
+    use mqtt_hil::broker::container::Container;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let image = "mqtt-hil/rabbitmq:3.10";
-    if !docker_ready(image) {
-        return;
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    swept(&rt, async {
-        let image = ImageRef::parse(image).unwrap();
+    on_image("mqtt-hil/rabbitmq:3.10", |image| async move {
         let host = Container::start_host(&image).await.expect("a host");
         let (a, b) = (host.tenant_addr(0).unwrap(), host.tenant_addr(1).unwrap());
         // Open after a PINGREQ: it answers PINGRESP (0xd0 0x00).

@@ -563,14 +563,10 @@ impl Container {
         known.promises
     }
 
-    /// What a container of `image` promises (an unknown image: nothing).
-    pub fn promises_of_image(image: &ImageRef) -> Promises {
-        image.known().unwrap_or(&UNKNOWN).promises
-    }
-
-    /// How long a container of `image` may take to get ready.
-    pub fn startup_of(image: &ImageRef) -> Duration {
-        image.known().unwrap_or(&UNKNOWN).startup
+    /// How long bringing a broker of `known` up again may take: a
+    /// graceful stop (up to 10 s) plus a start.
+    pub fn startup_allowance_of(known: &KnownImage) -> Duration {
+        known.startup + Duration::from_secs(10)
     }
 
     /// A container for one scenario, its MQTT port published on a fixed
@@ -805,10 +801,6 @@ impl Container {
         self.addr
     }
 
-    pub fn image(&self) -> &ImageRef {
-        &self.image
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -827,8 +819,7 @@ impl Container {
     }
 
     pub fn startup_allowance(&self) -> Duration {
-        // Stop (up to 10s grace) plus a start.
-        self.known.startup + Duration::from_secs(10)
+        Container::startup_allowance_of(self.known)
     }
 
     pub fn promises(&self) -> Promises {

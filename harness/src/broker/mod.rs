@@ -298,9 +298,7 @@ impl Broker {
     pub fn startup_allowance(&self) -> std::time::Duration {
         match self {
             Broker::Container(c) => c.startup_allowance(),
-            Broker::Tenant(t) => {
-                Container::startup_of(t.image()) + std::time::Duration::from_secs(10)
-            }
+            Broker::Tenant(t) => t.startup_allowance(),
             Broker::External(e) => e.startup_allowance(),
             _ => std::time::Duration::from_secs(10),
         }
@@ -311,7 +309,7 @@ impl Broker {
             Broker::Mosquitto(_) => Mosquitto::PROMISES,
             Broker::Embedded(_) => Embedded::PROMISES,
             Broker::Container(c) => c.promises(),
-            Broker::Tenant(t) => Container::promises_of_image(t.image()),
+            Broker::Tenant(t) => t.promises(),
             Broker::External(_) => Promises {
                 persists_across_restart: false,
                 persists_across_kill: false,

@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::container::{AtOnce, Container, ImageRef};
+use super::container::{AtOnce, Container, ImageRef, KnownImage};
+use super::Promises;
 use crate::error::{Error, Result};
 
 /// One host's state in the plan.
@@ -149,7 +150,6 @@ impl Plan {
 type Ready = Option<std::result::Result<(SocketAddr, String), String>>;
 
 struct Host {
-    image: ImageRef,
     ready: watch::Receiver<Ready>,
     start: Option<JoinHandle<Result<Container>>>,
 }
@@ -204,19 +204,15 @@ impl Tenancy {
             debug_assert_eq!(h, st.hosts.len(), "hosts start in plan order");
             let image = st.images[st.plan.hosts[h].image].clone();
             let (tx, rx) = watch::channel(None);
-            let start = {
-                let image = image.clone();
-                tokio::spawn(async move {
-                    let r = Container::start_host(&image).await;
-                    let _ = tx.send(Some(match &r {
-                        Ok(c) => Ok((c.addr(), c.name().to_string())),
-                        Err(e) => Err(e.to_string()),
-                    }));
-                    r
-                })
-            };
+            let start = tokio::spawn(async move {
+                let r = Container::start_host(&image).await;
+                let _ = tx.send(Some(match &r {
+                    Ok(c) => Ok((c.addr(), c.name().to_string())),
+                    Err(e) => Err(e.to_string()),
+                }));
+                r
+            });
             st.hosts.push(Host {
-                image,
                 ready: rx,
                 start: Some(start),
             });
@@ -295,11 +291,6 @@ impl Tenancy {
     pub fn hosts_started(&self) -> usize {
         self.state().hosts.len()
     }
-
-    /// The image of each host started so far.
-    pub fn host_images(&self) -> Vec<ImageRef> {
-        self.state().hosts.iter().map(|h| h.image.clone()).collect()
-    }
 }
 
 impl Drop for Tenancy {
@@ -339,8 +330,18 @@ impl Tenant {
         self.addr
     }
 
-    pub fn image(&self) -> &ImageRef {
-        &self.image
+    fn known(&self) -> &'static KnownImage {
+        // Tenancy::new keeps only images KNOWN gives tenants.
+        self.image.known().expect("a leased image is a known one")
+    }
+
+    pub fn promises(&self) -> Promises {
+        self.known().promises
+    }
+
+    /// As a container of its image would have (it takes no broker step).
+    pub fn startup_allowance(&self) -> std::time::Duration {
+        Container::startup_allowance_of(self.known())
     }
 
     pub fn describe(&self) -> String {
